@@ -1,0 +1,65 @@
+"""Knockout: a live elimination quiz. `create_app` builds the Flask app."""
+import logging
+from pathlib import Path
+
+import redis
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import Config, persistent_secret
+from .extensions import csrf, db, htmx, limiter, login_manager, migrate, sock
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: type | None = None) -> Flask:
+    """Build the app: config, extensions, blueprints, CLI."""
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+                instance_path=(config or Config).INSTANCE_PATH)
+    app.config.from_object(config or Config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
+        if not app.config[key]:
+            app.config[key] = persistent_secret(Path(app.instance_path), filename)
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if not app.config["REDIS_URL"]:
+        from .embedded import ensure_redis
+        app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))
+    app.extensions["knockout_redis"] = redis.Redis.from_url(app.config["REDIS_URL"])
+    app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+    sock.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    from .web import admin, api, display, errors, play
+    for module in (play, display, admin, api, errors):
+        app.register_blueprint(module.bp)
+    csrf.exempt(api.bp)
+
+    from . import cli
+    cli.register(app)
+    return app
+
+
+def _limiter_uri(redis_url: str) -> str:
+    """Flask-Limiter's storage: the same Redis (its unix-socket scheme is spelled differently)."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL, a busy timeout and enforced foreign keys, on SQLite only."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()

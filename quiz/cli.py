@@ -1,0 +1,114 @@
+"""`flask --app quiz …` commands for operators."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from .config import persistent_secret
+from .extensions import db
+from .models import AdminUser, Challenge
+
+ROOT = Path(__file__).resolve().parent.parent
+questions_cli = AppGroup("questions", help="The question bank.")
+admin_cli = AppGroup("admin", help="Organizer accounts.")
+
+
+@questions_cli.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load_questions(path: Path):
+    """Load rounds and questions from a YAML file (idempotent; all or nothing)."""
+    from .questions import BankError, apply_bank, parse_bank
+    try:
+        changes = apply_bank(parse_bank(path.read_text(encoding="utf-8")))
+        db.session.commit()
+    except (BankError, UnicodeDecodeError) as error:
+        db.session.rollback()
+        raise click.ClickException(f"{path}: {error}. Nothing was changed.")
+    click.echo("\n".join(changes) if changes else f"{path}: already loaded, nothing to change.")
+
+
+@admin_cli.command("create")
+@click.option("--username", default="admin", show_default=True)
+@click.password_option(help="The organizer's password (asked for if not given).")
+def create_admin(username: str, password: str):
+    """Create an organizer account, or set a new password for an existing one."""
+    ensure_admin(username, password, reset=True)
+    click.echo(f"Organizer '{username}' can log in at /admin.")
+
+
+def ensure_admin(username: str, password: str, reset: bool = False) -> bool:
+    """Create `username` with `password` if missing (or reset it); True if the password is now `password`."""
+    user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is None:
+        user = AdminUser(username=username)
+        db.session.add(user)
+    elif not reset:
+        return user.check_password(password)
+    user.set_password(password)
+    db.session.commit()
+    return True
+
+
+@click.command("demo")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to let phones on the LAN join.")
+def demo(port: int, host: str):
+    """Set up the database and the demo bank, then run web, worker and Redis until Ctrl-C."""
+    from flask_migrate import upgrade
+    upgrade(directory=str(ROOT / "migrations"))
+    if not db.session.scalar(select(func.count()).select_from(Challenge)):
+        from .questions import apply_bank, parse_bank
+        apply_bank(parse_bank((ROOT / "questions" / "demo.yaml").read_text()))
+        db.session.commit()
+    password = current_app.config["ADMIN_PASSWORD"] or persistent_secret(Path(current_app.instance_path), "admin_password")
+    known = ensure_admin("admin", password)
+    env = dict(os.environ, REDIS_URL=current_app.config["REDIS_URL"], BIND=f"{host}:{port}")
+    env.setdefault("PUBLIC_BASE_URL", current_app.config["PUBLIC_BASE_URL"])
+    children = [subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env),
+                subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env)]
+    base = current_app.config["PUBLIC_BASE_URL"]
+    time.sleep(1.5)
+    click.echo("\n" + "\n".join([
+        "Knockout is running (Ctrl-C stops web, worker and Redis).",
+        f"  Participants join: {base}/register",
+        f"  Projector:         {base}/display",
+        f"  Admin console:     {base}/admin   user: admin   password: "
+        + (password if known else "(the one you set with `flask --app quiz admin create`)"),
+        f"  API token:         {current_app.config['ADMIN_API_TOKEN']}",
+        f"  Redis:             {current_app.config['REDIS_URL']}",
+    ]) + "\n")
+    _wait_then_stop(children)
+
+
+def _wait_then_stop(children: list[subprocess.Popen]) -> None:
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        child.wait(timeout=15)
+    if not os.environ.get("REDIS_URL"):
+        from .embedded import stop_redis
+        stop_redis(Path(current_app.instance_path))
+
+
+def register(app) -> None:
+    """Attach the command groups to the app."""
+    app.cli.add_command(questions_cli)
+    app.cli.add_command(admin_cli)
+    app.cli.add_command(demo)

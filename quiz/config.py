@@ -1,0 +1,74 @@
+"""Configuration from environment variables (a `.env` file is read too)."""
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("KNOCKOUT_INSTANCE", ROOT / "instance"))
+
+load_dotenv(ROOT / ".env")
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def persistent_secret(instance: Path, name: str) -> str:
+    """A random secret kept in `instance/`, so it survives restarts of the embedded setup."""
+    path = instance / name
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(24)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+class Config:
+    """Production and embedded settings; every name here is documented in the README."""
+
+    INSTANCE_PATH = str(INSTANCE)
+    # Unset secrets are generated once and kept in instance/ (see create_app).
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'knockout.db'}"
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Empty means: start (or reuse) the embedded Redis server in instance/.
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    STORAGE_URL = os.environ.get("STORAGE_URL") or f"file://{INSTANCE / 'storage'}"
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
+    SMS_BACKEND = os.environ.get("SMS_BACKEND", "outbox")
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    ADMIN_API_TOKEN = os.environ.get("ADMIN_API_TOKEN", "")
+    ADMIN_PASSWORD = os.environ.get("ADMIN_PASSWORD", "")
+    RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
+    RATELIMIT_HEADERS_ENABLED = True
+    # Submissions arriving this long after a round's time limit still count (requests in flight).
+    SUBMIT_GRACE_SECONDS = float(os.environ.get("SUBMIT_GRACE_SECONDS", "3"))
+    # Region assumed for phone numbers typed without a +country code.
+    PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
+    EVENT_NAME = os.environ.get("EVENT_NAME", "Knockout")
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
+    # A phone left open all day must still be able to submit: no CSRF token expiry.
+    WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+
+
+class TestConfig(Config):
+    """Settings for the test suite; the fixtures fill in database and Redis."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    ADMIN_API_TOKEN = "test-token"
+    ADMIN_PASSWORD = "test-password"
+    PUBLIC_BASE_URL = "http://quiz.test"
+    RATELIMIT_ENABLED = False
+    SUBMIT_GRACE_SECONDS = 1.0

@@ -1,0 +1,63 @@
+"""Personal links: /f/<code>, one per participant per round, checked against the database on every click."""
+import random
+import re
+import secrets
+
+from flask import current_app
+from sqlalchemy import and_, insert, select
+
+from .errors import QuizError
+from .extensions import db
+from .models import Challenge, FormLink, Participant, Question
+
+# 16 random bytes: 128 bits, far past guessing; 22 URL-safe characters.
+CODE_BYTES = 16
+CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,32}")
+
+
+def new_code() -> str:
+    """A fresh unguessable code."""
+    return secrets.token_urlsafe(CODE_BYTES)
+
+
+def link_url(code: str) -> str:
+    """The URL a participant opens; it never expires on its own."""
+    return f"{current_app.config['PUBLIC_BASE_URL']}/f/{code}"
+
+
+def report_url(code: str) -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL']}/r/{code}"
+
+
+def find_link(code: str) -> FormLink:
+    """The link for `code`, or a clear 404 (malformed and unknown codes look the same)."""
+    link = None
+    if CODE_PATTERN.fullmatch(code or ""):
+        link = db.session.scalar(select(FormLink).where(FormLink.code == code))
+    if link is None:
+        raise QuizError("This link is not valid. Check that you opened the whole link from your SMS.",
+                        code="unknown_link", status=404)
+    return link
+
+
+def ensure_links(participant_ids: list[int] | None = None) -> int:
+    """Create the missing links (participant × round); returns how many were made."""
+    query = (select(Participant.id, Challenge.id)
+             .join(Challenge, db.true())
+             .outerjoin(FormLink, and_(FormLink.participant_id == Participant.id,
+                                       FormLink.challenge_id == Challenge.id))
+             .where(FormLink.id.is_(None)))
+    if participant_ids is not None:
+        query = query.where(Participant.id.in_(participant_ids))
+    rows = [{"participant_id": p, "challenge_id": c, "code": new_code(), "seed": secrets.randbits(31)}
+            for p, c in db.session.execute(query)]
+    if rows:
+        db.session.execute(insert(FormLink), rows)
+    return len(rows)
+
+
+def shuffled_choices(link: FormLink, question: Question) -> list[tuple[int, str]]:
+    """This participant's order of a question's choices, as (original index, text)."""
+    choices = list(enumerate(question.choices))
+    random.Random(link.seed * 1_000_003 + question.id).shuffle(choices)
+    return choices

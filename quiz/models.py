@@ -1,0 +1,176 @@
+"""Every table. The database is the source of truth; constraints guard the rules."""
+from datetime import datetime, timedelta
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .clock import utcnow
+from .errors import QuizError
+from .extensions import db
+
+SCORING_MODES = ("accuracy", "speed")
+ELIMINATION_REASONS = ("unanswered", "ranked_out", "disqualified")
+
+
+class Participant(db.Model):
+    """A player; their personal links are their only credential."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
+    company: Mapped[str] = mapped_column(String(100), default="")
+    consent: Mapped[bool] = mapped_column(default=False)
+    report_code: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Number of the round that knocked this player out; None while in the game.
+    eliminated_in: Mapped[int | None] = mapped_column(index=True)
+    elimination_reason: Mapped[str | None] = mapped_column(String(20))
+
+    links: Mapped[list["FormLink"]] = relationship(back_populates="participant", lazy="raise_on_sql")
+
+    @property
+    def in_game(self) -> bool:
+        return self.eliminated_in is None
+
+
+class Challenge(db.Model):
+    """A round: draft → open → closed."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    time_limit_seconds: Mapped[int | None]
+    keep_fraction: Mapped[float] = mapped_column(default=0.5)
+    keep_count: Mapped[int | None]
+    scoring: Mapped[str] = mapped_column(String(20), default="accuracy")
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    opened_at: Mapped[datetime | None]
+    closes_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    questions: Mapped[list["Question"]] = relationship(
+        back_populates="challenge", order_by="Question.position", cascade="all, delete-orphan")
+
+    def open(self, now: datetime) -> None:
+        """Open the round; its clock (if it has a time limit) starts now."""
+        if self.status != "draft":
+            raise QuizError(f"Round {self.number} is already {self.status}.", code=f"already_{self.status}")
+        self.status = "open"
+        self.opened_at = now
+        if self.time_limit_seconds:
+            self.closes_at = now + timedelta(seconds=self.time_limit_seconds)
+
+    def close(self, now: datetime) -> None:
+        """Stop the round; elimination follows in the same transaction (rounds.close_round)."""
+        if self.status != "open":
+            raise QuizError(f"Round {self.number} is {self.status}, not open.", code=f"not_open")
+        self.status = "closed"
+        self.closed_at = now
+
+    def deadline(self, grace: float) -> datetime | None:
+        """The last moment a submission may arrive, or None while nothing limits it."""
+        ends = [t for t in (self.closes_at, self.closed_at) if t is not None]
+        return min(ends) + timedelta(seconds=grace) if ends else None
+
+
+class Question(db.Model):
+    """A multiple-choice question; `answer` lists the correct choices."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    choices: Mapped[list] = mapped_column(JSON)
+    answer: Mapped[list] = mapped_column(JSON)
+    points: Mapped[int] = mapped_column(default=1)
+
+    challenge: Mapped[Challenge] = relationship(back_populates="questions")
+
+    __table_args__ = (UniqueConstraint("challenge_id", "position"),)
+
+    @property
+    def multiple(self) -> bool:
+        return len(self.answer) > 1
+
+
+class FormLink(db.Model):
+    """A participant's personal link for one round: /f/<code>."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    seed: Mapped[int]  # shuffles this participant's choices
+    started_at: Mapped[datetime | None]  # the Start press; the response clock runs from here
+
+    participant: Mapped[Participant] = relationship(back_populates="links")
+    challenge: Mapped[Challenge] = relationship()
+
+    __table_args__ = (UniqueConstraint("participant_id", "challenge_id"),)
+
+
+class Submission(db.Model):
+    """A participant's answers to one round: one row at most, by a unique key."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
+    answers: Mapped[dict] = mapped_column(JSON)
+    score: Mapped[int]
+    correct: Mapped[int]
+    response_time: Mapped[float]  # seconds, Start press to arrival, server clock
+    submitted_at: Mapped[datetime]
+    rank: Mapped[int | None]  # set when the round closes
+
+    __table_args__ = (
+        UniqueConstraint("participant_id", "challenge_id"),
+        Index("ix_submission_challenge_rank", "challenge_id", "rank"),
+    )
+
+
+class Message(db.Model):
+    """An SMS, queued then sent or failed; the `outbox` backend just keeps it here."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participant.id", ondelete="SET NULL"))
+    challenge_id: Mapped[int | None] = mapped_column(ForeignKey("challenge.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20))
+    to: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # One round link per participant per round, however often sending is retried.
+        UniqueConstraint("kind", "challenge_id", "participant_id"),
+        Index("ix_message_challenge_status", "challenge_id", "status"),
+    )
+
+
+class AdminUser(UserMixin, db.Model):
+    """An organizer who can log in to the console."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class AuditEntry(db.Model):
+    """Who did what in the console or the API, shown in the console."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[str] = mapped_column(Text, default="")

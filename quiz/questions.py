@@ -1,0 +1,186 @@
+"""The question bank: YAML in, rounds and questions out, all or nothing."""
+from dataclasses import dataclass, field
+
+import yaml
+from sqlalchemy import select
+
+from .extensions import db
+from .links import ensure_links
+from .models import SCORING_MODES, Challenge, Question
+
+ROUND_KEYS = {"number", "title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring", "questions"}
+QUESTION_KEYS = {"text", "choices", "answer", "points"}
+
+
+class BankError(Exception):
+    """A problem in the file, with the line it is on."""
+
+    def __init__(self, line: int | None, problem: str):
+        self.line, self.problem = line, problem
+        super().__init__(f"line {line}: {problem}" if line else problem)
+
+
+@dataclass
+class RoundSpec:
+    number: int
+    title: str
+    time_limit_seconds: int | None = None
+    keep_fraction: float = 0.5
+    keep_count: int | None = None
+    scoring: str = "accuracy"
+    questions: list[dict] = field(default_factory=list)
+
+
+def _line(node) -> int:
+    return node.start_mark.line + 1
+
+
+def _mapping(node, what: str, allowed: set[str]) -> dict:
+    if not isinstance(node, yaml.MappingNode):
+        raise BankError(_line(node), f"{what} should be a mapping of keys to values.")
+    result = {}
+    for key_node, value_node in node.value:
+        key = key_node.value
+        if key not in allowed:
+            raise BankError(_line(key_node), f"unknown key '{key}' in {what} (expected one of: {', '.join(sorted(allowed))}).")
+        if key in result:
+            raise BankError(_line(key_node), f"'{key}' appears twice in {what}.")
+        result[key] = value_node
+    return result
+
+
+def _sequence(node, what: str) -> list:
+    if not isinstance(node, yaml.SequenceNode):
+        raise BankError(_line(node), f"{what} should be a list.")
+    return node.value
+
+
+def _scalar(node, what: str, kind, check=None, problem: str = ""):
+    """A typed scalar read through PyYAML's own resolver (so `120` is an int and `S3` a string)."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise BankError(_line(node), f"{what} should be a single value.")
+    value = yaml.safe_load(yaml.serialize(node))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = node.value  # a choice like 42 is text to show
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool or (check and not check(value)):
+        raise BankError(_line(node), f"{what} {problem or f'should be a {kind.__name__}'} (got '{node.value}').")
+    return value
+
+
+def _question(node, where: str) -> dict:
+    spec = _mapping(node, where, QUESTION_KEYS)
+    for key in ("text", "choices", "answer"):
+        if key not in spec:
+            raise BankError(_line(node), f"{where} has no '{key}'.")
+    text = _scalar(spec["text"], f"{where} text", str, lambda v: v.strip(), "should not be empty")
+    choices = [_scalar(c, f"{where} choice", str, lambda v: v.strip(), "should not be empty")
+               for c in _sequence(spec["choices"], f"{where} choices")]
+    if len(choices) < 2:
+        raise BankError(_line(spec["choices"]), f"{where} needs at least two choices.")
+    if len(set(choices)) != len(choices):
+        raise BankError(_line(spec["choices"]), f"{where} lists the same choice twice.")
+    answer_nodes = spec["answer"].value if isinstance(spec["answer"], yaml.SequenceNode) else [spec["answer"]]
+    answer = [_scalar(a, f"{where} answer", str) for a in answer_nodes]
+    for value, a_node in zip(answer, answer_nodes):
+        if value not in choices:
+            raise BankError(_line(a_node), f"{where} answer '{value}' is not one of its choices.")
+    if not answer or len(set(answer)) != len(answer):
+        raise BankError(_line(spec["answer"]), f"{where} needs one answer, or a list of distinct answers.")
+    points = 1
+    if "points" in spec:
+        points = _scalar(spec["points"], f"{where} points", int, lambda v: 1 <= v <= 1000, "should be 1 to 1000")
+    return {"text": text.strip(), "choices": choices, "answer": answer, "points": points}
+
+
+def _round(node, index: int) -> RoundSpec:
+    spec = _mapping(node, f"round #{index}", ROUND_KEYS)
+    for key in ("number", "title", "questions"):
+        if key not in spec:
+            raise BankError(_line(node), f"round #{index} has no '{key}'.")
+    number = _scalar(spec["number"], "number", int, lambda v: 1 <= v <= 1000, "should be a whole number from 1")
+    where = f"round {number}"
+    result = RoundSpec(number=number, title=_scalar(spec["title"], f"{where} title", str, lambda v: 0 < len(v.strip()) <= 200,
+                                                    "should be 1 to 200 characters").strip())
+    if "time_limit_seconds" in spec and spec["time_limit_seconds"].tag != "tag:yaml.org,2002:null":
+        result.time_limit_seconds = _scalar(spec["time_limit_seconds"], f"{where} time_limit_seconds", int,
+                                            lambda v: 5 <= v <= 86400, "should be 5 to 86400 seconds")
+    if "keep_fraction" in spec:
+        result.keep_fraction = _scalar(spec["keep_fraction"], f"{where} keep_fraction", float, lambda v: 0 < v <= 1,
+                                       "should be more than 0 and at most 1")
+    if "keep_count" in spec:
+        result.keep_count = _scalar(spec["keep_count"], f"{where} keep_count", int, lambda v: v >= 1, "should be 1 or more")
+    if "scoring" in spec:
+        result.scoring = _scalar(spec["scoring"], f"{where} scoring", str, lambda v: v in SCORING_MODES,
+                                 f"should be one of {', '.join(SCORING_MODES)}")
+    nodes = _sequence(spec["questions"], f"{where} questions")
+    if not nodes:
+        raise BankError(_line(spec["questions"]), f"{where} has no questions.")
+    result.questions = [_question(q, f"{where} question {i}") for i, q in enumerate(nodes, start=1)]
+    return result
+
+
+def parse_bank(text: str) -> list[RoundSpec]:
+    """Read and check a whole bank; BankError names the line and the problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise BankError(mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}")
+    if root is None:
+        raise BankError(None, "the file is empty; it should start with 'challenges:'.")
+    top = _mapping(root, "the file", {"challenges"})
+    if "challenges" not in top:
+        raise BankError(_line(root), "the file should start with 'challenges:'.")
+    rounds = [_round(node, i) for i, node in enumerate(_sequence(top["challenges"], "challenges"), start=1)]
+    seen = {}
+    for spec, node in zip(rounds, top["challenges"].value):
+        if spec.number in seen:
+            raise BankError(_line(node), f"round {spec.number} appears twice.")
+        seen[spec.number] = spec
+    return sorted(rounds, key=lambda r: r.number)
+
+
+def _same_questions(challenge: Challenge, spec: RoundSpec) -> bool:
+    current = [{"text": q.text, "choices": q.choices, "answer": q.answer, "points": q.points}
+               for q in challenge.questions]
+    return current == spec.questions
+
+
+def apply_bank(rounds: list[RoundSpec]) -> list[str]:
+    """Make the database match the bank (idempotent); returns what changed. The caller commits."""
+    existing = {c.number: c for c in db.session.scalars(select(Challenge))}
+    changes = []
+    for number, challenge in sorted(existing.items()):
+        if number not in {r.number for r in rounds}:
+            if challenge.status != "draft":
+                raise BankError(None, f"round {number} is {challenge.status} and cannot be removed from the bank.")
+            db.session.delete(challenge)
+            changes.append(f"removed round {number}")
+    for spec in rounds:
+        challenge = existing.get(spec.number)
+        settings = {k: getattr(spec, k) for k in ("title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring")}
+        if challenge is None:
+            challenge = Challenge(number=spec.number, **settings)
+            db.session.add(challenge)
+            changes.append(f"added round {spec.number} ({len(spec.questions)} questions)")
+        elif challenge.status != "draft":
+            if not _same_questions(challenge, spec) or any(getattr(challenge, k) != v for k, v in settings.items()):
+                raise BankError(None, f"round {spec.number} is {challenge.status}: its settings and questions can no longer change.")
+            continue
+        else:
+            changed = [k for k, v in settings.items() if getattr(challenge, k) != v]
+            for key in changed:
+                setattr(challenge, key, settings[key])
+            if not _same_questions(challenge, spec):
+                challenge.questions.clear()
+                db.session.flush()
+                changed.append("questions")
+            if changed:
+                changes.append(f"updated round {spec.number}: {', '.join(changed)}")
+        if not challenge.questions:
+            challenge.questions.extend(Question(position=i, **q) for i, q in enumerate(spec.questions, start=1))
+    db.session.flush()
+    ensure_links()
+    return changes

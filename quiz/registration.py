@@ -1,0 +1,105 @@
+"""Joining the game: validating what people type, and creating the participant."""
+import secrets
+import unicodedata
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import exists, or_, select
+
+from .errors import QuizError, ValidationError
+from .extensions import db
+from .links import ensure_links
+from .models import Challenge, Participant
+
+NAME_MAX = 80
+COMPANY_MAX = 100
+EMAIL_MAX = 254
+PHONE_MAX = 32
+
+
+# Bidi overrides would let a name reverse or garble the text beside it on the projector.
+BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _unprintable(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in BIDI_CONTROLS
+
+
+def _clean_text(value, field: str, maximum: int, required: bool, errors: dict) -> str:
+    """Trimmed single-line text without control characters."""
+    text = " ".join(str(value or "").split())
+    if any(_unprintable(ch) for ch in text):
+        errors[field] = "Please use letters, digits and punctuation only."
+    elif required and not text:
+        errors[field] = "Please fill this in."
+    elif len(text) > maximum:
+        errors[field] = f"Please keep this under {maximum} characters (it has {len(text)})."
+    return text
+
+
+def clean_phone(raw: str, region: str) -> str:
+    """The phone number in E.164, or ValueError with what to fix."""
+    if not raw:
+        raise ValueError("Please enter your mobile number: your round links come by SMS.")
+    if len(raw) > PHONE_MAX:
+        raise ValueError("That is too long for a phone number.")
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("That doesn't look like a phone number. Include the country code, e.g. +1 415 555 0100.")
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("That phone number isn't valid. Include the country code, e.g. +44 7700 900123.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def validate_registration(data) -> dict:
+    """Check a join form (HTML or JSON); returns clean values or raises ValidationError."""
+    errors: dict[str, str] = {}
+    clean = {
+        "name": _clean_text(data.get("name"), "name", NAME_MAX, True, errors),
+        "company": _clean_text(data.get("company"), "company", COMPANY_MAX, False, errors),
+    }
+    email = str(data.get("email") or "").strip()
+    try:
+        if len(email) > EMAIL_MAX:
+            raise EmailNotValidError("That email address is too long.")
+        clean["email"] = validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        errors["email"] = "Please enter your email address." if not email else str(exc)
+    try:
+        clean["phone"] = clean_phone(str(data.get("phone") or "").strip(), current_app.config["PHONE_DEFAULT_REGION"])
+    except ValueError as exc:
+        errors["phone"] = str(exc)
+    clean["consent"] = data.get("consent") in (True, "true", "on", "yes", "1", 1)
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+def registration_open() -> bool:
+    """Joining is possible until the first round has closed."""
+    return not db.session.scalar(select(exists().where(Challenge.status == "closed")))
+
+
+def register_participant(clean: dict) -> Participant:
+    """Create a participant and a link for every round; the caller commits."""
+    if not registration_open():
+        raise QuizError("Registration is closed: the game is already under way.", code="registration_closed")
+    taken = db.session.execute(select(Participant.email, Participant.phone).where(
+        or_(Participant.email == clean["email"], Participant.phone == clean["phone"]))).first()
+    if taken:
+        raise duplicate_error(email_taken=taken.email == clean["email"])
+    participant = Participant(report_code=secrets.token_urlsafe(16), **clean)
+    db.session.add(participant)
+    db.session.flush()
+    ensure_links([participant.id])
+    return participant
+
+
+def duplicate_error(email_taken: bool) -> QuizError:
+    """The answer to a second registration: never a second player."""
+    field = "email" if email_taken else "phone"
+    what = "email address" if email_taken else "phone number"
+    message = f"This {what} is already registered. Your links come by SMS; ask the help desk if they don't."
+    return QuizError(message, code="already_registered", fields={field: message})

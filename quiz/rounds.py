@@ -1,0 +1,230 @@
+"""A round's life: open it, start a player's clock, take answers, close it and eliminate."""
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import scoring
+from .errors import QuizError, ValidationError
+from .extensions import db
+from .jobs import enqueue_after_commit
+from .links import ensure_links, shuffled_choices
+from .models import Challenge, FormLink, Participant, Submission
+from .ranking import Entry, Outcome, rank_round
+
+# The page states of /f/<code>, in the order a player meets them.
+NOT_OPEN, READY, QUESTIONS, SUBMITTED, CLOSED, ELIMINATED = (
+    "not_open", "ready", "questions", "submitted", "closed", "eliminated")
+
+
+@dataclass(frozen=True)
+class CloseSummary:
+    """What closing a round did, for the console, the API and the log."""
+
+    number: int
+    submitted: int
+    kept: int
+    unanswered: int
+    ranked_out: int
+    winner_id: int | None
+
+
+def get_challenge(number: int, lock: bool = False) -> Challenge:
+    """Round `number`, or a 404 the organizer can act on."""
+    query = select(Challenge).where(Challenge.number == number)
+    if lock:
+        # Row lock on PostgreSQL: closers serialize, submitters (FOR SHARE) wait for them.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    challenge = db.session.scalar(query)
+    if challenge is None:
+        raise QuizError(f"There is no round {number}. Load the question bank first.", code="no_such_round", status=404)
+    return challenge
+
+
+def start_round(number: int, now: datetime) -> Challenge:
+    """Open round `number` (rounds go in order); the caller commits, then links are sent."""
+    challenge = get_challenge(number, lock=True)
+    unfinished = db.session.scalar(select(Challenge.number).where(
+        Challenge.number != number, Challenge.status == "open"))
+    if unfinished is None and challenge.status == "draft":
+        unfinished = db.session.scalar(select(Challenge.number).where(
+            Challenge.number < number, Challenge.status == "draft").order_by(Challenge.number))
+    if unfinished is not None:
+        raise QuizError(f"Round {unfinished} comes first: end it (or start it) before round {number}.",
+                        code="out_of_order")
+    if not challenge.questions:
+        raise QuizError(f"Round {number} has no questions. Load them first.", code="no_questions")
+    challenge.open(now)
+    ensure_links()
+    db.session.flush()
+    enqueue_after_commit("quiz.tasks.send_round_links", challenge.id, queue="notify",
+                         description=f"round {number}: send links")
+    deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
+    if deadline:
+        enqueue_after_commit("quiz.tasks.close_expired_round", challenge.id, at=deadline,
+                             description=f"close round {number} at its time limit")
+    return challenge
+
+
+def close_round(number: int, now: datetime) -> CloseSummary:
+    """Close round `number` and eliminate, in the caller's transaction."""
+    challenge = get_challenge(number, lock=True)
+    challenge.close(now)
+    db.session.flush()
+    outcome = eliminate(challenge)
+    last = not db.session.scalar(select(exists().where(Challenge.number > number)))
+    unanswered = db.session.scalar(select(db.func.count()).where(
+        Participant.eliminated_in == number, Participant.elimination_reason == "unanswered"))
+    return CloseSummary(number=number, submitted=len(outcome.order), kept=outcome.kept, unanswered=unanswered,
+                        ranked_out=len(outcome.ranked_out),
+                        winner_id=outcome.order[0] if last and outcome.order else None)
+
+
+def eliminate(challenge: Challenge) -> Outcome:
+    """Rank the round (a pure function), then apply it set-based: ranks, no-shows, the cut."""
+    rows = db.session.execute(
+        select(Submission.id, Submission.participant_id, Submission.score, Submission.response_time,
+               Submission.submitted_at)
+        .join(Participant, Participant.id == Submission.participant_id)
+        .where(Submission.challenge_id == challenge.id, Participant.eliminated_in.is_(None))).all()
+    outcome = rank_round([Entry(r.participant_id, r.score, r.response_time, r.submitted_at) for r in rows],
+                         challenge.keep_fraction, challenge.keep_count)
+    submission_of = {r.participant_id: r.id for r in rows}
+    if rows:
+        db.session.execute(update(Submission), [
+            {"id": submission_of[pid], "rank": place} for place, pid in enumerate(outcome.order, start=1)])
+    no_submission = ~exists().where(Submission.participant_id == Participant.id,
+                                    Submission.challenge_id == challenge.id)
+    below_cut = Participant.id.in_(select(Submission.participant_id).where(
+        Submission.challenge_id == challenge.id, Submission.rank > outcome.kept))
+    for condition, reason in ((no_submission, "unanswered"), (below_cut, "ranked_out")):
+        db.session.execute(
+            update(Participant).where(Participant.eliminated_in.is_(None), condition)
+            .values(eliminated_in=challenge.number, elimination_reason=reason)
+            .execution_options(synchronize_session=False))
+    db.session.expire_all()
+    return outcome
+
+
+def page_state(link: FormLink, now: datetime) -> str:
+    """Which page /f/<code> shows right now."""
+    challenge, participant = link.challenge, link.participant
+    if participant.eliminated_in is not None and participant.eliminated_in < challenge.number:
+        return ELIMINATED
+    if challenge.status == "draft":
+        return NOT_OPEN
+    if has_submitted(link):
+        return SUBMITTED
+    deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
+    if challenge.status == "closed" or participant.eliminated_in is not None or (deadline and now > deadline):
+        return CLOSED
+    return QUESTIONS if link.started_at else READY
+
+
+def has_submitted(link: FormLink) -> bool:
+    return db.session.scalar(select(exists().where(
+        Submission.participant_id == link.participant_id, Submission.challenge_id == link.challenge_id)))
+
+
+def refusal(state: str, link: FormLink) -> QuizError:
+    """Why a player cannot start or submit in `state`."""
+    number = link.challenge.number
+    return {
+        NOT_OPEN: QuizError(f"Round {number} hasn't started yet. Keep this page: it opens when the round does.",
+                            code="not_open"),
+        SUBMITTED: QuizError("Your answers are already in. Only the first submission counts.",
+                             code="already_submitted"),
+        CLOSED: QuizError(f"Round {number} is closed: answers are no longer accepted.", code="closed"),
+        ELIMINATED: QuizError(f"You were knocked out in round {link.participant.eliminated_in}, "
+                              "so this round isn't open to you.", code="eliminated", status=403),
+    }[state]
+
+
+def start_clock(link: FormLink, now: datetime) -> None:
+    """The Start press: the response clock runs from the first one (later presses change nothing)."""
+    state = page_state(link, now)
+    if state not in (READY, QUESTIONS):
+        raise refusal(state, link)
+    db.session.execute(update(FormLink).where(FormLink.id == link.id, FormLink.started_at.is_(None))
+                       .values(started_at=now).execution_options(synchronize_session=False))
+    db.session.refresh(link)
+
+
+def parse_answers(link: FormLink, form) -> list[list[str]]:
+    """The chosen choices per question, in question order; ValidationError says what to fix."""
+    questions = link.challenge.questions
+    known = {f"q{q.id}" for q in questions}
+    unknown = [key for key in form.keys() if key.startswith("q") and key not in known]
+    if unknown:
+        raise QuizError("These answers are for questions that are not in this round. Reload the page.",
+                        code="unknown_question", status=422)
+    errors, chosen = {}, []
+    for number, question in enumerate(questions, start=1):
+        raw = form.getlist(f"q{question.id}")
+        try:
+            picked = sorted({int(value) for value in raw})
+        except ValueError:
+            picked = [-1]
+        if any(not 0 <= i < len(question.choices) for i in picked) or len(picked) != len(raw):
+            errors[f"q{question.id}"] = f"Question {number}: that choice isn't one of the options. Pick again."
+        elif not picked:
+            errors[f"q{question.id}"] = f"Question {number} needs an answer."
+        elif len(picked) > 1 and not question.multiple:
+            errors[f"q{question.id}"] = f"Question {number} takes one answer."
+        chosen.append([question.choices[i] for i in picked if 0 <= i < len(question.choices)])
+    if errors:
+        raise ValidationError(errors, "Some answers need another look.")
+    return chosen
+
+
+def submit_answers(link: FormLink, form, now: datetime) -> Submission:
+    """Score and store a player's answers exactly once; the caller commits."""
+    # FOR SHARE on PostgreSQL: a concurrent close waits for this submission, or this one sees the close.
+    db.session.execute(select(Challenge.id).where(Challenge.id == link.challenge_id).with_for_update(read=True))
+    db.session.refresh(link.challenge)
+    state = page_state(link, now)
+    if state == READY:
+        raise QuizError("Press Start first: your clock starts when you do.", code="not_started")
+    if state != QUESTIONS:
+        raise refusal(state, link)
+    chosen = parse_answers(link, form)
+    challenge = link.challenge
+    response_time = max((now - link.started_at).total_seconds(), 0.0)
+    result = scoring.score([(q.answer, q.points) for q in challenge.questions], chosen, challenge.scoring,
+                           response_time, challenge.time_limit_seconds)
+    submission = Submission(
+        participant_id=link.participant_id, challenge_id=challenge.id, submitted_at=now,
+        answers={str(q.id): picked for q, picked in zip(challenge.questions, chosen)},
+        score=result.points, correct=result.correct, response_time=response_time)
+    try:
+        with db.session.begin_nested():
+            db.session.add(submission)
+    except IntegrityError:
+        raise refusal(SUBMITTED, link)
+    return submission
+
+
+def questions_for(link: FormLink) -> list[tuple]:
+    """The round's questions with this participant's shuffled choices; never the answer key."""
+    return [(q, shuffled_choices(link, q)) for q in link.challenge.questions]
+
+
+def current_challenge() -> Challenge | None:
+    """The open round, else the next one to open, else the last one."""
+    for status, order in (("open", Challenge.number), ("draft", Challenge.number),
+                          ("closed", Challenge.number.desc())):
+        challenge = db.session.scalar(select(Challenge).where(Challenge.status == status).order_by(order).limit(1))
+        if challenge:
+            return challenge
+    return None
+
+
+def winner() -> Participant | None:
+    """First place of the last round, once it has closed."""
+    last = db.session.scalar(select(Challenge).order_by(Challenge.number.desc()).limit(1))
+    if last is None or last.status != "closed":
+        return None
+    return db.session.scalar(select(Participant).join(Submission, Submission.participant_id == Participant.id)
+                             .where(Submission.challenge_id == last.id, Submission.rank == 1))

@@ -1,0 +1,106 @@
+"""The JSON API for scripts and integrations (the original event's endpoints); CSRF-exempt, no cookies."""
+import hmac
+from functools import wraps
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+
+from .. import rounds
+from ..audit import record
+from ..clock import utcnow
+from ..errors import QuizError
+from ..extensions import db
+from ..leaderboard import leaderboard
+from ..links import link_url, report_url
+from ..models import Challenge, FormLink, Message
+from ..notify import sms_progress
+from ..registration import register_participant, validate_registration
+from . import write
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400/415 that says what to send."""
+    if not request.is_json:
+        raise QuizError("Send a JSON body with 'Content-Type: application/json'.", code="not_json", status=415)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise QuizError("The body is not a JSON object. Send e.g. {\"name\": \"Ada\", ...}.", code="bad_json", status=400)
+    return data
+
+
+def admin_required(view):
+    """Bearer ADMIN_API_TOKEN, compared in constant time."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise QuizError("Send 'Authorization: Bearer <ADMIN_API_TOKEN>'.", code="unauthorized", status=401)
+        if not hmac.compare_digest(token.strip().encode(), current_app.config["ADMIN_API_TOKEN"].encode()):
+            raise QuizError("That API token is not valid.", code="forbidden", status=403)
+        return view(*args, **kwargs)
+    return wrapper
+
+
+@bp.post("/register")
+def register():
+    """Register a participant → 201 with their links."""
+    participant = write(register_participant, validate_registration(json_body()))
+    codes = db.session.execute(select(Challenge.number, Challenge.status, FormLink.code)
+                               .join(FormLink, FormLink.challenge_id == Challenge.id)
+                               .where(FormLink.participant_id == participant.id).order_by(Challenge.number)).all()
+    current = rounds.current_challenge()
+    current_url = next((link_url(code) for number, _, code in codes if current and number == current.number), None)
+    return jsonify(user_id=participant.id, form_urls={str(n): link_url(code) for n, _, code in codes},
+                   current_form_url=current_url, report_url=report_url(participant.report_code)), 201
+
+
+@bp.post("/admin/start-challenge/<int:number>")
+@admin_required
+def start_challenge(number):
+    """Open round `number`; its links go out in the background."""
+    challenge = write(lambda: record("api", "start round", rounds.start_round(number, utcnow())))
+    return jsonify(challenge=number, status=challenge.status, opened_at=_iso(challenge.opened_at),
+                   closes_at=_iso(challenge.closes_at))
+
+
+@bp.post("/admin/end-challenge/<int:number>")
+@admin_required
+def end_challenge(number):
+    """Close round `number` and eliminate."""
+    summary = write(lambda: record("api", "end round", rounds.close_round(number, utcnow())))
+    return jsonify(challenge=number, status="closed", submitted=summary.submitted, kept=summary.kept,
+                   eliminated_unanswered=summary.unanswered, eliminated_ranked_out=summary.ranked_out,
+                   winner_id=summary.winner_id)
+
+
+@bp.get("/admin/sms-progress/<int:number>")
+@admin_required
+def sms_progress_view(number):
+    """How far sending round `number`'s links has got."""
+    return jsonify(sms_progress(rounds.get_challenge(number)))
+
+
+@bp.get("/leaderboard/<int:number>")
+def leaderboard_view(number):
+    """Everyone who took part in round `number`, best first."""
+    return jsonify(challenge=number, entries=leaderboard(rounds.get_challenge(number)))
+
+
+@bp.get("/admin/outbox")
+@admin_required
+def outbox():
+    """What the outbox SMS backend holds, newest first (?limit=, default 1000)."""
+    limit = request.args.get("limit", 1000, type=int)
+    if not 1 <= limit <= 100_000:
+        raise QuizError("limit must be between 1 and 100000.", code="bad_limit", status=400)
+    messages = db.session.execute(select(Message, Challenge.number).outerjoin(
+        Challenge, Challenge.id == Message.challenge_id).order_by(Message.id.desc()).limit(limit)).all()
+    return jsonify(messages=[{"to": m.to, "body": m.body, "challenge": n, "status": m.status, "kind": m.kind,
+                              "created_at": _iso(m.created_at), "sent_at": _iso(m.sent_at)} for m, n in messages])
+
+
+def _iso(moment):
+    return moment.isoformat() + "Z" if moment else None

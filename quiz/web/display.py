@@ -1,0 +1,64 @@
+"""The projector: /display, one page whose stage refreshes itself."""
+import functools
+import io
+
+import segno
+from flask import Blueprint, current_app, render_template
+from sqlalchemy import func, select
+
+from .. import rounds
+from ..clock import utcnow
+from ..extensions import db
+from ..leaderboard import leaderboard
+from ..models import Participant, Submission
+from . import wants_fragment
+
+bp = Blueprint("display", __name__)
+
+LEADERBOARD_ROWS = 10
+
+
+def stage() -> dict:
+    """What the room should see now: before, during, after a round, or the podium."""
+    challenge = rounds.current_challenge()
+    players = db.session.scalar(select(func.count()).select_from(Participant))
+    in_game = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))
+    context = {"challenge": challenge, "players": players, "in_game": in_game, "now": utcnow()}
+    if challenge is None or (challenge.status == "draft" and challenge.number == 1):
+        context["phase"] = "before"
+    elif challenge.status == "open":
+        context["phase"] = "during"
+        context["submitted"] = db.session.scalar(select(func.count()).where(Submission.challenge_id == challenge.id))
+    else:
+        shown = challenge if challenge.status == "closed" else rounds.get_challenge(challenge.number - 1)
+        champion = rounds.winner()
+        context.update(phase="podium" if champion else "after", shown=shown, winner=champion,
+                       entries=leaderboard(shown, limit=LEADERBOARD_ROWS if not champion else 3),
+                       next_challenge=challenge if challenge.status == "draft" else None)
+    return context
+
+
+def join_qr_svg() -> str:
+    """The QR code on the projector: where to register."""
+    return qr_svg(f"{current_app.config['PUBLIC_BASE_URL']}/register")
+
+
+@functools.lru_cache(maxsize=64)
+def qr_svg(url: str) -> str:
+    """An SVG QR code for `url` (cached: the projector polls)."""
+    out = io.BytesIO()
+    segno.make(url, error="m").save(
+        out, kind="svg", scale=10, border=2, dark="#0b1020", light="#ffffff", xmldecl=False, svgns=True)
+    return out.getvalue().decode()
+
+
+@bp.get("/display")
+def display():
+    """The projector page; htmx polls the same URL for its stage."""
+    context = stage()
+    if wants_fragment():
+        response = current_app.make_response(render_template("display/_stage.html", qr=join_qr_svg(), **context))
+    else:
+        response = current_app.make_response(render_template("display/display.html", qr=join_qr_svg(), **context))
+    response.headers["Vary"] = "HX-Request"
+    return response

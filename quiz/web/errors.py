@@ -1,0 +1,68 @@
+"""One place that turns errors into a page or JSON a person can act on."""
+import logging
+
+from flask import Blueprint, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from ..errors import QuizError
+from ..extensions import db
+
+bp = Blueprint("errors", __name__)
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request was not understood. Reload the page and try again.",
+    404: "There is nothing at this address. Check the link.",
+    405: "This address does not take that kind of request.",
+    413: "That was more data than this form takes. Shorten it and try again.",
+    429: "Too many tries in a short time. Wait a minute, then try again.",
+    500: "Something went wrong on our side. Try again in a moment; your earlier answers are safe.",
+}
+
+
+def respond(status: int, message: str, code: str, fields: dict | None = None):
+    """JSON for the API, a page for people."""
+    if request.path.startswith("/api/"):
+        body = {"error": code, "message": message}
+        if fields:
+            body["fields"] = fields
+        return jsonify(body), status
+    return render_template("errors/error.html", status=status, message=message), status
+
+
+@bp.app_errorhandler(QuizError)
+def quiz_error(error: QuizError):
+    return respond(error.status, error.message, error.code, error.fields)
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_error(error: CSRFError):
+    return respond(400, "This form is out of date (its security token is missing or expired). "
+                        "Reload the page and send it again.", "csrf")
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    status = error.code or 500
+    # abort(404, "...") carries a message meant for the person; the default ones don't.
+    message = error.description if error.description != type(error).description else MESSAGES.get(status, error.name)
+    return respond(status, message, error.name.lower().replace(" ", "_"))
+
+
+@bp.app_errorhandler(OperationalError)
+def database_busy(error: OperationalError):
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+    db.session.rollback()
+    response = respond(503, "The server is busy for a moment. Nothing was lost: send the same thing again in a few seconds.",
+                       "busy")
+    response[0].headers["Retry-After"] = "2"
+    return response
+
+
+@bp.app_errorhandler(Exception)
+def unexpected(error: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    db.session.rollback()
+    return respond(500, MESSAGES[500], "internal_error")
