@@ -56,14 +56,15 @@ def _sequence(node, what: str) -> list:
 
 
 def _scalar(node, what: str, kind, check=None, problem: str = ""):
-    """A typed scalar read through PyYAML's own resolver (so `120` is an int and `S3` a string)."""
+    """A typed scalar: numbers through PyYAML's resolver, text exactly as written."""
     if not isinstance(node, yaml.ScalarNode):
         raise BankError(_line(node), f"{what} should be a single value.")
-    value = yaml.safe_load(yaml.serialize(node))
+    if kind is str:
+        value = node.value  # text as written: a choice `yes` or `42` is text to show, not a bool or a number
+    else:
+        value = yaml.safe_load(yaml.serialize(node))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = node.value  # a choice like 42 is text to show
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool or (check and not check(value)):
         raise BankError(_line(node), f"{what} {problem or f'should be a {kind.__name__}'} (got '{node.value}').")
     return value

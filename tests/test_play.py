@@ -1,0 +1,209 @@
+"""A player's link: the right page per state, the clock on Start, answers stored exactly once."""
+import html
+import re
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from quiz.extensions import db
+from quiz.models import FormLink, Submission
+
+from .conftest import csrf_from
+
+
+@pytest.fixture
+def player(app, load_bank, make_participant):
+    load_bank()
+    participant = make_participant("Grace")
+    links = {l.challenge.number: l.code for l in db.session.scalars(
+        select(FormLink).where(FormLink.participant_id == participant.id))}
+    return participant, links
+
+
+def text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def start(client, code):
+    page = client.get(f"/f/{code}")
+    return client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+
+
+def answer_form(client, code) -> tuple[str, dict[str, dict[str, str]]]:
+    """The question page's CSRF token and, per question field, choice text → value (as a phone sees it)."""
+    page = client.get(f"/f/{code}").get_data(as_text=True)
+    fields: dict[str, dict[str, str]] = {}
+    for name, value, label in re.findall(
+            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
+        fields.setdefault(name, {})[html.unescape(label)] = value
+    return csrf_from(page), fields
+
+
+def submit(client, code, picks: list[list[str]]):
+    token, fields = answer_form(client, code)
+    data = {"csrf_token": token}
+    for (name, options), chosen in zip(fields.items(), picks):
+        data[name] = [options[c] for c in chosen]
+    return client.post(f"/f/{code}/submit", data=data)
+
+
+def open_round(client, api_headers, number=1):
+    response = client.post(f"/api/admin/start-challenge/{number}", headers=api_headers)
+    assert response.status_code == 200, response.get_json()
+
+
+def test_states_from_not_open_to_submitted(client, player, api_headers):
+    _, links = player
+    assert "Not started yet" in text(client.get(f"/f/{links[1]}"))
+    open_round(client, api_headers)
+    ready = text(client.get(f"/f/{links[1]}"))
+    assert "Ready?" in ready and "Start" in ready and "Which service" not in ready
+    assert start(client, links[1]).status_code == 303
+    assert "Which service stores objects?" in text(client.get(f"/f/{links[1]}"))
+    response = submit(client, links[1], [["S3"], ["RDS", "DynamoDB"]])
+    assert response.status_code == 303
+    assert "Answers in" in text(client.get(f"/f/{links[1]}"))
+    stored = db.session.scalar(select(Submission))
+    assert (stored.score, stored.correct) == (3, 2)
+    assert stored.answers == {str(q): a for q, a in zip(sorted(map(int, stored.answers)), [["S3"], ["RDS", "DynamoDB"]])}
+
+
+def test_opening_the_link_never_starts_the_clock(client, player, api_headers):
+    _, links = player
+    open_round(client, api_headers)
+    for _ in range(3):
+        client.get(f"/f/{links[1]}")
+    assert db.session.scalar(select(FormLink.started_at).where(FormLink.code == links[1])) is None
+
+
+def test_response_time_runs_from_start_to_arrival_and_a_second_start_keeps_the_clock(client, player, api_headers):
+    _, links = player
+    open_round(client, api_headers)
+    start(client, links[1])
+    first = db.session.scalar(select(FormLink.started_at).where(FormLink.code == links[1]))
+    time.sleep(0.3)
+    start(client, links[1])
+    db.session.expire_all()
+    assert db.session.scalar(select(FormLink.started_at).where(FormLink.code == links[1])) == first
+    submit(client, links[1], [["S3"], ["RDS"]])
+    assert db.session.scalar(select(Submission.response_time)) >= 0.3
+
+
+def test_question_page_has_no_answer_key_and_choices_shuffle_per_player(client, app, load_bank, make_participant,
+                                                                        api_headers):
+    load_bank()
+    players = [make_participant() for _ in range(8)]
+    open_round(client, api_headers)
+    orders = set()
+    for participant in players:
+        code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == participant.id))
+        start(client, code)
+        page = client.get(f"/f/{code}").get_data(as_text=True)
+        assert "answer" not in page.lower().replace("answers", "")
+        assert "points" not in page
+        orders.add(tuple(re.findall(r"<span>(EC2|S3|SQS)</span>", page)))
+    assert len(orders) > 1
+
+
+def test_double_submit_gets_already_submitted_and_one_row(client, player, api_headers):
+    _, links = player
+    open_round(client, api_headers)
+    start(client, links[1])
+    token, fields = answer_form(client, links[1])
+    names = list(fields)
+    first = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
+    other = {"csrf_token": token, names[0]: fields[names[0]]["EC2"], names[1]: [fields[names[1]]["Lambda"]]}
+    assert client.post(f"/f/{links[1]}/submit", data=first).status_code == 303
+    for body in (first, other):
+        again = client.post(f"/f/{links[1]}/submit", data=body)
+        assert again.status_code == 200
+        assert "already in" in text(again)
+    assert db.session.scalar(select(func.count()).select_from(Submission)) == 1
+    assert db.session.scalar(select(Submission.score)) == 1
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda d, f: d.pop(next(iter(f))), "needs an answer"),
+    (lambda d, f: d.update({next(iter(f)): "99"}), "isn't one of the options"),
+    (lambda d, f: d.update({next(iter(f)): "abc"}), "isn't one of the options"),
+    (lambda d, f: d.update({next(iter(f)): ["0", "1"]}), "takes one answer"),
+    (lambda d, f: d.update({"q999999": "0"}), "not in this round"),
+])
+def test_bad_answers_are_refused_and_nothing_is_stored(client, player, api_headers, mangle, message):
+    _, links = player
+    open_round(client, api_headers)
+    start(client, links[1])
+    token, fields = answer_form(client, links[1])
+    names = list(fields)
+    data = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
+    mangle(data, fields)
+    response = client.post(f"/f/{links[1]}/submit", data=data)
+    assert response.status_code == 422
+    assert message in text(response)
+    assert db.session.scalar(select(func.count()).select_from(Submission)) == 0
+
+
+def test_submit_without_start_is_refused(client, player, api_headers):
+    _, links = player
+    open_round(client, api_headers)
+    page = client.get(f"/f/{links[1]}").get_data(as_text=True)
+    response = client.post(f"/f/{links[1]}/submit", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 409
+    assert "Press Start first" in text(response)
+
+
+def test_submission_after_close_is_refused_with_a_clear_page(client, player, make_participant, api_headers):
+    _, links = player
+    open_round(client, api_headers)
+    start(client, links[1])
+    token, fields = answer_form(client, links[1])
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    names = list(fields)
+    response = client.post(f"/f/{links[1]}/submit", data={
+        "csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]})
+    assert response.status_code == 409
+    assert "Round 1 is closed" in text(response)
+    assert db.session.scalar(select(func.count()).select_from(Submission)) == 0
+
+
+def test_time_limit_plus_grace_closes_submissions(client, app, player, api_headers):
+    from quiz.models import Challenge
+    _, links = player
+    challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
+    challenge.time_limit_seconds = 5
+    db.session.commit()
+    open_round(client, api_headers)
+    start(client, links[1])
+    token, fields = answer_form(client, links[1])
+    challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
+    # Move the deadline into the past instead of sleeping: 5 s limit, 1 s grace, started 7 s ago.
+    from datetime import timedelta
+    challenge.closes_at = challenge.closes_at - timedelta(seconds=7)
+    db.session.commit()
+    names = list(fields)
+    response = client.post(f"/f/{links[1]}/submit", data={
+        "csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]})
+    assert response.status_code == 409
+    assert "closed" in text(response)
+
+
+def test_unknown_and_malformed_links_are_404(client, player):
+    _, links = player
+    for code in ("A" * 22, links[1][:-1] + ("A" if links[1][-1] != "A" else "B"), "short", "x" * 200):
+        response = client.get(f"/f/{code}")
+        assert response.status_code == 404
+        assert "This link is not valid" in text(response)
+
+
+def test_eliminated_player_sees_out_page_for_the_next_round(client, player, make_participant, api_headers):
+    _, links = player
+    open_round(client, api_headers)
+    client.post("/api/admin/end-challenge/1", headers=api_headers)  # Grace never answered
+    open_round(client, api_headers, 2)
+    response = client.get(f"/f/{links[2]}")
+    assert "You're out" in text(response) and "knocked out in round 1" in text(response)
+    token = csrf_from(client.get("/admin/login").get_data(as_text=True))
+    refused = client.post(f"/f/{links[2]}/start", data={"csrf_token": token})
+    assert refused.status_code == 403
+    assert db.session.scalar(select(FormLink.started_at).where(FormLink.code == links[2])) is None

@@ -1,0 +1,115 @@
+"""The question bank: load, reload, and bad files that name the line and change nothing."""
+import pytest
+from sqlalchemy import func, select
+
+from quiz.extensions import db
+from quiz.models import Challenge, FormLink, Question
+from quiz.questions import BankError, parse_bank
+
+from .conftest import ROOT, SMALL_BANK
+
+
+def counts():
+    return (db.session.scalar(select(func.count()).select_from(Challenge)),
+            db.session.scalar(select(func.count()).select_from(Question)))
+
+
+def test_cli_loads_the_demo_bank_and_reloading_changes_nothing(runner, tmp_path):
+    result = runner.invoke(args=["questions", "load", str(ROOT / "questions" / "demo.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "added round 1" in result.output
+    assert counts() == (3, 8)
+    first = [(q.id, q.text, q.choices, q.answer) for q in db.session.scalars(select(Question).order_by(Question.id))]
+    again = runner.invoke(args=["questions", "load", str(ROOT / "questions" / "demo.yaml")])
+    assert again.exit_code == 0 and "nothing to change" in again.output
+    assert [(q.id, q.text, q.choices, q.answer) for q in db.session.scalars(select(Question).order_by(Question.id))] == first
+
+
+def test_settings_parse_with_their_types():
+    rounds = parse_bank(SMALL_BANK)
+    assert [r.number for r in rounds] == [1, 2]
+    assert rounds[1].scoring == "speed" and rounds[1].time_limit_seconds == 60
+    assert rounds[0].questions[1] == {"text": "Which are databases?", "choices": ["RDS", "Lambda", "DynamoDB"],
+                                      "answer": ["RDS", "DynamoDB"], "points": 2}
+    assert rounds[1].questions[0]["choices"] == ["3", "4", "5"]
+
+
+def test_editing_a_draft_round_replaces_its_questions_and_links_survive(load_bank, make_participant):
+    load_bank()
+    participant = make_participant()
+    codes = set(db.session.scalars(select(FormLink.code).where(FormLink.participant_id == participant.id)))
+    load_bank(SMALL_BANK.replace("Which service stores objects?", "Which service stores blobs?"))
+    assert db.session.scalar(select(Question.text).join(Challenge).where(
+        Challenge.number == 1, Question.position == 1)) == "Which service stores blobs?"
+    assert set(db.session.scalars(select(FormLink.code).where(FormLink.participant_id == participant.id))) == codes
+
+
+def test_new_round_gets_links_for_existing_players(load_bank, make_participant):
+    load_bank()
+    participant = make_participant()
+    load_bank(SMALL_BANK + """
+  - number: 3
+    title: Third
+    questions:
+      - text: Yes?
+        choices: [yes, no]
+        answer: yes
+""")
+    assert db.session.scalar(select(func.count()).select_from(FormLink).where(
+        FormLink.participant_id == participant.id)) == 3
+
+
+BAD_BANKS = [
+    ("challenges: [", 1, "not valid YAML"),
+    ("", None, "empty"),
+    ("rounds: []", 1, "unknown key 'rounds'"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions: []", 4, "has no questions"),
+    ("challenges:\n  - number: 0\n    title: A\n    questions: []", 2, "number should be a whole number"),
+    ("challenges:\n  - number: 1\n    titel: A\n", 3, "unknown key 'titel'"),
+    ("challenges:\n  - number: 1\n    title: A\n    keep_fraction: 1.5\n    questions: []", 4, "keep_fraction"),
+    ("challenges:\n  - number: 1\n    title: A\n    scoring: fastest\n    questions: []", 4, "scoring should be one of"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a, b]\n        answer: c\n",
+     7, "answer 'c' is not one of its choices"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a]\n        answer: a\n",
+     6, "at least two choices"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a, a]\n        answer: a\n",
+     6, "same choice twice"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - choices: [a, b]\n        answer: a\n",
+     5, "has no 'text'"),
+    ("challenges:\n  - number: 1\n    title: A\n    time_limit_seconds: soon\n    questions: []", 4, "time_limit_seconds"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a, b]\n        answer: a\n        points: 0\n",
+     8, "points should be 1 to 1000"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a, b]\n        answer: a\n"
+     "  - number: 1\n    title: B\n    questions:\n      - text: Q\n        choices: [a, b]\n        answer: a\n", 8, "appears twice"),
+]
+
+
+@pytest.mark.parametrize("text, line, problem", BAD_BANKS)
+def test_bad_bank_names_line_and_problem(text, line, problem):
+    with pytest.raises(BankError) as caught:
+        parse_bank(text)
+    assert caught.value.line == line
+    assert problem in caught.value.problem
+
+
+def test_bad_file_changes_nothing(runner, load_bank, tmp_path):
+    load_bank()
+    before = counts()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMALL_BANK.replace("answer: S3", "answer: S4"))
+    result = runner.invoke(args=["questions", "load", str(bad)])
+    assert result.exit_code != 0
+    assert "line 9" in result.output and "'S4' is not one of its choices" in result.output
+    assert "Nothing was changed" in result.output
+    assert counts() == before
+
+
+def test_open_round_cannot_change(load_bank, make_participant, client, api_headers):
+    load_bank()
+    make_participant()
+    assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
+    with pytest.raises(BankError, match="round 1 is open"):
+        load_bank(SMALL_BANK.replace("Warm-up", "Renamed"))
+    db.session.rollback()
+    assert db.session.scalar(select(Challenge.title).where(Challenge.number == 1)) == "Warm-up"
+    load_bank()  # the same bank again is fine
