@@ -54,9 +54,9 @@ def _drop_pending(session: Session) -> None:
 class AppWorker(SimpleWorker):
     """Runs jobs in-process inside the app context, with a fresh database session per job."""
 
-    def perform_job(self, job, queue):
+    def perform_job(self, *args, **kwargs):
         try:
-            return super().perform_job(job, queue)
+            return super().perform_job(*args, **kwargs)
         finally:
             db.session.remove()
 

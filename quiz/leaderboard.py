@@ -39,5 +39,5 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
 
 def _entry(user_id, name, score, response_time, eliminated_in, rank) -> dict:
     return {"rank": rank, "user_id": user_id, "name": name, "score": score,
-            "response_time_seconds": round(response_time, 3) if response_time is not None else None,
+            "response_time_seconds": round(response_time, 6) if response_time is not None else None,
             "eliminated": eliminated_in is not None, "elimination_challenge": eliminated_in}

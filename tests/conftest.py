@@ -163,7 +163,7 @@ class LiveStack:
     def start(self):
         run = [sys.executable, "-m", "flask", "--app", "quiz", "db", "upgrade"]
         subprocess.run(run, cwd=ROOT, env=self.env, check=True, capture_output=True)
-        log = open(self.logs, "ab")
+        self.log = log = open(self.logs, "ab")
         self.processes = [
             subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                              cwd=ROOT, env=self.env, stdout=log, stderr=log),
@@ -174,7 +174,7 @@ class LiveStack:
             try:
                 if requests.get(self.url + "/register", timeout=2).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
                 raise RuntimeError("live stack did not start:\n" + self.logs.read_text()[-3000:])
@@ -188,6 +188,7 @@ class LiveStack:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        self.log.close()
 
 
 @pytest.fixture
