@@ -1,0 +1,33 @@
+# Knockout: `make run` starts the demo event, `make test` runs the whole test suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test bench stop browser
+
+run: $(VENV)/.runtime  ## set up everything and start the demo event (web, worker, Redis)
+	$(BIN)/flask --app quiz demo
+
+test: $(VENV)/.dev browser  ## run the whole test suite
+	$(BIN)/pytest
+
+bench: $(VENV)/.dev  ## measure; prints a table
+	$(BIN)/python -m bench
+
+stop:  ## stop the embedded Redis left by `flask` commands run by hand
+	$(BIN)/python -c "from pathlib import Path; from quiz.config import INSTANCE; from quiz.embedded import stop_redis; stop_redis(INSTANCE)"
+
+$(VENV)/.runtime: requirements.txt
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-liberation fonts-noto-color-emoji; }
