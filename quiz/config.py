@@ -48,6 +48,8 @@ class Config:
     ADMIN_PASSWORD = os.environ.get("ADMIN_PASSWORD", "")
     RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
     RATELIMIT_HEADERS_ENABLED = True
+    # A Redis hiccup must not turn into errors for players: limits pause, requests go on.
+    RATELIMIT_SWALLOW_ERRORS = True
     # Submissions arriving this long after a round's time limit still count (requests in flight).
     SUBMIT_GRACE_SECONDS = float(os.environ.get("SUBMIT_GRACE_SECONDS", "3"))
     # Region assumed for phone numbers typed without a +country code.

@@ -177,10 +177,13 @@ class LiveStack:
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                self.stop()
                 raise RuntimeError("live stack did not start:\n" + self.logs.read_text()[-3000:])
             time.sleep(0.2)
 
     def stop(self):
+        if not self.processes:
+            return
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -189,6 +192,7 @@ class LiveStack:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.log.close()
+        self.processes = []
 
 
 @pytest.fixture
@@ -196,9 +200,10 @@ def live_stack(tmp_path, redis_url):
     """Start the real stack; yields it with its URL and API token."""
     redis.Redis.from_url(redis_url).flushall()
     stack = LiveStack(tmp_path, redis_url)
-    stack.start()
-    yield stack
-    stack.stop()
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
 
 
 __all__ = ["utcnow"]
