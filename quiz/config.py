@@ -43,6 +43,13 @@ class Config:
     STORAGE_URL = os.environ.get("STORAGE_URL") or f"file://{INSTANCE / 'storage'}"
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
     SMS_BACKEND = os.environ.get("SMS_BACKEND", "outbox")
+    # Messages per second across all workers; 0 = as fast as the backend takes them (outbox).
+    SMS_RATE_PER_SECOND = float(os.environ.get("SMS_RATE_PER_SECOND", "0"))
+    SMS_SENDER_ID = os.environ.get("SMS_SENDER_ID", "")
+    SMS_TYPE = os.environ.get("SMS_TYPE", "Transactional")
+    SMS_RESULTS = _flag("SMS_RESULTS", True)  # text players "through" / "out" after each round
+    AWS_REGION = os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    SNS_ENDPOINT_URL = os.environ.get("SNS_ENDPOINT_URL") or None
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     ADMIN_API_TOKEN = os.environ.get("ADMIN_API_TOKEN", "")
     ADMIN_PASSWORD = os.environ.get("ADMIN_PASSWORD", "")

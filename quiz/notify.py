@@ -1,85 +1,317 @@
-"""SMS: what the messages say, and the backends that send them."""
+"""SMS: what the messages say, the backends that send them, and sending each one at most once."""
 import logging
+import string
+import time
+from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, exists, insert, literal, select, update
+from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 
 from .clock import utcnow
-from .extensions import db
-from .models import Challenge, FormLink, Message, Participant
+from .extensions import db, get_redis
+from .models import Challenge, FormLink, Message, MessageTemplate, Participant
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+MAX_ATTEMPTS = 5
+
+# The wording of every message; organizers edit them in the console (MessageTemplate rows).
+TEMPLATES = {
+    "round_link": "{event}: round {number} \"{title}\" is open. Your personal link: {link}",
+    "result_through": "{event}: you're through round {number}, {name}! Your next link comes by SMS. Results: {report}",
+    "result_out": "{event}: you're out after round {number}. Thanks for playing, {name}! Your results: {report}",
+    "winner": "{event}: {name}, you won! Congratulations. Your results: {report}",
+    "reminder": "{event}: {text}",
+}
+PLACEHOLDERS = {
+    "round_link": {"event", "number", "title", "name", "link", "report"},
+    "result_through": {"event", "number", "title", "name", "report"},
+    "result_out": {"event", "number", "title", "name", "report"},
+    "winner": {"event", "number", "title", "name", "report"},
+    "reminder": {"event", "text", "name"},
+}
+SMS_MAX = 640  # four concatenated SMS; longer texts are refused when the template is saved
+
+
+class SendError(Exception):
+    """A provider said no. `permanent` means retrying cannot help (invalid number, opted out)."""
+
+    def __init__(self, reason: str, permanent: bool):
+        super().__init__(reason)
+        self.reason, self.permanent = reason, permanent
 
 
 class OutboxBackend:
     """The embedded default: the message stays in the database (the console lists it) and in the log."""
 
     name = "outbox"
+    external = False
 
-    def send(self, to: str, body: str) -> None:
+    def send(self, to: str, body: str) -> str | None:
         log.info("SMS to %s: %s", to, body)
+        return None
 
 
-BACKENDS = {OutboxBackend.name: OutboxBackend}
+class SnsBackend:
+    """AWS SNS `publish` to a phone number (boto3)."""
+
+    name = "sns"
+    external = True
+    PERMANENT = {"InvalidParameter", "InvalidParameterValue", "OptedOut", "AuthorizationError", "EndpointDisabled"}
+
+    def __init__(self):
+        config = current_app.config
+        self.client = self.make_client(config)
+        self.attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": config["SMS_TYPE"]}}
+        if config["SMS_SENDER_ID"]:
+            self.attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": config["SMS_SENDER_ID"]}
+
+    @staticmethod
+    def make_client(config):
+        import boto3
+        from botocore.config import Config as BotoConfig
+        return boto3.client("sns", region_name=config["AWS_REGION"], endpoint_url=config["SNS_ENDPOINT_URL"],
+                            config=BotoConfig(retries={"max_attempts": 2, "mode": "standard"},
+                                              connect_timeout=5, read_timeout=10))
+
+    def send(self, to: str, body: str) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            answer = self.client.publish(PhoneNumber=to, Message=body, MessageAttributes=self.attributes)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            reason = f"{code}: {error.response.get('Error', {}).get('Message', '')}".strip(": ")
+            raise SendError(reason, permanent=code in self.PERMANENT)
+        except BotoCoreError as error:
+            raise SendError(str(error), permanent=False)
+        return answer.get("MessageId")
+
+
+BACKENDS = {backend.name: backend for backend in (OutboxBackend, SnsBackend)}
 
 
 def backend():
-    """The configured SMS backend (SMS_BACKEND)."""
+    """The configured SMS backend (SMS_BACKEND); adding a provider is one class in BACKENDS."""
     name = current_app.config["SMS_BACKEND"]
     if name not in BACKENDS:
         raise RuntimeError(f"SMS_BACKEND={name!r} is not one of: {', '.join(BACKENDS)}")
     return BACKENDS[name]()
 
 
-def round_link_prefix(challenge: Challenge) -> str:
-    """The text of a round-link SMS, up to the participant's code."""
-    event = current_app.config["EVENT_NAME"]
+# --- wording -------------------------------------------------------------------------------------
+
+def template_for(kind: str) -> str:
+    stored = db.session.get(MessageTemplate, kind)
+    return stored.body if stored else TEMPLATES[kind]
+
+
+def check_template(kind: str, body: str) -> str:
+    """A template the organizer typed, or ValueError saying what to fix."""
+    body = body.strip()
+    if not body:
+        raise ValueError("The message can't be empty.")
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(body) if name is not None}
+    except ValueError:
+        raise ValueError("Curly braces must pair up, like {link}. Write {{ or }} for a literal brace.")
+    unknown = fields - PLACEHOLDERS[kind]
+    if unknown:
+        raise ValueError(f"Unknown placeholder {{{sorted(unknown)[0]}}}; this message can use: "
+                         + ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS[kind])) + ".")
+    if kind == "round_link" and "link" not in fields:
+        raise ValueError("The round message must contain {link}: it's how players get in.")
+    if len(body) > SMS_MAX:
+        raise ValueError(f"Keep it under {SMS_MAX} characters (it has {len(body)}).")
+    return body
+
+
+def save_template(kind: str, body: str) -> None:
+    """Store the organizer's wording (checked first); the caller commits."""
+    body = check_template(kind, body)
+    stored = db.session.get(MessageTemplate, kind) or MessageTemplate(kind=kind)
+    stored.body = body
+    db.session.add(stored)
+
+
+def render_sql(template: str, values: dict, columns: dict):
+    """The template as one SQL expression: constants filled in, per-player parts as columns.
+
+    So a message for each of 50,000 players is one INSERT … SELECT, not 50,000 renders.
+    """
+    parts, expression = [], None
+    for text, name, _, _ in string.Formatter().parse(template):
+        if text:
+            parts.append(literal(text))  # (the parser has already turned {{ into {)
+        if name is not None:
+            parts.append(columns[name] if name in columns else literal(str(values[name])))
+    for part in parts:
+        expression = part if expression is None else expression + part
+    return expression if expression is not None else literal("")
+
+
+def _player_columns(link_code=None) -> dict:
     base = current_app.config["PUBLIC_BASE_URL"]
-    return f"{event}: round {challenge.number} \"{challenge.title}\" is open. Your personal link: {base}/f/"
+    columns = {"name": Participant.name, "report": literal(f"{base}/r/") + Participant.report_code}
+    if link_code is not None:
+        columns["link"] = literal(f"{base}/f/") + link_code
+    return columns
 
 
-def queue_round_links(challenge: Challenge) -> int:
-    """One queued message per player still in the game (one statement; safe to repeat)."""
-    already = exists().where(Message.kind == "round_link", Message.challenge_id == challenge.id,
-                             Message.participant_id == Participant.id)
-    rows = (select(Participant.id, literal(challenge.id), literal("round_link"), Participant.phone,
-                   literal(round_link_prefix(challenge)) + FormLink.code, literal("queued"), literal(utcnow()))
-            .join(FormLink, and_(FormLink.participant_id == Participant.id, FormLink.challenge_id == challenge.id))
-            .where(Participant.eliminated_in.is_(None), ~already))
+def _values(challenge: Challenge | None = None, **extra) -> dict:
+    values = {"event": current_app.config["EVENT_NAME"], **extra}
+    if challenge is not None:
+        values.update(number=challenge.number, title=challenge.title)
+    return values
+
+
+# --- queueing (one statement each, safe to repeat) --------------------------------------------------
+
+def _queue(kind: str, scope: str, select_from, body, challenge_id=None, reminder_id=None) -> int:
+    key = literal(f"{kind}:{scope}:") + cast(Participant.id, String)
+    rows = select_from.add_columns(
+        Participant.id, literal(challenge_id), literal(reminder_id), literal(kind), key, Participant.phone, body,
+        literal("queued"), literal(0), literal(utcnow())).where(~select(Message.id).where(Message.key == key).exists())
     result = db.session.execute(insert(Message).from_select(
-        ["participant_id", "challenge_id", "kind", "to", "body", "status", "created_at"], rows))
+        ["participant_id", "challenge_id", "reminder_id", "kind", "key", "to", "body", "status", "attempts",
+         "created_at"], rows))
     return result.rowcount
 
 
-def send_messages(message_ids: list[int]) -> tuple[int, int]:
-    """Send queued messages, each at most once (claimed in the database first); returns (sent, failed)."""
-    sender, sent, failed = backend(), 0, 0
-    for message_id in message_ids:
-        claimed = db.session.execute(update(Message).where(Message.id == message_id, Message.status == "queued")
-                                     .values(status="sending")).rowcount
-        db.session.commit()
-        if not claimed:
-            continue
-        message = db.session.get(Message, message_id)
-        try:
-            sender.send(message.to, message.body)
-        except Exception as exc:  # a provider's refusal is recorded with its reason
-            message.status, message.error = "failed", str(exc)[:500]
-            failed += 1
-        else:
-            message.status, message.sent_at = "sent", utcnow()
-            sent += 1
-        db.session.commit()
-    return sent, failed
+def queue_round_links(challenge: Challenge) -> int:
+    """A link SMS for every player still in the game."""
+    body = render_sql(template_for("round_link"), _values(challenge), _player_columns(FormLink.code))
+    base = (select().select_from(Participant)
+            .join(FormLink, and_(FormLink.participant_id == Participant.id, FormLink.challenge_id == challenge.id))
+            .where(Participant.eliminated_in.is_(None)))
+    return _queue("round_link", str(challenge.id), base, body, challenge_id=challenge.id)
 
+
+def queue_results(challenge: Challenge, winner_id: int | None) -> int:
+    """After a round: through / out to everyone who played it; the winner's message after the last."""
+    columns, values = _player_columns(), _values(challenge)
+    played = select().select_from(Participant).where(
+        select(FormLink.id).where(FormLink.participant_id == Participant.id,
+                                  FormLink.challenge_id == challenge.id).exists())
+    total = _queue("result_out", str(challenge.id), played.where(Participant.eliminated_in == challenge.number),
+                   render_sql(template_for("result_out"), values, columns), challenge_id=challenge.id)
+    survivors = played.where(Participant.eliminated_in.is_(None))
+    if winner_id is not None:
+        total += _queue("winner", str(challenge.id), survivors.where(Participant.id == winner_id),
+                        render_sql(template_for("winner"), values, columns), challenge_id=challenge.id)
+        survivors = survivors.where(Participant.id != winner_id)
+    total += _queue("result_through", str(challenge.id), survivors,
+                    render_sql(template_for("result_through"), values, columns), challenge_id=challenge.id)
+    return total
+
+
+def queue_reminder(reminder) -> int:
+    """The reminder to everyone still in the game."""
+    body = render_sql(template_for("reminder"), _values(text=reminder.text), _player_columns())
+    base = select().select_from(Participant).where(Participant.eliminated_in.is_(None))
+    return _queue("reminder", f"r{reminder.id}", base, body, reminder_id=reminder.id)
+
+
+# --- sending ---------------------------------------------------------------------------------------
+
+def claim(message_ids: list[int], worker: str) -> list[int]:
+    """Mark queued messages as this worker's; only what was still queued comes back."""
+    if not message_ids:
+        return []
+    now = utcnow()
+    db.session.execute(update(Message).where(Message.id.in_(message_ids), Message.status == "queued")
+                       .values(status="sending", claimed_by=worker, claimed_at=now)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+    return db.session.scalars(select(Message.id).where(
+        Message.id.in_(message_ids), Message.status == "sending", Message.claimed_by == worker,
+        Message.claimed_at == now).order_by(Message.id)).all()
+
+
+def throttle(rate: float) -> None:
+    """Keep every worker together under `rate` messages a second (a Redis counter per second)."""
+    if rate <= 0:
+        return
+    redis = get_redis()
+    while True:
+        second = int(time.time())
+        key = f"knockout:sms:rate:{second}"
+        count, _ = redis.pipeline().incr(key).expire(key, 5).execute()
+        if count <= rate:
+            return
+        time.sleep(max(0.0, second + 1 - time.time()) + 0.001)
+
+
+def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, int, list[int]]:
+    """Send a batch; each message at most once. Returns (sent, failed, ids to retry later).
+
+    A real provider's message is claimed just before it is sent and recorded just after, so a
+    worker killed mid-batch leaves at most one message in doubt ('sending'; reconcile decides).
+    The outbox sends nothing outside the database, so it claims and records the batch at once.
+    """
+    sender, rate = backend(), float(current_app.config["SMS_RATE_PER_SECOND"])
+    pending = message_ids if sender.external else claim(message_ids, worker)
+    sent = failed = 0
+    retry = []
+    for message_id in pending:
+        if sender.external and not claim([message_id], worker):
+            continue  # sent or being sent by someone else
+        message = db.session.get(Message, message_id)
+        throttle(rate)
+        try:
+            provider_id = sender.send(message.to, message.body)
+        except SendError as error:
+            message.attempts += 1
+            if error.permanent or message.attempts >= MAX_ATTEMPTS:
+                message.status, message.error = "failed", error.reason[:500]
+                failed += 1
+            else:
+                message.status, message.error, message.claimed_by = "queued", error.reason[:500], None
+                retry.append(message_id)
+        else:
+            message.status, message.sent_at, message.provider_id = "sent", utcnow(), provider_id
+            message.attempts += 1
+            sent += 1
+        if sender.external:
+            db.session.commit()  # a real SMS left the building: record it before the next one
+    db.session.commit()
+    return sent, failed, retry
+
+
+def requeue_failed(challenge: Challenge) -> list[int]:
+    """'Retry failed' for a round: failed messages go back to the queue."""
+    ids = db.session.scalars(select(Message.id).where(Message.challenge_id == challenge.id,
+                                                      Message.status == "failed")).all()
+    if ids:
+        db.session.execute(update(Message).where(Message.id.in_(ids))
+                           .values(status="queued", attempts=0, claimed_by=None)
+                           .execution_options(synchronize_session=False))
+    return ids
+
+
+def requeue_link(participant: Participant, challenge: Challenge) -> int:
+    """Resend one player's link for a round (their one round-link message goes out again)."""
+    message_id = db.session.scalar(select(Message.id).where(Message.key == f"round_link:{challenge.id}:{participant.id}"))
+    if message_id is None:
+        raise LookupError(f"{participant.name} has no link message for round {challenge.number} yet.")
+    db.session.execute(update(Message).where(Message.id == message_id)
+                       .values(status="queued", attempts=0, claimed_by=None, error=None, to=participant.phone)
+                       .execution_options(synchronize_session=False))
+    return message_id
+
+
+def stale_sending(older_than: timedelta) -> list[int]:
+    """Messages claimed longer ago than any send takes: their worker died before recording them."""
+    return db.session.scalars(select(Message.id).where(
+        Message.status == "sending", Message.claimed_at < utcnow() - older_than)).all()
+
+
+# --- progress --------------------------------------------------------------------------------------
 
 def sms_progress(challenge: Challenge) -> dict:
-    """Where sending the round's links stands: status, total, sent, failed, progress_percent."""
+    """Where sending the round's links stands: status, total, sent, failed, percent, rate, ETA."""
     counts = dict(db.session.execute(
-        select(Message.status, db.func.count()).where(Message.challenge_id == challenge.id,
-                                                      Message.kind == "round_link")
+        select(Message.status, func.count()).where(Message.challenge_id == challenge.id, Message.kind == "round_link")
         .group_by(Message.status)).all())
     total = sum(counts.values())
     sent, failed = counts.get("sent", 0), counts.get("failed", 0)
@@ -89,5 +321,21 @@ def sms_progress(challenge: Challenge) -> dict:
         status = "preparing"
     else:
         status = "completed" if sent + failed == total else "sending"
-    percent = round(100 * (sent + failed) / total, 1) if total else (100.0 if status == "completed" else 0.0)
-    return {"status": status, "total": total, "sent": sent, "failed": failed, "progress_percent": percent}
+    percent = round(100 * (sent + failed) / total, 1) if total else 0.0
+    window = 10
+    recent = db.session.scalar(select(func.count()).where(
+        Message.challenge_id == challenge.id, Message.kind == "round_link",
+        Message.sent_at >= utcnow() - timedelta(seconds=window))) or 0
+    rate = round(recent / window, 1)
+    remaining = total - sent - failed
+    eta = round(remaining / rate) if rate and remaining else (0 if status == "completed" else None)
+    return {"status": status, "total": total, "sent": sent, "failed": failed, "progress_percent": percent,
+            "rate_per_second": rate, "eta_seconds": eta}
+
+
+def send_time_warning(messages: int) -> str | None:
+    """Before starting: how long the configured rate makes the send, when that is slow."""
+    rate = float(current_app.config["SMS_RATE_PER_SECOND"])
+    if rate <= 0 or messages / rate < 60:
+        return None
+    return f"{messages:,} messages at {rate:g}/s ≈ {round(messages / rate / 60)} min"

@@ -1,16 +1,37 @@
 """RQ jobs: thin, take ids, re-fetch, safe to run twice, commit at the end."""
 import logging
+from datetime import timedelta
 
 from flask import current_app
+from rq import get_current_job
 from sqlalchemy import select
 
 from . import notify, rounds
 from .clock import utcnow
 from .extensions import db
 from .jobs import enqueue
-from .models import Challenge, Message
+from .models import Challenge, Message, Reminder
 
 log = logging.getLogger(__name__)
+
+# Transient SMS failures wait this long before the next try (seconds, by attempt).
+RETRY_BACKOFF = (2, 10, 30, 60)
+
+
+def fan_out(ids: list[int], label: str) -> int:
+    """Enqueue send jobs of BATCH_SIZE messages each."""
+    for start in range(0, len(ids), notify.BATCH_SIZE):
+        batch = ids[start:start + notify.BATCH_SIZE]
+        enqueue("quiz.tasks.send_messages", batch, queue="notify",
+                description=f"{label}: SMS {start + 1}–{start + len(batch)} of {len(ids)}")
+    return -(-len(ids) // notify.BATCH_SIZE)
+
+
+def queued_ids(**where) -> list[int]:
+    query = select(Message.id).where(Message.status == "queued").order_by(Message.id)
+    for column, value in where.items():
+        query = query.where(getattr(Message, column) == value)
+    return db.session.scalars(query).all()
 
 
 def send_round_links(challenge_id: int) -> int:
@@ -20,23 +41,63 @@ def send_round_links(challenge_id: int) -> int:
         return 0
     created = notify.queue_round_links(challenge)
     db.session.commit()
+    batches = fan_out(queued_ids(challenge_id=challenge_id, kind="round_link"), f"round {challenge.number} links")
+    log.info("round %s: %s link messages queued in %s batches", challenge.number, created, batches)
+    return created
+
+
+def send_results(challenge_id: int, winner_id: int | None) -> int:
+    """After a round closed: 'through' / 'out' (and 'winner') messages."""
+    challenge = db.session.get(Challenge, challenge_id)
+    created = notify.queue_results(challenge, winner_id)
+    db.session.commit()
     ids = db.session.scalars(select(Message.id).where(
-        Message.challenge_id == challenge_id, Message.kind == "round_link", Message.status == "queued")
-        .order_by(Message.id)).all()
-    for start in range(0, len(ids), notify.BATCH_SIZE):
-        batch = ids[start:start + notify.BATCH_SIZE]
-        enqueue("quiz.tasks.send_messages", batch, queue="notify",
-                description=f"round {challenge.number}: SMS {start + 1}–{start + len(batch)} of {len(ids)}")
-    log.info("round %s: %s link messages queued in %s batches", challenge.number, created,
-             -(-len(ids) // notify.BATCH_SIZE))
+        Message.challenge_id == challenge_id, Message.status == "queued",
+        Message.kind.in_(("result_through", "result_out", "winner"))).order_by(Message.id)).all()
+    fan_out(ids, f"round {challenge.number} results")
+    log.info("round %s: %s result messages queued", challenge.number, created)
     return created
 
 
 def send_messages(message_ids: list[int]) -> tuple[int, int]:
-    """Send one batch of queued SMS."""
-    sent, failed = notify.send_messages(message_ids)
-    log.info("SMS batch: %s sent, %s failed", sent, failed)
+    """Send one batch of queued SMS; transient failures come back later, with backoff."""
+    job = get_current_job()
+    sent, failed, retry = notify.send_messages(message_ids, worker=job.worker_name if job and job.worker_name else "inline")
+    if retry:
+        attempts = max(db.session.scalars(select(Message.attempts).where(Message.id.in_(retry))).all())
+        delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+        enqueue("quiz.tasks.send_messages", retry, queue="notify", at=utcnow() + timedelta(seconds=delay),
+                description=f"SMS retry of {len(retry)} (attempt {attempts + 1})")
+    log.info("SMS batch: %s sent, %s failed, %s to retry", sent, failed, len(retry))
     return sent, failed
+
+
+def send_reminder(reminder_id: int) -> int:
+    """At its time: the reminder to everyone still in the game (unless cancelled)."""
+    reminder = db.session.get(Reminder, reminder_id)
+    if reminder is None or reminder.status != "scheduled":
+        return 0
+    created = notify.queue_reminder(reminder)
+    reminder.status = "sent"
+    db.session.commit()
+    fan_out(queued_ids(reminder_id=reminder_id), f"reminder {reminder_id}")
+    return created
+
+
+def reconcile_messages(stale_after: float = 60) -> dict:
+    """Find lost work again: queued messages with no job, and messages claimed by a worker that died.
+
+    A message left 'sending' may or may not have reached the provider; it is sent again (a rare
+    duplicate beats a player without their link).
+    """
+    stale = notify.stale_sending(timedelta(seconds=stale_after))
+    if stale:
+        db.session.execute(db.update(Message).where(Message.id.in_(stale), Message.status == "sending")
+                           .values(status="queued", claimed_by=None))
+        db.session.commit()
+    waiting = queued_ids()
+    fan_out(waiting, "reconcile")
+    return {"reclaimed": len(stale), "requeued": len(waiting)}
 
 
 def close_expired_round(challenge_id: int) -> bool:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 13:57:06.763835
+Create Date: 2026-11-22
 
 """
 from alembic import op
@@ -48,6 +48,11 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_challenge')),
     sa.UniqueConstraint('number', name=op.f('uq_challenge_number'))
     )
+    op.create_table('message_template',
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('kind', name=op.f('pk_message_template'))
+    )
     op.create_table('participant',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=80), nullable=False),
@@ -67,6 +72,14 @@ def upgrade():
     with op.batch_alter_table('participant', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_participant_eliminated_in'), ['eliminated_in'], unique=False)
 
+    op.create_table('reminder',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('text', sa.String(length=320), nullable=False),
+    sa.Column('send_at', sa.DateTime(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reminder'))
+    )
     op.create_table('form_link',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('participant_id', sa.Integer(), nullable=False),
@@ -87,20 +100,28 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('participant_id', sa.Integer(), nullable=True),
     sa.Column('challenge_id', sa.Integer(), nullable=True),
+    sa.Column('reminder_id', sa.Integer(), nullable=True),
     sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('key', sa.String(length=80), nullable=False),
     sa.Column('to', sa.String(length=20), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('error', sa.String(length=500), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_by', sa.String(length=100), nullable=True),
+    sa.Column('claimed_at', sa.DateTime(), nullable=True),
+    sa.Column('provider_id', sa.String(length=100), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('sent_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'], name=op.f('fk_message_challenge_id_challenge'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], name=op.f('fk_message_participant_id_participant'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['reminder_id'], ['reminder.id'], name=op.f('fk_message_reminder_id_reminder'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_message')),
-    sa.UniqueConstraint('kind', 'challenge_id', 'participant_id', name=op.f('uq_message_kind_challenge_id_participant_id'))
+    sa.UniqueConstraint('key', name=op.f('uq_message_key'))
     )
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.create_index('ix_message_challenge_status', ['challenge_id', 'status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_message_sent_at'), ['sent_at'], unique=False)
 
     op.create_table('question',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -143,6 +164,7 @@ def downgrade():
     op.drop_table('submission')
     op.drop_table('question')
     with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_message_sent_at'))
         batch_op.drop_index('ix_message_challenge_status')
 
     op.drop_table('message')
@@ -150,10 +172,12 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_form_link_challenge_id'))
 
     op.drop_table('form_link')
+    op.drop_table('reminder')
     with op.batch_alter_table('participant', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_participant_eliminated_in'))
 
     op.drop_table('participant')
+    op.drop_table('message_template')
     op.drop_table('challenge')
     op.drop_table('audit_entry')
     op.drop_table('admin_user')
