@@ -18,6 +18,18 @@ from .models import AdminUser, Challenge
 ROOT = Path(__file__).resolve().parent.parent
 questions_cli = AppGroup("questions", help="The question bank.")
 admin_cli = AppGroup("admin", help="Organizer accounts.")
+sms_cli = AppGroup("sms", help="Text messages.")
+
+
+@sms_cli.command("reconcile")
+@click.option("--stale-after", default=60.0, show_default=True,
+              help="Seconds after which a message still 'sending' counts as lost with its worker.")
+def reconcile_sms(stale_after: float):
+    """Re-queue SMS work that was lost (a dead worker, a Redis outage); safe during an event."""
+    from .tasks import reconcile_messages
+    result = reconcile_messages(stale_after)
+    click.echo(f"{result['reclaimed']} message(s) reclaimed from dead workers, "
+               f"{result['requeued']} queued message(s) handed to the workers.")
 
 
 @questions_cli.command("load")
@@ -111,4 +123,5 @@ def register(app) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(questions_cli)
     app.cli.add_command(admin_cli)
+    app.cli.add_command(sms_cli)
     app.cli.add_command(demo)

@@ -254,10 +254,10 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
     sent = failed = 0
     retry = []
     for message_id in pending:
+        throttle(rate)  # wait first, so nothing sits claimed while we wait
         if sender.external and not claim([message_id], worker):
             continue  # sent or being sent by someone else
         message = db.session.get(Message, message_id)
-        throttle(rate)
         try:
             provider_id = sender.send(message.to, message.body)
         except SendError as error:

@@ -77,9 +77,12 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     last = not db.session.scalar(select(exists().where(Challenge.number > number)))
     unanswered = db.session.scalar(select(db.func.count()).where(
         Participant.eliminated_in == number, Participant.elimination_reason == "unanswered"))
+    winner_id = outcome.order[0] if last and outcome.order else None
+    if current_app.config["SMS_RESULTS"]:
+        enqueue_after_commit("quiz.tasks.send_results", challenge.id, winner_id, queue="notify",
+                             description=f"round {number}: results by SMS")
     return CloseSummary(number=number, submitted=len(outcome.order), kept=outcome.kept, unanswered=unanswered,
-                        ranked_out=len(outcome.ranked_out),
-                        winner_id=outcome.order[0] if last and outcome.order else None)
+                        ranked_out=len(outcome.ranked_out), winner_id=winner_id)
 
 
 def eliminate(challenge: Challenge) -> Outcome:

@@ -154,8 +154,8 @@ def wait_for_links(stack, headers, number: int, expected_phones: set[str]) -> di
         assert time.monotonic() < deadline, progress
         time.sleep(0.3)
     assert progress["sent"] == len(expected_phones) and progress["failed"] == 0
-    messages = requests.get(f"{stack.url}/api/admin/outbox", headers=headers).json()["messages"]
-    mine = [m for m in messages if m["challenge"] == number]
+    messages = requests.get(f"{stack.url}/api/admin/outbox?limit=100000", headers=headers).json()["messages"]
+    mine = [m for m in messages if m["challenge"] == number and m["kind"] == "round_link"]
     assert len(mine) == len(expected_phones)
     assert {m["to"] for m in mine} == expected_phones  # only those still in, each once
     return {m["to"]: re.search(r"(http://\S+/f/\S+)", m["body"]).group(1) for m in mine}
