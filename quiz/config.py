@@ -62,6 +62,8 @@ class Config:
     # Region assumed for phone numbers typed without a +country code.
     PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
     EVENT_NAME = os.environ.get("EVENT_NAME", "Knockout")
+    # The venue's time zone: times organizers type and read in the console.
+    EVENT_TIMEZONE = os.environ.get("EVENT_TIMEZONE", "UTC")
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
     # A phone left open all day must still be able to submit: no CSRF token expiry.
     WTF_CSRF_TIME_LIMIT = None

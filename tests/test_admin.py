@@ -1,6 +1,8 @@
 """The console: login, start and end rounds with CSRF-protected forms, audit log."""
 import html
 
+import pytest
+
 from sqlalchemy import select
 
 from quiz.extensions import db
@@ -56,3 +58,69 @@ def test_admin_create_command_sets_a_password(runner, client):
     assert result.exit_code == 0, result.output
     response = post_form(client, "/admin/login", "/admin/login", {"username": "ops", "password": "s3cret-pass"})
     assert response.status_code == 303
+
+
+def test_sms_panel_polls_while_sending_and_stops_when_done(client, load_bank, make_participant, run_jobs):
+    load_bank()
+    for _ in range(3):
+        make_participant()
+    login(client)
+    client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(client.get("/admin/").get_data(as_text=True))})
+    preparing = client.get("/admin/rounds/1/sms").get_data(as_text=True)
+    assert "preparing" in preparing and 'hx-trigger="every 1s"' in preparing
+    run_jobs()
+    done = client.get("/admin/rounds/1/sms").get_data(as_text=True)
+    assert "3/3 sent" in done and "hx-trigger" not in done
+
+
+def test_console_warns_when_the_send_rate_is_slow(app, client, load_bank, make_participant):
+    load_bank()
+    for _ in range(200):
+        make_participant()
+    app.config["SMS_RATE_PER_SECOND"] = 1
+    login(client)
+    assert "200 messages at 1/s ≈ 3 min" in html.unescape(client.get("/admin/").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ("Round {number}: {link}", 303, None),
+    ("Round {number}", 422, "must contain {link}"),
+    ("Round {nmber}: {link}", 422, "Unknown placeholder {nmber}"),
+])
+def test_organizer_edits_sms_wording(client, body, status, message):
+    login(client)
+    response = post_form(client, "/admin/messages", "/admin/messages/round_link", {"body": body})
+    assert response.status_code == status
+    page = html.unescape(client.get("/admin/messages").get_data(as_text=True) if status == 303
+                         else response.get_data(as_text=True))
+    if message:
+        assert message in page and body in page  # the typed text is kept
+    else:
+        assert body in page
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"text": "", "send_at": "14:00"}, "Write what the reminder should say."),
+    ({"text": "Hello", "send_at": "2pm"}, "Give the time as HH:MM"),
+    ({"text": "Hello", "send_at": "2020-01-01T10:00"}, "Pick a time in the future."),
+])
+def test_bad_reminder_is_refused_inline(client, fields, message):
+    from quiz.models import Reminder
+    login(client)
+    response = post_form(client, "/admin/messages", "/admin/reminders", fields)
+    assert response.status_code == 422
+    assert message in html.unescape(response.get_data(as_text=True))
+    assert db.session.scalar(select(db.func.count()).select_from(Reminder)) == 0
+
+
+def test_schedule_and_cancel_a_reminder_from_the_console(client):
+    from quiz.models import Reminder
+    login(client)
+    response = post_form(client, "/admin/messages", "/admin/reminders", {"text": "Round 2 at 14:00", "send_at": "23:59"},
+                         follow_redirects=True)
+    assert "Reminder scheduled" in response.get_data(as_text=True)
+    reminder = db.session.scalar(select(Reminder))
+    assert reminder.status == "scheduled"
+    post_form(client, "/admin/messages", f"/admin/reminders/{reminder.id}/cancel", {})
+    db.session.expire_all()
+    assert db.session.get(Reminder, reminder.id).status == "cancelled"

@@ -1,15 +1,20 @@
 """The organizer's console: log in, run the rounds, watch the outbox."""
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .. import rounds
+from .. import notify, rounds, tasks
 from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
-from ..models import AdminUser, AuditEntry, Challenge, Message, Participant, Submission
+from ..jobs import after_commit
+from ..models import AdminUser, AuditEntry, Challenge, Message, Participant, Reminder, Submission
 from ..notify import sms_progress
+from ..reminders import cancel_reminder, schedule_reminder
 from . import write
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -66,7 +71,8 @@ def dashboard():
               "in_game": db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))}
     return render_template("admin/dashboard.html", challenges=challenges, submitted=submitted, outbox=outbox,
                            audit=audit, counts=counts, progress={c.id: sms_progress(c) for c in challenges},
-                           winner=rounds.winner(), now=utcnow())
+                           winner=rounds.winner(), now=utcnow(),
+                           send_warning=notify.send_time_warning(counts["in_game"]))
 
 
 @bp.post("/rounds/<int:number>/start")
@@ -85,10 +91,139 @@ def end_round(number):
                 f"Round {number} is closed and eliminations are done.")
 
 
-def _act(operation, success: str):
+def _act(operation, success: str, then: str = "admin.dashboard", **then_args):
+    """Run a console action, flash what happened, and go back to the page it came from."""
     try:
         write(operation)
         flash(success, "ok")
     except QuizError as error:
         flash(error.message, "error")
-    return redirect(url_for("admin.dashboard"), 303)
+    return redirect(url_for(then, **then_args), 303)
+
+
+# --- SMS: progress, failures, resend, wording, reminders ----------------------------------------------
+
+@bp.get("/rounds/<int:number>/sms")
+@login_required
+def sms_panel(number):
+    """The round's SMS progress widget; it polls itself while sending runs."""
+    challenge = rounds.get_challenge(number)
+    return render_template("admin/_sms_progress.html", c=challenge, p=sms_progress(challenge))
+
+
+@bp.get("/rounds/<int:number>/failed")
+@login_required
+def failed_messages(number):
+    """Messages of a round that could not be delivered, with the provider's reason."""
+    challenge = rounds.get_challenge(number)
+    failed = db.session.execute(select(Message, Participant).join(Participant, Participant.id == Message.participant_id)
+                                .where(Message.challenge_id == challenge.id, Message.status == "failed")
+                                .order_by(Message.id)).all()
+    return render_template("admin/failed.html", c=challenge, failed=failed)
+
+
+@bp.post("/rounds/<int:number>/retry-failed")
+@login_required
+def retry_failed(number):
+    """Send every failed message of the round again."""
+    def operation():
+        ids = notify.requeue_failed(rounds.get_challenge(number))
+        record(current_user.username, "retry failed SMS", None, f"round {number}: {len(ids)} message(s)")
+        after_commit(tasks.fan_out, ids, f"round {number} retry")
+        return ids
+    return _act(operation, f"Failed messages of round {number} are queued again.", "admin.failed_messages", number=number)
+
+
+@bp.post("/participants/<int:participant_id>/resend/<int:number>")
+@login_required
+def resend_link(participant_id, number):
+    """Send one player's round link again."""
+    def operation():
+        participant = db.get_or_404(Participant, participant_id)
+        try:
+            message_id = notify.requeue_link(participant, rounds.get_challenge(number))
+        except LookupError as error:
+            raise QuizError(str(error), code="no_message")
+        record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
+        after_commit(tasks.fan_out, [message_id], "resend")
+    return _act(operation, f"Round {number} link is being sent again.", "admin.failed_messages", number=number)
+
+
+@bp.get("/messages")
+@login_required
+def message_settings():
+    """The wording of every SMS, and scheduled reminders."""
+    return _messages_page()
+
+
+def _messages_page(errors=None, values=None, status=200):
+    reminders = db.session.scalars(select(Reminder).order_by(Reminder.send_at.desc()).limit(50)).all()
+    templates = {kind: notify.template_for(kind) for kind in notify.TEMPLATES}
+    return render_template("admin/messages.html", templates=templates, placeholders=notify.PLACEHOLDERS,
+                           reminders=reminders, errors=errors or {}, values=values or {}, local=local_time), status
+
+
+@bp.post("/messages/<kind>")
+@login_required
+def save_message_template(kind):
+    """Save the organizer's wording of one kind of SMS."""
+    if kind not in notify.TEMPLATES:
+        return _messages_page({"form": f"There is no message kind '{kind}'."}, status=404)
+    try:
+        notify.save_template(kind, request.form.get("body", ""))
+        record(current_user.username, "edit SMS wording", None, kind)
+        db.session.commit()
+    except ValueError as error:
+        db.session.rollback()
+        return _messages_page({kind: str(error)}, {kind: request.form.get("body", "")}, 422)
+    flash("Saved. New messages use this wording.", "ok")
+    return redirect(url_for("admin.message_settings"), 303)
+
+
+@bp.post("/reminders")
+@login_required
+def add_reminder():
+    """Schedule a reminder to everyone still in the game."""
+    try:
+        send_at = parse_local_time(request.form.get("send_at", ""))
+        reminder = write(lambda: record(current_user.username, "schedule reminder",
+                                        schedule_reminder(request.form.get("text", ""), send_at)))
+    except QuizError as error:
+        return _messages_page(error.fields or {"reminder": error.message}, request.form, error.status)
+    flash(f"Reminder scheduled for {local_time(reminder.send_at)}.", "ok")
+    return redirect(url_for("admin.message_settings"), 303)
+
+
+@bp.post("/reminders/<int:reminder_id>/cancel")
+@login_required
+def cancel_reminder_view(reminder_id):
+    """Call off a scheduled reminder."""
+    def operation():
+        reminder = db.get_or_404(Reminder, reminder_id)
+        cancel_reminder(reminder)
+        record(current_user.username, "cancel reminder", None, reminder.text)
+    return _act(operation, "Reminder cancelled.", "admin.message_settings")
+
+
+def parse_local_time(text: str):
+    """'HH:MM' (today, or tomorrow if past) or 'YYYY-MM-DDTHH:MM' in the event's time zone → naive UTC."""
+    zone = ZoneInfo(current_app.config["EVENT_TIMEZONE"])
+    now = datetime.now(zone)
+    try:
+        if len(text.strip()) <= 5:
+            hours, minutes = (int(part) for part in text.strip().split(":"))
+            moment = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+            if moment <= now:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(text.strip()).replace(tzinfo=zone)
+    except ValueError:
+        raise QuizError("Give the time as HH:MM, e.g. 14:00.", code="invalid", status=422,
+                        fields={"send_at": "Give the time as HH:MM, e.g. 14:00."})
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def local_time(moment) -> str:
+    """A stored (naive UTC) time as the venue reads it."""
+    zone = ZoneInfo(current_app.config["EVENT_TIMEZONE"])
+    return moment.replace(tzinfo=timezone.utc).astimezone(zone).strftime("%a %H:%M")
