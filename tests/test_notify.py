@@ -246,3 +246,57 @@ def test_warning_when_the_rate_makes_sending_slow(app):
     app.config["SMS_RATE_PER_SECOND"] = 3
     assert notify.send_time_warning(5000) == "5,000 messages at 3/s ≈ 28 min"
     assert notify.send_time_warning(100) is None
+
+
+def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
+        app, client, load_bank, make_participant, api_headers, sns, moto_server, redis_url, tmp_path):
+    """A real worker process sends through SNS (moto) at 20/s; kill -9 it mid-batch, start another."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    load_bank()
+    phones = [make_participant().phone for _ in range(60)]
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
+           "KNOCKOUT_INSTANCE": str(tmp_path / "instance"), "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x",
+           "SMS_BACKEND": "sns", "SNS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "SMS_RATE_PER_SECOND": "20",
+           "LOG_LEVEL": "WARNING"}
+
+    def worker():
+        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def count(status):
+        db.session.expire_all()
+        return db.session.scalar(select(func.count()).where(Message.status == status))
+
+    first = worker()
+    try:
+        client.post("/api/admin/start-challenge/1", headers=api_headers)
+        deadline = time.monotonic() + 30
+        while count("sent") < 15:
+            assert time.monotonic() < deadline, "the first worker never got going"
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        in_doubt = count("sending")
+        assert in_doubt <= 1 and count("queued") > 0  # killed mid-batch, with work left
+        time.sleep(0.6)
+        second = worker()
+        try:
+            assert tasks.reconcile_messages(stale_after=0.5)["requeued"] > 0
+            while count("sent") < 60:
+                assert time.monotonic() < deadline + 30, f"{count('sent')} of 60 sent"
+                time.sleep(0.1)
+        finally:
+            second.terminate()
+            second.wait(timeout=15)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    delivered = Counter(phone for phone, _ in sns.values())
+    assert set(delivered) == set(phones)  # nothing unsent
+    assert sum(delivered.values()) - 60 <= in_doubt  # a repeat only for a message caught mid-send
