@@ -49,7 +49,7 @@ class OutboxBackend:
     external = False
 
     def send(self, to: str, body: str) -> str | None:
-        log.info("SMS to %s: %s", to, body)
+        log.debug("SMS to %s: %s", to, body)
         return None
 
 
@@ -251,13 +251,15 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
     """
     sender, rate = backend(), float(current_app.config["SMS_RATE_PER_SECOND"])
     pending = message_ids if sender.external else claim(message_ids, worker)
+    # One query for the batch's rows (claimed ones, for the outbox); external sends re-check each claim.
+    rows = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_(pending)))}
     sent = failed = 0
     retry = []
     for message_id in pending:
         throttle(rate)  # wait first, so nothing sits claimed while we wait
         if sender.external and not claim([message_id], worker):
             continue  # sent or being sent by someone else
-        message = db.session.get(Message, message_id)
+        message = rows[message_id]
         try:
             provider_id = sender.send(message.to, message.body)
         except SendError as error:

@@ -1,9 +1,10 @@
 """A round's life: open it, start a player's clock, take answers, close it and eliminate."""
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from . import scoring
@@ -96,8 +97,7 @@ def eliminate(challenge: Challenge) -> Outcome:
                          challenge.keep_fraction, challenge.keep_count)
     submission_of = {r.participant_id: r.id for r in rows}
     if rows:
-        db.session.execute(update(Submission), [
-            {"id": submission_of[pid], "rank": place} for place, pid in enumerate(outcome.order, start=1)])
+        apply_ranks([submission_of[pid] for pid in outcome.order])
     no_submission = ~exists().where(Submission.participant_id == Participant.id,
                                     Submission.challenge_id == challenge.id)
     below_cut = Participant.id.in_(select(Submission.participant_id).where(
@@ -109,6 +109,26 @@ def eliminate(challenge: Challenge) -> Outcome:
             .execution_options(synchronize_session=False))
     db.session.expire_all()
     return outcome
+
+
+# The ranking's result applied in one statement: the ordered submission ids travel as one JSON
+# array, and the database numbers them (1-based) as it joins.
+RANK_UPDATES = {
+    "sqlite": "UPDATE submission SET rank = ranked.key + 1 FROM json_each(:order) AS ranked "
+              "WHERE submission.id = ranked.value",
+    "postgresql": "UPDATE submission SET rank = ranked.place FROM jsonb_array_elements_text(CAST(:order AS jsonb)) "
+                  "WITH ORDINALITY AS ranked(id, place) WHERE submission.id = CAST(ranked.id AS integer)",
+}
+
+
+def apply_ranks(submission_ids: list[int]) -> None:
+    """Store rank 1..n for the submissions in this order."""
+    statement = RANK_UPDATES.get(db.engine.dialect.name)
+    if statement is None:  # another database: the portable executemany
+        db.session.execute(update(Submission), [{"id": sid, "rank": place}
+                                                for place, sid in enumerate(submission_ids, start=1)])
+        return
+    db.session.execute(text(statement), {"order": json.dumps(submission_ids)})
 
 
 def page_state(link: FormLink, now: datetime) -> str:

@@ -1,0 +1,172 @@
+"""Measure the hot paths on the real parts (SQLite in WAL, a real Redis, a real RQ worker) and print a table.
+
+Figures are as measured on this machine, misses included; ratios in one run beat absolute times.
+"""
+import argparse
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from quiz import create_app  # noqa: E402
+from quiz.clock import utcnow  # noqa: E402
+from quiz.config import TestConfig  # noqa: E402
+from quiz.embedded import server_args, wait_for  # noqa: E402
+from quiz.extensions import db  # noqa: E402
+from quiz.models import Participant  # noqa: E402
+
+BANK = """
+challenges:
+  - {number: 1, title: One, questions: [{text: Q, choices: [a, b], answer: a}]}
+  - {number: 2, title: Two, questions: [{text: Q, choices: [a, b], answer: a}]}
+  - {number: 3, title: Three, questions: [{text: Q, choices: [a, b], answer: a}]}
+"""
+
+
+class Bench:
+    """One fresh app (database + Redis) per scenario."""
+
+    def __init__(self, workdir: Path, redis_url: str, name: str):
+        directory = workdir / name
+        directory.mkdir()
+        config = type("BenchConfig", (TestConfig,), {
+            "INSTANCE_PATH": str(directory), "REDIS_URL": redis_url, "TESTING": False,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{directory / 'bench.db'}"})
+        self.app = create_app(config)
+        self.headers = {"Authorization": f"Bearer {config.ADMIN_API_TOKEN}"}
+
+    def __enter__(self):
+        self.context = self.app.app_context()
+        self.context.push()
+        import redis
+        redis.Redis.from_url(self.app.config["REDIS_URL"]).flushall()
+        db.create_all()
+        from quiz.questions import apply_bank, parse_bank
+        apply_bank(parse_bank(BANK))
+        db.session.commit()
+        self.client = self.app.test_client()
+        return self
+
+    def __exit__(self, *exc):
+        db.session.remove()
+        db.engine.dispose()
+        self.context.pop()
+
+    def players(self, count: int) -> None:
+        """Bulk-create `count` players with their links (as registrations would have)."""
+        rows = [{"name": f"Player {i}", "email": f"p{i}@example.com", "phone": f"+1415{i:07d}", "company": "",
+                 "consent": True, "report_code": secrets.token_urlsafe(16), "created_at": utcnow()}
+                for i in range(count)]
+        for start in range(0, count, 5000):
+            db.session.execute(insert(Participant), rows[start:start + 5000])
+        from quiz.links import ensure_links
+        ensure_links()
+        db.session.commit()
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def start_latency(bench: Bench, players: int) -> float:
+    bench.players(players)
+    started = time.perf_counter()
+    response = bench.client.post("/api/admin/start-challenge/1", headers=bench.headers)
+    assert response.status_code == 200, response.get_json()
+    return (time.perf_counter() - started) * 1000
+
+
+def outbox_throughput(bench: Bench, players: int) -> float:
+    """Start → every link SMS recorded as sent by a real worker (outbox backend)."""
+    from quiz.jobs import run_worker
+    bench.players(players)
+    started = time.perf_counter()
+    bench.client.post("/api/admin/start-challenge/1", headers=bench.headers)
+    run_worker(burst=True)
+    elapsed = time.perf_counter() - started
+    from quiz.models import Message
+    sent = db.session.scalar(db.select(db.func.count()).where(Message.status == "sent"))
+    assert sent == players, f"only {sent} of {players} sent"
+    return elapsed
+
+
+def end_latency(bench: Bench, players: int) -> float:
+    """End of round: ranking + elimination with every player having submitted."""
+    from quiz.models import Challenge, FormLink, Submission
+    bench.players(players)
+    bench.client.post("/api/admin/start-challenge/1", headers=bench.headers)
+    challenge = db.session.scalar(db.select(Challenge).where(Challenge.number == 1))
+    now = utcnow()
+    rows = [{"participant_id": pid, "challenge_id": challenge.id, "answers": {}, "score": pid % 7, "correct": pid % 7,
+             "response_time": (pid * 7919 % 10007) / 100, "submitted_at": now}
+            for pid in db.session.scalars(db.select(FormLink.participant_id).where(FormLink.challenge_id == challenge.id))]
+    db.session.execute(insert(Submission), rows)
+    db.session.commit()
+    started = time.perf_counter()
+    response = bench.client.post("/api/admin/end-challenge/1", headers=bench.headers)
+    assert response.status_code == 200, response.get_json()
+    return (time.perf_counter() - started) * 1000
+
+
+def register_latency(bench: Bench, rounds: int, count: int = 300) -> float:
+    """p50 of POST /api/register, with `rounds` rounds loaded (a link per round each time)."""
+    extra = "".join(f"\n  - {{number: {n}, title: R{n}, questions: [{{text: Q, choices: [a, b], answer: a}}]}}"
+                    for n in range(4, rounds + 1))
+    from quiz.questions import apply_bank, parse_bank
+    apply_bank(parse_bank(BANK + extra))
+    db.session.commit()
+    samples = []
+    for i in range(count):
+        body = {"name": f"R {i}", "email": f"r{i}@example.com", "phone": f"+1628{2_000_000 + i:07d}"}
+        started = time.perf_counter()
+        response = bench.client.post("/api/register", json=body)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 201, response.get_json()
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    args = parser.parse_args()
+    big = 5_000 if args.quick else 50_000
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        redis_process = subprocess.Popen(server_args(workdir, workdir / "redis.sock"), stdout=subprocess.DEVNULL)
+        redis_url = f"unix://{workdir / 'redis.sock'}"
+        wait_for(redis_url)
+        rows = []
+        try:
+            def run(name, measure, *params):
+                with Bench(workdir, redis_url, name) as bench:
+                    return measure(bench, *params)
+            rows.append(("start-challenge, 5,000 players", f"{run('s5k', start_latency, 5_000):.0f} ms", "≤ 200 ms"))
+            rows.append((f"start-challenge, {big:,} players", f"{run('s50k', start_latency, big):.0f} ms", "≤ 200 ms"))
+            rows.append(("outbox: 5,000 link SMS, start → all sent", f"{run('o5k', outbox_throughput, 5_000):.2f} s", "≤ 5 s"))
+            rows.append(("end-challenge (rank + eliminate), 5,000", f"{run('e5k', end_latency, 5_000):.0f} ms", "≤ 100 ms"))
+            rows.append((f"end-challenge (rank + eliminate), {big:,}", f"{run('e50k', end_latency, big):.0f} ms", "≤ 500 ms"))
+            r3, r10 = run("r3", register_latency, 3), run("r10", register_latency, 10)
+            rows.append(("register p50, 3 rounds", f"{r3:.1f} ms", ""))
+            rows.append(("register p50, 10 rounds", f"{r10:.1f} ms", f"ratio {r10 / r3:.2f} (flat ≈ 1)"))
+        finally:
+            redis_process.terminate()
+            redis_process.wait()
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure'.ljust(width)}  {'measured':>10}  goal")
+    print(f"{'-' * width}  {'-' * 10}  {'-' * 24}")
+    for name, value, goal in rows:
+        print(f"{name.ljust(width)}  {value:>10}  {goal}")
+
+
+if __name__ == "__main__":
+    main()
