@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench stop browser
+.PHONY: run test bench stop browser postgres
 
 run: $(VENV)/.runtime  ## set up everything and start the demo event (web, worker, Redis)
 	$(BIN)/flask --app quiz demo
 
-test: $(VENV)/.dev browser  ## run the whole test suite
+test: $(VENV)/.dev browser postgres  ## run the whole test suite: on SQLite, then on PostgreSQL
 	$(BIN)/pytest
+	bin/with-postgres $(BIN)/pytest -m "not browser" -q
 
 bench: $(VENV)/.dev  ## measure; prints a table
 	$(BIN)/python -m bench
@@ -31,3 +32,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-liberation fonts-noto-color-emoji; }
+
+# A PostgreSQL server for the second pass of the suite (bin/with-postgres starts a throwaway one).
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }

@@ -1,4 +1,5 @@
 """Fixtures: a real Redis server, a fresh database per test, the app, and factories."""
+import os
 import re
 import socket
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy
 
 from quiz import create_app
 from quiz.clock import utcnow
@@ -54,9 +56,24 @@ def redis_url(tmp_path_factory):
     process.wait(timeout=10)
 
 
+# The suite runs on SQLite by default, and on PostgreSQL when this names a server's database.
+POSTGRES_URL = os.environ.get("KNOCKOUT_TEST_POSTGRES_URL", "")
+
+
+def database_url(tmp_path: Path) -> str:
+    """A fresh, empty database for one test: a SQLite file, or the PostgreSQL database wiped clean."""
+    if not POSTGRES_URL:
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    engine = sqlalchemy.create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    return POSTGRES_URL
+
+
 def make_config(tmp_path: Path, redis_url: str, **overrides) -> type:
     settings = dict(INSTANCE_PATH=str(tmp_path / "instance"), REDIS_URL=redis_url,
-                    SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'test.db'}",
+                    SQLALCHEMY_DATABASE_URI=database_url(tmp_path),
                     STORAGE_URL=f"file://{tmp_path / 'storage'}")
     settings.update(overrides)
     return type("Config", (TestConfig,), settings)
@@ -153,7 +170,7 @@ class LiveStack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             "PATH": "/usr/bin:/bin", "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}", "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url(tmp_path), "REDIS_URL": redis_url,
             "ADMIN_API_TOKEN": "live-token", "ADMIN_PASSWORD": "live-password", "SECRET_KEY": "live-secret",
             "PUBLIC_BASE_URL": self.url, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
             "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "SUBMIT_GRACE_SECONDS": "1", **env}

@@ -9,7 +9,6 @@ import html
 import math
 import random
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import sqlalchemy
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -231,11 +231,16 @@ def test_whole_event_over_http(live_stack):
     assert f"{alive[0].name} wins!" in requests.get(f"{stack.url}/display").text
 
     # The database: no row missing, none twice.
-    database = sqlite3.connect(stack.env["DATABASE_URL"].removeprefix("sqlite:///"))
-    assert database.execute("select count(*) from participant").fetchone()[0] == PLAYERS
-    per_round = dict(database.execute("select c.number, count(*) from submission s join challenge c "
-                                      "on c.id = s.challenge_id group by c.number").fetchall())
-    assert per_round == {n: sum(1 for p in players if n in p.submitted) for n in (1, 2, 3)}
-    assert database.execute("select count(*) from (select participant_id, challenge_id from submission "
-                            "group by 1, 2 having count(*) > 1)").fetchone()[0] == 0
-    assert database.execute("select count(*) from participant where eliminated_in is null").fetchone()[0] == len(alive)
+    engine = sqlalchemy.create_engine(stack.env["DATABASE_URL"])
+    with engine.connect() as database:
+        def scalar(sql):
+            return database.execute(sqlalchemy.text(sql)).scalar()
+        assert scalar("select count(*) from participant") == PLAYERS
+        per_round = dict(database.execute(sqlalchemy.text(
+            "select c.number, count(*) from submission s join challenge c on c.id = s.challenge_id "
+            "group by c.number")).all())
+        assert per_round == {n: sum(1 for p in players if n in p.submitted) for n in (1, 2, 3)}
+        assert scalar("select count(*) from (select participant_id, challenge_id from submission "
+                      "group by 1, 2 having count(*) > 1) twice") == 0
+        assert scalar("select count(*) from participant where eliminated_in is null") == len(alive)
+    engine.dispose()

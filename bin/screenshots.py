@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Screenshots for docs/: start the real stack, play a small 12-player event, save every page as PNG.
+
+    .venv/bin/python bin/screenshots.py [OUT_DIR]      (default: docs/)
+
+Needs Debian's Chromium (`make browser`). Everything runs on loopback in a temporary directory:
+a real redis-server, gunicorn and the worker, the demo question bank. One phone plays the whole
+event in the browser; the others answer over HTTP; the projector page is never reloaded.
+"""
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    sys.exit(f"{CHROMIUM} is missing: run `make browser` first.")
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from quiz.embedded import server_args, wait_for  # noqa: E402
+from tests.conftest import LiveStack  # noqa: E402
+from tests.test_browser import CHROMIUM_ARGS, KEY, PHONE, PROJECTOR, Api, answer_over_http, load_demo_bank  # noqa: E402
+
+POLL = 12_000
+# The phone in the pictures: a long name, to show it never overflows.
+HERO = "Hubert Blaine Wolfeschlegelsteinhausenbergerdorff"
+# (name, who answers right in rounds 1, 2, 3). The hero plays in the browser, everyone else over HTTP.
+PLAYERS = [
+    ("Grace Hopper", (True, True, True)),
+    ("Katherine Johnson", (True, True, False)),
+    ("Alan Turing", (True, False, None)),
+    ("Margaret Hamilton", (True, False, None)),
+    ("<b>Bobby</b> Tables", (False, None, None)),
+    ("Linus Torvalds", (False, None, None)),
+    ("Barbara Liskov", (False, None, None)),
+    ("Tim Berners-Lee", (False, None, None)),
+    ("Radia Perlman", (False, None, None)),
+    ("Ken Thompson", (None, None, None)),  # never opens a link
+    ("Frances Allen", (None, None, None)),
+]
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="knockout-shots-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "redis").mkdir()
+        sock = tmp / "redis" / "redis.sock"
+        redis = subprocess.Popen(server_args(tmp / "redis", sock), stdout=subprocess.DEVNULL)
+        stack = None
+        try:
+            wait_for(f"unix://{sock}")
+            stack = LiveStack(tmp, f"unix://{sock}").start()
+            load_demo_bank(stack)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    play(browser, stack, Api(stack.url), out)
+                finally:
+                    browser.close()
+        finally:
+            if stack:
+                stack.stop()
+            redis.terminate()
+            redis.wait(timeout=10)
+    for png in sorted(out.glob("*.png")):
+        print(png.relative_to(ROOT) if png.is_relative_to(ROOT) else png)
+
+
+def play(browser, stack, api: Api, out: Path) -> None:
+    def context(**options):
+        ctx = browser.new_context(**options)
+        ctx.set_default_timeout(15_000)
+        return ctx
+
+    links = {name: api.register(name, n)["form_urls"] for n, (name, _) in enumerate(PLAYERS, start=1)}
+    plans = dict(PLAYERS)
+
+    # The projector: opened once, never reloaded.
+    display = context(**PROJECTOR).new_page()
+    display.goto(f"{stack.url}/display")
+
+    # The hero joins on a phone.
+    phone = context(**PHONE).new_page()
+    phone.goto(f"{stack.url}/register")
+    phone.get_by_label("Your name").fill(HERO)
+    phone.get_by_label("Email").fill("hubert@example.com")
+    phone.get_by_label("Mobile number").fill("+1 415 555 0199")
+    phone.get_by_label("Company").fill("Wolfeschlegelstein Logistics GmbH")
+    phone.get_by_label("Text me my round links").check()
+    phone.screenshot(path=out / "phone-register.png", full_page=True)
+    phone.get_by_role("button", name="Join the game").click()
+    expect(phone.get_by_role("heading", level=1)).to_contain_text("You're in")
+    phone.screenshot(path=out / "phone-joined.png", full_page=True)
+
+    expect(display.locator("#player-count")).to_have_text(str(len(PLAYERS) + 1), timeout=POLL)
+    settle(display)
+    display.screenshot(path=out / "display-before.png")
+
+    # The organizer starts round 1 from the console.
+    admin = context(viewport={"width": 1440, "height": 900}).new_page()
+    admin.on("dialog", lambda dialog: dialog.accept())
+    admin.goto(f"{stack.url}/admin")
+    admin.get_by_label("Password").fill("live-password")
+    admin.get_by_role("button", name="Log in").click()
+    admin.get_by_role("button", name="Start round 1").click()
+    expect(admin.locator(".flash-ok")).to_be_visible()
+
+    hero_links = {n: api.sms_link("+14155550199", n) for n in (1,)}
+    phone.goto(hero_links[1])
+    expect(phone.get_by_role("heading", name="Ready?")).to_be_visible()
+    phone.screenshot(path=out / "phone-ready.png", full_page=True)
+    phone.get_by_role("button", name="Start").click()
+    answer_in_browser(phone, 1, shoot=out / "phone-questions.png")
+    expect(phone.get_by_role("heading", name="Answers in")).to_be_visible()
+    phone.screenshot(path=out / "phone-submitted.png", full_page=True)
+
+    for number in (1, 2, 3):
+        if number > 1:
+            api.start(number)
+            hero_links[number] = api.sms_link("+14155550199", number)
+            phone.goto(hero_links[number])
+            phone.get_by_role("button", name="Start").click()
+            answer_in_browser(phone, number)
+        for name, plan in plans.items():
+            if plan[number - 1] is not None:
+                answer_over_http(links[name][str(number)], number, right=plan[number - 1])
+        if number == 1:
+            expect(display.locator(".during .big-count")).to_contain_text("answered", timeout=POLL)
+            settle(display)
+            display.screenshot(path=out / "display-during.png")
+        if number == 2:
+            admin.reload()
+            settle(admin)
+            admin.screenshot(path=out / "admin-console.png")
+        api.end(number)
+        if number == 1:
+            expect(display.locator("ol.board")).to_be_visible(timeout=POLL)
+            settle(display)
+            display.screenshot(path=out / "display-after.png")
+            bobby = context(**PHONE).new_page()
+            bobby.goto(links["<b>Bobby</b> Tables"]["1"])
+            expect(bobby.locator(".out")).to_be_visible()
+            bobby.screenshot(path=out / "phone-out.png", full_page=True)
+    expect(display.get_by_text("wins!")).to_be_visible(timeout=POLL)
+    settle(display)
+    display.screenshot(path=out / "display-podium.png")
+    phone.goto(hero_links[3].replace("/f/", "/f/"))
+    phone.reload()
+    phone.screenshot(path=out / "phone-final.png", full_page=True)
+
+
+def answer_in_browser(page, number: int, shoot: Path | None = None) -> None:
+    """Tick the right answers like a thumb would, then submit."""
+    questions = page.locator("fieldset.question")
+    expect(questions).to_have_count(len(KEY[number]))
+    for index, correct in enumerate(KEY[number]):
+        for choice in correct:
+            questions.nth(index).locator("label.choice").filter(has=page.locator("span", has_text=choice)).filter(
+                has_not_text="x" * 99).locator(f"input[value]").and_(
+                questions.nth(index).locator("label.choice input")).first  # noqa: B018
+            labels = questions.nth(index).locator("label.choice")
+            for i in range(labels.count()):
+                if labels.nth(i).inner_text().strip() == choice:
+                    labels.nth(i).click()
+    if shoot:
+        page.screenshot(path=shoot, full_page=True)
+    page.get_by_role("button", name="Submit answers").click()
+    expect(page.get_by_role("heading", name="Answers in")).to_be_visible()
+
+
+def settle(page) -> None:
+    """Let htmx finish its swap and the countdown tick before a picture."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(600)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT / "docs")
