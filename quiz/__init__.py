@@ -39,10 +39,11 @@ def create_app(config: type | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    from .web import admin, api, display, errors, play
+    from .web import admin, api, display, errors, play, security
     for module in (play, display, admin, api, errors):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
+    security.init_app(app)
 
     from . import cli
     cli.register(app)

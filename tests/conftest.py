@@ -80,10 +80,11 @@ def make_config(tmp_path: Path, redis_url: str, **overrides) -> type:
 
 
 @pytest.fixture
-def app(tmp_path, redis_url):
-    """The app on a fresh SQLite database and an empty Redis."""
+def app(request, tmp_path, redis_url):
+    """The app on a fresh database and an empty Redis; `@pytest.mark.config(NAME=value)` overrides settings."""
     redis.Redis.from_url(redis_url).flushall()
-    app = create_app(make_config(tmp_path, redis_url))
+    marker = request.node.get_closest_marker("config")
+    app = create_app(make_config(tmp_path, redis_url, **(marker.kwargs if marker else {})))
     with app.app_context():
         db.create_all()
         yield app

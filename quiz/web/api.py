@@ -9,13 +9,14 @@ from .. import rounds
 from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
-from ..extensions import db
+from ..extensions import db, limiter
 from ..leaderboard import leaderboard
 from ..links import link_url, report_url
 from ..models import Challenge, FormLink, Message
 from ..notify import sms_progress
 from ..registration import register_participant, validate_registration
 from . import write
+from .security import registration_key
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -45,6 +46,8 @@ def admin_required(view):
 
 
 @bp.post("/register")
+@limiter.limit("10 per minute", key_func=registration_key)
+@limiter.limit("1200 per minute")
 def register():
     """Register a participant → 201 with their links."""
     participant = write(register_participant, validate_registration(json_body()))

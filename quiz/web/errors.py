@@ -48,6 +48,8 @@ def http_error(error: HTTPException):
     status = error.code or 500
     # abort(404, "...") carries a message meant for the person; the default ones don't.
     message = error.description if error.description != type(error).description else MESSAGES.get(status, error.name)
+    if status == 429:  # Flask-Limiter's description is the limit itself
+        message = f"{MESSAGES[429]} (limit: {error.description})"
     return respond(status, message, error.name.lower().replace(" ", "_"))
 
 

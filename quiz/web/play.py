@@ -5,13 +5,14 @@ from sqlalchemy import select
 from .. import rounds
 from ..clock import utcnow
 from ..errors import QuizError
-from ..extensions import db
+from ..extensions import db, limiter
 from ..links import find_link, link_url, report_url
 from ..models import FormLink, Participant, Submission
 from ..reports import participant_report
 from ..registration import register_participant, registration_open, validate_registration
 from . import write
 from .display import qr_svg
+from .security import link_key, registration_key
 
 bp = Blueprint("play", __name__)
 
@@ -24,6 +25,8 @@ def register_form():
 
 
 @bp.post("/register")
+@limiter.limit("10 per minute", key_func=registration_key)
+@limiter.limit("1200 per minute")  # per address: a whole venue behind one NAT still gets in
 def register():
     """Join the game; errors come back inline with what was typed kept."""
     try:
@@ -46,6 +49,7 @@ def round_page(code):
 
 
 @bp.post("/f/<code>/start")
+@limiter.limit("30 per minute", key_func=link_key)
 def start(code):
     """Press Start: the response clock starts now (never on the GET)."""
     link = find_link(code)
@@ -57,6 +61,7 @@ def start(code):
 
 
 @bp.post("/f/<code>/submit")
+@limiter.limit("30 per minute", key_func=link_key)
 def submit(code):
     """Hand in the answers; a retried or doubled POST gets 'already submitted'."""
     link = find_link(code)

@@ -1,0 +1,33 @@
+"""Security headers on every response, and the rate-limit keys (a venue shares one NAT address)."""
+from flask import Flask, request
+
+# No inline script and no eval (htmx runs with allowEval false); styles only from our files.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def add_security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    # Personal links carry their credential in the path: never leak it to another site.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith(("/f/", "/r/", "/admin", "/api/")):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def link_key() -> str:
+    """Rate-limit key for a player's actions: their link, whatever address they come from."""
+    return "link:" + (request.view_args or {}).get("code", "")
+
+
+def registration_key() -> str:
+    """Rate-limit key for joining: the address together with the phone typed (one NAT, many players)."""
+    data = request.get_json(silent=True) if request.is_json else request.form
+    phone = str((data or {}).get("phone", ""))[:32] if isinstance(data, dict) or hasattr(data, "get") else ""
+    return f"register:{request.remote_addr}:{phone}"
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(add_security_headers)

@@ -1,0 +1,48 @@
+"""Security controls: headers and CSP, rate limits keyed by link (not only by address)."""
+import pytest
+
+from .conftest import csrf_from
+
+
+def test_pages_carry_a_csp_without_unsafe_eval_and_no_referrer(client):
+    response = client.get("/register")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-eval" not in csp and "unsafe-inline" not in csp
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "<script>" not in response.get_data(as_text=True)  # nothing inline for the CSP to block
+
+
+def test_personal_pages_are_not_cached(client, load_bank, make_participant):
+    load_bank()
+    participant = make_participant()
+    assert client.get(f"/r/{participant.report_code}").headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.config(RATELIMIT_ENABLED=True)
+def test_start_is_limited_per_link_not_per_address(client, load_bank, make_participant, api_headers):
+    from sqlalchemy import select
+
+    from quiz.extensions import db
+    from quiz.models import FormLink
+    load_bank()
+    ids = [make_participant().id for _ in range(2)]
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    codes = [db.session.scalar(select(FormLink.code).where(FormLink.participant_id == i, FormLink.challenge_id == 1))
+             for i in ids]
+    token = csrf_from(client.get(f"/f/{codes[0]}").get_data(as_text=True))
+    statuses = [client.post(f"/f/{codes[0]}/start", data={"csrf_token": token}).status_code for _ in range(31)]
+    assert statuses[:30] == [303] * 30 and statuses[30] == 429
+    # Another player behind the same address is not affected.
+    assert client.post(f"/f/{codes[1]}/start", data={"csrf_token": token}).status_code == 303
+
+
+@pytest.mark.config(RATELIMIT_ENABLED=True)
+def test_registration_limit_is_per_address_and_phone(client):
+    body = {"name": "X", "email": "x@example.com", "phone": "+14155550100"}
+    statuses = [client.post("/api/register", json={**body, "email": f"x{i}@example.com"}).status_code
+                for i in range(11)]
+    assert statuses[0] == 201 and statuses[10] == 429
+    assert "Too many tries" in client.post("/api/register", json=body).get_json()["message"]
+    other = client.post("/api/register", json={**body, "email": "y@example.com", "phone": "+14155550101"})
+    assert other.status_code == 201
