@@ -30,6 +30,8 @@ def create_app(config: type | None = None) -> Flask:
     app.extensions["knockout_redis"] = redis.Redis.from_url(app.config["REDIS_URL"])
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
 
+    from .web import security
+    security.init_app(app)  # first: its check must read the raw body before CSRF parses the form
     db.init_app(app)
     # Batch mode: SQLite can only change a table by rebuilding it.
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
@@ -39,11 +41,10 @@ def create_app(config: type | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    from .web import admin, api, display, errors, play, security
+    from .web import admin, api, display, errors, play
     for module in (play, display, admin, api, errors):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
-    security.init_app(app)
 
     from . import cli
     cli.register(app)

@@ -23,7 +23,8 @@ BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _unprintable(ch: str) -> bool:
-    return unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in BIDI_CONTROLS
+    # U+FFFD is what undecodable (non-UTF-8) bytes turn into: garbled input, not a name.
+    return unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in BIDI_CONTROLS or ch == "\ufffd"
 
 
 def _clean_text(value, field: str, maximum: int, required: bool, errors: dict) -> str:

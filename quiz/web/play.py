@@ -29,6 +29,8 @@ def register_form():
 @limiter.limit("1200 per minute")  # per address: a whole venue behind one NAT still gets in
 def register():
     """Join the game; errors come back inline with what was typed kept."""
+    if not registration_open():
+        return render_template("play/register.html", values={}, errors={}, is_open=False), 409
     try:
         clean = validate_registration(request.form)
         if not clean["consent"]:

@@ -1,5 +1,7 @@
 """Security headers on every response, and the rate-limit keys (a venue shares one NAT address)."""
-from flask import Flask, request
+from urllib.parse import unquote_to_bytes
+
+from flask import Flask, abort, request
 
 # No inline script and no eval (htmx runs with allowEval false); styles only from our files.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -29,5 +31,15 @@ def registration_key() -> str:
     return f"register:{request.remote_addr}:{phone}"
 
 
+def reject_garbled_forms():
+    """A form body that isn't UTF-8 would reach the database as mojibake: refuse it with what to do."""
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        try:
+            unquote_to_bytes(request.get_data(cache=True).replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            abort(400, "That form arrived garbled (its text isn't UTF-8). Reload the page and send it again.")
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(reject_garbled_forms)
     app.after_request(add_security_headers)
