@@ -9,3 +9,8 @@ timeout = 60
 graceful_timeout = 10
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None
+
+
+def post_worker_init(worker):
+    """Let open websockets see a graceful restart coming, so they close with 1012 and clients reconnect."""
+    worker.wsgi.config["KNOCKOUT_ALIVE"] = lambda: worker.alive

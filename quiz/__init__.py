@@ -41,8 +41,10 @@ def create_app(config: type | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    from .web import admin, api, display, errors, play
-    for module in (play, display, admin, api, errors):
+    from . import live
+    live.init_app(app)
+    from .web import admin, api, display, errors, play, ws
+    for module in (play, display, admin, api, ws, errors):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
 

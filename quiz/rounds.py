@@ -12,6 +12,7 @@ from .errors import QuizError, ValidationError
 from .extensions import db
 from .jobs import enqueue_after_commit
 from .links import ensure_links, shuffled_choices
+from .live import publish_after_commit
 from .models import Challenge, FormLink, Participant, Submission
 from .ranking import Entry, Outcome, rank_round
 
@@ -62,6 +63,7 @@ def start_round(number: int, now: datetime) -> Challenge:
     db.session.flush()
     enqueue_after_commit("quiz.tasks.send_round_links", challenge.id, queue="notify",
                          description=f"round {number}: send links")
+    publish_after_commit()
     deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
     if deadline:
         enqueue_after_commit("quiz.tasks.close_expired_round", challenge.id, at=deadline,
@@ -79,6 +81,7 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     unanswered = db.session.scalar(select(db.func.count()).where(
         Participant.eliminated_in == number, Participant.elimination_reason == "unanswered"))
     winner_id = outcome.order[0] if last and outcome.order else None
+    publish_after_commit()
     if current_app.config["SMS_RESULTS"]:
         enqueue_after_commit("quiz.tasks.send_results", challenge.id, winner_id, queue="notify",
                              description=f"round {number}: results by SMS")
@@ -226,6 +229,7 @@ def submit_answers(link: FormLink, form, now: datetime) -> Submission:
             db.session.add(submission)
     except IntegrityError:
         raise refusal(SUBMITTED, link)
+    publish_after_commit()
     return submission
 
 

@@ -59,6 +59,24 @@ def logout():
     return redirect(url_for("admin.login"), 303)
 
 
+def overview() -> dict:
+    """The live numbers at the top of the console."""
+    current = rounds.current_challenge()
+    return {
+        "players": db.session.scalar(select(func.count()).select_from(Participant)),
+        "in_game": db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None))),
+        "current": current,
+        "answered": db.session.scalar(select(func.count()).where(Submission.challenge_id == current.id))
+        if current else 0,
+        "winner": rounds.winner(),
+    }
+
+
+def live_overview() -> str:
+    """The overview fragment, as the websocket pushes it."""
+    return render_template("admin/_overview.html", o=overview())
+
+
 @bp.get("/")
 @login_required
 def dashboard():
@@ -67,12 +85,10 @@ def dashboard():
     submitted = dict(db.session.execute(select(Submission.challenge_id, func.count()).group_by(Submission.challenge_id)).all())
     outbox = db.session.scalars(select(Message).order_by(Message.id.desc()).limit(20)).all()
     audit = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(20)).all()
-    counts = {"players": db.session.scalar(select(func.count()).select_from(Participant)),
-              "in_game": db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))}
+    o = overview()
     return render_template("admin/dashboard.html", challenges=challenges, submitted=submitted, outbox=outbox,
-                           audit=audit, counts=counts, progress={c.id: sms_progress(c) for c in challenges},
-                           winner=rounds.winner(), now=utcnow(),
-                           send_warning=notify.send_time_warning(counts["in_game"]))
+                           audit=audit, o=o, counts=o, progress={c.id: sms_progress(c) for c in challenges},
+                           now=utcnow(), send_warning=notify.send_time_warning(o["in_game"]))
 
 
 @bp.post("/rounds/<int:number>/start")

@@ -1,0 +1,146 @@
+"""Live updates: a change anywhere → Redis pub/sub → each web process renders once per tick → every socket.
+
+Publishers (a web request or a worker, after commit) only say "something changed". Each web
+process runs one Hub: it listens on Redis, and at most once per tick renders each topic's
+fragment once and hands the same bytes to every socket showing it. A socket keeps only the
+newest frame, so a stalled phone skips frames instead of holding anyone up.
+"""
+import logging
+import threading
+import time
+
+import redis
+from flask import Flask, render_template
+
+from .extensions import db, get_redis
+from .jobs import after_commit
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "knockout:live"
+
+
+def publish() -> None:
+    """Tell every web process that the live state changed (cheap; coalesced by the hubs)."""
+    get_redis().publish(CHANNEL, b"changed")
+
+
+def publish_after_commit() -> None:
+    """Publish once the current transaction has committed."""
+    after_commit(publish)
+
+
+class Client:
+    """One socket's mailbox: holds only the newest frame."""
+
+    def __init__(self, topic: str):
+        self.topic = topic
+        self.frame: bytes | None = None
+        self.ready = threading.Event()
+        self.frames_offered = 0
+
+    def offer(self, frame: bytes) -> None:
+        self.frame = frame
+        self.frames_offered += 1
+        self.ready.set()
+
+    def take(self, timeout: float) -> bytes | None:
+        """The newest frame not yet taken, waiting up to `timeout` seconds."""
+        if not self.ready.wait(timeout):
+            return None
+        self.ready.clear()
+        frame, self.frame = self.frame, None
+        return frame
+
+
+class Hub:
+    """This process's fan-out: one Redis listener, one ticker, a set of clients per topic."""
+
+    def __init__(self, app: Flask, renderers: dict, tick: float):
+        self.app, self.renderers, self.tick = app, renderers, tick
+        self.clients: dict[str, set[Client]] = {topic: set() for topic in renderers}
+        self.dirty = threading.Event()
+        self.lock = threading.Lock()
+        self.started = False
+        self.renders = 0
+
+    def connect(self, topic: str) -> Client:
+        """A new socket gets the current state at once."""
+        self._start()
+        client = Client(topic)
+        client.offer(self.render(topic))
+        with self.lock:
+            self.clients[topic].add(client)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        with self.lock:
+            self.clients[client.topic].discard(client)
+
+    def count(self) -> int:
+        return sum(len(c) for c in self.clients.values())
+
+    def render(self, topic: str) -> bytes:
+        # A request context, so templates can build URLs (the PUBLIC_BASE_URL ones).
+        with self.app.test_request_context("/ws", base_url=self.app.config["PUBLIC_BASE_URL"]):
+            try:
+                return self.renderers[topic]().encode()
+            finally:
+                db.session.remove()
+
+    def broadcast(self) -> None:
+        """Render each watched topic once and offer the same bytes to all of its sockets."""
+        with self.lock:
+            watched = {topic: list(clients) for topic, clients in self.clients.items() if clients}
+        for topic, clients in watched.items():
+            frame = self.render(topic)
+            self.renders += 1
+            for client in clients:
+                client.offer(frame)
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.started:
+                return
+            self.started = True
+        threading.Thread(target=self._listen, name="live-listener", daemon=True).start()
+        threading.Thread(target=self._tick, name="live-ticker", daemon=True).start()
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self.app.extensions["knockout_redis"].pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                self.dirty.set()  # (re)connected: whatever happened meanwhile, show it
+                for _message in pubsub.listen():
+                    self.dirty.set()
+            except redis.RedisError:
+                log.warning("live updates: Redis unreachable, retrying")
+                time.sleep(1)
+
+    def _tick(self) -> None:
+        while True:
+            self.dirty.wait()
+            self.dirty.clear()
+            try:
+                self.broadcast()
+            except Exception:  # a failed render must not end live updates for everyone
+                log.exception("live updates: broadcast failed")
+            time.sleep(self.tick)  # at most one frame per tick, however many changes arrived
+
+
+def display_stage() -> str:
+    from .web.display import join_qr_svg, stage
+    return render_template("display/_stage.html", qr=join_qr_svg(), **stage())
+
+
+def admin_overview() -> str:
+    from .web.admin import live_overview
+    return live_overview()
+
+
+RENDERERS = {"display": display_stage, "admin": admin_overview}
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["knockout_hub"] = Hub(app, RENDERERS, float(app.config["LIVE_TICK_SECONDS"]))

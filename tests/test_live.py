@@ -1,0 +1,141 @@
+"""Live updates over /ws, against the real stack: gunicorn (gevent) processes sharing one Redis."""
+import json
+import threading
+import time
+
+import pytest
+import requests
+import websocket
+
+from .conftest import LiveStack
+
+pytestmark = pytest.mark.live
+API = {"Authorization": "Bearer live-token"}
+
+
+def connect(stack, topic="display", origin=None) -> websocket.WebSocket:
+    return websocket.create_connection(stack.url.replace("http", "ws") + f"/ws?topic={topic}", timeout=10,
+                                       origin=origin)
+
+
+def wait_for(ws, text: str, seconds: float = 5) -> str:
+    """Frames until one contains `text` (a change may arrive a tick after another)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert time.monotonic() < deadline, f"no frame with {text!r}"
+        frame = ws.recv()
+        if text in frame:
+            return frame
+
+
+def register(stack, n: int) -> dict:
+    response = requests.post(f"{stack.url}/api/register", json={
+        "name": f"Player {n}", "email": f"p{n}@example.com", "phone": f"+1415555{n:04d}"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def load(stack, bank="questions/demo.yaml"):
+    import subprocess
+    import sys
+    from .conftest import ROOT
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", bank],
+                            cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_display_gets_state_on_connect_then_updates(live_stack):
+    load(live_stack)
+    ws = connect(live_stack)
+    first = ws.recv()
+    assert 'id="stage"' in first and 'id="player-count">0<' in first
+    register(live_stack, 1)
+    wait_for(ws, 'id="player-count">1<')
+    requests.post(f"{live_stack.url}/api/admin/start-challenge/1", headers=API)
+    assert "Cloud basics" in wait_for(ws, "phase-during")
+    ws.close()
+
+
+def test_foreign_origin_is_refused(live_stack):
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        connect(live_stack, origin="https://evil.example")
+    assert refused.value.status_code == 403
+    ws = connect(live_stack, origin=live_stack.url)  # the page's own origin is fine
+    assert 'id="stage"' in ws.recv()
+    ws.close()
+
+
+def test_admin_topic_needs_a_login(live_stack):
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        connect(live_stack, topic="admin")
+    assert refused.value.status_code == 403
+
+
+def test_compression_is_not_negotiated(live_stack):
+    ws = websocket.create_connection(live_stack.url.replace("http", "ws") + "/ws", timeout=10,
+                                     header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"])
+    assert "sec-websocket-extensions" not in {k.lower() for k in ws.getheaders()}
+    ws.close()
+
+
+def test_burst_is_coalesced_and_a_stalled_client_does_not_delay_others(live_stack):
+    load(live_stack)
+    fast = [connect(live_stack) for _ in range(3)]
+    for ws in fast:
+        ws.recv()  # the state on connect
+    stalled = connect(live_stack)  # never reads again
+    stalled.sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096)
+    received = {i: [] for i in range(len(fast))}
+    stop = threading.Event()
+
+    def reader(i, ws):
+        ws.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                received[i].append((time.monotonic(), ws.recv()))
+            except websocket.WebSocketTimeoutException:
+                continue
+            except Exception:
+                return
+    threads = [threading.Thread(target=reader, args=(i, ws)) for i, ws in enumerate(fast)]
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    for n in range(60):  # a burst of registrations: 60 changes in about a second or two
+        register(live_stack, 100 + n)
+    burst = time.monotonic() - started
+    time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    tick = 0.5
+    for i, frames in received.items():
+        assert frames, f"client {i} got nothing"
+        # at most one frame per tick (plus one for the edge of the window)
+        assert len(frames) <= (burst + 1.5) / tick + 2, (len(frames), burst)
+        assert 'id="player-count">60<' in frames[-1][1]  # and the last frame is the final state
+    for ws in fast + [stalled]:
+        ws.close()
+
+
+def test_a_submission_on_one_process_updates_a_display_on_another(tmp_path, redis_url):
+    """Two gunicorn instances (different ports, one Redis, one database)."""
+    import redis as redis_lib
+    redis_lib.Redis.from_url(redis_url).flushall()
+    first = LiveStack(tmp_path, redis_url, workers=1)
+    first.start()
+    second = LiveStack(tmp_path, redis_url, workers=1)
+    second.env["DATABASE_URL"] = first.env["DATABASE_URL"]
+    second.env["PUBLIC_BASE_URL"] = second.url
+    second.logs = tmp_path / "second.log"
+    try:
+        second.start()
+        load(first)
+        ws = connect(second)
+        assert 'id="player-count">0<' in ws.recv()
+        register(first, 1)
+        wait_for(ws, 'id="player-count">1<')
+        ws.close()
+    finally:
+        second.stop()
+        first.stop()
