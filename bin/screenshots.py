@@ -7,6 +7,7 @@ Needs Debian's Chromium (`make browser`). Everything runs on loopback in a tempo
 a real redis-server, gunicorn and the worker, the demo question bank. One phone plays the whole
 event in the browser; the others answer over HTTP; the projector page is never reloaded.
 """
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,14 +24,16 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from quiz.embedded import server_args, wait_for  # noqa: E402
 from tests.conftest import LiveStack  # noqa: E402
-from tests.test_browser import CHROMIUM_ARGS, KEY, PHONE, PROJECTOR, Api, answer_over_http, load_demo_bank  # noqa: E402
+from tests.test_browser import (CHROMIUM_ARGS, KEY, PHONE, PROJECTOR, Api, answer_over_http,  # noqa: E402
+                                fits_phone, load_demo_bank, stage_fits)
 
 POLL = 12_000
 # The phone in the pictures: a long name, to show it never overflows.
 HERO = "Hubert Blaine Wolfeschlegelsteinhausenbergerdorff"
-# (name, who answers right in rounds 1, 2, 3). The hero plays in the browser, everyone else over HTTP.
+# (name, how they answer rounds 1, 2, 3: right, wrong, right after thinking N s, or None for not at all).
+# The hero plays in the browser and wins; everyone else answers over HTTP.
 PLAYERS = [
-    ("Grace Hopper", (True, True, True)),
+    ("Grace Hopper", (True, True, 3.0)),  # right, after thinking 3 s
     ("Katherine Johnson", (True, True, False)),
     ("Alan Turing", (True, False, None)),
     ("Margaret Hamilton", (True, False, None)),
@@ -38,8 +41,8 @@ PLAYERS = [
     ("Linus Torvalds", (False, None, None)),
     ("Barbara Liskov", (False, None, None)),
     ("Tim Berners-Lee", (False, None, None)),
-    ("Radia Perlman", (False, None, None)),
-    ("Ken Thompson", (None, None, None)),  # never opens a link
+    ("Radia Perlman", (None, None, None)),
+    ("Ken Thompson", (None, None, None)),  # these three never open their links
     ("Frances Allen", (None, None, None)),
 ]
 
@@ -92,14 +95,16 @@ def play(browser, stack, api: Api, out: Path) -> None:
     phone.get_by_label("Mobile number").fill("+1 415 555 0199")
     phone.get_by_label("Company").fill("Wolfeschlegelstein Logistics GmbH")
     phone.get_by_label("Text me my round links").check()
-    phone.screenshot(path=out / "phone-register.png", full_page=True)
+    settle(phone)
+    phone.screenshot(path=out / "phone-register.png", full_page=True, scale="css")
     phone.get_by_role("button", name="Join the game").click()
     expect(phone.get_by_role("heading", level=1)).to_contain_text("You're in")
-    phone.screenshot(path=out / "phone-joined.png", full_page=True)
+    settle(phone)
+    phone.screenshot(path=out / "phone-joined.png", full_page=True, scale="css")
 
     expect(display.locator("#player-count")).to_have_text(str(len(PLAYERS) + 1), timeout=POLL)
     settle(display)
-    display.screenshot(path=out / "display-before.png")
+    display.screenshot(path=out / "display-before.png", scale="css")
 
     # The organizer starts round 1 from the console.
     admin = context(viewport={"width": 1440, "height": 900}).new_page()
@@ -110,14 +115,16 @@ def play(browser, stack, api: Api, out: Path) -> None:
     admin.get_by_role("button", name="Start round 1").click()
     expect(admin.locator(".flash-ok")).to_be_visible()
 
-    hero_links = {n: api.sms_link("+14155550199", n) for n in (1,)}
+    hero_links = {1: api.sms_link("+14155550199", 1)}
     phone.goto(hero_links[1])
     expect(phone.get_by_role("heading", name="Ready?")).to_be_visible()
-    phone.screenshot(path=out / "phone-ready.png", full_page=True)
+    settle(phone)
+    phone.screenshot(path=out / "phone-ready.png", full_page=True, scale="css")
     phone.get_by_role("button", name="Start").click()
     answer_in_browser(phone, 1, shoot=out / "phone-questions.png")
     expect(phone.get_by_role("heading", name="Answers in")).to_be_visible()
-    phone.screenshot(path=out / "phone-submitted.png", full_page=True)
+    settle(phone)
+    phone.screenshot(path=out / "phone-submitted.png", full_page=True, scale="css")
 
     for number in (1, 2, 3):
         if number > 1:
@@ -128,30 +135,40 @@ def play(browser, stack, api: Api, out: Path) -> None:
             answer_in_browser(phone, number)
         for name, plan in plans.items():
             if plan[number - 1] is not None:
-                answer_over_http(links[name][str(number)], number, right=plan[number - 1])
+                answer = plan[number - 1]
+                answer_over_http(links[name][str(number)], number, right=bool(answer),
+                                 think=answer if type(answer) is float else 0)
         if number == 1:
-            expect(display.locator(".during .big-count")).to_contain_text("answered", timeout=POLL)
+            answers = 1 + sum(1 for plan in plans.values() if plan[0] is not None)
+            expect(display.locator(".during .big-count")).to_have_text(
+                f"{answers} of {len(PLAYERS) + 1} answered", timeout=POLL)
             settle(display)
-            display.screenshot(path=out / "display-during.png")
+            display.screenshot(path=out / "display-during.png", scale="css")
         if number == 2:
             admin.reload()
             settle(admin)
-            admin.screenshot(path=out / "admin-console.png")
+            admin.screenshot(path=out / "admin-console.png", scale="css")
         api.end(number)
         if number == 1:
             expect(display.locator("ol.board")).to_be_visible(timeout=POLL)
             settle(display)
-            display.screenshot(path=out / "display-after.png")
+            display.screenshot(path=out / "display-after.png", scale="css")
             bobby = context(**PHONE).new_page()
             bobby.goto(links["<b>Bobby</b> Tables"]["1"])
             expect(bobby.locator(".out")).to_be_visible()
-            bobby.screenshot(path=out / "phone-out.png", full_page=True)
+            settle(bobby)
+            bobby.screenshot(path=out / "phone-out.png", full_page=True, scale="css")
     expect(display.get_by_text("wins!")).to_be_visible(timeout=POLL)
     settle(display)
-    display.screenshot(path=out / "display-podium.png")
-    phone.goto(hero_links[3].replace("/f/", "/f/"))
-    phone.reload()
-    phone.screenshot(path=out / "phone-final.png", full_page=True)
+    display.screenshot(path=out / "display-podium.png", scale="css")
+    phone.goto(hero_links[3])
+    expect(phone.locator(".through")).to_be_visible()
+    settle(phone)
+    phone.screenshot(path=out / "phone-winner.png", full_page=True, scale="css")
+    phone.get_by_role("link", name="Your results").click()
+    expect(phone.get_by_role("heading", name="Your rounds")).to_be_visible()
+    settle(phone)
+    phone.screenshot(path=out / "phone-report.png", full_page=True, scale="css")
 
 
 def answer_in_browser(page, number: int, shoot: Path | None = None) -> None:
@@ -160,23 +177,23 @@ def answer_in_browser(page, number: int, shoot: Path | None = None) -> None:
     expect(questions).to_have_count(len(KEY[number]))
     for index, correct in enumerate(KEY[number]):
         for choice in correct:
-            questions.nth(index).locator("label.choice").filter(has=page.locator("span", has_text=choice)).filter(
-                has_not_text="x" * 99).locator(f"input[value]").and_(
-                questions.nth(index).locator("label.choice input")).first  # noqa: B018
-            labels = questions.nth(index).locator("label.choice")
-            for i in range(labels.count()):
-                if labels.nth(i).inner_text().strip() == choice:
-                    labels.nth(i).click()
+            questions.nth(index).locator("label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
     if shoot:
-        page.screenshot(path=shoot, full_page=True)
+        page.evaluate("window.scrollTo(0, 0)")
+        settle(page)
+        page.screenshot(path=shoot, full_page=True, scale="css")
     page.get_by_role("button", name="Submit answers").click()
     expect(page.get_by_role("heading", name="Answers in")).to_be_visible()
 
 
 def settle(page) -> None:
-    """Let htmx finish its swap and the countdown tick before a picture."""
+    """Let htmx finish its swap and the countdown tick before a picture; fail on a layout that overflows."""
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(600)
+    if page.locator("#stage").count():
+        stage_fits(page)
+    elif page.viewport_size["width"] <= 390:
+        fits_phone(page)
 
 
 if __name__ == "__main__":

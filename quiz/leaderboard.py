@@ -24,8 +24,10 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
         out = row.eliminated_in is not None and row.eliminated_in <= challenge.number
         if not out:
             place += 1
-        entries.append(_entry(row.id, row.name, row.score, row.response_time, row.eliminated_in if out else None,
-                              (row.rank if closed else place) if not out else None))
+        entry = _entry(row.id, row.name, row.score, row.response_time, row.eliminated_in if out else None,
+                       (row.rank if closed else place) if not out else None)
+        entry["place"] = row.rank if closed else place if not out else None  # the round's ranking, out or not
+        entries.append(entry)
     if closed and (limit is None or len(entries) < limit):
         no_shows = select(Participant.id, Participant.name).where(
             Participant.eliminated_in == challenge.number, Participant.elimination_reason != "ranked_out",
@@ -33,7 +35,8 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
         ).order_by(Participant.id)
         if limit:
             no_shows = no_shows.limit(limit - len(entries))
-        entries += [_entry(pid, name, None, None, challenge.number, None) for pid, name in db.session.execute(no_shows)]
+        entries += [_entry(pid, name, None, None, challenge.number, None) | {"place": None}
+                    for pid, name in db.session.execute(no_shows)]
     return entries
 
 

@@ -27,6 +27,8 @@ def participant_report(participant: Participant) -> list[RoundReport]:
         select(Submission).where(Submission.participant_id == participant.id))}
     ranked_counts = dict(db.session.execute(select(Submission.challenge_id, func.count()).where(
         Submission.rank.is_not(None)).group_by(Submission.challenge_id)).all())
+    from .rounds import is_last, winner
+    champion = winner()
     rows = []
     for challenge, code in links:
         submission = submissions.get(challenge.id)
@@ -35,8 +37,10 @@ def participant_report(participant: Participant) -> list[RoundReport]:
         percentile = None
         if submission and submission.rank and ranked:
             percentile = round(100 * (ranked - submission.rank) / ranked, 1)
-        rows.append(RoundReport(challenge, code, submission, ranked, cut, percentile,
-                                _verdict(participant, challenge, submission, ranked, cut)))
+        verdict = _verdict(participant, challenge, submission, ranked, cut)
+        if champion is not None and champion.id == participant.id and is_last(challenge):
+            verdict = "Winner! First place in the final."
+        rows.append(RoundReport(challenge, code, submission, ranked, cut, percentile, verdict))
     return rows
 
 

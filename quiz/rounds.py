@@ -77,7 +77,7 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     challenge.close(now)
     db.session.flush()
     outcome = eliminate(challenge)
-    last = not db.session.scalar(select(exists().where(Challenge.number > number)))
+    last = is_last(challenge)
     unanswered = db.session.scalar(select(db.func.count()).where(
         Participant.eliminated_in == number, Participant.elimination_reason == "unanswered"))
     winner_id = outcome.order[0] if last and outcome.order else None
@@ -246,6 +246,11 @@ def current_challenge() -> Challenge | None:
         if challenge:
             return challenge
     return None
+
+
+def is_last(challenge: Challenge) -> bool:
+    """No round comes after this one."""
+    return not db.session.scalar(select(exists().where(Challenge.number > challenge.number)))
 
 
 def winner() -> Participant | None:

@@ -124,3 +124,14 @@ def test_schedule_and_cancel_a_reminder_from_the_console(client):
     post_form(client, "/admin/messages", f"/admin/reminders/{reminder.id}/cancel", {})
     db.session.expire_all()
     assert db.session.get(Reminder, reminder.id).status == "cancelled"
+
+
+def test_results_page_lists_who_is_out_and_why(client, load_bank, make_participant, api_headers):
+    load_bank()
+    make_participant("Ann")
+    make_participant("Bob")
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    login(client)
+    page = client.get("/admin/rounds/1/results").get_data(as_text=True)
+    assert "Ann" in page and "Bob" in page and page.count("out: no answer") == 2

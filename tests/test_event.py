@@ -229,6 +229,7 @@ def test_whole_event_over_http(live_stack):
         winner_id = end.json()["winner_id"]
     assert winner_id == by_name[alive[0].name]["user_id"]
     assert f"{alive[0].name} wins!" in requests.get(f"{stack.url}/display").text
+    assert "You won!" in alive[0].http.get(alive[0].links[3]).text
 
     # The database: no row missing, none twice.
     engine = sqlalchemy.create_engine(stack.env["DATABASE_URL"])

@@ -12,6 +12,7 @@ from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
 from ..jobs import after_commit
+from ..leaderboard import leaderboard
 from ..models import AdminUser, AuditEntry, Challenge, Message, Participant, Reminder, Submission
 from ..notify import sms_progress
 from ..reminders import cancel_reminder, schedule_reminder
@@ -115,6 +116,16 @@ def _act(operation, success: str, then: str = "admin.dashboard", **then_args):
     except QuizError as error:
         flash(error.message, "error")
     return redirect(url_for(then, **then_args), 303)
+
+
+@bp.get("/rounds/<int:number>/results")
+@login_required
+def results(number):
+    """A round's full standing: who stayed, who is out and why."""
+    challenge = rounds.get_challenge(number)
+    reasons = dict(db.session.execute(select(Participant.id, Participant.elimination_reason)
+                                      .where(Participant.eliminated_in == number)).all())
+    return render_template("admin/results.html", c=challenge, entries=leaderboard(challenge), reasons=reasons)
 
 
 # --- SMS: progress, failures, resend, wording, reminders ----------------------------------------------

@@ -48,7 +48,8 @@ def qr_svg(url: str) -> str:
     """An SVG QR code for `url` (cached: the projector polls)."""
     out = io.BytesIO()
     segno.make(url, error="m").save(
-        out, kind="svg", scale=10, border=2, dark="#0b1020", light="#ffffff", xmldecl=False, svgns=True)
+        out, kind="svg", scale=10, border=2, dark="#0b1020", light="#ffffff", xmldecl=False, svgns=True,
+        omitsize=True)  # a viewBox and no fixed size: it scales to its CSS box
     return out.getvalue().decode()
 
 

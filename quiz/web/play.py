@@ -79,13 +79,17 @@ def submit(code):
 
 def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None):
     """The round page for `state`, with an optional message on top."""
-    submission = None
+    submission, final, won = None, False, False
     if state == rounds.SUBMITTED:
         submission = db.session.scalar(select(Submission).where(
             Submission.participant_id == link.participant_id, Submission.challenge_id == link.challenge_id))
+        if link.challenge.status == "closed":
+            champion = rounds.winner()
+            final = champion is not None and rounds.is_last(link.challenge)
+            won = final and champion.id == link.participant_id
     return render_template(
         "play/round.html", link=link, challenge=link.challenge, participant=link.participant, state=state,
-        error=error, chosen=chosen, submission=submission, now=utcnow(),
+        error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         questions=rounds.questions_for(link) if state == rounds.QUESTIONS else [],
         report_url=report_url(link.participant.report_code))
 

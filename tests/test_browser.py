@@ -1,0 +1,322 @@
+"""The pages in a real browser: Debian's Chromium driven by Playwright, against the real stack.
+
+A phone joins and plays a round, a phone left open moves on by itself, the organizer runs a
+round from the console, and the projector follows a whole event without ever being reloaded.
+Chromium comes from apt (`make browser`); Playwright never downloads a browser here.
+"""
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from .conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium's own connections are refused on a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DEMO_BANK = ROOT / "questions" / "demo.yaml"
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+PROJECTOR = {"viewport": {"width": 1920, "height": 1080}}
+# How long a page left open may take to show a change: a phone polls every 5 s; the projector
+# gets frames over its websocket (and polls every 15 s as a fallback).
+POLL = 12_000
+
+if not CHROMIUM.exists() and os.environ.get("CI") != "true":
+    pytest.skip(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium) for the browser tests",
+                allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+
+def answer_key() -> dict[int, list[set[str]]]:
+    """Round number → the right choices of each question, in order, from the demo bank."""
+    bank = yaml.safe_load(DEMO_BANK.read_text())
+    return {c["number"]: [set(q["answer"]) if isinstance(q["answer"], list) else {q["answer"]}
+                          for q in c["questions"]] for c in bank["challenges"]}
+
+
+KEY = answer_key()
+
+
+def load_demo_bank(stack) -> None:
+    loaded = subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", str(DEMO_BANK)],
+                            cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+
+
+class Api:
+    """The organizer's JSON API and the SMS outbox, over HTTP."""
+
+    def __init__(self, url: str, token: str = "live-token"):
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def register(self, name: str, n: int) -> dict:
+        response = requests.post(f"{self.url}/api/register", json={
+            "name": name, "email": f"player{n}@example.com", "phone": f"+1415555{n:04d}", "company": "Acme"})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def start(self, number: int) -> None:
+        response = requests.post(f"{self.url}/api/admin/start-challenge/{number}", headers=self.headers)
+        assert response.status_code == 200, response.text
+
+    def end(self, number: int) -> dict:
+        response = requests.post(f"{self.url}/api/admin/end-challenge/{number}", headers=self.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def sms_link(self, phone: str, number: int, timeout: float = 20) -> str:
+        """The round link the worker texted to `phone`, once it is in the outbox."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = requests.get(f"{self.url}/api/admin/outbox", headers=self.headers).json()["messages"]
+            for m in messages:
+                if m["to"] == phone and m["challenge"] == number and m["kind"] == "round_link":
+                    return re.search(r"(http://\S+/f/\S+)", m["body"]).group(1)
+            assert time.monotonic() < deadline, f"no round {number} SMS to {phone}: {messages}"
+            time.sleep(0.2)
+
+
+def csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def answer_over_http(link: str, number: int, right: bool = True, think: float = 0) -> None:
+    """A phone without JavaScript: open the link, press Start, post every answer (right or wrong) `think` s later."""
+    http = requests.Session()
+    page = http.get(link).text
+    assert "Ready?" in page, page[:2000]
+    assert http.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
+    page = http.get(link).text
+    questions: dict[str, dict[str, str]] = {}
+    for name, value, label in re.findall(
+            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
+        questions.setdefault(name, {})[html.unescape(label)] = value
+    assert len(questions) == len(KEY[number]), page[:2000]
+    data = {"csrf_token": csrf(page)}
+    for (name, options), correct in zip(questions.items(), KEY[number]):
+        chosen = sorted(correct) if right else [next(o for o in options if o not in correct)]
+        data[name] = [options[c] for c in chosen]
+    time.sleep(think)
+    response = http.post(f"{link}/submit", data=data)
+    assert response.status_code == 200 and "Answers in" in response.text, response.text[:2000]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def stack(live_stack):
+    """The live stack with the demo question bank loaded."""
+    load_demo_bank(live_stack)
+    return live_stack
+
+
+@pytest.fixture
+def api(stack):
+    return Api(stack.url)
+
+
+@pytest.fixture
+def new_page(browser):
+    """Pages in fresh contexts (own cookies); JavaScript errors on any page fail the test."""
+    contexts, errors = [], []
+
+    def make(**options) -> Page:
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, errors
+
+
+def mark_page(page: Page) -> None:
+    """Set a flag that only survives as long as the page is never reloaded."""
+    page.evaluate("window.__notReloaded = true")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+
+
+def fits_phone(page: Page) -> None:
+    """Nothing to scroll sideways on a 390 px wide phone, however long the name."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"page is {width} px wide"
+
+
+def test_phone_registers_and_plays_a_round(stack, api, new_page):
+    name = "Dana Scully-Wolfeschlegelsteinhausenbergerdorff"
+    page = new_page(**PHONE)
+    page.goto(f"{stack.url}/register")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Email").fill("dana@example.com")
+    page.get_by_label("Mobile number").fill("+1 415 555 0142")
+    page.get_by_label("Company").fill("FBI")
+    page.get_by_label("Text me my round links").check()
+    page.get_by_role("button", name="Join the game").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"You're in, {name}!")
+    expect(page.locator(".hero")).to_contain_text("+14155550142")
+    fits_phone(page)
+    # The QR code of the personal page is whole: scaled into its box, not cropped.
+    qr = page.locator(".qr-badge svg")
+    assert qr.get_attribute("viewBox"), "the QR code cannot scale: no viewBox"
+    assert qr.bounding_box()["width"] == pytest.approx(220, abs=1)
+
+    api.start(1)
+    link = api.sms_link("+14155550142", 1)
+    # The report page links to the same round page as the SMS.
+    page.reload()
+    assert page.get_by_role("link", name="1. Cloud basics").get_attribute("href") == link
+    page.get_by_role("link", name="1. Cloud basics").click()
+    expect(page.get_by_role("heading", name="Ready?")).to_be_visible()
+    expect(page.get_by_text("Playing as")).to_contain_text(name)
+    fits_phone(page)
+    page.get_by_role("button", name="Start").click()
+
+    questions = page.locator("fieldset.question")
+    expect(questions).to_have_count(len(KEY[1]))
+    for index, correct in enumerate(KEY[1]):
+        for choice in correct:
+            questions.nth(index).locator("label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
+        # A radio question has exactly one choice, a checkbox question all the right ones.
+        expect(questions.nth(index).locator("input:checked")).to_have_count(len(correct))
+    fits_phone(page)
+    page.get_by_role("button", name="Submit answers").click()
+    expect(page.get_by_role("heading", name="Answers in")).to_be_visible()
+    assert page.url == link
+
+    api.end(1)
+    page.reload()
+    expect(page.locator(".through")).to_have_text("You're through, ranked 1! Your next link comes by SMS.")
+
+
+def test_phone_left_open_moves_on_when_the_round_opens(stack, api, new_page):
+    links = api.register("Fox Mulder", 7)["form_urls"]
+    page = new_page(**PHONE)
+    page.goto(links["1"])
+    expect(page.get_by_role("heading", name="Not started yet")).to_be_visible()
+    mark_page(page)
+    api.start(1)
+    expect(page.get_by_role("heading", name="Ready?")).to_be_visible(timeout=POLL)
+    assert_not_reloaded(page)
+    # The swapped-in state works: Start leads to the questions.
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("button", name="Submit answers")).to_be_visible()
+
+
+def test_admin_logs_in_and_runs_a_round(stack, api, new_page):
+    api.register("Walter Skinner", 11)
+    page = new_page(viewport={"width": 1440, "height": 900})
+    dialogs = []
+
+    def accept(dialog):
+        dialogs.append(dialog.message)
+        dialog.accept()
+    page.on("dialog", accept)
+    page.goto(f"{stack.url}/admin")
+    expect(page).to_have_url(re.compile(r"/admin/login"))
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("live-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Console")).to_be_visible()
+
+    row = page.locator("tr", has=page.get_by_role("cell", name="Cloud basics", exact=True))
+    expect(row.locator(".badge").first).to_have_text("draft")
+    page.get_by_role("button", name="Start round 1").click()
+    expect(row.locator(".badge").first).to_have_text("open")
+    expect(page.locator(".flash-ok")).to_have_text("Round 1 is open. Links are going out.")
+    assert dialogs == ["Start round 1 and text 1 players their links?"]
+    status = requests.get(f"{stack.url}/api/admin/sms-progress/1", headers=api.headers).json()
+    assert status["status"] != "not_started", status
+
+    page.get_by_role("button", name="End round 1").click()
+    expect(row.locator(".badge").first).to_have_text("closed")
+    expect(page.locator(".flash-ok")).to_have_text("Round 1 is closed and eliminations are done.")
+    assert len(dialogs) == 2 and dialogs[1].startswith("End round 1 now?")
+    # The one player never answered, so the console shows no one left in the game.
+    expect(page.locator(".stat-card", has_text="still in").locator("strong")).to_have_text("0")
+
+
+def stage_fits(page: Page) -> None:
+    """The projector never scrolls: the stage's content fits 1920×1080 both ways."""
+    size = page.evaluate("""() => { const s = document.querySelector('#stage');
+        return [s.scrollWidth, s.clientWidth, s.scrollHeight, s.clientHeight]; }""")
+    detail = page.evaluate("""() => [...document.querySelectorAll('#stage, #stage > *, #stage > * > *')].map(
+        e => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().top) + '+' + Math.round(e.getBoundingClientRect().height))""")
+    assert size[0] <= size[1] and size[2] <= size[3], f"stage overflows: {size} {detail}"
+
+
+def test_projector_follows_the_whole_event_without_reloading(stack, api, new_page):
+    long_name = "Maximiliana Alexandrova-Featherstonehaugh of Llanfairpwllgwyngyll"
+    # Three who play, and seven who never open their links: the board after round 1 is full.
+    names = ["Ada Lovelace", "<b>Bobby</b> Tables", long_name] + [f"No-show {n}" for n in range(1, 8)]
+    links = [api.register(name, n)["form_urls"] for n, name in enumerate(names, start=21)]
+    page = new_page(**PROJECTOR)
+    page.goto(f"{stack.url}/display")
+    mark_page(page)
+    expect(page.locator("#player-count")).to_have_text("10")
+    expect(page.get_by_text("Scan to play")).to_be_visible()
+    qr = page.locator(".qr svg").bounding_box()
+    assert qr["width"] >= 600 and qr["height"] >= 600, f"the join QR code is small: {qr}"
+    api.register("Grace Hopper", 99)  # joins while the projector shows the QR
+    expect(page.locator("#player-count")).to_have_text("11", timeout=POLL)
+    stage_fits(page)
+
+    api.start(1)
+    answered = page.locator(".during .big-count")
+    expect(answered).to_have_text("0 of 11 answered", timeout=POLL)
+    answer_over_http(links[0]["1"], 1, right=True)
+    answer_over_http(links[1]["1"], 1, right=True)
+    answer_over_http(links[2]["1"], 1, right=False)
+    expect(answered).to_have_text("3 of 11 answered", timeout=POLL)
+    stage_fits(page)
+
+    api.end(1)
+    board = page.locator("ol.board")
+    expect(board).to_be_visible(timeout=POLL)
+    expect(board.locator("li.in")).to_have_count(2)
+    expect(board.locator("li.out")).to_have_count(8)  # the board shows ten rows at most
+    expect(board.locator("li.cut")).to_have_count(1)
+    # Names are text, never markup: Bobby's tags show as typed.
+    expect(board.locator("li.in .name").filter(has_text="Tables")).to_have_text("<b>Bobby</b> Tables")
+    assert board.locator("b").count() == 0
+    expect(page.get_by_text("Next: round 2")).to_be_visible()
+    stage_fits(page)
+
+    api.start(2)
+    answer_over_http(links[0]["2"], 2, right=True)
+    answer_over_http(links[1]["2"], 2, right=False)
+    expect(answered).to_have_text("2 of 2 answered", timeout=POLL)
+    api.end(2)
+    expect(page.get_by_role("heading", name="Round 2")).to_be_visible(timeout=POLL)
+    expect(board.locator("li.in .name")).to_have_text(["Ada Lovelace"])
+
+    api.start(3)
+    answer_over_http(links[0]["3"], 3, right=True)
+    api.end(3)
+    expect(page.get_by_role("heading", level=1)).to_have_text("🏆 Ada Lovelace wins!", timeout=POLL)
+    expect(page.locator(".step-1 .name")).to_have_text("Ada Lovelace")
+    stage_fits(page)
+    assert_not_reloaded(page)
