@@ -24,7 +24,7 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from quiz.embedded import server_args, wait_for  # noqa: E402
 from tests.conftest import LiveStack  # noqa: E402
-from tests.test_browser import (CHROMIUM_ARGS, KEY, PHONE, PROJECTOR, Api, answer_over_http,  # noqa: E402
+from tests.test_browser import (CHROMIUM_ARGS, KEY, PHONE, PROJECTOR, Api, answer_over_http, fill_join_form,  # noqa: E402
                                 fits_phone, load_demo_bank, stage_fits)
 
 POLL = 12_000
@@ -90,11 +90,7 @@ def play(browser, stack, api: Api, out: Path) -> None:
     # The hero joins on a phone.
     phone = context(**PHONE).new_page()
     phone.goto(f"{stack.url}/register")
-    phone.get_by_label("Your name").fill(HERO)
-    phone.get_by_label("Email").fill("hubert@example.com")
-    phone.get_by_label("Mobile number").fill("+1 415 555 0199")
-    phone.get_by_label("Company").fill("Wolfeschlegelstein Logistics GmbH")
-    phone.get_by_label("Text me my round links").check()
+    fill_join_form(phone, HERO, "hubert@example.com", "+1 415 555 0199", "Wolfeschlegelstein Logistics GmbH")
     settle(phone)
     phone.screenshot(path=out / "phone-register.png", full_page=True, scale="css")
     phone.get_by_role("button", name="Join the game").click()

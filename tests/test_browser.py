@@ -166,15 +166,20 @@ def fits_phone(page: Page) -> None:
     assert width <= 390, f"page is {width} px wide"
 
 
+def fill_join_form(page: Page, name: str, email: str, phone: str, company: str) -> None:
+    """Type the join form as a person would, consent included (not submitted yet)."""
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Mobile number").fill(phone)
+    page.get_by_label("Company").fill(company)
+    page.get_by_label("Text me my round links").check()
+
+
 def test_phone_registers_and_plays_a_round(stack, api, new_page):
     name = "Dana Scully-Wolfeschlegelsteinhausenbergerdorff"
     page = new_page(**PHONE)
     page.goto(f"{stack.url}/register")
-    page.get_by_label("Your name").fill(name)
-    page.get_by_label("Email").fill("dana@example.com")
-    page.get_by_label("Mobile number").fill("+1 415 555 0142")
-    page.get_by_label("Company").fill("FBI")
-    page.get_by_label("Text me my round links").check()
+    fill_join_form(page, name, "dana@example.com", "+1 415 555 0142", "FBI")
     page.get_by_role("button", name="Join the game").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"You're in, {name}!")
     expect(page.locator(".hero")).to_contain_text("+14155550142")

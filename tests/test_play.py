@@ -106,12 +106,17 @@ def test_question_page_has_no_answer_key_and_choices_shuffle_per_player(client, 
     assert len(orders) > 1
 
 
+def started(client, code, api_headers) -> tuple[str, dict, list[str]]:
+    """Round 1 open, this player's Start pressed: the form's token, fields and field names."""
+    open_round(client, api_headers)
+    start(client, code)
+    token, fields = answer_form(client, code)
+    return token, fields, list(fields)
+
+
 def test_double_submit_gets_already_submitted_and_one_row(client, player, api_headers):
     _, links = player
-    open_round(client, api_headers)
-    start(client, links[1])
-    token, fields = answer_form(client, links[1])
-    names = list(fields)
+    token, fields, names = started(client, links[1], api_headers)
     first = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
     other = {"csrf_token": token, names[0]: fields[names[0]]["EC2"], names[1]: [fields[names[1]]["Lambda"]]}
     assert client.post(f"/f/{links[1]}/submit", data=first).status_code == 303
@@ -132,10 +137,7 @@ def test_double_submit_gets_already_submitted_and_one_row(client, player, api_he
 ])
 def test_bad_answers_are_refused_and_nothing_is_stored(client, player, api_headers, mangle, message):
     _, links = player
-    open_round(client, api_headers)
-    start(client, links[1])
-    token, fields = answer_form(client, links[1])
-    names = list(fields)
+    token, fields, names = started(client, links[1], api_headers)
     data = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
     mangle(data, fields)
     response = client.post(f"/f/{links[1]}/submit", data=data)
