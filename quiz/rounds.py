@@ -254,9 +254,25 @@ def is_last(challenge: Challenge) -> bool:
 
 
 def winner() -> Participant | None:
-    """First place of the last round, once it has closed."""
+    """First place of the last round, once it has closed (passing over anyone disqualified since)."""
     last = db.session.scalar(select(Challenge).order_by(Challenge.number.desc()).limit(1))
     if last is None or last.status != "closed":
         return None
     return db.session.scalar(select(Participant).join(Submission, Submission.participant_id == Participant.id)
-                             .where(Submission.challenge_id == last.id, Submission.rank == 1))
+                             .where(Submission.challenge_id == last.id, Submission.rank.is_not(None),
+                                    Participant.elimination_reason.is_distinct_from("disqualified"))
+                             .order_by(Submission.rank).limit(1))
+
+
+def disqualify(participant: Participant, reason: str) -> int:
+    """Take a player out of the game (cheating, a duplicate person…); returns the round it counts for."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationError({"reason": "Say why: it goes into the audit log."}, "Say why: it goes into the audit log.")
+    if participant.eliminated_in is not None:
+        raise QuizError(f"{participant.name} is already out (round {participant.eliminated_in}).", code="already_out")
+    current = current_challenge()
+    number = current.number if current else 1
+    participant.eliminated_in, participant.elimination_reason = number, "disqualified"
+    publish_after_commit()
+    return number

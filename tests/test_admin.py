@@ -135,3 +135,56 @@ def test_results_page_lists_who_is_out_and_why(client, load_bank, make_participa
     login(client)
     page = client.get("/admin/rounds/1/results").get_data(as_text=True)
     assert "Ann" in page and "Bob" in page and page.count("out: no answer") == 2
+
+
+def test_search_participants_and_disqualify_with_a_reason(client, load_bank, make_participant, api_headers):
+    from quiz.models import Participant
+    load_bank()
+    cheat = make_participant("Carol Cheat", company="Shady Ltd").id
+    make_participant("Dave Honest")
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    login(client)
+    page = client.get("/admin/participants?q=shady").get_data(as_text=True)
+    assert "Carol Cheat" in page and "Dave Honest" not in page
+    token = csrf_from(page)
+    refused = client.post(f"/admin/participants/{cheat}/disqualify", data={"csrf_token": token, "reason": "  "},
+                          follow_redirects=True)
+    assert "Say why" in html.unescape(refused.get_data(as_text=True))
+    assert db.session.get(Participant, cheat).eliminated_in is None
+    done = client.post(f"/admin/participants/{cheat}/disqualify", data={"csrf_token": token, "reason": "two phones"},
+                       follow_redirects=True)
+    assert "Disqualified." in done.get_data(as_text=True)
+    db.session.expire_all()
+    player = db.session.get(Participant, cheat)
+    assert (player.eliminated_in, player.elimination_reason) == (1, "disqualified")
+    assert db.session.scalar(select(AuditEntry.detail).where(AuditEntry.action == "disqualify")).endswith("two phones")
+
+
+def test_resend_a_link_from_the_participants_page(client, load_bank, make_participant, api_headers, run_jobs):
+    from quiz.models import Message
+    load_bank()
+    player = make_participant("Erin").id
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    run_jobs()
+    login(client)
+    token = csrf_from(client.get("/admin/participants").get_data(as_text=True))
+    response = client.post(f"/admin/participants/{player}/resend/1",
+                           data={"csrf_token": token, "back": "participants"}, follow_redirects=True)
+    assert "link is being sent again" in response.get_data(as_text=True)
+    assert db.session.scalar(select(Message.status).where(Message.participant_id == player)) == "queued"
+    run_jobs()
+    db.session.expire_all()
+    message = db.session.scalar(select(Message).where(Message.participant_id == player))
+    assert (message.status, message.attempts) == ("sent", 1)
+
+
+def test_load_questions_from_the_console(client):
+    from .conftest import SMALL_BANK
+    login(client)
+    token = csrf_from(client.get("/admin/").get_data(as_text=True))
+    bad = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK.replace("answer: S3", "answer: S9")},
+                      follow_redirects=True)
+    assert "line 9" in html.unescape(bad.get_data(as_text=True)) and "Nothing was changed" in bad.get_data(as_text=True)
+    assert db.session.scalar(select(db.func.count()).select_from(Challenge)) == 0
+    good = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK}, follow_redirects=True)
+    assert "added round 1" in good.get_data(as_text=True) and "Start round 1" in good.get_data(as_text=True)

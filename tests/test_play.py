@@ -209,3 +209,20 @@ def test_eliminated_player_sees_out_page_for_the_next_round(client, player, make
     refused = client.post(f"/f/{links[2]}/start", data={"csrf_token": token})
     assert refused.status_code == 403
     assert db.session.scalar(select(FormLink.started_at).where(FormLink.code == links[2])) is None
+
+
+def test_waiting_pages_poll_a_fragment_with_jitter_and_the_questions_page_does_not(client, player, api_headers):
+    _, links = player
+    fragment = client.get(f"/f/{links[1]}", headers={"HX-Request": "true"})
+    body = fragment.get_data(as_text=True)
+    assert body.startswith("{#") is False and "<html" not in body and 'id="round-state"' in body
+    delay = float(re.search(r'hx-trigger="load delay:([\d.]+)s"', body).group(1))
+    assert 3 <= delay <= 6 and "HX-Request" in fragment.headers["Vary"]
+    token, fields, names = started(client, links[1], api_headers)
+    assert "hx-trigger" not in client.get(f"/f/{links[1]}").get_data(as_text=True)  # questions: no polling
+    client.post(f"/f/{links[1]}/submit", data={"csrf_token": token, names[0]: fields[names[0]]["S3"],
+                                               names[1]: [fields[names[1]]["RDS"]]})
+    assert "load delay" in client.get(f"/f/{links[1]}").get_data(as_text=True)  # waiting for results
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    final = client.get(f"/f/{links[1]}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "You're through" in html.unescape(final) and "load delay" not in final

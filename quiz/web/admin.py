@@ -118,6 +118,55 @@ def _act(operation, success: str, then: str = "admin.dashboard", **then_args):
     return redirect(url_for(then, **then_args), 303)
 
 
+PAGE_SIZE = 50
+
+
+@bp.get("/participants")
+@login_required
+def participants():
+    """Find a player by name, email, phone or company; see where they stand; act on them."""
+    query = " ".join(request.args.get("q", "").split())[:100]
+    rows = select(Participant).order_by(Participant.id)
+    if query:
+        like = f"%{query.lower()}%"
+        rows = rows.where(db.or_(func.lower(Participant.name).like(like), Participant.email.like(like),
+                                 Participant.phone.like(f"%{query}%"), func.lower(Participant.company).like(like)))
+    found = db.session.scalars(rows.limit(PAGE_SIZE)).all()
+    return render_template("admin/participants.html", query=query, found=found, page_size=PAGE_SIZE,
+                           current=rounds.current_challenge())
+
+
+@bp.post("/participants/<int:participant_id>/disqualify")
+@login_required
+def disqualify(participant_id):
+    """Take a player out, with a reason for the audit log."""
+    def operation():
+        participant = db.get_or_404(Participant, participant_id)
+        number = rounds.disqualify(participant, request.form.get("reason", ""))
+        record(current_user.username, "disqualify", None,
+               f"{participant.name} (round {number}): {' '.join(request.form.get('reason', '').split())}")
+    return _act(operation, "Disqualified.", "admin.participants", q=request.form.get("q", ""))
+
+
+@bp.post("/questions")
+@login_required
+def load_questions():
+    """Load a question bank (YAML, pasted or uploaded) from the console; all or nothing."""
+    from ..questions import BankError, apply_bank, parse_bank
+    upload = request.files.get("file")
+    text = upload.read().decode("utf-8", "replace") if upload and upload.filename else request.form.get("yaml", "")
+    try:
+        changes = apply_bank(parse_bank(text))
+        record(current_user.username, "load questions", None, "; ".join(changes) or "no change")
+        db.session.commit()
+    except BankError as error:
+        db.session.rollback()
+        flash(f"The question bank was not loaded: {error}. Nothing was changed.", "error")
+        return redirect(url_for("admin.dashboard"), 303)
+    flash("Question bank loaded: " + ("; ".join(changes) if changes else "nothing to change") + ".", "ok")
+    return redirect(url_for("admin.dashboard"), 303)
+
+
 @bp.get("/rounds/<int:number>/results")
 @login_required
 def results(number):
@@ -173,6 +222,9 @@ def resend_link(participant_id, number):
             raise QuizError(str(error), code="no_message")
         record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
         after_commit(tasks.fan_out, [message_id], "resend")
+    if request.form.get("back") == "participants":
+        return _act(operation, f"Round {number} link is being sent again.", "admin.participants",
+                    q=request.form.get("q", ""))
     return _act(operation, f"Round {number} link is being sent again.", "admin.failed_messages", number=number)
 
 

@@ -1,4 +1,6 @@
 """The participant's pages: join, the round link, the report."""
+import random
+
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -10,7 +12,7 @@ from ..links import find_link, link_url, report_url
 from ..models import FormLink, Participant, Submission
 from ..reports import participant_report
 from ..registration import register_participant, registration_open, validate_registration
-from . import write
+from . import wants_fragment, write
 from .display import qr_svg
 from .security import link_key, registration_key
 
@@ -47,7 +49,7 @@ def register():
 def round_page(code):
     """A player's round: one clear page per state."""
     link = find_link(code)
-    return render_round(link, rounds.page_state(link, utcnow()))
+    return render_round(link, rounds.page_state(link, utcnow()), fragment=wants_fragment())
 
 
 @bp.post("/f/<code>/start")
@@ -77,7 +79,7 @@ def submit(code):
     return redirect(url_for("play.round_page", code=code), 303)
 
 
-def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None):
+def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None, fragment=False):
     """The round page for `state`, with an optional message on top."""
     submission, final, won = None, False, False
     if state == rounds.SUBMITTED:
@@ -87,11 +89,13 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
             champion = rounds.winner()
             final = champion is not None and rounds.is_last(link.challenge)
             won = final and champion.id == link.participant_id
-    return render_template(
-        "play/round.html", link=link, challenge=link.challenge, participant=link.participant, state=state,
+    response = current_app.make_response(render_template(
+        "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge, participant=link.participant, state=state,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         questions=rounds.questions_for(link) if state == rounds.QUESTIONS else [],
-        report_url=report_url(link.participant.report_code))
+        report_url=report_url(link.participant.report_code), poll_delay=round(random.uniform(3, 6), 1)))
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 @bp.get("/r/<code>")
