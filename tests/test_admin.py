@@ -188,3 +188,18 @@ def test_load_questions_from_the_console(client):
     assert db.session.scalar(select(db.func.count()).select_from(Challenge)) == 0
     good = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK}, follow_redirects=True)
     assert "added round 1" in good.get_data(as_text=True) and "Start round 1" in good.get_data(as_text=True)
+
+
+def test_live_console_frame_carries_no_session_token_and_the_header_token_works(app, client, load_bank):
+    from quiz.web.admin import live_overview
+    load_bank()
+    with app.test_request_context("/ws"):
+        frame = live_overview()
+    assert 'id="live-overview"' in frame and 'id="rounds"' in frame and 'id="audit"' in frame
+    assert "csrf_token" not in frame and "Start round 1" in frame
+    login(client)
+    token = csrf_from(client.get("/admin/").get_data(as_text=True))
+    response = client.post("/admin/rounds/1/start", headers={"X-CSRFToken": token, "HX-Request": "true",
+                                                             "HX-Boosted": "true"})
+    assert response.status_code == 303
+    assert db.session.scalar(select(Challenge.status).where(Challenge.number == 1)) == "open"

@@ -139,3 +139,19 @@ def test_a_submission_on_one_process_updates_a_display_on_another(tmp_path, redi
     finally:
         second.stop()
         first.stop()
+
+
+def test_graceful_restart_closes_sockets_with_a_code_the_client_reconnects_on(live_stack):
+    import signal
+    import struct
+    ws = connect(live_stack)
+    ws.recv()
+    live_stack.processes[0].send_signal(signal.SIGTERM)  # gunicorn's graceful stop
+    deadline = time.monotonic() + 10
+    while True:
+        assert time.monotonic() < deadline, "no close frame"
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+    ws.shutdown()
+    assert struct.unpack("!H", data[:2])[0] == 1012  # htmx-ext-ws reconnects on 1006, 1011, 1012, 1013

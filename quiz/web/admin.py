@@ -73,23 +73,35 @@ def overview() -> dict:
     }
 
 
+def rounds_context() -> dict:
+    """What the rounds table and the audit log show."""
+    challenges = db.session.scalars(select(Challenge).order_by(Challenge.number)).all()
+    in_game = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))
+    return {
+        "challenges": challenges,
+        "submitted": dict(db.session.execute(select(Submission.challenge_id, func.count())
+                                             .group_by(Submission.challenge_id)).all()),
+        "progress": {c.id: sms_progress(c) for c in challenges},
+        "audit": db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(20)).all(),
+        "counts": {"in_game": in_game},
+        "send_warning": notify.send_time_warning(in_game),
+        "now": utcnow(),
+    }
+
+
 def live_overview() -> str:
-    """The overview fragment, as the websocket pushes it."""
-    return render_template("admin/_overview.html", o=overview())
+    """The console's live fragments (numbers, rounds, audit log), as the websocket pushes them."""
+    context = rounds_context()
+    return "".join(render_template(name, o=overview(), live=True, **context)
+                   for name in ("admin/_overview.html", "admin/_rounds.html", "admin/_audit.html"))
 
 
 @bp.get("/")
 @login_required
 def dashboard():
     """Rounds with their counts and actions, the latest SMS and the audit log."""
-    challenges = db.session.scalars(select(Challenge).order_by(Challenge.number)).all()
-    submitted = dict(db.session.execute(select(Submission.challenge_id, func.count()).group_by(Submission.challenge_id)).all())
     outbox = db.session.scalars(select(Message).order_by(Message.id.desc()).limit(20)).all()
-    audit = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(20)).all()
-    o = overview()
-    return render_template("admin/dashboard.html", challenges=challenges, submitted=submitted, outbox=outbox,
-                           audit=audit, o=o, counts=o, progress={c.id: sms_progress(c) for c in challenges},
-                           now=utcnow(), send_warning=notify.send_time_warning(o["in_game"]))
+    return render_template("admin/dashboard.html", outbox=outbox, o=overview(), **rounds_context())
 
 
 @bp.post("/rounds/<int:number>/start")
