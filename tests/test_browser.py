@@ -4,25 +4,19 @@ A phone joins and plays a round, a phone left open moves on by itself, the organ
 round from the console, and the projector follows a whole event without ever being reloaded.
 Chromium comes from apt (`make browser`); Playwright never downloads a browser here.
 """
-import html
 import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
-from .conftest import ROOT
+from .players import KEY, Api, answer_over_http, load_demo_bank  # noqa: F401  (bin/screenshots.py takes them from here)
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium's own connections are refused on a closed network.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DEMO_BANK = ROOT / "questions" / "demo.yaml"
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 PROJECTOR = {"viewport": {"width": 1920, "height": 1080}}
 # How long a page left open may take to show a change: a phone polls every 5 s; the projector
@@ -36,81 +30,6 @@ if not CHROMIUM.exists() and os.environ.get("CI") != "true":
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
-
-
-def answer_key() -> dict[int, list[set[str]]]:
-    """Round number → the right choices of each question, in order, from the demo bank."""
-    bank = yaml.safe_load(DEMO_BANK.read_text())
-    return {c["number"]: [set(q["answer"]) if isinstance(q["answer"], list) else {q["answer"]}
-                          for q in c["questions"]] for c in bank["challenges"]}
-
-
-KEY = answer_key()
-
-
-def load_demo_bank(stack) -> None:
-    loaded = subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", str(DEMO_BANK)],
-                            cwd=ROOT, env=stack.env, capture_output=True, text=True)
-    assert loaded.returncode == 0, loaded.stderr
-
-
-class Api:
-    """The organizer's JSON API and the SMS outbox, over HTTP."""
-
-    def __init__(self, url: str, token: str = "live-token"):
-        self.url = url
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def register(self, name: str, n: int) -> dict:
-        response = requests.post(f"{self.url}/api/register", json={
-            "name": name, "email": f"player{n}@example.com", "phone": f"+1415555{n:04d}", "company": "Acme"})
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def start(self, number: int) -> None:
-        response = requests.post(f"{self.url}/api/admin/start-challenge/{number}", headers=self.headers)
-        assert response.status_code == 200, response.text
-
-    def end(self, number: int) -> dict:
-        response = requests.post(f"{self.url}/api/admin/end-challenge/{number}", headers=self.headers)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def sms_link(self, phone: str, number: int, timeout: float = 20) -> str:
-        """The round link the worker texted to `phone`, once it is in the outbox."""
-        deadline = time.monotonic() + timeout
-        while True:
-            messages = requests.get(f"{self.url}/api/admin/outbox", headers=self.headers).json()["messages"]
-            for m in messages:
-                if m["to"] == phone and m["challenge"] == number and m["kind"] == "round_link":
-                    return re.search(r"(http://\S+/f/\S+)", m["body"]).group(1)
-            assert time.monotonic() < deadline, f"no round {number} SMS to {phone}: {messages}"
-            time.sleep(0.2)
-
-
-def csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def answer_over_http(link: str, number: int, right: bool = True, think: float = 0) -> None:
-    """A phone without JavaScript: open the link, press Start, post every answer (right or wrong) `think` s later."""
-    http = requests.Session()
-    page = http.get(link).text
-    assert "Ready?" in page, page[:2000]
-    assert http.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
-    page = http.get(link).text
-    questions: dict[str, dict[str, str]] = {}
-    for name, value, label in re.findall(
-            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
-        questions.setdefault(name, {})[html.unescape(label)] = value
-    assert len(questions) == len(KEY[number]), page[:2000]
-    data = {"csrf_token": csrf(page)}
-    for (name, options), correct in zip(questions.items(), KEY[number]):
-        chosen = sorted(correct) if right else [next(o for o in options if o not in correct)]
-        data[name] = [options[c] for c in chosen]
-    time.sleep(think)
-    response = http.post(f"{link}/submit", data=data)
-    assert response.status_code == 200 and "Answers in" in response.text, response.text[:2000]
 
 
 @pytest.fixture(scope="module")

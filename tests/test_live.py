@@ -8,6 +8,7 @@ import requests
 import websocket
 
 from .conftest import LiveStack
+from .players import Api, answer_over_http, load_demo_bank
 
 pytestmark = pytest.mark.live
 API = {"Authorization": "Bearer live-token"}
@@ -35,17 +36,8 @@ def register(stack, n: int) -> dict:
     return response.json()
 
 
-def load(stack, bank="questions/demo.yaml"):
-    import subprocess
-    import sys
-    from .conftest import ROOT
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", bank],
-                            cwd=ROOT, env=stack.env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
 def test_display_gets_state_on_connect_then_updates(live_stack):
-    load(live_stack)
+    load_demo_bank(live_stack)
     ws = connect(live_stack)
     first = ws.recv()
     assert 'id="stage"' in first and 'id="player-count">0<' in first
@@ -79,7 +71,7 @@ def test_compression_is_not_negotiated(live_stack):
 
 
 def test_burst_is_coalesced_and_a_stalled_client_does_not_delay_others(live_stack):
-    load(live_stack)
+    load_demo_bank(live_stack)
     fast = [connect(live_stack) for _ in range(3)]
     for ws in fast:
         ws.recv()  # the state on connect
@@ -130,11 +122,16 @@ def test_a_submission_on_one_process_updates_a_display_on_another(tmp_path, redi
     second.logs = tmp_path / "second.log"
     try:
         second.start()
-        load(first)
+        load_demo_bank(first)
         ws = connect(second)
         assert 'id="player-count">0<' in ws.recv()
         register(first, 1)
         wait_for(ws, 'id="player-count">1<')
+        api = Api(first.url)
+        api.start(1)
+        link = api.sms_link("+14155550001", 1)
+        answer_over_http(link, 1)  # the submission arrives at the first process…
+        wait_for(ws, "<strong>1</strong> of 1 answered")  # …and the display on the second shows it
         ws.close()
     finally:
         second.stop()

@@ -1,0 +1,88 @@
+"""Players and organizers over plain HTTP, shared by the live tests and bin/screenshots.py."""
+import html
+import re
+import subprocess
+import sys
+import time
+
+import requests
+import yaml
+
+from .conftest import ROOT
+
+DEMO_BANK = ROOT / "questions" / "demo.yaml"
+
+
+def answer_key() -> dict[int, list[set[str]]]:
+    """Round number → the right choices of each question, in order, from the demo bank."""
+    bank = yaml.safe_load(DEMO_BANK.read_text())
+    return {c["number"]: [set(q["answer"]) if isinstance(q["answer"], list) else {q["answer"]}
+                          for q in c["questions"]] for c in bank["challenges"]}
+
+
+KEY = answer_key()
+
+
+def load_demo_bank(stack) -> None:
+    loaded = subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", str(DEMO_BANK)],
+                            cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+
+
+class Api:
+    """The organizer's JSON API and the SMS outbox, over HTTP."""
+
+    def __init__(self, url: str, token: str = "live-token"):
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def register(self, name: str, n: int) -> dict:
+        response = requests.post(f"{self.url}/api/register", json={
+            "name": name, "email": f"player{n}@example.com", "phone": f"+1415555{n:04d}", "company": "Acme"})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def start(self, number: int) -> None:
+        response = requests.post(f"{self.url}/api/admin/start-challenge/{number}", headers=self.headers)
+        assert response.status_code == 200, response.text
+
+    def end(self, number: int) -> dict:
+        response = requests.post(f"{self.url}/api/admin/end-challenge/{number}", headers=self.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def sms_link(self, phone: str, number: int, timeout: float = 20) -> str:
+        """The round link the worker texted to `phone`, once it is in the outbox."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = requests.get(f"{self.url}/api/admin/outbox", headers=self.headers).json()["messages"]
+            for m in messages:
+                if m["to"] == phone and m["challenge"] == number and m["kind"] == "round_link":
+                    return re.search(r"(http://\S+/f/\S+)", m["body"]).group(1)
+            assert time.monotonic() < deadline, f"no round {number} SMS to {phone}: {messages}"
+            time.sleep(0.2)
+
+
+def csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def answer_over_http(link: str, number: int, right: bool = True, think: float = 0) -> None:
+    """A phone without JavaScript: open the link, press Start, post every answer (right or wrong) `think` s later."""
+    http = requests.Session()
+    page = http.get(link).text
+    assert "Ready?" in page, page[:2000]
+    assert http.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
+    page = http.get(link).text
+    questions: dict[str, dict[str, str]] = {}
+    for name, value, label in re.findall(
+            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
+        questions.setdefault(name, {})[html.unescape(label)] = value
+    assert len(questions) == len(KEY[number]), page[:2000]
+    data = {"csrf_token": csrf(page)}
+    for (name, options), correct in zip(questions.items(), KEY[number]):
+        chosen = sorted(correct) if right else [next(o for o in options if o not in correct)]
+        data[name] = [options[c] for c in chosen]
+    time.sleep(think)
+    response = http.post(f"{link}/submit", data=data)
+    assert response.status_code == 200 and "Answers in" in response.text, response.text[:2000]
