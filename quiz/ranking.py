@@ -3,11 +3,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One submission as ranking sees it."""
+class Entry(NamedTuple):
+    """One submission as ranking sees it (a tuple: cheap to build 50,000 of)."""
 
     participant_id: int
     score: int

@@ -95,7 +95,10 @@ def eliminate(challenge: Challenge) -> Outcome:
         select(Submission.id, Submission.participant_id, Submission.score, Submission.response_time,
                Submission.submitted_at)
         .join(Participant, Participant.id == Submission.participant_id)
-        .where(Submission.challenge_id == challenge.id, Participant.eliminated_in.is_(None))).all()
+        .where(Submission.challenge_id == challenge.id, Participant.eliminated_in.is_(None))
+        # Already in ranking order, so the pure function's sort is a linear pass; it still decides.
+        .order_by(Submission.score.desc(), Submission.response_time, Submission.submitted_at,
+                  Submission.participant_id)).all()
     outcome = rank_round([Entry(r.participant_id, r.score, r.response_time, r.submitted_at) for r in rows],
                          challenge.keep_fraction, challenge.keep_count)
     submission_of = {r.participant_id: r.id for r in rows}

@@ -152,3 +152,47 @@ def test_graceful_restart_closes_sockets_with_a_code_the_client_reconnects_on(li
             break
     ws.shutdown()
     assert struct.unpack("!H", data[:2])[0] == 1012  # htmx-ext-ws reconnects on 1006, 1011, 1012, 1013
+
+
+class StalledSocket:
+    """A phone that stopped reading: every send blocks (cooperatively, as under gevent)."""
+
+    connected = True
+
+    def __init__(self):
+        self.closed_with = None
+
+    def send(self, _data):
+        import gevent
+        gevent.sleep(60)
+
+    def close(self, code=1000, reason=""):
+        self.closed_with = code
+
+
+def test_a_send_that_stalls_past_its_deadline_drops_that_socket(monkeypatch):
+    from quiz.web import ws as ws_module
+    monkeypatch.setattr(ws_module, "SEND_DEADLINE", 0.2)
+    stalled = StalledSocket()
+    started = time.monotonic()
+    assert ws_module.send(stalled, b"<div id='stage'></div>") is False
+    assert time.monotonic() - started < 1 and stalled.closed_with == 1008
+
+
+def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(app):
+    from quiz.live import Hub
+    renders = iter(range(1000))
+    hub = Hub(app, {"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=0.01)
+    hub.started = True  # no Redis listener needed: broadcast by hand
+    stalled = hub.connect("display")  # never takes a frame
+    readers = [hub.connect("display") for _ in range(3)]
+    for reader in readers:
+        reader.take(0)
+    for _ in range(5):
+        started = time.monotonic()
+        hub.broadcast()
+        assert time.monotonic() - started < 0.5
+        for reader in readers:
+            assert reader.take(0.1) is not None
+    assert hub.renders == 5  # one render per broadcast, whatever the number of sockets
+    assert stalled.take(0) == b"<main id='stage'>8</main>"  # 4 renders on connect, 5 broadcasts: only the newest
