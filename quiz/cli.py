@@ -119,9 +119,68 @@ def _wait_then_stop(children: list[subprocess.Popen]) -> None:
         stop_redis(Path(current_app.instance_path))
 
 
+privacy_cli = AppGroup("privacy", help="Personal data: export one person's, shred everyone's after the event.")
+
+
+@privacy_cli.command("export")
+@click.argument("email")
+def export_person(email: str):
+    """Print everything held about the participant with this email, as JSON."""
+    import json
+
+    from .models import Participant
+    from .privacy import export_participant
+    participant = db.session.scalar(select(Participant).where(Participant.email == email.strip().lower()))
+    if participant is None:
+        raise click.ClickException(f"No participant registered with {email}.")
+    click.echo(json.dumps(export_participant(participant), indent=2, ensure_ascii=False))
+
+
+@privacy_cli.command("shred")
+@click.option("--force", is_flag=True, help="Shred even before RETENTION_DAYS have passed or while the event runs.")
+@click.confirmation_option(prompt="Replace every name, email, phone and company with placeholders?")
+def shred(force: bool):
+    """Remove personal data, keeping anonymous results (scores, ranks, times)."""
+    from .privacy import shred_personal_data
+    try:
+        people = shred_personal_data(current_app.config["RETENTION_DAYS"], force=force)
+        db.session.commit()
+    except ValueError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error))
+    click.echo(f"Personal data of {people} participant(s) shredded; results kept.")
+
+
+@click.command("backup")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def backup(path: Path | None):
+    """Take a consistent backup of the database, safe during the event."""
+    from .backup import backup_database
+    from .clock import utcnow
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    suffix = "db" if url.startswith("sqlite") else "dump"
+    path = path or Path(current_app.instance_path) / "backups" / f"knockout-{utcnow():%Y%m%d-%H%M%S}.{suffix}"
+    click.echo(f"Backup written to {backup_database(url, path)}")
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.confirmation_option(prompt="Replace the database's contents with this backup? Stop web and workers first.")
+def restore(path: Path):
+    """Restore the database from a backup made by `backup`."""
+    from .backup import restore_database
+    db.session.remove()
+    db.engine.dispose()
+    restore_database(current_app.config["SQLALCHEMY_DATABASE_URI"], path)
+    click.echo(f"Database restored from {path}.")
+
+
 def register(app) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(questions_cli)
     app.cli.add_command(admin_cli)
     app.cli.add_command(sms_cli)
+    app.cli.add_command(privacy_cli)
+    app.cli.add_command(backup)
+    app.cli.add_command(restore)
     app.cli.add_command(demo)

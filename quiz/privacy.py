@@ -1,0 +1,61 @@
+"""Personal data: one participant's export, and shredding after the event (anonymous results stay)."""
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from .clock import utcnow
+from .extensions import db
+from .models import AuditEntry, Challenge, Message, Participant, Submission
+
+
+def export_participant(participant: Participant) -> dict:
+    """Everything Knockout holds about one person (a data-subject request), as plain JSON values."""
+    submissions = db.session.execute(select(Submission, Challenge.number).join(Challenge)
+                                     .where(Submission.participant_id == participant.id)
+                                     .order_by(Challenge.number)).all()
+    messages = db.session.scalars(select(Message).where(Message.participant_id == participant.id)
+                                  .order_by(Message.id)).all()
+    return {
+        "participant": {"id": participant.id, "name": participant.name, "email": participant.email,
+                        "phone": participant.phone, "company": participant.company, "consent": participant.consent,
+                        "registered_at": participant.created_at.isoformat() + "Z",
+                        "eliminated_in": participant.eliminated_in,
+                        "elimination_reason": participant.elimination_reason},
+        "submissions": [{"round": number, "answers": s.answers, "score": s.score, "rank": s.rank,
+                         "response_time_seconds": s.response_time, "submitted_at": s.submitted_at.isoformat() + "Z"}
+                        for s, number in submissions],
+        "messages": [{"kind": m.kind, "to": m.to, "body": m.body, "status": m.status,
+                      "created_at": m.created_at.isoformat() + "Z"} for m in messages],
+    }
+
+
+def event_ended_at() -> datetime | None:
+    """When the last round closed (None while any round is still to play)."""
+    if db.session.scalar(select(func.count()).where(Challenge.status != "closed")):
+        return None
+    return db.session.scalar(select(func.max(Challenge.closed_at)))
+
+
+def shred_personal_data(retention_days: float, now: datetime | None = None, force: bool = False) -> int:
+    """Replace names, emails, phones and companies with placeholders, and blank SMS texts.
+
+    Scores, ranks and times stay, so results and statistics remain. Refuses while the event runs,
+    or before RETENTION_DAYS have passed since it ended, unless forced. Returns people shredded.
+    """
+    ended = event_ended_at()
+    now = now or utcnow()
+    if not force:
+        if ended is None:
+            raise ValueError("The event is not over yet (a round is still to play). Use --force to shred anyway.")
+        if now < ended + timedelta(days=retention_days):
+            keep_until = ended + timedelta(days=retention_days)
+            raise ValueError(f"Personal data is kept until {keep_until:%Y-%m-%d %H:%M} UTC (RETENTION_DAYS="
+                             f"{retention_days:g}). Use --force to shred now.")
+    people = db.session.scalar(select(func.count()).where(~Participant.email.like("shredded-%")))
+    pid = func.cast(Participant.id, db.String)
+    db.session.execute(update(Participant).where(~Participant.email.like("shredded-%")).values(
+        name="Player " + pid, email="shredded-" + pid + "@invalid", phone="shredded-" + pid, company="",
+        report_code="shredded-" + pid).execution_options(synchronize_session=False))
+    db.session.execute(update(Message).values(to="", body="").execution_options(synchronize_session=False))
+    db.session.add(AuditEntry(actor="cli", action="shred personal data", detail=f"{people} participant(s)"))
+    return people
