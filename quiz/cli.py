@@ -24,12 +24,15 @@ sms_cli = AppGroup("sms", help="Text messages.")
 @sms_cli.command("reconcile")
 @click.option("--stale-after", default=60.0, show_default=True,
               help="Seconds after which a message still 'sending' counts as lost with its worker.")
-def reconcile_sms(stale_after: float):
+@click.option("--forgotten-after", default=600.0, show_default=True,
+              help="Seconds after which a queued message handed to a job that never ran is handed over again.")
+def reconcile_sms(stale_after: float, forgotten_after: float):
     """Re-queue SMS work that was lost (a dead worker, a Redis outage); safe during an event."""
     from .tasks import reconcile_messages
-    result = reconcile_messages(stale_after)
+    result = reconcile_messages(stale_after, forgotten_after)
     click.echo(f"{result['reclaimed']} message(s) reclaimed from dead workers, "
-               f"{result['requeued']} queued message(s) handed to the workers.")
+               f"{result['requeued']} queued message(s) handed to the workers, "
+               f"{result['closed']} round(s) closed at their time limit.")
 
 
 @questions_cli.command("load")

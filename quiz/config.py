@@ -71,6 +71,8 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    # How often a worker looks for lost work (a Redis outage, a dead worker) and hands it out again.
+    RECONCILE_SECONDS = float(os.environ.get("RECONCILE_SECONDS", "30"))
     # Days after the last round before `flask --app quiz privacy shred` may remove personal data.
     RETENTION_DAYS = float(os.environ.get("RETENTION_DAYS", "30"))
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.

@@ -1,10 +1,13 @@
 """Side effects after commit: jobs are enqueued only once the rows they need are visible."""
 import logging
+import threading
+import time
 from datetime import datetime, timezone
 from functools import partial
 
 import redis
 from rq import Retry, SimpleWorker
+from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -62,6 +65,30 @@ class AppWorker(SimpleWorker):
 
 
 def run_worker(burst: bool = False, name: str | None = None) -> bool:
-    """Work the forms, notify and default queues (with RQ's scheduler) until stopped, or until empty."""
+    """Work the forms, notify and default queues (with RQ's scheduler) until stopped, or until empty.
+
+    A long-running worker also reconciles every RECONCILE_SECONDS (one worker at a time),
+    so work lost in a Redis outage or with a dead worker is found again without anyone asking.
+    """
     worker = AppWorker([get_queue(n) for n in QUEUE_NAMES], connection=get_redis(), name=name)
+    if not burst:
+        app = current_app._get_current_object()
+        threading.Thread(target=_reconcile_forever, args=(app,), name="reconcile", daemon=True).start()
     return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
+def _reconcile_forever(app) -> None:
+    from .tasks import reconcile_messages
+    every = float(app.config["RECONCILE_SECONDS"])
+    while True:
+        time.sleep(every)
+        with app.app_context():
+            try:
+                if get_redis().set("knockout:reconcile", "1", nx=True, px=int(every * 800)):
+                    result = reconcile_messages()
+                    if any(result.values()):
+                        log.info("reconcile: %s", result)
+            except Exception:  # Redis or the database away for a moment: try again next time
+                log.exception("reconcile failed")
+            finally:
+                db.session.remove()

@@ -147,6 +147,7 @@ class Message(db.Model):
     status: Mapped[str] = mapped_column(String(10), default="queued")
     error: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(default=0)
+    enqueued_at: Mapped[datetime | None]  # last handed to a send job; reconcile re-hands the forgotten
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(100))

@@ -19,11 +19,13 @@ RETRY_BACKOFF = (2, 10, 30, 60)
 
 
 def fan_out(ids: list[int], label: str) -> int:
-    """Enqueue send jobs of BATCH_SIZE messages each."""
+    """Enqueue send jobs of BATCH_SIZE messages each, noting when each message was handed over."""
     for start in range(0, len(ids), notify.BATCH_SIZE):
         batch = ids[start:start + notify.BATCH_SIZE]
         enqueue("quiz.tasks.send_messages", batch, queue="notify",
                 description=f"{label}: SMS {start + 1}–{start + len(batch)} of {len(ids)}")
+        db.session.execute(db.update(Message).where(Message.id.in_(batch)).values(enqueued_at=utcnow()))
+        db.session.commit()
     return -(-len(ids) // notify.BATCH_SIZE)
 
 
@@ -84,20 +86,30 @@ def send_reminder(reminder_id: int) -> int:
     return created
 
 
-def reconcile_messages(stale_after: float = 60) -> dict:
-    """Find lost work again: queued messages with no job, and messages claimed by a worker that died.
+def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) -> dict:
+    """Find lost work again (a Redis outage, a dead worker): safe to run any time, during the event too.
 
-    A message left 'sending' may or may not have reached the provider; it is sent again (a rare
-    duplicate beats a player without their link).
+    Open rounds get their link messages (idempotent), rounds past their time limit close,
+    messages claimed by a worker that died go back to the queue (one that was mid-send may go
+    out twice: a rare duplicate beats a player without their link), and queued messages that no
+    job has been given for a while are handed to the workers again.
     """
+    closed = 0
+    for challenge in db.session.scalars(select(Challenge).where(Challenge.status == "open")).all():
+        notify.queue_round_links(challenge)
+        db.session.commit()
+        closed += close_expired_round(challenge.id)
     stale = notify.stale_sending(timedelta(seconds=stale_after))
     if stale:
         db.session.execute(db.update(Message).where(Message.id.in_(stale), Message.status == "sending")
-                           .values(status="queued", claimed_by=None))
+                           .values(status="queued", claimed_by=None, enqueued_at=None))
         db.session.commit()
-    waiting = queued_ids()
-    fan_out(waiting, "reconcile")
-    return {"reclaimed": len(stale), "requeued": len(waiting)}
+    forgotten = db.session.scalars(select(Message.id).where(
+        Message.status == "queued", db.or_(Message.enqueued_at.is_(None),
+                                           Message.enqueued_at < utcnow() - timedelta(seconds=forgotten_after)))
+        .order_by(Message.id)).all()
+    fan_out(forgotten, "reconcile")
+    return {"reclaimed": len(stale), "requeued": len(forgotten), "closed": closed}
 
 
 def close_expired_round(challenge_id: int) -> bool:

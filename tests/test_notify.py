@@ -287,7 +287,7 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
         time.sleep(0.6)
         second = worker()
         try:
-            assert tasks.reconcile_messages(stale_after=0.5)["requeued"] > 0
+            assert tasks.reconcile_messages(stale_after=0.5, forgotten_after=0.5)["requeued"] > 0
             while count("sent") < 60:
                 assert time.monotonic() < deadline + 30, f"{count('sent')} of 60 sent"
                 time.sleep(0.1)

@@ -108,6 +108,7 @@ def upgrade():
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('error', sa.String(length=500), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('enqueued_at', sa.DateTime(), nullable=True),
     sa.Column('claimed_by', sa.String(length=100), nullable=True),
     sa.Column('claimed_at', sa.DateTime(), nullable=True),
     sa.Column('provider_id', sa.String(length=100), nullable=True),
