@@ -9,7 +9,7 @@ from sqlalchemy import select
 from . import notify, rounds
 from .clock import utcnow
 from .extensions import db
-from .jobs import enqueue
+from .jobs import after_commit, enqueue
 from .models import Challenge, Message, Reminder
 
 log = logging.getLogger(__name__)
@@ -18,15 +18,36 @@ log = logging.getLogger(__name__)
 RETRY_BACKOFF = (2, 10, 30, 60)
 
 
-def fan_out(ids: list[int], label: str) -> int:
-    """Enqueue send jobs of BATCH_SIZE messages each, noting when each message was handed over."""
+def batches(ids: list[int]):
     for start in range(0, len(ids), notify.BATCH_SIZE):
-        batch = ids[start:start + notify.BATCH_SIZE]
+        yield start, ids[start:start + notify.BATCH_SIZE]
+
+
+def enqueue_batches(ids: list[int], label: str) -> None:
+    """Enqueue send jobs of BATCH_SIZE messages each (Redis only: fine in an after-commit hook)."""
+    for start, batch in batches(ids):
         enqueue("quiz.tasks.send_messages", batch, queue="notify",
                 description=f"{label}: SMS {start + 1}–{start + len(batch)} of {len(ids)}")
+
+
+def mark_enqueued(ids: list[int]) -> None:
+    """Note when messages were handed to a job (reconcile hands over again what is forgotten)."""
+    for _, batch in batches(ids):
         db.session.execute(db.update(Message).where(Message.id.in_(batch)).values(enqueued_at=utcnow()))
-        db.session.commit()
+
+
+def fan_out(ids: list[int], label: str) -> int:
+    """From a job: enqueue the send jobs now, and record it."""
+    enqueue_batches(ids, label)
+    mark_enqueued(ids)
+    db.session.commit()
     return -(-len(ids) // notify.BATCH_SIZE)
+
+
+def fan_out_after_commit(ids: list[int], label: str) -> None:
+    """From a request: record it in this transaction; enqueue once it has committed."""
+    mark_enqueued(ids)
+    after_commit(enqueue_batches, ids, label)
 
 
 def queued_ids(**where) -> list[int]:

@@ -203,3 +203,21 @@ def test_live_console_frame_carries_no_session_token_and_the_header_token_works(
                                                              "HX-Boosted": "true"})
     assert response.status_code == 303
     assert db.session.scalar(select(Challenge.status).where(Challenge.number == 1)) == "open"
+
+
+def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_participant, api_headers, run_jobs):
+    from quiz.models import Message
+    load_bank()
+    make_participant("Fay")
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    run_jobs()
+    db.session.execute(db.update(Message).values(status="failed", error="OptedOut: opted out"))
+    db.session.commit()
+    login(client)
+    page = client.get("/admin/rounds/1/failed").get_data(as_text=True)
+    assert "Fay" in page and "OptedOut: opted out" in page
+    response = client.post("/admin/rounds/1/retry-failed", data={"csrf_token": csrf_from(page)}, follow_redirects=True)
+    assert "queued again" in response.get_data(as_text=True)
+    run_jobs()
+    db.session.expire_all()
+    assert db.session.scalar(select(Message.status)) == "sent"

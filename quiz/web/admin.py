@@ -11,7 +11,6 @@ from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
-from ..jobs import after_commit
 from ..leaderboard import leaderboard
 from ..models import AdminUser, AuditEntry, Challenge, Message, Participant, Reminder, Submission
 from ..notify import sms_progress
@@ -217,7 +216,7 @@ def retry_failed(number):
     def operation():
         ids = notify.requeue_failed(rounds.get_challenge(number))
         record(current_user.username, "retry failed SMS", None, f"round {number}: {len(ids)} message(s)")
-        after_commit(tasks.fan_out, ids, f"round {number} retry")
+        tasks.fan_out_after_commit(ids, f"round {number} retry")
         return ids
     return _act(operation, f"Failed messages of round {number} are queued again.", "admin.failed_messages", number=number)
 
@@ -233,7 +232,7 @@ def resend_link(participant_id, number):
         except LookupError as error:
             raise QuizError(str(error), code="no_message")
         record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
-        after_commit(tasks.fan_out, [message_id], "resend")
+        tasks.fan_out_after_commit([message_id], "resend")
     if request.form.get("back") == "participants":
         return _act(operation, f"Round {number} link is being sent again.", "admin.participants",
                     q=request.form.get("q", ""))
