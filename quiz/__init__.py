@@ -1,5 +1,4 @@
 """Knockout: a live elimination quiz. `create_app` builds the Flask app."""
-import logging
 from pathlib import Path
 
 import redis
@@ -22,7 +21,6 @@ def create_app(config: type | None = None) -> Flask:
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
         if not app.config[key]:
             app.config[key] = persistent_secret(Path(app.instance_path), filename)
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if not app.config["REDIS_URL"]:
         from .embedded import ensure_redis
@@ -30,7 +28,9 @@ def create_app(config: type | None = None) -> Flask:
     app.extensions["knockout_redis"] = redis.Redis.from_url(app.config["REDIS_URL"])
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
 
+    from . import observability
     from .web import security
+    observability.init_app(app)
     security.init_app(app)  # first: its check must read the raw body before CSRF parses the form
     db.init_app(app)
     # Batch mode: SQLite can only change a table by rebuilding it.

@@ -71,6 +71,7 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # "json" for one JSON object per line, with request ids
     # How often a worker looks for lost work (a Redis outage, a dead worker) and hands it out again.
     RECONCILE_SECONDS = float(os.environ.get("RECONCILE_SECONDS", "30"))
     # Days after the last round before `flask --app quiz privacy shred` may remove personal data.

@@ -10,10 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from . import scoring
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .jobs import enqueue_after_commit
+from .jobs import after_commit, enqueue_after_commit
 from .links import ensure_links, shuffled_choices
 from .live import publish_after_commit
 from .models import Challenge, FormLink, Participant, Submission
+from .observability import SUBMISSIONS
 from .ranking import Entry, Outcome, rank_round
 
 # The page states of /f/<code>, in the order a player meets them.
@@ -233,6 +234,7 @@ def submit_answers(link: FormLink, form, now: datetime) -> Submission:
     except IntegrityError:
         raise refusal(SUBMITTED, link)
     publish_after_commit()
+    after_commit(SUBMISSIONS.inc)
     return submission
 
 

@@ -1,0 +1,108 @@
+"""What operators watch: JSON logs with a request id, /healthz, and Prometheus metrics at /metrics."""
+import json
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from rq import Queue
+from rq.worker import Worker
+from sqlalchemy import text
+
+from .extensions import QUEUE_NAMES, db, get_redis
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry()
+REQUEST_SECONDS = Histogram("knockout_request_seconds", "Request latency", ["endpoint", "method"], registry=REGISTRY,
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+SUBMISSIONS = Counter("knockout_submissions_total", "Submissions stored", registry=REGISTRY)
+QUEUE_DEPTH = Gauge("knockout_queue_depth", "Jobs waiting", ["queue"], registry=REGISTRY)
+SOCKETS = Gauge("knockout_websockets", "Open websockets in this process", registry=REGISTRY)
+WORKER_STALE_SECONDS = 120
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request id when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        try:
+            entry["request_id"] = g.request_id
+        except (RuntimeError, AttributeError):
+            pass
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _start_request():
+    g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+    g.started = time.perf_counter()
+
+
+def _finish_request(response):
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    if "started" in g:
+        REQUEST_SECONDS.labels(request.endpoint or "none", request.method).observe(time.perf_counter() - g.started)
+    return response
+
+
+def health() -> tuple[dict, bool]:
+    """Web, database, Redis and workers: each 'ok' or what is wrong."""
+    report, healthy = {"web": "ok"}, True
+    try:
+        db.session.execute(text("SELECT 1"))
+        report["database"] = "ok"
+    except Exception as error:
+        report["database"], healthy = f"error: {type(error).__name__}", False
+    try:
+        get_redis().ping()
+        report["redis"] = "ok"
+        now = time.time()
+        workers = [w for w in Worker.all(connection=get_redis())
+                   if w.last_heartbeat and now - w.last_heartbeat.timestamp() < WORKER_STALE_SECONDS]
+        report["workers"] = len(workers)
+        report["queues"] = {name: Queue(name, connection=get_redis()).count for name in QUEUE_NAMES}
+        if not workers:
+            report["worker_status"], healthy = "no live worker: start `python worker.py`", False
+    except Exception as error:
+        report["redis"], healthy = f"error: {type(error).__name__}", False
+    return report, healthy
+
+
+def healthz():
+    """/healthz: 200 when web, database, Redis and at least one worker are fine, else 503."""
+    report, healthy = health()
+    return jsonify(status="ok" if healthy else "degraded", **report), 200 if healthy else 503
+
+
+def metrics():
+    """/metrics in Prometheus' text format (this process's counters; queue depth from Redis)."""
+    try:
+        for name in QUEUE_NAMES:
+            QUEUE_DEPTH.labels(name).set(Queue(name, connection=get_redis()).count)
+    except Exception:
+        log.warning("metrics: Redis unreachable for queue depth")
+    SOCKETS.set(current_app.extensions["knockout_hub"].count())
+    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Flask) -> None:
+    if not app.testing:  # (pytest keeps its own log capture)
+        configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/metrics", "metrics", metrics)

@@ -1,0 +1,52 @@
+"""Operators' view: /healthz, /metrics, JSON logs with a request id."""
+import json
+import logging
+
+import pytest
+import requests
+
+from quiz.observability import JsonFormatter
+
+from .players import Api, answer_over_http, load_demo_bank
+
+
+def test_healthz_says_what_is_missing_when_no_worker_runs(client):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["database"] == "ok" and body["redis"] == "ok" and body["workers"] == 0
+    assert "start `python worker.py`" in body["worker_status"]
+
+
+@pytest.mark.live
+def test_healthz_and_metrics_on_the_real_stack(live_stack):
+    import time
+    deadline = time.monotonic() + 20
+    while requests.get(f"{live_stack.url}/healthz").status_code != 200:  # the worker's first heartbeat
+        assert time.monotonic() < deadline, requests.get(f"{live_stack.url}/healthz").json()
+        time.sleep(0.3)
+    body = requests.get(f"{live_stack.url}/healthz").json()
+    assert body["status"] == "ok" and body["workers"] >= 1 and set(body["queues"]) == {"forms", "notify", "default"}
+    load_demo_bank(live_stack)
+    api = Api(live_stack.url)
+    api.register("Mo", 1)
+    api.start(1)
+    answer_over_http(api.sms_link("+14155550001", 1), 1)
+    seen = ""
+    for _ in range(6):  # two gunicorn processes: scrape until we hit the one that took the submission
+        seen = requests.get(f"{live_stack.url}/metrics").text
+        if "knockout_submissions_total 1.0" in seen:
+            break
+    assert "knockout_submissions_total 1.0" in seen
+    assert 'knockout_request_seconds_count{endpoint="play.submit",method="POST"}' in seen
+    assert 'knockout_queue_depth{queue="notify"}' in seen and "knockout_websockets" in seen
+
+
+def test_json_logs_carry_the_request_id(app, client):
+    record = logging.LogRecord("quiz", logging.INFO, __file__, 1, "round %s opened", (1,), None)
+    with app.test_request_context("/", headers={"X-Request-ID": "abc123"}):
+        from quiz.observability import _start_request
+        _start_request()
+        line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "round 1 opened" and line["request_id"] == "abc123" and line["level"] == "INFO"
+    assert client.get("/register", headers={"X-Request-ID": "req-7"}).headers["X-Request-ID"] == "req-7"
