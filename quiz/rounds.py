@@ -272,8 +272,9 @@ def winner() -> Participant | None:
 def disqualify(participant: Participant, reason: str) -> int:
     """Take a player out of the game (cheating, a duplicate person…); returns the round it counts for."""
     reason = " ".join(reason.split())
-    if not reason:
-        raise ValidationError({"reason": "Say why: it goes into the audit log."}, "Say why: it goes into the audit log.")
+    if not reason or len(reason) > 200:
+        message = "Say why (up to 200 characters): it goes into the audit log."
+        raise ValidationError({"reason": message}, message)
     if participant.eliminated_in is not None:
         raise QuizError(f"{participant.name} is already out (round {participant.eliminated_in}).", code="already_out")
     current = current_challenge()

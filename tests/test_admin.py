@@ -150,6 +150,9 @@ def test_search_participants_and_disqualify_with_a_reason(client, load_bank, mak
     refused = client.post(f"/admin/participants/{cheat}/disqualify", data={"csrf_token": token, "reason": "  "},
                           follow_redirects=True)
     assert "Say why" in html.unescape(refused.get_data(as_text=True))
+    too_long = client.post(f"/admin/participants/{cheat}/disqualify", data={"csrf_token": token, "reason": "x" * 201},
+                           follow_redirects=True)
+    assert "up to 200 characters" in html.unescape(too_long.get_data(as_text=True))
     assert db.session.get(Participant, cheat).eliminated_in is None
     done = client.post(f"/admin/participants/{cheat}/disqualify", data={"csrf_token": token, "reason": "two phones"},
                        follow_redirects=True)
