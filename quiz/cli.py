@@ -19,6 +19,37 @@ ROOT = Path(__file__).resolve().parent.parent
 questions_cli = AppGroup("questions", help="The question bank.")
 admin_cli = AppGroup("admin", help="Organizer accounts.")
 sms_cli = AppGroup("sms", help="Text messages.")
+forms_cli = AppGroup("forms", help="Personalized forms in object storage.")
+
+
+@forms_cli.command("reconcile")
+@click.option("--round", "number", type=int, help="Only this round (default: every round).")
+def reconcile_forms(number: int | None):
+    """Compare stored forms with the database and repair every difference; safe during the event."""
+    from .forms import reconcile
+    result = reconcile([_round_id(number)] if number else None)
+    click.echo(f"{result['missing']} missing form(s) written, {result['misplaced']} misplaced form(s) moved, "
+               f"{result['duplicated']} duplicate(s) and {result['orphaned']} orphan(s) removed.")
+
+
+@forms_cli.command("status")
+def forms_status():
+    """Per round: forms expected in each place (database) against forms found there (storage)."""
+    from .forms import drift
+    for challenge in db.session.scalars(select(Challenge).order_by(Challenge.number)):
+        report = drift([challenge.id])
+        counts = ", ".join(f"{place} {report.found[place]}/{report.expected[place]}"
+                           for place in ("forms", "answered", "unanswered"))
+        state = "in sync" if report.clean else (f"drift: {len(report.missing)} missing, {len(report.misplaced)} misplaced, "
+                                                f"{len(report.duplicated)} duplicated, {len(report.orphaned)} orphaned")
+        click.echo(f"round {challenge.number} ({challenge.status}): {counts} (found/expected); {state}")
+
+
+def _round_id(number: int) -> int:
+    challenge_id = db.session.scalar(select(Challenge.id).where(Challenge.number == number))
+    if challenge_id is None:
+        raise click.ClickException(f"There is no round {number}.")
+    return challenge_id
 
 
 @sms_cli.command("reconcile")
@@ -148,6 +179,8 @@ def shred(force: bool):
     try:
         people = shred_personal_data(current_app.config["RETENTION_DAYS"], force=force)
         db.session.commit()
+        from .tasks import regenerate_forms
+        regenerate_forms()  # stored forms show names: render them again with the placeholders
     except ValueError as error:
         db.session.rollback()
         raise click.ClickException(str(error))
@@ -183,6 +216,7 @@ def register(app) -> None:
     app.cli.add_command(questions_cli)
     app.cli.add_command(admin_cli)
     app.cli.add_command(sms_cli)
+    app.cli.add_command(forms_cli)
     app.cli.add_command(privacy_cli)
     app.cli.add_command(backup)
     app.cli.add_command(restore)

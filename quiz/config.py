@@ -42,6 +42,12 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL", "")
     STORAGE_URL = os.environ.get("STORAGE_URL") or f"file://{INSTANCE / 'storage'}"
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
+    # How a player gets their stored form: "serve" (Knockout reads it from storage and answers with it)
+    # or "redirect" (S3 only: a pre-signed URL minted at that click, valid FORMS_URL_EXPIRY_SECONDS).
+    FORMS_DELIVERY = os.environ.get("FORMS_DELIVERY", "serve")
+    FORMS_URL_EXPIRY_SECONDS = int(os.environ.get("FORMS_URL_EXPIRY_SECONDS", "300"))
+    # How often a worker compares stored forms with the database and repairs any drift.
+    FORMS_RECONCILE_SECONDS = float(os.environ.get("FORMS_RECONCILE_SECONDS", "120"))
     SMS_BACKEND = os.environ.get("SMS_BACKEND", "outbox")
     # Messages per second across all workers; 0 = as fast as the backend takes them (outbox).
     SMS_RATE_PER_SECOND = float(os.environ.get("SMS_RATE_PER_SECOND", "0"))

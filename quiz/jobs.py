@@ -78,8 +78,9 @@ def run_worker(burst: bool = False, name: str | None = None) -> bool:
 
 
 def _reconcile_forever(app) -> None:
-    from .tasks import reconcile_messages
+    from .tasks import reconcile_forms, reconcile_messages
     every = float(app.config["RECONCILE_SECONDS"])
+    forms_every = float(app.config["FORMS_RECONCILE_SECONDS"])
     while True:
         time.sleep(every)
         with app.app_context():
@@ -88,6 +89,8 @@ def _reconcile_forever(app) -> None:
                     result = reconcile_messages()
                     if any(result.values()):
                         log.info("reconcile: %s", result)
+                if get_redis().set("knockout:reconcile:forms", "1", nx=True, px=int(forms_every * 1000)):
+                    reconcile_forms()
             except Exception:  # Redis or the database away for a moment: try again next time
                 log.exception("reconcile failed")
             finally:

@@ -5,6 +5,7 @@ import yaml
 from sqlalchemy import select
 
 from .extensions import db
+from .jobs import enqueue_after_commit
 from .links import ensure_links
 from .models import SCORING_MODES, Challenge, Question
 
@@ -152,7 +153,7 @@ def _same_questions(challenge: Challenge, spec: RoundSpec) -> bool:
 def apply_bank(rounds: list[RoundSpec]) -> list[str]:
     """Make the database match the bank (idempotent); returns what changed. The caller commits."""
     existing = {c.number: c for c in db.session.scalars(select(Challenge))}
-    changes = []
+    changes, restyled = [], []
     for number, challenge in sorted(existing.items()):
         if number not in {r.number for r in rounds}:
             if challenge.status != "draft":
@@ -180,8 +181,13 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
                 changed.append("questions")
             if changed:
                 changes.append(f"updated round {spec.number}: {', '.join(changed)}")
+            if {"title", "questions"} & set(changed):
+                restyled.append(challenge)
         if not challenge.questions:
             challenge.questions.extend(Question(position=i, **q) for i, q in enumerate(spec.questions, start=1))
     db.session.flush()
     ensure_links()
+    if restyled:  # stored forms show the title and questions: render them again
+        enqueue_after_commit("quiz.tasks.regenerate_forms", None, [c.id for c in restyled], queue="forms",
+                             description="forms of rounds whose questions changed")
     return changes

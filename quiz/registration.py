@@ -10,7 +10,8 @@ from sqlalchemy import exists, or_, select
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .links import ensure_links
-from .jobs import enqueue_after_commit
+from .forms import request_work
+from .jobs import after_commit, enqueue_after_commit
 from .live import publish_after_commit
 from .models import Challenge, Participant
 
@@ -98,6 +99,8 @@ def register_participant(clean: dict) -> Participant:
     db.session.flush()
     ensure_links([participant.id])
     publish_after_commit()
+    # Their forms are rendered in the background: joining never waits for storage.
+    after_commit(request_work, "new", [participant.id])
     open_round = db.session.scalar(select(Challenge.id).where(Challenge.status == "open"))
     if open_round is not None:  # joined mid-round: their link goes out like everyone's did
         enqueue_after_commit("quiz.tasks.send_round_links", open_round, queue="notify",

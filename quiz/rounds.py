@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from . import scoring
 from .errors import QuizError, ValidationError
 from .extensions import db
+from .forms import request_work
 from .jobs import after_commit, enqueue_after_commit
 from .links import ensure_links, shuffled_choices
 from .live import publish_after_commit
@@ -65,6 +66,9 @@ def start_round(number: int, now: datetime) -> Challenge:
     enqueue_after_commit("quiz.tasks.send_round_links", challenge.id, queue="notify",
                          description=f"round {number}: send links")
     publish_after_commit()
+    # Forms of anyone whose background render was lost (Redis down at registration) are made now.
+    enqueue_after_commit("quiz.tasks.reconcile_forms", [challenge.id], queue="forms",
+                         description=f"round {number}: check its stored forms")
     deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
     if deadline:
         enqueue_after_commit("quiz.tasks.close_expired_round", challenge.id, at=deadline,
@@ -83,6 +87,8 @@ def close_round(number: int, now: datetime) -> CloseSummary:
         Participant.eliminated_in == number, Participant.elimination_reason == "unanswered"))
     winner_id = outcome.order[0] if last and outcome.order else None
     publish_after_commit()
+    enqueue_after_commit("quiz.tasks.file_unanswered_forms", challenge.id, queue="forms",
+                         description=f"round {number}: move forms not answered to unanswered/")
     if current_app.config["SMS_RESULTS"]:
         enqueue_after_commit("quiz.tasks.send_results", challenge.id, winner_id, queue="notify",
                              description=f"round {number}: results by SMS")
@@ -235,6 +241,7 @@ def submit_answers(link: FormLink, form, now: datetime) -> Submission:
         raise refusal(SUBMITTED, link)
     publish_after_commit()
     after_commit(SUBMISSIONS.inc)
+    after_commit(request_work, f"answered:{challenge.id}", [link.participant_id])
     return submission
 
 

@@ -6,11 +6,11 @@ from flask import current_app
 from rq import get_current_job
 from sqlalchemy import select
 
-from . import notify, rounds
+from . import forms, notify, rounds
 from .clock import utcnow
 from .extensions import db
 from .jobs import after_commit, enqueue
-from .models import Challenge, Message, Reminder
+from .models import Challenge, FormLink, Message, Reminder, Submission
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +149,47 @@ def close_expired_round(challenge_id: int) -> bool:
     db.session.commit()
     log.info("round %s closed by its time limit: %s", challenge.number, summary)
     return True
+
+
+def drain_forms(kind: str) -> int:
+    """Store the forms that requests asked for, in batches: 'new' (registrations) or 'answered:<round id>'."""
+    if kind == "new":
+        done = forms.drain(kind, lambda ids: forms.write_forms(forms.form_rows(participant_ids=ids)))
+    else:
+        challenge_id = int(kind.split(":", 1)[1])
+        done = forms.drain(kind, lambda ids: forms.move_forms(forms.form_rows(ids, [challenge_id])))
+    log.info("forms %s: %s participant(s) stored", kind, done)
+    return done
+
+
+def file_unanswered_forms(challenge_id: int) -> int:
+    """After a round closed: hand out batched jobs that move every form not answered to unanswered/."""
+    number = db.session.scalar(select(Challenge.number).where(Challenge.id == challenge_id))
+    ids = db.session.scalars(select(FormLink.participant_id).where(
+        FormLink.challenge_id == challenge_id,
+        ~select(Submission.id).where(Submission.challenge_id == challenge_id,
+                                     Submission.participant_id == FormLink.participant_id).exists())
+        .order_by(FormLink.participant_id)).all()
+    for start in range(0, len(ids), forms.BATCH_SIZE):
+        batch = ids[start:start + forms.BATCH_SIZE]
+        enqueue("quiz.tasks.settle_forms", challenge_id, batch, queue="forms",
+                description=f"round {number}: forms {start + 1}–{start + len(batch)} of {len(ids)} to unanswered/")
+    return len(ids)
+
+
+def settle_forms(challenge_id: int, participant_ids: list[int]) -> dict:
+    """Move these participants' forms of a round to where the database says they belong."""
+    return dict(forms.move_forms(forms.form_rows(participant_ids, [challenge_id])))
+
+
+def regenerate_forms(participant_ids: list[int] | None = None, challenge_ids: list[int] | None = None) -> int:
+    """Render forms afresh (new questions, a fixed typo, shredded names) into their places, in batches."""
+    rows = forms.form_rows(participant_ids, challenge_ids)
+    for start in range(0, len(rows), forms.BATCH_SIZE):
+        forms.write_forms(rows[start:start + forms.BATCH_SIZE])
+    return len(rows)
+
+
+def reconcile_forms(challenge_ids: list[int] | None = None) -> dict:
+    """Compare storage with the database and repair every difference."""
+    return forms.reconcile(challenge_ids)

@@ -152,6 +152,46 @@ def run_jobs(app):
     return run
 
 
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto in server mode on loopback (S3, SNS, STS): boto3 talks real HTTP to it."""
+    from moto.server import ThreadedMotoServer
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+                "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def new_bucket(endpoint: str) -> str:
+    """A fresh, empty bucket on moto's server."""
+    import boto3
+    name = f"forms-{next(_buckets)}-{os.getpid()}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=name)
+    return name
+
+
+_buckets = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["file", "s3"])
+def storage(request, app, monkeypatch):
+    """Each test using it runs twice: forms in a folder, then in S3 (moto's server over real HTTP)."""
+    from quiz.storage import get_storage
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("moto_server")
+        for name, value in AWS_TEST_ENV.items():
+            monkeypatch.setenv(name, value)
+        app.config.update(STORAGE_URL=f"s3://{new_bucket(endpoint)}/event", S3_ENDPOINT_URL=endpoint)
+    app.extensions.pop("knockout_storage", None)
+    return get_storage()
+
+
 @pytest.fixture
 def api_headers():
     return {"Authorization": f"Bearer {TestConfig.ADMIN_API_TOKEN}"}

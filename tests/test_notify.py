@@ -5,7 +5,6 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from moto.server import ThreadedMotoServer
 from sqlalchemy import func, select
 
 from quiz import notify, tasks
@@ -13,16 +12,6 @@ from quiz.clock import utcnow
 from quiz.extensions import db
 from quiz.models import Challenge, Message, Participant, Reminder
 from quiz.reminders import cancel_reminder, schedule_reminder
-
-
-@pytest.fixture(scope="module")
-def moto_server():
-    """moto in server mode on loopback: boto3 talks real HTTP to it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -1,22 +1,27 @@
 """The participant's pages: join, the round link, the report."""
+import logging
 import random
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from redis import RedisError
 from sqlalchemy import select
 
 from .. import rounds
 from ..clock import utcnow
 from ..errors import QuizError
-from ..extensions import db, limiter
+from ..extensions import csrf, db, limiter
+from ..forms import TIMER_MARK, form_key, form_token_ok, request_work
 from ..links import find_link, link_url, report_url
 from ..models import FormLink, Participant, Submission
 from ..reports import participant_report
 from ..registration import register_participant, registration_open, validate_registration
+from ..storage import StorageError, get_storage
 from . import wants_fragment, write
 from .display import qr_svg
 from .security import link_key, registration_key
 
 bp = Blueprint("play", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.get("/")
@@ -47,9 +52,41 @@ def register():
 
 @bp.get("/f/<code>")
 def round_page(code):
-    """A player's round: one clear page per state."""
+    """A player's round: one clear page per state; the questions are their stored form when it is there."""
     link = find_link(code)
-    return render_round(link, rounds.page_state(link, utcnow()), fragment=wants_fragment())
+    state = rounds.page_state(link, utcnow())
+    if state == rounds.QUESTIONS and not wants_fragment():
+        stored = stored_form(link)
+        if stored is not None:
+            return stored
+    return render_round(link, state, fragment=wants_fragment())
+
+
+def stored_form(link: FormLink):
+    """The stored form, served from storage or through a pre-signed URL minted at this click; None if unavailable.
+
+    Nothing a participant holds expires: the /f/ link is checked against the database on every
+    click, and any signature is made now, with the credentials valid now.
+    """
+    key = form_key("forms", link.challenge.number, link.participant_id)
+    store, config = get_storage(), current_app.config
+    try:
+        if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
+            if store.exists(key):
+                return redirect(store.presigned_url(key, config["FORMS_URL_EXPIRY_SECONDS"]), 303)
+        elif (body := store.get(key)) is not None:
+            timer = render_template("play/_timer.html", challenge=link.challenge, now=utcnow()).encode()
+            response = current_app.make_response(body.replace(TIMER_MARK, timer))
+            response.headers["Vary"] = "HX-Request"
+            return response
+    except StorageError as error:
+        log.warning("stored form %s unavailable, rendering it live: %s", key, error)
+        return None
+    try:  # not stored yet (or lost): the live page serves now, and the form is made in the background
+        request_work("new", [link.participant_id])
+    except RedisError:
+        pass
+    return None
 
 
 @bp.post("/f/<code>/start")
@@ -65,10 +102,13 @@ def start(code):
 
 
 @bp.post("/f/<code>/submit")
+@csrf.exempt  # checked below: the live page's session token, or the stored form's own token
 @limiter.limit("30 per minute", key_func=link_key)
 def submit(code):
     """Hand in the answers; a retried or doubled POST gets 'already submitted'."""
     link = find_link(code)
+    if not form_token_ok(code, request.form.get("form_token", "")):
+        csrf.protect()
     try:
         write(rounds.submit_answers, link, request.form, utcnow())
     except QuizError as error:

@@ -1,0 +1,208 @@
+"""Personalized forms in object storage: render them, keep each in the place the database says, repair drift.
+
+Every participant has one stored form per round, under one of three prefixes:
+`forms/challenge<N>/<id>.html` until they answer or the round closes, then `answered/…`
+(with their answers recorded) or `unanswered/…` (marked closed), read-only from then on.
+The database decides the place (a submission → answered; a closed round → unanswered;
+otherwise forms), so every step below is idempotent and `reconcile` can repair anything.
+"""
+import hashlib
+import hmac
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from flask import current_app, render_template
+from sqlalchemy import and_, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from .extensions import db, get_redis
+from .links import report_url, shuffled_choices
+from .models import Challenge, FormLink, Submission
+from .storage import get_storage
+
+log = logging.getLogger(__name__)
+
+PLACES = ("forms", "answered", "unanswered")
+BATCH_SIZE = 100
+# Replaced with the live countdown when Knockout serves a stored form itself.
+TIMER_MARK = b"<!--knockout:timer-->"
+
+
+def form_key(place: str, number: int, participant_id: int) -> str:
+    return f"{place}/challenge{number}/{participant_id}.html"
+
+
+def form_token(code: str) -> str:
+    """The stored form's proof that it came from Knockout: a stored page has no session to carry a CSRF token."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, b"form:" + code.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def form_token_ok(code: str, token: str) -> bool:
+    return bool(token) and hmac.compare_digest(token, form_token(code))
+
+
+@dataclass
+class FormRow:
+    """One stored form and where the database says it belongs."""
+
+    link: FormLink
+    submission: Submission | None
+
+    @property
+    def number(self) -> int:
+        return self.link.challenge.number
+
+    @property
+    def place(self) -> str:
+        if self.submission is not None:
+            return "answered"
+        return "unanswered" if self.link.challenge.status == "closed" else "forms"
+
+    def key(self, place: str | None = None) -> str:
+        return form_key(place or self.place, self.number, self.link.participant_id)
+
+    def other_keys(self) -> list[str]:
+        return [self.key(place) for place in PLACES if place != self.place]
+
+
+def form_rows(participant_ids: list[int] | None = None, challenge_ids: list[int] | None = None) -> list[FormRow]:
+    """The forms of these participants (all if None) in these rounds (all if None), with their submissions."""
+    query = (select(FormLink, Submission)
+             .outerjoin(Submission, and_(Submission.participant_id == FormLink.participant_id,
+                                         Submission.challenge_id == FormLink.challenge_id))
+             .options(joinedload(FormLink.participant),
+                      joinedload(FormLink.challenge).selectinload(Challenge.questions))
+             .order_by(FormLink.challenge_id, FormLink.participant_id))
+    if participant_ids is not None:
+        query = query.where(FormLink.participant_id.in_(participant_ids))
+    if challenge_ids is not None:
+        query = query.where(FormLink.challenge_id.in_(challenge_ids))
+    return [FormRow(link, submission) for link, submission in db.session.execute(query).unique()]
+
+
+def render_form(row: FormRow) -> bytes:
+    """The stored page: the participant's questions in their own order, never the answer key."""
+    link, challenge = row.link, row.link.challenge
+    questions = [(q, shuffled_choices(link, q)) for q in challenge.questions]
+    answered = None
+    if row.submission is not None:
+        answered = {int(qid): set(picked) for qid, picked in row.submission.answers.items()}
+    base = current_app.config["PUBLIC_BASE_URL"]
+    return render_template(
+        "play/form.html", base_url=base, link=link, challenge=challenge, participant=link.participant,
+        questions=questions, place=row.place, submission=row.submission, answered=answered,
+        action=f"{base}/f/{link.code}/submit", token_name="form_token", token_value=form_token(link.code),
+        report_url=report_url(link.participant.report_code)).encode()
+
+
+def write_forms(rows: list[FormRow]) -> int:
+    """Render each form afresh into its place (overwriting), and remove it from the other places."""
+    store = get_storage()
+    for row in rows:
+        store.put(row.key(), render_form(row))
+    store.delete_many([key for row in rows for key in row.other_keys()])
+    return len(rows)
+
+
+def move_forms(rows: list[FormRow]) -> Counter:
+    """Move each form into its place: write-once, then delete the old copy. Safe to repeat or to crash halfway."""
+    store, done = get_storage(), Counter()
+    for row in rows:
+        if row.place == "forms":  # nothing to move; make sure it is there
+            if not store.exists(row.key()):
+                store.put(row.key(), render_form(row))
+                done["written"] += 1
+            continue
+        # The moved form records how the round ended for them: their answers, or that none came.
+        done["moved" if store.put_once(row.key(), render_form(row)) else "already"] += 1
+    store.delete_many([key for row in rows for key in row.other_keys()])
+    return done
+
+
+def round_numbers() -> dict[int, int]:
+    return dict(db.session.execute(select(Challenge.number, Challenge.id)).all())
+
+
+@dataclass
+class Drift:
+    """How storage differs from the database, per kind, with the keys concerned."""
+
+    expected: Counter
+    found: Counter
+    missing: list[FormRow]
+    misplaced: list[FormRow]
+    duplicated: list[str]
+    orphaned: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.misplaced or self.duplicated or self.orphaned)
+
+
+def drift(challenge_ids: list[int] | None = None) -> Drift:
+    """Compare storage with the database (storage is listed first, so a form written meanwhile is never orphaned)."""
+    numbers = round_numbers()
+    wanted = [n for n, cid in numbers.items() if challenge_ids is None or cid in challenge_ids]
+    store = get_storage()
+    listed = {key for place in PLACES for n in wanted for key in store.keys(f"{place}/challenge{n}/")}
+    rows = form_rows(challenge_ids=challenge_ids)
+    expected_keys = {row.key() for row in rows}
+    report = Drift(Counter(row.place for row in rows), Counter(key.split("/", 1)[0] for key in listed), [], [], [], [])
+    for row in rows:
+        elsewhere = [key for key in row.other_keys() if key in listed]
+        if row.key() in listed:
+            report.duplicated.extend(elsewhere)
+        elif elsewhere:
+            report.misplaced.append(row)
+        else:
+            report.missing.append(row)
+    placed = {key for row in rows for key in [row.key(), *row.other_keys()]}
+    report.orphaned = sorted(listed - expected_keys - placed)
+    return report
+
+
+def reconcile(challenge_ids: list[int] | None = None) -> dict:
+    """Repair every difference between storage and the database; safe to run during the event."""
+    report = drift(challenge_ids)
+    for start in range(0, len(report.missing), BATCH_SIZE):
+        batch = report.missing[start:start + BATCH_SIZE]
+        move_forms([r for r in batch if r.place != "forms"])
+        write_forms([r for r in batch if r.place == "forms"])
+    for start in range(0, len(report.misplaced), BATCH_SIZE):
+        move_forms(report.misplaced[start:start + BATCH_SIZE])
+    get_storage().delete_many(report.duplicated + report.orphaned)
+    result = {"missing": len(report.missing), "misplaced": len(report.misplaced),
+              "duplicated": len(report.duplicated), "orphaned": len(report.orphaned)}
+    if any(result.values()):
+        log.info("forms reconcile repaired %s", result)
+    return result
+
+
+# Work asked for by requests is collected in Redis sets and drained by one job at a time,
+# so a thousand registrations or submissions a second make a few batched jobs, not a thousand.
+PENDING = "knockout:forms:pending:"
+
+
+def request_work(kind: str, participant_ids: list[int]) -> None:
+    """Add participants to a pending set and make sure a drain job is on its way (Redis only: after commit)."""
+    from .jobs import enqueue
+    redis = get_redis()
+    pipe = redis.pipeline(transaction=False)
+    pipe.sadd(PENDING + kind, *participant_ids)
+    pipe.set(PENDING + kind + ":job", 1, nx=True, ex=300)
+    if pipe.execute()[1]:
+        enqueue("quiz.tasks.drain_forms", kind, queue="forms", description=f"forms: {kind}")
+
+
+def drain(kind: str, handle) -> int:
+    """Run `handle(ids)` on the pending set in batches until it is empty; returns how many were done."""
+    redis = get_redis()
+    redis.delete(PENDING + kind + ":job")  # from here on a new request starts a new drain job
+    done = 0
+    while ids := [int(i) for i in redis.srandmember(PENDING + kind, BATCH_SIZE)]:
+        handle(ids)
+        redis.srem(PENDING + kind, *ids)  # only once handled: a worker dying mid-batch loses nothing
+        done += len(ids)
+    return done
