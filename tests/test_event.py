@@ -15,7 +15,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pathlib import Path
+from urllib.parse import urlparse
+
 import pytest
+import redis as redis_lib
 import requests
 import sqlalchemy
 from requests.adapters import HTTPAdapter
@@ -80,6 +84,12 @@ def csrf(page: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
+def token(page: str) -> dict[str, str]:
+    """The questions page's token: the stored form's own, or the live page's CSRF token."""
+    name, value = re.search(r'name="(form_token|csrf_token)" value="([^"]+)"', page).groups()
+    return {name: value}
+
+
 def register(stack, player: Player, via_form: bool) -> None:
     if via_form:
         page = player.http.get(f"{stack.url}/register").text
@@ -113,8 +123,9 @@ def play(stack, player: Player, number: int, picks, double: bool) -> str:
     page = player.http.get(url).text
     assert "Ready?" in page, page[:2000]
     player.http.post(f"{url}/start", data={"csrf_token": csrf(page)})
-    page = player.http.get(url).text
-    data = {"csrf_token": csrf(page)}
+    page = player.http.get(url).text  # the stored form: served, or from S3 through a freshly signed URL
+    assert 'data-stored-form="forms"' in page, page[:2000]
+    data = token(page)
     fields = {}
     for name, value, label in re.findall(
             r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
@@ -161,8 +172,61 @@ def wait_for_links(stack, headers, number: int, expected_phones: set[str]) -> di
     return {m["to"]: re.search(r"(http://\S+/f/\S+)", m["body"]).group(1) for m in mine}
 
 
-def test_whole_event_over_http(live_stack):
-    stack = live_stack
+@pytest.fixture(params=["file", "s3"])
+def stack(request, tmp_path, redis_url):
+    """The real stack with forms in a folder (served by Knockout), or on S3 (moto) behind pre-signed redirects."""
+    from .conftest import AWS_TEST_ENV, LiveStack, new_bucket
+    redis_lib.Redis.from_url(redis_url).flushall()
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("moto_server")
+        env = {"STORAGE_URL": f"s3://{new_bucket(endpoint)}/event", "S3_ENDPOINT_URL": endpoint,
+               "FORMS_DELIVERY": "redirect", **AWS_TEST_ENV}
+    else:
+        env = {"STORAGE_URL": f"file://{tmp_path / 'storage'}"}
+    live = LiveStack(tmp_path, redis_url, **env)
+    try:
+        yield live.start()
+    finally:
+        live.stop()
+
+
+def stored_keys(stack) -> set[str]:
+    """Every stored form, listed straight from the folder or the bucket."""
+    url = urlparse(stack.env["STORAGE_URL"])
+    if url.scheme == "file":
+        root = Path(url.path)
+        return {str(p.relative_to(root)) for p in root.rglob("*.html")}
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=stack.env["S3_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix="event/")
+    return {item["Key"].removeprefix("event/") for page in pages for item in page.get("Contents", [])}
+
+
+def expected_keys(database) -> set[str]:
+    """From the database alone: each form in exactly one place (answered, unanswered once closed, else forms)."""
+    rows = database.execute(sqlalchemy.text(
+        "select l.participant_id, c.number, c.status, s.id from form_link l join challenge c on c.id = l.challenge_id "
+        "left join submission s on s.participant_id = l.participant_id and s.challenge_id = l.challenge_id")).all()
+    return {f"{'answered' if s else 'unanswered' if status == 'closed' else 'forms'}/challenge{n}/{p}.html"
+            for p, n, status, s in rows}
+
+
+def wait_for_storage_to_match(stack, engine) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as database:
+            expected = expected_keys(database)
+        found = stored_keys(stack)
+        if found == expected:
+            return
+        assert time.monotonic() < deadline, (f"missing {sorted(expected - found)[:5]} (+{len(expected - found)}), "
+                                             f"extra {sorted(found - expected)[:5]} (+{len(found - expected)})")
+        time.sleep(0.3)
+
+
+def test_whole_event_over_http(stack):
+    engine = sqlalchemy.create_engine(stack.env["DATABASE_URL"])
     headers = {"Authorization": "Bearer live-token"}
     bank = stack.logs.parent / "bank.yaml"
     bank.write_text(BANK)
@@ -178,6 +242,7 @@ def test_whole_event_over_http(live_stack):
         "name": "Dup", "email": "dup@example.com", "phone": players[0].phone})
     assert again.status_code == 409
 
+    wait_for_storage_to_match(stack, engine)  # every round's form made in the background
     alive = list(players)
     late = players[4]
     winner_id = None
@@ -204,7 +269,7 @@ def test_whole_event_over_http(live_stack):
         end = requests.post(f"{stack.url}/api/admin/end-challenge/{number}", headers=headers)
         assert end.status_code == 200, end.text
         if number == 1:
-            response = late.http.post(late.links[1] + "/submit", data={"csrf_token": csrf(page)})
+            response = late.http.post(late.links[1] + "/submit", data=token(page))
             assert response.status_code == 409 and "is closed" in response.text
 
         board = requests.get(f"{stack.url}/api/leaderboard/{number}").json()["entries"]
@@ -227,12 +292,12 @@ def test_whole_event_over_http(live_stack):
             assert entry["elimination_challenge"] == (None if p in survivors else number)
         alive = survivors
         winner_id = end.json()["winner_id"]
+        wait_for_storage_to_match(stack, engine)
     assert winner_id == by_name[alive[0].name]["user_id"]
     assert f"{alive[0].name} wins!" in requests.get(f"{stack.url}/display").text
     assert "You won!" in alive[0].http.get(alive[0].links[3]).text
 
     # The database: no row missing, none twice.
-    engine = sqlalchemy.create_engine(stack.env["DATABASE_URL"])
     with engine.connect() as database:
         def scalar(sql):
             return database.execute(sqlalchemy.text(sql)).scalar()
