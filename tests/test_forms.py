@@ -250,3 +250,59 @@ def test_shred_renders_the_forms_again_without_names(app, client, storage, event
         body = storage.get(key).decode()
         assert not any(name in body for name in ("Grace", "Alan", "Ada"))
         assert any(f"<strong>{name}</strong>" in body for name in names)
+
+
+def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
+        app, client, load_bank, api_headers, moto_server, redis_url, tmp_path, monkeypatch, run_jobs):
+    """Forms on S3 (moto): a real worker moving a closed round's forms is kill -9'd halfway; reconcile finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from quiz.registration import register_participant, validate_registration
+    from quiz.storage import get_storage
+
+    from .conftest import AWS_TEST_ENV, ROOT, new_bucket
+    for name, value in AWS_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    storage_url = f"s3://{new_bucket(moto_server)}/event"
+    app.config.update(STORAGE_URL=storage_url, S3_ENDPOINT_URL=moto_server)
+    app.extensions.pop("knockout_storage", None)
+    load_bank()
+    for n in range(300):
+        register_participant(validate_registration({"name": f"P{n}", "email": f"p{n}@example.com",
+                                                    "phone": f"+1415556{n:04d}", "consent": True}))
+    db.session.commit()
+    run_jobs()
+    storage = get_storage()
+    assert len(storage.keys("forms/challenge1/")) == 300
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    run_jobs()
+    client.post("/api/admin/end-challenge/1", headers=api_headers)  # nobody answered: 300 forms to move
+
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
+           "KNOCKOUT_INSTANCE": str(tmp_path / "instance"), "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x",
+           "STORAGE_URL": storage_url, "S3_ENDPOINT_URL": moto_server, "LOG_LEVEL": "WARNING", **AWS_TEST_ENV}
+    worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(storage.keys("unanswered/challenge1/")) < 20:
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker never got going"
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    moved = len(storage.keys("unanswered/challenge1/"))
+    assert moved < 300, "the worker finished before it could be killed: nothing was tested"
+    report = forms.drift()
+    # Each form is in its old place, its new one, or (caught between copy and delete) both; none lost.
+    assert len(report.misplaced) == 300 - moved and len(report.duplicated) <= moved and not report.missing
+    result = forms.reconcile()
+    assert result["misplaced"] + result["duplicated"] > 0
+    assert storage.keys("forms/challenge1/") == [] and len(storage.keys("unanswered/challenge1/")) == 300
+    assert everything(storage) == expected() and forms.drift().clean
