@@ -306,3 +306,40 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
     assert result["misplaced"] + result["duplicated"] > 0
     assert storage.keys("forms/challenge1/") == [] and len(storage.keys("unanswered/challenge1/")) == 300
     assert everything(storage) == expected() and forms.drift().clean
+
+
+def test_console_shows_storage_state_and_repairs_it(app, client, storage, event, run_jobs):
+    from .test_admin import login
+    login(client)
+    storage.delete(forms.form_key("forms", 1, event[0]))
+    storage.put(forms.form_key("answered", 2, event[1]), b"stray")
+    page = " ".join(html.unescape(client.get("/admin/forms/").get_data(as_text=True)).split())
+    assert "2 / 3" in page and "1 missing · 0 misplaced · 0 duplicated · 0 orphaned" in page
+    assert "0 missing · 0 misplaced · 1 duplicated · 0 orphaned" in page
+    response = client.post("/admin/forms/repair", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 303
+    run_jobs()
+    page = client.get("/admin/forms/").get_data(as_text=True)
+    assert page.count("in sync") == 2 and "3 / 3" in page and everything(storage) == expected()
+
+
+def test_console_regenerates_one_participants_forms(app, client, storage, event, run_jobs):
+    from .test_admin import login
+    login(client)
+    participant = db.session.get(Participant, event[0])
+    participant.name = "Grace Hopper"
+    db.session.commit()
+    page = client.get("/admin/participants?q=grace").get_data(as_text=True)
+    response = client.post(f"/admin/forms/participants/{event[0]}/regenerate",
+                           data={"csrf_token": csrf_from(page), "q": "grace"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/admin/participants?q=grace")
+    run_jobs()
+    assert "<strong>Grace Hopper</strong>" in stored(storage, "forms", 1, event[0])
+    assert "<strong>Grace Hopper</strong>" in stored(storage, "forms", 2, event[0])
+    assert client.post("/admin/forms/participants/999/regenerate",
+                       data={"csrf_token": csrf_from(page)}).status_code == 404
+
+
+def test_console_storage_page_needs_login(client, storage):
+    assert client.get("/admin/forms/").status_code == 302
+    assert client.post("/admin/forms/repair").status_code in (302, 400)

@@ -1,0 +1,49 @@
+"""The console's view of stored forms: where they are against where the database says, repair, regenerate."""
+from flask import Blueprint, render_template, request
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from .. import forms
+from ..audit import record
+from ..extensions import db
+from ..jobs import enqueue_after_commit
+from ..models import Challenge, Participant
+from ..storage import StorageError
+from .admin import _act
+
+bp = Blueprint("storage", __name__, url_prefix="/admin/forms")
+
+
+@bp.get("/")
+@login_required
+def state():
+    """Per round: forms expected in each place (database) and found there (storage), and any drift."""
+    challenges = db.session.scalars(select(Challenge).order_by(Challenge.number)).all()
+    try:
+        reports, error = [(c, forms.drift([c.id])) for c in challenges], None
+    except StorageError as failure:
+        reports, error = [], f"The storage could not be read just now ({failure}). Players still get their forms: " \
+                            "Knockout renders them itself while storage is away."
+    return render_template("admin/storage.html", reports=reports, error=error, places=forms.PLACES), 503 if error else 200
+
+
+@bp.post("/repair")
+@login_required
+def repair():
+    """Compare storage with the database and repair every difference, in the background."""
+    def operation():
+        record(current_user.username, "repair stored forms", None, "every round")
+        enqueue_after_commit("quiz.tasks.reconcile_forms", queue="forms", description="console: repair stored forms")
+    return _act(operation, "Repair started: reload this page in a few seconds to see the result.", "storage.state")
+
+
+@bp.post("/participants/<int:participant_id>/regenerate")
+@login_required
+def regenerate(participant_id):
+    """Render one participant's forms again, into the places the database says."""
+    def operation():
+        participant = db.get_or_404(Participant, participant_id)
+        record(current_user.username, "regenerate forms", None, participant.name)
+        enqueue_after_commit("quiz.tasks.regenerate_forms", [participant.id], queue="forms",
+                             description=f"forms of participant {participant.id}")
+    return _act(operation, "Their forms are being made again.", "admin.participants", q=request.form.get("q", ""))
