@@ -343,3 +343,53 @@ def test_console_regenerates_one_participants_forms(app, client, storage, event,
 def test_console_storage_page_needs_login(client, storage):
     assert client.get("/admin/forms/").status_code == 302
     assert client.post("/admin/forms/repair").status_code in (302, 400)
+
+
+class _Body:
+    """A raw HTTP body for a botocore response made up by a test hook."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def stream(self, **kwargs):
+        yield self.data
+
+
+@pytest.mark.parametrize("storage", ["s3"], indirect=True)
+def test_s3_throttling_and_server_errors_are_retried(app, storage, load_bank, make_participant, run_jobs):
+    """Three forms' PutObject first meet a 503 SlowDown, then a 500 (injected in botocore's send hook); all arrive."""
+    from collections import Counter
+
+    from botocore.awsrequest import AWSResponse
+    refused = Counter()
+
+    def flaky(request, **kwargs):
+        if refused[request.url] < 2 and (request.url in refused or len(refused) < 3):
+            refused[request.url] += 1
+            status, code = (503, "SlowDown") if refused[request.url] == 1 else (500, "InternalError")
+            return AWSResponse(request.url, status, {}, _Body(f"<Error><Code>{code}</Code></Error>".encode()))
+        return None
+    storage.client.meta.events.register("before-send.s3.PutObject", flaky)
+    load_bank()
+    players = [make_participant().id for _ in range(5)]
+    run_jobs()
+    assert sorted(refused.values()) == [2, 2, 2]  # each refused twice, then stored
+    assert everything(storage) == {forms.form_key("forms", n, p) for n in (1, 2) for p in players}
+
+
+def test_storage_down_players_still_get_their_form(app, client, load_bank, make_participant, api_headers, monkeypatch):
+    """S3 unreachable: the link serves the form Knockout renders itself, and answers count."""
+    from quiz.storage import S3Storage
+
+    from .conftest import AWS_TEST_ENV
+    for name, value in AWS_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    app.extensions["knockout_storage"] = S3Storage("forms", "event", endpoint_url="http://127.0.0.1:9")
+    load_bank()
+    player = make_participant("Ada").id
+    code = links_of(player)[1].code
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    press_start(client, code)
+    page = client.get(f"/f/{code}")
+    assert page.status_code == 200 and "Submit answers" in page.get_data(as_text=True)
+    assert answer(client, code, [["S3"], ["RDS"]]).status_code == 303

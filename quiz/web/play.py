@@ -1,6 +1,7 @@
 """The participant's pages: join, the round link, the report."""
 import logging
 import random
+import time
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from redis import RedisError
@@ -22,6 +23,8 @@ from .security import link_key, registration_key
 
 bp = Blueprint("play", __name__)
 log = logging.getLogger(__name__)
+# After a storage failure, players get the live-rendered form for this long before storage is tried again.
+STORAGE_PAUSE_SECONDS = 15
 
 
 @bp.get("/")
@@ -70,6 +73,8 @@ def stored_form(link: FormLink):
     """
     key = form_key("forms", link.challenge.number, link.participant_id)
     store, config = get_storage(), current_app.config
+    if time.monotonic() < current_app.extensions.get("knockout_storage_down_until", 0):
+        return None  # storage failed a moment ago: don't make every player wait for it again
     try:
         if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
             if store.exists(key):
@@ -81,6 +86,7 @@ def stored_form(link: FormLink):
             return response
     except StorageError as error:
         log.warning("stored form %s unavailable, rendering it live: %s", key, error)
+        current_app.extensions["knockout_storage_down_until"] = time.monotonic() + STORAGE_PAUSE_SECONDS
         return None
     try:  # not stored yet (or lost): the live page serves now, and the form is made in the background
         request_work("new", [link.participant_id])
