@@ -160,7 +160,8 @@ class Rehearsal:
         if response is None:
             return None
         if response.status_code != 201:
-            self.tally.error(f"register: HTTP {response.status_code}")
+            code = response.json().get("error", "") if response.headers.get("Content-Type", "").startswith("application/json") else ""
+            self.tally.error(f"register: HTTP {response.status_code} {code}".rstrip())
             return None
         body = response.json()
         return Player(body["user_id"], body["form_urls"])
@@ -190,8 +191,13 @@ class Rehearsal:
         return [p for p in players if p.user_id in survivors]
 
     def play(self, number: int, player: Player, answers: bool, twice: bool) -> None:
-        """One phone: open the link, press Start, answer (unless a no-show), maybe tap Submit twice."""
-        phone, link = requests.Session(), player.links[str(number)]
+        """One phone (its own cookies and connection) plays round `number`."""
+        with requests.Session() as phone:
+            self.play_on(phone, number, player, answers, twice)
+
+    def play_on(self, phone: requests.Session, number: int, player: Player, answers: bool, twice: bool) -> None:
+        """Open the link, press Start, answer (unless a no-show), maybe tap Submit twice."""
+        link = player.links[str(number)]
         page = self.timed("open", phone.get, link)
         if not self.expect("open", page, 200) or not answers:
             return

@@ -64,7 +64,9 @@ def test_rehearsal_plays_a_whole_event_and_says_go(live_stack):
 
 
 @pytest.mark.live
-def test_rehearsal_refuses_an_instance_with_participants_or_a_wrong_token(live_stack):
+def test_rehearsal_refuses_an_instance_without_rounds_with_participants_or_with_a_wrong_token(live_stack):
+    no_bank = rehearse(live_stack, "--players", "5")
+    assert no_bank.returncode != 0 and "no round 1. Load the question bank first" in no_bank.stderr
     load_demo_bank(live_stack)
     requests.post(f"{live_stack.url}/api/register", timeout=10, json={
         "name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}).raise_for_status()
