@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench stop browser postgres nginx
+.PHONY: run test bench stop browser postgres deploy-tools
 
 run: $(VENV)/.runtime  ## set up everything and start the demo event (web, worker, Redis)
 	$(BIN)/flask --app quiz demo
 
-test: $(VENV)/.dev browser postgres nginx  ## run the whole test suite: on SQLite, then on PostgreSQL
+test: $(VENV)/.dev browser postgres deploy-tools  ## run the whole test suite: on SQLite, then on PostgreSQL
 	$(BIN)/pytest
 	bin/with-postgres $(BIN)/pytest -m "not browser" -q
 
@@ -37,6 +37,8 @@ browser:
 postgres:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
 
-# Debian's nginx for tests/test_deploy.py (it runs deploy/nginx.conf in front of the live stack).
-nginx:
-	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx; }
+# For tests/test_deploy.py: Debian's nginx runs deploy/nginx.conf in front of the live stack, and
+# docker-compose (no engine needed) checks deploy/compose.yaml with `config`.
+deploy-tools:
+	@{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx; }
+	@command -v docker-compose >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose; }

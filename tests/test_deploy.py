@@ -1,4 +1,5 @@
 """deploy/: the real nginx config in front of the real stack, and the compose file's shape."""
+import os
 import re
 import shutil
 import socket
@@ -18,6 +19,8 @@ from .conftest import ROOT, LiveStack, csrf_from, free_port
 
 DEPLOY = ROOT / "deploy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# Compose v1 (Debian's docker-compose) validates and interpolates the file without a Docker engine.
+DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
 APP_SERVICES = ("migrate", "web", "worker")
 # Read by boto3 itself, not by quiz/config.py.
 BOTO3_NAMES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
@@ -175,6 +178,41 @@ def env_names_the_app_reads() -> set[str]:
     """Every environment variable quiz/config.py and gunicorn.conf.py read."""
     text = (ROOT / "quiz" / "config.py").read_text() + (ROOT / "gunicorn.conf.py").read_text()
     return set(re.findall(r'(?:environ\.get|_flag)\("([A-Z0-9_]+)"', text))
+
+
+def example_env(**changes) -> dict[str, str]:
+    """deploy/env.example as an operator fills it in: blanks get a value, `changes` on top."""
+    pairs = (line.split("=", 1) for line in (DEPLOY / "env.example").read_text().splitlines()
+             if line and not line.startswith("#"))
+    return {key: value or f"filled-{key.lower()}" for key, value in pairs} | changes
+
+
+def compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`docker-compose config` on deploy/compose.yaml with `env` as its .env file (and nothing else)."""
+    env_file = tmp_path / "compose.env"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    return subprocess.run([DOCKER_COMPOSE, "--env-file", str(env_file), "-f", str(DEPLOY / "compose.yaml"), "config"],
+                          capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+
+
+def test_compose_file_is_valid_and_takes_its_settings_from_env_file(tmp_path):
+    done = compose_config(tmp_path, example_env(POSTGRES_PASSWORD="pw", WEB_REPLICAS="3"))
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    assert services["web"]["deploy"]["replicas"] == 3
+    assert services["worker"]["environment"]["DATABASE_URL"] == "postgresql+psycopg://knockout:pw@db:5432/knockout"
+    assert services["web"]["environment"]["PUBLIC_BASE_URL"] == "https://quiz.example.org"
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", (DEPLOY / "compose.yaml").read_text()))
+    assert set(example_env()) - used == {"COMPOSE_PROJECT_NAME"}, "env.example names a setting compose ignores"
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ADMIN_API_TOKEN", "ADMIN_PASSWORD", "POSTGRES_PASSWORD",
+                                     "PUBLIC_BASE_URL"])
+def test_compose_refuses_to_start_without_a_secret_or_the_public_address(tmp_path, missing):
+    env = example_env()
+    del env[missing]
+    done = compose_config(tmp_path, env)
+    assert done.returncode != 0 and f"set {missing}" in done.stderr
 
 
 def test_compose_runs_every_part_with_the_app_config_names():
