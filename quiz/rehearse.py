@@ -316,6 +316,8 @@ def format_table(tally: Tally, slack: float = 1.0) -> str:
 def rehearse_command(players, url, token, concurrency, no_show, repeat, timeout, slack, seed, yes):
     """Play a whole event against a running rehearsal instance and print a go/no-go table."""
     url = (url or current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} is not an http:// or https:// address.", param_hint="--url")
     rehearsal = Rehearsal(url, token or current_app.config["ADMIN_API_TOKEN"], concurrency, no_show, repeat,
                           timeout, seed)
     try:

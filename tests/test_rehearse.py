@@ -86,6 +86,15 @@ def test_rehearsal_says_when_nothing_answers(runner):
     assert result.exit_code == 1 and "does not answer" in result.output and "--url" in result.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--players", "0"], "--players"), (["--players", "100001"], "--players"), (["--concurrency", "0"], "--concurrency"),
+    (["--no-show", "1"], "--no-show"), (["--timeout", "0"], "--timeout"), (["--url", "quiz.example.org"], "http://"),
+])
+def test_rehearsal_options_out_of_range_say_what_to_fix(runner, args, message):
+    result = runner.invoke(args=["rehearse", *args])
+    assert result.exit_code == 2 and message in result.output
+
+
 def tally(**fields) -> Tally:
     result = Tally(registrations=10, register_seconds=1.0, submits=10, play_seconds=2.0, winner_id=7)
     for step in result.latencies:
