@@ -70,7 +70,7 @@ class Player:
 
 @dataclass
 class Tally:
-    """Everything measured, shared by the threads (list appends and Counter updates under a lock)."""
+    """Everything measured, shared by the threads (counts change under `lock`; list appends are atomic)."""
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: {step: [] for step in THRESHOLDS_MS})
     errors: Counter = field(default_factory=Counter)
@@ -166,15 +166,18 @@ class Rehearsal:
         body = response.json()
         return Player(body["user_id"], body["form_urls"])
 
-    def admin_call(self, step: str, action: str, number: int) -> dict:
-        """Start or end a round through the admin API; its JSON, or RehearsalError."""
+    def admin_call(self, step: str, action: str, number: int) -> dict | None:
+        """Start or end a round through the admin API: its JSON; None if the round had already closed."""
         response = self.timed(step, self.session().post, f"{self.url}/api/admin/{action}/{number}", headers=self.admin)
+        if response is not None and response.status_code == 409 and action == "end-challenge":
+            self.tally.error("end round: it had closed at its time limit first (too slow, or a short limit)")
+            return None
         if response is None or response.status_code != 200:
             detail = response.text.strip() if response is not None else "no answer"
             raise RehearsalError(f"{step} {number} failed: {detail}")
         return response.json()
 
-    def play_round(self, number: int, players: list[Player]) -> list[Player]:
+    def play_round(self, number: int, players: list[Player], last: bool) -> list[Player]:
         """Open round `number`, let `players` play it, end it; the players still in."""
         self.admin_call("start round", "start-challenge", number)
         absent = set(self.random.sample(range(len(players)), int(len(players) * self.no_show)))
@@ -185,9 +188,11 @@ class Rehearsal:
             list(pool.map(lambda i: self.play(number, players[i], i not in absent, i in doubles), range(len(players))))
         self.tally.play_seconds += time.perf_counter() - started
         summary = self.admin_call("end round", "end-challenge", number)
-        survivors = self.check_leaderboard(number)
+        entries = self.check_leaderboard(number)
+        summary = summary or summary_from(number, entries, last)
         self.tally.rounds.append({**summary, "players": len(players), "no_shows": len(absent)})
-        self.tally.winner_id = summary.get("winner_id")
+        self.tally.winner_id = summary["winner_id"]
+        survivors = {e["user_id"] for e in entries if not e["eliminated"]}
         return [p for p in players if p.user_id in survivors]
 
     def play(self, number: int, player: Player, answers: bool, twice: bool) -> None:
@@ -241,15 +246,16 @@ class Rehearsal:
             return False
         return True
 
-    def check_leaderboard(self, number: int) -> set[int]:
-        """Count accepted submissions missing from the round's leaderboard (lost) and repeats; the ids still in."""
+    def check_leaderboard(self, number: int) -> list[dict]:
+        """Count accepted submissions missing from the round's leaderboard (lost) and repeats; its entries."""
         response = requests.get(f"{self.url}/api/leaderboard/{number}", timeout=REQUEST_TIMEOUT * 3)
         if response.status_code != 200:
             raise RehearsalError(f"leaderboard of round {number}: HTTP {response.status_code}")
-        submitted = [e["user_id"] for e in response.json()["entries"] if e["score"] is not None]
+        entries = response.json()["entries"]
+        submitted = [e["user_id"] for e in entries if e["score"] is not None]
         self.tally.lost += len(self.tally.accepted[number] - set(submitted))
         self.tally.duplicates += len(submitted) - len(set(submitted))
-        return {e["user_id"] for e in response.json()["entries"] if not e["eliminated"]}
+        return entries
 
     def run(self, count: int, first: int = 0) -> Tally:
         """Register `count` players, then play round after round until a winner (or the rounds run out)."""
@@ -258,10 +264,19 @@ class Rehearsal:
             raise RehearsalError("No player could register: " + (", ".join(self.tally.errors) or "no answer"))
         rounds = sorted(int(n) for n in players[0].links)
         for number in rounds:
-            players = self.play_round(number, players)
+            players = self.play_round(number, players, last=number == rounds[-1])
             if self.tally.winner_id is not None or not players:
                 break
         return self.tally
+
+
+def summary_from(number: int, entries: list[dict], last: bool) -> dict:
+    """A round's end-of-round summary rebuilt from its leaderboard (when its time limit closed it)."""
+    submitted = [e for e in entries if e["score"] is not None]
+    kept = [e for e in submitted if not e["eliminated"]]
+    return {"challenge": number, "submitted": len(submitted), "kept": len(kept),
+            "eliminated_unanswered": len(entries) - len(submitted), "eliminated_ranked_out": len(submitted) - len(kept),
+            "winner_id": kept[0]["user_id"] if last and kept else None}
 
 
 def verdict(tally: Tally, slack: float = 1.0) -> tuple[list[tuple[str, str, str, bool]], bool]:

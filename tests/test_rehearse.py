@@ -10,7 +10,7 @@ import requests
 import sqlalchemy
 import yaml
 
-from quiz.rehearse import Tally, format_table, percentile, synthetic_phone, verdict
+from quiz.rehearse import Tally, format_table, percentile, summary_from, synthetic_phone, verdict
 
 from .conftest import ROOT, free_port
 from .players import DEMO_BANK, load_demo_bank
@@ -127,3 +127,12 @@ def test_synthetic_phones_are_valid_and_distinct():
     numbers = [synthetic_phone(n) for n in (0, 1, 9_999, 10_000, 123_456, 199_999)]
     assert len(set(numbers)) == len(numbers)
     assert all(phonenumbers.is_valid_number(phonenumbers.parse(n)) for n in numbers)
+
+
+def test_a_round_closed_by_its_time_limit_is_summed_up_from_its_leaderboard():
+    entries = [{"user_id": 4, "score": 3, "eliminated": False}, {"user_id": 2, "score": 1, "eliminated": True},
+               {"user_id": 9, "score": None, "eliminated": True}]
+    assert summary_from(3, entries, last=True) == {
+        "challenge": 3, "submitted": 2, "kept": 1, "eliminated_unanswered": 1, "eliminated_ranked_out": 1,
+        "winner_id": 4}
+    assert summary_from(1, entries, last=False)["winner_id"] is None
