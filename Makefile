@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench stop browser postgres
+.PHONY: run test bench stop browser postgres deploy-tools
 
 run: $(VENV)/.runtime  ## set up everything and start the demo event (web, worker, Redis)
 	$(BIN)/flask --app quiz demo
 
-test: $(VENV)/.dev browser postgres  ## run the whole test suite: on SQLite, then on PostgreSQL
+test: $(VENV)/.dev browser postgres deploy-tools  ## run the whole test suite: on SQLite, then on PostgreSQL
 	$(BIN)/pytest
 	bin/with-postgres $(BIN)/pytest -m "not browser" -q
 
@@ -36,3 +36,9 @@ browser:
 # A PostgreSQL server for the second pass of the suite (bin/with-postgres starts a throwaway one).
 postgres:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
+
+# For tests/test_deploy.py: Debian's nginx runs deploy/nginx.conf in front of the live stack, and
+# docker-compose (no engine needed) checks deploy/compose.yaml with `config`.
+deploy-tools:
+	@{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx; }
+	@command -v docker-compose >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose; }

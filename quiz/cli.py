@@ -221,3 +221,5 @@ def register(app) -> None:
     app.cli.add_command(backup)
     app.cli.add_command(restore)
     app.cli.add_command(demo)
+    from .rehearse import rehearse_command
+    app.cli.add_command(rehearse_command)

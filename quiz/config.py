@@ -71,6 +71,9 @@ class Config:
     # The venue's time zone: times organizers type and read in the console.
     EVENT_TIMEZONE = os.environ.get("EVENT_TIMEZONE", "UTC")
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
+    # Reverse proxies in front (nginx = 1, a load balancer before nginx = 2) whose X-Forwarded-For and
+    # X-Forwarded-Proto are trusted; 0 trusts none. Rate limits key on the address this yields.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     # A phone left open all day must still be able to submit: no CSRF token expiry.
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,5 +1,4 @@
 """Players and organizers over plain HTTP, shared by the live tests and bin/screenshots.py."""
-import html
 import re
 import subprocess
 import sys
@@ -7,6 +6,8 @@ import time
 
 import requests
 import yaml
+
+from quiz.rehearse import csrf, question_choices
 
 from .conftest import ROOT
 
@@ -63,10 +64,6 @@ class Api:
             time.sleep(0.2)
 
 
-def csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
 def answer_over_http(link: str, number: int, right: bool = True, think: float = 0) -> None:
     """A phone without JavaScript: open the link, press Start, post every answer (right or wrong) `think` s later."""
     http = requests.Session()
@@ -74,10 +71,7 @@ def answer_over_http(link: str, number: int, right: bool = True, think: float = 
     assert "Ready?" in page, page[:2000]
     assert http.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
     page = http.get(link).text
-    questions: dict[str, dict[str, str]] = {}
-    for name, value, label in re.findall(
-            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
-        questions.setdefault(name, {})[html.unescape(label)] = value
+    questions = question_choices(page)
     assert len(questions) == len(KEY[number]), page[:2000]
     data = {"csrf_token": csrf(page)}
     for (name, options), correct in zip(questions.items(), KEY[number]):

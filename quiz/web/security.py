@@ -2,6 +2,7 @@
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask, abort, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 # No inline script and no eval (htmx runs with allowEval false); styles only from our files.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -41,5 +42,8 @@ def reject_garbled_forms():
 
 
 def init_app(app: Flask) -> None:
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:  # behind nginx / a load balancer: the player's address, not the proxy's, for rate limits and logs
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     app.before_request(reject_garbled_forms)
     app.after_request(add_security_headers)

@@ -1,0 +1,351 @@
+"""The day-before rehearsal: synthetic players play a whole event against a running instance over HTTP.
+
+Players register through the JSON API, open their link, press Start and answer (random choices: the
+page never holds the key), some never answer (no-shows) and some tap Submit twice; the organizer's
+API starts and ends every round until there is a winner. `flask --app quiz rehearse` prints the table.
+"""
+import html
+import math
+import random
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import click
+import requests
+from flask import current_app
+
+REQUEST_TIMEOUT = 10.0  # seconds, every request
+# p99 latency each step must stay under for a GO (milliseconds); the issue's goals where it sets one.
+THRESHOLDS_MS = {"register": 200, "open": 500, "start": 500, "questions": 500, "submit": 250,
+                 "start round": 1000, "end round": 1000}
+# Fictional-looking numbers (the 555 exchange) across area codes: 10,000 players per area code.
+AREA_CODES = (201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 217, 218, 219, 224, 225, 228)
+CHOICE = re.compile(r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>')
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf(page: str) -> str:
+    """The CSRF token a page's form carries, as a browser sends it back."""
+    match = CSRF.search(page)
+    if not match:
+        raise RehearsalError("the page has no form token")
+    return match.group(1)
+
+
+def question_choices(page: str) -> dict[str, dict[str, str]]:
+    """A round page's questions: field name → {choice label: value}, in page order."""
+    questions: dict[str, dict[str, str]] = {}
+    for name, value, label in CHOICE.findall(page):
+        questions.setdefault(name, {})[html.unescape(label)] = value
+    return questions
+
+
+def synthetic_phone(n: int) -> str:
+    """The n-th rehearsal player's phone, E.164 in the 555 exchange."""
+    return f"+1{AREA_CODES[n // 10_000 % len(AREA_CODES)]}555{n % 10_000:04d}"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100), or None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+class RehearsalError(Exception):
+    """The rehearsal cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class Player:
+    user_id: int
+    links: dict[str, str]
+
+
+@dataclass
+class Tally:
+    """Everything measured, shared by the threads (counts change under `lock`; list appends are atomic)."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {step: [] for step in THRESHOLDS_MS})
+    errors: Counter = field(default_factory=Counter)
+    accepted: dict[int, set[int]] = field(default_factory=dict)  # round → players whose submit got a 303
+    duplicates: int = 0
+    lost: int = 0
+    registrations: int = 0
+    submits: int = 0
+    register_seconds: float = 0.0
+    play_seconds: float = 0.0
+    rounds: list[dict] = field(default_factory=list)
+    winner_id: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def error(self, what: str) -> None:
+        with self.lock:
+            self.errors[what] += 1
+
+
+class Rehearsal:
+    """One rehearsal against `url`: registration, then every round until a winner."""
+
+    def __init__(self, url: str, token: str, concurrency: int = 20, no_show: float = 0.1, repeat: float = 0.1,
+                 timeout: float = 600.0, seed: int | None = None):
+        self.url, self.concurrency, self.no_show, self.repeat = url.rstrip("/"), concurrency, no_show, repeat
+        self.admin = {"Authorization": f"Bearer {token}"}
+        self.deadline = time.monotonic() + timeout
+        self.random = random.Random(seed)
+        self.tally = Tally()
+        self.local = threading.local()
+
+    def session(self) -> requests.Session:
+        """One HTTP session per thread for the API (players get their own, like phones)."""
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+        return self.local.session
+
+    def timed(self, step: str, call, *args, **kwargs) -> requests.Response | None:
+        """Run one request, recording its latency under `step`; None (and an error) if it failed."""
+        if time.monotonic() > self.deadline:
+            self.tally.error(f"{step}: rehearsal time limit reached")
+            return None
+        started = time.perf_counter()
+        try:
+            response = call(*args, timeout=REQUEST_TIMEOUT, allow_redirects=False, **kwargs)
+        except requests.RequestException as error:
+            self.tally.error(f"{step}: {type(error).__name__}")
+            return None
+        self.tally.latencies[step].append(time.perf_counter() - started)
+        return response
+
+    def preflight(self) -> int:
+        """Check the instance is healthy and the token works; the number of players it already has."""
+        try:
+            health = requests.get(f"{self.url}/healthz", timeout=REQUEST_TIMEOUT)
+            probe = requests.get(f"{self.url}/api/admin/sms-progress/1", headers=self.admin, timeout=REQUEST_TIMEOUT)
+            display = requests.get(f"{self.url}/display", timeout=REQUEST_TIMEOUT)
+        except requests.RequestException as error:
+            raise RehearsalError(f"{self.url} does not answer ({type(error).__name__}). Is it running? Check --url.")
+        if health.status_code != 200:
+            raise RehearsalError(f"{self.url}/healthz says the instance is not healthy: {health.text.strip()}")
+        if probe.status_code in (401, 403):
+            raise RehearsalError("The API token was refused. Pass the instance's ADMIN_API_TOKEN with --token.")
+        if probe.status_code == 404:
+            raise RehearsalError("The instance has no round 1. Load the question bank first.")
+        count = re.search(r'id="player-count">(\d+)<', display.text)
+        if count is None:
+            raise RehearsalError(f"{self.url}/display shows no player count: is this a Knockout instance?")
+        return int(count.group(1))
+
+    def register_all(self, count: int, first: int) -> list[Player]:
+        """Register `count` synthetic players concurrently; returns those who got in."""
+        run = secrets.token_hex(3)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            players = list(pool.map(lambda n: self.register(n, run), range(first, first + count)))
+        self.tally.register_seconds = time.perf_counter() - started
+        joined = [p for p in players if p is not None]
+        self.tally.registrations = len(joined)
+        return joined
+
+    def register(self, n: int, run: str) -> Player | None:
+        """POST /api/register for the n-th synthetic player."""
+        response = self.timed("register", self.session().post, f"{self.url}/api/register", json={
+            "name": f"Rehearsal {n:05d}", "email": f"rehearsal-{run}-{n}@example.com",
+            "phone": synthetic_phone(n), "company": "Rehearsal"})
+        if response is None:
+            return None
+        if response.status_code != 201:
+            code = response.json().get("error", "") if response.headers.get("Content-Type", "").startswith("application/json") else ""
+            self.tally.error(f"register: HTTP {response.status_code} {code}".rstrip())
+            return None
+        body = response.json()
+        return Player(body["user_id"], body["form_urls"])
+
+    def admin_call(self, step: str, action: str, number: int) -> dict | None:
+        """Start or end a round through the admin API: its JSON; None if the round had already closed."""
+        response = self.timed(step, self.session().post, f"{self.url}/api/admin/{action}/{number}", headers=self.admin)
+        if response is not None and response.status_code == 409 and action == "end-challenge":
+            self.tally.error("end round: it had closed at its time limit first (too slow, or a short limit)")
+            return None
+        if response is None or response.status_code != 200:
+            detail = response.text.strip() if response is not None else "no answer"
+            raise RehearsalError(f"{step} {number} failed: {detail}")
+        return response.json()
+
+    def play_round(self, number: int, players: list[Player], last: bool) -> list[Player]:
+        """Open round `number`, let `players` play it, end it; the players still in."""
+        self.admin_call("start round", "start-challenge", number)
+        absent = set(self.random.sample(range(len(players)), int(len(players) * self.no_show)))
+        doubles = {i for i in range(len(players)) if self.random.random() < self.repeat}
+        self.tally.accepted[number] = set()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            list(pool.map(lambda i: self.play(number, players[i], i not in absent, i in doubles), range(len(players))))
+        self.tally.play_seconds += time.perf_counter() - started
+        summary = self.admin_call("end round", "end-challenge", number)
+        entries = self.check_leaderboard(number)
+        summary = summary or summary_from(number, entries, last)
+        self.tally.rounds.append({**summary, "players": len(players), "no_shows": len(absent)})
+        self.tally.winner_id = summary["winner_id"]
+        survivors = {e["user_id"] for e in entries if not e["eliminated"]}
+        return [p for p in players if p.user_id in survivors]
+
+    def play(self, number: int, player: Player, answers: bool, twice: bool) -> None:
+        """One phone (its own cookies and connection) plays round `number`."""
+        with requests.Session() as phone:
+            self.play_on(phone, number, player, answers, twice)
+
+    def play_on(self, phone: requests.Session, number: int, player: Player, answers: bool, twice: bool) -> None:
+        """Open the link, press Start, answer (unless a no-show), maybe tap Submit twice."""
+        link = player.links[str(number)]
+        page = self.timed("open", phone.get, link)
+        if not self.expect("open", page, 200) or not answers:
+            return
+        try:
+            started = self.timed("start", phone.post, f"{link}/start", data={"csrf_token": csrf(page.text)})
+            if not self.expect("start", started, 303):
+                return
+            page = self.timed("questions", phone.get, link)
+            if not self.expect("questions", page, 200):
+                return
+            data = {"csrf_token": csrf(page.text)}
+        except RehearsalError:  # a page in another state than expected (e.g. closed): no form on it
+            self.tally.error("open: no Start button or questions on the page")
+            return
+        for name, options in question_choices(page.text).items():
+            data[name] = self.random.choice(list(options.values()))
+        for attempt in range(2 if twice else 1):
+            self.submit(number, player, phone, link, data, first=attempt == 0)
+
+    def submit(self, number: int, player: Player, phone: requests.Session, link: str, data: dict, first: bool):
+        """POST the answers: the first must be accepted (303), a repeat must be refused as already in (200)."""
+        response = self.timed("submit", phone.post, f"{link}/submit", data=data)
+        if response is None:
+            return
+        if response.status_code == 303 and not first:
+            with self.tally.lock:
+                self.tally.duplicates += 1
+        elif response.status_code == 303:
+            with self.tally.lock:
+                self.tally.accepted[number].add(player.user_id)
+                self.tally.submits += 1
+        elif first or response.status_code != 200:
+            self.tally.error(f"submit: HTTP {response.status_code}")
+
+    def expect(self, step: str, response: requests.Response | None, status: int) -> bool:
+        """True if `response` has `status`; otherwise counted as an error of `step`."""
+        if response is None:
+            return False
+        if response.status_code != status:
+            self.tally.error(f"{step}: HTTP {response.status_code}")
+            return False
+        return True
+
+    def check_leaderboard(self, number: int) -> list[dict]:
+        """Count accepted submissions missing from the round's leaderboard (lost) and repeats; its entries."""
+        response = requests.get(f"{self.url}/api/leaderboard/{number}", timeout=REQUEST_TIMEOUT * 3)
+        if response.status_code != 200:
+            raise RehearsalError(f"leaderboard of round {number}: HTTP {response.status_code}")
+        entries = response.json()["entries"]
+        submitted = [e["user_id"] for e in entries if e["score"] is not None]
+        self.tally.lost += len(self.tally.accepted[number] - set(submitted))
+        self.tally.duplicates += len(submitted) - len(set(submitted))
+        return entries
+
+    def run(self, count: int, first: int = 0) -> Tally:
+        """Register `count` players, then play round after round until a winner (or the rounds run out)."""
+        players = self.register_all(count, first)
+        if not players:
+            raise RehearsalError("No player could register: " + (", ".join(self.tally.errors) or "no answer"))
+        rounds = sorted(int(n) for n in players[0].links)
+        for number in rounds:
+            players = self.play_round(number, players, last=number == rounds[-1])
+            if self.tally.winner_id is not None or not players:
+                break
+        return self.tally
+
+
+def summary_from(number: int, entries: list[dict], last: bool) -> dict:
+    """A round's end-of-round summary rebuilt from its leaderboard (when its time limit closed it)."""
+    submitted = [e for e in entries if e["score"] is not None]
+    kept = [e for e in submitted if not e["eliminated"]]
+    return {"challenge": number, "submitted": len(submitted), "kept": len(kept),
+            "eliminated_unanswered": len(entries) - len(submitted), "eliminated_ranked_out": len(submitted) - len(kept),
+            "winner_id": kept[0]["user_id"] if last and kept else None}
+
+
+def verdict(tally: Tally, slack: float = 1.0) -> tuple[list[tuple[str, str, str, bool]], bool]:
+    """Rows of (what, measured, goal, met) and GO (every goal met); latency goals multiplied by `slack`."""
+    rows = [("registrations/s", f"{tally.registrations / max(tally.register_seconds, 1e-9):.1f}", "", True),
+            ("submits/s", f"{tally.submits / max(tally.play_seconds, 1e-9):.1f}", "", True)]
+    for step, limit in THRESHOLDS_MS.items():
+        values = [v * 1000 for v in tally.latencies[step]]
+        p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
+        measured = "-" if p99 is None else f"{p50:.0f} / {p95:.0f} / {p99:.0f} ms (n={len(values)})"
+        rows.append((f"{step} p50/p95/p99", measured, f"p99 ≤ {limit * slack:g} ms", p99 is None or p99 <= limit * slack))
+    errors = sum(tally.errors.values())
+    rows += [("lost", str(tally.lost), "0", tally.lost == 0),
+             ("duplicates", str(tally.duplicates), "0", tally.duplicates == 0),
+             ("errors", str(errors) + (f" ({', '.join(f'{k} ×{v}' for k, v in tally.errors.items())})" if errors else ""),
+              "0", errors == 0),
+             ("winner", str(tally.winner_id) if tally.winner_id else "none", "one", tally.winner_id is not None)]
+    return rows, all(met for *_, met in rows)
+
+
+def format_table(tally: Tally, slack: float = 1.0) -> str:
+    """The go/no-go table, rounds first."""
+    lines = ["round  players  no-shows  submitted  kept  out (no answer / ranked)"]
+    lines += [f"{r['challenge']:>5}  {r['players']:>7}  {r['no_shows']:>8}  {r['submitted']:>9}  {r['kept']:>4}  "
+              f"{r['eliminated_unanswered']} / {r['eliminated_ranked_out']}" for r in tally.rounds]
+    rows, go = verdict(tally, slack)
+    width = max(len(r[0]) for r in rows)
+    lines += ["", f"{'measure':<{width}}  {'measured':<40}  goal"]
+    lines += [f"{what:<{width}}  {measured:<40}  {goal:<18} {'' if not goal else 'ok' if met else 'MISSED'}".rstrip()
+              for what, measured, goal, met in rows]
+    lines += ["", "GO" if go else "NO-GO"]
+    return "\n".join(lines)
+
+
+@click.command("rehearse")
+@click.option("--players", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Synthetic players to register.")
+@click.option("--url", help="The running instance [default: PUBLIC_BASE_URL].")
+@click.option("--token", help="Its ADMIN_API_TOKEN [default: this configuration's].")
+@click.option("--concurrency", type=click.IntRange(1, 500), default=20, show_default=True,
+              help="Requests in flight at once.")
+@click.option("--no-show", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
+              help="Share of players who open their link but never answer, each round.")
+@click.option("--repeat", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Share of players who tap Submit twice.")
+@click.option("--timeout", type=click.FloatRange(10, 7200), default=900, show_default=True,
+              help="Seconds the whole rehearsal may take.")
+@click.option("--slack", type=click.FloatRange(1, 1000), default=1.0, show_default=True,
+              help="Multiply the latency goals (e.g. a smaller machine than the event's).")
+@click.option("--seed", type=int, help="Seed for who skips, who repeats and which answers.")
+@click.option("--yes", is_flag=True, help="Rehearse even though the instance already has participants.")
+def rehearse_command(players, url, token, concurrency, no_show, repeat, timeout, slack, seed, yes):
+    """Play a whole event against a running rehearsal instance and print a go/no-go table."""
+    url = (url or current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} is not an http:// or https:// address.", param_hint="--url")
+    rehearsal = Rehearsal(url, token or current_app.config["ADMIN_API_TOKEN"], concurrency, no_show, repeat,
+                          timeout, seed)
+    try:
+        existing = rehearsal.preflight()
+        if existing and not yes:
+            raise RehearsalError(f"{url} already has {existing} participant(s). The rehearsal adds {players} "
+                                 "synthetic ones and plays every round to the end: run it on a rehearsal "
+                                 "instance, or pass --yes.")
+        click.echo(f"Rehearsing at {url}: {players} synthetic players, {concurrency} at a time "
+                   "(run the instance with SMS_BACKEND=outbox: these phone numbers are made up).")
+        tally = rehearsal.run(players, first=existing)
+    except RehearsalError as error:
+        raise click.ClickException(str(error))
+    click.echo(format_table(tally, slack))
+    if not verdict(tally, slack)[1]:
+        raise SystemExit(1)
