@@ -213,6 +213,11 @@ def submit_answers(link: FormLink, form, now: datetime) -> Submission:
     """Score and store a player's answers exactly once; the caller commits."""
     # FOR SHARE on PostgreSQL: a concurrent close waits for this submission, or this one sees the close.
     db.session.execute(select(Challenge.id).where(Challenge.id == link.challenge_id).with_for_update(read=True))
+    if db.engine.dialect.name == "sqlite":
+        # SQLite has no row locks and pysqlite runs SELECTs outside the transaction: take the write lock now
+        # (a no-op write), or a close committed between the checks below and the insert would go unseen.
+        db.session.execute(update(Challenge).where(Challenge.id == link.challenge_id)
+                           .values(status=Challenge.status).execution_options(synchronize_session=False))
     db.session.refresh(link.challenge)
     state = page_state(link, now)
     if state == READY:
