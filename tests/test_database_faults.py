@@ -1,4 +1,5 @@
-"""The database briefly locked or a connection dropped: a clear 503 "try again", nothing half-written, never a 500."""
+"""The database briefly locked, a connection dropped, two writers at once: a clear 503 "try again" or one
+consistent outcome; nothing half-written, never a 500."""
 import html
 import sqlite3
 import threading
@@ -9,10 +10,10 @@ import sqlalchemy
 from sqlalchemy import func, select
 
 from quiz.extensions import db
-from quiz.models import Challenge, Submission
+from quiz.models import Challenge, FormLink, Participant, Submission
 
 from .conftest import POSTGRES_URL
-from .test_play import answer_form, open_round, player, start  # noqa: F401 (player is a fixture)
+from .test_play import answer_form, open_round, player, start, submit  # noqa: F401 (player is a fixture)
 
 MESSAGE = "We couldn't save that just now \u2014 nothing was lost; please press the button again in a moment."
 sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock; PostgreSQL's pass drops connections")
@@ -131,3 +132,31 @@ def test_connection_dropped_while_a_submit_waits_is_retried_or_refused_clearly(a
         assert submissions() == 0
         assert client.post(url, data=data).status_code == 303
     assert submissions() == 1
+
+
+def test_two_organizers_ending_the_round_at_once_eliminate_once(app, client, load_bank, make_participant, api_headers):
+    """Both press End round together: one closes and eliminates, the other hears it is closed (not a second cut)."""
+    load_bank()
+    people = [make_participant(f"Player {n}") for n in range(8)]
+    codes = {link.participant_id: link.code for link in db.session.scalars(select(FormLink))
+             if link.challenge.number == 1}
+    open_round(client, api_headers)
+    for person in people:
+        start(client, codes[person.id])
+        assert submit(client, codes[person.id], [["S3"], ["RDS", "DynamoDB"]]).status_code == 303
+    db.session.commit()
+    together, statuses = threading.Barrier(2), []
+
+    def end_round():
+        organizer = app.test_client()
+        together.wait()
+        statuses.append(organizer.post("/api/admin/end-challenge/1", headers=api_headers).status_code)
+    organizers = [threading.Thread(target=end_round) for _ in range(2)]
+    for thread in organizers:
+        thread.start()
+    for thread in organizers:
+        thread.join(30)
+    assert sorted(statuses) == [200, 409]
+    db.session.rollback()
+    out = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_not(None)))
+    assert out == 4  # the bottom half of 8, not three quarters
