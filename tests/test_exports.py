@@ -228,3 +228,19 @@ def test_safe_cell_defuses_every_formula_start():
     for start_char in ("=", "+", "-", "@", "\t", "\r"):
         assert safe_cell(start_char + "1+1") == "'" + start_char + "1+1"
     assert safe_cell("Ada = 1") == "Ada = 1" and safe_cell(3) == 3 and safe_cell(None) == "" and safe_cell(True) == "yes"
+
+
+@pytest.mark.parametrize("kind", list(EXPORTS))
+def test_each_export_takes_a_fixed_number_of_queries(played, kind):
+    """No query per row: the statement count does not depend on how many players there are."""
+    from sqlalchemy import event
+
+    from quiz.exports import csv_lines
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        lines = list(csv_lines(EXPORTS[kind]))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(lines) > 2 and len(statements) <= 4, statements
