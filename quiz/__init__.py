@@ -27,6 +27,8 @@ def create_app(config: type | None = None) -> Flask:
         app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))
     app.extensions["knockout_redis"] = redis.Redis.from_url(app.config["REDIS_URL"])
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        _sqlite_busy_timeout(app)
 
     from . import observability
     from .web import security
@@ -43,8 +45,8 @@ def create_app(config: type | None = None) -> Flask:
 
     from . import live
     live.init_app(app)
-    from .web import admin, api, display, errors, play, storage, ws
-    for module in (play, display, admin, storage, api, ws, errors):
+    from .web import admin, api, display, errors, exports, play, storage, ws
+    for module in (play, display, admin, storage, exports, api, ws, errors):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
 
@@ -60,11 +62,18 @@ def _limiter_uri(redis_url: str) -> str:
     return redis_url
 
 
+def _sqlite_busy_timeout(app: Flask) -> None:
+    """sqlite3's `timeout` is SQLite's busy timeout: how long a write waits for the lock (SQLITE_BUSY_TIMEOUT_MS)."""
+    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])  # a copy: the class-level dict is shared
+    options["connect_args"] = {**options.get("connect_args", {}), "timeout": app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL, a busy timeout and enforced foreign keys, on SQLite only."""
+    """WAL and enforced foreign keys, on SQLite only (the busy timeout is a connect argument)."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON"):
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()

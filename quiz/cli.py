@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from .config import persistent_secret
+from .exports import EXPORTS
 from .extensions import db
 from .models import AdminUser, Challenge
 
@@ -211,6 +212,27 @@ def restore(path: Path):
     click.echo(f"Database restored from {path}.")
 
 
+@click.command("export")
+@click.argument("kind", type=click.Choice([*EXPORTS, "all"]))
+@click.option("--output", type=click.Path(path_type=Path), help="File to write (default: stdout); a folder for 'all'.")
+def export(kind: str, output: Path | None):
+    """Write results as CSV (formula-safe): one KIND, or 'all' into the --output folder."""
+    from .exports import filename, write_csv
+    if kind != "all" and output is None:
+        return write_csv(kind, sys.stdout)
+    if kind != "all":
+        with open(output, "w", encoding="utf-8", newline="") as out:
+            return write_csv(kind, out)
+    if output is None:
+        raise click.UsageError("'export all' writes one file per export: give a folder with --output DIR.")
+    output.mkdir(parents=True, exist_ok=True)
+    for name in EXPORTS:
+        path = output / filename(name, current_app.config["EVENT_NAME"])
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            write_csv(name, out)
+        click.echo(f"Wrote {path}")
+
+
 def register(app) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(questions_cli)
@@ -223,3 +245,4 @@ def register(app) -> None:
     app.cli.add_command(demo)
     from .rehearse import rehearse_command
     app.cli.add_command(rehearse_command)
+    app.cli.add_command(export)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flask import current_app, render_template
 from sqlalchemy import and_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from .extensions import db, get_redis
 from .links import report_url, shuffled_choices

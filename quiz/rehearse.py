@@ -27,6 +27,7 @@ THRESHOLDS_MS = {"register": 200, "open": 500, "start": 500, "questions": 500, "
 AREA_CODES = (201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 217, 218, 219, 224, 225, 228)
 CHOICE = re.compile(r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>')
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+ANSWER_TOKEN = re.compile(r'name="(form_token|csrf_token)" value="([^"]+)"')
 
 
 def csrf(page: str) -> str:
@@ -35,6 +36,14 @@ def csrf(page: str) -> str:
     if not match:
         raise RehearsalError("the page has no form token")
     return match.group(1)
+
+
+def answer_token(page: str) -> dict[str, str]:
+    """The questions page's token: the stored form's own (served or from S3), or the live page's CSRF token."""
+    match = ANSWER_TOKEN.search(page)
+    if not match:
+        raise RehearsalError("the page has no form token")
+    return {match.group(1): match.group(2)}
 
 
 def question_choices(page: str) -> dict[str, dict[str, str]]:
@@ -213,7 +222,7 @@ class Rehearsal:
             page = self.timed("questions", phone.get, link)
             if not self.expect("questions", page, 200):
                 return
-            data = {"csrf_token": csrf(page.text)}
+            data = answer_token(page.text)
         except RehearsalError:  # a page in another state than expected (e.g. closed): no form on it
             self.tally.error("open: no Start button or questions on the page")
             return

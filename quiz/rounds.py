@@ -41,10 +41,22 @@ def get_challenge(number: int, lock: bool = False) -> Challenge:
     if lock:
         # Row lock on PostgreSQL: closers serialize, submitters (FOR SHARE) wait for them.
         query = query.with_for_update().execution_options(populate_existing=True)
+        lock_for_sqlite(Challenge.number == number)
     challenge = db.session.scalar(query)
     if challenge is None:
         raise QuizError(f"There is no round {number}. Load the question bank first.", code="no_such_round", status=404)
     return challenge
+
+
+def lock_for_sqlite(condition) -> None:
+    """SQLite has no row locks, and pysqlite runs SELECTs outside the transaction: take its write lock now.
+
+    A no-op write on the round's row, so the checks that follow and the writes after them see one state
+    (without it, a submit could land after the close eliminated its player, and two closes both ran).
+    """
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(update(Challenge).where(condition).values(status=Challenge.status)
+                           .execution_options(synchronize_session=False))
 
 
 def start_round(number: int, now: datetime) -> Challenge:
@@ -219,6 +231,7 @@ def submit_answers(link: FormLink, form, now: datetime) -> Submission:
     """Score and store a player's answers exactly once; the caller commits."""
     # FOR SHARE on PostgreSQL: a concurrent close waits for this submission, or this one sees the close.
     db.session.execute(select(Challenge.id).where(Challenge.id == link.challenge_id).with_for_update(read=True))
+    lock_for_sqlite(Challenge.id == link.challenge_id)
     db.session.refresh(link.challenge)
     state = page_state(link, now)
     if state == READY:

@@ -7,7 +7,7 @@ import time
 import requests
 import yaml
 
-from quiz.rehearse import csrf, question_choices
+from quiz.rehearse import answer_token, csrf, question_choices
 
 from .conftest import ROOT
 
@@ -73,7 +73,7 @@ def answer_over_http(link: str, number: int, right: bool = True, think: float = 
     page = http.get(link).text
     questions = question_choices(page)
     assert len(questions) == len(KEY[number]), page[:2000]
-    data = {"csrf_token": csrf(page)}
+    data = answer_token(page)
     for (name, options), correct in zip(questions.items(), KEY[number]):
         chosen = sorted(correct) if right else [next(o for o in options if o not in correct)]
         data[name] = [options[c] for c in chosen]

@@ -1,16 +1,20 @@
-"""Faults, with real processes: Redis killed mid-round under submissions."""
+"""Faults, with real processes: Redis killed mid-round under submissions; submissions racing the close."""
 import os
+import re
 import signal
 import subprocess
+import threading
 import time
+from urllib.parse import urljoin
 
 import pytest
 import requests
+import sqlalchemy
 
 from quiz.embedded import server_args, wait_for
 
 from .conftest import LiveStack
-from .players import Api, answer_over_http, load_demo_bank
+from .players import KEY, Api, answer_over_http, answer_token, csrf, load_demo_bank, question_choices
 
 pytestmark = pytest.mark.live
 
@@ -63,3 +67,99 @@ def test_redis_killed_mid_round_loses_nothing_and_work_catches_up(tmp_path):
         stack.stop()
         redis_server.terminate()
         redis_server.wait()
+
+
+def ready_phone(link: str, number: int) -> tuple[requests.Session, dict]:
+    """A phone that opened its link and pressed Start, with its (right) answers ready to post."""
+    phone = requests.Session()
+    page = phone.get(link).text
+    assert phone.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
+    page = phone.get(link).text
+    data = answer_token(page)
+    for (name, choices), correct in zip(question_choices(page).items(), KEY[number]):
+        data[name] = [choices[c] for c in sorted(correct)]
+    return phone, data
+
+
+def round_links(api: Api, number: int, players: int) -> dict[str, str]:
+    """Phone → round link, once the worker has texted them all."""
+    deadline = time.monotonic() + 60
+    while requests.get(f"{api.url}/api/admin/sms-progress/{number}", headers=api.headers).json()["sent"] < players:
+        assert time.monotonic() < deadline, "round links were not all sent"
+        time.sleep(0.2)
+    messages = requests.get(f"{api.url}/api/admin/outbox?limit=100000", headers=api.headers).json()["messages"]
+    return {m["to"]: re.search(r"(http://\S+/f/\S+)", m["body"]).group(1)
+            for m in messages if m["challenge"] == number and m["kind"] == "round_link"}
+
+
+def classify(phone: requests.Session, response) -> str:
+    """'counted' (303 to the page that says "Answers in"), 'refused' (409 "closed"), else what went wrong."""
+    if isinstance(response, Exception):
+        return f"error: {response!r}"
+    if response.status_code == 303:
+        after = phone.get(urljoin(response.url, response.headers["Location"]))
+        return "counted" if "Answers in" in after.text else f"303 to a page without 'Answers in': {after.text[:300]}"
+    if response.status_code == 409 and "is closed: answers are no longer accepted" in response.text:
+        return "refused"
+    return f"{response.status_code}: {response.text[:300]}"
+
+
+def test_submissions_racing_the_close_are_counted_or_refused_never_both(live_stack):
+    """60 players submit at once while the organizer ends the round: each answer is in the database iff it was accepted."""
+    load_demo_bank(live_stack)
+    api = Api(live_stack.url)
+    players = 60
+    for n in range(1, players + 1):
+        api.register(f"Racer {n}", n)
+    api.start(1)
+    links = round_links(api, 1, players)
+    phones = {to: ready_phone(link, 1) for to, link in links.items()}
+    for phone, _ in phones.values():
+        phone.close()  # new connections: gunicorn drops keep-alives idle for 5 s, and a POST isn't retried
+    # The first 15 go at once, 35 are spread over the moment of the close, the last 10 go after it.
+    order = list(phones)
+    results: dict[str, object] = {}
+    answered, closed = threading.Semaphore(0), threading.Event()
+
+    def post(to: str, delay: float, after_close: bool):
+        phone, data = phones[to]
+        if after_close:
+            closed.wait(60)
+        time.sleep(delay)
+        try:
+            results[to] = phone.post(f"{links[to]}/submit", data=data, allow_redirects=False, timeout=60)
+        except requests.RequestException as error:
+            results[to] = error
+        answered.release()
+
+    threads = [threading.Thread(target=post, args=(to, 0 if i < 15 else (i - 15) * 0.02, i >= 50))
+               for i, to in enumerate(order)]
+    for thread in threads:
+        thread.start()
+    for _ in range(10):  # the round is ended while most answers are still on their way
+        answered.acquire(timeout=60)
+    ended = requests.post(f"{api.url}/api/admin/end-challenge/1", headers=api.headers, timeout=60)
+    closed.set()
+    for thread in threads:
+        thread.join(90)
+    assert ended.status_code == 200, ended.text
+    outcome = {to: classify(phones[to][0], results.get(to, "no response")) for to in order}
+    wrong = {to: what for to, what in outcome.items() if what not in ("counted", "refused")}
+    assert not wrong  # a response that is neither counted nor refused is a lost or half-done answer
+
+    engine = sqlalchemy.create_engine(live_stack.env["DATABASE_URL"], poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as connection:
+        rows = {r.phone: r for r in connection.execute(sqlalchemy.text(
+            "SELECT p.phone, p.eliminated_in, p.elimination_reason, s.id AS submission, s.rank FROM participant p "
+            "LEFT JOIN submission s ON s.participant_id = p.id AND s.challenge_id = "
+            "(SELECT id FROM challenge WHERE number = 1)"))}
+    engine.dispose()
+    counted = {to for to, what in outcome.items() if what == "counted"}
+    refused = set(order) - counted
+    assert counted and refused and set(order[50:]) <= refused  # the race happened, on both sides of it
+    for to in counted:  # accepted ⇔ stored, ranked
+        assert rows[to].submission is not None and rows[to].rank is not None, (to, rows[to])
+    for to in refused:  # refused ⇔ not stored, and out as unanswered
+        assert rows[to].submission is None and (rows[to].eliminated_in, rows[to].elimination_reason) == (1, "unanswered")
+    summary = ended.json()
+    assert (summary["submitted"], summary["eliminated_unanswered"]) == (len(counted), len(refused))

@@ -1,9 +1,9 @@
 """One place that turns errors into a page or JSON a person can act on."""
 import logging
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import QuizError
@@ -53,13 +53,19 @@ def http_error(error: HTTPException):
     return respond(status, message, error.name.lower().replace(" ", "_"))
 
 
-@bp.app_errorhandler(OperationalError)
-def database_busy(error: OperationalError):
-    log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
-    db.session.rollback()
-    response = respond(503, "The server is busy for a moment. Nothing was lost: send the same thing again in a few seconds.",
-                       "busy")
-    response[0].headers["Retry-After"] = "2"
+DATABASE_BUSY = ("We couldn't save that just now \u2014 nothing was lost; please press the button again in a moment.")
+
+
+@bp.app_errorhandler(DBAPIError)
+def database_unavailable(error: DBAPIError):
+    """A locked database or a dropped connection: 503 with Retry-After, never a stack trace; anything else is a bug."""
+    if not (isinstance(error, OperationalError) or error.connection_invalidated):
+        return unexpected(error)
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, str(error).splitlines()[0])
+    db.session.rollback()  # nothing half-written; the next request starts clean (pool_pre_ping replaces dead links)
+    body, status = respond(503, DATABASE_BUSY, "busy")
+    response = current_app.make_response((body, status))
+    response.headers["Retry-After"] = "2"
     return response
 
 

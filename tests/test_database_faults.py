@@ -1,0 +1,162 @@
+"""The database briefly locked, a connection dropped, two writers at once: a clear 503 "try again" or one
+consistent outcome; nothing half-written, never a 500."""
+import html
+import sqlite3
+import threading
+import time
+
+import pytest
+import sqlalchemy
+from sqlalchemy import func, select
+
+from quiz.extensions import db
+from quiz.models import Challenge, FormLink, Participant, Submission
+
+from .conftest import POSTGRES_URL
+from .test_play import answer_form, open_round, player, start, submit  # noqa: F401 (player is a fixture)
+
+MESSAGE = "We couldn't save that just now \u2014 nothing was lost; please press the button again in a moment."
+sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock; PostgreSQL's pass drops connections")
+postgres_only = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres): drops its backends")
+
+
+def ready_to_submit(client, links, api_headers) -> tuple[str, dict]:
+    """Round 1 open, Start pressed; the form a phone would post (all answers right)."""
+    open_round(client, api_headers)
+    assert start(client, links[1]).status_code == 303
+    token, fields = answer_form(client, links[1])
+    picks = {"Which service stores objects?": ["S3"], "Which are databases?": ["RDS", "DynamoDB"]}
+    data = {"csrf_token": token}
+    for (name, options), chosen in zip(fields.items(), picks.values()):
+        data[name] = [options[c] for c in chosen]
+    return f"/f/{links[1]}/submit", data
+
+
+def submissions() -> int:
+    db.session.rollback()  # a fresh snapshot: read what is committed now
+    return db.session.scalar(select(func.count()).select_from(Submission))
+
+
+def assert_busy_page(response):
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert MESSAGE in html.unescape(response.get_data(as_text=True))
+
+
+@sqlite_only
+@pytest.mark.config(SQLITE_BUSY_TIMEOUT_MS=100)
+def test_locked_database_gives_a_clear_503_and_the_retry_counts_once(client, player, api_headers):
+    _, links = player
+    url, data = ready_to_submit(client, links, api_headers)
+    blocker = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the lock longer than the busy timeout
+    try:
+        assert_busy_page(client.post(url, data=data))
+        api = client.post("/api/admin/end-challenge/1", headers=api_headers)
+        assert api.status_code == 503 and api.headers["Retry-After"] == "2"
+        assert api.get_json() == {"error": "busy", "message": MESSAGE}
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert submissions() == 0
+    assert db.session.scalar(select(Challenge.status).where(Challenge.number == 1)) == "open"
+    assert client.post(url, data=data).status_code == 303  # pressed again: it counts
+    assert client.post(url, data=data).status_code == 200  # and once only ("already in")
+    assert submissions() == 1
+
+
+@sqlite_only
+@pytest.mark.config(SQLITE_BUSY_TIMEOUT_MS=250)
+def test_busy_timeout_is_configurable(app):
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+
+
+def terminate(admin, where: str) -> int:
+    """pg_terminate_backend on the app's connections matching `where`; how many were cut."""
+    with admin.connect() as connection:
+        return len(connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            f"AND pid <> pg_backend_pid() AND {where}").all())
+
+
+@pytest.fixture
+def admin_engine():
+    engine = sqlalchemy.create_engine(POSTGRES_URL, poolclass=sqlalchemy.pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+@postgres_only
+def test_connections_dropped_between_requests_are_replaced(client, player, api_headers, admin_engine):
+    _, links = player
+    url, data = ready_to_submit(client, links, api_headers)
+    db.session.commit()  # every connection back in the pool, idle
+    assert terminate(admin_engine, "true") >= 1
+    assert client.post(url, data=data).status_code == 303  # pool_pre_ping noticed and reconnected
+    assert submissions() == 1
+
+
+@postgres_only
+def test_connection_dropped_mid_request_gives_503_then_the_retry_works(client, player, api_headers, admin_engine):
+    _, links = player
+    url, data = ready_to_submit(client, links, api_headers)
+    db.session.execute(select(1))  # this request's session holds its connection when it is cut
+    assert terminate(admin_engine, "true") >= 1
+    assert_busy_page(client.post(url, data=data))
+    assert submissions() == 0
+    assert client.post(url, data=data).status_code == 303
+    assert submissions() == 1
+
+
+@postgres_only
+def test_connection_dropped_while_a_submit_waits_is_retried_or_refused_clearly(app, client, player, api_headers,
+                                                                            admin_engine):
+    _, links = player
+    url, data = ready_to_submit(client, links, api_headers)
+    db.session.commit()
+    responses = []
+    with admin_engine.connect() as blocker:
+        blocker.exec_driver_sql("SELECT id FROM challenge WHERE number = 1 FOR UPDATE")  # a close in progress
+        thread = threading.Thread(target=lambda: responses.append(client.post(url, data=data)))
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not terminate(admin_engine, "wait_event_type = 'Lock'"):  # the submit's FOR SHARE is waiting
+            assert time.monotonic() < deadline, "the submit never waited for the lock"
+            time.sleep(0.05)
+        blocker.rollback()
+        thread.join(30)
+    [response] = responses
+    assert response.status_code in (303, 503), response.get_data(as_text=True)[:500]
+    if response.status_code == 503:
+        assert_busy_page(response)
+        assert submissions() == 0
+        assert client.post(url, data=data).status_code == 303
+    assert submissions() == 1
+
+
+def test_two_organizers_ending_the_round_at_once_eliminate_once(app, client, load_bank, make_participant, api_headers):
+    """Both press End round together: one closes and eliminates, the other hears it is closed (not a second cut)."""
+    load_bank()
+    people = [make_participant(f"Player {n}") for n in range(8)]
+    codes = {link.participant_id: link.code for link in db.session.scalars(select(FormLink))
+             if link.challenge.number == 1}
+    open_round(client, api_headers)
+    for person in people:
+        start(client, codes[person.id])
+        assert submit(client, codes[person.id], [["S3"], ["RDS", "DynamoDB"]]).status_code == 303
+    db.session.commit()
+    together, statuses = threading.Barrier(2), []
+
+    def end_round():
+        organizer = app.test_client()
+        together.wait()
+        statuses.append(organizer.post("/api/admin/end-challenge/1", headers=api_headers).status_code)
+    organizers = [threading.Thread(target=end_round) for _ in range(2)]
+    for thread in organizers:
+        thread.start()
+    for thread in organizers:
+        thread.join(30)
+    assert sorted(statuses) == [200, 409]
+    db.session.rollback()
+    out = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_not(None)))
+    assert out == 4  # the bottom half of 8, not three quarters
