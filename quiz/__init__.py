@@ -43,8 +43,8 @@ def create_app(config: type | None = None) -> Flask:
 
     from . import live
     live.init_app(app)
-    from .web import admin, api, display, errors, play, ws
-    for module in (play, display, admin, api, ws, errors):
+    from .web import admin, api, desk, display, errors, play, ws
+    for module in (play, display, admin, desk, api, ws, errors):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
 
