@@ -62,7 +62,12 @@ def expected_cells(pid: int, number: int) -> dict:
     top = 100 * submission.rank / ranked
     ahead = 100 * (ranked - submission.rank) / ranked
     return {"score": str(submission.score), "time": f"{submission.response_time:.1f} s",
-            "rank": f"{submission.rank} / {ranked} top {round(top, 1):g}% · ahead of {round(ahead, 1):g}%"}
+            "rank": f"{submission.rank} / {ranked} top {round(top, 1):g}% ahead of {round(ahead, 1):g}%"}
+
+
+def why_out(page: str) -> str:
+    """The 'Why you're out' box, as read."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", re.search(r'<p class="why">(.*?)</p>', page, re.S)[1])).split())
 
 
 def report_rows(client, code) -> dict:
@@ -80,13 +85,14 @@ def test_survivor_and_knocked_out_players_read_their_numbers_and_why(client, eve
     assert bob[1]["verdict"] == "Through: ranked 2 of 3; the top 2 stayed."
     assert bob[2]["verdict"] == "Not started yet."
     cy_page = html.unescape(client.get(f"/r/{reports['Cy']}").get_data(as_text=True))
-    cy = rows_of(cy_page)[1]["verdict"]
+    assert rows_of(cy_page)[1]["verdict"] == "Out: see “Why you're out” above."
+    cy = why_out(cy_page)
     bob_time = db.session.scalar(select(Submission.response_time).where(Submission.participant_id == ids["Bob"]))
-    assert cy == ("Out: ranked 3 of 3; this round kept the top 50% (keep_fraction 0.5): ⌈3 × 0.5⌉ = 2 of 3 stayed "
+    assert cy == ("Round 1: Out: ranked 3 of 3; this round kept the top 50% (keep_fraction 0.5): ⌈3 × 0.5⌉ = 2 of 3 stayed "
                   f"(score first, then response time). The cut line was place 2: 1 points in {bob_time:.1f} s.")
-    assert "Why you're out" in cy_page
-    di = report_rows(client, reports["Di"])
-    assert di[1]["verdict"].startswith("Out: no answers arrived") and di[2]["verdict"] == "Not played: knocked out earlier."
+    di_page = client.get(f"/r/{reports['Di']}").get_data(as_text=True)
+    assert why_out(di_page).startswith("Round 1: Out: no answers arrived")
+    assert rows_of(di_page)[2]["verdict"] == "Not played: knocked out earlier."
 
 
 def test_winner_and_finalist_after_the_last_round(client, event_played, api_headers):
@@ -98,9 +104,10 @@ def test_winner_and_finalist_after_the_last_round(client, event_played, api_head
     ann = report_rows(client, reports["Ann"])
     assert ann[2]["verdict"] == "Winner! First place in the final."
     assert {k: ann[2][k] for k in ("score", "rank", "time")} == expected_cells(ids["Ann"], 2)
-    assert ann[2]["rank"].startswith("1 / 2 top 50% · ahead of 50%")
-    bob = report_rows(client, reports["Bob"])
-    assert bob[2]["verdict"].startswith("Out: ranked 2 of 2; this round kept the top 50% (keep_fraction 0.5): "
+    assert ann[2]["rank"].startswith("1 / 2 top 50% ahead of 50%")
+    bob_page = client.get(f"/r/{reports['Bob']}").get_data(as_text=True)
+    bob = rows_of(bob_page)
+    assert why_out(bob_page).startswith("Round 2: Out: ranked 2 of 2; this round kept the top 50% (keep_fraction 0.5): "
                                         "⌈2 × 0.5⌉ = 1 of 2 stayed")
     assert {k: bob[2][k] for k in ("score", "rank", "time")} == expected_cells(ids["Bob"], 2)
 
@@ -116,7 +123,7 @@ def test_keep_count_rule_is_named(client, load_bank, make_participant, api_heade
     for pid, picks in zip(ids, (RIGHT, HALF, WRONG)):
         play(client, pid, 1, picks)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
-    verdict = report_rows(client, report)[1]["verdict"]
+    verdict = why_out(client.get(f"/r/{report}").get_data(as_text=True))
     assert "this round kept a fixed 1 (keep_count), so the top 1 of 3 stayed" in verdict
 
 
