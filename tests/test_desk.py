@@ -303,3 +303,13 @@ def test_staff_reply_is_checked(client, load_bank, make_participant):
     assert client.post(f"/admin/help/{request_id}/resolve", data={"reply": "ok"}).status_code == 400
     assert client.post("/admin/help/9999/resolve", data={"csrf_token": token, "reply": "ok"}).status_code == 404
     assert help_rows()[0].status == "open" and help_rows()[0].reply is None
+
+
+def test_shredding_personal_data_blanks_help_desk_texts(client, load_bank, make_participant):
+    from quiz.privacy import shred_personal_data
+    load_bank()
+    p = make_participant()
+    ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="other", text="Call me on +1 415 555 0199")
+    shred_personal_data(30, force=True)
+    db.session.commit()
+    assert [(row.text, row.reply) for row in help_rows()] == [("", "")]

@@ -98,6 +98,15 @@ def test_kiosk_checks_in_by_typed_code_and_by_a_photo_of_the_qr_code(stack, api,
     page.screenshot(path=str(DOCS / "admin-checkin.png"))
     assert "Checked in ✔" in html.unescape(requests.get(grace["report_url"]).text)
 
+    # The printable badge, as the printer sees it: name, company, the same QR code, no page chrome.
+    badge = new_page(viewport={"width": 500, "height": 600})
+    badge.goto(grace["report_url"] + "/badge")
+    badge.emulate_media(media="print")
+    expect(badge.locator(".badge-card .name")).to_have_text("Grace Hopper")
+    expect(badge.locator(".badge-card .company")).to_have_text("Acme")
+    expect(badge.locator(".no-print")).to_be_hidden()
+    badge.screenshot(path=str(DOCS / "badge-print.png"))
+
 
 def test_kiosk_reads_a_badge_with_the_camera(stack, api, browser, tmp_path):
     player = api.register("Katherine Johnson", 311)
