@@ -147,6 +147,10 @@ def test_report_is_cached_by_etag_and_changes_with_the_game(client, event_played
     client.post(f"{url}/help", data={"csrf_token": token, "kind": "no_sms"})
     after_help = client.get(url, headers={"If-None-Match": etag})
     assert after_help.status_code == 200 and "with the help desk" in after_help.get_data(as_text=True)
+    # That copy carries a one-off message: not to be reused. The next one is cacheable again, without it.
+    assert after_help.headers["Cache-Control"] == "no-store" and "ETag" not in after_help.headers
+    later = client.get(url)
+    assert later.headers["ETag"] and "with the help desk" not in later.get_data(as_text=True)
 
 
 def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, make_participant, api_headers, app):

@@ -109,8 +109,10 @@ def report(code):
     welcome = request.args.get("welcome") == "1"
     # The page carries this session's CSRF token (help form): a cached copy must belong to the same session.
     generate_csrf()
+    if session.get("_flashes"):  # a one-off message on top: this copy must not be reused
+        return render_report(participant, welcome), 200, {"Cache-Control": "no-store"}
     etag = report_version(participant, welcome, session.get("csrf_token"))
-    if request.if_none_match.contains(etag) and not session.get("_flashes"):
+    if request.if_none_match.contains(etag):
         return _cacheable(current_app.response_class(status=304), etag)
     return _cacheable(current_app.make_response(render_report(participant, welcome)), etag)
 
