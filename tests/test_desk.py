@@ -313,3 +313,8 @@ def test_shredding_personal_data_blanks_help_desk_texts(client, load_bank, make_
     shred_personal_data(30, force=True)
     db.session.commit()
     assert [(row.text, row.reply) for row in help_rows()] == [("", "")]
+
+
+def test_the_live_help_list_is_for_organizers_only(client):
+    refused = client.get("/ws?topic=help", headers={"Origin": "http://localhost"})
+    assert refused.status_code == 403 and "Log in to the console first" in text(refused)
