@@ -185,3 +185,30 @@ def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, ma
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     print("report statements per page:", sorted(set(counts)))
+
+
+def test_out_winner_and_final_messages_link_to_the_report(client, load_bank, make_participant, api_headers, run_jobs):
+    from quiz.models import Message
+    from .conftest import SMALL_BANK
+    load_bank(SMALL_BANK.replace("    scoring: speed\n", "    scoring: speed\n    keep_count: 2\n"))
+    players = {name: make_participant(name) for name in ("Ann", "Bob", "Cy")}
+    ids = {name: p.id for name, p in players.items()}
+    reports = {name: p.report_code for name, p in players.items()}
+    open_round(client, api_headers)
+    for name, picks in (("Ann", RIGHT), ("Bob", RIGHT), ("Cy", WRONG)):
+        play(client, ids[name], 1, picks)
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    open_round(client, api_headers, 2)
+    play(client, ids["Ann"], 2, RIGHT)
+    play(client, ids["Bob"], 2, WRONG)
+    client.post("/api/admin/end-challenge/2", headers=api_headers)  # the last round: keep_count 2, both stay
+    run_jobs()
+    sent = {(m.participant_id, m.kind): m.body for m in db.session.scalars(
+        select(Message).join(Challenge, Challenge.id == Message.challenge_id).where(Challenge.number == 2))}
+    assert set(sent) - {(pid, "round_link") for pid in ids.values()} == {
+        (ids["Ann"], "winner"), (ids["Bob"], "final_result")}
+    assert sent[ids["Ann"], "winner"].endswith(f"http://quiz.test/r/{reports['Ann']}")
+    assert "final is over" in sent[ids["Bob"], "final_result"]
+    assert sent[ids["Bob"], "final_result"].endswith(f"http://quiz.test/r/{reports['Bob']}")
+    out = db.session.scalar(select(Message.body).where(Message.participant_id == ids["Cy"], Message.kind == "result_out"))
+    assert out.endswith(f"http://quiz.test/r/{reports['Cy']}")
