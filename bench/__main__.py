@@ -118,6 +118,24 @@ def end_latency(bench: Bench, players: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def report_latency(bench: Bench, players: int, samples: int = 200) -> tuple[float, float]:
+    """p50 of GET /r/<code> after round 1 closed with `players` submissions: full page, and the 304 revalidation."""
+    import random
+    from quiz.models import Participant
+    end_latency(bench, players)
+    codes = random.Random(1).sample(db.session.scalars(db.select(Participant.report_code)).all(), samples)
+    full, cached = [], []
+    for code in codes:
+        started = time.perf_counter()
+        response = bench.client.get(f"/r/{code}")
+        full.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        again = bench.client.get(f"/r/{code}", headers={"If-None-Match": response.headers["ETag"]})
+        cached.append(time.perf_counter() - started)
+        assert response.status_code == 200 and again.status_code == 304
+    return statistics.median(full) * 1000, statistics.median(cached) * 1000
+
+
 def register_latency(bench: Bench, rounds: int, count: int = 300) -> float:
     """p50 of POST /api/register, with `rounds` rounds loaded (a link per round each time)."""
     extra = "".join(f"\n  - {{number: {n}, title: R{n}, questions: [{{text: Q, choices: [a, b], answer: a}}]}}"
@@ -155,6 +173,9 @@ def main() -> None:
             rows.append(("outbox: 5,000 link SMS, start → all sent", f"{run('o5k', outbox_throughput, 5_000):.2f} s", "≤ 5 s"))
             rows.append(("end-challenge (rank + eliminate), 5,000", f"{run('e5k', end_latency, 5_000):.0f} ms", "≤ 100 ms"))
             rows.append((f"end-challenge (rank + eliminate), {big:,}", f"{run('e50k', end_latency, big):.0f} ms", "≤ 500 ms"))
+            for size in (5_000, big):
+                page, revalidated = run(f"rep{size}", report_latency, size)
+                rows.append((f"report /r/<code> p50, {size:,} ranked", f"{page:.1f} ms", f"304 revalidation {revalidated:.1f} ms"))
             r3, r10 = run("r3", register_latency, 3), run("r10", register_latency, 10)
             rows.append(("register p50, 3 rounds", f"{r3:.1f} ms", ""))
             rows.append(("register p50, 10 rounds", f"{r10:.1f} ms", f"ratio {r10 / r3:.2f} (flat ≈ 1)"))

@@ -87,6 +87,11 @@ class Config:
     RECONCILE_SECONDS = float(os.environ.get("RECONCILE_SECONDS", "30"))
     # Days after the last round before `flask --app quiz privacy shred` may remove personal data.
     RETENTION_DAYS = float(os.environ.get("RETENTION_DAYS", "30"))
+    # Round 1 only for players who checked in at the venue (badge QR or code at the kiosk): the others get
+    # no round-1 link and can't start it. Off by default.
+    CHECKIN_REQUIRED = _flag("CHECKIN_REQUIRED", False)
+    # How long a browser may reuse a report page (/r/<code>) without asking again; it revalidates by ETag.
+    REPORT_MAX_AGE = int(os.environ.get("REPORT_MAX_AGE", "15"))
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.
     LIVE_TICK_SECONDS = float(os.environ.get("LIVE_TICK_SECONDS", "0.5"))
 

@@ -61,3 +61,14 @@ def shuffled_choices(link: FormLink, question: Question) -> list[tuple[int, str]
     choices = list(enumerate(question.choices))
     random.Random(link.seed * 1_000_003 + question.id).shuffle(choices)
     return choices
+
+
+def find_participant(report_code: str) -> Participant:
+    """The owner of a report link /r/<code>, or a clear 404."""
+    participant = None
+    if CODE_PATTERN.fullmatch(report_code or ""):
+        participant = db.session.scalar(select(Participant).where(Participant.report_code == report_code))
+    if participant is None:
+        raise QuizError("This report link is not valid. Check that you opened the whole link.",
+                        code="unknown_report", status=404)
+    return participant

@@ -139,7 +139,12 @@ def admin_overview() -> str:
     return live_overview()
 
 
-RENDERERS = {"display": display_stage, "admin": admin_overview}
+def help_desk() -> str:
+    from .web.desk import live_help
+    return live_help()
+
+
+RENDERERS = {"display": display_stage, "admin": admin_overview, "help": help_desk}
 
 
 def init_app(app: Flask) -> None:

@@ -1,4 +1,5 @@
 """Every table. The database is the source of truth; constraints guard the rules."""
+import secrets
 from datetime import datetime, timedelta
 
 from flask_login import UserMixin
@@ -24,6 +25,9 @@ class Participant(db.Model):
     company: Mapped[str] = mapped_column(String(100), default="")
     consent: Mapped[bool] = mapped_column(default=False)
     report_code: Mapped[str] = mapped_column(String(32), unique=True)
+    # What the badge's QR code holds: only a key for staff at the kiosk (login required), never a credential.
+    checkin_code: Mapped[str] = mapped_column(String(16), unique=True, default=lambda: new_checkin_code())
+    checked_in_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Number of the round that knocked this player out; None while in the game.
     eliminated_in: Mapped[int | None] = mapped_column(index=True)
@@ -34,6 +38,16 @@ class Participant(db.Model):
     @property
     def in_game(self) -> bool:
         return self.eliminated_in is None
+
+
+# Crockford's base32: no I, L, O or U, so a code read off a badge and typed at the desk is unambiguous.
+CHECKIN_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CHECKIN_LENGTH = 10  # 50 bits: unique among any number of players, and nothing to gain by guessing
+
+
+def new_checkin_code() -> str:
+    """A fresh check-in code for a badge, e.g. '7KQ2M9XD4T'."""
+    return "".join(secrets.choice(CHECKIN_ALPHABET) for _ in range(CHECKIN_LENGTH))
 
 
 class Challenge(db.Model):
@@ -196,3 +210,26 @@ class AuditEntry(db.Model):
     actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(80))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through", "other": "Something else"}
+
+
+class HelpRequest(db.Model):
+    """A participant asking the help desk; staff answer with a reply the participant sees on their page."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)  # open, resolved
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reply: Mapped[str | None] = mapped_column(String(500))
+    resolved_by: Mapped[str | None] = mapped_column(String(80))
+    resolved_at: Mapped[datetime | None]
+
+    participant: Mapped[Participant] = relationship(lazy="joined")
+
+    @property
+    def kind_label(self) -> str:
+        return HELP_KINDS.get(self.kind, self.kind)

@@ -22,6 +22,7 @@ TEMPLATES = {
     "result_through": "{event}: you're through round {number}, {name}! Your next link comes by SMS. Results: {report}",
     "result_out": "{event}: you're out after round {number}. Thanks for playing, {name}! Your results: {report}",
     "winner": "{event}: {name}, you won! Congratulations. Your results: {report}",
+    "final_result": "{event}: the final is over. Well played, {name}! Your final results: {report}",
     "reminder": "{event}: {text}",
 }
 PLACEHOLDERS = {
@@ -29,6 +30,7 @@ PLACEHOLDERS = {
     "result_through": {"event", "number", "title", "name", "report"},
     "result_out": {"event", "number", "title", "name", "report"},
     "winner": {"event", "number", "title", "name", "report"},
+    "final_result": {"event", "number", "title", "name", "report"},
     "reminder": {"event", "text", "name"},
 }
 SMS_MAX = 640  # four concatenated SMS; longer texts are refused when the template is saved
@@ -184,6 +186,9 @@ def queue_round_links(challenge: Challenge) -> int:
     base = (select().select_from(Participant)
             .join(FormLink, and_(FormLink.participant_id == Participant.id, FormLink.challenge_id == challenge.id))
             .where(Participant.eliminated_in.is_(None)))
+    if current_app.config["CHECKIN_REQUIRED"] and not db.session.scalar(
+            select(func.count()).where(Challenge.number < challenge.number)):
+        base = base.where(Participant.checked_in_at.is_not(None))  # round 1: only those at the venue
     return _queue("round_link", str(challenge.id), base, body, challenge_id=challenge.id)
 
 
@@ -200,8 +205,11 @@ def queue_results(challenge: Challenge, winner_id: int | None) -> int:
         total += _queue("winner", str(challenge.id), survivors.where(Participant.id == winner_id),
                         render_sql(template_for("winner"), values, columns), challenge_id=challenge.id)
         survivors = survivors.where(Participant.id != winner_id)
-    total += _queue("result_through", str(challenge.id), survivors,
-                    render_sql(template_for("result_through"), values, columns), challenge_id=challenge.id)
+    # After the last round there is no next link: the finalists who didn't win get their final results.
+    last = not db.session.scalar(select(func.count()).where(Challenge.number > challenge.number))
+    kind = "final_result" if last else "result_through"
+    total += _queue(kind, str(challenge.id), survivors,
+                    render_sql(template_for(kind), values, columns), challenge_id=challenge.id)
     return total
 
 

@@ -5,7 +5,7 @@ from sqlalchemy import func, select, update
 
 from .clock import utcnow
 from .extensions import db
-from .models import AuditEntry, Challenge, Message, Participant, Submission
+from .models import AuditEntry, Challenge, HelpRequest, Message, Participant, Submission
 
 
 def export_participant(participant: Participant) -> dict:
@@ -37,7 +37,7 @@ def event_ended_at() -> datetime | None:
 
 
 def shred_personal_data(retention_days: float, now: datetime | None = None, force: bool = False) -> int:
-    """Replace names, emails, phones and companies with placeholders, and blank SMS texts.
+    """Replace names, emails, phones and companies with placeholders, and blank SMS and help desk texts.
 
     Scores, ranks and times stay, so results and statistics remain. Refuses while the event runs,
     or before RETENTION_DAYS have passed since it ended, unless forced. Returns people shredded.
@@ -57,5 +57,6 @@ def shred_personal_data(retention_days: float, now: datetime | None = None, forc
         name="Player " + pid, email="shredded-" + pid + "@invalid", phone="shredded-" + pid, company="",
         report_code="shredded-" + pid).execution_options(synchronize_session=False))
     db.session.execute(update(Message).values(to="", body="").execution_options(synchronize_session=False))
+    db.session.execute(update(HelpRequest).values(text="", reply="").execution_options(synchronize_session=False))
     db.session.add(AuditEntry(actor="cli", action="shred personal data", detail=f"{people} participant(s)"))
     return people

@@ -1,9 +1,17 @@
-"""A participant's report: per round score, rank, percentile, time, and why they are out."""
+"""A participant's report: per round score, rank, percentile, time, and why they are out.
+
+A handful of queries whatever the number of players or rounds: the rounds with their ranked
+counts in one (ranks are 1..n, so a round's count is its highest rank: an index lookup), the
+player's submissions in one, and, for the round that knocked them out, the cut line in one.
+"""
+import hashlib
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from .extensions import db
+from .helpdesk import help_version
 from .models import Challenge, FormLink, Participant, Submission
 from .ranking import keep_size
 
@@ -15,36 +23,70 @@ class RoundReport:
     submission: Submission | None
     ranked: int  # submitters ranked in the round
     cut: int  # places that stayed
-    percentile: float | None
+    percentile: float | None  # share of the ranked players this one finished ahead of
     verdict: str
+    rule: str = ""  # the keep rule, in words
+    cut_line: tuple | None = None  # (score, response time) of the last place that stayed
+
+    @property
+    def top_percent(self) -> float | None:
+        """'Top 10%' for rank 1 of 10."""
+        if not (self.submission and self.submission.rank and self.ranked):
+            return None
+        return round(100 * self.submission.rank / self.ranked, 1)
+
+
+def percentile(rank: int, ranked: int) -> float:
+    """The share of ranked players finishing behind `rank` (rank 1 of 10 → 90.0)."""
+    return round(100 * (ranked - rank) / ranked, 1)
+
+
+def keep_rule(challenge: Challenge, ranked: int) -> str:
+    """The round's keep rule and what it came to, in words."""
+    cut = keep_size(ranked, challenge.keep_fraction, challenge.keep_count)
+    if challenge.keep_count is not None:
+        return f"this round kept a fixed {challenge.keep_count} (keep_count), so the top {cut} of {ranked} stayed"
+    share = f"{challenge.keep_fraction * 100:g}%"
+    return (f"this round kept the top {share} (keep_fraction {challenge.keep_fraction:g}): "
+            f"⌈{ranked} × {challenge.keep_fraction:g}⌉ = {cut} of {ranked} stayed")
+
+
+def _rounds_with_counts(participant_id: int):
+    """(challenge, link code, ranked count) for each round, in order: one query."""
+    ranked = (select(func.coalesce(func.max(Submission.rank), 0)).where(Submission.challenge_id == Challenge.id)
+              .correlate(Challenge).scalar_subquery())
+    return db.session.execute(select(Challenge, FormLink.code, ranked)
+                              .join(FormLink, FormLink.challenge_id == Challenge.id)
+                              .where(FormLink.participant_id == participant_id).order_by(Challenge.number)).all()
 
 
 def participant_report(participant: Participant) -> list[RoundReport]:
     """One row per round, in order, with a plain-words verdict."""
-    links = db.session.execute(select(Challenge, FormLink.code).join(FormLink, FormLink.challenge_id == Challenge.id)
-                               .where(FormLink.participant_id == participant.id).order_by(Challenge.number)).all()
+    from .rounds import winner
+    rows = _rounds_with_counts(participant.id)
     submissions = {s.challenge_id: s for s in db.session.scalars(
         select(Submission).where(Submission.participant_id == participant.id))}
-    ranked_counts = dict(db.session.execute(select(Submission.challenge_id, func.count()).where(
-        Submission.rank.is_not(None)).group_by(Submission.challenge_id)).all())
-    from .rounds import is_last, winner
+    last_number = db.session.scalar(select(func.max(Challenge.number)))
     champion = winner()
-    rows = []
-    for challenge, code in links:
+    reports = []
+    for challenge, code, ranked in rows:
         submission = submissions.get(challenge.id)
-        ranked = ranked_counts.get(challenge.id, 0)
         cut = keep_size(ranked, challenge.keep_fraction, challenge.keep_count)
-        percentile = None
+        row = RoundReport(challenge, code, submission, ranked, cut, None, "", keep_rule(challenge, ranked))
         if submission and submission.rank and ranked:
-            percentile = round(100 * (ranked - submission.rank) / ranked, 1)
-        verdict = _verdict(participant, challenge, submission, ranked, cut)
-        if champion is not None and champion.id == participant.id and is_last(challenge):
-            verdict = "Winner! First place in the final."
-        rows.append(RoundReport(challenge, code, submission, ranked, cut, percentile, verdict))
-    return rows
+            row.percentile = percentile(submission.rank, ranked)
+        if participant.eliminated_in == challenge.number and submission and submission.rank and cut:
+            row.cut_line = db.session.execute(select(Submission.score, Submission.response_time).where(
+                Submission.challenge_id == challenge.id, Submission.rank == cut)).first()
+        row.verdict = _verdict(participant, row)
+        if champion is not None and champion.id == participant.id and challenge.number == last_number:
+            row.verdict = "Winner! First place in the final."
+        reports.append(row)
+    return reports
 
 
-def _verdict(participant, challenge, submission, ranked, cut) -> str:
+def _verdict(participant: Participant, row: RoundReport) -> str:
+    challenge, submission, ranked, cut = row.challenge, row.submission, row.ranked, row.cut
     number = challenge.number
     if participant.eliminated_in is not None and participant.eliminated_in < number:
         return "Not played: knocked out earlier."
@@ -57,6 +99,24 @@ def _verdict(participant, challenge, submission, ranked, cut) -> str:
             return "Out: no answers arrived before the round closed, and everyone who didn't answer is out."
         if participant.elimination_reason == "disqualified":
             return "Out: disqualified by the organizers."
-        return (f"Out: ranked {submission.rank} of {ranked}; the top {cut} stayed "
-                f"(score first, then response time).")
+        line = ""
+        if row.cut_line:
+            line = f" The cut line was place {cut}: {row.cut_line[0]} points in {row.cut_line[1]:.1f} s."
+        return (f"Out: ranked {submission.rank} of {ranked}; {row.rule} "
+                f"(score first, then response time).{line}")
     return f"Through: ranked {submission.rank} of {ranked}; the top {cut} stayed." if submission else "Through."
+
+
+def report_version(participant: Participant, *extra) -> str:
+    """A cheap fingerprint of everything the report shows (for its ETag): three small queries, no ranking."""
+    from .rounds import winner
+    rounds = db.session.execute(select(Challenge.id, Challenge.status, Challenge.closed_at)
+                                .order_by(Challenge.number)).all()
+    played = db.session.execute(select(func.count(), func.max(Submission.rank)).where(
+        Submission.participant_id == participant.id)).one()
+    champion = winner() if rounds and rounds[-1].status == "closed" else None
+    state = (participant.id, participant.name, participant.company, participant.eliminated_in,
+             participant.elimination_reason, participant.checked_in_at, tuple(map(tuple, rounds)), tuple(played),
+             help_version(participant.id), current_app.config["CHECKIN_REQUIRED"],
+             champion.id if champion else None, *extra)
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:32]

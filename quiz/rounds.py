@@ -8,6 +8,7 @@ from sqlalchemy import exists, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from . import scoring
+from .checkin import needs_checkin
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .forms import request_work
@@ -21,6 +22,7 @@ from .ranking import Entry, Outcome, rank_round
 # The page states of /f/<code>, in the order a player meets them.
 NOT_OPEN, READY, QUESTIONS, SUBMITTED, CLOSED, ELIMINATED = (
     "not_open", "ready", "questions", "submitted", "closed", "eliminated")
+CHECK_IN = "check_in"  # round 1 open, but CHECKIN_REQUIRED and this player hasn't checked in
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ def page_state(link: FormLink, now: datetime) -> str:
     deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
     if challenge.status == "closed" or participant.eliminated_in is not None or (deadline and now > deadline):
         return CLOSED
+    if needs_checkin(link):
+        return CHECK_IN
     return QUESTIONS if link.started_at else READY
 
 
@@ -185,6 +189,9 @@ def refusal(state: str, link: FormLink) -> QuizError:
         SUBMITTED: QuizError("Your answers are already in. Only the first submission counts.",
                              code="already_submitted"),
         CLOSED: QuizError(f"Round {number} is closed: answers are no longer accepted.", code="closed"),
+        CHECK_IN: QuizError(f"Round {number} is only open to players who have checked in. Show the QR code from "
+                            "your confirmation page at the registration desk, then come back here.",
+                            code="not_checked_in", status=403),
         ELIMINATED: QuizError(f"You were knocked out in round {link.participant.eliminated_in}, "
                               "so this round isn't open to you.", code="eliminated", status=403),
     }[state]

@@ -1,5 +1,9 @@
 """Security controls: headers and CSP, rate limits keyed by link (not only by address)."""
 import pytest
+from sqlalchemy import select
+
+from quiz.extensions import db
+from quiz.models import FormLink
 
 from .conftest import csrf_from
 
@@ -13,10 +17,14 @@ def test_pages_carry_a_csp_without_unsafe_eval_and_no_referrer(client):
     assert "<script>" not in response.get_data(as_text=True)  # nothing inline for the CSP to block
 
 
-def test_personal_pages_are_not_cached(client, load_bank, make_participant):
+def test_personal_pages_are_not_cached_by_shared_caches(client, load_bank, make_participant):
     load_bank()
     participant = make_participant()
-    assert client.get(f"/r/{participant.report_code}").headers["Cache-Control"] == "no-store"
+    code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == participant.id))
+    assert client.get(f"/f/{code}").headers["Cache-Control"] == "no-store"
+    # The report may be reused by this browser only (private), briefly, and is revalidated by ETag.
+    cache = client.get(f"/r/{participant.report_code}").headers["Cache-Control"]
+    assert cache.startswith("private, max-age=") and "public" not in cache
 
 
 @pytest.mark.config(RATELIMIT_ENABLED=True)

@@ -233,6 +233,8 @@ def resend_link(participant_id, number):
             raise QuizError(str(error), code="no_message")
         record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
         tasks.fan_out_after_commit([message_id], "resend")
+    if request.form.get("back") == "help":
+        return _act(operation, f"Round {number} link is being sent again.", "desk.help_desk")
     if request.form.get("back") == "participants":
         return _act(operation, f"Round {number} link is being sent again.", "admin.participants",
                     q=request.form.get("q", ""))

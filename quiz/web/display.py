@@ -47,7 +47,8 @@ def join_qr_svg() -> str:
 def qr_svg(url: str) -> str:
     """An SVG QR code for `url` (cached: the projector polls)."""
     out = io.BytesIO()
-    segno.make(url, error="m").save(
+    # micro=False: a short text (a check-in code) would otherwise become a Micro QR, which phones and jsQR can't read.
+    segno.make(url, error="m", micro=False).save(
         out, kind="svg", scale=10, border=2, dark="#0b1020", light="#ffffff", xmldecl=False, svgns=True,
         omitsize=True)  # a viewBox and no fixed size: it scales to its CSS box
     return out.getvalue().decode()

@@ -3,18 +3,20 @@ import logging
 import random
 import time
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import generate_csrf
 from redis import RedisError
 from sqlalchemy import select
 
-from .. import rounds
+from .. import helpdesk, rounds
+from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import csrf, db, limiter
 from ..forms import TIMER_MARK, form_key, form_token_ok, request_work
-from ..links import find_link, link_url, report_url
-from ..models import FormLink, Participant, Submission
-from ..reports import participant_report
+from ..links import find_link, find_participant, link_url, report_url
+from ..models import HELP_KINDS, FormLink, Participant, Submission
+from ..reports import participant_report, report_version
 from ..registration import register_participant, registration_open, validate_registration
 from ..storage import StorageError, get_storage
 from . import wants_fragment, write
@@ -125,7 +127,8 @@ def submit(code):
     return redirect(url_for("play.round_page", code=code), 303)
 
 
-def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None, fragment=False):
+def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None, fragment=False,
+                 help_error: QuizError | None = None):
     """The round page for `state`, with an optional message on top."""
     submission, final, won = None, False, False
     if state == rounds.SUBMITTED:
@@ -135,21 +138,93 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
             champion = rounds.winner()
             final = champion is not None and rounds.is_last(link.challenge)
             won = final and champion.id == link.participant_id
+    desk = {} if fragment else help_context(link.participant, "f", link.code, help_error)
     response = current_app.make_response(render_template(
         "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge, participant=link.participant, state=state,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         questions=rounds.questions_for(link) if state == rounds.QUESTIONS else [],
-        report_url=report_url(link.participant.report_code), poll_delay=round(random.uniform(3, 6), 1)))
+        report_url=report_url(link.participant.report_code), poll_delay=round(random.uniform(3, 6), 1), **desk))
     response.headers["Vary"] = "HX-Request"
     return response
 
 
 @bp.get("/r/<code>")
 def report(code):
-    """A participant's page: their links and, round by round, how they did."""
-    participant = db.session.scalar(select(Participant).where(Participant.report_code == code)) if len(code) < 64 else None
-    if participant is None:
-        abort(404, "This report link is not valid. Check that you opened the whole link.")
-    return render_template("play/report.html", participant=participant, rows=participant_report(participant), qr=qr_svg,
-                           welcome=request.args.get("welcome") == "1", link_url=link_url,
-                           report_url=report_url(participant.report_code), event=current_app.config["EVENT_NAME"])
+    """A participant's page: their links and, round by round, how they did. Cached by ETag."""
+    participant = find_participant(code)
+    welcome = request.args.get("welcome") == "1"
+    # The page carries this session's CSRF token (help form): a cached copy must belong to the same session.
+    generate_csrf()
+    if session.get("_flashes"):  # a one-off message on top: this copy must not be reused
+        return render_report(participant, welcome), 200, {"Cache-Control": "no-store"}
+    etag = report_version(participant, welcome, session.get("csrf_token"))
+    if request.if_none_match.contains(etag):
+        return _cacheable(current_app.response_class(status=304), etag)
+    return _cacheable(current_app.make_response(render_report(participant, welcome)), etag)
+
+
+def render_report(participant: Participant, welcome: bool = False, help_error: QuizError | None = None):
+    return render_template("play/report.html", participant=participant, rows=participant_report(participant),
+                           qr=qr_svg, welcome=welcome, link_url=link_url, checkin=display_code(participant.checkin_code),
+                           report_url=report_url(participant.report_code), event=current_app.config["EVENT_NAME"],
+                           **help_context(participant, "r", participant.report_code, help_error))
+
+
+def _cacheable(response, etag: str):
+    """Private to this browser, reused for a few seconds, then revalidated (a 304 when nothing changed)."""
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"private, max-age={current_app.config['REPORT_MAX_AGE']}, must-revalidate"
+    response.headers["Vary"] = "Cookie"
+    return response
+
+
+@bp.get("/r/<code>/badge")
+def badge(code):
+    """A printable badge: name, company, check-in QR code (print CSS)."""
+    participant = find_participant(code)
+    return render_template("play/badge.html", participant=participant, qr=qr_svg(participant.checkin_code),
+                           checkin=display_code(participant.checkin_code), event=current_app.config["EVENT_NAME"])
+
+
+# --- the help desk, from the participant's side -------------------------------------------------------
+
+def help_context(participant: Participant, scope: str, code: str, error: QuizError | None = None) -> dict:
+    """What the help form and the replies on a participant's page need."""
+    return {"help_requests": helpdesk.requests_of(participant.id), "help_kinds": HELP_KINDS, "help_error": error,
+            "help_values": request.form if error else {}, "help_scope": scope, "help_code": code,
+            "help_max": helpdesk.TEXT_MAX, "help_poll": round(random.uniform(5, 9), 1)}
+
+
+@bp.post("/f/<code>/help")
+@limiter.limit("6 per minute", key_func=link_key)
+def ask_help_round(code):
+    """Ask the help desk from a round page."""
+    link = find_link(code)
+    try:
+        write(helpdesk.ask_for_help, link.participant, request.form.get("kind", ""), request.form.get("text", ""), utcnow())
+    except QuizError as error:
+        return render_round(link, rounds.page_state(link, utcnow()), help_error=error), error.status
+    flash("Your request is with the help desk. Their answer will appear on this page.", "ok")
+    return redirect(url_for("play.round_page", code=code, _anchor="help"), 303)
+
+
+@bp.post("/r/<code>/help")
+@limiter.limit("6 per minute", key_func=link_key)
+def ask_help_report(code):
+    """Ask the help desk from the report page."""
+    participant = find_participant(code)
+    try:
+        write(helpdesk.ask_for_help, participant, request.form.get("kind", ""), request.form.get("text", ""), utcnow())
+    except QuizError as error:
+        return render_report(participant, help_error=error), error.status
+    flash("Your request is with the help desk. Their answer will appear on this page.", "ok")
+    return redirect(url_for("play.report", code=code, _anchor="help"), 303)
+
+
+@bp.get("/<any(f, r):scope>/<code>/help")
+def help_status(scope, code):
+    """The participant's requests and the desk's replies (polled while one is open)."""
+    participant = find_link(code).participant if scope == "f" else find_participant(code)
+    if not wants_fragment():
+        return redirect(url_for("play.round_page" if scope == "f" else "play.report", code=code, _anchor="help"), 303)
+    return render_template("play/_help_status.html", **help_context(participant, scope, code))

@@ -37,7 +37,7 @@ def guard_websocket():
     topic = request.args.get("topic", "display")
     if topic not in current_app.extensions["knockout_hub"].renderers:
         abort(404, "Unknown live topic.")
-    if topic == "admin" and not current_user.is_authenticated:
+    if topic in ("admin", "help") and not current_user.is_authenticated:
         abort(403, "Log in to the console first.")
     return None
 
