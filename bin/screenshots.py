@@ -117,6 +117,7 @@ def play(browser, stack, api: Api, out: Path) -> None:
     settle(phone)
     phone.screenshot(path=out / "phone-ready.png", full_page=True, scale="css")
     phone.get_by_role("button", name="Start").click()
+    expect(phone.locator('main[data-stored-form="forms"]')).to_have_count(1)  # the stored form, served by Knockout
     answer_in_browser(phone, 1, shoot=out / "phone-questions.png")
     expect(phone.get_by_role("heading", name="Answers in")).to_be_visible()
     settle(phone)

@@ -119,6 +119,10 @@ def test_phone_registers_and_plays_a_round(stack, api, new_page):
     fits_phone(page)
     page.get_by_role("button", name="Start").click()
 
+    # The questions are the player's stored form (made by the worker), served under the CSP, styled and counting down.
+    expect(page.locator('main[data-stored-form="forms"]')).to_have_count(1)
+    expect(page.locator(".timer")).to_be_visible()
+    assert page.evaluate("getComputedStyle(document.querySelector('.button.primary')).borderRadius") != "0px"
     questions = page.locator("fieldset.question")
     expect(questions).to_have_count(len(KEY[1]))
     for index, correct in enumerate(KEY[1]):
