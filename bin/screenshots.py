@@ -145,6 +145,11 @@ def play(browser, stack, api: Api, out: Path) -> None:
             admin.reload()
             settle(admin)
             admin.screenshot(path=out / "admin-console.png", scale="css")
+            admin.goto(f"{stack.url}/admin/forms/")
+            expect(admin.get_by_text("in sync").first).to_be_visible()
+            settle(admin)
+            admin.screenshot(path=out / "admin-forms.png", scale="css")
+            admin.goto(f"{stack.url}/admin")
         api.end(number)
         if number == 1:
             expect(display.locator("ol.board")).to_be_visible(timeout=POLL)
