@@ -29,15 +29,20 @@ def report_url(code: str) -> str:
     return f"{current_app.config['PUBLIC_BASE_URL']}/r/{code}"
 
 
-def find_link(code: str) -> FormLink:
-    """The link for `code`, or a clear 404 (malformed and unknown codes look the same)."""
-    link = None
+def _by_code(column, code: str, message: str, error: str):
+    """The row whose `column` equals `code`, or a clear 404 (malformed and unknown codes look the same)."""
+    row = None
     if CODE_PATTERN.fullmatch(code or ""):
-        link = db.session.scalar(select(FormLink).where(FormLink.code == code))
-    if link is None:
-        raise QuizError("This link is not valid. Check that you opened the whole link from your SMS.",
-                        code="unknown_link", status=404)
-    return link
+        row = db.session.scalar(select(column.class_).where(column == code))
+    if row is None:
+        raise QuizError(message, code=error, status=404)
+    return row
+
+
+def find_link(code: str) -> FormLink:
+    """The link for `code`, or a clear 404."""
+    return _by_code(FormLink.code, code, "This link is not valid. Check that you opened the whole link from your SMS.",
+                    "unknown_link")
 
 
 def ensure_links(participant_ids: list[int] | None = None) -> int:
@@ -65,10 +70,5 @@ def shuffled_choices(link: FormLink, question: Question) -> list[tuple[int, str]
 
 def find_participant(report_code: str) -> Participant:
     """The owner of a report link /r/<code>, or a clear 404."""
-    participant = None
-    if CODE_PATTERN.fullmatch(report_code or ""):
-        participant = db.session.scalar(select(Participant).where(Participant.report_code == report_code))
-    if participant is None:
-        raise QuizError("This report link is not valid. Check that you opened the whole link.",
-                        code="unknown_report", status=404)
-    return participant
+    return _by_code(Participant.report_code, report_code,
+                    "This report link is not valid. Check that you opened the whole link.", "unknown_report")

@@ -66,6 +66,14 @@ def answer(client, code, picks: list[list[str]]):
     return client.post(f"/f/{code}/submit", data=data)
 
 
+def play_round_1(client, api_headers, participant_id: int) -> None:
+    """Open round 1 and have this participant answer it (one right, one wrong)."""
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    code = links_of(participant_id)[1].code
+    press_start(client, code)
+    assert answer(client, code, [["S3"], ["RDS"]]).status_code == 303
+
+
 @pytest.fixture
 def event(app, storage, load_bank, make_participant, run_jobs):
     """Three registered players; their forms made by the background job."""
@@ -121,10 +129,7 @@ def test_the_link_serves_the_stored_form_and_its_answers_count(app, client, stor
 
 def test_closing_the_round_moves_the_rest_to_unanswered(app, client, storage, event, api_headers, run_jobs):
     player, absent, _ = event
-    client.post("/api/admin/start-challenge/1", headers=api_headers)
-    code = links_of(player)[1].code
-    press_start(client, code)
-    answer(client, code, [["S3"], ["RDS"]])
+    play_round_1(client, api_headers, player)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     run_jobs()
     assert storage.keys("forms/challenge1/") == []
@@ -179,10 +184,7 @@ def test_a_delete_that_fails_after_the_copy_is_repaired(app, client, storage, ev
 
 def test_reconcile_repairs_missing_misplaced_duplicated_and_orphaned(app, client, storage, event, api_headers, runner):
     one, two, three = event
-    client.post("/api/admin/start-challenge/1", headers=api_headers)
-    code = links_of(one)[1].code
-    press_start(client, code)
-    answer(client, code, [["S3"], ["RDS"]])
+    play_round_1(client, api_headers, one)
     # Drift of every kind, as a crash or a lost job could leave it (the answered move never ran):
     storage.delete(forms.form_key("forms", 2, two))                                       # missing
     storage.put(forms.form_key("unanswered", 2, three), storage.get(forms.form_key("forms", 2, three)))
