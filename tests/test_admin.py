@@ -224,3 +224,14 @@ def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_part
     run_jobs()
     db.session.expire_all()
     assert db.session.scalar(select(Message.status)) == "sent"
+
+
+def test_console_shows_system_health(client):
+    """Database, Redis, workers and queues in the console; no worker here, so it says what to start."""
+    login(client)
+    page = " ".join(html.unescape(client.get("/admin/").get_data(as_text=True)).split())
+    assert 'id="system-health"' in page and "database ok" in page and "redis ok" in page
+    panel = " ".join(html.unescape(client.get("/admin/health").get_data(as_text=True)).split())
+    assert "0 live workers" in panel and "forms queue: 0" in panel and "no live worker: start `python worker.py`" in panel
+    client.post("/admin/logout", data={"csrf_token": csrf_from(page)})
+    assert client.get("/admin/health").status_code == 302

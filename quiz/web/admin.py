@@ -14,6 +14,7 @@ from ..extensions import db, limiter, login_manager
 from ..leaderboard import leaderboard
 from ..models import AdminUser, AuditEntry, Challenge, Message, Participant, Reminder, Submission
 from ..notify import sms_progress
+from ..observability import health
 from ..reminders import cancel_reminder, schedule_reminder
 from . import write
 
@@ -100,7 +101,7 @@ def live_overview() -> str:
 def dashboard():
     """Rounds with their counts and actions, the latest SMS and the audit log."""
     outbox = db.session.scalars(select(Message).order_by(Message.id.desc()).limit(20)).all()
-    return render_template("admin/dashboard.html", outbox=outbox, o=overview(), **rounds_context())
+    return render_template("admin/dashboard.html", outbox=outbox, o=overview(), report=health()[0], **rounds_context())
 
 
 @bp.post("/rounds/<int:number>/start")
@@ -117,6 +118,14 @@ def end_round(number):
     """Close a round and eliminate, from the console."""
     return _act(lambda: record(current_user.username, "end round", rounds.close_round(number, utcnow())),
                 f"Round {number} is closed and eliminations are done.")
+
+
+@bp.get("/health")
+@login_required
+def health_panel():
+    """The console's system strip: database, Redis, live workers and queue depths (polls itself)."""
+    report, _ = health()
+    return render_template("admin/_health.html", report=report)
 
 
 def _act(operation, success: str, then: str = "admin.dashboard", **then_args):
