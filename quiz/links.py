@@ -5,6 +5,7 @@ import secrets
 
 from flask import current_app
 from sqlalchemy import and_, insert, select
+from sqlalchemy.orm import joinedload
 
 from .errors import QuizError
 from .extensions import db
@@ -33,7 +34,9 @@ def find_link(code: str) -> FormLink:
     """The link for `code`, or a clear 404 (malformed and unknown codes look the same)."""
     link = None
     if CODE_PATTERN.fullmatch(code or ""):
-        link = db.session.scalar(select(FormLink).where(FormLink.code == code))
+        # Every page of a link needs its round and its player: one query, not three.
+        link = db.session.scalar(select(FormLink).where(FormLink.code == code).options(
+            joinedload(FormLink.challenge), joinedload(FormLink.participant)))
     if link is None:
         raise QuizError("This link is not valid. Check that you opened the whole link from your SMS.",
                         code="unknown_link", status=404)
