@@ -149,14 +149,16 @@ def domain_figures(database_url_for, quick: bool) -> dict:
         redis_url = f"unix://{workdir / 'redis.sock'}"
         wait_for(redis_url)
         try:
-            def run(name, measure, *params):
-                with Bench(workdir, redis_url, name, database_url_for) as bench:
-                    return load.progress(name, measure, bench, *params)
-            return {"start5k": run("start 5k", start_latency, 5_000), "start50k": run("start big", start_latency, big),
-                    "outbox5k": run("outbox 5k", outbox_throughput, 5_000),
-                    "end5k": run("end 5k", end_latency, 5_000), "end50k": run("end big", end_latency, big),
-                    "register3": run("register r3", register_latency, 3),
-                    "register10": run("register r10", register_latency, 10)}
+            def run(key, label, measure, *params):
+                with Bench(workdir, redis_url, key, database_url_for) as bench:
+                    return load.progress(label, measure, bench, *params)
+            return {"start5k": run("start5k", "start-challenge 5,000", start_latency, 5_000),
+                    "start50k": run("start50k", f"start-challenge {big:,}", start_latency, big),
+                    "outbox5k": run("outbox5k", "outbox 5,000", outbox_throughput, 5_000),
+                    "end5k": run("end5k", "end-challenge 5,000", end_latency, 5_000),
+                    "end50k": run("end50k", f"end-challenge {big:,}", end_latency, big),
+                    "register3": run("register3", "register, 3 rounds", register_latency, 3),
+                    "register10": run("register10", "register, 10 rounds", register_latency, 10)}
         finally:
             redis_process.terminate()
             redis_process.wait()

@@ -9,6 +9,7 @@ beforehand with the server's SECRET_KEY, exactly as Flask-WTF would have (a pool
 the server checks a cookie signature and a token either way), so the load is the submissions alone.
 """
 import json
+import os
 import random
 import secrets
 import subprocess
@@ -125,6 +126,7 @@ class Run:
         self.figures["burst"] = progress("burst", self.burst, batches["burst"])
         self.figures["sustained"], self.figures["stream"] = progress("sustained + sockets", self.sustained,
                                                                      batches["sustained"])
+        self.figures["loadavg"] = os.getloadavg()[0]  # how busy the machine was, everyone's processes included
         return self.figures
 
     def prepare_players(self) -> dict:

@@ -13,6 +13,7 @@ import argparse  # noqa: E402
 import bisect  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -35,8 +36,8 @@ class Client:
     def connect(self) -> bool:
         try:
             self.ws = websocket.create_connection(self.url, timeout=60, skip_utf8_validation=True)
-            self.ws.settimeout(None)
             self.frames.append((time.monotonic(), self.ws.recv_data()[1]))  # the state sent on connect
+            self.ws.settimeout(None)
             return True
         except Exception:
             return False
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--probes", type=int, default=5)
     args = parser.parse_args()
+    signal.alarm(int(args.seconds) + 600)  # bounded, whatever happens to the server
     raise_open_files()
     clients, took = connect_all(args.url, args.clients)
     print("READY " + json.dumps({"connected": len(clients), "connect_s": took}), flush=True)

@@ -18,6 +18,7 @@ def rows(sizes, quick: bool) -> list[Row]:
     submit_ratio = lambda f: f["submit"]["rate"] / f["ping"]["rate"]  # noqa: E731
     burst = lambda f: f["burst"]  # noqa: E731
     return [
+        Row("machine load (1-min average, 2 cores) after the HTTP runs", lambda f: f"{f['loadavg']:.1f}"),
         Row("no-op GET /ping (the ceiling)", lambda f: f"{f['ping']['rate']:,.0f} req/s"),
         Row("submit POST /f/<code>/submit", lambda f: f"{f['submit']['rate']:,.0f} req/s = {submit_ratio(f):.2f}×",
             "≥ 0.40 × ceiling", lambda f: submit_ratio(f) >= 0.40 and f["submit"]["errors"] == 0),
