@@ -134,18 +134,18 @@ def gc_paused():
             gc.enable()
 
 
-# The ranking's result applied in one statement each, the ids travelling as one JSON array.
+# The ranking's result applied in one statement each, the ids travelling as one array parameter.
 # SQLite: each element is `submission id × 2^24 + rank`, sorted, so rows are visited in table order
 # (random order costs half as much again at 50,000 players).
 RANK_UPDATES = {
     "sqlite": "UPDATE submission SET rank = ranked.value & 16777215 FROM json_each(:order) AS ranked "
               "WHERE submission.id = ranked.value >> 24",
-    "postgresql": "UPDATE submission SET rank = ranked.place FROM jsonb_array_elements_text(CAST(:order AS jsonb)) "
-                  "WITH ORDINALITY AS ranked(id, place) WHERE submission.id = CAST(ranked.id AS integer)",
+    "postgresql": "UPDATE submission SET rank = ranked.place FROM unnest(CAST(:order AS integer[])) "
+                  "WITH ORDINALITY AS ranked(id, place) WHERE submission.id = ranked.id",
 }
 RANKED_OUT = {
     "sqlite": "SELECT value FROM json_each(:ids)",
-    "postgresql": "SELECT CAST(value AS integer) FROM jsonb_array_elements_text(CAST(:ids AS jsonb))",
+    "postgresql": "SELECT unnest(CAST(:ids AS integer[]))",
 }
 
 
@@ -153,15 +153,15 @@ def apply_ranks(submission_ids: list[int]) -> None:
     """Store rank 1..n for the submissions in this order."""
     dialect = db.engine.dialect.name
     if dialect == "sqlite":
-        order = sorted((sid << 24) | place for place, sid in enumerate(submission_ids, start=1))
+        order = json.dumps(sorted((sid << 24) | place for place, sid in enumerate(submission_ids, start=1)))
     elif dialect == "postgresql":
-        order = submission_ids
+        order = list(submission_ids)  # an integer[] parameter
     else:  # another database: the portable executemany
         db.session.execute(update(Submission), [{"id": sid, "rank": place}
                                                 for place, sid in enumerate(submission_ids, start=1)])
         return
-    if order:
-        db.session.connection().execute(text(RANK_UPDATES[dialect]), {"order": json.dumps(order)})
+    if submission_ids:
+        db.session.connection().execute(text(RANK_UPDATES[dialect]), {"order": order})
 
 
 def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...]) -> None:
@@ -169,8 +169,8 @@ def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...])
     ids = RANKED_OUT.get(db.engine.dialect.name)
     if not participant_ids:
         return
-    below_cut = (Participant.id.in_(text(ids).bindparams(ids=json.dumps(sorted(participant_ids))))
-                 if ids else Participant.id.in_(participant_ids))
+    values = json.dumps(sorted(participant_ids)) if db.engine.dialect.name == "sqlite" else sorted(participant_ids)
+    below_cut = Participant.id.in_(text(ids).bindparams(ids=values)) if ids else Participant.id.in_(participant_ids)
     db.session.connection().execute(update(Participant).where(Participant.eliminated_in.is_(None), below_cut)
                                     .values(eliminated_in=challenge.number, elimination_reason="ranked_out"))
 
