@@ -25,7 +25,8 @@ def rows(sizes, quick: bool) -> list[Row]:
         Row(f"burst: {sizes.burst:,} submits within 1 s (10% repeats), drain",
             lambda f: f"{burst(f)['drain_s']:.2f} s", "≤ 5 s", lambda f: burst(f)["drain_s"] <= 5),
         Row("burst: errors / lost / duplicates (in the DB)",
-            lambda f: f"{burst(f)['errors']} / {burst(f)['lost']} / {burst(f)['duplicates']}", "0 / 0 / 0",
+            lambda f: f"{burst(f)['errors']} / {burst(f)['lost']} / {burst(f)['duplicates']}"
+            f" ({burst(f)['stored']:,} of {burst(f)['unique']:,} stored)", "0 / 0 / 0",
             lambda f: burst(f)["errors"] == burst(f)["lost"] == burst(f)["duplicates"] == 0),
         Row(f"sustained {sizes.sustained_s} s: submits/s (errors)",
             lambda f: f"{f['sustained']['rate']:,.0f}/s ({f['sustained']['errors']})", f"≥ {sizes.sustained_rate:,}/s, 0",

@@ -134,7 +134,8 @@ def gc_paused():
             gc.enable()
 
 
-# The ranking's result applied in one statement each, the ids travelling as one array parameter.
+# The ranking's result applied in one statement each, the ids travelling as one parameter (SQLite: a JSON
+# array; PostgreSQL: an integer[]).
 # SQLite: each element is `submission id × 2^24 + rank`, sorted, so rows are visited in table order
 # (random order costs half as much again at 50,000 players).
 RANK_UPDATES = {
