@@ -167,11 +167,14 @@ def apply_ranks(submission_ids: list[int]) -> None:
 
 def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...]) -> None:
     """Mark the submitters below the cut as out of the game, in one statement."""
-    ids = RANKED_OUT.get(db.engine.dialect.name)
     if not participant_ids:
         return
-    values = json.dumps(sorted(participant_ids)) if db.engine.dialect.name == "sqlite" else sorted(participant_ids)
-    below_cut = Participant.id.in_(text(ids).bindparams(ids=values)) if ids else Participant.id.in_(participant_ids)
+    dialect, ordered = db.engine.dialect.name, sorted(participant_ids)
+    if dialect in RANKED_OUT:
+        values = json.dumps(ordered) if dialect == "sqlite" else ordered
+        below_cut = Participant.id.in_(text(RANKED_OUT[dialect]).bindparams(ids=values))
+    else:
+        below_cut = Participant.id.in_(ordered)
     db.session.connection().execute(update(Participant).where(Participant.eliminated_in.is_(None), below_cut)
                                     .values(eliminated_in=challenge.number, elimination_reason="ranked_out"))
 
