@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench stop browser postgres deploy-tools
+.PHONY: run test bench stop browser postgres deploy-tools wrk
 
 run: $(VENV)/.runtime  ## set up everything and start the demo event (web, worker, Redis)
 	$(BIN)/flask --app quiz demo
@@ -13,8 +13,8 @@ test: $(VENV)/.dev browser postgres deploy-tools  ## run the whole test suite: o
 	$(BIN)/pytest
 	bin/with-postgres $(BIN)/pytest -m "not browser" -q
 
-bench: $(VENV)/.dev  ## measure; prints a table
-	$(BIN)/python -m bench
+bench: $(VENV)/.dev postgres wrk  ## measure on SQLite and PostgreSQL, one table (BENCH_ARGS=--quick: a short run)
+	bin/with-postgres $(BIN)/python -m bench $(BENCH_ARGS)
 
 stop:  ## stop the embedded Redis left by `flask` commands run by hand
 	$(BIN)/python -c "from pathlib import Path; from quiz.config import INSTANCE; from quiz.embedded import stop_redis; stop_redis(INSTANCE)"
@@ -32,6 +32,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-liberation fonts-noto-color-emoji; }
+
+# wrk makes the benchmark's HTTP load (C: the load generator must not be what limits it).
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
 # A PostgreSQL server for the second pass of the suite (bin/with-postgres starts a throwaway one).
 postgres:

@@ -5,6 +5,7 @@ import secrets
 
 from flask import current_app
 from sqlalchemy import and_, insert, select
+from sqlalchemy.orm import joinedload
 
 from .errors import QuizError
 from .extensions import db
@@ -29,20 +30,20 @@ def report_url(code: str) -> str:
     return f"{current_app.config['PUBLIC_BASE_URL']}/r/{code}"
 
 
-def _by_code(column, code: str, message: str, error: str):
+def _by_code(column, code: str, message: str, error: str, *options):
     """The row whose `column` equals `code`, or a clear 404 (malformed and unknown codes look the same)."""
     row = None
     if CODE_PATTERN.fullmatch(code or ""):
-        row = db.session.scalar(select(column.class_).where(column == code))
+        row = db.session.scalar(select(column.class_).where(column == code).options(*options))
     if row is None:
         raise QuizError(message, code=error, status=404)
     return row
 
 
 def find_link(code: str) -> FormLink:
-    """The link for `code`, or a clear 404."""
+    """The link for `code`, or a clear 404; every page of a link needs its round and player, so they come along."""
     return _by_code(FormLink.code, code, "This link is not valid. Check that you opened the whole link from your SMS.",
-                    "unknown_link")
+                    "unknown_link", joinedload(FormLink.challenge), joinedload(FormLink.participant))
 
 
 def ensure_links(participant_ids: list[int] | None = None) -> int:

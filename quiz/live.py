@@ -63,15 +63,30 @@ class Hub:
         self.lock = threading.Lock()
         self.started = False
         self.renders = 0
+        # Changes heard so far, and each topic's newest frame with the count it was rendered at: sockets
+        # connecting at once (everyone reconnecting after a restart) share one render instead of one each.
+        self.changes = 0
+        self.latest: dict[str, tuple[int, float, bytes]] = {}
 
     def connect(self, topic: str) -> Client:
         """A new socket gets the current state at once."""
         self._start()
         client = Client(topic)
-        client.offer(self.render(topic))
+        client.offer(self.current(topic))
         with self.lock:
             self.clients[topic].add(client)
         return client
+
+    def current(self, topic: str) -> bytes:
+        """The topic's frame as it stands: the newest one while no change came since (and it is under a tick
+        old, in case Redis is down and changes go unheard), else a fresh render."""
+        changes, now = self.changes, time.monotonic()
+        cached = self.latest.get(topic)
+        if cached and cached[0] == changes and now - cached[1] < self.tick:
+            return cached[2]
+        frame = self.render(topic)
+        self.latest[topic] = (changes, now, frame)
+        return frame
 
     def disconnect(self, client: Client) -> None:
         with self.lock:
@@ -93,7 +108,9 @@ class Hub:
         with self.lock:
             watched = {topic: list(clients) for topic, clients in self.clients.items() if clients}
         for topic, clients in watched.items():
+            changes, now = self.changes, time.monotonic()
             frame = self.render(topic)
+            self.latest[topic] = (changes, now, frame)
             self.renders += 1
             for client in clients:
                 client.offer(frame)
@@ -111,8 +128,10 @@ class Hub:
             try:
                 pubsub = self.app.extensions["knockout_redis"].pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
+                self.changes += 1
                 self.dirty.set()  # (re)connected: whatever happened meanwhile, show it
                 for _message in pubsub.listen():
+                    self.changes += 1
                     self.dirty.set()
             except redis.RedisError:
                 log.warning("live updates: Redis unreachable, retrying")

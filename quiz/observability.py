@@ -88,6 +88,11 @@ def healthz():
     return jsonify(status="ok" if healthy else "degraded", **report), 200 if healthy else 503
 
 
+def ping():
+    """/ping: the web process answers (no database, no Redis): a load balancer's liveness check, the benchmark's ceiling."""
+    return "ok"
+
+
 def metrics():
     """/metrics in Prometheus' text format (this process's counters; queue depth from Redis)."""
     try:
@@ -105,4 +110,5 @@ def init_app(app: Flask) -> None:
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/ping", "ping", ping)
     app.add_url_rule("/metrics", "metrics", metrics)

@@ -1,16 +1,14 @@
 """Fixtures: a real Redis server, a fresh database per test, the app, and factories."""
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 import sqlalchemy
 
+from bench import stack
 from quiz import create_app
 from quiz.clock import utcnow
 from quiz.config import TestConfig
@@ -197,60 +195,11 @@ def api_headers():
     return {"Authorization": f"Bearer {TestConfig.ADMIN_API_TOKEN}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveStack:
-    """gunicorn (gevent) and worker.py as real processes on loopback, sharing the test Redis."""
+class LiveStack(stack.LiveStack):
+    """The real stack (bench/stack.py) on this test's database, sharing the test Redis."""
 
     def __init__(self, tmp_path: Path, redis_url: str, workers: int = 2, **env):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            "PATH": "/usr/bin:/bin", "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
-            "DATABASE_URL": database_url(tmp_path), "REDIS_URL": redis_url,
-            "ADMIN_API_TOKEN": "live-token", "ADMIN_PASSWORD": "live-password", "SECRET_KEY": "live-secret",
-            "PUBLIC_BASE_URL": self.url, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
-            "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "SUBMIT_GRACE_SECONDS": "1", **env}
-        self.logs = tmp_path / "live.log"
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self):
-        run = [sys.executable, "-m", "flask", "--app", "quiz", "db", "upgrade"]
-        subprocess.run(run, cwd=ROOT, env=self.env, check=True, capture_output=True)
-        self.log = log = open(self.logs, "ab")
-        self.processes = [
-            subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                             cwd=ROOT, env=self.env, stdout=log, stderr=log),
-            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log)]
-        import requests
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(self.url + "/register", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                self.stop()
-                raise RuntimeError("live stack did not start:\n" + self.logs.read_text()[-3000:])
-            time.sleep(0.2)
-
-    def stop(self):
-        if not self.processes:
-            return
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.log.close()
-        self.processes = []
+        super().__init__(tmp_path, redis_url, database_url(tmp_path), workers, **env)
 
 
 @pytest.fixture

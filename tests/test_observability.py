@@ -18,6 +18,17 @@ def test_healthz_says_what_is_missing_when_no_worker_runs(client):
     assert "start `python worker.py`" in body["worker_status"]
 
 
+def test_ping_answers_with_neither_database_nor_redis(tmp_path, redis_url):
+    from quiz import create_app
+    from .conftest import make_config
+    app = create_app(make_config(tmp_path, "redis://127.0.0.1:1/0",
+                                 SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/x.db"))
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 503  # the database and Redis are indeed unreachable
+    response = client.get("/ping")
+    assert response.status_code == 200 and response.get_data(as_text=True) == "ok"
+
+
 @pytest.mark.live
 def test_healthz_and_metrics_on_the_real_stack(live_stack):
     import time

@@ -1,0 +1,265 @@
+"""HTTP load on the real stack: gunicorn (gevent ×2, gunicorn.conf.py), worker.py, a real Redis, one database.
+
+wrk makes the HTTP load (C, one thread: the server gets the other core and more); bench/sockets.py holds
+the websockets (gevent). Everything targets 127.0.0.1, bounded in count and time.
+
+Submissions go through the phone's own form, POST /f/<code>/submit with a CSRF token (the JSON API has no
+submit call). A phone gets its token with the page; here tokens and their session cookies are minted
+beforehand with the server's SECRET_KEY, exactly as Flask-WTF would have (a pool of them, shared round-robin:
+the server checks a cookie signature and a token either way), so the load is the submissions alone.
+"""
+import json
+import os
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from sqlalchemy import func, insert, select, text, update
+
+from quiz import create_app
+from quiz.clock import utcnow
+from quiz.config import Config
+from quiz.embedded import server_args, wait_for
+from quiz.extensions import db
+from quiz.models import Challenge, FormLink, Participant, Question, Submission
+
+from .stack import ROOT, LiveStack, rss_kib
+
+LUA = str(ROOT / "bench" / "load.lua")
+BANK = """
+challenges:
+  - number: 1
+    title: Load
+    questions: [{text: "Which service stores objects?", choices: [EC2, S3, SQS, RDS], answer: S3}]
+"""
+SESSIONS = 1000  # distinct phones' session cookies (with their CSRF tokens)
+
+
+@dataclass
+class Sizes:
+    """How long and how big each step is (--quick: a smoke run in about a minute per database)."""
+
+    ping_s: int = 5
+    register_s: int = 10
+    submit_s: int = 5
+    burst: int = 5000
+    sustained_s: int = 60
+    sustained_rate: int = 1000
+    stream_clients: int = 2000
+    idle_clients: int = 5000
+    figures: dict = field(default_factory=dict)
+
+    @classmethod
+    def quick(cls):
+        return cls(ping_s=3, register_s=5, submit_s=3, sustained_s=10)
+
+
+def wrk(url: str, mode: str, source: str, seconds: float, connections: int, rate: float = 0) -> dict:
+    """Run wrk with bench/load.lua; its JSON line, plus the rate it answered at."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA, url,
+               "--", mode, source, str(rate), "1"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    line = next((l for l in output.splitlines() if l.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError("wrk printed no result:\n" + output)
+    result = json.loads(line[len("BENCH "):])
+    span = result["last"] - result["first"]
+    result["rate"] = result["answered"] / span if span > 0 else 0.0
+    result["errors"] = result["socket_errors"] + sum(n for s, n in result["statuses"].items() if int(s) >= 400)
+    return result
+
+
+class Run:
+    """One database: the stack, an app in this process for preparing data, and the figures measured."""
+
+    def __init__(self, directory: Path, database_url: str, sizes: Sizes):
+        self.directory, self.sizes, self.figures = directory, sizes, {}
+        self.redis_process = subprocess.Popen(server_args(directory, directory / "redis.sock"),
+                                              stdout=subprocess.DEVNULL)
+        self.redis_url = f"unix://{directory / 'redis.sock'}"
+        wait_for(self.redis_url)
+        # Reconcile would start texting every prepared player their link mid-measurement: the SMS path
+        # has its own figure (outbox throughput), so it is kept out of the HTTP load.
+        self.stack = LiveStack(directory, self.redis_url, database_url, RECONCILE_SECONDS="3600")
+        config = type("LoadConfig", (Config,), {
+            "INSTANCE_PATH": str(directory / "instance"), "REDIS_URL": self.redis_url,
+            "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": self.stack.env["SECRET_KEY"],
+            "ADMIN_API_TOKEN": "live-token", "PUBLIC_BASE_URL": self.stack.url, "LOG_LEVEL": "WARNING"})
+        self.app = create_app(config)
+
+    def __enter__(self):
+        self.context = self.app.app_context()
+        self.context.push()
+        try:
+            self.stack.start()
+            from quiz.questions import apply_bank, parse_bank
+            apply_bank(parse_bank(BANK))
+            db.session.commit()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        db.session.remove()
+        db.engine.dispose()
+        self.context.pop()
+        self.stack.stop()
+        self.redis_process.terminate()
+        self.redis_process.wait()
+
+    def measure(self) -> dict:
+        """Every HTTP figure, in an order that keeps each step's load its own."""
+        sizes, url = self.sizes, self.stack.url
+        self.figures["ping"] = progress("no-op ceiling", wrk, url, "get", "/ping", sizes.ping_s, 64)
+        self.figures["register"] = progress("registration", wrk, url, "register", "-", sizes.register_s, 32)
+        batches = progress("preparing players", self.prepare_players)
+        self.open_round()
+        self.figures["idle"] = progress("idle sockets", self.idle_sockets)
+        self.figures["submit"] = progress("submit rate", wrk, url, "file", batches["submit"], sizes.submit_s, 64)
+        self.figures["burst"] = progress("burst", self.burst, batches["burst"])
+        self.figures["sustained"], self.figures["stream"] = progress("sustained + sockets", self.sustained,
+                                                                     batches["sustained"])
+        self.figures["loadavg"] = os.getloadavg()[0]  # how busy the machine was, everyone's processes included
+        return self.figures
+
+    def prepare_players(self) -> dict:
+        """Players in the database with their clock started (as after pressing Start); request files for wrk."""
+        sizes = self.sizes
+        counts = {"submit": max(3000 * sizes.submit_s, 5000), "burst": sizes.burst * 9 // 10,
+                  "sustained": int(sizes.sustained_rate * (sizes.sustained_s + 5) * 1.1)}
+        total = sum(counts.values())
+        rows = [{"name": f"Load {i}", "email": f"load{i}@example.com", "phone": f"+1999{i:08d}", "company": "",
+                 "consent": True, "report_code": secrets.token_urlsafe(16), "created_at": utcnow()}
+                for i in range(total)]
+        for start in range(0, total, 5000):
+            db.session.execute(insert(Participant), rows[start:start + 5000])
+        from quiz.links import ensure_links
+        ensure_links()
+        db.session.execute(update(FormLink).values(started_at=utcnow()).where(
+            FormLink.participant_id.in_(select(Participant.id).where(Participant.email.like("load%")))))
+        db.session.commit()
+        codes = db.session.scalars(select(FormLink.code).join(Participant).where(
+            Participant.email.like("load%")).order_by(FormLink.id)).all()
+        question = db.session.scalar(select(Question.id))
+        cookies = self.sessions()
+        files, at = {}, 0
+        for name, count in counts.items():
+            batch = codes[at:at + count]
+            at += count
+            if name == "burst":  # 10% of the burst are repeats: a double tap, a retried POST
+                batch = batch + random.Random(1).sample(batch, sizes.burst - len(batch))
+                random.Random(2).shuffle(batch)
+            path = self.directory / f"{name}.txt"
+            path.write_text("".join(
+                f"POST\t/f/{code}/submit\tcsrf_token={cookies[i % SESSIONS][0]}&q{question}=1\t"
+                f"session={cookies[i % SESSIONS][1]}\n" for i, code in enumerate(batch)))
+            files[name] = str(path)
+        return files
+
+    def sessions(self) -> list[tuple[str, str]]:
+        """(CSRF token, session cookie) pairs, as a phone holds them after loading its round page."""
+        from flask import g, session
+        from flask_wtf.csrf import generate_csrf
+        serializer = self.app.session_interface.get_signing_serializer(self.app)
+        pairs = []
+        for _ in range(SESSIONS):
+            with self.app.test_request_context("/"):
+                g.pop("csrf_token", None)  # Flask-WTF caches one token per app context: a new phone each time
+                token = generate_csrf()
+                pairs.append((token, serializer.dumps(dict(session))))
+        return pairs
+
+    def open_round(self) -> None:
+        """Open round 1 as the console would, minus sending 100,000 SMS (the outbox figure covers that)."""
+        challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
+        challenge.open(utcnow())
+        db.session.commit()
+        redis.Redis.from_url(self.redis_url).publish("knockout:live", b"changed")
+
+    def burst(self, source: str) -> dict:
+        """5,000 submissions sent within one second (10% repeated), then checked against the database."""
+        codes = [line.split("\t")[1].split("/")[2] for line in Path(source).read_text().splitlines()]
+        result = wrk(self.stack.url, "file", source, 15, 1000, rate=self.sizes.burst)
+        unique = set(codes)
+        stored = db.session.execute(
+            select(func.count(), func.count(func.distinct(Submission.participant_id)))
+            .join(FormLink, (FormLink.participant_id == Submission.participant_id)
+                  & (FormLink.challenge_id == Submission.challenge_id))
+            .where(FormLink.code.in_(unique))).one()
+        accepted = result["statuses"].get("303", 0)  # "your answers are in": each must be in the database
+        result.update(drain_s=result["last"] - result["first"], stored=stored[1], unique=len(unique),
+                      lost=max(accepted - stored[1], 0), duplicates=stored[0] - stored[1])
+        # An error: any of the 5,000 without one of the two right answers (timeouts and 5xx included).
+        result["errors"] = self.sizes.burst - accepted - result["statuses"].get("200", 0)  # 200: "already in"
+        return result
+
+    def sockets(self, mode: str, clients: int, *options: str) -> subprocess.Popen:
+        ws_url = self.stack.url.replace("http://", "ws://") + "/ws?topic=display"
+        return subprocess.Popen([sys.executable, "-m", "bench.sockets", mode, ws_url, str(clients), *options],
+                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+    def idle_sockets(self) -> dict:
+        """5,000 sockets that only listen: memory per socket, and how fast a broadcast reaches all of them."""
+        before = sum(rss_kib(pid) for pid in self.stack.web_workers)
+        process = self.sockets("idle", self.sizes.idle_clients, "--redis", self.redis_url)
+        ready = read_line(process, "READY")
+        time.sleep(2)
+        during = sum(rss_kib(pid) for pid in self.stack.web_workers)
+        result = read_line(process, "RESULT")
+        process.wait(timeout=60)
+        result.update(ready, kib_per_socket=(during - before) / max(ready["connected"], 1))
+        return result
+
+    def sustained(self, source: str) -> tuple[dict, dict]:
+        """Submissions at a steady rate while 2,000 sockets watch the projector's stage."""
+        seconds = self.sizes.sustained_s
+        process = self.sockets("stream", self.sizes.stream_clients, "--database", self.stack.env["DATABASE_URL"],
+                               "--seconds", str(seconds))
+        read_line(process, "READY")
+        load = wrk(self.stack.url, "file", source, seconds + 1, 100, rate=self.sizes.sustained_rate)
+        frames = read_line(process, "RESULT")
+        process.wait(timeout=60)
+        return load, frames
+
+
+def progress(label: str, step, *args):
+    """Run one step, saying on stderr what runs and how long it took (a full run takes minutes)."""
+    print(f"bench: {label}…", end=" ", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    result = step(*args)
+    print(f"{time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def read_line(process: subprocess.Popen, tag: str) -> dict:
+    """The JSON after `tag` on the next line of that tag from a bench.sockets process."""
+    for line in process.stdout:
+        if line.startswith(tag + " "):
+            return json.loads(line[len(tag) + 1:])
+    raise RuntimeError(f"bench.sockets ended without {tag}")
+
+
+def measure(database_url_for, sizes: Sizes) -> dict:
+    """All HTTP figures on a fresh database (`database_url_for(directory)` gives its URL)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with Run(Path(tmp), database_url_for(Path(tmp)), sizes) as run:
+            return run.measure()
+
+
+def fresh_postgres(url: str):
+    """A function giving `url` with its public schema emptied."""
+    def wipe(_directory: Path) -> str:
+        import sqlalchemy
+        engine = sqlalchemy.create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
+        return url
+    return wipe

@@ -1,0 +1,153 @@
+"""A pool of websocket clients on /ws (gevent), run as its own process by bench/load.py.
+
+    python -m bench.sockets idle   WS_URL CLIENTS --redis URL            broadcast probes on idle sockets
+    python -m bench.sockets stream WS_URL CLIENTS --database URL --seconds S   frames while submissions flow
+
+Prints `READY {...}` once every client is connected (and has its first frame), then `RESULT {...}`.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import bisect  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+import websocket  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+
+from bench.stack import raise_open_files  # noqa: E402
+
+COUNT = re.compile(rb"<strong>(\d+)</strong> of")
+CONNECTING_AT_ONCE = 200
+
+
+class Client:
+    """One socket: keeps the arrival time (and the submission count shown) of every frame."""
+
+    def __init__(self, url: str):
+        self.url, self.frames, self.ws, self.closed = url, [], None, False
+
+    def connect(self) -> bool:
+        try:
+            self.ws = websocket.create_connection(self.url, timeout=60, skip_utf8_validation=True)
+            self.frames.append((time.monotonic(), self.ws.recv_data()[1]))  # the state sent on connect
+            self.ws.settimeout(None)
+            return True
+        except Exception:
+            return False
+
+    def listen(self) -> None:
+        try:
+            while True:
+                _, data = self.ws.recv_data()
+                self.frames.append((time.monotonic(), data))
+        except Exception:
+            self.closed = True
+
+
+def connect_all(url: str, count: int) -> tuple[list[Client], float]:
+    started = time.monotonic()
+    clients = [Client(url) for _ in range(count)]
+    connected = Pool(CONNECTING_AT_ONCE).map(Client.connect, clients)
+    clients = [c for c, ok in zip(clients, connected) if ok]
+    for client in clients:
+        gevent.spawn(client.listen)
+    return clients, time.monotonic() - started
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
+def idle(clients: list[Client], redis_url: str, probes: int, gap: float) -> dict:
+    """Publish "changed" (as any submission would) and time each socket's next frame."""
+    import redis
+    publisher = redis.Redis.from_url(redis_url)
+    latencies, delivered = [], 0
+    for _ in range(probes):
+        for client in clients:
+            client.frames.clear()
+        sent = time.monotonic()
+        publisher.publish("knockout:live", b"changed")
+        gevent.sleep(gap)
+        for client in clients:
+            after = [t for t, _ in client.frames if t >= sent]
+            if after:
+                delivered += 1
+                latencies.append(after[0] - sent)
+    return {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+            "delivered": delivered, "expected": probes * len(clients)}
+
+
+def stream(clients: list[Client], database_url: str, seconds: float) -> dict:
+    """Record frames for `seconds` while the database's submission count is polled; per new count shown:
+    receipt time minus the last moment the database was seen without it (an upper bound on commit → screen)."""
+    import sqlalchemy
+    engine = sqlalchemy.create_engine(database_url)
+    polls = []  # (time the read began, count it saw)
+
+    def poll_once():
+        with engine.connect() as connection:
+            began = time.monotonic()
+            polls.append((began, connection.exec_driver_sql("SELECT count(*) FROM submission").scalar()))
+    for client in clients:
+        client.frames.clear()
+    started = time.monotonic()
+    pool = gevent.get_hub().threadpool  # a real thread: the driver blocks
+    while time.monotonic() - started < seconds:
+        pool.spawn(poll_once).get()
+        gevent.sleep(0.02)
+    counts = [seen for _, seen in polls]  # never decreases
+    latencies, frames = [], 0
+    for client in clients:
+        shown = None
+        for received, data in client.frames:
+            match = COUNT.search(data)
+            if not match:
+                continue
+            frames += 1
+            count = int(match.group(1))
+            last_without = bisect.bisect_left(counts, count) - 1
+            if shown is not None and count > shown and last_without >= 0:
+                latencies.append(received - polls[last_without][0])
+            shown = count
+    return {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+            "frames_per_client_per_s": frames / max(len(clients), 1) / seconds,
+            "dropped": sum(c.closed for c in clients), "samples": len(latencies)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["idle", "stream"])
+    parser.add_argument("url")
+    parser.add_argument("clients", type=int)
+    parser.add_argument("--redis")
+    parser.add_argument("--database")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--probes", type=int, default=5)
+    args = parser.parse_args()
+    signal.alarm(int(args.seconds) + 600)  # bounded, whatever happens to the server
+    raise_open_files()
+    clients, took = connect_all(args.url, args.clients)
+    print("READY " + json.dumps({"connected": len(clients), "connect_s": took}), flush=True)
+    gevent.sleep(1)  # let the connect-time frames settle
+    if args.mode == "idle":
+        result = idle(clients, args.redis, args.probes, gap=3.0)
+    else:
+        result = stream(clients, args.database, args.seconds)
+    result["connected"] = len(clients)
+    print("RESULT " + json.dumps(result), flush=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

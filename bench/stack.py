@@ -1,0 +1,89 @@
+"""The real stack as processes on loopback: gunicorn (gevent, gunicorn.conf.py) and worker.py on one Redis.
+
+Shared by the live tests (tests/conftest.py) and the HTTP benchmark (bench/load.py).
+"""
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveStack:
+    """gunicorn (gevent) and worker.py as real processes on loopback, sharing one Redis and one database."""
+
+    def __init__(self, directory: Path, redis_url: str, database_url: str, workers: int = 2, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "PATH": "/usr/bin:/bin", "KNOCKOUT_INSTANCE": str(directory / "instance"),
+            "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+            "ADMIN_API_TOKEN": "live-token", "ADMIN_PASSWORD": "live-password", "SECRET_KEY": "live-secret",
+            "PUBLIC_BASE_URL": self.url, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
+            "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "SUBMIT_GRACE_SECONDS": "1", **env}
+        self.logs = directory / "live.log"
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self):
+        run = [sys.executable, "-m", "flask", "--app", "quiz", "db", "upgrade"]
+        subprocess.run(run, cwd=ROOT, env=self.env, check=True, capture_output=True)
+        self.log = log = open(self.logs, "ab")
+        self.processes = [
+            subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                             cwd=ROOT, env=self.env, stdout=log, stderr=log),
+            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log)]
+        import requests
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.url + "/register", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                self.stop()
+                raise RuntimeError("live stack did not start:\n" + self.logs.read_text()[-3000:])
+            time.sleep(0.2)
+
+    @property
+    def web_workers(self) -> list[int]:
+        """The pids of gunicorn's worker processes (children of its master)."""
+        master = self.processes[0].pid
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def stop(self):
+        if not self.processes:
+            return
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.log.close()
+        self.processes = []
+
+
+def raise_open_files() -> None:
+    """Thousands of sockets: lift the soft limit on open files to the hard one (children inherit it)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of one process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0

@@ -1,0 +1,92 @@
+"""The benchmark's one table: a row per figure, a column per database, the goal beside it, misses marked ✗."""
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: how to show it from a database's measurements, and whether it meets its goal."""
+
+    label: str
+    show: Callable[[dict], str]
+    goal: str = ""
+    met: Callable[[dict], bool] | None = None
+
+
+def rows(sizes, quick: bool) -> list[Row]:
+    big = "5,000" if quick else "50,000"
+    submit_ratio = lambda f: f["submit"]["rate"] / f["ping"]["rate"]  # noqa: E731
+    burst = lambda f: f["burst"]  # noqa: E731
+    return [
+        Row("machine load (1-min average, 2 cores) after the HTTP runs", lambda f: f"{f['loadavg']:.1f}"),
+        Row("no-op GET /ping (the ceiling)", lambda f: f"{f['ping']['rate']:,.0f} req/s"),
+        Row("submit POST /f/<code>/submit", lambda f: f"{f['submit']['rate']:,.0f} req/s = {submit_ratio(f):.2f}×",
+            "≥ 0.40 × ceiling", lambda f: submit_ratio(f) >= 0.40 and f["submit"]["errors"] == 0),
+        Row(f"burst: {sizes.burst:,} submits within 1 s (10% repeats), drain",
+            lambda f: f"{burst(f)['drain_s']:.2f} s", "≤ 5 s", lambda f: burst(f)["drain_s"] <= 5),
+        Row("burst: errors / lost / duplicates (in the DB)",
+            lambda f: f"{burst(f)['errors']} / {burst(f)['lost']} / {burst(f)['duplicates']}"
+            f" ({burst(f)['stored']:,} of {burst(f)['unique']:,} stored)", "0 / 0 / 0",
+            lambda f: burst(f)["errors"] == burst(f)["lost"] == burst(f)["duplicates"] == 0),
+        Row(f"sustained {sizes.sustained_s} s: submits/s (errors)",
+            lambda f: f"{f['sustained']['rate']:,.0f}/s ({f['sustained']['errors']})", f"≥ {sizes.sustained_rate:,}/s, 0",
+            lambda f: f["sustained"]["rate"] >= sizes.sustained_rate * 0.99 and f["sustained"]["errors"] == 0),
+        Row("sustained: submit p99", lambda f: f"{f['sustained']['p99_ms']:.0f} ms", "≤ 250 ms",
+            lambda f: f["sustained"]["p99_ms"] <= 250),
+        Row(f"… {sizes.stream_clients:,} sockets: frames/s each (dropped)",
+            lambda f: f"{f['stream']['frames_per_client_per_s']:.1f} Hz ({f['stream']['dropped']})", "2 Hz, 0",
+            lambda f: f["stream"]["frames_per_client_per_s"] >= 1.8 and f["stream"]["dropped"] == 0
+            and f["stream"]["connected"] == sizes.stream_clients),
+        Row("… commit → frame received, p99", lambda f: f"{f['stream']['p99_ms']:.0f} ms", "≤ 250 ms",
+            lambda f: f["stream"]["p99_ms"] <= 250),
+        Row(f"{sizes.idle_clients:,} idle sockets: broadcast p99", lambda f: f"{f['idle']['p99_ms']:.0f} ms",
+            "≤ 300 ms", lambda f: f["idle"]["p99_ms"] <= 300),
+        Row("… delivered", lambda f: f"{100 * f['idle']['delivered'] / max(f['idle']['expected'], 1):.1f}%"
+            f" of {sizes.idle_clients:,}", "100%",
+            lambda f: f["idle"]["delivered"] == f["idle"]["expected"] and f["idle"]["connected"] == sizes.idle_clients),
+        Row("… memory per socket (web RSS Δ)", lambda f: f"{f['idle']['kib_per_socket']:.0f} KB", "≤ 100 KB",
+            lambda f: f["idle"]["kib_per_socket"] <= 100),
+        Row("registration POST /api/register", lambda f: f"{f['register']['rate']:,.0f}/s", "≥ 500/s",
+            lambda f: f["register"]["rate"] >= 500 and f["register"]["errors"] == 0),
+        Row("registration p99", lambda f: f"{f['register']['p99_ms']:.0f} ms", "≤ 200 ms",
+            lambda f: f["register"]["p99_ms"] <= 200),
+        Row("start-challenge, 5,000 players", lambda f: f"{f['start5k']:.0f} ms", "≤ 200 ms",
+            lambda f: f["start5k"] <= 200),
+        Row(f"start-challenge, {big} players", lambda f: f"{f['start50k']:.0f} ms", "≤ 200 ms",
+            lambda f: f["start50k"] <= 200),
+        Row("outbox: 5,000 link SMS, start → all sent", lambda f: f"{f['outbox5k']:.2f} s", "≤ 5 s",
+            lambda f: f["outbox5k"] <= 5),
+        Row("end-challenge (rank + eliminate), 5,000", lambda f: f"{f['end5k']:.0f} ms", "≤ 100 ms",
+            lambda f: f["end5k"] <= 100),
+        Row(f"end-challenge (rank + eliminate), {big}", lambda f: f"{f['end50k']:.0f} ms", "≤ 500 ms",
+            lambda f: f["end50k"] <= 500),
+        Row("report /r/<code> p50, 5,000 ranked", lambda f: "{:.1f} ms (304: {:.1f} ms)".format(*f["report5k"])),
+        Row(f"report /r/<code> p50, {big} ranked", lambda f: "{:.1f} ms (304: {:.1f} ms)".format(*f["report50k"])),
+        Row("register p50 in-process, 3 rounds", lambda f: f"{f['register3']:.1f} ms"),
+        Row("register p50 in-process, 10 rounds",
+            lambda f: f"{f['register10']:.1f} ms ({f['register10'] / f['register3']:.2f}×)", "flat: ≈ 1×"),
+    ]
+
+
+def cell(row: Row, figures: dict) -> str:
+    """The figure with ✓ or ✗ (or "–" when this run did not measure it)."""
+    try:
+        text = row.show(figures)
+        if row.met is None:
+            return text
+        return f"{text} {'✓' if row.met(figures) else '✗'}"
+    except (KeyError, ZeroDivisionError, TypeError, ValueError):
+        return "–"
+
+
+def render(all_rows: list[Row], measured: dict[str, dict]) -> str:
+    """Plain-text table, one column per database."""
+    names = list(measured)
+    body = [[row.label, *(cell(row, measured[n]) for n in names), row.goal] for row in all_rows]
+    body = [line for line in body if any(c != "–" for c in line[1:-1])]
+    header = ["measure", *names, "goal"]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]
+    return "\n".join(out)
+
