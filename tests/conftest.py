@@ -9,6 +9,7 @@ import redis
 import sqlalchemy
 
 from bench import stack
+from bench.stack import free_port  # noqa: F401 (the live tests take it from here)
 from quiz import create_app
 from quiz.clock import utcnow
 from quiz.config import TestConfig
