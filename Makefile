@@ -11,7 +11,7 @@ run: $(VENV)/.runtime  ## set up everything and start the demo event (web, worke
 
 test: $(VENV)/.dev browser postgres deploy-tools  ## run the whole test suite: on SQLite, then on PostgreSQL
 	$(BIN)/pytest
-	bin/with-postgres $(BIN)/pytest -m "not browser" -q
+	bin/with-postgres $(BIN)/pytest -m "not browser and not nodb" -q
 
 bench: $(VENV)/.dev postgres wrk  ## measure on SQLite and PostgreSQL, one table (BENCH_ARGS=--quick: a short run)
 	bin/with-postgres $(BIN)/python -m bench $(BENCH_ARGS)

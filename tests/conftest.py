@@ -178,7 +178,7 @@ def new_bucket(endpoint: str) -> str:
 _buckets = iter(range(1, 1_000_000))
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.nodb)])
 def storage(request, app, monkeypatch):
     """Each test using it runs twice: forms in a folder, then in S3 (moto's server over real HTTP)."""
     from quiz.storage import get_storage

@@ -17,6 +17,8 @@ from quiz.config import Config
 
 from .conftest import ROOT, LiveStack, csrf_from, free_port
 
+pytestmark = pytest.mark.nodb  # nginx and compose: the same on any database
+
 DEPLOY = ROOT / "deploy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # Compose v1 (Debian's docker-compose) validates and interpolates the file without a Docker engine.

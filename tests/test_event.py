@@ -172,7 +172,7 @@ def wait_for_links(stack, headers, number: int, expected_phones: set[str]) -> di
     return {m["to"]: re.search(r"(http://\S+/f/\S+)", m["body"]).group(1) for m in mine}
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.nodb)])
 def stack(request, tmp_path, redis_url):
     """The real stack with forms in a folder (served by Knockout), or on S3 (moto) behind pre-signed redirects."""
     from .conftest import AWS_TEST_ENV, LiveStack, new_bucket

@@ -28,6 +28,8 @@ from quiz.storage import S3Storage
 from .conftest import AWS_TEST_ENV, new_bucket
 from .test_forms import choice_values, press_start, token_field
 
+pytestmark = pytest.mark.nodb  # storage and signing: the same on any database
+
 
 class S3PresignRules:
     """WSGI middleware: S3's checks on a pre-signed GET that moto's server leaves out."""

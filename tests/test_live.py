@@ -10,7 +10,7 @@ import websocket
 from .conftest import LiveStack
 from .players import Api, answer_over_http, load_demo_bank
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.nodb]
 API = {"Authorization": "Bearer live-token"}
 
 

@@ -13,6 +13,8 @@ import yaml
 from quiz.rehearse import Tally, format_table, percentile, summary_from, synthetic_phone, verdict
 
 from .conftest import ROOT, free_port
+
+pytestmark = pytest.mark.nodb  # the rehearsal's client: the whole event on PostgreSQL is test_event's
 from .players import DEMO_BANK, load_demo_bank
 
 
