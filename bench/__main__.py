@@ -4,7 +4,6 @@ Figures are as measured on this machine, misses included; ratios in one run beat
 """
 import argparse
 import os
-import secrets
 import signal
 import statistics
 import subprocess
@@ -23,10 +22,10 @@ from quiz.clock import utcnow  # noqa: E402
 from quiz.config import TestConfig  # noqa: E402
 from quiz.embedded import server_args, wait_for  # noqa: E402
 from quiz.extensions import db  # noqa: E402
-from quiz.models import Participant  # noqa: E402
+
 
 from . import load, table  # noqa: E402
-from .stack import raise_open_files  # noqa: E402
+from .stack import insert_players, raise_open_files  # noqa: E402
 
 BANK = """
 challenges:
@@ -67,13 +66,7 @@ class Bench:
 
     def players(self, count: int) -> None:
         """Bulk-create `count` players with their links (as registrations would have)."""
-        rows = [{"name": f"Player {i}", "email": f"p{i}@example.com", "phone": f"+1415{i:07d}", "company": "",
-                 "consent": True, "report_code": secrets.token_urlsafe(16), "created_at": utcnow()}
-                for i in range(count)]
-        for start in range(0, count, 5000):
-            db.session.execute(insert(Participant), rows[start:start + 5000])
-        from quiz.links import ensure_links
-        ensure_links()
+        insert_players(count, "Player {i}", "p{i}@example.com", "+1415{i:07d}")
         db.session.commit()
 
 

@@ -11,7 +11,6 @@ the server checks a cookie signature and a token either way), so the load is the
 import json
 import os
 import random
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select, text, update
 
 from quiz import create_app
 from quiz.clock import utcnow
@@ -29,7 +28,7 @@ from quiz.embedded import server_args, wait_for
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Question, Submission
 
-from .stack import ROOT, LiveStack, rss_kib
+from .stack import ROOT, LiveStack, insert_players, rss_kib
 
 LUA = str(ROOT / "bench" / "load.lua")
 BANK = """
@@ -135,13 +134,7 @@ class Run:
         counts = {"submit": max(3000 * sizes.submit_s, 5000), "burst": sizes.burst * 9 // 10,
                   "sustained": int(sizes.sustained_rate * (sizes.sustained_s + 5) * 1.1)}
         total = sum(counts.values())
-        rows = [{"name": f"Load {i}", "email": f"load{i}@example.com", "phone": f"+1999{i:08d}", "company": "",
-                 "consent": True, "report_code": secrets.token_urlsafe(16), "created_at": utcnow()}
-                for i in range(total)]
-        for start in range(0, total, 5000):
-            db.session.execute(insert(Participant), rows[start:start + 5000])
-        from quiz.links import ensure_links
-        ensure_links()
+        insert_players(total, "Load {i}", "load{i}@example.com", "+1999{i:08d}")
         db.session.execute(update(FormLink).values(started_at=utcnow()).where(
             FormLink.participant_id.in_(select(Participant.id).where(Participant.email.like("load%")))))
         db.session.commit()

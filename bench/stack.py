@@ -87,3 +87,20 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def insert_players(count: int, name: str, email: str, phone: str) -> None:
+    """Bulk-create `count` players (formats take `{i}`) with a link per round, as registrations would have."""
+    import secrets
+
+    from sqlalchemy import insert
+
+    from quiz.clock import utcnow
+    from quiz.extensions import db
+    from quiz.links import ensure_links
+    from quiz.models import Participant
+    rows = [{"name": name.format(i=i), "email": email.format(i=i), "phone": phone.format(i=i), "company": "",
+             "consent": True, "report_code": secrets.token_urlsafe(16), "created_at": utcnow()} for i in range(count)]
+    for start in range(0, count, 5000):
+        db.session.execute(insert(Participant), rows[start:start + 5000])
+    ensure_links()
