@@ -43,28 +43,63 @@ def form_token_ok(code: str, token: str) -> bool:
     return bool(token) and hmac.compare_digest(token, form_token(code))
 
 
+def place_of(submitted: bool, status: str) -> str:
+    """Where the database says a form belongs."""
+    if submitted:
+        return "answered"
+    return "unanswered" if status == "closed" else "forms"
+
+
+@dataclass(frozen=True)
+class Spot:
+    """Where one participant's form of one round belongs: all reconcile needs to compare with storage."""
+
+    participant_id: int
+    challenge_id: int
+    number: int
+    place: str
+
+    def key(self, place: str | None = None) -> str:
+        return form_key(place or self.place, self.number, self.participant_id)
+
+    def other_keys(self) -> list[str]:
+        return [self.key(place) for place in PLACES if place != self.place]
+
+
 @dataclass
 class FormRow:
-    """One stored form and where the database says it belongs."""
+    """One stored form with what it is rendered from, and where the database says it belongs."""
 
     link: FormLink
     submission: Submission | None
 
     @property
-    def number(self) -> int:
-        return self.link.challenge.number
+    def spot(self) -> Spot:
+        challenge = self.link.challenge
+        return Spot(self.link.participant_id, challenge.id, challenge.number,
+                    place_of(self.submission is not None, challenge.status))
 
     @property
     def place(self) -> str:
-        if self.submission is not None:
-            return "answered"
-        return "unanswered" if self.link.challenge.status == "closed" else "forms"
+        return self.spot.place
 
     def key(self, place: str | None = None) -> str:
-        return form_key(place or self.place, self.number, self.link.participant_id)
+        return self.spot.key(place)
 
     def other_keys(self) -> list[str]:
-        return [self.key(place) for place in PLACES if place != self.place]
+        return self.spot.other_keys()
+
+
+def spots(challenge_ids: list[int] | None = None) -> list[Spot]:
+    """Every form's place, as plain tuples from one query (no names, questions or ORM objects)."""
+    query = (select(FormLink.participant_id, Challenge.id, Challenge.number, Challenge.status, Submission.id)
+             .join(Challenge, Challenge.id == FormLink.challenge_id)
+             .outerjoin(Submission, and_(Submission.participant_id == FormLink.participant_id,
+                                         Submission.challenge_id == FormLink.challenge_id)))
+    if challenge_ids is not None:
+        query = query.where(FormLink.challenge_id.in_(challenge_ids))
+    return [Spot(pid, cid, number, place_of(sid is not None, status))
+            for pid, cid, number, status, sid in db.session.execute(query)]
 
 
 def form_rows(participant_ids: list[int] | None = None, challenge_ids: list[int] | None = None) -> list[FormRow]:
@@ -131,8 +166,8 @@ class Drift:
 
     expected: Counter
     found: Counter
-    missing: list[FormRow]
-    misplaced: list[FormRow]
+    missing: list[Spot]
+    misplaced: list[Spot]
     duplicated: list[str]
     orphaned: list[str]
 
@@ -147,7 +182,7 @@ def drift(challenge_ids: list[int] | None = None) -> Drift:
     wanted = [n for n, cid in numbers.items() if challenge_ids is None or cid in challenge_ids]
     store = get_storage()
     listed = {key for place in PLACES for n in wanted for key in store.keys(f"{place}/challenge{n}/")}
-    rows = form_rows(challenge_ids=challenge_ids)
+    rows = spots(challenge_ids)
     expected_keys = {row.key() for row in rows}
     report = Drift(Counter(row.place for row in rows), Counter(key.split("/", 1)[0] for key in listed), [], [], [], [])
     for row in rows:
@@ -166,12 +201,12 @@ def drift(challenge_ids: list[int] | None = None) -> Drift:
 def reconcile(challenge_ids: list[int] | None = None) -> dict:
     """Repair every difference between storage and the database; safe to run during the event."""
     report = drift(challenge_ids)
-    for start in range(0, len(report.missing), BATCH_SIZE):
-        batch = report.missing[start:start + BATCH_SIZE]
-        move_forms([r for r in batch if r.place != "forms"])
-        write_forms([r for r in batch if r.place == "forms"])
-    for start in range(0, len(report.misplaced), BATCH_SIZE):
-        move_forms(report.misplaced[start:start + BATCH_SIZE])
+    by_round: dict[int, list[int]] = {}
+    for spot in report.missing + report.misplaced:  # only these are loaded whole, to be rendered
+        by_round.setdefault(spot.challenge_id, []).append(spot.participant_id)
+    for challenge_id, ids in by_round.items():
+        for start in range(0, len(ids), BATCH_SIZE):
+            move_forms(form_rows(ids[start:start + BATCH_SIZE], [challenge_id]))
     get_storage().delete_many(report.duplicated + report.orphaned)
     result = {"missing": len(report.missing), "misplaced": len(report.misplaced),
               "duplicated": len(report.duplicated), "orphaned": len(report.orphaned)}
