@@ -10,7 +10,7 @@ from . import forms, notify, rounds
 from .clock import utcnow
 from .extensions import db
 from .jobs import after_commit, enqueue
-from .models import Challenge, FormLink, Message, Reminder, Submission
+from .models import Challenge, FormLink, Message, Participant, Reminder, Submission
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +184,13 @@ def settle_forms(challenge_id: int, participant_ids: list[int]) -> dict:
 
 def regenerate_forms(participant_ids: list[int] | None = None, challenge_ids: list[int] | None = None) -> int:
     """Render forms afresh (new questions, a fixed typo, shredded names) into their places, in batches."""
-    rows = forms.form_rows(participant_ids, challenge_ids)
-    for start in range(0, len(rows), forms.BATCH_SIZE):
-        forms.write_forms(rows[start:start + forms.BATCH_SIZE])
-    return len(rows)
+    ids = participant_ids if participant_ids is not None else \
+        db.session.scalars(select(Participant.id).order_by(Participant.id)).all()
+    done = 0
+    for start in range(0, len(ids), forms.BATCH_SIZE):  # loaded a batch at a time, never all at once
+        done += forms.write_forms(forms.form_rows(ids[start:start + forms.BATCH_SIZE], challenge_ids))
+        db.session.expunge_all()
+    return done
 
 
 def reconcile_forms(challenge_ids: list[int] | None = None) -> dict:
