@@ -90,6 +90,11 @@ class Config:
     # Round 1 only for players who checked in at the venue (badge QR or code at the kiosk): the others get
     # no round-1 link and can't start it. Off by default.
     CHECKIN_REQUIRED = _flag("CHECKIN_REQUIRED", False)
+    # Knocked-out players may still play the later rounds in a shadow league, not ranked for the prize
+    # (disqualified players excepted). Off: their links just say they are out.
+    SHADOW_LEAGUE = _flag("SHADOW_LEAGUE", True)
+    # The winner is the best-ranked player of the last round who has checked in at the venue. Off by default.
+    PRIZE_REQUIRES_CHECKIN = _flag("PRIZE_REQUIRES_CHECKIN", False)
     # How long a browser may reuse a report page (/r/<code>) without asking again; it revalidates by ETag.
     REPORT_MAX_AGE = int(os.environ.get("REPORT_MAX_AGE", "15"))
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.

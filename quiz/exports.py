@@ -64,12 +64,14 @@ def submission_rows() -> Iterator[tuple]:
                           Submission.correct, Submission.response_time, Submission.rank, Submission.submitted_at)
                    .join(Participant, Participant.id == Submission.participant_id)
                    .join(Challenge, Challenge.id == Submission.challenge_id)
+                   .where(Submission.shadow.is_(False))  # the shadow league is not the round's result
                    .order_by(Challenge.number, Submission.rank.is_(None), Submission.rank, Submission.id))
 
 
 def round_rows() -> Iterator[tuple]:
     """One row per round; kept and out are filled in once it has closed."""
-    submitted = dict(db.session.execute(select(Submission.challenge_id, func.count()).group_by(Submission.challenge_id)).all())
+    submitted = dict(db.session.execute(select(Submission.challenge_id, func.count()).where(Submission.shadow.is_(False))
+                                        .group_by(Submission.challenge_id)).all())
     out = {}
     for number, reason, count in db.session.execute(select(
             Participant.eliminated_in, Participant.elimination_reason, func.count())

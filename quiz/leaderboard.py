@@ -15,7 +15,7 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
     query = (select(Participant.id, Participant.name, Participant.eliminated_in, Submission.score,
                     Submission.response_time, Submission.rank)
              .join(Submission, Submission.participant_id == Participant.id)
-             .where(Submission.challenge_id == challenge.id)
+             .where(Submission.challenge_id == challenge.id, Submission.shadow.is_(False))  # shadow league: apart
              .order_by(Submission.score.desc(), Submission.response_time, Submission.submitted_at, Participant.id))
     if limit:
         query = query.limit(limit)

@@ -3,7 +3,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -138,10 +138,13 @@ class Submission(db.Model):
     response_time: Mapped[float]  # seconds, Start press to arrival, server clock
     submitted_at: Mapped[datetime]
     rank: Mapped[int | None]  # set when the round closes
+    # Played after being knocked out (the shadow league): never ranked, never counted for the prize.
+    shadow: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         UniqueConstraint("participant_id", "challenge_id"),
         Index("ix_submission_challenge_rank", "challenge_id", "rank"),
+        Index("ix_submission_shadow", "shadow", "participant_id"),
     )
 
 

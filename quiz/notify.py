@@ -21,6 +21,9 @@ TEMPLATES = {
     "round_link": "{event}: round {number} \"{title}\" is open. Your personal link: {link}",
     "result_through": "{event}: you're through round {number}, {name}! Your next link comes by SMS. Results: {report}",
     "result_out": "{event}: you're out after round {number}. Thanks for playing, {name}! Your results: {report}",
+    # Instead of result_out when the shadow league is on and rounds remain: one SMS, no new link per round.
+    "result_out_shadow": "{event}: you're out of the prize after round {number}, {name}, but you can still play "
+                         "the next rounds in the shadow league. Your links and results: {report}",
     "winner": "{event}: {name}, you won! Congratulations. Your results: {report}",
     "final_result": "{event}: the final is over. Well played, {name}! Your final results: {report}",
     "reminder": "{event}: {text}",
@@ -29,6 +32,7 @@ PLACEHOLDERS = {
     "round_link": {"event", "number", "title", "name", "link", "report"},
     "result_through": {"event", "number", "title", "name", "report"},
     "result_out": {"event", "number", "title", "name", "report"},
+    "result_out_shadow": {"event", "number", "title", "name", "report"},
     "winner": {"event", "number", "title", "name", "report"},
     "final_result": {"event", "number", "title", "name", "report"},
     "reminder": {"event", "text", "name"},
@@ -198,15 +202,22 @@ def queue_results(challenge: Challenge, winner_id: int | None) -> int:
     played = select().select_from(Participant).where(
         select(FormLink.id).where(FormLink.participant_id == Participant.id,
                                   FormLink.challenge_id == challenge.id).exists())
-    total = _queue("result_out", str(challenge.id), played.where(Participant.eliminated_in == challenge.number),
-                   render_sql(template_for("result_out"), values, columns), challenge_id=challenge.id)
+    last = not db.session.scalar(select(func.count()).where(Challenge.number > challenge.number))
+    out = played.where(Participant.eliminated_in == challenge.number)
+    total = 0
+    if current_app.config["SHADOW_LEAGUE"] and not last:  # the shadow league invites all but the disqualified
+        invited = Participant.elimination_reason.is_distinct_from("disqualified")
+        total += _queue("result_out_shadow", str(challenge.id), out.where(invited),
+                        render_sql(template_for("result_out_shadow"), values, columns), challenge_id=challenge.id)
+        out = out.where(~invited)
+    total += _queue("result_out", str(challenge.id), out,
+                    render_sql(template_for("result_out"), values, columns), challenge_id=challenge.id)
     survivors = played.where(Participant.eliminated_in.is_(None))
     if winner_id is not None:
         total += _queue("winner", str(challenge.id), survivors.where(Participant.id == winner_id),
                         render_sql(template_for("winner"), values, columns), challenge_id=challenge.id)
         survivors = survivors.where(Participant.id != winner_id)
     # After the last round there is no next link: the finalists who didn't win get their final results.
-    last = not db.session.scalar(select(func.count()).where(Challenge.number > challenge.number))
     kind = "final_result" if last else "result_through"
     total += _queue(kind, str(challenge.id), survivors,
                     render_sql(template_for(kind), values, columns), challenge_id=challenge.id)

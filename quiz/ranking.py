@@ -52,3 +52,22 @@ def rank_round(entries: list[Entry], keep_fraction: float = 0.5, keep_count: int
     """Rank a round's submissions and decide how many stay."""
     order = tuple(e.participant_id for e in sorted(entries, key=sort_key))
     return Outcome(order=order, kept=keep_size(len(order), keep_fraction, keep_count))
+
+
+class ShadowTotal(NamedTuple):
+    """One shadow-league player's totals over the rounds they played in it."""
+
+    participant_id: int
+    score: int
+    response_time: float
+    rounds: int
+
+
+def shadow_key(total: ShadowTotal) -> tuple:
+    """Total score high first, then total response time, then id: a total order."""
+    return (-total.score, total.response_time, total.participant_id)
+
+
+def shadow_standings(totals: list[ShadowTotal]) -> list[ShadowTotal]:
+    """The shadow league, best first (cumulative; nobody is ever cut from it)."""
+    return sorted(totals, key=shadow_key)

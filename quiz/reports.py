@@ -89,7 +89,7 @@ def _verdict(participant: Participant, row: RoundReport) -> str:
     challenge, submission, ranked, cut = row.challenge, row.submission, row.ranked, row.cut
     number = challenge.number
     if participant.eliminated_in is not None and participant.eliminated_in < number:
-        return "Not played: knocked out earlier."
+        return _shadow_verdict(participant, challenge, submission)
     if challenge.status != "closed":
         if submission:
             return "Answers in; results when the round ends."
@@ -107,6 +107,19 @@ def _verdict(participant: Participant, row: RoundReport) -> str:
     return f"Through: ranked {submission.rank} of {ranked}; the top {cut} stayed." if submission else "Through."
 
 
+def _shadow_verdict(participant: Participant, challenge: Challenge, submission: Submission | None) -> str:
+    """A round after the player's knock-out: played in the shadow league, playable there, or not played."""
+    from .shadow import in_shadow_league
+    if submission is not None and submission.shadow:
+        return (f"Shadow league — not ranked for the prize: {submission.score} points "
+                f"in {submission.response_time:.1f} s.")
+    if not in_shadow_league(participant, challenge) or challenge.status == "closed":
+        return "Not played: knocked out earlier."
+    if challenge.status == "open":
+        return "Open now in the shadow league — not ranked for the prize."
+    return "Playable in the shadow league when it opens — not ranked for the prize."
+
+
 def report_version(participant: Participant, *extra) -> str:
     """A cheap fingerprint of everything the report shows (for its ETag): three small queries, no ranking."""
     from .rounds import winner
@@ -117,6 +130,6 @@ def report_version(participant: Participant, *extra) -> str:
     champion = winner() if rounds and rounds[-1].status == "closed" else None
     state = (participant.id, participant.name, participant.company, participant.eliminated_in,
              participant.elimination_reason, participant.checked_in_at, tuple(map(tuple, rounds)), tuple(played),
-             help_version(participant.id), current_app.config["CHECKIN_REQUIRED"],
+             help_version(participant.id), current_app.config["CHECKIN_REQUIRED"], current_app.config["SHADOW_LEAGUE"],
              champion.id if champion else None, *extra)
     return hashlib.sha256(repr(state).encode()).hexdigest()[:32]

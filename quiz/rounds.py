@@ -20,6 +20,7 @@ from .live import publish_after_commit
 from .models import Challenge, FormLink, Participant, Submission
 from .observability import SUBMISSIONS
 from .ranking import Entry, Outcome, rank_round
+from .shadow import in_shadow_league
 
 # The page states of /f/<code>, in the order a player meets them.
 NOT_OPEN, READY, QUESTIONS, SUBMITTED, CLOSED, ELIMINATED = (
@@ -101,7 +102,8 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     last = is_last(challenge)
     unanswered = db.session.scalar(select(db.func.count()).where(
         Participant.eliminated_in == number, Participant.elimination_reason == "unanswered"))
-    winner_id = outcome.order[0] if last and outcome.order else None
+    champion = winner() if last else None
+    winner_id = champion.id if champion else None
     publish_after_commit()
     enqueue_after_commit("quiz.tasks.file_unanswered_forms", challenge.id, queue="forms",
                          description=f"round {number}: move forms not answered to unanswered/")
@@ -135,7 +137,9 @@ def ranking_rows(challenge: Challenge):
     return (select(Submission.id, Submission.participant_id, Submission.score, Submission.response_time,
                    Submission.submitted_at)
             .join(Participant, Participant.id == Submission.participant_id)
-            .where(Submission.challenge_id == challenge.id, Participant.eliminated_in.is_(None))
+            # (Shadow submissions come from players already out; the flag says so even if that ever changed.)
+            .where(Submission.challenge_id == challenge.id, Participant.eliminated_in.is_(None),
+                   Submission.shadow.is_(False))
             # Already in ranking order, so the pure function's sort is a linear pass; it still decides.
             .order_by(Submission.score.desc(), Submission.response_time, Submission.submitted_at,
                       Submission.participant_id))
@@ -202,14 +206,16 @@ def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...])
 def page_state(link: FormLink, now: datetime) -> str:
     """Which page /f/<code> shows right now."""
     challenge, participant = link.challenge, link.participant
-    if participant.eliminated_in is not None and participant.eliminated_in < challenge.number:
+    shadow = in_shadow_league(participant, challenge)
+    if participant.eliminated_in is not None and participant.eliminated_in < challenge.number and not shadow:
         return ELIMINATED
     if challenge.status == "draft":
         return NOT_OPEN
     if has_submitted(link):
         return SUBMITTED
     deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
-    if challenge.status == "closed" or participant.eliminated_in is not None or (deadline and now > deadline):
+    out = participant.eliminated_in is not None and not shadow
+    if challenge.status == "closed" or out or (deadline and now > deadline):
         return CLOSED
     if needs_checkin(link):
         return CHECK_IN
@@ -294,7 +300,8 @@ def submit_answers(link: FormLink, form, now: datetime) -> Submission:
     submission = Submission(
         participant_id=link.participant_id, challenge_id=challenge.id, submitted_at=now,
         answers={str(q.id): picked for q, picked in zip(challenge.questions, chosen)},
-        score=result.points, correct=result.correct, response_time=response_time)
+        score=result.points, correct=result.correct, response_time=response_time,
+        shadow=in_shadow_league(link.participant, challenge))
     try:
         with db.session.begin_nested():
             db.session.add(submission)
@@ -327,14 +334,30 @@ def is_last(challenge: Challenge) -> bool:
 
 
 def winner() -> Participant | None:
-    """First place of the last round, once it has closed (passing over anyone disqualified since)."""
+    """First place of the last round, once it has closed (passing over anyone disqualified since, and, with
+    PRIZE_REQUIRES_CHECKIN, anyone who hasn't checked in)."""
     last = db.session.scalar(select(Challenge).order_by(Challenge.number.desc()).limit(1))
     if last is None or last.status != "closed":
         return None
-    return db.session.scalar(select(Participant).join(Submission, Submission.participant_id == Participant.id)
-                             .where(Submission.challenge_id == last.id, Submission.rank.is_not(None),
-                                    Participant.elimination_reason.is_distinct_from("disqualified"))
-                             .order_by(Submission.rank).limit(1))
+    query = (select(Participant).join(Submission, Submission.participant_id == Participant.id)
+             .where(Submission.challenge_id == last.id, Submission.rank.is_not(None), Submission.shadow.is_(False),
+                    Participant.elimination_reason.is_distinct_from("disqualified")))
+    if current_app.config["PRIZE_REQUIRES_CHECKIN"]:
+        query = query.where(Participant.checked_in_at.is_not(None))
+    return db.session.scalar(query.order_by(Submission.rank).limit(1))
+
+
+def not_checked_in_finalists(limit: int = 20) -> tuple[int, list[str]]:
+    """With PRIZE_REQUIRES_CHECKIN, before the last round: how many still in haven't checked in, and some names."""
+    if not current_app.config["PRIZE_REQUIRES_CHECKIN"]:
+        return 0, []
+    current = current_challenge()  # the open round, else the next one
+    if current is None or current.status == "closed" or not is_last(current):
+        return 0, []
+    missing = (Participant.eliminated_in.is_(None), Participant.checked_in_at.is_(None))
+    count = db.session.scalar(select(db.func.count()).where(*missing))
+    names = db.session.scalars(select(Participant.name).where(*missing).order_by(Participant.name).limit(limit)).all()
+    return count, list(names)
 
 
 def disqualify(participant: Participant, reason: str) -> int:

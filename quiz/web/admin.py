@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .. import notify, rounds, tasks
+from .. import notify, rounds, shadow, tasks
 from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
@@ -67,9 +67,11 @@ def overview() -> dict:
         "players": db.session.scalar(select(func.count()).select_from(Participant)),
         "in_game": db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None))),
         "current": current,
-        "answered": db.session.scalar(select(func.count()).where(Submission.challenge_id == current.id))
+        "answered": db.session.scalar(select(func.count()).where(Submission.challenge_id == current.id,
+                                                                 Submission.shadow.is_(False)))
         if current else 0,
         "winner": rounds.winner(),
+        "shadow": shadow.players() if current_app.config["SHADOW_LEAGUE"] else None,
     }
 
 
@@ -80,7 +82,9 @@ def rounds_context() -> dict:
     return {
         "challenges": challenges,
         "submitted": dict(db.session.execute(select(Submission.challenge_id, func.count())
+                                             .where(Submission.shadow.is_(False))
                                              .group_by(Submission.challenge_id)).all()),
+        "unchecked": rounds.not_checked_in_finalists(),
         "progress": {c.id: sms_progress(c) for c in challenges},
         "audit": db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(20)).all(),
         "counts": {"in_game": in_game},

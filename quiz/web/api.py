@@ -5,7 +5,7 @@ from functools import wraps
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import rounds
+from .. import rounds, shadow
 from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
@@ -90,6 +90,18 @@ def sms_progress_view(number):
 def leaderboard_view(number):
     """Everyone who took part in round `number`, best first."""
     return jsonify(challenge=number, entries=leaderboard(rounds.get_challenge(number)))
+
+
+@bp.get("/shadow")
+def shadow_view():
+    """The shadow league (knocked-out players playing on, not for the prize), best first (?limit=)."""
+    if not current_app.config["SHADOW_LEAGUE"]:
+        raise QuizError("The shadow league is off (SHADOW_LEAGUE=0) at this event.", code="shadow_off", status=404)
+    limit = request.args.get("limit", None, type=int)
+    if "limit" in request.args and (limit is None or not 1 <= limit <= 100_000):
+        raise QuizError("limit must be a whole number between 1 and 100000.", code="bad_limit", status=400)
+    entries = shadow.standings(limit=limit)
+    return jsonify(players=shadow.players(), entries=entries)
 
 
 @bp.get("/admin/outbox")

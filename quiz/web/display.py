@@ -6,7 +6,7 @@ import segno
 from flask import Blueprint, current_app, render_template
 from sqlalchemy import func, select
 
-from .. import rounds
+from .. import rounds, shadow
 from ..clock import utcnow
 from ..extensions import db
 from ..leaderboard import leaderboard
@@ -16,6 +16,7 @@ from . import wants_fragment
 bp = Blueprint("display", __name__)
 
 LEADERBOARD_ROWS = 10
+SHADOW_ROWS = 10
 
 
 def stage() -> dict:
@@ -28,13 +29,18 @@ def stage() -> dict:
         context["phase"] = "before"
     elif challenge.status == "open":
         context["phase"] = "during"
-        context["submitted"] = db.session.scalar(select(func.count()).where(Submission.challenge_id == challenge.id))
+        context["submitted"] = db.session.scalar(select(func.count()).where(Submission.challenge_id == challenge.id,
+                                                                           Submission.shadow.is_(False)))
+        context["shadow_submitted"] = shadow.submitted(challenge) if current_app.config["SHADOW_LEAGUE"] else 0
     else:
         shown = challenge if challenge.status == "closed" else rounds.get_challenge(challenge.number - 1)
         champion = rounds.winner()
         context.update(phase="podium" if champion else "after", shown=shown, winner=champion,
                        entries=leaderboard(shown, limit=LEADERBOARD_ROWS if not champion else 3),
                        next_challenge=challenge if challenge.status == "draft" else None)
+    # The shadow league's panel, beside whatever the room sees once a round has been played.
+    played = context["phase"] != "before" and current_app.config["SHADOW_LEAGUE"]
+    context["shadow"] = shadow.standings(limit=SHADOW_ROWS) if played else []
     return context
 
 

@@ -8,7 +8,7 @@ from flask_wtf.csrf import generate_csrf
 from redis import RedisError
 from sqlalchemy import select
 
-from .. import helpdesk, rounds
+from .. import helpdesk, rounds, shadow
 from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
@@ -60,7 +60,8 @@ def round_page(code):
     """A player's round: one clear page per state; the questions are their stored form when it is there."""
     link = find_link(code)
     state = rounds.page_state(link, utcnow())
-    if state == rounds.QUESTIONS and not wants_fragment():
+    # A shadow-league player gets the live page: the stored form can't say "shadow league".
+    if state == rounds.QUESTIONS and not wants_fragment() and not shadow.in_shadow_league(link.participant, link.challenge):
         stored = stored_form(link)
         if stored is not None:
             return stored
@@ -142,6 +143,8 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
     response = current_app.make_response(render_template(
         "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge, participant=link.participant, state=state,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
+        shadow=shadow.in_shadow_league(link.participant, link.challenge),
+        shadow_next=state in (rounds.SUBMITTED, rounds.CLOSED) and shadow.invited_after(link.participant, link.challenge),
         questions=rounds.questions_for(link) if state == rounds.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), poll_delay=round(random.uniform(3, 6), 1), **desk))
     response.headers["Vary"] = "HX-Request"
@@ -164,7 +167,12 @@ def report(code):
 
 
 def render_report(participant: Participant, welcome: bool = False, help_error: QuizError | None = None):
-    return render_template("play/report.html", participant=participant, rows=participant_report(participant),
+    rows = participant_report(participant)
+    # Rounds still to play in the shadow league (knocked out earlier, not disqualified, SHADOW_LEAGUE on).
+    playable = [row for row in rows if row.challenge.status != "closed"
+                and shadow.in_shadow_league(participant, row.challenge)]
+    return render_template("play/report.html", participant=participant, rows=rows, shadow_playable=playable,
+                           shadow_totals=shadow.totals_of(participant.id),
                            qr=qr_svg, welcome=welcome, link_url=link_url, checkin=display_code(participant.checkin_code),
                            report_url=report_url(participant.report_code), event=current_app.config["EVENT_NAME"],
                            **help_context(participant, "r", participant.report_code, help_error))
