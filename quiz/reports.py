@@ -81,6 +81,9 @@ def participant_report(participant: Participant) -> list[RoundReport]:
         row.verdict = _verdict(participant, row)
         if champion is not None and champion.id == participant.id and challenge.number == last_number:
             row.verdict = "Winner! First place in the final."
+            if submission and submission.rank and submission.rank > 1:  # PRIZE_REQUIRES_CHECKIN passed over others
+                row.verdict = (f"Winner! Ranked {submission.rank} in the final, and the best-ranked player "
+                               "who checked in: the prize needs check-in.")
         reports.append(row)
     return reports
 

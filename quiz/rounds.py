@@ -98,8 +98,8 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     challenge = get_challenge(number, lock=True)
     challenge.close(now)
     db.session.flush()
-    outcome = eliminate(challenge)
     last = is_last(challenge)
+    outcome, ranked_out = eliminate(challenge, spare_winner=last and current_app.config["PRIZE_REQUIRES_CHECKIN"])
     unanswered = db.session.scalar(select(db.func.count()).where(
         Participant.eliminated_in == number, Participant.elimination_reason == "unanswered"))
     champion = winner() if last else None
@@ -110,12 +110,16 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     if current_app.config["SMS_RESULTS"]:
         enqueue_after_commit("quiz.tasks.send_results", challenge.id, winner_id, queue="notify",
                              description=f"round {number}: results by SMS")
-    return CloseSummary(number=number, submitted=len(outcome.order), kept=outcome.kept, unanswered=unanswered,
-                        ranked_out=len(outcome.ranked_out), winner_id=winner_id)
+    return CloseSummary(number=number, submitted=len(outcome.order), kept=len(outcome.order) - len(ranked_out),
+                        unanswered=unanswered, ranked_out=len(ranked_out), winner_id=winner_id)
 
 
-def eliminate(challenge: Challenge) -> Outcome:
-    """Rank the round (a pure function), then apply it set-based: ranks, no-shows, the cut."""
+def eliminate(challenge: Challenge, spare_winner: bool = False) -> tuple[Outcome, tuple[int, ...]]:
+    """Rank the round (a pure function), then apply it set-based: ranks, no-shows, the cut.
+
+    `spare_winner` (the last round, with PRIZE_REQUIRES_CHECKIN): the best-ranked player who checked in wins,
+    so stays in even if the cut fell above them. Returns the outcome and who was ranked out.
+    """
     connection = db.session.connection()
     with gc_paused():
         rows = connection.execute(ranking_rows(challenge)).all()
@@ -127,9 +131,12 @@ def eliminate(challenge: Challenge) -> Outcome:
                                     Submission.challenge_id == challenge.id)
     connection.execute(update(Participant).where(Participant.eliminated_in.is_(None), no_submission)
                        .values(eliminated_in=challenge.number, elimination_reason="unanswered"))
-    eliminate_ranked_out(challenge, outcome.ranked_out)
+    ranked_out = outcome.ranked_out
+    if spare_winner and (champion_id := prize_winner_id(challenge)) is not None:
+        ranked_out = tuple(pid for pid in ranked_out if pid != champion_id)
+    eliminate_ranked_out(challenge, ranked_out)
     db.session.expire_all()
-    return outcome
+    return outcome, ranked_out
 
 
 def ranking_rows(challenge: Challenge):
@@ -339,12 +346,22 @@ def winner() -> Participant | None:
     last = db.session.scalar(select(Challenge).order_by(Challenge.number.desc()).limit(1))
     if last is None or last.status != "closed":
         return None
-    query = (select(Participant).join(Submission, Submission.participant_id == Participant.id)
-             .where(Submission.challenge_id == last.id, Submission.rank.is_not(None), Submission.shadow.is_(False),
-                    Participant.elimination_reason.is_distinct_from("disqualified")))
+    return db.session.scalar(_prize_ranking(last, Participant))
+
+
+def prize_winner_id(challenge: Challenge) -> int | None:
+    """Who the prize goes to among this round's ranked players (ranks applied, not yet committed)."""
+    return db.session.scalar(_prize_ranking(challenge, Participant.id))
+
+
+def _prize_ranking(challenge: Challenge, what):
+    """The round's ranked real submitters who may win, best first, limited to one."""
+    query = (select(what).join(Submission, Submission.participant_id == Participant.id)
+             .where(Submission.challenge_id == challenge.id, Submission.rank.is_not(None),
+                    Submission.shadow.is_(False), Participant.elimination_reason.is_distinct_from("disqualified")))
     if current_app.config["PRIZE_REQUIRES_CHECKIN"]:
         query = query.where(Participant.checked_in_at.is_not(None))
-    return db.session.scalar(query.order_by(Submission.rank).limit(1))
+    return query.order_by(Submission.rank).limit(1)
 
 
 def not_checked_in_finalists(limit: int = 20) -> tuple[int, list[str]]:

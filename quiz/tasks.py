@@ -76,7 +76,8 @@ def send_results(challenge_id: int, winner_id: int | None) -> int:
     db.session.commit()
     ids = db.session.scalars(select(Message.id).where(
         Message.challenge_id == challenge_id, Message.status == "queued",
-        Message.kind.in_(("result_through", "result_out", "result_out_shadow", "winner", "final_result"))).order_by(Message.id)).all()
+        Message.kind.in_(("result_through", "result_out", "result_out_shadow", "winner", "final_result")))
+        .order_by(Message.id)).all()
     fan_out(ids, f"round {challenge.number} results")
     log.info("round %s: %s result messages queued", challenge.number, created)
     return created

@@ -88,8 +88,9 @@ def test_results_go_out_after_each_round_and_the_winner_hears_it(client, load_ba
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     run_jobs()
     kinds = {m.participant_id: m.kind for m in messages() if m.kind != "round_link"}
-    assert kinds == {ids[0]: "result_through", ids[1]: "result_out", ids[2]: "result_out"}
-    out = messages(kind="result_out")[0]
+    # SHADOW_LEAGUE (on by default) turns "out" into an invitation to play on (tests/test_shadow.py).
+    assert kinds == {ids[0]: "result_through", ids[1]: "result_out_shadow", ids[2]: "result_out_shadow"}
+    out = messages(kind="result_out_shadow")[0]
     report = db.session.scalar(select(Participant.report_code).where(Participant.id == out.participant_id))
     assert out.body.endswith(f"http://quiz.test/r/{report}")
     client.post("/api/admin/start-challenge/2", headers=api_headers)

@@ -198,6 +198,7 @@ def test_unknown_and_malformed_links_are_404(client, player):
         assert "This link is not valid" in text(response)
 
 
+@pytest.mark.config(SHADOW_LEAGUE=False)  # on, the shadow league offers the round instead (tests/test_shadow.py)
 def test_eliminated_player_sees_out_page_for_the_next_round(client, player, make_participant, api_headers):
     _, links = player
     open_round(client, api_headers)

@@ -92,7 +92,8 @@ def test_survivor_and_knocked_out_players_read_their_numbers_and_why(client, eve
                   f"(score first, then response time). The cut line was place 2: 1 points in {bob_time:.1f} s.")
     di_page = client.get(f"/r/{reports['Di']}").get_data(as_text=True)
     assert why_out(di_page).startswith("Round 1: Out: no answers arrived")
-    assert rows_of(di_page)[2]["verdict"] == "Not played: knocked out earlier."
+    # SHADOW_LEAGUE is on by default: a later round is theirs to play, not for the prize (tests/test_shadow.py).
+    assert rows_of(di_page)[2]["verdict"] == "Playable in the shadow league when it opens — not ranked for the prize."
 
 
 def test_winner_and_finalist_after_the_last_round(client, event_played, api_headers):
@@ -210,5 +211,5 @@ def test_out_winner_and_final_messages_link_to_the_report(client, load_bank, mak
     assert sent[ids["Ann"], "winner"].endswith(f"http://quiz.test/r/{reports['Ann']}")
     assert "final is over" in sent[ids["Bob"], "final_result"]
     assert sent[ids["Bob"], "final_result"].endswith(f"http://quiz.test/r/{reports['Bob']}")
-    out = db.session.scalar(select(Message.body).where(Message.participant_id == ids["Cy"], Message.kind == "result_out"))
+    out = db.session.scalar(select(Message.body).where(Message.participant_id == ids["Cy"], Message.kind == "result_out_shadow"))
     assert out.endswith(f"http://quiz.test/r/{reports['Cy']}")

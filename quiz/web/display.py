@@ -35,13 +35,24 @@ def stage() -> dict:
     else:
         shown = challenge if challenge.status == "closed" else rounds.get_challenge(challenge.number - 1)
         champion = rounds.winner()
+        entries = leaderboard(shown, limit=LEADERBOARD_ROWS if not champion else 3)
         context.update(phase="podium" if champion else "after", shown=shown, winner=champion,
-                       entries=leaderboard(shown, limit=LEADERBOARD_ROWS if not champion else 3),
+                       entries=podium(shown, champion, entries) if champion else entries,
                        next_challenge=challenge if challenge.status == "draft" else None)
     # The shadow league's panel, beside whatever the room sees once a round has been played.
     played = context["phase"] != "before" and current_app.config["SHADOW_LEAGUE"]
     context["shadow"] = shadow.standings(limit=SHADOW_ROWS) if played else []
     return context
+
+
+def podium(shown, champion: Participant, top: list[dict]) -> list[dict]:
+    """The podium's three: the winner on the top step, even when PRIZE_REQUIRES_CHECKIN passed over a better rank."""
+    if top and top[0]["user_id"] == champion.id:
+        return top
+    score = db.session.scalar(select(Submission.score).where(Submission.challenge_id == shown.id,
+                                                             Submission.participant_id == champion.id))
+    others = [e for e in top if e["user_id"] != champion.id]
+    return [{"user_id": champion.id, "name": champion.name, "score": score}, *others][:3]
 
 
 def join_qr_svg() -> str:
