@@ -423,3 +423,28 @@ def test_without_the_setting_first_place_wins_checked_in_or_not(client, final_pl
 def test_the_warning_waits_for_the_last_round(client, knocked_out):
     """Round 2 of 3 is open: no warning yet (round 3 is the last)."""
     assert 'id="prize-checkin-warning"' not in console(client)
+
+
+@pytest.mark.live
+@pytest.mark.nodb
+def test_the_projector_socket_gets_the_shadow_panel_live(live_stack):
+    """The real stack: a shadow submission reaches a connected display's websocket as a frame with the panel."""
+    import requests
+    from .players import Api, answer_over_http, load_demo_bank
+    from .test_live import connect, wait_for
+    load_demo_bank(live_stack)
+    api = Api(live_stack.url)
+    links = [api.register(name, n)["form_urls"] for n, name in enumerate(("Ada", "Bo <i>Shadow</i>"), start=61)]
+    api.start(1)
+    answer_over_http(links[0]["1"], 1)
+    answer_over_http(links[1]["1"], 1, right=False)
+    api.end(1)
+    api.start(2)
+    ws = connect(live_stack)
+    assert 'id="shadow-panel"' not in ws.recv()  # the state on connect: nobody in the league yet
+    answer_over_http(links[1]["2"], 2)
+    frame = wait_for(ws, 'id="shadow-panel"')
+    assert panel(frame) == ["Bo <i>Shadow</i>"] and "<i>" not in frame  # escaped, never markup
+    assert "+ 1 in the shadow league" in frame and "<strong>0</strong> of 1 answered" in frame
+    ws.close()
+    assert requests.get(f"{live_stack.url}/api/shadow").json()["players"] == 1
