@@ -84,6 +84,10 @@ def participant_report(participant: Participant) -> list[RoundReport]:
             if submission and submission.rank and submission.rank > 1:  # PRIZE_REQUIRES_CHECKIN passed over others
                 row.verdict = (f"Winner! Ranked {submission.rank} in the final, and the best-ranked player "
                                "who checked in: the prize needs check-in.")
+        elif (champion is not None and challenge.number == last_number and submission and submission.rank
+              and participant.checked_in_at is None and current_app.config["PRIZE_REQUIRES_CHECKIN"]):
+            row.verdict = (f"Ranked {submission.rank} of {ranked} in the final, but the prize needs check-in "
+                           "and you hadn't checked in.")
         reports.append(row)
     return reports
 

@@ -402,6 +402,8 @@ def test_the_prize_goes_to_the_best_ranked_player_who_checked_in(client, final_p
     assert bob[2]["verdict"] == ("Winner! Ranked 2 in the final, and the best-ranked player who checked in: "
                                  "the prize needs check-in.")
     assert db.session.get(Participant, ids["Bob"]).eliminated_in is None  # the winner isn't cut
+    ann = report_rows(client, db.session.get(Participant, ids["Ann"]).report_code)
+    assert ann[2]["verdict"] == "Ranked 1 of 2 in the final, but the prize needs check-in and you hadn't checked in."
     assert summary["kept"] == 2 and summary["eliminated_ranked_out"] == 0
     assert 'id="prize-checkin-warning"' not in console(client)  # the last round is over
 
