@@ -89,3 +89,18 @@ def checkin_counts() -> dict:
     """How many are here, of how many registered (for the kiosk)."""
     here, total = db.session.execute(select(func.count(Participant.checked_in_at), func.count())).one()
     return {"here": here, "total": total}
+
+
+def unchecked_finalists(limit: int = 20) -> tuple[int, list[str]]:
+    """With PRIZE_REQUIRES_CHECKIN, before and during the last round: how many still in haven't checked in,
+    and the first few names (for the console's warning)."""
+    from .rounds import current_challenge, is_last
+    if not current_app.config["PRIZE_REQUIRES_CHECKIN"]:
+        return 0, []
+    current = current_challenge()  # the open round, else the next one
+    if current is None or current.status == "closed" or not is_last(current):
+        return 0, []
+    missing = (Participant.eliminated_in.is_(None), Participant.checked_in_at.is_(None))
+    count = db.session.scalar(select(func.count()).where(*missing))
+    names = db.session.scalars(select(Participant.name).where(*missing).order_by(Participant.name).limit(limit))
+    return count, list(names)

@@ -364,19 +364,6 @@ def _prize_ranking(challenge: Challenge, what):
     return query.order_by(Submission.rank).limit(1)
 
 
-def not_checked_in_finalists(limit: int = 20) -> tuple[int, list[str]]:
-    """With PRIZE_REQUIRES_CHECKIN, before the last round: how many still in haven't checked in, and some names."""
-    if not current_app.config["PRIZE_REQUIRES_CHECKIN"]:
-        return 0, []
-    current = current_challenge()  # the open round, else the next one
-    if current is None or current.status == "closed" or not is_last(current):
-        return 0, []
-    missing = (Participant.eliminated_in.is_(None), Participant.checked_in_at.is_(None))
-    count = db.session.scalar(select(db.func.count()).where(*missing))
-    names = db.session.scalars(select(Participant.name).where(*missing).order_by(Participant.name).limit(limit)).all()
-    return count, list(names)
-
-
 def disqualify(participant: Participant, reason: str) -> int:
     """Take a player out of the game (cheating, a duplicate person…); returns the round it counts for."""
     reason = " ".join(reason.split())

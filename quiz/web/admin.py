@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from .. import notify, rounds, shadow, tasks
 from ..audit import record
+from ..checkin import unchecked_finalists
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
@@ -84,7 +85,7 @@ def rounds_context() -> dict:
         "submitted": dict(db.session.execute(select(Submission.challenge_id, func.count())
                                              .where(Submission.shadow.is_(False))
                                              .group_by(Submission.challenge_id)).all()),
-        "unchecked": rounds.not_checked_in_finalists(),
+        "unchecked": unchecked_finalists(),
         "progress": {c.id: sms_progress(c) for c in challenges},
         "audit": db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(20)).all(),
         "counts": {"in_game": in_game},
