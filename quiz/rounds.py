@@ -190,12 +190,16 @@ def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...])
 
 def current_challenge() -> Challenge | None:
     """The open round, else the next one to open, else the last one."""
-    for status, order in (("open", Challenge.number), ("draft", Challenge.number),
-                          ("closed", Challenge.number.desc())):
-        challenge = db.session.scalar(select(Challenge).where(Challenge.status == status).order_by(order).limit(1))
-        if challenge:
-            return challenge
-    return None
+    rounds = db.session.execute(select(Challenge.number, Challenge.status)).all()
+    number = current_number(rounds)
+    return None if number is None else db.session.scalar(select(Challenge).where(Challenge.number == number))
+
+
+def current_number(rounds: list[tuple[int, str]]) -> int | None:
+    """Of (number, status) pairs: the open round, else the next one to open, else the last one."""
+    open_ = [n for n, status in rounds if status == "open"]
+    draft = [n for n, status in rounds if status == "draft"]
+    return min(open_ or draft) if open_ or draft else max((n for n, _ in rounds), default=None)
 
 
 def is_last(challenge: Challenge) -> bool:
