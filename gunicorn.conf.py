@@ -1,5 +1,7 @@
 """Gunicorn settings: gevent workers (websockets included). Override with environment variables."""
 import os
+import tempfile
+from pathlib import Path
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -14,3 +16,20 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 def post_worker_init(worker):
     """Let open websockets see a graceful restart coming, so they close with 1012 and clients reconnect."""
     worker.wsgi.config["KNOCKOUT_ALIVE"] = lambda: worker.alive
+
+
+# /metrics adds up every web process (prometheus_client's multiprocess mode: each process writes its counts to
+# files here). Set before any worker imports prometheus_client; a directory of its own per server.
+metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="knockout-metrics-"))
+
+
+def on_starting(server):
+    """Counts left by an earlier run must not add to this one."""
+    for stale in Path(metrics_dir).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A web process that ended: its gauges (open sockets) stop counting; its counters stay in the totals."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)

@@ -14,7 +14,7 @@ from .errors import QuizError
 from .extensions import db
 from .jobs import enqueue_after_commit
 from .live import publish_after_commit
-from .models import CHECKIN_ALPHABET, CHECKIN_LENGTH, Challenge, FormLink, Participant
+from .models import CHECKIN_ALPHABET, CHECKIN_LENGTH, Challenge, Participant
 
 # What people misread on a printed badge (Crockford's base32 decoding).
 LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -78,11 +78,11 @@ def first_round() -> Challenge | None:
     return db.session.scalar(select(Challenge).order_by(Challenge.number).limit(1))
 
 
-def needs_checkin(link: FormLink) -> bool:
-    """CHECKIN_REQUIRED is on, this is the first round, and the player hasn't checked in yet."""
-    if not current_app.config["CHECKIN_REQUIRED"] or link.participant.checked_in_at is not None:
+def needs_checkin(number: int, checked_in_at: datetime | None) -> bool:
+    """CHECKIN_REQUIRED is on, round `number` is the first, and the player (checked in at `checked_in_at`) isn't."""
+    if not current_app.config["CHECKIN_REQUIRED"] or checked_in_at is not None:
         return False
-    return not db.session.scalar(select(exists().where(Challenge.number < link.challenge.number)))
+    return not db.session.scalar(select(exists().where(Challenge.number < number)))
 
 
 def checkin_counts() -> dict:

@@ -220,14 +220,20 @@ def reconcile(challenge_ids: list[int] | None = None) -> dict:
 PENDING = "knockout:forms:pending:"
 
 
-def request_work(kind: str, participant_ids: list[int]) -> None:
-    """Add participants to a pending set and make sure a drain job is on its way (Redis only: after commit)."""
+def request_work(kind: str, participant_ids: list[int], publish: bool = False) -> None:
+    """Add participants to a pending set and make sure a drain job is on its way (Redis only: after commit).
+
+    `publish`: also tell the live pages that something changed, in the same round trip.
+    """
     from .jobs import enqueue
+    from .live import CHANNEL
     redis = get_redis()
     pipe = redis.pipeline(transaction=False)
+    if publish:
+        pipe.publish(CHANNEL, b"changed")
     pipe.sadd(PENDING + kind, *participant_ids)
     pipe.set(PENDING + kind + ":job", 1, nx=True, ex=300)
-    if pipe.execute()[1]:
+    if pipe.execute()[-1]:
         enqueue("quiz.tasks.drain_forms", kind, queue="forms", description=f"forms: {kind}")
 
 

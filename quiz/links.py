@@ -62,6 +62,13 @@ def ensure_links(participant_ids: list[int] | None = None) -> int:
     return len(rows)
 
 
+def create_links(participant_id: int, challenge_ids: list[int]) -> None:
+    """A new participant's links, one per round (they have none yet: no need to look)."""
+    if challenge_ids:
+        db.session.execute(insert(FormLink), [{"participant_id": participant_id, "challenge_id": c, "code": new_code(),
+                                               "seed": secrets.randbits(31)} for c in challenge_ids])
+
+
 def shuffled_choices(link: FormLink, question: Question) -> list[tuple[int, str]]:
     """This participant's order of a question's choices, as (original index, text)."""
     choices = list(enumerate(question.choices))

@@ -14,6 +14,7 @@ from flask import Flask, render_template
 
 from .extensions import db, get_redis
 from .jobs import after_commit
+from .observability import SOCKETS
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Hub:
         client.offer(self.current(topic))
         with self.lock:
             self.clients[topic].add(client)
+        SOCKETS.inc()
         return client
 
     def current(self, topic: str) -> bytes:
@@ -90,7 +92,10 @@ class Hub:
 
     def disconnect(self, client: Client) -> None:
         with self.lock:
+            known = client in self.clients[client.topic]
             self.clients[client.topic].discard(client)
+        if known:
+            SOCKETS.dec()
 
     def count(self) -> int:
         return sum(len(c) for c in self.clients.values())

@@ -80,7 +80,7 @@ class Challenge(db.Model):
     def close(self, now: datetime) -> None:
         """Stop the round; elimination follows in the same transaction (rounds.close_round)."""
         if self.status != "open":
-            raise QuizError(f"Round {self.number} is {self.status}, not open.", code=f"not_open")
+            raise QuizError(f"Round {self.number} is {self.status}, not open.", code="not_open")
         self.status = "closed"
         self.closed_at = now
 

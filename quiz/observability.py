@@ -1,11 +1,14 @@
 """What operators watch: JSON logs with a request id, /healthz, and Prometheus metrics at /metrics."""
 import json
 import logging
+import os
 import time
 import uuid
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from rq import Queue
 from rq.worker import Worker
 from sqlalchemy import text
@@ -18,9 +21,26 @@ REGISTRY = CollectorRegistry()
 REQUEST_SECONDS = Histogram("knockout_request_seconds", "Request latency", ["endpoint", "method"], registry=REGISTRY,
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 SUBMISSIONS = Counter("knockout_submissions_total", "Submissions stored", registry=REGISTRY)
-QUEUE_DEPTH = Gauge("knockout_queue_depth", "Jobs waiting", ["queue"], registry=REGISTRY)
-SOCKETS = Gauge("knockout_websockets", "Open websockets in this process", registry=REGISTRY)
+# Under gunicorn (PROMETHEUS_MULTIPROC_DIR, set in gunicorn.conf.py) every process's counts are added up at
+# scrape time; the sockets gauge sums the live processes.
+SOCKETS = Gauge("knockout_websockets", "Open websockets", registry=REGISTRY, multiprocess_mode="livesum")
 WORKER_STALE_SECONDS = 120
+
+
+class QueueDepth:
+    """knockout_queue_depth{queue}: jobs waiting, read from Redis at scrape time (one truth for every process)."""
+
+    def collect(self):
+        family = GaugeMetricFamily("knockout_queue_depth", "Jobs waiting", labels=["queue"])
+        try:
+            for name in QUEUE_NAMES:
+                family.add_metric([name], Queue(name, connection=get_redis()).count)
+        except Exception:
+            log.warning("metrics: Redis unreachable for queue depth")
+        yield family
+
+
+REGISTRY.register(QueueDepth())
 
 
 class JsonFormatter(logging.Formatter):
@@ -94,14 +114,13 @@ def ping():
 
 
 def metrics():
-    """/metrics in Prometheus' text format (this process's counters; queue depth from Redis)."""
-    try:
-        for name in QUEUE_NAMES:
-            QUEUE_DEPTH.labels(name).set(Queue(name, connection=get_redis()).count)
-    except Exception:
-        log.warning("metrics: Redis unreachable for queue depth")
-    SOCKETS.set(current_app.extensions["knockout_hub"].count())
-    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+    """/metrics in Prometheus' text format: every web process's counts added up, queue depth from Redis."""
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        registry.register(QueueDepth())
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:

@@ -9,10 +9,9 @@ from sqlalchemy import exists, or_, select
 
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .links import ensure_links
+from .links import create_links
 from .forms import request_work
 from .jobs import after_commit, enqueue_after_commit
-from .live import publish_after_commit
 from .models import Challenge, Participant
 
 NAME_MAX = 80
@@ -88,7 +87,8 @@ def registration_open() -> bool:
 
 def register_participant(clean: dict) -> Participant:
     """Create a participant and a link for every round; the caller commits."""
-    if not registration_open():
+    rounds = db.session.execute(select(Challenge.id, Challenge.status)).all()  # a handful: one read for all below
+    if any(status == "closed" for _, status in rounds):
         raise QuizError("Registration is closed: the game is already under way.", code="registration_closed")
     taken = db.session.execute(select(Participant.email, Participant.phone).where(
         or_(Participant.email == clean["email"], Participant.phone == clean["phone"]))).first()
@@ -97,11 +97,10 @@ def register_participant(clean: dict) -> Participant:
     participant = Participant(report_code=secrets.token_urlsafe(16), **clean)
     db.session.add(participant)
     db.session.flush()
-    ensure_links([participant.id])
-    publish_after_commit()
-    # Their forms are rendered in the background: joining never waits for storage.
-    after_commit(request_work, "new", [participant.id])
-    open_round = db.session.scalar(select(Challenge.id).where(Challenge.status == "open"))
+    create_links(participant.id, [challenge_id for challenge_id, _ in rounds])
+    # Their forms are rendered in the background (joining never waits for storage); the projector's count moves.
+    after_commit(request_work, "new", [participant.id], publish=True)
+    open_round = next((challenge_id for challenge_id, status in rounds if status == "open"), None)
     if open_round is not None:  # joined mid-round: their link goes out like everyone's did
         enqueue_after_commit("quiz.tasks.send_round_links", open_round, queue="notify",
                              description="link for a late registration")

@@ -7,26 +7,14 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import exists, select, text, update
-from sqlalchemy.exc import IntegrityError
 
-from . import scoring
-from .checkin import needs_checkin
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .forms import request_work
-from .jobs import after_commit, enqueue_after_commit
-from .links import ensure_links, shuffled_choices
+from .jobs import enqueue_after_commit
+from .links import ensure_links
 from .live import publish_after_commit
-from .models import Challenge, FormLink, Participant, Submission
-from .observability import SUBMISSIONS
+from .models import Challenge, Participant, Submission
 from .ranking import Entry, Outcome, rank_round
-from .shadow import in_shadow_league
-
-# The page states of /f/<code>, in the order a player meets them.
-NOT_OPEN, READY, QUESTIONS, SUBMITTED, CLOSED, ELIMINATED = (
-    "not_open", "ready", "questions", "submitted", "closed", "eliminated")
-CHECK_IN = "check_in"  # round 1 open, but CHECKIN_REQUIRED and this player hasn't checked in
-
 
 @dataclass(frozen=True)
 class CloseSummary:
@@ -210,129 +198,18 @@ def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...])
                                     .values(eliminated_in=challenge.number, elimination_reason="ranked_out"))
 
 
-def page_state(link: FormLink, now: datetime) -> str:
-    """Which page /f/<code> shows right now."""
-    challenge, participant = link.challenge, link.participant
-    shadow = in_shadow_league(participant, challenge)
-    if participant.eliminated_in is not None and participant.eliminated_in < challenge.number and not shadow:
-        return ELIMINATED
-    if challenge.status == "draft":
-        return NOT_OPEN
-    if has_submitted(link):
-        return SUBMITTED
-    deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
-    out = participant.eliminated_in is not None and not shadow
-    if challenge.status == "closed" or out or (deadline and now > deadline):
-        return CLOSED
-    if needs_checkin(link):
-        return CHECK_IN
-    return QUESTIONS if link.started_at else READY
-
-
-def has_submitted(link: FormLink) -> bool:
-    return db.session.scalar(select(exists().where(
-        Submission.participant_id == link.participant_id, Submission.challenge_id == link.challenge_id)))
-
-
-def refusal(state: str, link: FormLink) -> QuizError:
-    """Why a player cannot start or submit in `state`."""
-    number = link.challenge.number
-    return {
-        NOT_OPEN: QuizError(f"Round {number} hasn't started yet. Keep this page: it opens when the round does.",
-                            code="not_open"),
-        SUBMITTED: QuizError("Your answers are already in. Only the first submission counts.",
-                             code="already_submitted"),
-        CLOSED: QuizError(f"Round {number} is closed: answers are no longer accepted.", code="closed"),
-        CHECK_IN: QuizError(f"Round {number} is only open to players who have checked in. Show the QR code from "
-                            "your confirmation page at the registration desk, then come back here.",
-                            code="not_checked_in", status=403),
-        ELIMINATED: QuizError(f"You were knocked out in round {link.participant.eliminated_in}, "
-                              "so this round isn't open to you.", code="eliminated", status=403),
-    }[state]
-
-
-def start_clock(link: FormLink, now: datetime) -> None:
-    """The Start press: the response clock runs from the first one (later presses change nothing)."""
-    state = page_state(link, now)
-    if state not in (READY, QUESTIONS):
-        raise refusal(state, link)
-    db.session.execute(update(FormLink).where(FormLink.id == link.id, FormLink.started_at.is_(None))
-                       .values(started_at=now).execution_options(synchronize_session=False))
-    db.session.refresh(link)
-
-
-def parse_answers(link: FormLink, form) -> list[list[str]]:
-    """The chosen choices per question, in question order; ValidationError says what to fix."""
-    questions = link.challenge.questions
-    known = {f"q{q.id}" for q in questions}
-    unknown = [key for key in form.keys() if key.startswith("q") and key not in known]
-    if unknown:
-        raise QuizError("These answers are for questions that are not in this round. Reload the page.",
-                        code="unknown_question", status=422)
-    errors, chosen = {}, []
-    for number, question in enumerate(questions, start=1):
-        raw = form.getlist(f"q{question.id}")
-        try:
-            picked = sorted({int(value) for value in raw})
-        except ValueError:
-            picked = [-1]
-        if any(not 0 <= i < len(question.choices) for i in picked) or len(picked) != len(raw):
-            errors[f"q{question.id}"] = f"Question {number}: that choice isn't one of the options. Pick again."
-        elif not picked:
-            errors[f"q{question.id}"] = f"Question {number} needs an answer."
-        elif len(picked) > 1 and not question.multiple:
-            errors[f"q{question.id}"] = f"Question {number} takes one answer."
-        chosen.append([question.choices[i] for i in picked if 0 <= i < len(question.choices)])
-    if errors:
-        raise ValidationError(errors, "Some answers need another look.")
-    return chosen
-
-
-def submit_answers(link: FormLink, form, now: datetime) -> Submission:
-    """Score and store a player's answers exactly once; the caller commits."""
-    # FOR SHARE on PostgreSQL: a concurrent close waits for this submission, or this one sees the close.
-    db.session.execute(select(Challenge.id).where(Challenge.id == link.challenge_id).with_for_update(read=True))
-    lock_for_sqlite(Challenge.id == link.challenge_id)
-    db.session.refresh(link.challenge)
-    state = page_state(link, now)
-    if state == READY:
-        raise QuizError("Press Start first: your clock starts when you do.", code="not_started")
-    if state != QUESTIONS:
-        raise refusal(state, link)
-    chosen = parse_answers(link, form)
-    challenge = link.challenge
-    response_time = max((now - link.started_at).total_seconds(), 0.0)
-    result = scoring.score([(q.answer, q.points) for q in challenge.questions], chosen, challenge.scoring,
-                           response_time, challenge.time_limit_seconds)
-    submission = Submission(
-        participant_id=link.participant_id, challenge_id=challenge.id, submitted_at=now,
-        answers={str(q.id): picked for q, picked in zip(challenge.questions, chosen)},
-        score=result.points, correct=result.correct, response_time=response_time,
-        shadow=in_shadow_league(link.participant, challenge))
-    try:
-        with db.session.begin_nested():
-            db.session.add(submission)
-    except IntegrityError:
-        raise refusal(SUBMITTED, link)
-    publish_after_commit()
-    after_commit(SUBMISSIONS.inc)
-    after_commit(request_work, f"answered:{challenge.id}", [link.participant_id])
-    return submission
-
-
-def questions_for(link: FormLink) -> list[tuple]:
-    """The round's questions with this participant's shuffled choices; never the answer key."""
-    return [(q, shuffled_choices(link, q)) for q in link.challenge.questions]
-
-
 def current_challenge() -> Challenge | None:
     """The open round, else the next one to open, else the last one."""
-    for status, order in (("open", Challenge.number), ("draft", Challenge.number),
-                          ("closed", Challenge.number.desc())):
-        challenge = db.session.scalar(select(Challenge).where(Challenge.status == status).order_by(order).limit(1))
-        if challenge:
-            return challenge
-    return None
+    rounds = db.session.execute(select(Challenge.number, Challenge.status)).all()
+    number = current_number(rounds)
+    return None if number is None else db.session.scalar(select(Challenge).where(Challenge.number == number))
+
+
+def current_number(rounds: list[tuple[int, str]]) -> int | None:
+    """Of (number, status) pairs: the open round, else the next one to open, else the last one."""
+    open_ = [n for n, status in rounds if status == "open"]
+    draft = [n for n, status in rounds if status == "draft"]
+    return min(open_ or draft) if open_ or draft else max((n for n, _ in rounds), default=None)
 
 
 def is_last(challenge: Challenge) -> bool:

@@ -15,8 +15,13 @@ from .ranking import ShadowTotal, shadow_standings
 
 def in_shadow_league(participant: Participant, challenge: Challenge) -> bool:
     """This round is a shadow-league round for this player: knocked out earlier (not disqualified), league on."""
-    return (current_app.config["SHADOW_LEAGUE"] and participant.eliminated_in is not None
-            and participant.eliminated_in < challenge.number and participant.elimination_reason != "disqualified")
+    return invited(participant.eliminated_in, participant.elimination_reason, challenge.number)
+
+
+def invited(eliminated_in: int | None, reason: str | None, number: int) -> bool:
+    """Round `number` is a shadow-league round for a player out since `eliminated_in` for `reason`."""
+    return (current_app.config["SHADOW_LEAGUE"] and eliminated_in is not None and eliminated_in < number
+            and reason != "disqualified")
 
 
 def standings(limit: int | None = None) -> list[dict]:

@@ -196,6 +196,15 @@ def stage_fits(page: Page) -> None:
     assert size[0] <= size[1] and size[2] <= size[3], f"stage overflows: {size} {detail}"
 
 
+def box_of(locator) -> dict:
+    """The element's box; live frames replace the stage now and then, so it is read again if it was mid-swap."""
+    for _ in range(20):
+        expect(locator).to_be_visible()
+        if (box := locator.bounding_box()) is not None:
+            return box
+    raise AssertionError("the element kept disappearing")
+
+
 def test_projector_follows_the_whole_event_without_reloading(stack, api, new_page):
     long_name = "Maximiliana Alexandrova-Featherstonehaugh of Llanfairpwllgwyngyll"
     # Three who play, and seven who never open their links: the board after round 1 is full.
@@ -206,7 +215,7 @@ def test_projector_follows_the_whole_event_without_reloading(stack, api, new_pag
     mark_page(page)
     expect(page.locator("#player-count")).to_have_text("10")
     expect(page.get_by_text("Scan to play")).to_be_visible()
-    qr = page.locator(".qr svg").bounding_box()
+    qr = box_of(page.locator(".qr svg"))
     assert qr["width"] >= 600 and qr["height"] >= 600, f"the join QR code is small: {qr}"
     api.register("Grace Hopper", 99)  # joins while the projector shows the QR
     expect(page.locator("#player-count")).to_have_text("11", timeout=POLL)

@@ -98,13 +98,25 @@ def test_connections_dropped_between_requests_are_replaced(client, player, api_h
 
 @postgres_only
 def test_connection_dropped_mid_request_gives_503_then_the_retry_works(client, player, api_headers, admin_engine):
+    """A page read on a cut connection: 503 "try again", and the reload works."""
     _, links = player
-    url, data = ready_to_submit(client, links, api_headers)
+    open_round(client, api_headers)
     db.session.execute(select(1))  # this request's session holds its connection when it is cut
     assert terminate(admin_engine, "true") >= 1
-    assert_busy_page(client.post(url, data=data))
-    assert submissions() == 0
+    assert_busy_page(client.get(f"/f/{links[1]}"))
+    assert client.get(f"/f/{links[1]}").status_code == 200
+
+
+@postgres_only
+def test_submit_on_a_dropped_connection_is_retried_once_and_counts_once(client, player, api_headers, admin_engine):
+    """The submit is a retried write: its first attempt fails on the cut connection, the second goes in."""
+    _, links = player
+    url, data = ready_to_submit(client, links, api_headers)
+    db.session.execute(select(1))
+    assert terminate(admin_engine, "true") >= 1
     assert client.post(url, data=data).status_code == 303
+    assert submissions() == 1
+    assert client.post(url, data=data).status_code == 200  # "already in"
     assert submissions() == 1
 
 

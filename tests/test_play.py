@@ -227,3 +227,58 @@ def test_waiting_pages_poll_a_fragment_with_jitter_and_the_questions_page_does_n
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     final = client.get(f"/f/{links[1]}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "You're through" in html.unescape(final) and "load delay" not in final
+
+
+def test_a_doubled_post_that_passes_the_check_together_is_stopped_by_the_key(client, player, api_headers, monkeypatch):
+    """Two POSTs that both see "not in yet" (concurrent requests): the INSERT's unique key lets one through."""
+    from quiz import answers
+    _, links = player
+    token, fields, names = started(client, links[1], api_headers)
+    body = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
+    assert client.post(f"/f/{links[1]}/submit", data=body).status_code == 303
+    real = answers.state_of
+    monkeypatch.setattr(answers, "state_of", lambda link, now, grace: answers.QUESTIONS
+                        if link.submitted else real(link, now, grace))  # as if the first weren't committed yet
+    again = client.post(f"/f/{links[1]}/submit", data=body)
+    assert again.status_code == 200
+    assert "already in" in text(again)
+    assert db.session.scalar(select(func.count()).select_from(Submission)) == 1
+
+
+def test_questions_remembered_per_database_never_leak_into_another(tmp_path, redis_url):
+    """Two databases whose round 1 has the same id and opening time but other answers: each scores by its own."""
+    from datetime import datetime
+
+    from quiz import create_app
+    from quiz.answers import submit_answers
+    from quiz.models import Challenge
+    from quiz.questions import apply_bank, parse_bank
+    from werkzeug.datastructures import MultiDict
+
+    from .conftest import make_config
+    opened = datetime(2026, 11, 23, 9, 0)
+    scores = []
+    for answer in ("a", "b"):
+        directory = tmp_path / answer
+        directory.mkdir()
+        app = create_app(make_config(directory, redis_url))
+        with app.app_context():
+            db.create_all()
+            apply_bank(parse_bank(f"challenges: [{{number: 1, title: T, questions: "
+                                  f"[{{text: Q, choices: [a, b], answer: {answer}}}]}}]"))
+            from quiz.registration import register_participant
+            register_participant({"name": "Ada", "email": "ada@example.com", "phone": "+12025550100",
+                                  "company": "", "consent": True})
+            db.session.commit()
+            challenge = db.session.scalar(select(Challenge))
+            challenge.status, challenge.opened_at = "open", opened
+            link = db.session.scalar(select(FormLink))
+            link.started_at = opened
+            question_id = challenge.questions[0].id
+            db.session.commit()
+            submit_answers(link.code, MultiDict({f"q{question_id}": "0"}), opened)  # picks "a"
+            db.session.commit()
+            scores.append(db.session.scalar(select(Submission.score)))
+            db.session.remove()
+            db.engine.dispose()
+    assert scores == [1, 0]

@@ -1,6 +1,7 @@
 """Round life cycle details: the time limit closes a round through RQ's scheduler."""
 from datetime import timedelta
 
+import pytest
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
@@ -40,3 +41,15 @@ def test_expired_round_is_closed_by_the_job_and_eliminates(app, client, load_ban
     assert db.session.scalar(select(Challenge.status).where(Challenge.number == 1)) == "closed"
     assert db.session.scalar(select(Participant.elimination_reason).where(Participant.id == player.id)) == "unanswered"
     assert tasks.close_expired_round(challenge.id) is False  # safe to run twice
+
+
+@pytest.mark.parametrize("rounds, current", [
+    ([], None),
+    ([(1, "draft"), (2, "draft")], 1),
+    ([(1, "closed"), (2, "open"), (3, "draft")], 2),
+    ([(1, "closed"), (2, "draft"), (3, "draft")], 2),
+    ([(2, "closed"), (1, "closed")], 2),
+])
+def test_the_current_round_is_the_open_one_else_the_next_else_the_last(rounds, current):
+    from quiz.rounds import current_number
+    assert current_number(rounds) == current

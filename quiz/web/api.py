@@ -54,8 +54,8 @@ def register():
     codes = db.session.execute(select(Challenge.number, Challenge.status, FormLink.code)
                                .join(FormLink, FormLink.challenge_id == Challenge.id)
                                .where(FormLink.participant_id == participant.id).order_by(Challenge.number)).all()
-    current = rounds.current_challenge()
-    current_url = next((link_url(code) for number, _, code in codes if current and number == current.number), None)
+    current = rounds.current_number([(number, status) for number, status, _ in codes])
+    current_url = next((link_url(code) for number, _, code in codes if number == current), None)
     return jsonify(user_id=participant.id, form_urls={str(n): link_url(code) for n, _, code in codes},
                    current_form_url=current_url, report_url=report_url(participant.report_code)), 201
 

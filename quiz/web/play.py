@@ -8,7 +8,7 @@ from flask_wtf.csrf import generate_csrf
 from redis import RedisError
 from sqlalchemy import select
 
-from .. import helpdesk, rounds, shadow
+from .. import answers, helpdesk, rounds, shadow
 from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
@@ -59,9 +59,9 @@ def register():
 def round_page(code):
     """A player's round: one clear page per state; the questions are their stored form when it is there."""
     link = find_link(code)
-    state = rounds.page_state(link, utcnow())
+    state = answers.page_state(link, utcnow())
     # A shadow-league player gets the live page: the stored form can't say "shadow league".
-    if state == rounds.QUESTIONS and not wants_fragment() and not shadow.in_shadow_league(link.participant, link.challenge):
+    if state == answers.QUESTIONS and not wants_fragment() and not shadow.in_shadow_league(link.participant, link.challenge):
         stored = stored_form(link)
         if stored is not None:
             return stored
@@ -104,9 +104,9 @@ def start(code):
     """Press Start: the response clock starts now (never on the GET)."""
     link = find_link(code)
     try:
-        write(rounds.start_clock, link, utcnow())
+        write(answers.start_clock, link, utcnow())
     except QuizError as error:
-        return render_round(link, rounds.page_state(link, utcnow()), error), error.status
+        return render_round(link, answers.page_state(link, utcnow()), error), error.status
     return redirect(url_for("play.round_page", code=code), 303)
 
 
@@ -115,13 +115,13 @@ def start(code):
 @limiter.limit("30 per minute", key_func=link_key)
 def submit(code):
     """Hand in the answers; a retried or doubled POST gets 'already submitted'."""
-    link = find_link(code)
     if not form_token_ok(code, request.form.get("form_token", "")):
         csrf.protect()
     try:
-        write(rounds.submit_answers, link, request.form, utcnow())
+        write(answers.submit_answers, code, request.form, utcnow())
     except QuizError as error:
-        state = rounds.page_state(link, utcnow())
+        link = find_link(code)  # the page to answer with (an unknown link is a 404 from here)
+        state = answers.page_state(link, utcnow())
         if error.code == "already_submitted":
             return render_round(link, state, error)
         return render_round(link, state, error, chosen=request.form), error.status
@@ -132,7 +132,7 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
                  help_error: QuizError | None = None):
     """The round page for `state`, with an optional message on top."""
     submission, final, won = None, False, False
-    if state == rounds.SUBMITTED:
+    if state == answers.SUBMITTED:
         submission = db.session.scalar(select(Submission).where(
             Submission.participant_id == link.participant_id, Submission.challenge_id == link.challenge_id))
         if link.challenge.status == "closed":
@@ -144,8 +144,8 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
         "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge, participant=link.participant, state=state,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         shadow=shadow.in_shadow_league(link.participant, link.challenge),
-        shadow_next=state in (rounds.SUBMITTED, rounds.CLOSED) and shadow.invited_after(link.participant, link.challenge),
-        questions=rounds.questions_for(link) if state == rounds.QUESTIONS else [],
+        shadow_next=state in (answers.SUBMITTED, answers.CLOSED) and shadow.invited_after(link.participant, link.challenge),
+        questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), poll_delay=round(random.uniform(3, 6), 1), **desk))
     response.headers["Vary"] = "HX-Request"
     return response
@@ -211,7 +211,7 @@ def ask_help_round(code):
     try:
         write(helpdesk.ask_for_help, link.participant, request.form.get("kind", ""), request.form.get("text", ""), utcnow())
     except QuizError as error:
-        return render_round(link, rounds.page_state(link, utcnow()), help_error=error), error.status
+        return render_round(link, answers.page_state(link, utcnow()), help_error=error), error.status
     flash("Your request is with the help desk. Their answer will appear on this page.", "ok")
     return redirect(url_for("play.round_page", code=code, _anchor="help"), 303)
 

@@ -1,0 +1,235 @@
+"""A player's side of a round: which page their link shows, the Start press, and their answers going in.
+
+The submit is the busiest write of an event (thousands within seconds of a round's end), so it runs on
+plain rows through SQLAlchemy Core: one locking read of link, player, round and "already in?", one read of
+the questions, one INSERT that a duplicate cannot pass (ON CONFLICT DO NOTHING), one commit.
+"""
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from . import scoring
+from .checkin import needs_checkin
+from .errors import QuizError, ValidationError
+from .extensions import db
+from .forms import request_work
+from .jobs import after_commit
+from .links import CODE_PATTERN, shuffled_choices
+from .models import Challenge, FormLink, Participant, Question, Submission
+from .observability import SUBMISSIONS
+from .shadow import in_shadow_league, invited
+
+# The page states of /f/<code>, in the order a player meets them.
+NOT_OPEN, READY, QUESTIONS, SUBMITTED, CLOSED, ELIMINATED = (
+    "not_open", "ready", "questions", "submitted", "closed", "eliminated")
+CHECK_IN = "check_in"  # round 1 open, but CHECKIN_REQUIRED and this player hasn't checked in
+UNKNOWN_LINK = "This link is not valid. Check that you opened the whole link from your SMS."
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """The plain values a link's page depends on (from the ORM for pages, from one Core row for a submit)."""
+
+    number: int
+    status: str
+    closes_at: datetime | None
+    closed_at: datetime | None
+    eliminated_in: int | None
+    started_at: datetime | None
+    submitted: bool
+    needs_checkin: bool
+    shadow: bool = False  # knocked out earlier, playing this round in the shadow league (quiz/shadow.py)
+
+
+def state_of(link: LinkState, now: datetime, grace: float) -> str:
+    """Which page a link shows (a pure function: the one rule for pages and submissions alike)."""
+    if link.eliminated_in is not None and link.eliminated_in < link.number and not link.shadow:
+        return ELIMINATED
+    if link.status == "draft":
+        return NOT_OPEN
+    if link.submitted:
+        return SUBMITTED
+    ends = [t for t in (link.closes_at, link.closed_at) if t is not None]
+    late = bool(ends) and now > min(ends) + timedelta(seconds=grace)
+    out = link.eliminated_in is not None and not link.shadow
+    if link.status == "closed" or out or late:
+        return CLOSED
+    if link.needs_checkin:
+        return CHECK_IN
+    return QUESTIONS if link.started_at else READY
+
+
+def page_state(link: FormLink, now: datetime) -> str:
+    """Which page /f/<code> shows right now."""
+    challenge, participant = link.challenge, link.participant
+    state = LinkState(challenge.number, challenge.status, challenge.closes_at, challenge.closed_at,
+                      participant.eliminated_in, link.started_at, has_submitted(link),
+                      needs_checkin(challenge.number, participant.checked_in_at),
+                      in_shadow_league(participant, challenge))
+    return state_of(state, now, current_app.config["SUBMIT_GRACE_SECONDS"])
+
+
+def has_submitted(link: FormLink) -> bool:
+    return db.session.scalar(select(exists().where(
+        Submission.participant_id == link.participant_id, Submission.challenge_id == link.challenge_id)))
+
+
+def refusal(state: str, number: int, eliminated_in: int | None = None) -> QuizError:
+    """Why a player cannot start or submit in round `number` in `state`."""
+    return {
+        NOT_OPEN: QuizError(f"Round {number} hasn't started yet. Keep this page: it opens when the round does.",
+                            code="not_open"),
+        SUBMITTED: QuizError("Your answers are already in. Only the first submission counts.",
+                             code="already_submitted"),
+        CLOSED: QuizError(f"Round {number} is closed: answers are no longer accepted.", code="closed"),
+        CHECK_IN: QuizError(f"Round {number} is only open to players who have checked in. Show the QR code from "
+                            "your confirmation page at the registration desk, then come back here.",
+                            code="not_checked_in", status=403),
+        ELIMINATED: QuizError(f"You were knocked out in round {eliminated_in}, "
+                              "so this round isn't open to you.", code="eliminated", status=403),
+        READY: QuizError("Press Start first: your clock starts when you do.", code="not_started"),
+    }[state]
+
+
+def start_clock(link: FormLink, now: datetime) -> None:
+    """The Start press: the response clock runs from the first one (later presses change nothing)."""
+    state = page_state(link, now)
+    if state not in (READY, QUESTIONS):
+        raise refusal(state, link.challenge.number, link.participant.eliminated_in)
+    db.session.execute(update(FormLink).where(FormLink.id == link.id, FormLink.started_at.is_(None))
+                       .values(started_at=now).execution_options(synchronize_session=False))
+    db.session.refresh(link)
+
+
+def questions_for(link: FormLink) -> list[tuple]:
+    """The round's questions with this participant's shuffled choices; never the answer key."""
+    return [(q, shuffled_choices(link, q)) for q in link.challenge.questions]
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A question as the submit needs it (a plain row, no ORM object)."""
+
+    id: int
+    choices: list
+    answer: list
+    points: int
+
+
+def parse_answers(questions: list[Asked], form) -> list[list[str]]:
+    """The chosen choices per question, in question order; ValidationError says what to fix."""
+    known = {f"q{q.id}" for q in questions}
+    if any(key.startswith("q") and key not in known for key in form.keys()):
+        raise QuizError("These answers are for questions that are not in this round. Reload the page.",
+                        code="unknown_question", status=422)
+    errors, chosen = {}, []
+    for number, question in enumerate(questions, start=1):
+        raw = form.getlist(f"q{question.id}")
+        try:
+            picked = sorted({int(value) for value in raw})
+        except ValueError:
+            picked = [-1]
+        if any(not 0 <= i < len(question.choices) for i in picked) or len(picked) != len(raw):
+            errors[f"q{question.id}"] = f"Question {number}: that choice isn't one of the options. Pick again."
+        elif not picked:
+            errors[f"q{question.id}"] = f"Question {number} needs an answer."
+        elif len(picked) > 1 and len(question.answer) == 1:
+            errors[f"q{question.id}"] = f"Question {number} takes one answer."
+        chosen.append([question.choices[i] for i in picked if 0 <= i < len(question.choices)])
+    if errors:
+        raise ValidationError(errors, "Some answers need another look.")
+    return chosen
+
+
+def submit_answers(code: str, form, now: datetime) -> int:
+    """Score and store a player's answers exactly once; returns the submission's id. The caller commits."""
+    statements, connection = _statements(), db.session.connection()
+    if not CODE_PATTERN.fullmatch(code or ""):
+        raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
+    if "lock" in statements:  # SQLite: its write lock first, so the checks below and the INSERT see one state
+        connection.execute(statements["lock"], {"code": code})
+    row = connection.execute(statements["link"], {"code": code}).first()
+    if row is None:
+        raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
+    link = LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in, row.started_at,
+                     bool(row.submitted), needs_checkin(row.number, row.checked_in_at),
+                     invited(row.eliminated_in, row.elimination_reason, row.number))
+    state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
+    if state != QUESTIONS:
+        raise refusal(state, link.number, link.eliminated_in)
+    questions = _questions(connection, row.challenge_id, row.opened_at)
+    chosen = parse_answers(questions, form)
+    response_time = max((now - link.started_at).total_seconds(), 0.0)
+    result = scoring.score([(q.answer, q.points) for q in questions], chosen, row.scoring, response_time,
+                           row.time_limit_seconds)
+    submission_id = connection.execute(statements["insert"], dict(
+        participant_id=row.participant_id, challenge_id=row.challenge_id, submitted_at=now,
+        answers={str(q.id): picked for q, picked in zip(questions, chosen)},
+        score=result.points, correct=result.correct, response_time=response_time, shadow=link.shadow)).scalar()
+    if submission_id is None:  # a doubled POST that passed the check at the same moment: the key stopped it
+        raise refusal(SUBMITTED, link.number)
+    after_commit(_announce, row.challenge_id, row.participant_id)
+    return submission_id
+
+
+def _announce(challenge_id: int, participant_id: int) -> None:
+    """After commit: count it, tell the live pages, file the player's form under answered/ (one Redis trip)."""
+    SUBMISSIONS.inc()
+    request_work(f"answered:{challenge_id}", [participant_id], publish=True)
+
+
+# An open round's questions never change (the bank refuses to), so each web process reads them once per
+# round and database: keyed by the engine (held weakly) and the round's id and opening time.
+_QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+
+
+def _questions(connection, challenge_id: int, opened_at: datetime) -> list[Asked]:
+    """The open round's questions in order, read once per web process."""
+    known = _QUESTIONS.setdefault(db.engine, {})
+    if (challenge_id, opened_at) not in known:
+        rows = connection.execute(_statements()["questions"], {"challenge": challenge_id})
+        known[challenge_id, opened_at] = [Asked(*q) for q in rows]
+    return known[challenge_id, opened_at]
+
+
+_STATEMENTS: dict[str, dict] = {}
+
+
+def _statements() -> dict:
+    """The submit's statements, built once per dialect (building and cache-keying them costs more than running them).
+
+    PostgreSQL: the read takes FOR SHARE on the round's row (a close takes FOR UPDATE, so it waits for this
+    submit, or this submit sees the close). SQLite has no row locks: a no-op write takes its write lock first
+    (see rounds.lock_for_sqlite); without it pysqlite would run the read outside the transaction.
+    """
+    dialect = db.engine.dialect.name
+    if dialect not in _STATEMENTS:
+        code, challenge = bindparam("code"), bindparam("challenge")
+        submitted = exists().where(Submission.participant_id == FormLink.participant_id,
+                                   Submission.challenge_id == FormLink.challenge_id)
+        link = (select(FormLink.participant_id, FormLink.challenge_id, FormLink.started_at, Participant.eliminated_in,
+                       Participant.elimination_reason, Participant.checked_in_at, Challenge.number, Challenge.status, Challenge.opened_at,
+                       Challenge.closes_at,
+                       Challenge.closed_at, Challenge.scoring, Challenge.time_limit_seconds,
+                       submitted.label("submitted"))
+                .join(Participant, Participant.id == FormLink.participant_id)
+                .join(Challenge, Challenge.id == FormLink.challenge_id)
+                .where(FormLink.code == code))
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+        statements = {
+            "link": link.with_for_update(read=True, of=Challenge) if dialect == "postgresql" else link,
+            "questions": select(Question.id, Question.choices, Question.answer, Question.points)
+                         .where(Question.challenge_id == challenge).order_by(Question.position),
+            "insert": insert(Submission).on_conflict_do_nothing(index_elements=["participant_id", "challenge_id"])
+                      .returning(Submission.id)}
+        if dialect == "sqlite":
+            statements["lock"] = (update(Challenge).values(status=Challenge.status)
+                                  .where(Challenge.id == select(FormLink.challenge_id)
+                                         .where(FormLink.code == code).scalar_subquery()))
+        _STATEMENTS[dialect] = statements
+    return _STATEMENTS[dialect]
