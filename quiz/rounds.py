@@ -19,6 +19,8 @@ from .links import ensure_links, shuffled_choices
 from .live import publish_after_commit
 from .models import Challenge, FormLink, Participant, Submission
 from .observability import SUBMISSIONS
+from .photos import photo_key, store_photos
+from .question_types import AnswerError
 from .ranking import Entry, Outcome, rank_round
 
 # The page states of /f/<code>, in the order a player meets them.
@@ -248,58 +250,69 @@ def start_clock(link: FormLink, now: datetime) -> None:
     db.session.refresh(link)
 
 
-def parse_answers(link: FormLink, form) -> list[list[str]]:
-    """The chosen choices per question, in question order; ValidationError says what to fix."""
+def parse_answers(link: FormLink, form, files=None) -> list:
+    """Each question's answer, in question order, read by its kind; ValidationError says what to fix."""
     questions = link.challenge.questions
     known = {f"q{q.id}" for q in questions}
-    unknown = [key for key in form.keys() if key.startswith("q") and key not in known]
+    unknown = [key for key in [*form.keys(), *(files or {}).keys()] if key.startswith("q") and key not in known]
     if unknown:
         raise QuizError("These answers are for questions that are not in this round. Reload the page.",
                         code="unknown_question", status=422)
-    errors, chosen = {}, []
+    errors, answers, status = {}, [], 422
     for number, question in enumerate(questions, start=1):
-        raw = form.getlist(f"q{question.id}")
         try:
-            picked = sorted({int(value) for value in raw})
-        except ValueError:
-            picked = [-1]
-        if any(not 0 <= i < len(question.choices) for i in picked) or len(picked) != len(raw):
-            errors[f"q{question.id}"] = f"Question {number}: that choice isn't one of the options. Pick again."
-        elif not picked:
-            errors[f"q{question.id}"] = f"Question {number} needs an answer."
-        elif len(picked) > 1 and not question.multiple:
-            errors[f"q{question.id}"] = f"Question {number} takes one answer."
-        chosen.append([question.choices[i] for i in picked if 0 <= i < len(question.choices)])
+            answers.append(question.type.read(question, form, files, number))
+        except AnswerError as error:
+            errors[f"q{question.id}"], status = error.message, max(status, error.status)
+            answers.append(None)
     if errors:
-        raise ValidationError(errors, "Some answers need another look.")
-    return chosen
+        # 413 when a photo is over the limit: the message says the limit.
+        message = next(iter(errors.values())) if status == 413 else "Some answers need another look."
+        error = ValidationError(errors, message)
+        error.status = status
+        raise error
+    return answers
 
 
-def submit_answers(link: FormLink, form, now: datetime) -> Submission:
-    """Score and store a player's answers exactly once; the caller commits."""
-    # FOR SHARE on PostgreSQL: a concurrent close waits for this submission, or this one sees the close.
-    db.session.execute(select(Challenge.id).where(Challenge.id == link.challenge_id).with_for_update(read=True))
-    lock_for_sqlite(Challenge.id == link.challenge_id)
-    db.session.refresh(link.challenge)
+def check_can_submit(link: FormLink, now: datetime) -> None:
+    """Refuse a submission unless the player's questions page is what they should be seeing."""
     state = page_state(link, now)
     if state == READY:
         raise QuizError("Press Start first: your clock starts when you do.", code="not_started")
     if state != QUESTIONS:
         raise refusal(state, link)
-    chosen = parse_answers(link, form)
+
+
+def submit_answers(link: FormLink, form, now: datetime, files=None) -> Submission:
+    """Score and store a player's answers exactly once (photos stored after the row is in); the caller commits."""
+    try:
+        answers = parse_answers(link, form, files)  # before any lock: decoding a photo takes a while
+    except QuizError:
+        check_can_submit(link, now)  # a closed round says so, rather than what to fix in the answers
+        raise
+    # FOR SHARE on PostgreSQL: a concurrent close waits for this submission, or this one sees the close.
+    db.session.execute(select(Challenge.id).where(Challenge.id == link.challenge_id).with_for_update(read=True))
+    lock_for_sqlite(Challenge.id == link.challenge_id)
+    db.session.refresh(link.challenge)
+    check_can_submit(link, now)
     challenge = link.challenge
+    photos = {q: answer for q, answer in zip(challenge.questions, answers) if q.type.upload}
+    stored = {q: [photo_key(challenge.number, link.participant_id, q.id)] if q in photos else answer
+              for q, answer in zip(challenge.questions, answers)}
     response_time = max((now - link.started_at).total_seconds(), 0.0)
-    result = scoring.score([(q.answer, q.points) for q in challenge.questions], chosen, challenge.scoring,
-                           response_time, challenge.time_limit_seconds)
+    result = scoring.score_marks([(q.type.mark(q, answer, None), q.points) for q, answer in stored.items()],
+                                 challenge.scoring, response_time, challenge.time_limit_seconds)
     submission = Submission(
         participant_id=link.participant_id, challenge_id=challenge.id, submitted_at=now,
-        answers={str(q.id): picked for q, picked in zip(challenge.questions, chosen)},
+        answers={str(q.id): answer for q, answer in stored.items()},
         score=result.points, correct=result.correct, response_time=response_time)
     try:
         with db.session.begin_nested():
             db.session.add(submission)
     except IntegrityError:
         raise refusal(SUBMITTED, link)
+    if photos:  # only the player whose row went in writes: a doubled POST never overwrites a photo
+        store_photos(submission, challenge, photos)
     publish_after_commit()
     after_commit(SUBMISSIONS.inc)
     after_commit(request_work, f"answered:{challenge.id}", [link.participant_id])
