@@ -263,7 +263,8 @@ def parse_answers(link: FormLink, form, files=None) -> list:
         try:
             answers.append(question.type.read(question, form, files, number))
         except AnswerError as error:
-            errors[f"q{question.id}"], status = error.message, max(status, error.status)
+            errors[f"q{question.id}"] = error.message
+            status = 413 if 413 in (status, error.status) else status
             answers.append(None)
     if errors:
         # 413 when a photo is over the limit: the message says the limit.

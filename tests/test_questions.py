@@ -29,7 +29,7 @@ def test_settings_parse_with_their_types():
     rounds = parse_bank(SMALL_BANK)
     assert [r.number for r in rounds] == [1, 2]
     assert rounds[1].scoring == "speed" and rounds[1].time_limit_seconds == 60
-    assert rounds[0].questions[1] == {"text": "Which are databases?", "choices": ["RDS", "Lambda", "DynamoDB"],
+    assert rounds[0].questions[1] == {"kind": "choice", "text": "Which are databases?", "choices": ["RDS", "Lambda", "DynamoDB"],
                                       "answer": ["RDS", "DynamoDB"], "points": 2}
     assert rounds[1].questions[0]["choices"] == ["3", "4", "5"]
 
