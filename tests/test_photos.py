@@ -141,7 +141,7 @@ def test_a_real_photo_is_stored_as_a_clean_jpeg_and_waits_for_review(client, pho
     assert stored.format == "JPEG" and max(stored.size) <= 2048
     assert dict(stored.getexif()) == {} and "exif" not in stored.info and "xmp" not in stored.info
     assert storage.keys("photos/") == [photo.key]
-    assert "Answers in" in text(client.get(f"/f/{photo_round[0]}"))
+    assert "Your photo is with the staff" in text(client.get(f"/f/{photo_round[0]}"))
 
 
 def test_the_photo_is_turned_upright_and_shrunk_to_2048_px(client, photo_round, storage):
@@ -262,8 +262,9 @@ def test_review_after_close_is_refused_with_409_and_changes_nothing(app, client,
     db.session.expire_all()
     assert db.session.scalar(select(PhotoAnswer.status)) == "pending"
     assert db.session.scalar(select(Submission.score)) == 1
-    assert review(staff, photo_id, "accept").status_code == 303  # without JS: back to the page, which says why
-    assert "ranking is final" in text(staff.get("/admin/photos/"))
+    plain = review(staff, photo_id, "accept")  # without JS: back to the round's grid, which says why
+    assert plain.status_code == 303 and plain.headers["Location"].endswith("/admin/photos/1?status=pending")
+    assert "ranking is final" in text(staff.get(plain.headers["Location"]))
     assert db.session.scalar(select(PhotoAnswer.status)) == "pending"
 
 
@@ -316,3 +317,12 @@ def test_the_stored_form_of_a_photo_round_posts_the_photo_with_its_form_token(cl
     response = fresh.post(f"/f/{photo_round[0]}/submit", content_type="multipart/form-data", data={
         "form_token": token, found["choice"]: found["choices"]["S3"], found["photo"]: (io.BytesIO(png()), "p.png")})
     assert response.status_code == 303 and db.session.scalar(select(PhotoAnswer.status)) == "pending"
+
+
+def test_nginx_lets_photos_through_to_the_submit_only():
+    from quiz.config import Config
+    from .conftest import ROOT
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    submit = re.search(r"location ~ \^/f/\[\^/\]\+/submit\$ \{\s*client_max_body_size (\d+)m;", nginx)
+    assert submit and int(submit.group(1)) * 1_000_000 >= 2 * Config.PHOTO_MAX_BYTES
+    assert re.search(r"^    client_max_body_size 64k;", nginx, re.M)

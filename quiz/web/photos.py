@@ -42,27 +42,24 @@ def review_page(number):
 @bp.post("/review/<int:photo_id>")
 @login_required
 def review(photo_id):
-    """Accept or reject one photo (htmx swaps its card; without JS, back to the grid with a message)."""
-    decision = request.form.get("decision", "")
+    """Accept or reject one photo (htmx swaps its card; without JS, back to the round's grid with a message)."""
+    photo = db.session.get(PhotoAnswer, photo_id) or abort(404, "There is no such photo. Reload the page.")
+    shown = request.form.get("status", "pending")
+    back = url_for("photos.review_page", number=photo.question.challenge.number,
+                   status=shown if shown in FILTERS else "pending")
+    decision, who = request.form.get("decision", ""), f"{photo.participant.name}, question {photo.question.position}"
     try:
-        photo = write(lambda: record(current_user.username, f"{decision} photo", photos.review_photo(
-            photo_id, decision, current_user.username, utcnow()), photo_detail(photo_id)))
+        write(lambda: record(current_user.username, f"{decision} photo", photos.review_photo(
+            photo_id, decision, current_user.username, utcnow()), who))
     except QuizError as error:
         if wants_fragment():
-            photo = db.session.get(PhotoAnswer, photo_id) or abort(error.status, error.message)
             return render_template("admin/_photo_card.html", photo=photo, error=error), error.status
         flash(error.message, "error")
-        return redirect(request.referrer or url_for("photos.index"), 303)
+        return redirect(back, 303)
     if wants_fragment():
         return render_template("admin/_photo_card.html", photo=photo, error=None)
     flash(f"Photo from {photo.participant.name} {photo.status}.", "ok")
-    return redirect(request.referrer or url_for("photos.review_page", number=photo.question.challenge.number), 303)
-
-
-def photo_detail(photo_id: int) -> str:
-    """What the audit log says about a photo: whose, for which question."""
-    photo = db.session.get(PhotoAnswer, photo_id)
-    return f"{photo.participant.name}, round question {photo.question.position}" if photo else f"photo {photo_id}"
+    return redirect(back, 303)
 
 
 @bp.get("/image/<int:photo_id>.jpg")
