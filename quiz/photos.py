@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from . import scoring
 from .errors import QuizError, ValidationError
 from .extensions import db
+from .jobs import after_commit
 from .live import publish_after_commit
 from .models import PHOTO_STATUSES, Challenge, PhotoAnswer, Question, Submission
 from .storage import StorageError, get_storage
@@ -156,3 +157,14 @@ def unreviewed() -> dict[int, int]:
 def read_photo(photo: PhotoAnswer) -> bytes | None:
     """The stored JPEG (for staff only), or None if storage no longer has it."""
     return get_storage().get(photo.key)
+
+
+def shred_photos() -> int:
+    """Delete every stored photo once the transaction commits (selfies are personal data); reviews and scores stay.
+
+    The rows keep their keys, so shredding again deletes again: safe to repeat after a storage failure.
+    """
+    keys = list(db.session.scalars(select(PhotoAnswer.key)))
+    if keys:
+        after_commit(lambda: get_storage().delete_many(keys))
+    return len(keys)

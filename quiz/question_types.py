@@ -108,6 +108,7 @@ class Photo(QuestionType):
         if upload is None or not upload.filename:
             raise AnswerError(f"Question {number} needs a photo: take one, or pick one from your phone.")
         limit = current_app.config["PHOTO_MAX_BYTES"]
+        upload.stream.seek(0)  # from the start: write() runs the submit again when the database was busy
         try:
             return prepare_photo(upload.stream.read(limit + 1), limit)
         except PhotoError as error:

@@ -326,3 +326,28 @@ def test_nginx_lets_photos_through_to_the_submit_only():
     submit = re.search(r"location ~ \^/f/\[\^/\]\+/submit\$ \{\s*client_max_body_size (\d+)m;", nginx)
     assert submit and int(submit.group(1)) * 1_000_000 >= 2 * Config.PHOTO_MAX_BYTES
     assert re.search(r"^    client_max_body_size 64k;", nginx, re.M)
+
+
+def test_shredding_personal_data_deletes_the_photos_and_keeps_the_scores(client, photo_round, storage, runner):
+    assert send(client, photo_round[0], jpeg()).status_code == 303
+    assert send(client, photo_round[1], png(), "b.png").status_code == 303
+    assert len(storage.keys("photos/")) == 2
+    result = runner.invoke(args=["privacy", "shred", "--force", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert storage.keys("photos/") == []
+    assert db.session.scalar(select(func.count()).select_from(PhotoAnswer)) == 2  # reviews and scores stay
+
+
+def test_a_submit_retried_after_a_busy_database_still_has_its_photo(client, photo_round, storage, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+    from quiz import rounds
+    real, calls = rounds.store_photos, []
+
+    def busy_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(*args)
+    monkeypatch.setattr(rounds, "store_photos", busy_once)
+    assert send(client, photo_round[0], jpeg()).status_code == 303
+    assert len(calls) == 2 and len(storage.keys("photos/")) == 1
