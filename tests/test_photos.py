@@ -351,3 +351,52 @@ def test_a_submit_retried_after_a_busy_database_still_has_its_photo(client, phot
     monkeypatch.setattr(rounds, "store_photos", busy_once)
     assert send(client, photo_round[0], jpeg()).status_code == 303
     assert len(calls) == 2 and len(storage.keys("photos/")) == 1
+
+
+def test_the_migration_makes_existing_questions_multiple_choice(app):
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text as sql
+    db.drop_all()
+    upgrade(revision="0002_checkin_helpdesk")
+    with db.engine.begin() as connection:
+        connection.execute(sql("INSERT INTO challenge (id, number, title, keep_fraction, scoring, status) "
+                               "VALUES (1, 1, 'Old', 0.5, 'accuracy', 'draft')"))
+        connection.execute(sql("INSERT INTO question (id, challenge_id, position, text, choices, answer, points) "
+                               "VALUES (1, 1, 1, 'Q', '[\"a\", \"b\"]', '[\"a\"]', 1)"))
+    upgrade()
+    with db.engine.connect() as connection:
+        assert connection.execute(sql("SELECT kind, text, points FROM question")).all() == [("choice", "Q", 1)]
+    downgrade(revision="0002_checkin_helpdesk")
+    with db.engine.connect() as connection:
+        assert connection.execute(sql("SELECT text FROM question")).all() == [("Q",)]
+
+
+@pytest.mark.live
+def test_through_gunicorn_a_photo_goes_in_and_an_oversized_one_gets_the_413_page(live_stack, tmp_path):
+    import subprocess
+    import sys
+    import requests
+    from quiz.rehearse import answer_token, csrf, question_choices
+    from .conftest import ROOT
+    bank = tmp_path / "photos.yaml"
+    bank.write_text(PHOTO_BANK)
+    subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", str(bank)], cwd=ROOT,
+                   env=live_stack.env, check=True, capture_output=True)
+    links = [requests.post(f"{live_stack.url}/api/register", json={
+        "name": name, "email": f"{name}@example.com", "phone": f"+1415555{n:04d}", "company": "Acme"}).json()
+        ["form_urls"]["1"] for n, name in enumerate(["ada", "bob"], 1)]
+    requests.post(f"{live_stack.url}/api/admin/start-challenge/1", headers={"Authorization": "Bearer live-token"})
+    for link, photo in zip(links, [jpeg((4000, 3000)), jpeg((50, 50)) + b"\x00" * 9_000_000]):
+        phone = requests.Session()
+        phone.post(f"{link}/start", data={"csrf_token": csrf(phone.get(link).text)})
+        page = phone.get(link).text
+        (name, options), = question_choices(page).items()
+        field = re.search(r'<input type="file" name="(q\d+)"', page).group(1)
+        sent = phone.post(f"{link}/submit", data={**answer_token(page), name: options["S3"]},
+                          files={field: ("p.jpg", photo, "image/jpeg")}, allow_redirects=False, timeout=30)
+        if link == links[0]:
+            assert sent.status_code == 303, sent.text[:1000]
+        else:
+            assert sent.status_code == 413 and "larger than 8 MB" in html.unescape(sent.text)
+    board = requests.get(f"{live_stack.url}/api/leaderboard/1").json()["entries"]
+    assert [e["name"] for e in board] == ["ada"]
