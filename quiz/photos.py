@@ -81,6 +81,18 @@ def _reencode(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
+def off_the_loop(func, *args):
+    """Run CPU-heavy work on gevent's thread pool when gevent runs the server: Pillow releases the GIL while it
+    decodes and encodes, so the worker's other requests go on meanwhile (a 12 MP photo takes ~0.2 s)."""
+    try:
+        from gevent import get_hub, monkey
+    except ImportError:  # pragma: no cover (gevent is a requirement)
+        return func(*args)
+    if not monkey.is_module_patched("threading"):
+        return func(*args)
+    return get_hub().threadpool.apply(func, args)
+
+
 def photo_key(number: int, participant_id: int, question_id: int) -> str:
     return f"photos/challenge{number}/{participant_id}-q{question_id}.jpg"
 

@@ -103,14 +103,14 @@ class Photo(QuestionType):
 
     def read(self, question, form, files, number: int) -> bytes:
         """The photo, checked and re-encoded (photos.prepare_photo); stored once the submission is in."""
-        from .photos import PhotoError, prepare_photo
+        from .photos import PhotoError, off_the_loop, prepare_photo
         upload = files.get(f"q{question.id}") if files else None
         if upload is None or not upload.filename:
             raise AnswerError(f"Question {number} needs a photo: take one, or pick one from your phone.")
         limit = current_app.config["PHOTO_MAX_BYTES"]
         upload.stream.seek(0)  # from the start: write() runs the submit again when the database was busy
         try:
-            return prepare_photo(upload.stream.read(limit + 1), limit)
+            return off_the_loop(prepare_photo, upload.stream.read(limit + 1), limit)
         except PhotoError as error:
             raise AnswerError(f"Question {number}: {error.message}", error.status)
 
