@@ -294,7 +294,8 @@ def submit_answers(link: FormLink, form, now: datetime, files=None) -> Submissio
     # FOR SHARE on PostgreSQL: a concurrent close waits for this submission, or this one sees the close.
     db.session.execute(select(Challenge.id).where(Challenge.id == link.challenge_id).with_for_update(read=True))
     lock_for_sqlite(Challenge.id == link.challenge_id)
-    db.session.refresh(link.challenge)
+    # The round's state as of the lock; its questions (already read above) can't change while it is open.
+    db.session.refresh(link.challenge, ["status", "opened_at", "closes_at", "closed_at"])
     check_can_submit(link, now)
     challenge = link.challenge
     photos = {q: answer for q, answer in zip(challenge.questions, answers) if q.type.upload}
