@@ -22,6 +22,8 @@ from .jobs import after_commit
 from .links import CODE_PATTERN, shuffled_choices
 from .models import Challenge, FormLink, Participant, Question, Submission
 from .observability import SUBMISSIONS
+from .photos import photo_key, store_photos
+from .question_types import QUESTION_TYPES, AnswerError
 from .shadow import in_shadow_league, invited
 
 # The page states of /f/<code>, in the order a player meets them.
@@ -116,65 +118,102 @@ class Asked:
     """A question as the submit needs it (a plain row, no ORM object)."""
 
     id: int
+    kind: str
     choices: list
     answer: list
     points: int
 
+    @property
+    def multiple(self) -> bool:
+        return len(self.answer) > 1
 
-def parse_answers(questions: list[Asked], form) -> list[list[str]]:
-    """The chosen choices per question, in question order; ValidationError says what to fix."""
+    @property
+    def type(self):
+        return QUESTION_TYPES[self.kind]
+
+
+def parse_answers(questions: list[Asked], form, files=None) -> list:
+    """Each question's answer, in question order, read by its kind; ValidationError says what to fix."""
     known = {f"q{q.id}" for q in questions}
-    if any(key.startswith("q") and key not in known for key in form.keys()):
+    if any(key.startswith("q") and key not in known for key in [*form.keys(), *(files or {}).keys()]):
         raise QuizError("These answers are for questions that are not in this round. Reload the page.",
                         code="unknown_question", status=422)
-    errors, chosen = {}, []
+    errors, answers, status = {}, [], 422
     for number, question in enumerate(questions, start=1):
-        raw = form.getlist(f"q{question.id}")
         try:
-            picked = sorted({int(value) for value in raw})
-        except ValueError:
-            picked = [-1]
-        if any(not 0 <= i < len(question.choices) for i in picked) or len(picked) != len(raw):
-            errors[f"q{question.id}"] = f"Question {number}: that choice isn't one of the options. Pick again."
-        elif not picked:
-            errors[f"q{question.id}"] = f"Question {number} needs an answer."
-        elif len(picked) > 1 and len(question.answer) == 1:
-            errors[f"q{question.id}"] = f"Question {number} takes one answer."
-        chosen.append([question.choices[i] for i in picked if 0 <= i < len(question.choices)])
+            answers.append(question.type.read(question, form, files, number))
+        except AnswerError as error:
+            errors[f"q{question.id}"] = error.message
+            status = 413 if 413 in (status, error.status) else status  # a photo over the limit
+            answers.append(None)
     if errors:
-        raise ValidationError(errors, "Some answers need another look.")
-    return chosen
+        # 413: the message says the limit.
+        error = ValidationError(errors, next(iter(errors.values())) if status == 413 else "Some answers need another look.")
+        error.status = status
+        raise error
+    return answers
 
 
-def submit_answers(code: str, form, now: datetime) -> int:
-    """Score and store a player's answers exactly once; returns the submission's id. The caller commits."""
+def submit_answers(code: str, form, now: datetime, files=None) -> int:
+    """Score and store a player's answers exactly once; returns the submission's id. The caller commits.
+
+    Photos (`files`) are decoded before any lock is taken (a 12 MP photo takes ~0.2 s) and stored once the
+    row is in, so a doubled POST never overwrites one.
+    """
     statements, connection = _statements(), db.session.connection()
     if not CODE_PATTERN.fullmatch(code or ""):
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
+    answers = _read_uploads_first(connection, code, form, files, now) if files else None
     if "lock" in statements:  # SQLite: its write lock first, so the checks below and the INSERT see one state
         connection.execute(statements["lock"], {"code": code})
-    row = connection.execute(statements["link"], {"code": code}).first()
-    if row is None:
-        raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
-    link = LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in, row.started_at,
-                     bool(row.submitted), needs_checkin(row.number, row.checked_in_at),
-                     invited(row.eliminated_in, row.elimination_reason, row.number))
+    row, link = _link(connection, statements["link"], code)
     state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
     if state != QUESTIONS:
         raise refusal(state, link.number, link.eliminated_in)
     questions = _questions(connection, row.challenge_id, row.opened_at)
-    chosen = parse_answers(questions, form)
+    if answers is None:
+        answers = parse_answers(questions, form, files)
+    photos = {q.id: answer for q, answer in zip(questions, answers) if q.type.upload}
+    stored = [[photo_key(row.number, row.participant_id, q.id)] if q.id in photos else answer
+              for q, answer in zip(questions, answers)]
     response_time = max((now - link.started_at).total_seconds(), 0.0)
-    result = scoring.score([(q.answer, q.points) for q in questions], chosen, row.scoring, response_time,
-                           row.time_limit_seconds)
+    result = scoring.score_marks([(q.type.mark(q, answer, None), q.points) for q, answer in zip(questions, stored)],
+                                 row.scoring, response_time, row.time_limit_seconds)
     submission_id = connection.execute(statements["insert"], dict(
         participant_id=row.participant_id, challenge_id=row.challenge_id, submitted_at=now,
-        answers={str(q.id): picked for q, picked in zip(questions, chosen)},
+        answers={str(q.id): answer for q, answer in zip(questions, stored)},
         score=result.points, correct=result.correct, response_time=response_time, shadow=link.shadow)).scalar()
     if submission_id is None:  # a doubled POST that passed the check at the same moment: the key stopped it
         raise refusal(SUBMITTED, link.number)
+    if photos:
+        store_photos(submission_id, row.participant_id, row.challenge_id, row.number, photos)
     after_commit(_announce, row.challenge_id, row.participant_id)
     return submission_id
+
+
+def _link(connection, statement, code: str) -> tuple:
+    """The submit's row for `code` and the LinkState it gives; a 404 for an unknown link."""
+    row = connection.execute(statement, {"code": code}).first()
+    if row is None:
+        raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
+    return row, LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in, row.started_at,
+                          bool(row.submitted), needs_checkin(row.number, row.checked_in_at),
+                          invited(row.eliminated_in, row.elimination_reason, row.number))
+
+
+def _read_uploads_first(connection, code: str, form, files, now: datetime) -> list:
+    """A form with files: its answers read (photos decoded) before the lock, from an unlocked look at the link.
+
+    A refused answer in a round the player can't submit to says why they can't, not what to fix.
+    """
+    row, link = _link(connection, _statements()["peek"], code)
+    try:
+        return parse_answers(_questions(connection, row.challenge_id, row.opened_at), form, files)
+    except QuizError:
+        state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
+        if state != QUESTIONS:
+            raise refusal(state, link.number, link.eliminated_in)
+        raise
 
 
 def _announce(challenge_id: int, participant_id: int) -> None:
@@ -223,7 +262,8 @@ def _statements() -> dict:
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
         statements = {
             "link": link.with_for_update(read=True, of=Challenge) if dialect == "postgresql" else link,
-            "questions": select(Question.id, Question.choices, Question.answer, Question.points)
+            "peek": link,
+            "questions": select(Question.id, Question.kind, Question.choices, Question.answer, Question.points)
                          .where(Question.challenge_id == challenge).order_by(Question.position),
             "insert": insert(Submission).on_conflict_do_nothing(index_elements=["participant_id", "challenge_id"])
                       .returning(Submission.id)}

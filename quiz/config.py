@@ -73,6 +73,8 @@ class Config:
     # The venue's time zone: times organizers type and read in the console.
     EVENT_TIMEZONE = os.environ.get("EVENT_TIMEZONE", "UTC")
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
+    # Largest photo a player may send for a photo question (only those rounds' submits take more than the above).
+    PHOTO_MAX_BYTES = int(os.environ.get("PHOTO_MAX_BYTES", str(8 * 1000 * 1000)))
     # Reverse proxies in front (nginx = 1, a load balancer before nginx = 2) whose X-Forwarded-For and
     # X-Forwarded-Proto are trusted; 0 trusts none. Rate limits key on the address this yields.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))

@@ -91,11 +91,12 @@ class Challenge(db.Model):
 
 
 class Question(db.Model):
-    """A multiple-choice question; `answer` lists the correct choices."""
+    """A question of one of the kinds in question_types: multiple choice (`answer` lists the correct choices) or photo."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
     position: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(20), default="choice", server_default="choice")
     text: Mapped[str] = mapped_column(Text)
     choices: Mapped[list] = mapped_column(JSON)
     answer: Mapped[list] = mapped_column(JSON)
@@ -108,6 +109,12 @@ class Question(db.Model):
     @property
     def multiple(self) -> bool:
         return len(self.answer) > 1
+
+    @property
+    def type(self):
+        """This question's behaviour (parsing, rendering, validating, scoring): a QuestionType."""
+        from .question_types import QUESTION_TYPES
+        return QUESTION_TYPES[self.kind]
 
 
 class FormLink(db.Model):
@@ -145,6 +152,32 @@ class Submission(db.Model):
         UniqueConstraint("participant_id", "challenge_id"),
         Index("ix_submission_challenge_rank", "challenge_id", "rank"),
         Index("ix_submission_shadow", "shadow", "participant_id"),
+    )
+
+
+PHOTO_STATUSES = ("pending", "accepted", "rejected")
+
+
+class PhotoAnswer(db.Model):
+    """A photo sent for a photo question: stored under `key`, worth its points once staff accept it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("question.id", ondelete="CASCADE"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_by: Mapped[str | None] = mapped_column(String(80))
+    reviewed_at: Mapped[datetime | None]
+
+    participant: Mapped[Participant] = relationship(lazy="joined")
+    question: Mapped[Question] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("submission_id", "question_id"),
+        Index("ix_photo_answer_challenge_status", "challenge_id", "status"),
     )
 
 

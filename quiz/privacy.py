@@ -6,6 +6,7 @@ from sqlalchemy import func, select, update
 from .clock import utcnow
 from .extensions import db
 from .models import AuditEntry, Challenge, HelpRequest, Message, Participant, Submission
+from .photos import shred_photos
 
 
 def export_participant(participant: Participant) -> dict:
@@ -58,5 +59,6 @@ def shred_personal_data(retention_days: float, now: datetime | None = None, forc
         report_code="shredded-" + pid).execution_options(synchronize_session=False))
     db.session.execute(update(Message).values(to="", body="").execution_options(synchronize_session=False))
     db.session.execute(update(HelpRequest).values(text="", reply="").execution_options(synchronize_session=False))
+    shred_photos()  # the stored photos themselves, once this commits
     db.session.add(AuditEntry(actor="cli", action="shred personal data", detail=f"{people} participant(s)"))
     return people

@@ -10,7 +10,7 @@ from .links import ensure_links
 from .models import SCORING_MODES, Challenge, Question
 
 ROUND_KEYS = {"number", "title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring", "questions"}
-QUESTION_KEYS = {"text", "choices", "answer", "points"}
+QUESTION_KEYS = {"type", "text", "choices", "answer", "points"}  # each kind takes some of them
 
 
 class BankError(Exception):
@@ -72,28 +72,14 @@ def _scalar(node, what: str, kind, check=None, problem: str = ""):
 
 
 def _question(node, where: str) -> dict:
+    """One question, parsed by its kind's class (`type:`, multiple choice when absent)."""
+    from .question_types import QUESTION_TYPES
     spec = _mapping(node, where, QUESTION_KEYS)
-    for key in ("text", "choices", "answer"):
-        if key not in spec:
-            raise BankError(_line(node), f"{where} has no '{key}'.")
-    text = _scalar(spec["text"], f"{where} text", str, lambda v: v.strip(), "should not be empty")
-    choices = [_scalar(c, f"{where} choice", str, lambda v: v.strip(), "should not be empty")
-               for c in _sequence(spec["choices"], f"{where} choices")]
-    if len(choices) < 2:
-        raise BankError(_line(spec["choices"]), f"{where} needs at least two choices.")
-    if len(set(choices)) != len(choices):
-        raise BankError(_line(spec["choices"]), f"{where} lists the same choice twice.")
-    answer_nodes = spec["answer"].value if isinstance(spec["answer"], yaml.SequenceNode) else [spec["answer"]]
-    answer = [_scalar(a, f"{where} answer", str) for a in answer_nodes]
-    for value, a_node in zip(answer, answer_nodes):
-        if value not in choices:
-            raise BankError(_line(a_node), f"{where} answer '{value}' is not one of its choices.")
-    if not answer or len(set(answer)) != len(answer):
-        raise BankError(_line(spec["answer"]), f"{where} needs one answer, or a list of distinct answers.")
-    points = 1
-    if "points" in spec:
-        points = _scalar(spec["points"], f"{where} points", int, lambda v: 1 <= v <= 1000, "should be 1 to 1000")
-    return {"text": text.strip(), "choices": choices, "answer": answer, "points": points}
+    kind = "choice"
+    if "type" in spec:
+        kind = _scalar(spec["type"], f"{where} type", str, lambda v: v in QUESTION_TYPES,
+                       f"should be one of: {', '.join(QUESTION_TYPES)}")
+    return QUESTION_TYPES[kind].parse(spec, where, node)
 
 
 def _round(node, index: int) -> RoundSpec:
@@ -145,7 +131,7 @@ def parse_bank(text: str) -> list[RoundSpec]:
 
 
 def _same_questions(challenge: Challenge, spec: RoundSpec) -> bool:
-    current = [{"text": q.text, "choices": q.choices, "answer": q.answer, "points": q.points}
+    current = [{"kind": q.kind, "text": q.text, "choices": q.choices, "answer": q.answer, "points": q.points}
                for q in challenge.questions]
     return current == spec.questions
 

@@ -30,9 +30,14 @@ def score(questions: list[tuple[list[str], int]], chosen: list[list[str]], mode:
           response_time: float, time_limit: float | None) -> Score:
     """Score answers; `questions` are (correct choices, points) in the same order as `chosen`."""
     correct = [is_correct(expected, picked) for (expected, _), picked in zip(questions, chosen, strict=True)]
+    return score_marks([(ok, pts) for ok, (_, pts) in zip(correct, questions)], mode, response_time, time_limit)
+
+
+def score_marks(marks: list[tuple[bool, int]], mode: str, response_time: float, time_limit: float | None) -> Score:
+    """Score answers already marked right or wrong (any question kind): (right, points) per question."""
     if mode == "speed":
         per_answer = speed_points(response_time, time_limit)
-        points = sum(per_answer * pts for ok, (_, pts) in zip(correct, questions) if ok)
+        points = sum(per_answer * pts for ok, pts in marks if ok)
     else:
-        points = sum(pts for ok, (_, pts) in zip(correct, questions) if ok)
-    return Score(points=points, correct=sum(correct))
+        points = sum(pts for ok, pts in marks if ok)
+    return Score(points=points, correct=sum(ok for ok, _ in marks))

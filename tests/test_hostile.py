@@ -4,6 +4,7 @@ The event is mid-game: round 1 closed (P1 through, P2 and P3 out), round 2 open 
 pressed Start), round 3 not started.
 """
 import html
+import io
 from dataclasses import dataclass, field
 
 import pytest
@@ -122,6 +123,15 @@ CASES = [
      422, "isn't one of the options"),
     ("oversized answer", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit", {"data": answers(e, **{q(e): "9" * 5000})}),
      422, "isn't one of the options"),
+    ("a file where a choice is asked", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit", {
+        "data": {"csrf_token": e.token, q(e): (io.BytesIO(b"\xff\xd8\xff"), "x.jpg")}, "content_type": "multipart/form-data"}),
+     422, "needs an answer"),
+    ("a photo for a question not in the round", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit", {
+        "data": {**answers(e), "q999999": (io.BytesIO(b"\xff\xd8\xff"), "x.jpg")}, "content_type": "multipart/form-data"}),
+     422, "not in this round"),
+    ("a large photo to a round without photo questions", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit", {
+        "data": {**answers(e), "q999999": (io.BytesIO(b"\x00" * 100_000), "x.jpg")}, "content_type": "multipart/form-data"}),
+     413, "more data"),
     ("body over the size limit", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit",
                                             {"data": answers(e, padding="x" * 70_000)}), 413, "more data"),
     ("thousands of answers to one question", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit",

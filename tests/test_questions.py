@@ -29,7 +29,7 @@ def test_settings_parse_with_their_types():
     rounds = parse_bank(SMALL_BANK)
     assert [r.number for r in rounds] == [1, 2]
     assert rounds[1].scoring == "speed" and rounds[1].time_limit_seconds == 60
-    assert rounds[0].questions[1] == {"text": "Which are databases?", "choices": ["RDS", "Lambda", "DynamoDB"],
+    assert rounds[0].questions[1] == {"kind": "choice", "text": "Which are databases?", "choices": ["RDS", "Lambda", "DynamoDB"],
                                       "answer": ["RDS", "DynamoDB"], "points": 2}
     assert rounds[1].questions[0]["choices"] == ["3", "4", "5"]
 
@@ -113,3 +113,37 @@ def test_open_round_cannot_change(load_bank, make_participant, client, api_heade
     db.session.rollback()
     assert db.session.scalar(select(Challenge.title).where(Challenge.number == 1)) == "Warm-up"
     load_bank()  # the same bank again is fine
+
+
+PHOTO_ROUND = "challenges:\n  - number: 1\n    title: A\n    questions:\n"
+
+
+@pytest.mark.parametrize("text, line, problem", [
+    (PHOTO_ROUND + "      - type: video\n        text: Film it\n", 5, "type should be one of: choice, photo (got 'video')"),
+    (PHOTO_ROUND + "      - type: photo\n        text: Selfie\n        choices: [a, b]\n", 7,
+     "is a photo question: it takes no 'choices'"),
+    (PHOTO_ROUND + "      - type: photo\n        text: Selfie\n        answer: a\n", 7, "it takes no 'answer'"),
+    (PHOTO_ROUND + "      - type: photo\n        points: 2\n", 5, "has no 'text'"),
+    (PHOTO_ROUND + "      - type: photo\n        text: '  '\n", 6, "text should not be empty"),
+    (PHOTO_ROUND + "      - type: photo\n        text: Selfie\n        points: 5000\n", 7, "points should be 1 to 1000"),
+    (PHOTO_ROUND + "      - type: [photo]\n        text: Selfie\n", 5, "type should be a single value"),
+    (PHOTO_ROUND + "      - type: choice\n        text: Q\n", 5, "has no 'choices'"),
+])
+def test_bad_photo_questions_name_line_and_problem(text, line, problem):
+    with pytest.raises(BankError) as caught:
+        parse_bank(text)
+    assert caught.value.line == line
+    assert problem in caught.value.problem
+
+
+def test_photo_questions_load_with_their_kind_and_reloading_changes_nothing(runner, tmp_path):
+    bank = tmp_path / "photo.yaml"
+    bank.write_text(PHOTO_ROUND + "      - text: Q\n        choices: [a, b]\n        answer: a\n"
+                    "      - type: photo\n        text: A selfie at booth 12\n        points: 3\n")
+    assert runner.invoke(args=["questions", "load", str(bank)]).exit_code == 0
+    questions = db.session.scalars(select(Question).order_by(Question.position)).all()
+    assert [(q.kind, q.text, q.choices, q.answer, q.points) for q in questions] == [
+        ("choice", "Q", ["a", "b"], ["a"], 1), ("photo", "A selfie at booth 12", [], [], 3)]
+    assert [q.type.upload for q in questions] == [False, True]
+    again = runner.invoke(args=["questions", "load", str(bank)])
+    assert "nothing to change" in again.output

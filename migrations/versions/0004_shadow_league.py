@@ -1,7 +1,7 @@
 """shadow league: submissions played after being knocked out
 
 Revision ID: 0004_shadow_league
-Revises: 0002_checkin_helpdesk
+Revises: 0003_photo_answers
 Create Date: 2026-11-23
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = "0004_shadow_league"
-down_revision = "0002_checkin_helpdesk"
+down_revision = "0003_photo_answers"
 branch_labels = None
 depends_on = None
 

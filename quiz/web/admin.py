@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .. import notify, rounds, shadow, tasks
+from .. import notify, photos, rounds, shadow, tasks
 from ..audit import record
 from ..checkin import unchecked_finalists
 from ..clock import utcnow
@@ -90,6 +90,7 @@ def rounds_context() -> dict:
         "audit": db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(20)).all(),
         "counts": {"in_game": in_game},
         "send_warning": notify.send_time_warning(in_game),
+        "unreviewed": photos.unreviewed(),
         "now": utcnow(),
     }
 

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_wtf.csrf import generate_csrf
 from redis import RedisError
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import answers, helpdesk, rounds, shadow
 from ..checkin import display_code
@@ -115,10 +116,15 @@ def start(code):
 @limiter.limit("30 per minute", key_func=link_key)
 def submit(code):
     """Hand in the answers; a retried or doubled POST gets 'already submitted'."""
+    if request.mimetype == "multipart/form-data":  # a photo round's form: its own body limit, before reading it
+        link = find_link(code)
+        too_large = read_body(link)
+        if too_large:
+            return render_round(link, answers.page_state(link, utcnow()), too_large), too_large.status
     if not form_token_ok(code, request.form.get("form_token", "")):
         csrf.protect()
     try:
-        write(answers.submit_answers, code, request.form, utcnow())
+        write(answers.submit_answers, code, request.form, utcnow(), request.files)
     except QuizError as error:
         link = find_link(code)  # the page to answer with (an unknown link is a 404 from here)
         state = answers.page_state(link, utcnow())
@@ -126,6 +132,21 @@ def submit(code):
             return render_round(link, state, error)
         return render_round(link, state, error, chosen=request.form), error.status
     return redirect(url_for("play.round_page", code=code), 303)
+
+
+def read_body(link: FormLink) -> QuizError | None:
+    """Parse the form, taking photos only in a round that asks for them (PHOTO_MAX_BYTES each); 413 past that."""
+    config = current_app.config
+    uploads = sum(q.type.upload for q in link.challenge.questions)
+    if not uploads:
+        return None  # the app-wide MAX_CONTENT_LENGTH applies
+    request.max_content_length = uploads * config["PHOTO_MAX_BYTES"] + config["MAX_CONTENT_LENGTH"]
+    try:
+        request.form, request.files
+    except RequestEntityTooLarge:
+        return QuizError(f"That photo is larger than {config['PHOTO_MAX_BYTES'] / 1_000_000:g} MB, the limit. "
+                         "Send a smaller one, or take it again at a lower resolution.", code="too_large", status=413)
+    return None
 
 
 def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None, fragment=False,

@@ -1,0 +1,126 @@
+"""Question types, a small registry of classes: each kind parses itself from the bank, renders, reads and marks.
+
+`QUESTION_TYPES[question.kind]` (or `question.type`) is the one place a kind's behaviour lives; the rest
+of Knockout asks it. Adding a kind is a class here, its partial in templates/play/, and nothing else.
+"""
+import yaml
+from flask import current_app
+
+from . import scoring
+from .errors import QuizError
+from .questions import BankError
+from .questions import _line as line_of, _scalar as scalar, _sequence as sequence
+
+
+class AnswerError(QuizError):
+    """One question's answer cannot be taken as sent; the message says what to fix."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message, code="invalid", status=status)
+
+
+class QuestionType:
+    """What every kind answers to; `partial` renders it inside the questions form."""
+
+    kind = ""
+    partial = ""
+    upload = False  # its answer is a file: the round's form becomes multipart/form-data
+    keys = {"type", "text", "points"}
+    required = ("text",)
+
+    def parse(self, spec: dict, where: str, node) -> dict:
+        """The question's columns from its bank mapping (`spec`: key → YAML node); BankError names the line."""
+        for key in self.required:
+            if key not in spec:
+                raise BankError(line_of(node), f"{where} has no '{key}'.")
+        extra = sorted(set(spec) - self.keys)
+        if extra:
+            raise BankError(line_of(spec[extra[0]]), f"{where} is a {self.kind} question: it takes no '{extra[0]}'.")
+        text = scalar(spec["text"], f"{where} text", str, lambda v: v.strip(), "should not be empty")
+        points = 1
+        if "points" in spec:
+            points = scalar(spec["points"], f"{where} points", int, lambda v: 1 <= v <= 1000, "should be 1 to 1000")
+        return {"kind": self.kind, "text": text.strip(), "choices": [], "answer": [], "points": points}
+
+    def read(self, question, form, files, number: int):
+        """The answer to store (JSON), from the submitted form; AnswerError says what to fix."""
+        raise NotImplementedError
+
+    def mark(self, question, answer, review: str | None) -> bool:
+        """Whether `answer` is right (`review`: staff's decision, for kinds a person judges)."""
+        raise NotImplementedError
+
+
+class MultipleChoice(QuestionType):
+    """Pick one choice, or several when the answer lists several."""
+
+    kind = "choice"
+    partial = "play/_question_choice.html"
+    keys = {"type", "text", "choices", "answer", "points"}
+    required = ("text", "choices", "answer")
+
+    def parse(self, spec: dict, where: str, node) -> dict:
+        result = super().parse(spec, where, node)
+        choices = [scalar(c, f"{where} choice", str, lambda v: v.strip(), "should not be empty")
+                   for c in sequence(spec["choices"], f"{where} choices")]
+        if len(choices) < 2:
+            raise BankError(line_of(spec["choices"]), f"{where} needs at least two choices.")
+        if len(set(choices)) != len(choices):
+            raise BankError(line_of(spec["choices"]), f"{where} lists the same choice twice.")
+        answer_nodes = spec["answer"].value if isinstance(spec["answer"], yaml.SequenceNode) else [spec["answer"]]
+        answer = [scalar(a, f"{where} answer", str) for a in answer_nodes]
+        for value, a_node in zip(answer, answer_nodes):
+            if value not in choices:
+                raise BankError(line_of(a_node), f"{where} answer '{value}' is not one of its choices.")
+        if not answer or len(set(answer)) != len(answer):
+            raise BankError(line_of(spec["answer"]), f"{where} needs one answer, or a list of distinct answers.")
+        return {**result, "choices": choices, "answer": answer}
+
+    def read(self, question, form, files, number: int) -> list[str]:
+        raw = form.getlist(f"q{question.id}")
+        try:
+            picked = sorted({int(value) for value in raw})
+        except ValueError:
+            picked = [-1]
+        if any(not 0 <= i < len(question.choices) for i in picked) or len(picked) != len(raw):
+            raise AnswerError(f"Question {number}: that choice isn't one of the options. Pick again.")
+        if not picked:
+            raise AnswerError(f"Question {number} needs an answer.")
+        if len(picked) > 1 and not question.multiple:
+            raise AnswerError(f"Question {number} takes one answer.")
+        return [question.choices[i] for i in picked]
+
+    def mark(self, question, answer, review: str | None) -> bool:
+        return scoring.is_correct(question.answer, answer)
+
+
+class Photo(QuestionType):
+    """A photo taken on the phone ("selfie at booth 12"); staff accept or reject it in the console."""
+
+    kind = "photo"
+    partial = "play/_question_photo.html"
+    upload = True
+
+    def read(self, question, form, files, number: int) -> bytes:
+        """The photo, checked and re-encoded (photos.prepare_photo); stored once the submission is in."""
+        from .photos import PhotoError, off_the_loop, prepare_photo
+        upload = files.get(f"q{question.id}") if files else None
+        if upload is None or not upload.filename:
+            raise AnswerError(f"Question {number} needs a photo: take one, or pick one from your phone.")
+        limit = current_app.config["PHOTO_MAX_BYTES"]
+        upload.stream.seek(0)  # from the start: write() runs the submit again when the database was busy
+        try:
+            return off_the_loop(prepare_photo, upload.stream.read(limit + 1), limit)
+        except PhotoError as error:
+            raise AnswerError(f"Question {number}: {error.message}", error.status)
+
+    def mark(self, question, answer, review: str | None) -> bool:
+        return review == "accepted"  # until staff accept it, a photo is not (yet) right
+
+
+QUESTION_TYPES: dict[str, QuestionType] = {cls.kind: cls() for cls in (MultipleChoice, Photo)}
+
+
+def question_type(kind: str) -> QuestionType | None:
+    """The type for `kind` as written in the bank (`type: photo`), or None if there is no such kind."""
+    return QUESTION_TYPES.get(kind)
