@@ -85,9 +85,10 @@ def participant_report(participant: Participant) -> list[RoundReport]:
                 row.verdict = (f"Winner! Ranked {submission.rank} in the final, and the best-ranked player "
                                "who checked in: the prize needs check-in.")
         elif (champion is not None and challenge.number == last_number and submission and submission.rank
-              and participant.checked_in_at is None and current_app.config["PRIZE_REQUIRES_CHECKIN"]):
+              and current_app.config["PRIZE_REQUIRES_CHECKIN"]
+              and (participant.checked_in_at is None or participant.checked_in_at > challenge.closed_at)):
             row.verdict = (f"Ranked {submission.rank} of {ranked} in the final, but the prize needs check-in "
-                           "and you hadn't checked in.")
+                           "and you hadn't checked in by its end.")
         reports.append(row)
     return reports
 

@@ -237,7 +237,8 @@ def _prize_ranking(challenge: Challenge, what):
              .where(Submission.challenge_id == challenge.id, Submission.rank.is_not(None),
                     Submission.shadow.is_(False), Participant.elimination_reason.is_distinct_from("disqualified")))
     if current_app.config["PRIZE_REQUIRES_CHECKIN"]:
-        query = query.where(Participant.checked_in_at.is_not(None))
+        # Checked in by the final's close: a check-in afterwards can't take the prize from the winner announced.
+        query = query.where(Participant.checked_in_at <= challenge.closed_at)
     return query.order_by(Submission.rank).limit(1)
 
 

@@ -172,3 +172,21 @@ def test_two_organizers_ending_the_round_at_once_eliminate_once(app, client, loa
     db.session.rollback()
     out = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_not(None)))
     assert out == 4  # the bottom half of 8, not three quarters
+
+
+@pytest.mark.config(SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 1, "max_overflow": 0,
+                                               "pool_timeout": 0.2})
+def test_every_pooled_connection_busy_gives_503_and_the_retry_counts_once(client, player, api_headers):
+    """A rush bigger than the pool: a request that waited pool_timeout for a connection gets "press again"."""
+    _, links = player
+    url, data = ready_to_submit(client, links, api_headers)
+    db.session.commit()  # the test's own session gives its connection back
+    held = db.engine.connect()  # the pool's only connection, busy elsewhere
+    try:
+        held.execute(select(1))
+        assert_busy_page(client.post(url, data=data))
+    finally:
+        held.close()
+    assert submissions() == 0
+    assert client.post(url, data=data).status_code == 303
+    assert submissions() == 1

@@ -403,9 +403,21 @@ def test_the_prize_goes_to_the_best_ranked_player_who_checked_in(client, final_p
                                  "the prize needs check-in.")
     assert db.session.get(Participant, ids["Bob"]).eliminated_in is None  # the winner isn't cut
     ann = report_rows(client, db.session.get(Participant, ids["Ann"]).report_code)
-    assert ann[2]["verdict"] == "Ranked 1 of 2 in the final, but the prize needs check-in and you hadn't checked in."
+    assert ann[2]["verdict"] == "Ranked 1 of 2 in the final, but the prize needs check-in and you hadn't checked in by its end."
     assert summary["kept"] == 2 and summary["eliminated_ranked_out"] == 0
     assert 'id="prize-checkin-warning"' not in console(client)  # the last round is over
+
+
+@pytest.mark.config(PRIZE_REQUIRES_CHECKIN=True)
+def test_a_check_in_after_the_final_closed_changes_no_winner(client, final_played, api_headers):
+    """The winner is announced at the close (podium, SMS): Ann checking in afterwards doesn't take it from Bob."""
+    ids = final_played
+    check_in(ids["Bob"])
+    assert client.post("/api/admin/end-challenge/2", headers=api_headers).get_json()["winner_id"] == ids["Bob"]
+    check_in(ids["Ann"])
+    assert rounds.winner().id == ids["Bob"] and "Bob wins!" in text(client.get("/display"))
+    ann = report_rows(client, db.session.get(Participant, ids["Ann"]).report_code)
+    assert ann[2]["verdict"] == "Ranked 1 of 2 in the final, but the prize needs check-in and you hadn't checked in by its end."
 
 
 @pytest.mark.config(PRIZE_REQUIRES_CHECKIN=True)

@@ -3,7 +3,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from ..errors import QuizError
@@ -62,6 +62,18 @@ def database_unavailable(error: DBAPIError):
     if not (isinstance(error, OperationalError) or error.connection_invalidated):
         return unexpected(error)
     log.warning("database unavailable on %s %s: %s", request.method, request.path, str(error).splitlines()[0])
+    return busy()
+
+
+@bp.app_errorhandler(PoolTimeout)
+def database_overloaded(error: PoolTimeout):
+    """Every pooled connection stayed busy for pool_timeout (a rush bigger than the pool): the same 503, not a bug."""
+    log.warning("no database connection free on %s %s: %s", request.method, request.path, str(error).splitlines()[0])
+    return busy()
+
+
+def busy():
+    """503 "nothing was lost, press again" with Retry-After; the transaction rolled back."""
     db.session.rollback()  # nothing half-written; the next request starts clean (pool_pre_ping replaces dead links)
     body, status = respond(503, DATABASE_BUSY, "busy")
     response = current_app.make_response((body, status))
