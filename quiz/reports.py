@@ -125,7 +125,7 @@ def _shadow_verdict(participant: Participant, challenge: Challenge, submission: 
         return "Not played: knocked out earlier."
     if challenge.status == "open":
         return "Open now in the shadow league — not ranked for the prize."
-    return "Playable in the shadow league when it opens — not ranked for the prize."
+    return "Shadow league, when it opens."  # the box above says what the shadow league is
 
 
 def report_version(participant: Participant, *extra) -> str:

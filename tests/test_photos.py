@@ -239,6 +239,8 @@ def test_review_scores_the_photo_and_the_ranking_at_close_uses_it(app, client, p
     photos = {p.participant.name: p.id for p in db.session.scalars(select(PhotoAnswer))}
     accepted = review(staff, photos["Ada"], "accept", htmx=True)
     assert accepted.status_code == 200 and 'id="photo-' in text(accepted) and "accepted" in text(accepted)
+    counts = re.search(r'<nav class="filters" id="photo-filters"[^>]*hx-swap-oob="true">(.*?)</nav>', text(accepted), re.S)
+    assert counts and re.findall(r"(\w+) \((\d+)\)", counts[1]) == [("pending", "1"), ("accepted", "1"), ("rejected", "0")]
     assert review(staff, photos["Bob"], "reject").status_code == 303
     scores = {s.participant_id: (s.score, s.correct) for s in db.session.scalars(select(Submission))}
     assert sorted(scores.values()) == [(1, 1), (3, 2)]

@@ -93,7 +93,7 @@ def test_survivor_and_knocked_out_players_read_their_numbers_and_why(client, eve
     di_page = client.get(f"/r/{reports['Di']}").get_data(as_text=True)
     assert why_out(di_page).startswith("Round 1: Out: no answers arrived")
     # SHADOW_LEAGUE is on by default: a later round is theirs to play, not for the prize (tests/test_shadow.py).
-    assert rows_of(di_page)[2]["verdict"] == "Playable in the shadow league when it opens — not ranked for the prize."
+    assert rows_of(di_page)[2]["verdict"] == "Shadow league, when it opens."
 
 
 def test_winner_and_finalist_after_the_last_round(client, event_played, api_headers):

@@ -56,8 +56,12 @@ def review(photo_id):
             return render_template("admin/_photo_card.html", photo=photo, error=error), error.status
         flash(error.message, "error")
         return redirect(back, 303)
-    if wants_fragment():
-        return render_template("admin/_photo_card.html", photo=photo, error=None)
+    if wants_fragment():  # the card, and the filters' counts out of band
+        challenge = photo.question.challenge
+        return (render_template("admin/_photo_card.html", photo=photo, error=None)
+                + render_template("admin/_photo_filters.html", oob=True, challenge=challenge, filters=FILTERS,
+                                  status=shown if shown in FILTERS else "pending",
+                                  counts=photos.counts_by_status(challenge.id)))
     flash(f"Photo from {photo.participant.name} {photo.status}.", "ok")
     return redirect(back, 303)
 
