@@ -13,6 +13,7 @@ from .links import create_links
 from .forms import request_work
 from .jobs import after_commit, enqueue_after_commit
 from .models import Challenge, Participant
+from .rounds import lock_for_sqlite
 
 NAME_MAX = 80
 COMPANY_MAX = 100
@@ -87,7 +88,11 @@ def registration_open() -> bool:
 
 def register_participant(clean: dict) -> Participant:
     """Create a participant and a link for every round; the caller commits."""
-    rounds = db.session.execute(select(Challenge.id, Challenge.status)).all()  # a handful: one read for all below
+    # The rounds (a handful: one read for all below), held against a concurrent close of round 1: PostgreSQL
+    # FOR SHARE (the close's FOR UPDATE waits for this registration, or it waits and sees "closed"); SQLite's
+    # write lock, taken first.
+    lock_for_sqlite(db.true())
+    rounds = db.session.execute(select(Challenge.id, Challenge.status).with_for_update(read=True)).all()
     if any(status == "closed" for _, status in rounds):
         raise QuizError("Registration is closed: the game is already under way.", code="registration_closed")
     taken = db.session.execute(select(Participant.email, Participant.phone).where(

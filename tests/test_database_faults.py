@@ -190,3 +190,49 @@ def test_every_pooled_connection_busy_gives_503_and_the_retry_counts_once(client
     assert submissions() == 0
     assert client.post(url, data=data).status_code == 303
     assert submissions() == 1
+
+
+def waiting_on_a_lock(admin) -> bool:
+    with admin.connect() as connection:
+        return bool(connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).scalar())
+
+
+def test_a_registration_racing_the_close_of_round_1_waits_for_it_and_is_refused(client, player, api_headers):
+    """Round 1 closing (its row locked, status written, not yet committed) while someone registers: the
+    registration waits for the close and is refused; it never slips in after the cut was made."""
+    open_round(client, api_headers)
+    db.session.commit()
+    before = db.session.scalar(select(func.count()).select_from(Participant))
+    if POSTGRES_URL:
+        admin = sqlalchemy.create_engine(POSTGRES_URL, poolclass=sqlalchemy.pool.NullPool)
+        closer = admin.connect()
+        closer.exec_driver_sql("SELECT id FROM challenge WHERE number = 1 FOR UPDATE")  # as close_round does
+        closer.exec_driver_sql("UPDATE challenge SET status = 'closed' WHERE number = 1")
+    else:
+        closer = sqlite3.connect(db.engine.url.database, isolation_level=None)
+        closer.execute("BEGIN IMMEDIATE")  # the close holds SQLite's write lock
+        closer.execute("UPDATE challenge SET status = 'closed' WHERE number = 1")
+    responses = []
+    body = {"name": "Late Larry", "email": "larry@example.com", "phone": "+14155550199", "consent": True}
+    thread = threading.Thread(target=lambda: responses.append(client.post("/api/register", json=body)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while POSTGRES_URL and not waiting_on_a_lock(admin):  # the registration's FOR SHARE waits for the close
+        assert time.monotonic() < deadline, "the registration never waited for the close"
+        time.sleep(0.05)
+    if not POSTGRES_URL:
+        time.sleep(0.5)  # the registration reaches SQLite's lock and waits (busy timeout)
+    if POSTGRES_URL:
+        closer.commit()
+        closer.close()
+        admin.dispose()
+    else:
+        closer.execute("COMMIT")
+        closer.close()
+    thread.join(20)
+    [response] = responses
+    assert response.status_code == 409 and response.get_json()["error"] == "registration_closed"
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == before
