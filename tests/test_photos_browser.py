@@ -117,6 +117,7 @@ def test_phone_sends_a_photo_and_staff_accept_it_in_the_console(stack, new_page,
     alan = console.locator(".photo-card", has_text="Alan Turing")
     alan.get_by_role("button", name="Reject").click()
     expect(alan.locator(".badge")).to_have_text("rejected")
+    expect(alan).to_have_class(re.compile(r"\bphoto-rejected\b"))
     console.screenshot(path=str(DOCS / "photo-review-console.png"), full_page=True)
 
     end = requests.post(f"{stack.url}/api/admin/end-challenge/1", headers=api)
