@@ -3,7 +3,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -151,7 +151,9 @@ class Submission(db.Model):
     __table_args__ = (
         UniqueConstraint("participant_id", "challenge_id"),
         Index("ix_submission_challenge_rank", "challenge_id", "rank"),
-        Index("ix_submission_shadow", "shadow", "participant_id"),
+        # Only the shadow league's rows (the standings read them): real submissions never touch this index.
+        Index("ix_submission_shadow", "participant_id", postgresql_where=text("shadow IS true"),
+              sqlite_where=text("shadow IS 1")),
     )
 
 
