@@ -148,7 +148,8 @@ def parse_answers(questions: list[Asked], form, files=None) -> list:
             answers.append(None)
     if errors:
         # 413: the message says the limit.
-        error = ValidationError(errors, next(iter(errors.values())) if status == 413 else "Some answers need another look.")
+        message = next(iter(errors.values())) if status == 413 else "Some answers need another look."
+        error = ValidationError(errors, message)
         error.status = status
         raise error
     return answers
@@ -227,11 +228,13 @@ def _announce(challenge_id: int, participant_id: int) -> None:
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 
 
-def _questions(connection, challenge_id: int, opened_at: datetime) -> list[Asked]:
-    """The open round's questions in order, read once per web process."""
+def _questions(connection, challenge_id: int, opened_at: datetime | None) -> list[Asked]:
+    """The round's questions in order, read once per web process once it has opened (a draft's may change)."""
     known = _QUESTIONS.setdefault(db.engine, {})
-    if (challenge_id, opened_at) not in known:
+    if opened_at is None or (challenge_id, opened_at) not in known:
         rows = connection.execute(_statements()["questions"], {"challenge": challenge_id})
+        if opened_at is None:
+            return [Asked(*q) for q in rows]
         known[challenge_id, opened_at] = [Asked(*q) for q in rows]
     return known[challenge_id, opened_at]
 
@@ -251,9 +254,9 @@ def _statements() -> dict:
         code, challenge = bindparam("code"), bindparam("challenge")
         submitted = exists().where(Submission.participant_id == FormLink.participant_id,
                                    Submission.challenge_id == FormLink.challenge_id)
-        link = (select(FormLink.participant_id, FormLink.challenge_id, FormLink.started_at, Participant.eliminated_in,
-                       Participant.elimination_reason, Participant.checked_in_at, Challenge.number, Challenge.status, Challenge.opened_at,
-                       Challenge.closes_at,
+        link = (select(FormLink.participant_id, FormLink.challenge_id, FormLink.started_at,
+                       Participant.eliminated_in, Participant.elimination_reason, Participant.checked_in_at,
+                       Challenge.number, Challenge.status, Challenge.opened_at, Challenge.closes_at,
                        Challenge.closed_at, Challenge.scoring, Challenge.time_limit_seconds,
                        submitted.label("submitted"))
                 .join(Participant, Participant.id == FormLink.participant_id)

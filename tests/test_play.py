@@ -282,3 +282,14 @@ def test_questions_remembered_per_database_never_leak_into_another(tmp_path, red
             db.session.remove()
             db.engine.dispose()
     assert scores == [1, 0]
+
+
+def test_a_draft_rounds_questions_are_never_remembered(app, load_bank):
+    """A draft round's questions may still change (bank reload): only an open round's are kept per process."""
+    from quiz.answers import _questions
+    from quiz.models import Challenge
+    load_bank("challenges: [{number: 1, title: T, questions: [{text: Old, choices: [a, b], answer: a}]}]")
+    challenge_id = db.session.scalar(select(Challenge.id))
+    assert [q.answer for q in _questions(db.session.connection(), challenge_id, None)] == [["a"]]
+    load_bank("challenges: [{number: 1, title: T, questions: [{text: New, choices: [a, b], answer: b}]}]")
+    assert [q.answer for q in _questions(db.session.connection(), challenge_id, None)] == [["b"]]
