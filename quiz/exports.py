@@ -53,7 +53,7 @@ def _stream(query) -> Iterator[tuple]:
 def participant_rows() -> Iterator[tuple]:
     """Everyone who registered, in order of registration."""
     return _stream(select(Participant.id, Participant.name, Participant.email, Participant.phone,
-                          Participant.company, Participant.consent, Participant.created_at,
+                          Participant.company, Participant.consent, Participant.sponsor_consent, Participant.created_at,
                           case((Participant.eliminated_in.is_(None), "in"), else_="out"),
                           Participant.eliminated_in, Participant.elimination_reason).order_by(Participant.id))
 
@@ -131,13 +131,9 @@ def company_rows() -> Iterator[tuple]:
 
 
 def sponsor_rows() -> Iterator[tuple]:
-    """Leads for sponsors: only participants who ticked the consent box at registration (`Participant.consent`).
-
-    Registration has one consent box ("Text me my round links, and show my name on the leaderboard");
-    there is no separate sponsor-contact consent, so this export relies on that box, and the console says so.
-    """
+    """Leads for sponsors: only participants who ticked the optional "sponsors may contact me" box."""
     return _stream(select(Participant.name, Participant.email, Participant.phone, Participant.company,
-                          Participant.created_at).where(Participant.consent.is_(True)).order_by(Participant.id))
+                          Participant.created_at).where(Participant.sponsor_consent.is_(True)).order_by(Participant.id))
 
 
 COMPANY_DOC = ("Per company (as typed at registration; empty = none given): players registered, still in the game, "
@@ -147,7 +143,8 @@ COMPANY_DOC = ("Per company (as typed at registration; empty = none given): play
 
 EXPORTS = {e.name: e for e in (
     Export("participants", "Everyone who registered, with their status.",
-           ("id", "name", "email", "phone", "company", "consent", "registered_at", "status", "eliminated_in_round",
+           ("id", "name", "email", "phone", "company", "consent", "sponsor_consent", "registered_at", "status",
+            "eliminated_in_round",
             "elimination_reason"), participant_rows),
     Export("submissions", "One row per participant per round they answered: score, right answers, time, rank.",
            ("round", "participant_id", "name", "company", "score", "correct", "response_time_seconds", "rank",
@@ -160,9 +157,9 @@ EXPORTS = {e.name: e for e in (
     Export("companies", COMPANY_DOC,
            ("place", "company", "players", "still_in", "furthest_round", "best_rank_in_furthest_round",
             "average_score", "submissions"), company_rows),
-    Export("sponsor-leads", "Contact details of participants who ticked the consent box at registration, and no one "
-                            "else. It is the only consent box (round links by SMS, name on the leaderboard): make sure "
-                            "it covers sponsor contact before you share this file.", ("name", "email", "phone", "company", "registered_at"), sponsor_rows),
+    Export("sponsor-leads", "Contact details of participants who ticked \u201cThe event's sponsors may contact me\u201d "
+                            "(optional) at registration, and no one else.",
+           ("name", "email", "phone", "company", "registered_at"), sponsor_rows),
 )}
 
 

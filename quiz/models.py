@@ -23,7 +23,9 @@ class Participant(db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     phone: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
     company: Mapped[str] = mapped_column(String(100), default="")
-    consent: Mapped[bool] = mapped_column(default=False)
+    consent: Mapped[bool] = mapped_column(default=False)  # round links by SMS, name on the leaderboard (required)
+    # A separate, optional box: sponsors may contact them (the sponsor-leads export holds only these).
+    sponsor_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
     report_code: Mapped[str] = mapped_column(String(32), unique=True)
     # What the badge's QR code holds: only a key for staff at the kiosk (login required), never a credential.
     checkin_code: Mapped[str] = mapped_column(String(16), unique=True, default=lambda: new_checkin_code())

@@ -19,6 +19,7 @@ def export_participant(participant: Participant) -> dict:
     return {
         "participant": {"id": participant.id, "name": participant.name, "email": participant.email,
                         "phone": participant.phone, "company": participant.company, "consent": participant.consent,
+                        "sponsor_consent": participant.sponsor_consent,
                         "registered_at": participant.created_at.isoformat() + "Z",
                         "eliminated_in": participant.eliminated_in,
                         "elimination_reason": participant.elimination_reason},

@@ -21,6 +21,8 @@ EMAIL_MAX = 254
 PHONE_MAX = 32
 
 
+YES = (True, "true", "on", "yes", "1", 1)  # a ticked box (form) or true (JSON)
+
 # Bidi overrides would let a name reverse or garble the text beside it on the projector.
 BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -75,7 +77,8 @@ def validate_registration(data) -> dict:
         clean["phone"] = clean_phone(str(data.get("phone") or "").strip(), current_app.config["PHONE_DEFAULT_REGION"])
     except ValueError as exc:
         errors["phone"] = str(exc)
-    clean["consent"] = data.get("consent") in (True, "true", "on", "yes", "1", 1)
+    clean["consent"] = data.get("consent") in YES
+    clean["sponsor_consent"] = data.get("sponsor_consent") in YES
     if errors:
         raise ValidationError(errors)
     return clean

@@ -37,10 +37,10 @@ def played(client, load_bank, make_participant, api_headers):
     """Two rounds played through the web: right, partly right, wrong, no-show, disqualified, a non-consenting player."""
     load_bank()
     people = {
-        "formula": make_participant(HYPERLINK, company="+1+1"),
-        "ada": make_participant("Ada", company="Acme"),
-        "bo": make_participant("Bo", company="Acme"),
-        "cy": make_participant("@Cy", company="-Dash"),
+        "formula": make_participant(HYPERLINK, company="+1+1", sponsor_consent="yes"),
+        "ada": make_participant("Ada", company="Acme", sponsor_consent=True),
+        "bo": make_participant("Bo", company="Acme"),  # links by SMS, yes; sponsors, no
+        "cy": make_participant("@Cy", company="-Dash", sponsor_consent="yes"),
         "dee": make_participant("Dee", company=""),
         "eve": make_participant("Eve", company="Acme", consent=False),
     }
@@ -73,7 +73,8 @@ def expected_rows(kind: str) -> list[list[str]]:
     number_of = {c.id: c.number for c in challenges}
     person = {p.id: p for p in people}
     if kind == "participants":
-        return [[str(p.id), p.name, p.email, p.phone, p.company, "yes" if p.consent else "no", iso(p.created_at),
+        return [[str(p.id), p.name, p.email, p.phone, p.company, "yes" if p.consent else "no",
+                 "yes" if p.sponsor_consent else "no", iso(p.created_at),
                  "in" if p.eliminated_in is None else "out", blank(p.eliminated_in), blank(p.elimination_reason)]
                 for p in people]
     if kind == "submissions":
@@ -97,7 +98,7 @@ def expected_rows(kind: str) -> list[list[str]]:
     if kind == "companies":
         return company_table(people, subs, number_of)
     assert kind == "sponsor-leads"
-    return [[p.name, p.email, p.phone, p.company, iso(p.created_at)] for p in people if p.consent]
+    return [[p.name, p.email, p.phone, p.company, iso(p.created_at)] for p in people if p.sponsor_consent]
 
 
 def round_row(c, people, subs) -> list[str]:
@@ -179,13 +180,13 @@ def test_company_leaderboard_ranks_companies_still_in_first(client, played):
     assert rows[-1][1] == "" and rows[-1][2:] == ["1", "0", "", "", "", "0"]  # Dee, no company, never answered
 
 
-def test_sponsor_leads_hold_only_consenting_participants(client, played):
+def test_sponsor_leads_hold_only_participants_who_said_sponsors_may_contact_them(client, played):
     login(client)
     leads = console_csv(client, "sponsor-leads")
     emails = {row[1] for row in leads[1:]}
-    assert played["eve"].email not in emails
-    assert emails == {p.email for p in db.session.scalars(select(Participant).where(Participant.consent.is_(True)))}
-    assert len(emails) == 5
+    assert emails == {played[k].email for k in ("formula", "ada", "cy")}  # not Bo, Dee (SMS consent only), Eve
+    assert emails == {p.email for p in db.session.scalars(select(Participant).where(
+        Participant.sponsor_consent.is_(True)))}
 
 
 def test_cli_export_all_writes_every_file(runner, played, tmp_path):
@@ -200,7 +201,7 @@ def test_cli_export_all_writes_every_file(runner, played, tmp_path):
 def test_cli_export_to_a_file_and_bad_kinds(runner, played, tmp_path):
     target = tmp_path / "leads.csv"
     assert runner.invoke(args=["export", "sponsor-leads", "--output", str(target)]).exit_code == 0
-    assert len(parse(target.read_bytes().decode("utf-8"))) == 6
+    assert len(parse(target.read_bytes().decode("utf-8"))) == 4  # header + the three sponsor leads
     unknown = runner.invoke(args=["export", "votes"])
     assert unknown.exit_code == 2 and "participants" in unknown.output
     no_folder = runner.invoke(args=["export", "all"])

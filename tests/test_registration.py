@@ -51,6 +51,27 @@ def test_form_errors_inline_with_input_kept(client, field, value, message):
     assert players() == 0
 
 
+@pytest.mark.parametrize("ticked", [True, False])
+def test_sponsor_contact_is_a_separate_optional_box(client, load_bank, ticked):
+    """Playing needs the SMS box; being a sponsor lead is a second box, unticked by default, never required."""
+    load_bank()
+    page = client.get("/register").get_data(as_text=True)
+    assert 'name="sponsor_consent" value="yes" >' in page  # not pre-ticked, not required
+    form = GOOD | ({"sponsor_consent": "yes"} if ticked else {})
+    assert post_form(client, "/register", "/register", form).status_code == 303
+    assert db.session.scalar(select(Participant.sponsor_consent)) is ticked
+
+
+def test_api_register_takes_sponsor_consent_and_defaults_to_no(client, load_bank):
+    load_bank()
+    body = {"name": "Ada", "email": "ada@example.com", "phone": "+14155550100", "consent": True}
+    assert client.post("/api/register", json=body).status_code == 201
+    assert client.post("/api/register", json=body | {"email": "bo@example.com", "phone": "+14155550101",
+                                                      "sponsor_consent": True}).status_code == 201
+    assert dict(db.session.execute(select(Participant.email, Participant.sponsor_consent)).all()) == {
+        "ada@example.com": False, "bo@example.com": True}
+
+
 def test_form_requires_consent(client):
     response = post_form(client, "/register", "/register", {k: v for k, v in GOOD.items() if k != "consent"})
     assert response.status_code == 422
