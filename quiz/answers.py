@@ -20,10 +20,10 @@ from .extensions import db
 from .forms import request_work
 from .jobs import after_commit
 from .links import CODE_PATTERN, shuffled_choices
-from .models import Challenge, FormLink, Participant, Question, Submission
+from .models import ByKind, Challenge, FormLink, Participant, Question, Submission
 from .observability import SUBMISSIONS
 from .photos import photo_key, store_photos
-from .question_types import QUESTION_TYPES, AnswerError
+from .question_types import AnswerError
 from .shadow import in_shadow_league, invited
 
 # The page states of /f/<code>, in the order a player meets them.
@@ -114,7 +114,7 @@ def questions_for(link: FormLink) -> list[tuple]:
 
 
 @dataclass(frozen=True, slots=True)
-class Asked:
+class Asked(ByKind):
     """A question as the submit needs it (a plain row, no ORM object)."""
 
     id: int
@@ -122,14 +122,6 @@ class Asked:
     choices: list
     answer: list
     points: int
-
-    @property
-    def multiple(self) -> bool:
-        return len(self.answer) > 1
-
-    @property
-    def type(self):
-        return QUESTION_TYPES[self.kind]
 
 
 def parse_answers(questions: list[Asked], form, files=None) -> list:

@@ -92,7 +92,23 @@ class Challenge(db.Model):
         return min(ends) + timedelta(seconds=grace) if ends else None
 
 
-class Question(db.Model):
+class ByKind:
+    """What a question's kind decides, for the ORM row and the submit's plain row (answers.Asked) alike."""
+
+    __slots__ = ()
+
+    @property
+    def multiple(self) -> bool:
+        return len(self.answer) > 1
+
+    @property
+    def type(self):
+        """This question's behaviour (parsing, rendering, validating, scoring): a QuestionType."""
+        from .question_types import QUESTION_TYPES
+        return QUESTION_TYPES[self.kind]
+
+
+class Question(ByKind, db.Model):
     """A question of one of the kinds in question_types: multiple choice (`answer` lists the correct choices) or photo."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -107,16 +123,6 @@ class Question(db.Model):
     challenge: Mapped[Challenge] = relationship(back_populates="questions")
 
     __table_args__ = (UniqueConstraint("challenge_id", "position"),)
-
-    @property
-    def multiple(self) -> bool:
-        return len(self.answer) > 1
-
-    @property
-    def type(self):
-        """This question's behaviour (parsing, rendering, validating, scoring): a QuestionType."""
-        from .question_types import QUESTION_TYPES
-        return QUESTION_TYPES[self.kind]
 
 
 class FormLink(db.Model):
