@@ -287,18 +287,20 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
            "KNOCKOUT_INSTANCE": str(tmp_path / "instance"), "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x",
            "STORAGE_URL": storage_url, "S3_ENDPOINT_URL": moto_server, "LOG_LEVEL": "WARNING", **AWS_TEST_ENV}
-    worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+    # Its own process group: the kill takes its RQ scheduler too, as a dying machine would (an orphaned scheduler
+    # would go on holding the scheduler lock in the shared Redis for the tests after this one).
+    worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while len(storage.keys("unanswered/challenge1/")) < 20:
             assert time.monotonic() < deadline and worker.poll() is None, "the worker never got going"
             time.sleep(0.02)
-        os.kill(worker.pid, signal.SIGKILL)
+        os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
     finally:
         if worker.poll() is None:
-            worker.kill()
+            os.killpg(worker.pid, signal.SIGKILL)
     moved = len(storage.keys("unanswered/challenge1/"))
     assert moved < 300, "the worker finished before it could be killed: nothing was tested"
     report = forms.drift()

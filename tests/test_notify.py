@@ -256,7 +256,8 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
            "LOG_LEVEL": "WARNING"}
 
     def worker():
-        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+        # Its own process group: a kill takes its RQ scheduler too, as a dying machine would.
+        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def count(status):
@@ -270,7 +271,7 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
         while count("sent") < 15:
             assert time.monotonic() < deadline, "the first worker never got going"
             time.sleep(0.05)
-        os.kill(first.pid, signal.SIGKILL)
+        os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         in_doubt = count("sending")
         assert in_doubt <= 1 and count("queued") > 0  # killed mid-batch, with work left
@@ -286,7 +287,7 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
             second.wait(timeout=15)
     finally:
         if first.poll() is None:
-            first.kill()
+            os.killpg(first.pid, signal.SIGKILL)
     delivered = Counter(phone for phone, _ in sns.values())
     assert set(delivered) == set(phones)  # nothing unsent
     assert sum(delivered.values()) - 60 <= in_doubt  # a repeat only for a message caught mid-send
