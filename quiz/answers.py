@@ -17,7 +17,7 @@ from . import scoring
 from .checkin import needs_checkin
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .forms import request_work
+from .work import request_work
 from .jobs import after_commit
 from .links import CODE_PATTERN, shuffled_choices
 from .models import ByKind, Challenge, FormLink, Participant, Question, Submission

@@ -16,7 +16,7 @@ from flask import current_app, render_template
 from sqlalchemy import and_, select
 from sqlalchemy.orm import joinedload
 
-from .extensions import db, get_redis
+from .extensions import db
 from .links import report_url, shuffled_choices
 from .models import Challenge, FormLink, Submission
 from .storage import get_storage
@@ -213,37 +213,3 @@ def reconcile(challenge_ids: list[int] | None = None) -> dict:
     if any(result.values()):
         log.info("forms reconcile repaired %s", result)
     return result
-
-
-# Work asked for by requests is collected in Redis sets and drained by one job at a time,
-# so a thousand registrations or submissions a second make a few batched jobs, not a thousand.
-PENDING = "knockout:forms:pending:"
-
-
-def request_work(kind: str, participant_ids: list[int], publish: bool = False) -> None:
-    """Add participants to a pending set and make sure a drain job is on its way (Redis only: after commit).
-
-    `publish`: also tell the live pages that something changed, in the same round trip.
-    """
-    from .jobs import enqueue
-    from .live import CHANNEL
-    redis = get_redis()
-    pipe = redis.pipeline(transaction=False)
-    if publish:
-        pipe.publish(CHANNEL, b"changed")
-    pipe.sadd(PENDING + kind, *participant_ids)
-    pipe.set(PENDING + kind + ":job", 1, nx=True, ex=300)
-    if pipe.execute()[-1]:
-        enqueue("quiz.tasks.drain_forms", kind, queue="forms", description=f"forms: {kind}")
-
-
-def drain(kind: str, handle) -> int:
-    """Run `handle(ids)` on the pending set in batches until it is empty; returns how many were done."""
-    redis = get_redis()
-    redis.delete(PENDING + kind + ":job")  # from here on a new request starts a new drain job
-    done = 0
-    while ids := [int(i) for i in redis.srandmember(PENDING + kind, BATCH_SIZE)]:
-        handle(ids)
-        redis.srem(PENDING + kind, *ids)  # only once handled: a worker dying mid-batch loses nothing
-        done += len(ids)
-    return done

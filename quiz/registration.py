@@ -10,7 +10,7 @@ from sqlalchemy import exists, or_, select
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .links import create_links
-from .forms import request_work
+from .work import request_work
 from .jobs import after_commit, enqueue_after_commit
 from .models import Challenge, Participant
 from .rounds import lock_for_sqlite

@@ -6,7 +6,7 @@ from flask import current_app
 from rq import get_current_job
 from sqlalchemy import select
 
-from . import forms, notify, rounds
+from . import forms, notify, rounds, work
 from .clock import utcnow
 from .extensions import db
 from .jobs import after_commit, enqueue
@@ -155,10 +155,10 @@ def close_expired_round(challenge_id: int) -> bool:
 def drain_forms(kind: str) -> int:
     """Store the forms that requests asked for, in batches: 'new' (registrations) or 'answered:<round id>'."""
     if kind == "new":
-        done = forms.drain(kind, lambda ids: forms.write_forms(forms.form_rows(participant_ids=ids)))
+        done = work.drain(kind, lambda ids: forms.write_forms(forms.form_rows(participant_ids=ids)))
     else:
         challenge_id = int(kind.split(":", 1)[1])
-        done = forms.drain(kind, lambda ids: forms.move_forms(forms.form_rows(ids, [challenge_id])))
+        done = work.drain(kind, lambda ids: forms.move_forms(forms.form_rows(ids, [challenge_id])))
     log.info("forms %s: %s participant(s) stored", kind, done)
     return done
 

@@ -1,7 +1,10 @@
 """The database briefly locked, a connection dropped, two writers at once: a clear 503 "try again" or one
 consistent outcome; nothing half-written, never a 500."""
 import html
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -69,6 +72,21 @@ def test_locked_database_gives_a_clear_503_and_the_retry_counts_once(client, pla
 def test_busy_timeout_is_configurable(app):
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+
+
+def test_the_connection_pool_is_sized_from_the_environment(tmp_path, redis_url):
+    """DATABASE_POOL_SIZE / DATABASE_MAX_OVERFLOW / DATABASE_PRE_PING reach each web process's engine."""
+    script = ("from quiz import create_app; from quiz.extensions import db; app = create_app(); "
+              "app.app_context().push(); pool = db.engine.pool; "
+              "print(pool.size(), pool._max_overflow, pool._pre_ping)")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'pool.db'}", "REDIS_URL": redis_url,
+           "KNOCKOUT_INSTANCE": str(tmp_path), "DATABASE_POOL_SIZE": "7", "DATABASE_MAX_OVERFLOW": "3",
+           "DATABASE_PRE_PING": "false"}
+    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == ["7", "3", "False"]
+    del env["DATABASE_POOL_SIZE"], env["DATABASE_MAX_OVERFLOW"], env["DATABASE_PRE_PING"]
+    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == ["20", "10", "True"]
 
 
 def terminate(admin, where: str) -> int:
