@@ -1,10 +1,12 @@
 """Knockout: a live elimination quiz. `create_app` builds the Flask app."""
+import time
 from pathlib import Path
 
 import redis
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 
 from .config import Config, persistent_secret
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate, sock
@@ -35,6 +37,8 @@ def create_app(config: type | None = None) -> Flask:
     observability.init_app(app)
     security.init_app(app)  # first: its check must read the raw body before CSRF parses the form
     db.init_app(app)
+    with app.app_context():
+        _ping_when_idle(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
     # Batch mode: SQLite can only change a table by rebuilding it.
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
@@ -67,6 +71,24 @@ def _sqlite_busy_timeout(app: Flask) -> None:
     options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])  # a copy: the class-level dict is shared
     options["connect_args"] = {**options.get("connect_args", {}), "timeout": app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000}
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use if it sat idle `idle_seconds` or more; a dead one is replaced and
+    the pool renewed (SQLAlchemy's pool_pre_ping, minus the round trip on every request of a rush)."""
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, _proxy) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # fresh, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError(f"pooled connection dead after {time.monotonic() - since:.0f} s idle") from error
 
 
 @event.listens_for(Engine, "connect")

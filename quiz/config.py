@@ -40,9 +40,12 @@ class Config:
     # Each web process keeps DATABASE_POOL_SIZE connections open and opens up to DATABASE_MAX_OVERFLOW more in a
     # rush (closed again when it passes). Sized for a gevent process serving a room of phones at once: a pool
     # smaller than the rush would close and reopen connections on every request (a new PostgreSQL backend each).
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": _flag("DATABASE_PRE_PING", True),
-                                 "pool_size": int(os.environ.get("DATABASE_POOL_SIZE", "20")),
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_size": int(os.environ.get("DATABASE_POOL_SIZE", "20")),
                                  "max_overflow": int(os.environ.get("DATABASE_MAX_OVERFLOW", "10"))}
+    # A pooled connection idle this long is checked before use (a database restart in a quiet spell goes
+    # unnoticed); one reused within a rush is not, saving a round trip per request (a restart mid-rush costs
+    # each web process one "press again": the first error renews its whole pool). 0: check every time.
+    DATABASE_PING_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_IDLE_SECONDS", "1"))
     # SQLite only: how long a write waits for another writer's lock before giving up (then a 503 "try again").
     SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "10000"))
     # Empty means: start (or reuse) the embedded Redis server in instance/.

@@ -75,18 +75,18 @@ def test_busy_timeout_is_configurable(app):
 
 
 def test_the_connection_pool_is_sized_from_the_environment(tmp_path, redis_url):
-    """DATABASE_POOL_SIZE / DATABASE_MAX_OVERFLOW / DATABASE_PRE_PING reach each web process's engine."""
+    """DATABASE_POOL_SIZE / DATABASE_MAX_OVERFLOW / DATABASE_PING_IDLE_SECONDS reach each web process."""
     script = ("from quiz import create_app; from quiz.extensions import db; app = create_app(); "
               "app.app_context().push(); pool = db.engine.pool; "
-              "print(pool.size(), pool._max_overflow, pool._pre_ping)")
+              "print(pool.size(), pool._max_overflow, app.config['DATABASE_PING_IDLE_SECONDS'])")
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'pool.db'}", "REDIS_URL": redis_url,
            "KNOCKOUT_INSTANCE": str(tmp_path), "DATABASE_POOL_SIZE": "7", "DATABASE_MAX_OVERFLOW": "3",
-           "DATABASE_PRE_PING": "false"}
+           "DATABASE_PING_IDLE_SECONDS": "2.5"}
     shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert shown.stdout.split() == ["7", "3", "False"]
-    del env["DATABASE_POOL_SIZE"], env["DATABASE_MAX_OVERFLOW"], env["DATABASE_PRE_PING"]
+    assert shown.stdout.split() == ["7", "3", "2.5"]
+    del env["DATABASE_POOL_SIZE"], env["DATABASE_MAX_OVERFLOW"], env["DATABASE_PING_IDLE_SECONDS"]
     shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert shown.stdout.split() == ["20", "10", "True"]
+    assert shown.stdout.split() == ["20", "10", "1.0"]
 
 
 def terminate(admin, where: str) -> int:
@@ -105,13 +105,34 @@ def admin_engine():
 
 
 @postgres_only
-def test_connections_dropped_between_requests_are_replaced(client, player, api_headers, admin_engine):
+@pytest.mark.config(DATABASE_PING_IDLE_SECONDS=0)  # every pooled connection counts as idle: checked before use
+def test_connections_dropped_while_idle_are_replaced_unnoticed(client, player, api_headers, admin_engine):
     _, links = player
     url, data = ready_to_submit(client, links, api_headers)
     db.session.commit()  # every connection back in the pool, idle
     assert terminate(admin_engine, "true") >= 1
-    assert client.post(url, data=data).status_code == 303  # pool_pre_ping noticed and reconnected
+    assert client.get(f"/f/{links[1]}").status_code == 200  # the check noticed and reconnected
+    assert terminate(admin_engine, "true") >= 1
+    assert client.post(url, data=data).status_code == 303
     assert submissions() == 1
+
+
+@postgres_only
+@pytest.mark.config(DATABASE_PING_IDLE_SECONDS=3600)  # as in a rush: every connection was used a moment ago
+def test_connections_dropped_mid_rush_cost_a_page_read_one_retry_and_a_submit_nothing(client, player, api_headers,
+                                                                                      admin_engine):
+    """Reused within DATABASE_PING_IDLE_SECONDS, a connection is not checked: a page read on one cut meanwhile
+    gets "press again" once (the error renews the pool), a submit is retried inside its write."""
+    _, links = player
+    url, data = ready_to_submit(client, links, api_headers)
+    db.session.commit()
+    assert terminate(admin_engine, "true") >= 1
+    assert client.post(url, data=data).status_code == 303
+    assert submissions() == 1
+    db.session.commit()
+    assert terminate(admin_engine, "true") >= 1
+    assert_busy_page(client.get(f"/f/{links[1]}"))
+    assert client.get(f"/f/{links[1]}").status_code == 200
 
 
 @postgres_only
@@ -192,7 +213,7 @@ def test_two_organizers_ending_the_round_at_once_eliminate_once(app, client, loa
     assert out == 4  # the bottom half of 8, not three quarters
 
 
-@pytest.mark.config(SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 1, "max_overflow": 0,
+@pytest.mark.config(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0,
                                                "pool_timeout": 0.2})
 def test_every_pooled_connection_busy_gives_503_and_the_retry_counts_once(client, player, api_headers):
     """A rush bigger than the pool: a request that waited pool_timeout for a connection gets "press again"."""

@@ -74,7 +74,7 @@ def database_overloaded(error: PoolTimeout):
 
 def busy():
     """503 "nothing was lost, press again" with Retry-After; the transaction rolled back."""
-    db.session.rollback()  # nothing half-written; the next request starts clean (pool_pre_ping replaces dead links)
+    db.session.rollback()  # nothing half-written; the next request starts clean (the pool renews dead links)
     body, status = respond(503, DATABASE_BUSY, "busy")
     response = current_app.make_response((body, status))
     response.headers["Retry-After"] = "2"
