@@ -62,11 +62,13 @@ def ensure_links(participant_ids: list[int] | None = None) -> int:
     return len(rows)
 
 
-def create_links(participant_id: int, challenge_ids: list[int]) -> None:
-    """A new participant's links, one per round (they have none yet: no need to look)."""
+def create_links(participant_id: int, challenge_ids: list[int]) -> list[str]:
+    """A new participant's links, one per round (they have none yet: no need to look); their codes, in order."""
+    codes = [new_code() for _ in challenge_ids]
     if challenge_ids:
-        db.session.execute(insert(FormLink), [{"participant_id": participant_id, "challenge_id": c, "code": new_code(),
-                                               "seed": secrets.randbits(31)} for c in challenge_ids])
+        db.session.execute(insert(FormLink), [{"participant_id": participant_id, "challenge_id": c, "code": code,
+                                               "seed": secrets.randbits(31)} for c, code in zip(challenge_ids, codes)])
+    return codes
 
 
 def shuffled_choices(link: FormLink, question: Question) -> list[tuple[int, str]]:

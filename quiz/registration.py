@@ -1,11 +1,12 @@
 """Joining the game: validating what people type, and creating the participant."""
 import secrets
 import unicodedata
+from dataclasses import dataclass
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, insert, or_, select
 
 from .errors import QuizError, ValidationError
 from .extensions import db
@@ -89,30 +90,41 @@ def registration_open() -> bool:
     return not db.session.scalar(select(exists().where(Challenge.status == "closed")))
 
 
-def register_participant(clean: dict) -> Participant:
+@dataclass(frozen=True)
+class Registered:
+    """What joining gave a new player: their id, report code, and a link per round as (number, status, code)."""
+
+    id: int
+    report_code: str
+    links: tuple[tuple[int, str, str], ...]
+
+
+def register_participant(clean: dict) -> Registered:
     """Create a participant and a link for every round; the caller commits."""
     # The rounds (a handful: one read for all below), held against a concurrent close of round 1: PostgreSQL
     # FOR SHARE (the close's FOR UPDATE waits for this registration, or it waits and sees "closed"); SQLite's
     # write lock, taken first.
     lock_for_sqlite(db.true())
-    rounds = db.session.execute(select(Challenge.id, Challenge.status).with_for_update(read=True)).all()
-    if any(status == "closed" for _, status in rounds):
+    rounds = db.session.execute(select(Challenge.id, Challenge.number, Challenge.status)
+                                .order_by(Challenge.number).with_for_update(read=True)).all()
+    if any(status == "closed" for _, _, status in rounds):
         raise QuizError("Registration is closed: the game is already under way.", code="registration_closed")
     taken = db.session.execute(select(Participant.email, Participant.phone).where(
         or_(Participant.email == clean["email"], Participant.phone == clean["phone"]))).first()
     if taken:
         raise duplicate_error(email_taken=taken.email == clean["email"])
-    participant = Participant(report_code=secrets.token_urlsafe(16), **clean)
-    db.session.add(participant)
-    db.session.flush()
-    create_links(participant.id, [challenge_id for challenge_id, _ in rounds])
+    report_code = secrets.token_urlsafe(16)
+    participant_id = db.session.execute(insert(Participant).values(report_code=report_code, **clean)
+                                        .returning(Participant.id)).scalar_one()
+    codes = create_links(participant_id, [challenge_id for challenge_id, _, _ in rounds])
     # Their forms are rendered in the background (joining never waits for storage); the projector's count moves.
-    after_commit(request_work, "new", [participant.id], publish=True)
-    open_round = next((challenge_id for challenge_id, status in rounds if status == "open"), None)
+    after_commit(request_work, "new", [participant_id], publish=True)
+    open_round = next((challenge_id for challenge_id, _, status in rounds if status == "open"), None)
     if open_round is not None:  # joined mid-round: their link goes out like everyone's did
         enqueue_after_commit("quiz.tasks.send_round_links", open_round, queue="notify",
                              description="link for a late registration")
-    return participant
+    return Registered(participant_id, report_code,
+                      tuple((number, status, code) for (_, number, status), code in zip(rounds, codes)))
 
 
 def duplicate_error(email_taken: bool) -> QuizError:

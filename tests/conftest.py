@@ -15,6 +15,7 @@ from quiz.clock import utcnow
 from quiz.config import TestConfig
 from quiz.embedded import server_args, wait_for
 from quiz.extensions import db
+from quiz.models import Participant
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,9 +136,9 @@ def make_participant(app):
         n = next(counter)
         data = {"name": name or f"Player {n}", "email": f"p{n}@example.com", "phone": f"+1415555{n:04d}",
                 "company": "Acme", "consent": True, **fields}
-        participant = register_participant(validate_registration(data))
+        joined = register_participant(validate_registration(data))
         db.session.commit()
-        return participant
+        return db.session.get(Participant, joined.id)
     return make
 
 

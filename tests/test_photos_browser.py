@@ -2,7 +2,6 @@
 
 Debian's Chromium driven by Playwright against the real stack (gunicorn + worker); screenshots go to docs/.
 """
-import io
 import re
 import subprocess
 import sys

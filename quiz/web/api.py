@@ -12,7 +12,7 @@ from ..errors import QuizError
 from ..extensions import db, limiter
 from ..leaderboard import leaderboard
 from ..links import link_url, report_url
-from ..models import Challenge, FormLink, Message
+from ..models import Challenge, Message
 from ..notify import sms_progress
 from ..registration import register_participant, validate_registration
 from . import write
@@ -50,14 +50,11 @@ def admin_required(view):
 @limiter.limit("1200 per minute")
 def register():
     """Register a participant → 201 with their links."""
-    participant = write(register_participant, validate_registration(json_body()))
-    codes = db.session.execute(select(Challenge.number, Challenge.status, FormLink.code)
-                               .join(FormLink, FormLink.challenge_id == Challenge.id)
-                               .where(FormLink.participant_id == participant.id).order_by(Challenge.number)).all()
-    current = rounds.current_number([(number, status) for number, status, _ in codes])
-    current_url = next((link_url(code) for number, _, code in codes if number == current), None)
-    return jsonify(user_id=participant.id, form_urls={str(n): link_url(code) for n, _, code in codes},
-                   current_form_url=current_url, report_url=report_url(participant.report_code)), 201
+    joined = write(register_participant, validate_registration(json_body()))
+    current = rounds.current_number([(number, status) for number, status, _ in joined.links])
+    current_url = next((link_url(code) for number, _, code in joined.links if number == current), None)
+    return jsonify(user_id=joined.id, form_urls={str(n): link_url(code) for n, _, code in joined.links},
+                   current_form_url=current_url, report_url=report_url(joined.report_code)), 201
 
 
 @bp.post("/admin/start-challenge/<int:number>")

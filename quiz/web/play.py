@@ -50,11 +50,11 @@ def register():
         if not clean["consent"]:
             raise QuizError("Please tick the box to agree to receive your round links by SMS.", code="invalid",
                             status=422, fields={"consent": "Needed: your round links come by SMS."})
-        participant = write(register_participant, clean)
+        joined = write(register_participant, clean)
     except QuizError as error:
         return render_template("play/register.html", values=request.form, errors=error.fields or {"form": error.message},
                                is_open=registration_open()), error.status
-    return redirect(url_for("play.report", code=participant.report_code, welcome=1), 303)
+    return redirect(url_for("play.report", code=joined.report_code, welcome=1), 303)
 
 
 @bp.get("/f/<code>")
