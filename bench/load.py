@@ -121,6 +121,8 @@ class Run:
         batches = progress("preparing players", self.prepare_players)
         self.open_round()
         self.figures["idle"] = progress("idle sockets", self.idle_sockets)
+        # Each process's first submits fill its connection pool and caches: warm up on players of their own.
+        progress("submit warm-up", wrk, url, "file", batches["warmup"], 1, 64)
         self.figures["submit"] = progress("submit rate", wrk, url, "file", batches["submit"], sizes.submit_s, 64)
         self.figures["burst"] = progress("burst", self.burst, batches["burst"])
         self.figures["sustained"], self.figures["stream"] = progress("sustained + sockets", self.sustained,
@@ -131,7 +133,7 @@ class Run:
     def prepare_players(self) -> dict:
         """Players in the database with their clock started (as after pressing Start); request files for wrk."""
         sizes = self.sizes
-        counts = {"submit": max(3000 * sizes.submit_s, 5000), "burst": sizes.burst * 9 // 10,
+        counts = {"warmup": 2000, "submit": max(3000 * sizes.submit_s, 5000), "burst": sizes.burst * 9 // 10,
                   "sustained": int(sizes.sustained_rate * (sizes.sustained_s + 5) * 1.1)}
         total = sum(counts.values())
         insert_players(total, "Load {i}", "load{i}@example.com", "+1999{i:08d}")

@@ -12,7 +12,7 @@ from .errors import QuizError, ValidationError
 from .extensions import db
 from .links import create_links
 from .work import request_work
-from .jobs import after_commit, enqueue_after_commit
+from .jobs import after_commit
 from .models import Challenge, Participant
 from .rounds import lock_for_sqlite
 
@@ -120,9 +120,8 @@ def register_participant(clean: dict) -> Registered:
     # Their forms are rendered in the background (joining never waits for storage); the projector's count moves.
     after_commit(request_work, "new", [participant_id], publish=True)
     open_round = next((challenge_id for challenge_id, _, status in rounds if status == "open"), None)
-    if open_round is not None:  # joined mid-round: their link goes out like everyone's did
-        enqueue_after_commit("quiz.tasks.send_round_links", open_round, queue="notify",
-                             description="link for a late registration")
+    if open_round is not None:  # joined mid-round: their link goes out like everyone's did (one job per rush)
+        after_commit(request_work, f"late:{open_round}", [participant_id])
     return Registered(participant_id, report_code,
                       tuple((number, status, code) for (_, number, status), code in zip(rounds, codes)))
 

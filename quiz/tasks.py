@@ -153,9 +153,13 @@ def close_expired_round(challenge_id: int) -> bool:
 
 
 def drain_forms(kind: str) -> int:
-    """Store the forms that requests asked for, in batches: 'new' (registrations) or 'answered:<round id>'."""
+    """Do what requests left pending, in batches: store the forms of 'new' (registrations) or move those of
+    'answered:<round id>' (submissions); text the link of 'late:<round id>' (joined while it was open)."""
     if kind == "new":
         done = work.drain(kind, lambda ids: forms.write_forms(forms.form_rows(participant_ids=ids)))
+    elif kind.startswith("late:"):
+        challenge_id = int(kind.split(":", 1)[1])
+        done = work.drain(kind, lambda ids: send_round_links(challenge_id))  # everyone in without one gets theirs
     else:
         challenge_id = int(kind.split(":", 1)[1])
         done = work.drain(kind, lambda ids: forms.move_forms(forms.form_rows(ids, [challenge_id])))

@@ -1,11 +1,12 @@
 """Joining: the HTML form (as a phone posts it) and POST /api/register."""
 import html
+from collections import Counter
 
 import pytest
 from sqlalchemy import func, select
 
-from quiz.extensions import db
-from quiz.models import FormLink, Participant
+from quiz.extensions import db, get_queue
+from quiz.models import FormLink, Message, Participant
 
 from .conftest import post_form
 
@@ -151,3 +152,20 @@ def test_registration_closes_once_round_one_has_closed(client, load_bank, make_p
     assert response.status_code == 409
     assert "Registration is closed" in response.get_json()["message"]
     assert "Registration is closed" in client.get("/register").get_data(as_text=True)
+
+
+def test_players_joining_while_round_one_is_open_get_its_link_once_from_one_job(client, load_bank, api_headers,
+                                                                                 run_jobs):
+    load_bank()
+    assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
+    run_jobs()
+    joined = [client.post("/api/register", json={"name": f"Late {n}", "email": f"late{n}@example.com",
+                                                 "phone": f"+1415555{n:04d}"}).get_json()["user_id"]
+              for n in range(3)]
+    # One job stores the three forms, one texts the three links: a rush of late joiners doesn't make a job each.
+    assert get_queue("forms").count == 2
+    run_jobs()
+    texted = Counter(db.session.scalars(select(Message.participant_id).where(Message.kind == "round_link")))
+    assert {pid: texted[pid] for pid in joined} == {pid: 1 for pid in joined}
+    assert db.session.scalar(select(func.count()).select_from(Message).where(
+        Message.kind == "round_link", Message.status == "queued")) == 0  # sent, not left waiting
