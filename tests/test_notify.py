@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from quiz import notify, tasks
+from quiz import notify, sms, tasks
 from quiz.clock import utcnow
 from quiz.extensions import db
 from quiz.models import Challenge, Message, Participant, Reminder
@@ -116,13 +116,13 @@ def test_sns_with_injected_failures_every_message_ends_sent_or_failed_none_twice
             return FakeHTTP(400), {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
         return None
 
-    original = notify.SnsBackend.make_client
+    original = sms.SnsBackend.make_client
 
     def make_client(config):
         client = original(config)
         client.meta.events.register("before-call.sns.Publish", inject)
         return client
-    monkeypatch.setattr(notify.SnsBackend, "make_client", staticmethod(make_client))
+    monkeypatch.setattr(sms.SnsBackend, "make_client", staticmethod(make_client))
     monkeypatch.setattr(tasks, "RETRY_BACKOFF", (0, 0, 0, 0))
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     drain(run_jobs)
@@ -157,13 +157,13 @@ def test_retry_failed_and_resend_one(client, load_bank, make_participant, api_he
     ids, phones = [p.id for p in players], [p.phone for p in players]
     refuse = {phones[0]}
 
-    def make_client(config, original=notify.SnsBackend.make_client):
+    def make_client(config, original=sms.SnsBackend.make_client):
         client = original(config)
         client.meta.events.register("before-call.sns.Publish", lambda params, **_: (
             (FakeHTTP(400), {"Error": {"Code": "OptedOut", "Message": "opted out"}})
             if phone_of(params) in refuse else None))
         return client
-    monkeypatch.setattr(notify.SnsBackend, "make_client", staticmethod(make_client))
+    monkeypatch.setattr(sms.SnsBackend, "make_client", staticmethod(make_client))
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     run_jobs()
     assert [m.to for m in messages(status="failed")] == [phones[0]]
