@@ -10,7 +10,8 @@ import requests
 import sqlalchemy
 import yaml
 
-from quiz.rehearse import Tally, format_table, percentile, summary_from, synthetic_phone, verdict
+from quiz.golive import Tally, format_table, percentile, verdict
+from quiz.rehearse import summary_from, synthetic_phone
 
 from .conftest import ROOT, free_port
 
