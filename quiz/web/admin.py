@@ -1,7 +1,4 @@
 """The organizer's console: log in, run the rounds, watch the outbox."""
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
@@ -13,10 +10,9 @@ from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
 from ..leaderboard import leaderboard
-from ..models import AdminUser, AuditEntry, Challenge, Message, Participant, Reminder, Submission
+from ..models import AdminUser, AuditEntry, Challenge, Message, Participant, Submission
 from ..notify import sms_progress
 from ..observability import health
-from ..reminders import cancel_reminder, schedule_reminder
 from . import write
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -114,7 +110,7 @@ def dashboard():
 @login_required
 def start_round(number):
     """Open a round from the console."""
-    return _act(lambda: record(current_user.username, "start round", rounds.start_round(number, utcnow())),
+    return act(lambda: record(current_user.username, "start round", rounds.start_round(number, utcnow())),
                 f"Round {number} is open. Links are going out.")
 
 
@@ -122,7 +118,7 @@ def start_round(number):
 @login_required
 def end_round(number):
     """Close a round and eliminate, from the console."""
-    return _act(lambda: record(current_user.username, "end round", rounds.close_round(number, utcnow())),
+    return act(lambda: record(current_user.username, "end round", rounds.close_round(number, utcnow())),
                 f"Round {number} is closed and eliminations are done.")
 
 
@@ -134,7 +130,7 @@ def health_panel():
     return render_template("admin/_health.html", report=report)
 
 
-def _act(operation, success: str, then: str = "admin.dashboard", **then_args):
+def act(operation, success: str, then: str = "admin.dashboard", **then_args):
     """Run a console action, flash what happened, and go back to the page it came from."""
     try:
         write(operation)
@@ -171,7 +167,7 @@ def disqualify(participant_id):
         number = rounds.disqualify(participant, request.form.get("reason", ""))
         record(current_user.username, "disqualify", None,
                f"{participant.name} (round {number}): {' '.join(request.form.get('reason', '').split())}")
-    return _act(operation, "Disqualified.", "admin.participants", q=request.form.get("q", ""))
+    return act(operation, "Disqualified.", "admin.participants", q=request.form.get("q", ""))
 
 
 @bp.post("/questions")
@@ -233,7 +229,7 @@ def retry_failed(number):
         record(current_user.username, "retry failed SMS", None, f"round {number}: {len(ids)} message(s)")
         tasks.fan_out_after_commit(ids, f"round {number} retry")
         return ids
-    return _act(operation, f"Failed messages of round {number} are queued again.", "admin.failed_messages", number=number)
+    return act(operation, f"Failed messages of round {number} are queued again.", "admin.failed_messages", number=number)
 
 
 @bp.post("/participants/<int:participant_id>/resend/<int:number>")
@@ -249,88 +245,8 @@ def resend_link(participant_id, number):
         record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
         tasks.fan_out_after_commit([message_id], "resend")
     if request.form.get("back") == "help":
-        return _act(operation, f"Round {number} link is being sent again.", "desk.help_desk")
+        return act(operation, f"Round {number} link is being sent again.", "desk.help_desk")
     if request.form.get("back") == "participants":
-        return _act(operation, f"Round {number} link is being sent again.", "admin.participants",
+        return act(operation, f"Round {number} link is being sent again.", "admin.participants",
                     q=request.form.get("q", ""))
-    return _act(operation, f"Round {number} link is being sent again.", "admin.failed_messages", number=number)
-
-
-@bp.get("/messages")
-@login_required
-def message_settings():
-    """The wording of every SMS, and scheduled reminders."""
-    return _messages_page()
-
-
-def _messages_page(errors=None, values=None, status=200):
-    reminders = db.session.scalars(select(Reminder).order_by(Reminder.send_at.desc()).limit(50)).all()
-    templates = {kind: notify.template_for(kind) for kind in notify.TEMPLATES}
-    return render_template("admin/messages.html", templates=templates, placeholders=notify.PLACEHOLDERS,
-                           reminders=reminders, errors=errors or {}, values=values or {}, local=local_time), status
-
-
-@bp.post("/messages/<kind>")
-@login_required
-def save_message_template(kind):
-    """Save the organizer's wording of one kind of SMS."""
-    if kind not in notify.TEMPLATES:
-        return _messages_page({"form": f"There is no message kind '{kind}'."}, status=404)
-    try:
-        notify.save_template(kind, request.form.get("body", ""))
-        record(current_user.username, "edit SMS wording", None, kind)
-        db.session.commit()
-    except ValueError as error:
-        db.session.rollback()
-        return _messages_page({kind: str(error)}, {kind: request.form.get("body", "")}, 422)
-    flash("Saved. New messages use this wording.", "ok")
-    return redirect(url_for("admin.message_settings"), 303)
-
-
-@bp.post("/reminders")
-@login_required
-def add_reminder():
-    """Schedule a reminder to everyone still in the game."""
-    try:
-        send_at = parse_local_time(request.form.get("send_at", ""))
-        reminder = write(lambda: record(current_user.username, "schedule reminder",
-                                        schedule_reminder(request.form.get("text", ""), send_at)))
-    except QuizError as error:
-        return _messages_page(error.fields or {"reminder": error.message}, request.form, error.status)
-    flash(f"Reminder scheduled for {local_time(reminder.send_at)}.", "ok")
-    return redirect(url_for("admin.message_settings"), 303)
-
-
-@bp.post("/reminders/<int:reminder_id>/cancel")
-@login_required
-def cancel_reminder_view(reminder_id):
-    """Call off a scheduled reminder."""
-    def operation():
-        reminder = db.get_or_404(Reminder, reminder_id)
-        cancel_reminder(reminder)
-        record(current_user.username, "cancel reminder", None, reminder.text)
-    return _act(operation, "Reminder cancelled.", "admin.message_settings")
-
-
-def parse_local_time(text: str):
-    """'HH:MM' (today, or tomorrow if past) or 'YYYY-MM-DDTHH:MM' in the event's time zone → naive UTC."""
-    zone = ZoneInfo(current_app.config["EVENT_TIMEZONE"])
-    now = datetime.now(zone)
-    try:
-        if len(text.strip()) <= 5:
-            hours, minutes = (int(part) for part in text.strip().split(":"))
-            moment = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
-            if moment <= now:
-                moment += timedelta(days=1)
-        else:
-            moment = datetime.fromisoformat(text.strip()).replace(tzinfo=zone)
-    except ValueError:
-        raise QuizError("Give the time as HH:MM, e.g. 14:00.", code="invalid", status=422,
-                        fields={"send_at": "Give the time as HH:MM, e.g. 14:00."})
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
-
-
-def local_time(moment) -> str:
-    """A stored (naive UTC) time as the venue reads it."""
-    zone = ZoneInfo(current_app.config["EVENT_TIMEZONE"])
-    return moment.replace(tzinfo=timezone.utc).astimezone(zone).strftime("%a %H:%M")
+    return act(operation, f"Round {number} link is being sent again.", "admin.failed_messages", number=number)

@@ -9,7 +9,7 @@ from ..extensions import db
 from ..jobs import enqueue_after_commit
 from ..models import Challenge, Participant
 from ..storage import StorageError
-from .admin import _act
+from .admin import act
 
 bp = Blueprint("storage", __name__, url_prefix="/admin/forms")
 
@@ -34,7 +34,7 @@ def repair():
     def operation():
         record(current_user.username, "repair stored forms", None, "every round")
         enqueue_after_commit("quiz.tasks.reconcile_forms", queue="forms", description="console: repair stored forms")
-    return _act(operation, "Repair started: reload this page in a few seconds to see the result.", "storage.state")
+    return act(operation, "Repair started: reload this page in a few seconds to see the result.", "storage.state")
 
 
 @bp.post("/participants/<int:participant_id>/regenerate")
@@ -46,4 +46,4 @@ def regenerate(participant_id):
         record(current_user.username, "regenerate forms", None, participant.name)
         enqueue_after_commit("quiz.tasks.regenerate_forms", [participant.id], queue="forms",
                              description=f"forms of participant {participant.id}")
-    return _act(operation, "Their forms are being made again.", "admin.participants", q=request.form.get("q", ""))
+    return act(operation, "Their forms are being made again.", "admin.participants", q=request.form.get("q", ""))

@@ -1,0 +1,72 @@
+"""The console's messages page: the wording of every SMS, and scheduled reminders."""
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from .. import notify
+from ..audit import record
+from ..clock import local_time, parse_local_time
+from ..errors import QuizError
+from ..extensions import db
+from ..models import Reminder
+from ..reminders import cancel_reminder, schedule_reminder
+from . import write
+from .admin import act
+
+bp = Blueprint("messages", __name__, url_prefix="/admin")
+
+
+@bp.get("/messages")
+@login_required
+def settings():
+    """The wording of every SMS, and scheduled reminders."""
+    return _messages_page()
+
+
+def _messages_page(errors=None, values=None, status=200):
+    reminders = db.session.scalars(select(Reminder).order_by(Reminder.send_at.desc()).limit(50)).all()
+    templates = {kind: notify.template_for(kind) for kind in notify.TEMPLATES}
+    return render_template("admin/messages.html", templates=templates, placeholders=notify.PLACEHOLDERS,
+                           reminders=reminders, errors=errors or {}, values=values or {}, local=local_time), status
+
+
+@bp.post("/messages/<kind>")
+@login_required
+def save_template(kind):
+    """Save the organizer's wording of one kind of SMS."""
+    if kind not in notify.TEMPLATES:
+        return _messages_page({"form": f"There is no message kind '{kind}'."}, status=404)
+    try:
+        notify.save_template(kind, request.form.get("body", ""))
+        record(current_user.username, "edit SMS wording", None, kind)
+        db.session.commit()
+    except ValueError as error:
+        db.session.rollback()
+        return _messages_page({kind: str(error)}, {kind: request.form.get("body", "")}, 422)
+    flash("Saved. New messages use this wording.", "ok")
+    return redirect(url_for("messages.settings"), 303)
+
+
+@bp.post("/reminders")
+@login_required
+def add_reminder():
+    """Schedule a reminder to everyone still in the game."""
+    try:
+        send_at = parse_local_time(request.form.get("send_at", ""))
+        reminder = write(lambda: record(current_user.username, "schedule reminder",
+                                        schedule_reminder(request.form.get("text", ""), send_at)))
+    except QuizError as error:
+        return _messages_page(error.fields or {"reminder": error.message}, request.form, error.status)
+    flash(f"Reminder scheduled for {local_time(reminder.send_at)}.", "ok")
+    return redirect(url_for("messages.settings"), 303)
+
+
+@bp.post("/reminders/<int:reminder_id>/cancel")
+@login_required
+def cancel_reminder_view(reminder_id):
+    """Call off a scheduled reminder."""
+    def operation():
+        reminder = db.get_or_404(Reminder, reminder_id)
+        cancel_reminder(reminder)
+        record(current_user.username, "cancel reminder", None, reminder.text)
+    return act(operation, "Reminder cancelled.", "messages.settings")
