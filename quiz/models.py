@@ -17,7 +17,7 @@ ELIMINATION_REASONS = ("unanswered", "ranked_out", "disqualified")
 # versions fit beside the old (HOT: no index entries written). Every submission of a round gets its rank (half
 # a page free); half the players still in go out in a round. Measured: bench/end_of_round.py.
 SUBMISSION_FILLFACTOR = 50
-PARTICIPANT_FILLFACTOR = 70
+PARTICIPANT_FILLFACTOR = 60
 
 
 class Participant(db.Model):

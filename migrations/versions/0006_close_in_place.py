@@ -18,7 +18,7 @@ branch_labels = None
 depends_on = None
 
 # PostgreSQL only: free space per page, so the close's updates stay in their page (as models.py sets them).
-FILLFACTORS = {"submission": 50, "participant": 70}
+FILLFACTORS = {"submission": 50, "participant": 60}
 
 
 def keep_size(submitters, keep_fraction, keep_count):
@@ -72,7 +72,7 @@ def downgrade():
     with op.batch_alter_table("submission", schema=None) as batch_op:
         batch_op.drop_index("ix_submission_ranking")
         batch_op.create_index("ix_submission_challenge_rank", ["challenge_id", "rank"], unique=False)
-    with op.batch_alter_table("challenge", schema=None) as batch_op:
-        batch_op.drop_column("cut_response_time")
-        batch_op.drop_column("cut_score")
-        batch_op.drop_column("ranked_count")
+    # ALTER TABLE … DROP COLUMN, not batch mode: on SQLite a batch copies the table and drops the old one,
+    # and dropping `challenge` there would cascade to every round's submissions.
+    for column in ("cut_response_time", "cut_score", "ranked_count"):
+        op.drop_column("challenge", column)
