@@ -8,7 +8,8 @@
 so PostgreSQL updates rows in place (HOT) instead of writing a new entry into every index for every row.
 `indexed` puts the two indexes back (as before 0006): every updated row then costs an entry in each index.
 `--fillfactor 50,70` tries other free space per page (pages written after it: all the bench's rows).
-After the close it times what the projector and the report pages read at that size (readers, median of 20).
+After the close it times what the projector and the report pages read at that size (readers, median of 20),
+and prints how many of the updates PostgreSQL made in place: pick a fillfactor by that and the total.
 """
 import argparse
 import contextlib
@@ -80,6 +81,17 @@ def readers(bench: Bench, samples: int = 20) -> dict[str, float]:
     return {name: statistics.median(timed(read) * 1000 for _ in range(samples)) for name, read in cases.items()}
 
 
+def hot_updates() -> dict[str, tuple[int, int]]:
+    """Per table: (updates done in place (HOT), updates), as PostgreSQL counted them; after the close's session
+    ended (a backend reports its counts when it exits)."""
+    db.session.remove()
+    db.engine.dispose()
+    time.sleep(0.5)
+    return {table: (hot, updates) for table, hot, updates in db.session.execute(text(
+        "SELECT relname, n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables "
+        "WHERE relname IN ('submission', 'participant') ORDER BY relname DESC"))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--players", type=int, default=50_000)
@@ -99,6 +111,7 @@ def main() -> None:
                 spent = []
                 total = end_latency(bench, args.players, statement_timer(spent))
                 read = readers(bench)
+                hot = hot_updates()
         finally:
             redis.terminate()
     fillfactors = f", fillfactor {args.fillfactor[0].split()[-1][:-1]}/{args.fillfactor[1].split()[-1][:-1]}" \
@@ -108,6 +121,7 @@ def main() -> None:
         print(f"{ms:8.1f} ms  {statement}")
     for name, ms in read.items():
         print(f"{ms:8.1f} ms  {name}")
+    print("updated in place (HOT): " + ", ".join(f"{table} {done:,} of {total:,}" for table, (done, total) in hot.items()))
 
 
 if __name__ == "__main__":
