@@ -92,8 +92,6 @@ def round_rows() -> Iterator[tuple]:
 
 def elimination_rows() -> Iterator[tuple]:
     """Who is out, in which round, why; their rank there and the cut line (the top N that stayed)."""
-    ranked = dict(db.session.execute(select(Submission.challenge_id, func.count()).where(Submission.rank.is_not(None))
-                                     .group_by(Submission.challenge_id)).all())
     query = (select(Participant.eliminated_in, Participant.id, Participant.name, Participant.company,
                     Participant.elimination_reason, Submission.rank, Challenge)
              .join(Challenge, Challenge.number == Participant.eliminated_in)
@@ -101,7 +99,7 @@ def elimination_rows() -> Iterator[tuple]:
                         & (Submission.challenge_id == Challenge.id))
              .order_by(Participant.eliminated_in, Submission.rank.is_(None), Submission.rank, Participant.id))
     for number, pid, name, company, reason, rank, challenge in _stream(query):
-        count = ranked.get(challenge.id, 0)
+        count = challenge.ranked_count or 0  # set when the round closes
         cut = keep_size(count, challenge.keep_fraction, challenge.keep_count) if challenge.status == "closed" else None
         yield number, pid, name, company, reason, rank, count if cut is not None else None, cut
 

@@ -1,8 +1,7 @@
 """A participant's report: per round score, rank, percentile, time, and why they are out.
 
-A handful of queries whatever the number of players or rounds: the rounds with their ranked
-counts in one (ranks are 1..n, so a round's count is its highest rank: an index lookup), the
-player's submissions in one, and, for the round that knocked them out, the cut line in one.
+A handful of queries whatever the number of players or rounds: the rounds in one (each keeps
+its ranked count and cut line from its close), and the player's submissions in one.
 """
 import hashlib
 from dataclasses import dataclass
@@ -53,8 +52,7 @@ def keep_rule(challenge: Challenge, ranked: int) -> str:
 
 def _rounds_with_counts(participant_id: int):
     """(challenge, link code, ranked count) for each round, in order: one query."""
-    ranked = (select(func.coalesce(func.max(Submission.rank), 0)).where(Submission.challenge_id == Challenge.id)
-              .correlate(Challenge).scalar_subquery())
+    ranked = func.coalesce(Challenge.ranked_count, 0)  # set when the round closes
     return db.session.execute(select(Challenge, FormLink.code, ranked)
                               .join(FormLink, FormLink.challenge_id == Challenge.id)
                               .where(FormLink.participant_id == participant_id).order_by(Challenge.number)).all()
@@ -75,9 +73,9 @@ def participant_report(participant: Participant) -> list[RoundReport]:
         row = RoundReport(challenge, code, submission, ranked, cut, None, "", keep_rule(challenge, ranked))
         if submission and submission.rank and ranked:
             row.percentile = percentile(submission.rank, ranked)
-        if participant.eliminated_in == challenge.number and submission and submission.rank and cut:
-            row.cut_line = db.session.execute(select(Submission.score, Submission.response_time).where(
-                Submission.challenge_id == challenge.id, Submission.rank == cut)).first()
+        if (participant.eliminated_in == challenge.number and submission and submission.rank and cut
+                and challenge.cut_score is not None):
+            row.cut_line = (challenge.cut_score, challenge.cut_response_time)  # place `cut`, kept at the close
         row.verdict = _verdict(participant, row)
         if champion is not None and champion.id == participant.id and challenge.number == last_number:
             row.verdict = "Winner! First place in the final."

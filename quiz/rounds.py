@@ -87,9 +87,8 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     challenge.close(now)
     db.session.flush()
     last = is_last(challenge)
-    outcome, ranked_out = eliminate(challenge, spare_winner=last and current_app.config["PRIZE_REQUIRES_CHECKIN"])
-    unanswered = db.session.scalar(select(db.func.count()).where(
-        Participant.eliminated_in == number, Participant.elimination_reason == "unanswered"))
+    outcome, ranked_out, unanswered = eliminate(challenge,
+                                                spare_winner=last and current_app.config["PRIZE_REQUIRES_CHECKIN"])
     champion = winner() if last else None
     winner_id = champion.id if champion else None
     publish_after_commit()
@@ -102,42 +101,61 @@ def close_round(number: int, now: datetime) -> CloseSummary:
                         unanswered=unanswered, ranked_out=len(ranked_out), winner_id=winner_id)
 
 
-def eliminate(challenge: Challenge, spare_winner: bool = False) -> tuple[Outcome, tuple[int, ...]]:
-    """Rank the round (a pure function), then apply it set-based: ranks, no-shows, the cut.
+def eliminate(challenge: Challenge, spare_winner: bool = False) -> tuple[Outcome, tuple[int, ...], int]:
+    """Rank the round (a pure function), then apply it set-based: ranks and what readers keep, the cut, no-shows.
 
     `spare_winner` (the last round, with PRIZE_REQUIRES_CHECKIN): the best-ranked player who checked in wins,
-    so stays in even if the cut fell above them. Returns the outcome and who was ranked out.
+    so stays in even if the cut fell above them. Returns the outcome, who was ranked out, how many unanswered.
     """
-    connection = db.session.connection()
     with gc_paused():
-        rows = connection.execute(ranking_rows(challenge)).all()
+        rows = ranking_rows(challenge)
         outcome = rank_round([Entry(pid, score, seconds, at) for _, pid, score, seconds, at in rows],
                              challenge.keep_fraction, challenge.keep_count)
-        submission_of = {pid: sid for sid, pid, *_ in rows}
-        apply_ranks([submission_of[pid] for pid in outcome.order])
-    no_submission = ~exists().where(Submission.participant_id == Participant.id,
-                                    Submission.challenge_id == challenge.id)
-    connection.execute(update(Participant).where(Participant.eliminated_in.is_(None), no_submission)
-                       .values(eliminated_in=challenge.number, elimination_reason="unanswered"))
+        row_of = {row[1]: row for row in rows}
+        apply_ranks([row_of[pid][0] for pid in outcome.order])
+        record_counts(challenge, outcome, row_of)
     ranked_out = outcome.ranked_out
     if spare_winner and (champion_id := prize_winner_id(challenge)) is not None:
         ranked_out = tuple(pid for pid in ranked_out if pid != champion_id)
     eliminate_ranked_out(challenge, ranked_out)
+    # Everyone still in whom the ranking didn't keep is now out: they are the ones who sent nothing.
+    unanswered = eliminate_unanswered(challenge, set(outcome.order).difference(ranked_out))
     db.session.expire_all()
-    return outcome, ranked_out
+    return outcome, ranked_out, unanswered
 
 
-def ranking_rows(challenge: Challenge):
-    """The round's submissions of players still in, fetched as plain tuples (Core: no ORM objects)."""
-    return (select(Submission.id, Submission.participant_id, Submission.score, Submission.response_time,
-                   Submission.submitted_at)
-            .join(Participant, Participant.id == Submission.participant_id)
-            # (Shadow submissions come from players already out; the flag says so even if that ever changed.)
-            .where(Submission.challenge_id == challenge.id, Participant.eliminated_in.is_(None),
-                   Submission.shadow.is_(False))
-            # Already in ranking order, so the pure function's sort is a linear pass; it still decides.
-            .order_by(Submission.score.desc(), Submission.response_time, Submission.submitted_at,
-                      Submission.participant_id))
+def record_counts(challenge: Challenge, outcome: Outcome, row_of: dict[int, tuple]) -> None:
+    """Keep on the round what its readers would otherwise look up by rank: the count, and the cut line
+    (score and time of place `kept`, the last that stayed by the keep rule)."""
+    challenge.ranked_count = len(outcome.order)
+    if outcome.kept:
+        _, _, challenge.cut_score, challenge.cut_response_time, _ = row_of[outcome.order[outcome.kept - 1]]
+    db.session.flush()
+
+
+# ranking.sort_key in SQL, and the order of the index ix_submission_ranking. Ranks are 1..n in this order
+# (the pure function decides them; tests/test_rounds.py checks the two agree), so readers of "the best
+# ranked" can walk the index instead of sorting a round by rank.
+RANKING_ORDER = (Submission.score.desc(), Submission.response_time, Submission.submitted_at,
+                 Submission.participant_id)
+
+
+def ranking_rows(challenge: Challenge) -> list[tuple]:
+    """The round's submissions of players still in, as plain tuples (Core: no ORM objects), in ranking order.
+
+    Two reads rather than a join: the round's rows come straight off ix_submission_ranking, and the players out
+    are one scan. (Joined, PostgreSQL probed the participant index 50,000 times whenever its statistics lagged
+    behind a burst of submissions, as they do at a close.)
+    """
+    connection = db.session.connection()
+    out = set(connection.scalars(select(Participant.id).where(Participant.eliminated_in.is_not(None))))
+    query = (select(Submission.id, Submission.participant_id, Submission.score, Submission.response_time,
+                    Submission.submitted_at)
+             # (Shadow submissions come from players already out; the flag says so even if that ever changed.)
+             .where(Submission.challenge_id == challenge.id, Submission.shadow.is_(False))
+             # Already in ranking order, so the pure function's sort is a linear pass; it still decides.
+             .order_by(*RANKING_ORDER))
+    return [row for row in connection.execute(query).all() if row[1] not in out]  # all(): one fetch, not 50,000
 
 
 @contextmanager
@@ -154,7 +172,7 @@ def gc_paused():
 
 
 # The ranking's result applied in one statement each, the ids travelling as one parameter (SQLite: a JSON
-# array; PostgreSQL: an integer[]).
+# array; PostgreSQL: an integer[], sent as its text form: psycopg's own list adapter takes ~1 µs an element).
 # SQLite: each element is `submission id × 2^24 + rank`, sorted, so rows are visited in table order
 # (random order costs half as much again at 50,000 players).
 RANK_UPDATES = {
@@ -163,7 +181,7 @@ RANK_UPDATES = {
     "postgresql": "UPDATE submission SET rank = ranked.place FROM unnest(CAST(:order AS integer[])) "
                   "WITH ORDINALITY AS ranked(id, place) WHERE submission.id = ranked.id",
 }
-RANKED_OUT = {
+ID_LIST = {
     "sqlite": "SELECT value FROM json_each(:ids)",
     "postgresql": "SELECT unnest(CAST(:ids AS integer[]))",
 }
@@ -175,7 +193,7 @@ def apply_ranks(submission_ids: list[int]) -> None:
     if dialect == "sqlite":
         order = json.dumps(sorted((sid << 24) | place for place, sid in enumerate(submission_ids, start=1)))
     elif dialect == "postgresql":
-        order = list(submission_ids)  # an integer[] parameter
+        order = int_array(submission_ids)
     else:  # another database: the portable executemany
         db.session.execute(update(Submission), [{"id": sid, "rank": place}
                                                 for place, sid in enumerate(submission_ids, start=1)])
@@ -184,18 +202,47 @@ def apply_ranks(submission_ids: list[int]) -> None:
         db.session.connection().execute(text(RANK_UPDATES[dialect]), {"order": order})
 
 
+def int_array(ids) -> str:
+    """PostgreSQL's text form of an integer[] ('{3,1,2}'), for a CAST in the statement."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
 def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...]) -> None:
     """Mark the submitters below the cut as out of the game, in one statement."""
-    if not participant_ids:
-        return
+    if participant_ids:
+        eliminate_where(challenge, "ranked_out", id_in(participant_ids))
+
+
+def eliminate_unanswered(challenge: Challenge, kept: set[int]) -> int:
+    """Mark everyone still in but `kept` (after the cut: whoever sent nothing) as out; returns how many."""
+    return eliminate_where(challenge, "unanswered", id_not_in(kept) if kept else None)
+
+
+def id_in(participant_ids):
+    """`participant.id IN (…)`, the ids travelling as one parameter (SQLite: a JSON array; PostgreSQL: an int[])."""
     dialect, ordered = db.engine.dialect.name, sorted(participant_ids)
-    if dialect in RANKED_OUT:
-        values = json.dumps(ordered) if dialect == "sqlite" else ordered
-        below_cut = Participant.id.in_(text(RANKED_OUT[dialect]).bindparams(ids=values))
-    else:
-        below_cut = Participant.id.in_(ordered)
-    db.session.connection().execute(update(Participant).where(Participant.eliminated_in.is_(None), below_cut)
-                                    .values(eliminated_in=challenge.number, elimination_reason="ranked_out"))
+    if dialect not in ID_LIST:
+        return Participant.id.in_(ordered)
+    values = json.dumps(ordered) if dialect == "sqlite" else int_array(ordered)
+    return Participant.id.in_(text(ID_LIST[dialect]).bindparams(ids=values))
+
+
+def id_not_in(participant_ids):
+    """`participant.id NOT IN (…)`; on PostgreSQL as NOT EXISTS, an anti-join (a NOT IN subquery is hashed
+    only while it fits in work_mem, and is otherwise rescanned for every row)."""
+    if db.engine.dialect.name != "postgresql":
+        return ~id_in(participant_ids)
+    return text("NOT EXISTS (SELECT FROM unnest(CAST(:kept AS integer[])) AS kept(id) WHERE kept.id = participant.id)"
+                ).bindparams(kept=int_array(sorted(participant_ids)))
+
+
+def eliminate_where(challenge: Challenge, reason: str, condition) -> int:
+    """Take the players still in who meet `condition` (None: all of them) out in this round; returns how many."""
+    still_in = Participant.eliminated_in.is_(None)
+    statement = update(Participant).where(still_in if condition is None else still_in & condition)
+    result = db.session.connection().execute(statement.values(eliminated_in=challenge.number,
+                                                              elimination_reason=reason))
+    return result.rowcount
 
 
 def current_challenge() -> Challenge | None:
@@ -239,7 +286,7 @@ def _prize_ranking(challenge: Challenge, what):
     if current_app.config["PRIZE_REQUIRES_CHECKIN"]:
         # Checked in by the final's close: a check-in afterwards can't take the prize from the winner announced.
         query = query.where(Participant.checked_in_at <= challenge.closed_at)
-    return query.order_by(Submission.rank).limit(1)
+    return query.order_by(*RANKING_ORDER).limit(1)  # by rank: the ranked are in RANKING_ORDER
 
 
 def disqualify(participant: Participant, reason: str) -> int:

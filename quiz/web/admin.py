@@ -60,9 +60,11 @@ def logout():
 def overview() -> dict:
     """The live numbers at the top of the console."""
     current = rounds.current_challenge()
+    players, in_game = db.session.execute(select(func.count(), func.count().filter(
+        Participant.eliminated_in.is_(None))).select_from(Participant)).one()  # one pass over the players
     return {
-        "players": db.session.scalar(select(func.count()).select_from(Participant)),
-        "in_game": db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None))),
+        "players": players,
+        "in_game": in_game,
         "current": current,
         "answered": db.session.scalar(select(func.count()).where(Submission.challenge_id == current.id,
                                                                  Submission.shadow.is_(False)))

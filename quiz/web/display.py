@@ -22,8 +22,9 @@ SHADOW_ROWS = 10
 def stage() -> dict:
     """What the room should see now: before, during, after a round, or the podium."""
     challenge = rounds.current_challenge()
-    players = db.session.scalar(select(func.count()).select_from(Participant))
-    in_game = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))
+    # One pass over the players for both counts (eliminated_in has no index: the close writes it in place).
+    players, in_game = db.session.execute(select(func.count(), func.count().filter(
+        Participant.eliminated_in.is_(None))).select_from(Participant)).one()
     context = {"challenge": challenge, "players": players, "in_game": in_game, "now": utcnow()}
     if challenge is None or (challenge.status == "draft" and challenge.number == 1):
         context["phase"] = "before"
