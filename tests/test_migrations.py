@@ -4,7 +4,7 @@ from datetime import datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask_migrate import downgrade, upgrade
+from flask_migrate import downgrade, stamp, upgrade
 from sqlalchemy import inspect, text
 
 from quiz.extensions import db
@@ -73,3 +73,24 @@ def test_the_tables_the_close_updates_leave_room_in_each_page(app):
     upgrade()
     with db.engine.connect() as connection:
         assert dict(connection.execute(query).all()) == expected
+
+
+def test_downgrades_keep_every_row_of_the_tables_they_rebuild(app, make_participant, load_bank):
+    """SQLite's batch mode rebuilds a table to drop a column; with foreign keys on, dropping the old table would
+    cascade into every row that points at it (submissions, links). The migrations run with them off."""
+    load_bank()
+    players = [make_participant() for _ in range(3)]
+    challenge_id = db.session.execute(text("SELECT id FROM challenge WHERE number = 1")).scalar()
+    for player in players:
+        db.session.execute(text("INSERT INTO submission (participant_id, challenge_id, answers, score, correct, "
+                                "response_time, submitted_at, shadow) VALUES (:p, :c, '{}', 1, 1, 2.5, :at, false)"),
+                           {"p": player.id, "c": challenge_id, "at": datetime(2026, 11, 23)})
+    db.session.commit()
+    counts = "SELECT (SELECT count(*) FROM participant), (SELECT count(*) FROM form_link), (SELECT count(*) FROM submission)"
+    before = tuple(db.session.execute(text(counts)).one())
+    db.session.remove()
+    stamp(revision="heads")  # the fixture's create_all built the head schema: say so, as `flask db upgrade` would
+    downgrade(revision="0001")
+    with db.engine.connect() as connection:
+        assert tuple(connection.execute(text(counts)).one()) == before
+        assert before[2] == 3
