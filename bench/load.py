@@ -128,6 +128,16 @@ class Run:
         self.figures["loadavg"] = os.getloadavg()[0]  # how busy the machine was, everyone's processes included
         return self.figures
 
+    def measure_sockets(self) -> dict:
+        """The websocket figures alone (idle broadcast, frames while submissions flow): `--only sockets`."""
+        batches = progress("preparing players", self.prepare_players)
+        self.open_round()
+        self.figures["idle"] = progress("idle sockets", self.idle_sockets)
+        self.figures["sustained"], self.figures["stream"] = progress("sustained + sockets", self.sustained,
+                                                                     batches["sustained"])
+        self.figures["loadavg"] = os.getloadavg()[0]
+        return self.figures
+
     def prepare_players(self) -> dict:
         """Players in the database with their clock started (as after pressing Start); request files for wrk."""
         sizes = self.sizes
@@ -239,11 +249,11 @@ def read_line(process: subprocess.Popen, tag: str) -> dict:
     raise RuntimeError(f"bench.sockets ended without {tag}")
 
 
-def measure(database_url_for, sizes: Sizes) -> dict:
+def measure(database_url_for, sizes: Sizes, sockets_only: bool = False) -> dict:
     """All HTTP figures on a fresh database (`database_url_for(directory)` gives its URL)."""
     with tempfile.TemporaryDirectory() as tmp:
         with Run(Path(tmp), database_url_for(Path(tmp)), sizes) as run:
-            return run.measure()
+            return run.measure_sockets() if sockets_only else run.measure()
 
 
 def fresh_postgres(url: str):

@@ -13,6 +13,7 @@ import argparse  # noqa: E402
 import bisect  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -24,6 +25,7 @@ from gevent.pool import Pool  # noqa: E402
 from bench.stack import raise_open_files  # noqa: E402
 
 COUNT = re.compile(rb"<strong>(\d+)</strong> of")
+RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')  # the server's time.time() when it sent the frame out
 CONNECTING_AT_ONCE = 200
 
 
@@ -90,7 +92,8 @@ def idle(clients: list[Client], redis_url: str, probes: int, gap: float) -> dict
 
 def stream(clients: list[Client], database_url: str, seconds: float) -> dict:
     """Record frames for `seconds` while the database's submission count is polled; per new count shown:
-    receipt time minus the last moment the database was seen without it (an upper bound on commit → screen)."""
+    receipt time minus the last moment the database was seen without it (an upper bound on commit → screen).
+    Per frame: receipt minus the server's stamp (publish → receipt; one clock on loopback)."""
     import sqlalchemy
     engine = sqlalchemy.create_engine(database_url)
     polls = []  # (time the read began, count it saw)
@@ -107,7 +110,8 @@ def stream(clients: list[Client], database_url: str, seconds: float) -> dict:
         pool.spawn(poll_once).get()
         gevent.sleep(0.02)
     counts = [seen for _, seen in polls]  # never decreases
-    latencies, frames = [], 0
+    latencies, published, frames = [], [], 0
+    wall = time.time() - time.monotonic()  # receipts are on the monotonic clock, stamps on the wall clock
     for client in clients:
         shown = None
         for received, data in client.frames:
@@ -115,14 +119,24 @@ def stream(clients: list[Client], database_url: str, seconds: float) -> dict:
             if not match:
                 continue
             frames += 1
+            stamp = RENDERED_AT.search(data)
+            if stamp:
+                published.append(received + wall - float(stamp.group(1)))
             count = int(match.group(1))
             last_without = bisect.bisect_left(counts, count) - 1
             if shown is not None and count > shown and last_without >= 0:
                 latencies.append(received - polls[last_without][0])
             shown = count
     return {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+            "published_p50_ms": percentile(published, 50) * 1000, "published_p99_ms": percentile(published, 99) * 1000,
             "frames_per_client_per_s": frames / max(len(clients), 1) / seconds,
             "dropped": sum(c.closed for c in clients), "samples": len(latencies)}
+
+
+def process_cpu() -> float:
+    """CPU seconds this process has used (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -140,10 +154,14 @@ def main() -> None:
     clients, took = connect_all(args.url, args.clients)
     print("READY " + json.dumps({"connected": len(clients), "connect_s": took}), flush=True)
     gevent.sleep(1)  # let the connect-time frames settle
+    cpu, wall = process_cpu(), time.monotonic()
     if args.mode == "idle":
         result = idle(clients, args.redis, args.probes, gap=3.0)
     else:
         result = stream(clients, args.database, args.seconds)
+    # Near 1.0 (stream), or near the p99 (idle, per probe): this process may be what limits the figures.
+    result["client_cpu"] = (process_cpu() - cpu) / (time.monotonic() - wall)
+    result["client_cpu_s_per_probe"] = (process_cpu() - cpu) / args.probes
     result["connected"] = len(clients)
     print("RESULT " + json.dumps(result), flush=True)
     sys.stdout.flush()

@@ -2,12 +2,16 @@
 
 Publishers (a web request or a worker, after commit) only say "something changed". Each web
 process runs one Hub: it listens on Redis, and at most once per tick renders each topic's
-fragment once and hands the same bytes to every socket showing it. A socket keeps only the
-newest frame, so a stalled phone skips frames instead of holding anyone up.
+fragment once, encodes it once as a websocket frame, and hands the same bytes to every socket
+showing it. A socket keeps only the newest frame, so a stalled phone skips frames instead of
+holding anyone up.
 """
 import logging
+import re
+import struct
 import threading
 import time
+from typing import NamedTuple
 
 import redis
 from flask import Flask, render_template
@@ -31,21 +35,51 @@ def publish_after_commit() -> None:
     after_commit(publish)
 
 
+OPENING_TAG = re.compile(rb"<[A-Za-z][^>]*")
+
+
+def stamp(fragment: bytes, at: float) -> bytes:
+    """The fragment with `data-rendered-at` (epoch seconds) on its first element: when it went out to the
+    sockets (htmx ignores the attribute; bench/sockets.py subtracts it from the frame's arrival)."""
+    tag = OPENING_TAG.search(fragment)
+    if tag is None:
+        return fragment
+    end = tag.end() - fragment[tag.end() - 1:tag.end()].count(b"/")  # before a self-closing "/"
+    return b'%s data-rendered-at="%.3f"%s' % (fragment[:end], at, fragment[end:])
+
+
+def text_frame(payload: bytes) -> bytes:
+    """`payload` (UTF-8) as one final, unmasked websocket text frame (RFC 6455 §5.2): a server's wire bytes."""
+    size = len(payload)
+    if size < 126:
+        return struct.pack("!BB", 0x81, size) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+class Frame(NamedTuple):
+    """A rendered fragment and its websocket frame, encoded once for every socket."""
+
+    html: bytes
+    wire: bytes
+
+
 class Client:
     """One socket's mailbox: holds only the newest frame."""
 
     def __init__(self, topic: str):
         self.topic = topic
-        self.frame: bytes | None = None
+        self.frame: Frame | None = None
         self.ready = threading.Event()
         self.frames_offered = 0
 
-    def offer(self, frame: bytes) -> None:
+    def offer(self, frame: Frame) -> None:
         self.frame = frame
         self.frames_offered += 1
         self.ready.set()
 
-    def take(self, timeout: float) -> bytes | None:
+    def take(self, timeout: float) -> Frame | None:
         """The newest frame not yet taken, waiting up to `timeout` seconds."""
         if not self.ready.wait(timeout):
             return None
@@ -57,8 +91,10 @@ class Client:
 class Hub:
     """This process's fan-out: one Redis listener, one ticker, a set of clients per topic."""
 
-    def __init__(self, app: Flask, renderers: dict, tick: float):
+    def __init__(self, app: Flask, renderers: dict, tick: float, clock=time.monotonic, sleep=None):
         self.app, self.renderers, self.tick = app, renderers, tick
+        self.clock, self.sleep = clock, sleep or (lambda seconds: time.sleep(seconds))  # (gevent's, once patched)
+        self.next_tick = float("-inf")  # the earliest the next broadcast may start
         self.clients: dict[str, set[Client]] = {topic: set() for topic in renderers}
         self.dirty = threading.Event()
         self.lock = threading.Lock()
@@ -67,7 +103,7 @@ class Hub:
         # Changes heard so far, and each topic's newest frame with the count it was rendered at: sockets
         # connecting at once (everyone reconnecting after a restart) share one render instead of one each.
         self.changes = 0
-        self.latest: dict[str, tuple[int, float, bytes]] = {}
+        self.latest: dict[str, tuple[int, float, Frame]] = {}
 
     def connect(self, topic: str) -> Client:
         """A new socket gets the current state at once."""
@@ -79,10 +115,10 @@ class Hub:
         SOCKETS.inc()
         return client
 
-    def current(self, topic: str) -> bytes:
+    def current(self, topic: str) -> Frame:
         """The topic's frame as it stands: the newest one while no change came since (and it is under a tick
         old, in case Redis is down and changes go unheard), else a fresh render."""
-        changes, now = self.changes, time.monotonic()
+        changes, now = self.changes, self.clock()
         cached = self.latest.get(topic)
         if cached and cached[0] == changes and now - cached[1] < self.tick:
             return cached[2]
@@ -100,20 +136,22 @@ class Hub:
     def count(self) -> int:
         return sum(len(c) for c in self.clients.values())
 
-    def render(self, topic: str) -> bytes:
+    def render(self, topic: str) -> Frame:
+        """The topic's fragment, stamped and encoded for the wire."""
         # A request context, so templates can build URLs (the PUBLIC_BASE_URL ones).
         with self.app.test_request_context("/ws", base_url=self.app.config["PUBLIC_BASE_URL"]):
             try:
-                return self.renderers[topic]().encode()
+                html = stamp(self.renderers[topic]().encode(), time.time())
             finally:
                 db.session.remove()
+        return Frame(html, text_frame(html))
 
     def broadcast(self) -> None:
         """Render each watched topic once and offer the same bytes to all of its sockets."""
         with self.lock:
             watched = {topic: list(clients) for topic, clients in self.clients.items() if clients}
         for topic, clients in watched.items():
-            changes, now = self.changes, time.monotonic()
+            changes, now = self.changes, self.clock()
             frame = self.render(topic)
             self.latest[topic] = (changes, now, frame)
             self.renders += 1
@@ -145,12 +183,21 @@ class Hub:
     def _tick(self) -> None:
         while True:
             self.dirty.wait()
-            self.dirty.clear()
-            try:
-                self.broadcast()
-            except Exception:  # a failed render must not end live updates for everyone
-                log.exception("live updates: broadcast failed")
-            time.sleep(self.tick)  # at most one frame per tick, however many changes arrived
+            self.tick_once()
+
+    def tick_once(self) -> None:
+        """Broadcast what changed: at once after a quiet spell, else on the next tick of a fixed cadence (one
+        tick after the previous broadcast began, however long it took): at most one frame per tick."""
+        wait = self.next_tick - self.clock()
+        if wait > 0:
+            self.sleep(wait)
+        # On the cadence's grid, or now when late (a quiet spell, a slow broadcast): never a catching-up burst.
+        self.next_tick = max(self.next_tick, self.clock()) + self.tick
+        self.dirty.clear()  # changes heard from here on make the next tick's frame
+        try:
+            self.broadcast()
+        except Exception:  # a failed render must not end live updates for everyone
+            log.exception("live updates: broadcast failed")
 
 
 def display_stage() -> str:

@@ -1,5 +1,6 @@
 """Live updates over /ws, against the real stack: gunicorn (gevent) processes sharing one Redis."""
 import json
+import re
 import threading
 import time
 
@@ -27,6 +28,11 @@ def wait_for(ws, text: str, seconds: float = 5) -> str:
         frame = ws.recv()
         if text in frame:
             return frame
+
+
+def unstamped(frame) -> bytes:
+    """A frame's fragment without the time the server stamped on it."""
+    return re.sub(rb' data-rendered-at="[0-9.]+"', b"", frame.html)
 
 
 def register(stack, n: int) -> dict:
@@ -154,29 +160,53 @@ def test_graceful_restart_closes_sockets_with_a_code_the_client_reconnects_on(li
     assert struct.unpack("!H", data[:2])[0] == 1012  # htmx-ext-ws reconnects on 1006, 1011, 1012, 1013
 
 
-class StalledSocket:
-    """A phone that stopped reading: every send blocks (cooperatively, as under gevent)."""
+def test_a_socket_that_stops_reading_is_cut_at_the_send_deadline(monkeypatch):
+    """A real socket whose phone never reads: frames fill the buffers, the write that cannot finish is given up
+    at the deadline, and the connection is cut (no close frame after what may be half a frame)."""
+    import socket
+    from types import SimpleNamespace
 
-    connected = True
+    from gevent import socket as gevent_socket
 
-    def __init__(self):
-        self.closed_with = None
-
-    def send(self, _data):
-        import gevent
-        gevent.sleep(60)
-
-    def close(self, code=1000, reason=""):
-        self.closed_with = code
-
-
-def test_a_send_that_stalls_past_its_deadline_drops_that_socket(monkeypatch):
+    from quiz.live import text_frame
     from quiz.web import ws as ws_module
     monkeypatch.setattr(ws_module, "SEND_DEADLINE", 0.2)
-    stalled = StalledSocket()
-    started = time.monotonic()
-    assert ws_module.send(stalled, b"<div id='stage'></div>") is False
-    assert time.monotonic() - started < 1 and stalled.closed_with == 1008
+    server, phone = gevent_socket.socketpair()
+    phone.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ws = SimpleNamespace(sock=server, connected=True)
+    wire = ws_module.Wire(ws)
+    frame = text_frame(b"x" * 50_000)
+    sent = 0
+    while ws_module.send(wire, frame):
+        sent += 1
+        assert sent < 1000, "the phone's buffers never filled"
+    assert ws.connected is False and ws_module.send(wire, frame) is False  # nothing more goes to it
+    received = b""
+    while chunk := phone.recv(1 << 16):  # what was written, then the end of the stream
+        received += chunk
+    assert received.startswith(frame * sent) and len(received) < (sent + 1) * len(frame)
+    phone.close()
+    server.close()
+
+
+def test_a_frame_is_the_stage_exactly_as_the_page_renders_it_and_pings_are_still_answered(live_stack):
+    """The hub's pre-encoded frame is a valid text frame a real client decodes to the very fragment /display
+    serves (plus the send-out stamp); simple-websocket's own pong still gets through between frames."""
+    load_demo_bank(live_stack)
+    ws = websocket.create_connection(live_stack.url.replace("http", "ws") + "/ws", timeout=10)  # checks UTF-8
+    opcode, first = ws.recv_data()
+    page = requests.get(f"{live_stack.url}/display", headers={"HX-Request": "true"}).text
+    assert opcode == websocket.ABNF.OPCODE_TEXT and page.startswith('<main id="stage"')
+    assert re.fullmatch(rb'<main id="stage" class="stage phase-before" data-rendered-at="[0-9]+\.[0-9]{3}">.*',
+                        first, re.S)
+    assert re.sub(rb' data-rendered-at="[0-9.]+"', b"", first).decode() == page
+    ws.ping(b"still there?")
+    register(live_stack, 1)
+    seen = []
+    while not (seen and b'id="player-count">1<' in seen[-1][1]) or websocket.ABNF.OPCODE_PONG not in dict(seen):
+        seen.append(ws.recv_data(control_frame=True))
+    assert (websocket.ABNF.OPCODE_PONG, b"still there?") in seen
+    ws.close()
 
 
 def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(app):
@@ -194,8 +224,47 @@ def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(app):
         assert time.monotonic() - started < 0.5
         newest = [reader.take(0.1) for reader in readers]
         assert None not in newest and len(set(newest)) == 1
+        assert newest[0].wire.endswith(newest[0].html)  # encoded once, the same bytes for every socket
     assert hub.renders == 5  # one render per broadcast, whatever the number of sockets
     assert stalled.take(0) == newest[0]  # of the frames it never took, only the newest waits for it
+
+
+class FakeClock:
+    """Monotonic time that moves only when the hub sleeps (or the test says so)."""
+
+    def __init__(self):
+        self.now, self.slept = 100.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spell_at_once(app):
+    from quiz.live import Hub
+    clock = FakeClock()
+    renders = []
+    hub = Hub(app, {"display": lambda: renders.append(clock.now) or "<main id='stage'></main>"}, tick=0.5,
+              clock=clock, sleep=clock.sleep)
+    hub.started = True
+    hub.connect("display").take(0)
+    renders.clear()
+    hub.tick_once()  # the first change after a quiet spell: out at once
+    clock.now += 0.1  # rendering and fanning out took 0.1 s; changes keep coming
+    for _ in range(3):
+        hub.tick_once()  # each waits for the next tick: one start every 0.5 s, not 0.5 s after the end
+        clock.now += 0.1
+    assert renders == [100.0, 100.5, 101.0, 101.5] and clock.slept == [0.4, 0.4, 0.4]
+    clock.now += 0.7  # a broadcast that overran its tick: the next goes at once, no burst to catch up
+    hub.tick_once()
+    hub.tick_once()
+    assert renders[4:] == [102.3, 102.8]
+    clock.now = 200.0  # quiet for a while, then one change: no tick's lag
+    hub.tick_once()
+    assert renders[-1] == 200.0 and len(renders) == 7
 
 
 def test_sockets_connecting_together_share_one_render_until_a_change_is_heard(app):
@@ -204,8 +273,32 @@ def test_sockets_connecting_together_share_one_render_until_a_change_is_heard(ap
     hub = Hub(app, {"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=60)
     hub.started = True
     clients = [hub.connect("display") for _ in range(50)]  # e.g. every projector back after a restart
-    assert {client.take(0) for client in clients} == {b"<main id='stage'>0</main>"}
+    assert {unstamped(client.take(0)) for client in clients} == {b"<main id='stage'>0</main>"}
     hub.changes += 1  # what the Redis listener does on "changed"
-    assert hub.connect("display").take(0) == b"<main id='stage'>1</main>"
+    assert unstamped(hub.connect("display").take(0)) == b"<main id='stage'>1</main>"
     hub.latest["display"] = (hub.changes, time.monotonic() - 61, b"old")  # older than a tick: rendered again
-    assert hub.connect("display").take(0) == b"<main id='stage'>2</main>"
+    assert unstamped(hub.connect("display").take(0)) == b"<main id='stage'>2</main>"
+
+
+@pytest.mark.parametrize("payload", [b"", b"<p>1</p>", b"x" * 125, b"x" * 126, b"x" * 65535, b"x" * 65536,
+                                     "<p>Zoë 🏆</p>".encode() * 20])
+def test_a_pre_encoded_frame_is_what_a_websocket_client_decodes(payload):
+    from wsproto.frame_protocol import FrameProtocol, Opcode
+
+    from quiz.live import text_frame
+    client = FrameProtocol(client=True, extensions=[])  # the receiving side: server frames are unmasked
+    client.receive_bytes(text_frame(payload))
+    frames = list(client.received_frames())
+    assert len(frames) == 1 and frames[0].opcode is Opcode.TEXT and frames[0].frame_finished
+    assert frames[0].message_finished and frames[0].payload == payload.decode()
+
+
+@pytest.mark.parametrize("fragment, stamped", [
+    (b'<main id="stage" class="a">x</main>', b'<main id="stage" class="a" data-rendered-at="12.500">x</main>'),
+    (b'\n<!-- c -->\n<section id="help">', b'\n<!-- c -->\n<section id="help" data-rendered-at="12.500">'),
+    (b"<br/><p>", b'<br data-rendered-at="12.500"/><p>'),
+    (b"no element", b"no element"),
+])
+def test_a_frame_carries_its_send_out_time_on_its_first_element(fragment, stamped):
+    from quiz.live import stamp
+    assert stamp(fragment, 12.5) == stamped

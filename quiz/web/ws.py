@@ -1,4 +1,6 @@
 """/ws: the one websocket endpoint; htmx's ws extension swaps what it receives by element id."""
+import socket
+import threading
 from urllib.parse import urlsplit
 
 import gevent
@@ -45,6 +47,7 @@ def guard_websocket():
 @sock.route("/ws", bp=bp)
 def live(ws):
     """Stream the topic's fragments until the socket closes, the process stops, or a send stalls."""
+    wire = Wire(ws)
     hub = current_app.extensions["knockout_hub"]
     client = hub.connect(request.args.get("topic", "display"))
     alive = current_app.config.get("KNOCKOUT_ALIVE", lambda: True)
@@ -54,22 +57,53 @@ def live(ws):
                 ws.close(RESTART_CODE, "restarting")
                 return
             frame = client.take(WAIT)
-            if frame is not None and not send(ws, frame):
+            if frame is not None and not send(wire, frame.wire):
                 return
     finally:
         hub.disconnect(client)
 
 
-def send(ws, frame: bytes) -> bool:
-    """Send with a deadline; False when the socket is gone or stalled (then it is closed)."""
+class Wire:
+    """The socket under simple-websocket's Server, every write whole (sendall) and one at a time: the Server's
+    own (pong and close replies) and the frames the hub encoded never interleave."""
+
+    def __init__(self, ws):
+        self.ws, self.sock, self.lock = ws, ws.sock, threading.Lock()
+        ws.sock = self  # the Server's reader writes through send() below from now on
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        """The Server's own writes (it calls socket.send and ignores a short count)."""
+        with self.lock:
+            self.sock.sendall(data)
+        return len(data)
+
+    def write(self, frame: bytes) -> bool:
+        """An encoded frame as is; False once the connection is closing or closed."""
+        with self.lock:
+            if not self.ws.connected:
+                return False
+            self.sock.sendall(frame)
+            return True
+
+    def cut(self) -> None:
+        """End the connection without a close frame (one may have stopped half-written); browsers see 1006 and
+        htmx's ws extension reconnects."""
+        self.ws.connected = False
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def __getattr__(self, name):  # recv, close, fileno: the socket's own
+        return getattr(self.sock, name)
+
+
+def send(wire: Wire, frame: bytes) -> bool:
+    """Write with a deadline; False when the socket is gone or stalled (then it is cut)."""
     try:
         with gevent.Timeout(SEND_DEADLINE, False):  # on expiry the block just ends
-            ws.send(frame.decode())
-            return True
+            return wire.write(frame)
     except Exception:
         return False
-    try:
-        ws.close(1008, "too slow")
-    except Exception:
-        pass
+    wire.cut()
     return False
