@@ -6,6 +6,7 @@ fragment once, encodes it once as a websocket frame, and hands the same bytes to
 showing it. A socket keeps only the newest frame, so a stalled phone skips frames instead of
 holding anyone up.
 """
+import itertools
 import logging
 import re
 import struct
@@ -59,24 +60,28 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class Frame(NamedTuple):
-    """A rendered fragment and its websocket frame, encoded once for every socket."""
+    """A rendered fragment and its websocket frame, encoded once for every socket; `seq` orders a hub's frames."""
 
+    seq: int
     html: bytes
     wire: bytes
 
 
 class Client:
-    """One socket's mailbox: holds only the newest frame."""
+    """One socket's mailbox: holds only the newest frame. With `write_now` (the socket's non-blocking write, True
+    when the frame went out whole), a frame the socket takes at once never waits for the socket's own greenlet."""
 
-    def __init__(self, topic: str):
-        self.topic = topic
+    def __init__(self, topic: str, write_now=None):
+        self.topic, self.write_now = topic, write_now
         self.frame: Frame | None = None
         self.ready = threading.Event()
         self.frames_offered = 0
 
     def offer(self, frame: Frame) -> None:
-        self.frame = frame
         self.frames_offered += 1
+        if self.write_now is not None and self.write_now(frame):
+            return
+        self.frame = frame
         self.ready.set()
 
     def take(self, timeout: float) -> Frame | None:
@@ -94,6 +99,7 @@ class Hub:
     def __init__(self, app: Flask, renderers: dict, tick: float, clock=time.monotonic, sleep=None):
         self.app, self.renderers, self.tick = app, renderers, tick
         self.clock, self.sleep = clock, sleep or (lambda seconds: time.sleep(seconds))  # (gevent's, once patched)
+        self.sequence = itertools.count(1)
         self.next_tick = float("-inf")  # the earliest the next broadcast may start
         self.clients: dict[str, set[Client]] = {topic: set() for topic in renderers}
         self.dirty = threading.Event()
@@ -105,10 +111,10 @@ class Hub:
         self.changes = 0
         self.latest: dict[str, tuple[int, float, Frame]] = {}
 
-    def connect(self, topic: str) -> Client:
+    def connect(self, topic: str, write_now=None) -> Client:
         """A new socket gets the current state at once."""
         self._start()
-        client = Client(topic)
+        client = Client(topic, write_now)
         client.offer(self.current(topic))
         with self.lock:
             self.clients[topic].add(client)
@@ -144,10 +150,11 @@ class Hub:
                 html = stamp(self.renderers[topic]().encode(), time.time())
             finally:
                 db.session.remove()
-        return Frame(html, text_frame(html))
+        return Frame(next(self.sequence), html, text_frame(html))
 
     def broadcast(self) -> None:
-        """Render each watched topic once and offer the same bytes to all of its sockets."""
+        """Render each watched topic once and offer the same bytes to all of its sockets (most take them at once:
+        one system call each, no switch to their greenlets)."""
         with self.lock:
             watched = {topic: list(clients) for topic, clients in self.clients.items() if clients}
         for topic, clients in watched.items():

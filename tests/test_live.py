@@ -160,33 +160,85 @@ def test_graceful_restart_closes_sockets_with_a_code_the_client_reconnects_on(li
     assert struct.unpack("!H", data[:2])[0] == 1012  # htmx-ext-ws reconnects on 1006, 1011, 1012, 1013
 
 
-def test_a_socket_that_stops_reading_is_cut_at_the_send_deadline(monkeypatch):
-    """A real socket whose phone never reads: frames fill the buffers, the write that cannot finish is given up
-    at the deadline, and the connection is cut (no close frame after what may be half a frame)."""
+def socket_pair(receive_buffer: int = 0):
+    """A server-side Wire (as over a websocket) on a real gevent socket, and the phone's end."""
     import socket
     from types import SimpleNamespace
 
     from gevent import socket as gevent_socket
 
-    from quiz.live import text_frame
+    from quiz.web.ws import Wire
+    server, phone = gevent_socket.socketpair()
+    if receive_buffer:
+        phone.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    ws = SimpleNamespace(sock=server, connected=True)
+    return Wire(ws), ws, phone
+
+
+def make_frame(seq: int, html: bytes):
+    from quiz.live import Frame, text_frame
+    return Frame(seq, html, text_frame(html))
+
+
+def read_all(phone, until: int) -> bytes:
+    received = b""
+    while len(received) < until and (chunk := phone.recv(1 << 16)):
+        received += chunk
+    return received
+
+
+def test_a_socket_that_stops_reading_is_cut_at_the_send_deadline(monkeypatch):
+    """A real socket whose phone never reads: frames fill the buffers, the write that cannot finish is given up
+    at the deadline, and the connection is cut (no close frame after what may be half a frame)."""
     from quiz.web import ws as ws_module
     monkeypatch.setattr(ws_module, "SEND_DEADLINE", 0.2)
-    server, phone = gevent_socket.socketpair()
-    phone.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    ws = SimpleNamespace(sock=server, connected=True)
-    wire = ws_module.Wire(ws)
-    frame = text_frame(b"x" * 50_000)
+    wire, ws, phone = socket_pair(receive_buffer=4096)
+    frames = [make_frame(seq, b"x" * 50_000) for seq in range(1, 1000)]
     sent = 0
-    while ws_module.send(wire, frame):
+    while ws_module.send(wire, frames[sent]):
         sent += 1
-        assert sent < 1000, "the phone's buffers never filled"
-    assert ws.connected is False and ws_module.send(wire, frame) is False  # nothing more goes to it
-    received = b""
-    while chunk := phone.recv(1 << 16):  # what was written, then the end of the stream
-        received += chunk
-    assert received.startswith(frame * sent) and len(received) < (sent + 1) * len(frame)
+        assert sent < 998, "the phone's buffers never filled"
+    assert ws.connected is False and ws_module.send(wire, frames[-1]) is False  # nothing more goes to it
+    received = read_all(phone, 1 << 30)  # what was written, then the end of the stream
+    size = len(frames[0].wire)
+    assert received.startswith(frames[0].wire * sent) and len(received) < (sent + 1) * size
     phone.close()
-    server.close()
+    wire.sock.close()
+
+
+def test_the_fan_out_writes_a_frame_the_socket_takes_at_once_without_waking_its_greenlet():
+    from quiz.live import Client
+    wire, ws, phone = socket_pair()
+    client = Client("display", wire.write_now)
+    frame = make_frame(1, b"<main id='stage'>1</main>")
+    client.offer(frame)
+    assert client.take(0) is None and read_all(phone, len(frame.wire)) == frame.wire
+    ws.connected = False  # closing: left to the greenlet, which finds the socket gone
+    client.offer(make_frame(2, b"<main id='stage'>2</main>"))
+    assert client.take(0).seq == 2 and wire.write(make_frame(2, b"")) is False
+    phone.close()
+    wire.sock.close()
+
+
+def test_a_frame_that_only_partly_fits_is_finished_by_the_greenlet_before_anything_else():
+    """The fan-out writes what fits; the rest goes out before a pong or a newer frame, and an older frame waiting
+    in the mailbox is never sent after a newer one."""
+    import gevent
+
+    from quiz.live import Client
+    wire, ws, phone = socket_pair(receive_buffer=4096)
+    client = Client("display", wire.write_now)
+    big, newer = make_frame(1, b"<p>" + b"x" * 500_000 + b"</p>"), make_frame(2, b"<p>2</p>")
+    client.offer(big)
+    assert 0 < len(wire.rest) < len(big.wire) and client.take(0) == big  # partly written: the greenlet's turn
+    client.offer(newer)  # while the rest is pending, nothing overtakes it
+    assert client.take(0) == newer
+    reader = gevent.spawn(read_all, phone, len(big.wire) + 2 + len(newer.wire))
+    wire.send(b"\x8a\x00")  # the Server's own write (a pong): after the rest of the big frame
+    assert wire.write(newer) and wire.write(big)  # the older one, taken late: skipped
+    assert reader.get(timeout=10) == big.wire + b"\x8a\x00" + newer.wire
+    phone.close()
+    wire.sock.close()
 
 
 def test_a_frame_is_the_stage_exactly_as_the_page_renders_it_and_pings_are_still_answered(live_stack):

@@ -4,11 +4,13 @@ import threading
 from urllib.parse import urlsplit
 
 import gevent
+import gevent.socket
 
 from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
 
 from ..extensions import sock
+from ..live import Frame
 
 bp = Blueprint("ws", __name__)
 
@@ -49,7 +51,7 @@ def live(ws):
     """Stream the topic's fragments until the socket closes, the process stops, or a send stalls."""
     wire = Wire(ws)
     hub = current_app.extensions["knockout_hub"]
-    client = hub.connect(request.args.get("topic", "display"))
+    client = hub.connect(request.args.get("topic", "display"), wire.write_now)
     alive = current_app.config.get("KNOCKOUT_ALIVE", lambda: True)
     try:
         while ws.connected:
@@ -57,33 +59,59 @@ def live(ws):
                 ws.close(RESTART_CODE, "restarting")
                 return
             frame = client.take(WAIT)
-            if frame is not None and not send(wire, frame.wire):
+            if frame is not None and not send(wire, frame):
                 return
     finally:
         hub.disconnect(client)
 
 
 class Wire:
-    """The socket under simple-websocket's Server, every write whole (sendall) and one at a time: the Server's
-    own (pong and close replies) and the frames the hub encoded never interleave."""
+    """The socket under simple-websocket's Server, every write whole and one at a time: the Server's own (pong and
+    close replies), the frames the hub writes at once and those this socket's greenlet writes never interleave."""
 
     def __init__(self, ws):
         self.ws, self.sock, self.lock = ws, ws.sock, threading.Lock()
+        self.cooperative = isinstance(ws.sock, gevent.socket.socket)  # else (a dev server) only the greenlet writes
+        self.rest = b""  # the end of a frame the hub's write left unwritten: it goes out before anything else
+        self.written = 0  # the newest frame's `seq` written: an older one waiting in the mailbox is never sent after it
         ws.sock = self  # the Server's reader writes through send() below from now on
 
     def send(self, data: bytes, flags: int = 0) -> int:
         """The Server's own writes (it calls socket.send and ignores a short count)."""
         with self.lock:
+            self._flush()
             self.sock.sendall(data)
         return len(data)
 
-    def write(self, frame: bytes) -> bool:
-        """An encoded frame as is; False once the connection is closing or closed."""
+    def write_now(self, frame: Frame) -> bool:
+        """The hub's fan-out: write without waiting; False when this socket's greenlet has to (busy, closed, or the
+        frame did not all fit: its rest is kept)."""
+        if not self.cooperative or self.rest or not self.ws.connected or not self.lock.acquire(blocking=False):
+            return False
+        try:
+            sent = self.sock.send(frame.wire, 0, 0.0)  # gevent's socket: timeout 0, no waiting
+            self.written, self.rest = frame.seq, frame.wire[sent:]
+            return not self.rest
+        except OSError:  # full (EAGAIN), or broken: the greenlet finds out which
+            return False
+        finally:
+            self.lock.release()
+
+    def write(self, frame: Frame) -> bool:
+        """A frame from this socket's greenlet, whole (or just its rest); False once the connection is closing."""
         with self.lock:
             if not self.ws.connected:
                 return False
-            self.sock.sendall(frame)
+            self._flush()
+            if frame.seq > self.written:
+                self.sock.sendall(frame.wire)
+                self.written = frame.seq
             return True
+
+    def _flush(self) -> None:
+        if self.rest:
+            self.sock.sendall(self.rest)
+            self.rest = b""
 
     def cut(self) -> None:
         """End the connection without a close frame (one may have stopped half-written); browsers see 1006 and
@@ -98,7 +126,7 @@ class Wire:
         return getattr(self.sock, name)
 
 
-def send(wire: Wire, frame: bytes) -> bool:
+def send(wire: Wire, frame: Frame) -> bool:
     """Write with a deadline; False when the socket is gone or stalled (then it is cut)."""
     try:
         with gevent.Timeout(SEND_DEADLINE, False):  # on expiry the block just ends
