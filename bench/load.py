@@ -38,6 +38,8 @@ challenges:
     questions: [{text: "Which service stores objects?", choices: [EC2, S3, SQS, RDS], answer: S3}]
 """
 SESSIONS = 1000  # distinct phones' session cookies (with their CSRF tokens)
+CLIENTS_PER_PROCESS, MAX_PROCESSES = 1250, 4  # websocket clients per bench.sockets process, and how many at most
+PROBES, PROBE_GAP = 5, 3.0  # idle sockets: broadcasts timed, seconds between them
 
 
 @dataclass
@@ -203,33 +205,85 @@ class Run:
         result["errors"] = self.sizes.burst - accepted - result["statuses"].get("200", 0)  # 200: "already in"
         return result
 
-    def sockets(self, mode: str, clients: int, *options: str) -> subprocess.Popen:
+    def sockets(self, mode: str, clients: int, *options: str) -> "SocketProcesses":
         ws_url = self.stack.url.replace("http://", "ws://") + "/ws?topic=display"
-        return subprocess.Popen([sys.executable, "-m", "bench.sockets", mode, ws_url, str(clients), *options],
-                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        return SocketProcesses(mode, ws_url, clients, *options)
 
     def idle_sockets(self) -> dict:
         """5,000 sockets that only listen: memory per socket, and how fast a broadcast reaches all of them."""
         before = sum(rss_kib(pid) for pid in self.stack.web_workers)
-        process = self.sockets("idle", self.sizes.idle_clients, "--redis", self.redis_url)
-        ready = read_line(process, "READY")
+        sockets = self.sockets("idle", self.sizes.idle_clients)
+        ready = sockets.ready()
         time.sleep(2)
         during = sum(rss_kib(pid) for pid in self.stack.web_workers)
-        result = read_line(process, "RESULT")
-        process.wait(timeout=60)
-        result.update(ready, kib_per_socket=(during - before) / max(ready["connected"], 1))
-        return result
+        publisher, probes = redis.Redis.from_url(self.redis_url), []
+        for _ in range(PROBES):  # "changed", as any submission would say: time each socket's next frame
+            probes.append(time.monotonic())  # one clock for every process on this machine
+            publisher.publish("knockout:live", b"changed")
+            time.sleep(PROBE_GAP)
+        results = sockets.results("PROBES " + json.dumps(probes))
+        latencies = [t for r in results for t in r["latencies"]]
+        return dict(ready, p50_ms=percentile(latencies, 50) * 1000, p99_ms=percentile(latencies, 99) * 1000,
+                    delivered=sum(r["delivered"] for r in results), expected=sum(r["expected"] for r in results),
+                    client_cpu_s_per_probe=max(r["cpu_s"] for r in results) / PROBES,
+                    processes=len(results), kib_per_socket=(during - before) / max(ready["connected"], 1))
 
     def sustained(self, source: str) -> tuple[dict, dict]:
         """Submissions at a steady rate while 2,000 sockets watch the projector's stage."""
         seconds = self.sizes.sustained_s
-        process = self.sockets("stream", self.sizes.stream_clients, "--database", self.stack.env["DATABASE_URL"],
+        sockets = self.sockets("stream", self.sizes.stream_clients, "--database", self.stack.env["DATABASE_URL"],
                                "--seconds", str(seconds))
-        read_line(process, "READY")
+        ready = sockets.ready()
+        sockets.tell("GO")
         load = wrk(self.stack.url, "file", source, seconds + 1, 100, rate=self.sizes.sustained_rate)
-        frames = read_line(process, "RESULT")
-        process.wait(timeout=60)
-        return load, frames
+        results = sockets.results()
+        latencies = [t for r in results for t in r["latencies"]]
+        published = [t for r in results for t in r["published"]]
+        return load, {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+                      "published_p50_ms": percentile(published, 50) * 1000,
+                      "published_p99_ms": percentile(published, 99) * 1000,
+                      "frames_per_client_per_s": sum(r["frames"] for r in results) / max(ready["connected"], 1) / seconds,
+                      "dropped": sum(r["dropped"] for r in results), "samples": len(latencies),
+                      "client_cpu": max(r["cpu_s"] / r["wall_s"] for r in results), "processes": len(results),
+                      "connected": ready["connected"]}
+
+
+class SocketProcesses:
+    """`count` websocket clients spread over bench.sockets processes (CLIENTS_PER_PROCESS each, at most
+    MAX_PROCESSES): one Python process receiving thousands of frames at once would be what limits."""
+
+    def __init__(self, mode: str, ws_url: str, count: int, *options: str):
+        n = max(1, min(MAX_PROCESSES, -(-count // CLIENTS_PER_PROCESS)))
+        shares = [count // n + (i < count % n) for i in range(n)]
+        self.processes = [subprocess.Popen([sys.executable, "-m", "bench.sockets", mode, ws_url, str(share), *options],
+                                           cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                          for share in shares]
+
+    def ready(self) -> dict:
+        """Once every process has all its clients connected: how many, and the slowest connect time."""
+        ready = [read_line(p, "READY") for p in self.processes]
+        return {"connected": sum(r["connected"] for r in ready), "connect_s": max(r["connect_s"] for r in ready)}
+
+    def tell(self, line: str) -> None:
+        for process in self.processes:
+            process.stdin.write(line + "\n")
+            process.stdin.flush()
+
+    def results(self, line: str | None = None) -> list[dict]:
+        """Each process's RESULT (after telling them `line`, if given)."""
+        if line is not None:
+            self.tell(line)
+        results = [read_line(p, "RESULT") for p in self.processes]
+        for process in self.processes:
+            process.wait(timeout=60)
+        return results
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
 def progress(label: str, step, *args):

@@ -84,6 +84,10 @@ class Client:
         self.frame = frame
         self.ready.set()
 
+    def wake(self) -> None:
+        """Let the socket's greenlet look around now (its peer left, or the process is stopping)."""
+        self.ready.set()
+
     def take(self, timeout: float) -> Frame | None:
         """The newest frame not yet taken, waiting up to `timeout` seconds."""
         if not self.ready.wait(timeout):
@@ -172,6 +176,20 @@ class Hub:
             self.started = True
         threading.Thread(target=self._listen, name="live-listener", daemon=True).start()
         threading.Thread(target=self._tick, name="live-ticker", daemon=True).start()
+        threading.Thread(target=self._watch, name="live-watcher", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Once this process starts stopping, wake every socket's greenlet so it closes with "restarting" (one
+        check a second for the process, not one per socket)."""
+        alive = self.app.config.get("KNOCKOUT_ALIVE")
+        if alive is None:
+            return
+        while alive():
+            time.sleep(1)
+        with self.lock:
+            clients = [client for topic in self.clients.values() for client in topic]
+        for client in clients:
+            client.wake()
 
     def _listen(self) -> None:
         while True:

@@ -281,6 +281,34 @@ def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(app):
     assert stalled.take(0) == newest[0]  # of the frames it never took, only the newest waits for it
 
 
+def open_sockets(stack) -> float:
+    """knockout_websockets as /metrics reports it (every web process added up)."""
+    line = next(l for l in requests.get(f"{stack.url}/metrics").text.splitlines()
+                if l.startswith("knockout_websockets "))
+    return float(line.split()[1])
+
+
+def test_a_socket_that_leaves_is_let_go_at_once_not_at_the_next_poll(live_stack):
+    """The greenlet of a socket whose phone left wakes when the Server's reader ends (a close frame, or the
+    connection just dropped), long before its safety-net wait (ws.WAIT) runs out."""
+    import socket
+
+    from quiz.web.ws import WAIT
+    sockets = [connect(live_stack) for _ in range(4)]
+    for ws in sockets:
+        ws.recv()
+    assert open_sockets(live_stack) == 4
+    sockets[0].close()  # a close frame
+    sockets[1].sock.shutdown(socket.SHUT_RDWR)  # the connection dropped, no close frame
+    sockets[1].sock.close()
+    deadline = time.monotonic() + WAIT / 3
+    while open_sockets(live_stack) != 2:
+        assert time.monotonic() < deadline, "the server still holds sockets whose phones left"
+        time.sleep(0.2)
+    for ws in sockets[2:]:
+        ws.close()
+
+
 class FakeClock:
     """Monotonic time that moves only when the hub sleeps (or the test says so)."""
 

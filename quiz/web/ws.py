@@ -16,7 +16,7 @@ bp = Blueprint("ws", __name__)
 
 SEND_DEADLINE = 5.0  # seconds; a socket that can't take a frame in this time is dropped
 RESTART_CODE = 1012  # "service restart": htmx's ws extension reconnects on it
-WAIT = 1.0
+WAIT = 30.0  # seconds; only a safety net: a frame, the peer leaving, or a restart wakes a socket's greenlet at once
 
 
 def origin_allowed() -> bool:
@@ -52,6 +52,7 @@ def live(ws):
     wire = Wire(ws)
     hub = current_app.extensions["knockout_hub"]
     client = hub.connect(request.args.get("topic", "display"), wire.write_now)
+    wire.on_close = client.wake
     alive = current_app.config.get("KNOCKOUT_ALIVE", lambda: True)
     try:
         while ws.connected:
@@ -74,6 +75,7 @@ class Wire:
         self.cooperative = isinstance(ws.sock, gevent.socket.socket)  # else (a dev server) only the greenlet writes
         self.rest = b""  # the end of a frame the hub's write left unwritten: it goes out before anything else
         self.written = 0  # the newest frame's `seq` written: an older one waiting in the mailbox is never sent after it
+        self.on_close = lambda: None
         ws.sock = self  # the Server's reader writes through send() below from now on
 
     def send(self, data: bytes, flags: int = 0) -> int:
@@ -112,6 +114,11 @@ class Wire:
         if self.rest:
             self.sock.sendall(self.rest)
             self.rest = b""
+
+    def close(self) -> None:
+        """The Server's reader is done (the peer closed or vanished): tell this socket's greenlet at once."""
+        self.sock.close()
+        self.on_close()
 
     def cut(self) -> None:
         """End the connection without a close frame (one may have stopped half-written); browsers see 1006 and
