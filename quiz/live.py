@@ -114,6 +114,7 @@ class Hub:
         # connecting at once (everyone reconnecting after a restart) share one render instead of one each.
         self.changes = 0
         self.latest: dict[str, tuple[int, float, Frame]] = {}
+        self.connection = None  # the ticker's own database connection: its renders never queue behind requests
 
     def connect(self, topic: str, write_now=None) -> Client:
         """A new socket gets the current state at once."""
@@ -146,15 +147,33 @@ class Hub:
     def count(self) -> int:
         return sum(len(c) for c in self.clients.values())
 
-    def render(self, topic: str) -> Frame:
-        """The topic's fragment, stamped and encoded for the wire."""
+    def render(self, topic: str, own_connection: bool = False) -> Frame:
+        """The topic's fragment, stamped and encoded for the wire (`own_connection`: on the ticker's connection,
+        kept between ticks, instead of one from the pool, which a flood of submissions may hold for a while)."""
         # A request context, so templates can build URLs (the PUBLIC_BASE_URL ones).
         with self.app.test_request_context("/ws", base_url=self.app.config["PUBLIC_BASE_URL"]):
             try:
+                if own_connection:
+                    db.session.connection(bind_arguments={"bind": self.own_connection()})
                 html = stamp(self.renderers[topic]().encode(), time.time())
+            except Exception:
+                if own_connection:
+                    self.drop_connection()  # perhaps it broke: a fresh one next tick
+                raise
             finally:
-                db.session.remove()
+                db.session.remove()  # ends the render's transaction; the connection stays the ticker's
         return Frame(next(self.sequence), html, text_frame(html))
+
+    def own_connection(self):
+        if self.connection is None or self.connection.closed or self.connection.invalidated:
+            self.connection = db.engine.connect()
+        return self.connection
+
+    def drop_connection(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.invalidate()
+            connection.close()
 
     def broadcast(self) -> None:
         """Render each watched topic once and offer the same bytes to all of its sockets (most take them at once:
@@ -163,7 +182,7 @@ class Hub:
             watched = {topic: list(clients) for topic, clients in self.clients.items() if clients}
         for topic, clients in watched.items():
             changes, now = self.changes, self.clock()
-            frame = self.render(topic)
+            frame = self.render(topic, own_connection=True)
             self.latest[topic] = (changes, now, frame)
             self.renders += 1
             for client in clients:

@@ -382,3 +382,34 @@ def test_a_pre_encoded_frame_is_what_a_websocket_client_decodes(payload):
 def test_a_frame_carries_its_send_out_time_on_its_first_element(fragment, stamped):
     from quiz.live import stamp
     assert stamp(fragment, 12.5) == stamped
+
+
+def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app):
+    """Submissions flooding the pool must not hold the projector up: after its first, the ticker's renders take
+    no connection from the pool; one that broke is replaced on the next tick."""
+    from sqlalchemy import event, select
+
+    from quiz.extensions import db
+    from quiz.live import Hub
+    from quiz.models import Participant
+    counts = []
+    hub = Hub(app, {"display": lambda: f"<main id='stage'>{db.session.scalar(select(Participant).limit(1))}"
+                                       f"{counts.append(1) or len(counts)}</main>"}, tick=0.01)
+    hub.started = True
+    hub.connect("display").take(0)
+    checkouts = []
+    with app.app_context():
+        listener = lambda *_: checkouts.append(1)  # noqa: E731
+        event.listen(db.engine, "checkout", listener)
+        try:
+            hub.broadcast()  # the first: the ticker takes its connection
+            first = hub.connection
+            for _ in range(5):
+                hub.broadcast()
+            assert len(checkouts) == 1 and hub.connection is first and hub.renders == 6
+            hub.connection.invalidate()  # e.g. the database restarted under it
+            hub.broadcast()
+            assert hub.connection is not first and not hub.connection.invalidated and hub.renders == 7
+        finally:
+            event.remove(db.engine, "checkout", listener)
+            hub.drop_connection()
