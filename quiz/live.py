@@ -230,13 +230,15 @@ class Hub:
             self.tick_once()
 
     def tick_once(self) -> None:
-        """Broadcast what changed: at once after a quiet spell, else on the next tick of a fixed cadence (one
-        tick after the previous broadcast began, however long it took): at most one frame per tick."""
+        """Broadcast what changed: at once after a quiet spell, else on the next tick of a fixed cadence (one tick
+        after the previous broadcast was due, however long it took): at most one frame per tick."""
         wait = self.next_tick - self.clock()
         if wait > 0:
             self.sleep(wait)
-        # On the cadence's grid, or now when late (a quiet spell, a slow broadcast): never a catching-up burst.
-        self.next_tick = max(self.next_tick, self.clock()) + self.tick
+        # Woken a little late (a busy process): the cadence holds. Later than half a tick (a quiet spell, a slow
+        # broadcast): it starts again from now, rather than catching up with frames in a burst.
+        late = self.clock() - self.next_tick
+        self.next_tick = (self.next_tick if late < self.tick / 2 else self.clock()) + self.tick
         self.dirty.clear()  # changes heard from here on make the next tick's frame
         try:
             self.broadcast()
