@@ -158,21 +158,26 @@ class Hub:
                 html = stamp(self.renderers[topic]().encode(), time.time())
             except Exception:
                 if own_connection:
-                    self.drop_connection()  # perhaps it broke: a fresh one next tick
+                    self.release(broken=True)  # perhaps it broke: a fresh one next tick
                 raise
             finally:
                 db.session.remove()  # ends the render's transaction; the connection stays the ticker's
         return Frame(next(self.sequence), html, text_frame(html))
 
     def own_connection(self):
-        if self.connection is None or self.connection.closed or self.connection.invalidated:
+        """The ticker's connection, a new one when it has none or the one it had broke."""
+        if self.connection is not None and (self.connection.closed or self.connection.invalidated):
+            self.release()
+        if self.connection is None:
             self.connection = db.engine.connect()
         return self.connection
 
-    def drop_connection(self) -> None:
+    def release(self, broken: bool = False) -> None:
+        """Give the ticker's connection back to the pool (`broken`: discard it)."""
         connection, self.connection = self.connection, None
         if connection is not None:
-            connection.invalidate()
+            if broken:
+                connection.invalidate()
             connection.close()
 
     def broadcast(self) -> None:

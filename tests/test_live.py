@@ -30,6 +30,22 @@ def wait_for(ws, text: str, seconds: float = 5) -> str:
             return frame
 
 
+@pytest.fixture
+def make_hub(app):
+    """Hubs driven by hand (no Redis listener); each gives its ticker's connection back at the end."""
+    from quiz.live import Hub
+    hubs = []
+
+    def make(renderers: dict, tick: float, **options) -> Hub:
+        hub = Hub(app, renderers, tick, **options)
+        hub.started = True
+        hubs.append(hub)
+        return hub
+    yield make
+    for hub in hubs:
+        hub.release()
+
+
 def unstamped(frame) -> bytes:
     """A frame's fragment without the time the server stamped on it."""
     return re.sub(rb' data-rendered-at="[0-9.]+"', b"", frame.html)
@@ -261,11 +277,9 @@ def test_a_frame_is_the_stage_exactly_as_the_page_renders_it_and_pings_are_still
     ws.close()
 
 
-def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(app):
-    from quiz.live import Hub
+def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(make_hub):
     renders = iter(range(1000))
-    hub = Hub(app, {"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=0.01)
-    hub.started = True  # no Redis listener needed: broadcast by hand
+    hub = make_hub({"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=0.01)
     stalled = hub.connect("display")  # never takes a frame
     readers = [hub.connect("display") for _ in range(3)]
     for reader in readers:
@@ -325,13 +339,11 @@ class FakeClock:
         self.overshoot = 0.0
 
 
-def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spell_at_once(app):
-    from quiz.live import Hub
+def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spell_at_once(make_hub):
     clock = FakeClock()
     renders = []
-    hub = Hub(app, {"display": lambda: renders.append(clock.now) or "<main id='stage'></main>"}, tick=0.5,
-              clock=clock, sleep=clock.sleep)
-    hub.started = True
+    hub = make_hub({"display": lambda: renders.append(clock.now) or "<main id='stage'></main>"}, tick=0.5,
+                   clock=clock, sleep=clock.sleep)
     hub.connect("display").take(0)
     renders.clear()
     hub.tick_once()  # the first change after a quiet spell: out at once
@@ -354,11 +366,9 @@ def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spe
     assert renders[-1] == 200.0 and len(renders) == 9
 
 
-def test_sockets_connecting_together_share_one_render_until_a_change_is_heard(app):
-    from quiz.live import Hub
+def test_sockets_connecting_together_share_one_render_until_a_change_is_heard(make_hub):
     renders = iter(range(1000))
-    hub = Hub(app, {"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=60)
-    hub.started = True
+    hub = make_hub({"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=60)
     clients = [hub.connect("display") for _ in range(50)]  # e.g. every projector back after a restart
     assert {unstamped(client.take(0)) for client in clients} == {b"<main id='stage'>0</main>"}
     hub.changes += 1  # what the Redis listener does on "changed"
@@ -391,18 +401,16 @@ def test_a_frame_carries_its_send_out_time_on_its_first_element(fragment, stampe
     assert stamp(fragment, 12.5) == stamped
 
 
-def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app):
+def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app, make_hub):
     """Submissions flooding the pool must not hold the projector up: after its first, the ticker's renders take
     no connection from the pool; one that broke is replaced on the next tick."""
     from sqlalchemy import event, select
 
     from quiz.extensions import db
-    from quiz.live import Hub
     from quiz.models import Participant
     counts = []
-    hub = Hub(app, {"display": lambda: f"<main id='stage'>{db.session.scalar(select(Participant).limit(1))}"
+    hub = make_hub({"display": lambda: f"<main id='stage'>{db.session.scalar(select(Participant).limit(1))}"
                                        f"{counts.append(1) or len(counts)}</main>"}, tick=0.01)
-    hub.started = True
     hub.connect("display").take(0)
     checkouts = []
     with app.app_context():
@@ -419,4 +427,3 @@ def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app):
             assert hub.connection is not first and not hub.connection.invalidated and hub.renders == 7
         finally:
             event.remove(db.engine, "checkout", listener)
-            hub.drop_connection()
