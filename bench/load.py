@@ -28,6 +28,7 @@ from quiz.embedded import server_args, wait_for
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Question, Submission
 
+from .clients import SocketProcesses, percentile
 from .stack import ROOT, LiveStack, insert_players, rss_kib
 
 LUA = str(ROOT / "bench" / "load.lua")
@@ -38,7 +39,6 @@ challenges:
     questions: [{text: "Which service stores objects?", choices: [EC2, S3, SQS, RDS], answer: S3}]
 """
 SESSIONS = 1000  # distinct phones' session cookies (with their CSRF tokens)
-CLIENTS_PER_PROCESS, MAX_PROCESSES = 1250, 4  # websocket clients per bench.sockets process, and how many at most
 PROBES, PROBE_GAP = 5, 3.0  # idle sockets: broadcasts timed, seconds between them
 
 
@@ -205,7 +205,7 @@ class Run:
         result["errors"] = self.sizes.burst - accepted - result["statuses"].get("200", 0)  # 200: "already in"
         return result
 
-    def sockets(self, mode: str, clients: int, *options: str) -> "SocketProcesses":
+    def sockets(self, mode: str, clients: int, *options: str) -> SocketProcesses:
         ws_url = self.stack.url.replace("http://", "ws://") + "/ws?topic=display"
         return SocketProcesses(mode, ws_url, clients, *options)
 
@@ -239,51 +239,14 @@ class Run:
         results = sockets.results()
         latencies = [t for r in results for t in r["latencies"]]
         published = [t for r in results for t in r["published"]]
+        frames = sum(r["frames"] for r in results)
         return load, {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
                       "published_p50_ms": percentile(published, 50) * 1000,
                       "published_p99_ms": percentile(published, 99) * 1000,
-                      "frames_per_client_per_s": sum(r["frames"] for r in results) / max(ready["connected"], 1) / seconds,
+                      "frames_per_client_per_s": frames / max(ready["connected"], 1) / seconds,
                       "dropped": sum(r["dropped"] for r in results), "samples": len(latencies),
                       "client_cpu": max(r["cpu_s"] / r["wall_s"] for r in results), "processes": len(results),
                       "connected": ready["connected"]}
-
-
-class SocketProcesses:
-    """`count` websocket clients spread over bench.sockets processes (CLIENTS_PER_PROCESS each, at most
-    MAX_PROCESSES): one Python process receiving thousands of frames at once would be what limits."""
-
-    def __init__(self, mode: str, ws_url: str, count: int, *options: str):
-        n = max(1, min(MAX_PROCESSES, -(-count // CLIENTS_PER_PROCESS)))
-        shares = [count // n + (i < count % n) for i in range(n)]
-        self.processes = [subprocess.Popen([sys.executable, "-m", "bench.sockets", mode, ws_url, str(share), *options],
-                                           cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                          for share in shares]
-
-    def ready(self) -> dict:
-        """Once every process has all its clients connected: how many, and the slowest connect time."""
-        ready = [read_line(p, "READY") for p in self.processes]
-        return {"connected": sum(r["connected"] for r in ready), "connect_s": max(r["connect_s"] for r in ready)}
-
-    def tell(self, line: str) -> None:
-        for process in self.processes:
-            process.stdin.write(line + "\n")
-            process.stdin.flush()
-
-    def results(self, line: str | None = None) -> list[dict]:
-        """Each process's RESULT (after telling them `line`, if given)."""
-        if line is not None:
-            self.tell(line)
-        results = [read_line(p, "RESULT") for p in self.processes]
-        for process in self.processes:
-            process.wait(timeout=60)
-        return results
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
 def progress(label: str, step, *args):
@@ -293,14 +256,6 @@ def progress(label: str, step, *args):
     result = step(*args)
     print(f"{time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     return result
-
-
-def read_line(process: subprocess.Popen, tag: str) -> dict:
-    """The JSON after `tag` on the next line of that tag from a bench.sockets process."""
-    for line in process.stdout:
-        if line.startswith(tag + " "):
-            return json.loads(line[len(tag) + 1:])
-    raise RuntimeError(f"bench.sockets ended without {tag}")
 
 
 def measure(database_url_for, sizes: Sizes, sockets_only: bool = False) -> dict:
