@@ -150,16 +150,24 @@ class Hub:
     def render(self, topic: str, own_connection: bool = False) -> Frame:
         """The topic's fragment, stamped and encoded for the wire (`own_connection`: on the ticker's connection,
         kept between ticks, instead of one from the pool, which a flood of submissions may hold for a while)."""
+        try:
+            return self._render(topic, own_connection)
+        except Exception:
+            if not own_connection:
+                raise
+            lost = self.connection is not None and self.connection.invalidated  # e.g. the database restarted
+            self.release(broken=True)
+            if not lost:
+                raise
+            return self._render(topic, own_connection)  # once more, on a fresh connection (as pool_pre_ping would)
+
+    def _render(self, topic: str, own_connection: bool) -> Frame:
         # A request context, so templates can build URLs (the PUBLIC_BASE_URL ones).
         with self.app.test_request_context("/ws", base_url=self.app.config["PUBLIC_BASE_URL"]):
             try:
                 if own_connection:
                     db.session.connection(bind_arguments={"bind": self.own_connection()})
                 html = stamp(self.renderers[topic]().encode(), time.time())
-            except Exception:
-                if own_connection:
-                    self.release(broken=True)  # perhaps it broke: a fresh one next tick
-                raise
             finally:
                 db.session.remove()  # ends the render's transaction; the connection stays the ticker's
         return Frame(next(self.sequence), html, text_frame(html))

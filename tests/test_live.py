@@ -411,7 +411,7 @@ def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app, mak
     counts = []
     hub = make_hub({"display": lambda: f"<main id='stage'>{db.session.scalar(select(Participant).limit(1))}"
                                        f"{counts.append(1) or len(counts)}</main>"}, tick=0.01)
-    hub.connect("display").take(0)
+    watcher = hub.connect("display")
     checkouts = []
     with app.app_context():
         listener = lambda *_: checkouts.append(1)  # noqa: E731
@@ -422,8 +422,14 @@ def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app, mak
             for _ in range(5):
                 hub.broadcast()
             assert len(checkouts) == 1 and hub.connection is first and hub.renders == 6
-            hub.connection.invalidate()  # e.g. the database restarted under it
-            hub.broadcast()
-            assert hub.connection is not first and not hub.connection.invalidated and hub.renders == 7
+            first.connection.dbapi_connection.close()  # gone under it, as when the database restarts
+            hub.broadcast()  # rendered all the same, on a fresh connection
+            assert hub.connection is not first and first.closed and hub.renders == 7 and checkouts == [1, 1]
+            assert unstamped(watcher.take(0)) == b"<main id='stage'>None8</main>"  # 1 on connect + 7
+            broken = {"display": lambda: 1 / 0}  # a render that fails for another reason is not tried twice
+            hub.renderers = broken
+            with pytest.raises(ZeroDivisionError):
+                hub.broadcast()
+            assert hub.connection is None and hub.renders == 7
         finally:
             event.remove(db.engine, "checkout", listener)
