@@ -248,10 +248,11 @@ class Hub:
         wait = self.next_tick - self.clock()
         if wait > 0:
             self.sleep(wait)
-        # Woken a little late (a busy process): the cadence holds. Later than half a tick (a quiet spell, a slow
-        # broadcast): it starts again from now, rather than catching up with frames in a burst.
-        late = self.clock() - self.next_tick
-        self.next_tick = (self.next_tick if late < self.tick / 2 else self.clock()) + self.tick
+        # Late (a busy process, a slow broadcast): the cadence holds, the next one at least half a tick on. A tick
+        # missed entirely (a quiet spell) is not made up: the cadence starts again from now.
+        now = self.clock()
+        due = self.next_tick if now - self.next_tick < self.tick else now
+        self.next_tick = max(due + self.tick, now + self.tick / 2)
         self.dirty.clear()  # changes heard from here on make the next tick's frame
         try:
             self.broadcast()

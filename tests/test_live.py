@@ -356,14 +356,20 @@ def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spe
     hub.tick_once()
     clock.now += 0.1
     hub.tick_once()
-    assert renders[4:] == [102.1, 102.5] and clock.slept[3:] == [0.4, 0.3]
-    clock.now += 0.9  # a broadcast that overran its tick (due at 103.0): at once, then a tick on, not sooner
+    assert renders[4:] == pytest.approx([102.1, 102.5]) and clock.slept[3:] == [0.4, 0.3]
+    clock.now += 0.9  # a broadcast that overran (the next was due at 103.0): at once, the one after half a tick on
     hub.tick_once()
     hub.tick_once()
-    assert renders[6:] == [103.4, 103.9]
+    assert renders[6:] == pytest.approx([103.4, 103.65])
+    clock.now += 1.2  # one that overran a whole tick (due at 104.15): at once, and the cadence starts from there
+    hub.tick_once()
+    hub.tick_once()
+    assert renders[8:] == pytest.approx([104.85, 105.35])
     clock.now = 200.0  # quiet for a while, then one change: no tick's lag
     hub.tick_once()
-    assert renders[-1] == 200.0 and len(renders) == 9
+    assert renders[-1] == 200.0 and len(renders) == 11
+    spacing = [later - earlier for earlier, later in zip(renders, renders[1:])]
+    assert min(spacing) >= 0.25 - 1e-9  # never two frames within half a tick
 
 
 def test_sockets_connecting_together_share_one_render_until_a_change_is_heard(make_hub):
