@@ -188,7 +188,8 @@ def sqlite_file(directory: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke run)")
-    parser.add_argument("--only", choices=["domain", "http"], help="one half of the table")
+    parser.add_argument("--only", choices=["domain", "http", "sockets"],
+                        help="one half of the table, or the websocket figures alone")
     args = parser.parse_args()
     raise_open_files()
     databases = {"SQLite": sqlite_file}
@@ -203,12 +204,12 @@ def main() -> None:
     for name, database_url_for in databases.items():
         print(f"bench: {name}", file=sys.stderr)
         figures = {}
-        if args.only != "http":
+        if args.only in (None, "domain"):
             figures.update(domain_figures(database_url_for, args.quick))
         if args.only != "domain":
             # Stopped (e.g. by `timeout`): unwind, so the stack goes too. Set here: RQ's worker takes SIGTERM over.
             signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: stopped"))
-            figures.update(load.measure(database_url_for, sizes))
+            figures.update(load.measure(database_url_for, sizes, sockets_only=args.only == "sockets"))
         measured[name] = figures
     print(table.render(table.rows(sizes, args.quick), measured))
 

@@ -28,6 +28,7 @@ from quiz.embedded import server_args, wait_for
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Question, Submission
 
+from .clients import SocketProcesses, percentile
 from .stack import ROOT, LiveStack, insert_players, rss_kib
 
 LUA = str(ROOT / "bench" / "load.lua")
@@ -38,6 +39,7 @@ challenges:
     questions: [{text: "Which service stores objects?", choices: [EC2, S3, SQS, RDS], answer: S3}]
 """
 SESSIONS = 1000  # distinct phones' session cookies (with their CSRF tokens)
+PROBES, PROBE_GAP = 5, 3.0  # idle sockets: broadcasts timed, seconds between them
 
 
 @dataclass
@@ -130,6 +132,16 @@ class Run:
         self.figures["loadavg"] = os.getloadavg()[0]  # how busy the machine was, everyone's processes included
         return self.figures
 
+    def measure_sockets(self) -> dict:
+        """The websocket figures alone (idle broadcast, frames while submissions flow): `--only sockets`."""
+        batches = progress("preparing players", self.prepare_players)
+        self.open_round()
+        self.figures["idle"] = progress("idle sockets", self.idle_sockets)
+        self.figures["sustained"], self.figures["stream"] = progress("sustained + sockets", self.sustained,
+                                                                     batches["sustained"])
+        self.figures["loadavg"] = os.getloadavg()[0]
+        return self.figures
+
     def prepare_players(self) -> dict:
         """Players in the database with their clock started (as after pressing Start); request files for wrk."""
         sizes = self.sizes
@@ -195,33 +207,48 @@ class Run:
         result["errors"] = self.sizes.burst - accepted - result["statuses"].get("200", 0)  # 200: "already in"
         return result
 
-    def sockets(self, mode: str, clients: int, *options: str) -> subprocess.Popen:
+    def sockets(self, mode: str, clients: int, *options: str) -> SocketProcesses:
         ws_url = self.stack.url.replace("http://", "ws://") + "/ws?topic=display"
-        return subprocess.Popen([sys.executable, "-m", "bench.sockets", mode, ws_url, str(clients), *options],
-                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        return SocketProcesses(mode, ws_url, clients, *options)
 
     def idle_sockets(self) -> dict:
         """5,000 sockets that only listen: memory per socket, and how fast a broadcast reaches all of them."""
         before = sum(rss_kib(pid) for pid in self.stack.web_workers)
-        process = self.sockets("idle", self.sizes.idle_clients, "--redis", self.redis_url)
-        ready = read_line(process, "READY")
+        sockets = self.sockets("idle", self.sizes.idle_clients)
+        ready = sockets.ready()
         time.sleep(2)
         during = sum(rss_kib(pid) for pid in self.stack.web_workers)
-        result = read_line(process, "RESULT")
-        process.wait(timeout=60)
-        result.update(ready, kib_per_socket=(during - before) / max(ready["connected"], 1))
-        return result
+        publisher, probes = redis.Redis.from_url(self.redis_url), []
+        for _ in range(PROBES):  # "changed", as any submission would say: time each socket's next frame
+            probes.append(time.monotonic())  # one clock for every process on this machine
+            publisher.publish("knockout:live", b"changed")
+            time.sleep(PROBE_GAP)
+        results = sockets.results("PROBES " + json.dumps(probes))
+        latencies = [t for r in results for t in r["latencies"]]
+        return dict(ready, p50_ms=percentile(latencies, 50) * 1000, p99_ms=percentile(latencies, 99) * 1000,
+                    delivered=sum(r["delivered"] for r in results), expected=sum(r["expected"] for r in results),
+                    client_cpu_s_per_probe=max(r["cpu_s"] for r in results) / PROBES,
+                    processes=len(results), kib_per_socket=(during - before) / max(ready["connected"], 1))
 
     def sustained(self, source: str) -> tuple[dict, dict]:
         """Submissions at a steady rate while 2,000 sockets watch the projector's stage."""
         seconds = self.sizes.sustained_s
-        process = self.sockets("stream", self.sizes.stream_clients, "--database", self.stack.env["DATABASE_URL"],
+        sockets = self.sockets("stream", self.sizes.stream_clients, "--database", self.stack.env["DATABASE_URL"],
                                "--seconds", str(seconds))
-        read_line(process, "READY")
+        ready = sockets.ready()
+        sockets.tell("GO")
         load = wrk(self.stack.url, "file", source, seconds + 1, 100, rate=self.sizes.sustained_rate)
-        frames = read_line(process, "RESULT")
-        process.wait(timeout=60)
-        return load, frames
+        results = sockets.results()
+        latencies = [t for r in results for t in r["latencies"]]
+        published = [t for r in results for t in r["published"]]
+        frames = sum(r["frames"] for r in results)
+        return load, {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+                      "published_p50_ms": percentile(published, 50) * 1000,
+                      "published_p99_ms": percentile(published, 99) * 1000,
+                      "frames_per_client_per_s": frames / max(ready["connected"], 1) / seconds,
+                      "dropped": sum(r["dropped"] for r in results), "samples": len(latencies),
+                      "client_cpu": max(r["cpu_s"] / r["wall_s"] for r in results), "processes": len(results),
+                      "connected": ready["connected"]}
 
 
 def progress(label: str, step, *args):
@@ -233,19 +260,11 @@ def progress(label: str, step, *args):
     return result
 
 
-def read_line(process: subprocess.Popen, tag: str) -> dict:
-    """The JSON after `tag` on the next line of that tag from a bench.sockets process."""
-    for line in process.stdout:
-        if line.startswith(tag + " "):
-            return json.loads(line[len(tag) + 1:])
-    raise RuntimeError(f"bench.sockets ended without {tag}")
-
-
-def measure(database_url_for, sizes: Sizes) -> dict:
+def measure(database_url_for, sizes: Sizes, sockets_only: bool = False) -> dict:
     """All HTTP figures on a fresh database (`database_url_for(directory)` gives its URL)."""
     with tempfile.TemporaryDirectory() as tmp:
         with Run(Path(tmp), database_url_for(Path(tmp)), sizes) as run:
-            return run.measure()
+            return run.measure_sockets() if sockets_only else run.measure()
 
 
 def fresh_postgres(url: str):

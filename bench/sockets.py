@@ -1,9 +1,13 @@
-"""A pool of websocket clients on /ws (gevent), run as its own process by bench/load.py.
+"""Websocket clients on /ws (gevent), run as processes by bench/load.py (several: one process receiving thousands
+of frames would be what limits). Each prints `READY {...}` once every client is connected (and has its first
+frame), then waits for one line on stdin:
 
-    python -m bench.sockets idle   WS_URL CLIENTS --redis URL            broadcast probes on idle sockets
-    python -m bench.sockets stream WS_URL CLIENTS --database URL --seconds S   frames while submissions flow
+    python -m bench.sockets idle   WS_URL CLIENTS                      then `PROBES [t, ...]` (monotonic times
+                                   the coordinator published "changed" at): each socket's next frame after each
+    python -m bench.sockets stream WS_URL CLIENTS --database URL --seconds S   then `GO`: frames for S seconds
+                                   while submissions flow
 
-Prints `READY {...}` once every client is connected (and has its first frame), then `RESULT {...}`.
+and prints `RESULT {...}` with the raw latencies (seconds), for the coordinator to merge.
 """
 from gevent import monkey
 
@@ -13,17 +17,20 @@ import argparse  # noqa: E402
 import bisect  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
 import websocket  # noqa: E402
+from gevent.fileobject import FileObject  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
 from bench.stack import raise_open_files  # noqa: E402
 
 COUNT = re.compile(rb"<strong>(\d+)</strong> of")
+RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')  # the server's time.time() when it sent the frame out
 CONNECTING_AT_ONCE = 200
 
 
@@ -61,38 +68,23 @@ def connect_all(url: str, count: int) -> tuple[list[Client], float]:
     return clients, time.monotonic() - started
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
-
-
-def idle(clients: list[Client], redis_url: str, probes: int, gap: float) -> dict:
-    """Publish "changed" (as any submission would) and time each socket's next frame."""
-    import redis
-    publisher = redis.Redis.from_url(redis_url)
+def idle(clients: list[Client], probes: list[float]) -> dict:
+    """Per socket and probe (a "changed" published at that monotonic time): the wait for its next frame."""
     latencies, delivered = [], 0
-    for _ in range(probes):
-        for client in clients:
-            client.frames.clear()
-        sent = time.monotonic()
-        publisher.publish("knockout:live", b"changed")
-        gevent.sleep(gap)
-        for client in clients:
-            after = [t for t, _ in client.frames if t >= sent]
+    ends = probes[1:] + [float("inf")]
+    for client in clients:
+        for sent, end in zip(probes, ends):
+            after = [t for t, _ in client.frames if sent <= t < end]
             if after:
                 delivered += 1
                 latencies.append(after[0] - sent)
-    return {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
-            "delivered": delivered, "expected": probes * len(clients)}
+    return {"latencies": latencies, "delivered": delivered, "expected": len(probes) * len(clients)}
 
 
-def stream(clients: list[Client], database_url: str, seconds: float) -> dict:
+def stream(clients: list[Client], engine, seconds: float) -> dict:
     """Record frames for `seconds` while the database's submission count is polled; per new count shown:
-    receipt time minus the last moment the database was seen without it (an upper bound on commit → screen)."""
-    import sqlalchemy
-    engine = sqlalchemy.create_engine(database_url)
+    receipt time minus the last moment the database was seen without it (an upper bound on commit → screen).
+    Per frame: receipt minus the server's stamp (publish → receipt; one clock on loopback)."""
     polls = []  # (time the read began, count it saw)
 
     def poll_once():
@@ -107,7 +99,8 @@ def stream(clients: list[Client], database_url: str, seconds: float) -> dict:
         pool.spawn(poll_once).get()
         gevent.sleep(0.02)
     counts = [seen for _, seen in polls]  # never decreases
-    latencies, frames = [], 0
+    latencies, published, frames = [], [], 0
+    wall = time.time() - time.monotonic()  # receipts are on the monotonic clock, stamps on the wall clock
     for client in clients:
         shown = None
         for received, data in client.frames:
@@ -115,14 +108,22 @@ def stream(clients: list[Client], database_url: str, seconds: float) -> dict:
             if not match:
                 continue
             frames += 1
+            stamp = RENDERED_AT.search(data)
+            if stamp:
+                published.append(received + wall - float(stamp.group(1)))
             count = int(match.group(1))
             last_without = bisect.bisect_left(counts, count) - 1
             if shown is not None and count > shown and last_without >= 0:
                 latencies.append(received - polls[last_without][0])
             shown = count
-    return {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
-            "frames_per_client_per_s": frames / max(len(clients), 1) / seconds,
-            "dropped": sum(c.closed for c in clients), "samples": len(latencies)}
+    return {"latencies": latencies, "published": published, "frames": frames,
+            "dropped": sum(c.closed for c in clients)}
+
+
+def process_cpu() -> float:
+    """CPU seconds this process has used (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -130,21 +131,26 @@ def main() -> None:
     parser.add_argument("mode", choices=["idle", "stream"])
     parser.add_argument("url")
     parser.add_argument("clients", type=int)
-    parser.add_argument("--redis")
     parser.add_argument("--database")
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--probes", type=int, default=5)
     args = parser.parse_args()
     signal.alarm(int(args.seconds) + 600)  # bounded, whatever happens to the server
     raise_open_files()
+    if args.mode == "stream":  # imported and connected now: an import blocks every socket of this process
+        import sqlalchemy
+        engine = sqlalchemy.create_engine(args.database)
+        engine.connect().close()
     clients, took = connect_all(args.url, args.clients)
     print("READY " + json.dumps({"connected": len(clients), "connect_s": took}), flush=True)
     gevent.sleep(1)  # let the connect-time frames settle
+    cpu, wall = process_cpu(), time.monotonic()
+    command = FileObject(sys.stdin.fileno(), "r").readline()  # cooperative: frames keep arriving meanwhile
     if args.mode == "idle":
-        result = idle(clients, args.redis, args.probes, gap=3.0)
+        result = idle(clients, json.loads(command.removeprefix("PROBES ")))
     else:
-        result = stream(clients, args.database, args.seconds)
-    result["connected"] = len(clients)
+        result = stream(clients, engine, args.seconds)
+    # Near 1.0 (one core busy): this process may be what limits the figures.
+    result.update(connected=len(clients), cpu_s=process_cpu() - cpu, wall_s=time.monotonic() - wall)
     print("RESULT " + json.dumps(result), flush=True)
     sys.stdout.flush()
 

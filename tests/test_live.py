@@ -1,4 +1,6 @@
 """Live updates over /ws, against the real stack: gunicorn (gevent) processes sharing one Redis."""
+import json
+import re
 import threading
 import time
 
@@ -26,6 +28,27 @@ def wait_for(ws, text: str, seconds: float = 5) -> str:
         frame = ws.recv()
         if text in frame:
             return frame
+
+
+@pytest.fixture
+def make_hub(app):
+    """Hubs driven by hand (no Redis listener); each gives its ticker's connection back at the end."""
+    from quiz.live import Hub
+    hubs = []
+
+    def make(renderers: dict, tick: float, **options) -> Hub:
+        hub = Hub(app, renderers, tick, **options)
+        hub.started = True
+        hubs.append(hub)
+        return hub
+    yield make
+    for hub in hubs:
+        hub.release()
+
+
+def unstamped(frame) -> bytes:
+    """A frame's fragment without the time the server stamped on it."""
+    return re.sub(rb' data-rendered-at="[0-9.]+"', b"", frame.html)
 
 
 def register(stack, n: int) -> dict:
@@ -153,36 +176,110 @@ def test_graceful_restart_closes_sockets_with_a_code_the_client_reconnects_on(li
     assert struct.unpack("!H", data[:2])[0] == 1012  # htmx-ext-ws reconnects on 1006, 1011, 1012, 1013
 
 
-class StalledSocket:
-    """A phone that stopped reading: every send blocks (cooperatively, as under gevent)."""
+def socket_pair(receive_buffer: int = 0):
+    """A server-side Wire (as over a websocket) on a real gevent socket, and the phone's end."""
+    import socket
+    from types import SimpleNamespace
 
-    connected = True
+    from gevent import socket as gevent_socket
 
-    def __init__(self):
-        self.closed_with = None
-
-    def send(self, _data):
-        import gevent
-        gevent.sleep(60)
-
-    def close(self, code=1000, reason=""):
-        self.closed_with = code
+    from quiz.web.ws import Wire
+    server, phone = gevent_socket.socketpair()
+    if receive_buffer:
+        phone.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    ws = SimpleNamespace(sock=server, connected=True)
+    return Wire(ws), ws, phone
 
 
-def test_a_send_that_stalls_past_its_deadline_drops_that_socket(monkeypatch):
+def make_frame(seq: int, html: bytes):
+    from quiz.live import Frame, text_frame
+    return Frame(seq, html, text_frame(html))
+
+
+def read_all(phone, until: int) -> bytes:
+    received = b""
+    while len(received) < until and (chunk := phone.recv(1 << 16)):
+        received += chunk
+    return received
+
+
+def test_a_socket_that_stops_reading_is_cut_at_the_send_deadline(monkeypatch):
+    """A real socket whose phone never reads: frames fill the buffers, the write that cannot finish is given up
+    at the deadline, and the connection is cut (no close frame after what may be half a frame)."""
     from quiz.web import ws as ws_module
     monkeypatch.setattr(ws_module, "SEND_DEADLINE", 0.2)
-    stalled = StalledSocket()
-    started = time.monotonic()
-    assert ws_module.send(stalled, b"<div id='stage'></div>") is False
-    assert time.monotonic() - started < 1 and stalled.closed_with == 1008
+    wire, ws, phone = socket_pair(receive_buffer=4096)
+    frames = [make_frame(seq, b"x" * 50_000) for seq in range(1, 1000)]
+    sent = 0
+    while ws_module.send(wire, frames[sent]):
+        sent += 1
+        assert sent < 998, "the phone's buffers never filled"
+    assert ws.connected is False and ws_module.send(wire, frames[-1]) is False  # nothing more goes to it
+    received = read_all(phone, 1 << 30)  # what was written, then the end of the stream
+    size = len(frames[0].wire)
+    assert received.startswith(frames[0].wire * sent) and len(received) < (sent + 1) * size
+    phone.close()
+    wire.sock.close()
 
 
-def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(app):
-    from quiz.live import Hub
+def test_the_fan_out_writes_a_frame_the_socket_takes_at_once_without_waking_its_greenlet():
+    from quiz.live import Client
+    wire, ws, phone = socket_pair()
+    client = Client("display", wire.write_now)
+    frame = make_frame(1, b"<main id='stage'>1</main>")
+    client.offer(frame)
+    assert client.take(0) is None and read_all(phone, len(frame.wire)) == frame.wire
+    ws.connected = False  # closing: left to the greenlet, which finds the socket gone
+    client.offer(make_frame(2, b"<main id='stage'>2</main>"))
+    assert client.take(0).seq == 2 and wire.write(make_frame(2, b"")) is False
+    phone.close()
+    wire.sock.close()
+
+
+def test_a_frame_that_only_partly_fits_is_finished_by_the_greenlet_before_anything_else():
+    """The fan-out writes what fits; the rest goes out before a pong or a newer frame, and an older frame waiting
+    in the mailbox is never sent after a newer one."""
+    import gevent
+
+    from quiz.live import Client
+    wire, ws, phone = socket_pair(receive_buffer=4096)
+    client = Client("display", wire.write_now)
+    big, newer = make_frame(1, b"<p>" + b"x" * 500_000 + b"</p>"), make_frame(2, b"<p>2</p>")
+    client.offer(big)
+    assert 0 < len(wire.rest) < len(big.wire) and client.take(0) == big  # partly written: the greenlet's turn
+    client.offer(newer)  # while the rest is pending, nothing overtakes it
+    assert client.take(0) == newer
+    reader = gevent.spawn(read_all, phone, len(big.wire) + 2 + len(newer.wire))
+    wire.send(b"\x8a\x00")  # the Server's own write (a pong): after the rest of the big frame
+    assert wire.write(newer) and wire.write(big)  # the older one, taken late: skipped
+    assert reader.get(timeout=10) == big.wire + b"\x8a\x00" + newer.wire
+    phone.close()
+    wire.sock.close()
+
+
+def test_a_frame_is_the_stage_exactly_as_the_page_renders_it_and_pings_are_still_answered(live_stack):
+    """The hub's pre-encoded frame is a valid text frame a real client decodes to the very fragment /display
+    serves (plus the send-out stamp); simple-websocket's own pong still gets through between frames."""
+    load_demo_bank(live_stack)
+    ws = websocket.create_connection(live_stack.url.replace("http", "ws") + "/ws", timeout=10)  # checks UTF-8
+    opcode, first = ws.recv_data()
+    page = requests.get(f"{live_stack.url}/display", headers={"HX-Request": "true"}).text
+    assert opcode == websocket.ABNF.OPCODE_TEXT and page.startswith('<main id="stage"')
+    assert re.fullmatch(rb'<main id="stage" class="stage phase-before" data-rendered-at="[0-9]+\.[0-9]{3}">.*',
+                        first, re.S)
+    assert re.sub(rb' data-rendered-at="[0-9.]+"', b"", first).decode() == page
+    ws.ping(b"still there?")
+    register(live_stack, 1)
+    seen = []
+    while not (seen and b'id="player-count">1<' in seen[-1][1]) or websocket.ABNF.OPCODE_PONG not in dict(seen):
+        seen.append(ws.recv_data(control_frame=True))
+    assert (websocket.ABNF.OPCODE_PONG, b"still there?") in seen
+    ws.close()
+
+
+def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(make_hub):
     renders = iter(range(1000))
-    hub = Hub(app, {"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=0.01)
-    hub.started = True  # no Redis listener needed: broadcast by hand
+    hub = make_hub({"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=0.01)
     stalled = hub.connect("display")  # never takes a frame
     readers = [hub.connect("display") for _ in range(3)]
     for reader in readers:
@@ -193,18 +290,152 @@ def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(app):
         assert time.monotonic() - started < 0.5
         newest = [reader.take(0.1) for reader in readers]
         assert None not in newest and len(set(newest)) == 1
+        assert newest[0].wire.endswith(newest[0].html)  # encoded once, the same bytes for every socket
     assert hub.renders == 5  # one render per broadcast, whatever the number of sockets
     assert stalled.take(0) == newest[0]  # of the frames it never took, only the newest waits for it
 
 
-def test_sockets_connecting_together_share_one_render_until_a_change_is_heard(app):
-    from quiz.live import Hub
+def open_sockets(stack) -> float:
+    """knockout_websockets as /metrics reports it (every web process added up)."""
+    line = next(l for l in requests.get(f"{stack.url}/metrics").text.splitlines()
+                if l.startswith("knockout_websockets "))
+    return float(line.split()[1])
+
+
+def test_a_socket_that_leaves_is_let_go_at_once_not_at_the_next_poll(live_stack):
+    """The greenlet of a socket whose phone left wakes when the Server's reader ends (a close frame, or the
+    connection just dropped), long before its safety-net wait (ws.WAIT) runs out."""
+    import socket
+
+    from quiz.web.ws import WAIT
+    sockets = [connect(live_stack) for _ in range(4)]
+    for ws in sockets:
+        ws.recv()
+    assert open_sockets(live_stack) == 4
+    sockets[0].close()  # a close frame
+    sockets[1].sock.shutdown(socket.SHUT_RDWR)  # the connection dropped, no close frame
+    sockets[1].sock.close()
+    deadline = time.monotonic() + WAIT / 3
+    while open_sockets(live_stack) != 2:
+        assert time.monotonic() < deadline, "the server still holds sockets whose phones left"
+        time.sleep(0.2)
+    for ws in sockets[2:]:
+        ws.close()
+
+
+class FakeClock:
+    """Monotonic time that moves only when the hub sleeps (or the test says so)."""
+
+    def __init__(self):
+        self.now, self.slept, self.overshoot = 100.0, [], 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """Sleeps `seconds`, plus `overshoot` once (a busy process wakes its sleepers late)."""
+        self.slept.append(round(seconds, 6))
+        self.now = round(self.now + seconds + self.overshoot, 6)
+        self.overshoot = 0.0
+
+
+def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spell_at_once(make_hub):
+    clock = FakeClock()
+    renders = []
+    hub = make_hub({"display": lambda: renders.append(clock.now) or "<main id='stage'></main>"}, tick=0.5,
+                   clock=clock, sleep=clock.sleep)
+    hub.connect("display").take(0)
+    renders.clear()
+    hub.tick_once()  # the first change after a quiet spell: out at once
+    clock.now += 0.1  # rendering and fanning out took 0.1 s; changes keep coming
+    for _ in range(3):
+        hub.tick_once()  # each waits for the next tick: one start every 0.5 s, not 0.5 s after the end
+        clock.now += 0.1
+    assert renders == [100.0, 100.5, 101.0, 101.5] and clock.slept == [0.4, 0.4, 0.4]
+    clock.overshoot = 0.1  # woken 0.1 s late: the next tick is still due on the cadence
+    hub.tick_once()
+    clock.now += 0.1
+    hub.tick_once()
+    assert renders[4:] == pytest.approx([102.1, 102.5]) and clock.slept[3:] == [0.4, 0.3]
+    clock.now += 0.9  # a broadcast that overran (the next was due at 103.0): at once, the one after half a tick on
+    hub.tick_once()
+    hub.tick_once()
+    assert renders[6:] == pytest.approx([103.4, 103.65])
+    clock.now += 1.2  # one that overran a whole tick (due at 104.15): at once, and the cadence starts from there
+    hub.tick_once()
+    hub.tick_once()
+    assert renders[8:] == pytest.approx([104.85, 105.35])
+    clock.now = 200.0  # quiet for a while, then one change: no tick's lag
+    hub.tick_once()
+    assert renders[-1] == 200.0 and len(renders) == 11
+    spacing = [later - earlier for earlier, later in zip(renders, renders[1:])]
+    assert min(spacing) >= 0.25 - 1e-9  # never two frames within half a tick
+
+
+def test_sockets_connecting_together_share_one_render_until_a_change_is_heard(make_hub):
     renders = iter(range(1000))
-    hub = Hub(app, {"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=60)
-    hub.started = True
+    hub = make_hub({"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=60)
     clients = [hub.connect("display") for _ in range(50)]  # e.g. every projector back after a restart
-    assert {client.take(0) for client in clients} == {b"<main id='stage'>0</main>"}
+    assert {unstamped(client.take(0)) for client in clients} == {b"<main id='stage'>0</main>"}
     hub.changes += 1  # what the Redis listener does on "changed"
-    assert hub.connect("display").take(0) == b"<main id='stage'>1</main>"
+    assert unstamped(hub.connect("display").take(0)) == b"<main id='stage'>1</main>"
     hub.latest["display"] = (hub.changes, time.monotonic() - 61, b"old")  # older than a tick: rendered again
-    assert hub.connect("display").take(0) == b"<main id='stage'>2</main>"
+    assert unstamped(hub.connect("display").take(0)) == b"<main id='stage'>2</main>"
+
+
+@pytest.mark.parametrize("payload", [b"", b"<p>1</p>", b"x" * 125, b"x" * 126, b"x" * 65535, b"x" * 65536,
+                                     "<p>Zoë 🏆</p>".encode() * 20])
+def test_a_pre_encoded_frame_is_what_a_websocket_client_decodes(payload):
+    from wsproto.frame_protocol import FrameProtocol, Opcode
+
+    from quiz.live import text_frame
+    client = FrameProtocol(client=True, extensions=[])  # the receiving side: server frames are unmasked
+    client.receive_bytes(text_frame(payload))
+    frames = list(client.received_frames())
+    assert len(frames) == 1 and frames[0].opcode is Opcode.TEXT and frames[0].frame_finished
+    assert frames[0].message_finished and frames[0].payload == payload.decode()
+
+
+@pytest.mark.parametrize("fragment, stamped", [
+    (b'<main id="stage" class="a">x</main>', b'<main id="stage" class="a" data-rendered-at="12.500">x</main>'),
+    (b'\n<!-- c -->\n<section id="help">', b'\n<!-- c -->\n<section id="help" data-rendered-at="12.500">'),
+    (b"<br/><p>", b'<br data-rendered-at="12.500"/><p>'),
+    (b"no element", b"no element"),
+])
+def test_a_frame_carries_its_send_out_time_on_its_first_element(fragment, stamped):
+    from quiz.live import stamp
+    assert stamp(fragment, 12.5) == stamped
+
+
+def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app, make_hub):
+    """Submissions flooding the pool must not hold the projector up: after its first, the ticker's renders take
+    no connection from the pool; one that broke is replaced on the next tick."""
+    from sqlalchemy import event, select
+
+    from quiz.extensions import db
+    from quiz.models import Participant
+    counts = []
+    hub = make_hub({"display": lambda: f"<main id='stage'>{db.session.scalar(select(Participant).limit(1))}"
+                                       f"{counts.append(1) or len(counts)}</main>"}, tick=0.01)
+    watcher = hub.connect("display")
+    checkouts = []
+    with app.app_context():
+        listener = lambda *_: checkouts.append(1)  # noqa: E731
+        event.listen(db.engine, "checkout", listener)
+        try:
+            hub.broadcast()  # the first: the ticker takes its connection
+            first = hub.connection
+            for _ in range(5):
+                hub.broadcast()
+            assert len(checkouts) == 1 and hub.connection is first and hub.renders == 6
+            first.connection.dbapi_connection.close()  # gone under it, as when the database restarts
+            hub.broadcast()  # rendered all the same, on a fresh connection
+            assert hub.connection is not first and first.closed and hub.renders == 7 and checkouts == [1, 1]
+            assert unstamped(watcher.take(0)) == b"<main id='stage'>None8</main>"  # 1 on connect + 7
+            broken = {"display": lambda: 1 / 0}  # a render that fails for another reason is not tried twice
+            hub.renderers = broken
+            with pytest.raises(ZeroDivisionError):
+                hub.broadcast()
+            assert hub.connection is None and hub.renders == 7
+        finally:
+            event.remove(db.engine, "checkout", listener)

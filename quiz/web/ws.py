@@ -1,18 +1,22 @@
 """/ws: the one websocket endpoint; htmx's ws extension swaps what it receives by element id."""
+import socket
+import threading
 from urllib.parse import urlsplit
 
 import gevent
+import gevent.socket
 
 from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
 
 from ..extensions import sock
+from ..live import Frame
 
 bp = Blueprint("ws", __name__)
 
 SEND_DEADLINE = 5.0  # seconds; a socket that can't take a frame in this time is dropped
 RESTART_CODE = 1012  # "service restart": htmx's ws extension reconnects on it
-WAIT = 1.0
+WAIT = 30.0  # seconds; only a safety net: a frame, the peer leaving, or a restart wakes a socket's greenlet at once
 
 
 def origin_allowed() -> bool:
@@ -45,8 +49,10 @@ def guard_websocket():
 @sock.route("/ws", bp=bp)
 def live(ws):
     """Stream the topic's fragments until the socket closes, the process stops, or a send stalls."""
+    wire = Wire(ws)
     hub = current_app.extensions["knockout_hub"]
-    client = hub.connect(request.args.get("topic", "display"))
+    client = hub.connect(request.args.get("topic", "display"), wire.write_now)
+    wire.on_close = client.wake
     alive = current_app.config.get("KNOCKOUT_ALIVE", lambda: True)
     try:
         while ws.connected:
@@ -54,22 +60,85 @@ def live(ws):
                 ws.close(RESTART_CODE, "restarting")
                 return
             frame = client.take(WAIT)
-            if frame is not None and not send(ws, frame):
+            if frame is not None and not send(wire, frame):
                 return
     finally:
         hub.disconnect(client)
 
 
-def send(ws, frame: bytes) -> bool:
-    """Send with a deadline; False when the socket is gone or stalled (then it is closed)."""
+class Wire:
+    """The socket under simple-websocket's Server, every write whole and one at a time: the Server's own (pong and
+    close replies), the frames the hub writes at once and those this socket's greenlet writes never interleave."""
+
+    def __init__(self, ws):
+        self.ws, self.sock, self.lock = ws, ws.sock, threading.Lock()
+        self.cooperative = isinstance(ws.sock, gevent.socket.socket)  # else (a dev server) only the greenlet writes
+        self.rest = b""  # the end of a frame the hub's write left unwritten: it goes out before anything else
+        self.written = 0  # the newest frame's `seq` written: an older one waiting in the mailbox is never sent after it
+        self.on_close = lambda: None
+        ws.sock = self  # the Server's reader writes through send() below from now on
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        """The Server's own writes (it calls socket.send and ignores a short count)."""
+        with self.lock:
+            self._flush()
+            self.sock.sendall(data)
+        return len(data)
+
+    def write_now(self, frame: Frame) -> bool:
+        """The hub's fan-out: write without waiting; False when this socket's greenlet has to (busy, closed, or the
+        frame did not all fit: its rest is kept)."""
+        if not self.cooperative or self.rest or not self.ws.connected or not self.lock.acquire(blocking=False):
+            return False
+        try:
+            sent = self.sock.send(frame.wire, 0, 0.0)  # gevent's socket: timeout 0, no waiting
+            self.written, self.rest = frame.seq, frame.wire[sent:]
+            return not self.rest
+        except OSError:  # full (EAGAIN), or broken: the greenlet finds out which
+            return False
+        finally:
+            self.lock.release()
+
+    def write(self, frame: Frame) -> bool:
+        """A frame from this socket's greenlet, whole (or just its rest); False once the connection is closing."""
+        with self.lock:
+            if not self.ws.connected:
+                return False
+            self._flush()
+            if frame.seq > self.written:
+                self.sock.sendall(frame.wire)
+                self.written = frame.seq
+            return True
+
+    def _flush(self) -> None:
+        if self.rest:
+            self.sock.sendall(self.rest)
+            self.rest = b""
+
+    def close(self) -> None:
+        """The Server's reader is done (the peer closed or vanished): tell this socket's greenlet at once."""
+        self.sock.close()
+        self.on_close()
+
+    def cut(self) -> None:
+        """End the connection without a close frame (one may have stopped half-written); browsers see 1006 and
+        htmx's ws extension reconnects."""
+        self.ws.connected = False
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def __getattr__(self, name):  # recv, close, fileno: the socket's own
+        return getattr(self.sock, name)
+
+
+def send(wire: Wire, frame: Frame) -> bool:
+    """Write with a deadline; False when the socket is gone or stalled (then it is cut)."""
     try:
         with gevent.Timeout(SEND_DEADLINE, False):  # on expiry the block just ends
-            ws.send(frame.decode())
-            return True
+            return wire.write(frame)
     except Exception:
         return False
-    try:
-        ws.close(1008, "too slow")
-    except Exception:
-        pass
+    wire.cut()
     return False
