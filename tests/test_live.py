@@ -1,5 +1,4 @@
 """Live updates over /ws, against the real stack: gunicorn (gevent) processes sharing one Redis."""
-import json
 import re
 import threading
 import time
