@@ -44,6 +44,7 @@ function init(args)
 end
 
 function delay()
+  sending = true
   if mode == "file" and sent >= #prepared then return IDLE end
   if rate <= 0 then return 0 end
   if not started then started = now() end
@@ -52,6 +53,9 @@ function delay()
 end
 
 function request()
+  -- wrk calls request() once on thread 0 before any connection, to check the script: that call must not use up
+  -- a prepared line (it never goes out). delay() runs before every real request, so it says when they start.
+  if not sending then return wrk.format("GET", "/ping") end
   sent = sent + 1
   if first == 0 then first = now() end
   if mode == "file" then
@@ -86,8 +90,8 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'BENCH {"answered": %d, "first": %.6f, "last": %.6f, "statuses": {%s}, "socket_errors": %d, ' ..
-    '"p50_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f}\n',
+    '"connect": %d, "read": %d, "write": %d, "timeout": %d, "p50_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f}\n',
     total, t0 == math.huge and 0 or t0, t1, table.concat(parts, ", "),
-    e.connect + e.read + e.write + e.timeout,
+    e.connect + e.read + e.write + e.timeout, e.connect, e.read, e.write, e.timeout,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
 end
