@@ -2,7 +2,9 @@
 
 Shared by the live tests (tests/conftest.py) and the HTTP benchmark (bench/load.py).
 """
+import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -33,14 +35,20 @@ class LiveStack:
         self.logs = directory / "live.log"
         self.processes: list[subprocess.Popen] = []
 
-    def start(self):
+    def migrate(self) -> None:
+        """Bring the database to the newest migration, as a deploy does before starting the processes."""
         run = [sys.executable, "-m", "flask", "--app", "quiz", "db", "upgrade"]
         subprocess.run(run, cwd=ROOT, env=self.env, check=True, capture_output=True)
+
+    def start(self):
+        self.migrate()
         self.log = log = open(self.logs, "ab")
+        # Each in a session of its own: stop() can end gunicorn's master and its workers together.
         self.processes = [
             subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                             cwd=ROOT, env=self.env, stdout=log, stderr=log),
-            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log)]
+                             cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True),
+            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log,
+                             start_new_session=True)]
         import requests
         deadline = time.monotonic() + 30
         while True:
@@ -61,16 +69,25 @@ class LiveStack:
         children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
         return [int(pid) for pid in children]
 
-    def stop(self):
+    def stop(self, graceful: bool = True):
+        """SIGTERM, as a deploy stops them (gunicorn drains, the worker finishes its job: a second or two);
+        or, not graceful, SIGKILL to every process of the stack at once (a test's teardown: nothing left to see)."""
         if not self.processes:
             return
         for process in self.processes:
-            process.terminate()
+            if graceful:
+                process.terminate()
+            else:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for process in self.processes:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         self.log.close()
         self.processes = []
 

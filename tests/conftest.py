@@ -154,13 +154,43 @@ def run_jobs(app):
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """moto in server mode on loopback (S3, SNS, STS): boto3 talks real HTTP to it."""
+    """moto in server mode on loopback, in this process (SNS: the tests read its record of each SMS sent)."""
     from moto.server import ThreadedMotoServer
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 on loopback in a process of its own (forms storage): boto3 talks real HTTP to it.
+
+    Not a thread of this process like moto_server: a test's busy threads would share the GIL with it, and a
+    whole event's forms on S3 took four times as long as in a folder.
+    """
+    import sys
+    import time
+
+    import requests
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(f"{url}/moto-api/", timeout=1)
+            break
+        except requests.RequestException:
+            assert process.poll() is None and time.monotonic() < deadline, "moto's server did not start"
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
 
 
 AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
@@ -184,7 +214,7 @@ def storage(request, app, monkeypatch):
     """Each test using it runs twice: forms in a folder, then in S3 (moto's server over real HTTP)."""
     from quiz.storage import get_storage
     if request.param == "s3":
-        endpoint = request.getfixturevalue("moto_server")
+        endpoint = request.getfixturevalue("s3_server")
         for name, value in AWS_TEST_ENV.items():
             monkeypatch.setenv(name, value)
         app.config.update(STORAGE_URL=f"s3://{new_bucket(endpoint)}/event", S3_ENDPOINT_URL=endpoint)
@@ -202,6 +232,32 @@ class LiveStack(stack.LiveStack):
 
     def __init__(self, tmp_path: Path, redis_url: str, workers: int = 2, **env):
         super().__init__(tmp_path, redis_url, database_url(tmp_path), workers, **env)
+        self.directory = tmp_path
+
+    def flask(self, *args: str) -> str:
+        """Run a `flask --app quiz` command on this stack's database and Redis, in this process (a subprocess
+        would spend two seconds importing what the suite has loaded already); returns its output."""
+        config = type("Config", (TestConfig,), dict(
+            INSTANCE_PATH=self.env["KNOCKOUT_INSTANCE"], REDIS_URL=self.env["REDIS_URL"],
+            SQLALCHEMY_DATABASE_URI=self.env["DATABASE_URL"],
+            STORAGE_URL=self.env.get("STORAGE_URL", f"file://{self.directory / 'storage'}"),
+            S3_ENDPOINT_URL=self.env.get("S3_ENDPOINT_URL")))
+        app = create_app(config)
+        try:
+            result = app.test_cli_runner().invoke(args=list(args))
+        finally:
+            with app.app_context():
+                db.engine.dispose()
+        assert result.exit_code == 0, f"flask {' '.join(args)}: {result.output}{result.exception or ''}"
+        return result.output
+
+    def migrate(self) -> None:
+        self.flask("db", "upgrade")
+
+    def stop(self, graceful: bool = False):
+        """Killed at once unless a test asks for SIGTERM: a graceful stop takes 1–2 s, and teardown has nothing
+        left to see."""
+        super().stop(graceful)
 
 
 @pytest.fixture

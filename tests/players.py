@@ -1,7 +1,5 @@
 """Players and organizers over plain HTTP, shared by the live tests and bin/screenshots.py."""
 import re
-import subprocess
-import sys
 import time
 
 import requests
@@ -25,9 +23,7 @@ KEY = answer_key()
 
 
 def load_demo_bank(stack) -> None:
-    loaded = subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", str(DEMO_BANK)],
-                            cwd=ROOT, env=stack.env, capture_output=True, text=True)
-    assert loaded.returncode == 0, loaded.stderr
+    stack.flask("questions", "load", str(DEMO_BANK))
 
 
 class Api:

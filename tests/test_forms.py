@@ -255,7 +255,7 @@ def test_shred_renders_the_forms_again_without_names(app, client, storage, event
 
 
 def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
-        app, client, load_bank, api_headers, moto_server, redis_url, tmp_path, monkeypatch, run_jobs):
+        app, client, load_bank, api_headers, s3_server, redis_url, tmp_path, monkeypatch, run_jobs):
     """Forms on S3 (moto): a real worker moving a closed round's forms is kill -9'd halfway; reconcile finishes."""
     import os
     import signal
@@ -269,8 +269,8 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
     from .conftest import AWS_TEST_ENV, ROOT, new_bucket
     for name, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
-    storage_url = f"s3://{new_bucket(moto_server)}/event"
-    app.config.update(STORAGE_URL=storage_url, S3_ENDPOINT_URL=moto_server)
+    storage_url = f"s3://{new_bucket(s3_server)}/event"
+    app.config.update(STORAGE_URL=storage_url, S3_ENDPOINT_URL=s3_server)
     app.extensions.pop("knockout_storage", None)
     load_bank()
     for n in range(300):
@@ -286,7 +286,7 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
 
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
            "KNOCKOUT_INSTANCE": str(tmp_path / "instance"), "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x",
-           "STORAGE_URL": storage_url, "S3_ENDPOINT_URL": moto_server, "LOG_LEVEL": "WARNING", **AWS_TEST_ENV}
+           "STORAGE_URL": storage_url, "S3_ENDPOINT_URL": s3_server, "LOG_LEVEL": "WARNING", **AWS_TEST_ENV}
     # Its own process group: the kill takes its RQ scheduler too, as a dying machine would (an orphaned scheduler
     # would go on holding the scheduler lock in the shared Redis for the tests after this one).
     worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, start_new_session=True,

@@ -375,15 +375,11 @@ def test_the_migration_makes_existing_questions_multiple_choice(app):
 
 @pytest.mark.live
 def test_through_gunicorn_a_photo_goes_in_and_an_oversized_one_gets_the_413_page(live_stack, tmp_path):
-    import subprocess
-    import sys
     import requests
     from quiz.rehearse import answer_token, csrf, question_choices
-    from .conftest import ROOT
     bank = tmp_path / "photos.yaml"
     bank.write_text(PHOTO_BANK)
-    subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", str(bank)], cwd=ROOT,
-                   env=live_stack.env, check=True, capture_output=True)
+    live_stack.flask("questions", "load", str(bank))
     links = [requests.post(f"{live_stack.url}/api/register", json={
         "name": name, "email": f"{name}@example.com", "phone": f"+1415555{n:04d}", "company": "Acme"}).json()
         ["form_urls"]["1"] for n, name in enumerate(["ada", "bob"], 1)]

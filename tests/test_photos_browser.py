@@ -3,8 +3,6 @@
 Debian's Chromium driven by Playwright against the real stack (gunicorn + worker); screenshots go to docs/.
 """
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -57,9 +55,7 @@ def selfie(path: Path, colour: tuple, label: str) -> Path:
 def stack(live_stack, tmp_path):
     bank = tmp_path / "photos.yaml"
     bank.write_text(BANK)
-    loaded = subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "questions", "load", str(bank)],
-                            cwd=ROOT, env=live_stack.env, capture_output=True, text=True)
-    assert loaded.returncode == 0, loaded.stderr
+    live_stack.flask("questions", "load", str(bank))
     return live_stack
 
 
