@@ -78,18 +78,23 @@ class LiveStack:
             if graceful:
                 process.terminate()
             else:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                kill_group(process)
         for process in self.processes:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                kill_group(process)
                 process.wait()
         self.log.close()
         self.processes = []
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process and, if it leads a process group (start_new_session), every process in it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # gone already, or not a group leader
+        process.kill()
 
 
 def raise_open_files() -> None:

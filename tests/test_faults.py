@@ -56,7 +56,7 @@ def test_redis_killed_mid_round_loses_nothing_and_work_catches_up(tmp_path):
             # RQ's worker quits if Redis vanished in the middle of a job (here: round 1's link SMS); in production
             # compose's `restart: unless-stopped` starts it again, as this does.
             stack.processes[1] = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=stack.env,
-                                                  stdout=stack.log, stderr=stack.log)
+                                                  stdout=stack.log, stderr=stack.log, start_new_session=True)
         board = requests.get(f"{stack.url}/api/leaderboard/1").json()["entries"]
         assert sum(1 for e in board if e["score"] is not None) == 10  # every 2xx submission is there
         survivors = {e["user_id"] for e in board if not e["eliminated"]}
