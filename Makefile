@@ -9,9 +9,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: $(VENV)/.runtime  ## set up everything and start the demo event (web, worker, Redis)
 	$(BIN)/flask --app quiz demo
 
-test: $(VENV)/.dev browser postgres deploy-tools  ## run the whole test suite: on SQLite, then on PostgreSQL
-	$(BIN)/pytest
-	bin/with-postgres $(BIN)/pytest -m "not browser and not nodb" -q
+test: $(VENV)/.dev browser postgres deploy-tools  ## run the whole test suite: on SQLite and, alongside, on PostgreSQL
+	bin/test
 
 bench: $(VENV)/.dev postgres wrk  ## measure on SQLite and PostgreSQL, one table (BENCH_ARGS=--quick: a short run)
 	bin/with-postgres $(BIN)/python -m bench $(BENCH_ARGS)
