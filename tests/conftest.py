@@ -2,10 +2,13 @@
 import os
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import redis
+import requests
 import sqlalchemy
 
 from bench import stack
@@ -170,10 +173,6 @@ def s3_server(tmp_path_factory):
     Not a thread of this process like moto_server: a test's busy threads would share the GIL with it, and a
     whole event's forms on S3 took four times as long as in a folder.
     """
-    import sys
-    import time
-
-    import requests
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
