@@ -42,13 +42,8 @@ class LiveStack:
 
     def start(self):
         self.migrate()
-        self.log = log = open(self.logs, "ab")
-        # Each in a session of its own: stop() can end gunicorn's master and its workers together.
-        self.processes = [
-            subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                             cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True),
-            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log,
-                             start_new_session=True)]
+        self.log = open(self.logs, "ab")
+        self.processes = [self._spawn("-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"), self._spawn("worker.py")]
         import requests
         deadline = time.monotonic() + 30
         while True:
@@ -61,6 +56,15 @@ class LiveStack:
                 self.stop()
                 raise RuntimeError("live stack did not start:\n" + self.logs.read_text()[-3000:])
             time.sleep(0.2)
+
+    def _spawn(self, *args: str) -> subprocess.Popen:
+        """A process of the stack, in a session of its own: stop() ends gunicorn's master and workers together."""
+        return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log,
+                                start_new_session=True)
+
+    def restart_worker(self) -> None:
+        """Start worker.py again after it quit, as a supervisor (compose's restart policy) would."""
+        self.processes[1] = self._spawn("worker.py")
 
     @property
     def web_workers(self) -> list[int]:

@@ -3,7 +3,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urljoin
@@ -13,8 +12,6 @@ import requests
 import sqlalchemy
 
 from quiz.embedded import server_args, wait_for
-
-from bench.stack import ROOT
 
 from .conftest import LiveStack
 from .players import KEY, Api, answer_over_http, answer_token, csrf, load_demo_bank, question_choices
@@ -55,8 +52,7 @@ def test_redis_killed_mid_round_loses_nothing_and_work_catches_up(tmp_path):
         if stack.processes[1].poll() is not None:
             # RQ's worker quits if Redis vanished in the middle of a job (here: round 1's link SMS); in production
             # compose's `restart: unless-stopped` starts it again, as this does.
-            stack.processes[1] = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=stack.env,
-                                                  stdout=stack.log, stderr=stack.log, start_new_session=True)
+            stack.restart_worker()
         board = requests.get(f"{stack.url}/api/leaderboard/1").json()["entries"]
         assert sum(1 for e in board if e["score"] is not None) == 10  # every 2xx submission is there
         survivors = {e["user_id"] for e in board if not e["eliminated"]}
