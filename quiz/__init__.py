@@ -49,8 +49,8 @@ def create_app(config: type | None = None) -> Flask:
 
     from . import live
     live.init_app(app)
-    from .web import admin, api, desk, display, errors, exports, messages, photos, play, storage, ws
-    for module in (play, display, admin, messages, desk, storage, exports, photos, api, ws, errors):
+    from .web import admin, api, desk, display, errors, exports, messages, photos, play, stored_forms, ws
+    for module in (play, display, admin, messages, desk, stored_forms, exports, photos, api, ws, errors):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
 

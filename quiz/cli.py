@@ -27,7 +27,7 @@ forms_cli = AppGroup("forms", help="Personalized forms in object storage.")
 @click.option("--round", "number", type=int, help="Only this round (default: every round).")
 def reconcile_forms(number: int | None):
     """Compare stored forms with the database and repair every difference; safe during the event."""
-    from .forms import reconcile
+    from .stored_forms import reconcile
     result = reconcile([_round_id(number)] if number else None)
     click.echo(f"{result['missing']} missing form(s) written, {result['misplaced']} misplaced form(s) moved, "
                f"{result['duplicated']} duplicate(s) and {result['orphaned']} orphan(s) removed.")
@@ -36,7 +36,7 @@ def reconcile_forms(number: int | None):
 @forms_cli.command("status")
 def forms_status():
     """Per round: forms expected in each place (database) against forms found there (storage)."""
-    from .forms import drift
+    from .stored_forms import drift
     for challenge in db.session.scalars(select(Challenge).order_by(Challenge.number)):
         report = drift([challenge.id])
         counts = ", ".join(f"{place} {report.found[place]}/{report.expected[place]}"

@@ -120,7 +120,3 @@ class Photo(QuestionType):
 
 QUESTION_TYPES: dict[str, QuestionType] = {cls.kind: cls() for cls in (MultipleChoice, Photo)}
 
-
-def question_type(kind: str) -> QuestionType | None:
-    """The type for `kind` as written in the bank (`type: photo`), or None if there is no such kind."""
-    return QUESTION_TYPES.get(kind)

@@ -17,7 +17,7 @@ import click
 import requests
 from flask import current_app
 
-from .golive import Tally, format_table, verdict
+from .rehearsal_report import Tally, format_table, verdict
 
 REQUEST_TIMEOUT = 10.0  # seconds, every request
 # Fictional-looking numbers (the 555 exchange) across area codes: 10,000 players per area code.

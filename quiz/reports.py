@@ -35,7 +35,7 @@ class RoundReport:
         return round(100 * self.submission.rank / self.ranked, 1)
 
 
-def percentile(rank: int, ranked: int) -> float:
+def share_behind(rank: int, ranked: int) -> float:
     """The share of ranked players finishing behind `rank` (rank 1 of 10 → 90.0)."""
     return round(100 * (ranked - rank) / ranked, 1)
 
@@ -72,7 +72,7 @@ def participant_report(participant: Participant) -> list[RoundReport]:
         cut = keep_size(ranked, challenge.keep_fraction, challenge.keep_count)
         row = RoundReport(challenge, code, submission, ranked, cut, None, "", keep_rule(challenge, ranked))
         if submission and submission.rank and ranked:
-            row.percentile = percentile(submission.rank, ranked)
+            row.percentile = share_behind(submission.rank, ranked)
         if (participant.eliminated_in == challenge.number and submission and submission.rank and cut
                 and challenge.cut_score is not None):
             row.cut_line = (challenge.cut_score, challenge.cut_response_time)  # place `cut`, kept at the close

@@ -26,13 +26,6 @@ def speed_points(response_time: float, time_limit: float | None) -> int:
     return round(SPEED_MAX_POINTS * (1 - share * (1 - SPEED_MIN_SHARE)))
 
 
-def score(questions: list[tuple[list[str], int]], chosen: list[list[str]], mode: str,
-          response_time: float, time_limit: float | None) -> Score:
-    """Score answers; `questions` are (correct choices, points) in the same order as `chosen`."""
-    correct = [is_correct(expected, picked) for (expected, _), picked in zip(questions, chosen, strict=True)]
-    return score_marks([(ok, pts) for ok, (_, pts) in zip(correct, questions)], mode, response_time, time_limit)
-
-
 def score_marks(marks: list[tuple[bool, int]], mode: str, response_time: float, time_limit: float | None) -> Score:
     """Score answers already marked right or wrong (any question kind): (right, points) per question."""
     if mode == "speed":

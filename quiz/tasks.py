@@ -6,7 +6,7 @@ from flask import current_app
 from rq import get_current_job
 from sqlalchemy import select
 
-from . import forms, notify, rounds, work
+from . import notify, rounds, stored_forms, work
 from .clock import utcnow
 from .extensions import db
 from .jobs import after_commit, enqueue
@@ -156,13 +156,13 @@ def drain_forms(kind: str) -> int:
     """Do what requests left pending, in batches: store the forms of 'new' (registrations) or move those of
     'answered:<round id>' (submissions); text the link of 'late:<round id>' (joined while it was open)."""
     if kind == "new":
-        done = work.drain(kind, lambda ids: forms.write_forms(forms.form_rows(participant_ids=ids)))
+        done = work.drain(kind, lambda ids: stored_forms.write_forms(stored_forms.form_rows(participant_ids=ids)))
     elif kind.startswith("late:"):
         challenge_id = int(kind.split(":", 1)[1])
         done = work.drain(kind, lambda ids: send_round_links(challenge_id))  # everyone in without one gets theirs
     else:
         challenge_id = int(kind.split(":", 1)[1])
-        done = work.drain(kind, lambda ids: forms.move_forms(forms.form_rows(ids, [challenge_id])))
+        done = work.drain(kind, lambda ids: stored_forms.move_forms(stored_forms.form_rows(ids, [challenge_id])))
     log.info("forms %s: %s participant(s) stored", kind, done)
     return done
 
@@ -175,8 +175,8 @@ def file_unanswered_forms(challenge_id: int) -> int:
         ~select(Submission.id).where(Submission.challenge_id == challenge_id,
                                      Submission.participant_id == FormLink.participant_id).exists())
         .order_by(FormLink.participant_id)).all()
-    for start in range(0, len(ids), forms.BATCH_SIZE):
-        batch = ids[start:start + forms.BATCH_SIZE]
+    for start in range(0, len(ids), stored_forms.BATCH_SIZE):
+        batch = ids[start:start + stored_forms.BATCH_SIZE]
         enqueue("quiz.tasks.settle_forms", challenge_id, batch, queue="forms",
                 description=f"round {number}: forms {start + 1}–{start + len(batch)} of {len(ids)} to unanswered/")
     return len(ids)
@@ -184,7 +184,7 @@ def file_unanswered_forms(challenge_id: int) -> int:
 
 def settle_forms(challenge_id: int, participant_ids: list[int]) -> dict:
     """Move these participants' forms of a round to where the database says they belong."""
-    return dict(forms.move_forms(forms.form_rows(participant_ids, [challenge_id])))
+    return dict(stored_forms.move_forms(stored_forms.form_rows(participant_ids, [challenge_id])))
 
 
 def regenerate_forms(participant_ids: list[int] | None = None, challenge_ids: list[int] | None = None) -> int:
@@ -192,12 +192,12 @@ def regenerate_forms(participant_ids: list[int] | None = None, challenge_ids: li
     ids = participant_ids if participant_ids is not None else \
         db.session.scalars(select(Participant.id).order_by(Participant.id)).all()
     done = 0
-    for start in range(0, len(ids), forms.BATCH_SIZE):  # loaded a batch at a time, never all at once
-        done += forms.write_forms(forms.form_rows(ids[start:start + forms.BATCH_SIZE], challenge_ids))
+    for start in range(0, len(ids), stored_forms.BATCH_SIZE):  # loaded a batch at a time, never all at once
+        done += stored_forms.write_forms(stored_forms.form_rows(ids[start:start + stored_forms.BATCH_SIZE], challenge_ids))
         db.session.expunge_all()
     return done
 
 
 def reconcile_forms(challenge_ids: list[int] | None = None) -> dict:
     """Compare storage with the database and repair every difference."""
-    return forms.reconcile(challenge_ids)
+    return stored_forms.reconcile(challenge_ids)

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from quiz import forms, tasks
+from quiz import stored_forms, tasks
 from quiz.extensions import db, get_queue
 from quiz.links import shuffled_choices
 from quiz.models import Challenge, FormLink, Participant, Submission
@@ -23,17 +23,17 @@ def links_of(participant_id: int) -> dict[int, FormLink]:
 
 
 def stored(storage, place: str, number: int, participant_id: int) -> str | None:
-    body = storage.get(forms.form_key(place, number, participant_id))
+    body = storage.get(stored_forms.form_key(place, number, participant_id))
     return body.decode() if body is not None else None
 
 
 def everything(storage) -> set[str]:
-    return {key for place in forms.PLACES for key in storage.keys(place + "/")}
+    return {key for place in stored_forms.PLACES for key in storage.keys(place + "/")}
 
 
 def expected(numbers=(1, 2)) -> set[str]:
     """Every key the database says should exist: one per participant per round, in its one right place."""
-    return {row.key() for row in forms.form_rows()}
+    return {row.key() for row in stored_forms.form_rows()}
 
 
 def token_field(page: str) -> tuple[str, str]:
@@ -89,7 +89,7 @@ def test_registration_makes_every_rounds_form_in_one_batched_job(app, storage, l
     assert everything(storage) == set()  # registration never waits on storage
     assert get_queue("forms").count == 1  # 150 registrations, one drain job
     run_jobs()
-    assert everything(storage) == {forms.form_key("forms", n, p) for n in (1, 2) for p in players}
+    assert everything(storage) == {stored_forms.form_key("forms", n, p) for n in (1, 2) for p in players}
 
 
 def test_a_stored_form_is_personal_and_never_holds_the_answer_key(app, storage, event):
@@ -133,10 +133,10 @@ def test_closing_the_round_moves_the_rest_to_unanswered(app, client, storage, ev
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     run_jobs()
     assert storage.keys("forms/challenge1/") == []
-    assert storage.keys("answered/challenge1/") == [forms.form_key("answered", 1, player)]
+    assert storage.keys("answered/challenge1/") == [stored_forms.form_key("answered", 1, player)]
     assert len(storage.keys("unanswered/challenge1/")) == 2
     assert "Round closed" in stored(storage, "unanswered", 1, absent)
-    assert everything(storage) == expected() and forms.drift().clean
+    assert everything(storage) == expected() and stored_forms.drift().clean
 
 
 def test_moves_are_safe_to_run_twice(app, client, storage, event, api_headers, run_jobs):
@@ -147,7 +147,7 @@ def test_moves_are_safe_to_run_twice(app, client, storage, event, api_headers, r
     again = tasks.settle_forms(challenge_id, event)
     assert first == {"moved": 3} and again == {"already": 3}
     run_jobs()  # the queued job after the close runs too: nothing changes
-    assert everything(storage) == expected() and forms.drift().clean
+    assert everything(storage) == expected() and stored_forms.drift().clean
 
 
 def fail_deletes(storage, monkeypatch):
@@ -175,22 +175,22 @@ def test_a_delete_that_fails_after_the_copy_is_repaired(app, client, storage, ev
     restore()
     # The copies are in place, the originals too: a duplicate of each, never a loss.
     assert len(storage.keys("unanswered/challenge1/")) == 3 and len(storage.keys("forms/challenge1/")) == 3
-    assert len(forms.drift().duplicated) == 3
+    assert len(stored_forms.drift().duplicated) == 3
     result = runner.invoke(args=["forms", "reconcile"])
     assert result.exit_code == 0, result.output
     assert "3 duplicate(s)" in result.output
-    assert everything(storage) == expected() and forms.drift().clean
+    assert everything(storage) == expected() and stored_forms.drift().clean
 
 
 def test_reconcile_repairs_missing_misplaced_duplicated_and_orphaned(app, client, storage, event, api_headers, runner):
     one, two, three = event
     play_round_1(client, api_headers, one)
     # Drift of every kind, as a crash or a lost job could leave it (the answered move never ran):
-    storage.delete(forms.form_key("forms", 2, two))                                       # missing
-    storage.put(forms.form_key("unanswered", 2, three), storage.get(forms.form_key("forms", 2, three)))
-    storage.delete(forms.form_key("forms", 2, three))                                     # misplaced
-    storage.put(forms.form_key("answered", 2, one), b"stray copy")                        # duplicated
-    storage.put(forms.form_key("forms", 1, 99999), b"nobody's")                           # orphaned
+    storage.delete(stored_forms.form_key("forms", 2, two))                                       # missing
+    storage.put(stored_forms.form_key("unanswered", 2, three), storage.get(stored_forms.form_key("forms", 2, three)))
+    storage.delete(stored_forms.form_key("forms", 2, three))                                     # misplaced
+    storage.put(stored_forms.form_key("answered", 2, one), b"stray copy")                        # duplicated
+    storage.put(stored_forms.form_key("forms", 1, 99999), b"nobody's")                           # orphaned
     status = runner.invoke(args=["forms", "status"])
     assert "round 1 (open)" in status.output and "drift:" in status.output
     result = runner.invoke(args=["forms", "reconcile"])
@@ -198,7 +198,7 @@ def test_reconcile_repairs_missing_misplaced_duplicated_and_orphaned(app, client
     # Round 1's answered move was never done: found as misplaced, like round 2's wrong-folder form.
     assert result.output.startswith("1 missing form(s) written, 2 misplaced form(s) moved, "
                                     "1 duplicate(s) and 1 orphan(s) removed."), result.output
-    assert everything(storage) == expected() and forms.drift().clean
+    assert everything(storage) == expected() and stored_forms.drift().clean
     assert "Alan" in stored(storage, "forms", 2, two)
     assert "Answers in" in stored(storage, "answered", 1, one)
     again = runner.invoke(args=["forms", "reconcile"])
@@ -222,7 +222,7 @@ def test_a_stored_form_token_must_be_this_links(app, client, storage, event, api
     code, other = links_of(event[0])[1].code, links_of(event[1])[1].code
     press_start(client, code)
     page = client.get(f"/f/{code}").get_data(as_text=True)
-    data = {"form_token": forms.form_token(other) if token == "other player's" else "f" * 32}
+    data = {"form_token": stored_forms.form_token(other) if token == "other player's" else "f" * 32}
     for field, options in choice_values(page).items():
         data[field] = next(iter(options.values()))
     response = client.post(f"/f/{code}/submit", data=data)
@@ -304,20 +304,20 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
             os.killpg(worker.pid, signal.SIGKILL)
     moved = len(storage.keys("unanswered/challenge1/"))
     assert moved < players, "the worker finished before it could be killed: nothing was tested"
-    report = forms.drift()
+    report = stored_forms.drift()
     # Each form is in its old place, its new one, or (caught between copy and delete) both; none lost.
     assert len(report.misplaced) == players - moved and len(report.duplicated) <= moved and not report.missing
-    result = forms.reconcile()
+    result = stored_forms.reconcile()
     assert result["misplaced"] + result["duplicated"] > 0
     assert storage.keys("forms/challenge1/") == [] and len(storage.keys("unanswered/challenge1/")) == players
-    assert everything(storage) == expected() and forms.drift().clean
+    assert everything(storage) == expected() and stored_forms.drift().clean
 
 
 def test_console_shows_storage_state_and_repairs_it(app, client, storage, event, run_jobs):
     from .test_admin import login
     login(client)
-    storage.delete(forms.form_key("forms", 1, event[0]))
-    storage.put(forms.form_key("answered", 2, event[1]), b"stray")
+    storage.delete(stored_forms.form_key("forms", 1, event[0]))
+    storage.put(stored_forms.form_key("answered", 2, event[1]), b"stray")
     page = " ".join(html.unescape(client.get("/admin/forms/").get_data(as_text=True)).split())
     assert "2 / 3" in page and "1 missing · 0 misplaced · 0 duplicated · 0 orphaned" in page
     assert "0 missing · 0 misplaced · 1 duplicated · 0 orphaned" in page
@@ -379,7 +379,7 @@ def test_s3_throttling_and_server_errors_are_retried(app, storage, load_bank, ma
     players = [make_participant().id for _ in range(5)]
     run_jobs()
     assert sorted(refused.values()) == [2, 2, 2]  # each refused twice, then stored
-    assert everything(storage) == {forms.form_key("forms", n, p) for n in (1, 2) for p in players}
+    assert everything(storage) == {stored_forms.form_key("forms", n, p) for n in (1, 2) for p in players}
 
 
 def test_storage_down_players_still_get_their_form(app, client, load_bank, make_participant, api_headers, monkeypatch):

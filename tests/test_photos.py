@@ -308,7 +308,7 @@ def test_players_never_see_a_photo_url(client, photo_round, storage):
 
 
 def test_the_stored_form_of_a_photo_round_posts_the_photo_with_its_form_token(client, photo_round, storage):
-    from quiz.forms import form_rows, render_form
+    from quiz.stored_forms import form_rows, render_form
     link = db.session.scalar(select(FormLink).where(FormLink.code == photo_round[0]))
     page = render_form(form_rows([link.participant_id], [link.challenge_id])[0]).decode()
     assert 'enctype="multipart/form-data"' in page and 'capture="environment"' in page

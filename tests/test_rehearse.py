@@ -10,7 +10,7 @@ import requests
 import sqlalchemy
 import yaml
 
-from quiz.golive import Tally, format_table, percentile, verdict
+from quiz.rehearsal_report import Tally, format_table, nearest_rank, verdict
 from quiz.rehearse import summary_from, synthetic_phone
 
 from .conftest import ROOT, free_port
@@ -123,7 +123,7 @@ def test_latency_goals_use_p99_and_slack_loosens_them():
     table = format_table(slow)
     assert table.endswith("NO-GO") and "MISSED" in table
     assert verdict(slow, slack=2)[1]
-    assert percentile([5, 1, 4, 2, 3], 50) == 3 and percentile([], 99) is None
+    assert nearest_rank([5, 1, 4, 2, 3], 50) == 3 and nearest_rank([], 99) is None
 
 
 def test_synthetic_phones_are_valid_and_distinct():

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from quiz import forms, rounds, shadow
+from quiz import rounds, shadow, stored_forms
 from quiz.clock import utcnow
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Message, Participant, Submission
@@ -348,7 +348,7 @@ def test_forms_stay_consistent_after_shadow_submissions(client, knocked_out, run
     run_jobs()
     result = runner.invoke(args=["forms", "reconcile"])
     assert result.exit_code == 0, result.output
-    drift = forms.drift()
+    drift = stored_forms.drift()
     assert drift.clean and drift.expected["answered"] == 3 + 2  # round 1's three answers and two shadow ones
 
 

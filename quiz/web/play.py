@@ -14,7 +14,7 @@ from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import csrf, db, limiter
-from ..forms import TIMER_MARK, form_key, form_token_ok
+from ..stored_forms import TIMER_MARK, form_key, form_token_ok
 from ..work import request_work
 from ..links import find_link, find_participant, link_url, report_url
 from ..models import HELP_KINDS, FormLink, Participant, Submission

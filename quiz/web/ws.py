@@ -47,7 +47,7 @@ def guard_websocket():
 
 
 @sock.route("/ws", bp=bp)
-def live(ws):
+def stream(ws):
     """Stream the topic's fragments until the socket closes, the process stops, or a send stalls."""
     wire = Wire(ws)
     hub = current_app.extensions["knockout_hub"]

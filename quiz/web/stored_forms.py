@@ -3,7 +3,7 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import forms
+from .. import stored_forms
 from ..audit import record
 from ..extensions import db
 from ..jobs import enqueue_after_commit
@@ -11,7 +11,7 @@ from ..models import Challenge, Participant
 from ..storage import StorageError
 from .admin import act
 
-bp = Blueprint("storage", __name__, url_prefix="/admin/forms")
+bp = Blueprint("stored_forms", __name__, url_prefix="/admin/forms")
 
 
 @bp.get("/")
@@ -20,11 +20,11 @@ def state():
     """Per round: forms expected in each place (database) and found there (storage), and any drift."""
     challenges = db.session.scalars(select(Challenge).order_by(Challenge.number)).all()
     try:
-        reports, error = [(c, forms.drift([c.id])) for c in challenges], None
+        reports, error = [(c, stored_forms.drift([c.id])) for c in challenges], None
     except StorageError as failure:
         reports, error = [], f"The storage could not be read just now ({failure}). Players still get their forms: " \
                             "Knockout renders them itself while storage is away."
-    return render_template("admin/storage.html", reports=reports, error=error, places=forms.PLACES), 503 if error else 200
+    return render_template("admin/stored_forms.html", reports=reports, error=error, places=stored_forms.PLACES), 503 if error else 200
 
 
 @bp.post("/repair")
@@ -34,7 +34,7 @@ def repair():
     def operation():
         record(current_user.username, "repair stored forms", None, "every round")
         enqueue_after_commit("quiz.tasks.reconcile_forms", queue="forms", description="console: repair stored forms")
-    return act(operation, "Repair started: reload this page in a few seconds to see the result.", "storage.state")
+    return act(operation, "Repair started: reload this page in a few seconds to see the result.", "stored_forms.state")
 
 
 @bp.post("/participants/<int:participant_id>/regenerate")

@@ -9,7 +9,7 @@ THRESHOLDS_MS = {"register": 200, "open": 500, "start": 500, "questions": 500, "
                  "start round": 1000, "end round": 1000}
 
 
-def percentile(values: list[float], q: float) -> float | None:
+def nearest_rank(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100), or None without values."""
     if not values:
         return None
@@ -45,7 +45,7 @@ def verdict(tally: Tally, slack: float = 1.0) -> tuple[list[tuple[str, str, str,
             ("submits/s", f"{tally.submits / max(tally.play_seconds, 1e-9):.1f}", "", True)]
     for step, limit in THRESHOLDS_MS.items():
         values = [v * 1000 for v in tally.latencies[step]]
-        p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
+        p50, p95, p99 = (nearest_rank(values, q) for q in (50, 95, 99))
         measured = "-" if p99 is None else f"{p50:.0f} / {p95:.0f} / {p99:.0f} ms (n={len(values)})"
         rows.append((f"{step} p50/p95/p99", measured, f"p99 ≤ {limit * slack:g} ms", p99 is None or p99 <= limit * slack))
     errors = sum(tally.errors.values())
