@@ -14,18 +14,15 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 
 
 def post_worker_init(worker):
-    """Let open websockets see a graceful restart coming, so they close with 1012 and clients reconnect; hand
-    the requests' Redis work to one batch per process (quiz/work.py)."""
-    from quiz.work import start_batching
+    """Let open websockets see a graceful restart coming, so they close with 1012 and clients reconnect."""
     worker.wsgi.config["KNOCKOUT_ALIVE"] = lambda: worker.alive
-    start_batching(worker.wsgi)
 
 
 def worker_exit(server, worker):
-    """A web process stopping: send the Redis work its last requests left."""
-    from quiz.work import stop_batching
+    """A web process stopping: send what its last requests' commits still owe (quiz/effects.py)."""
+    from quiz.extensions import state
     if getattr(worker, "wsgi", None) is not None:  # None when the app failed to load
-        stop_batching(worker.wsgi)
+        state(worker.wsgi).dispatcher.stop()
 
 
 # /metrics adds up every web process (prometheus_client's multiprocess mode: each process writes its counts to

@@ -1,6 +1,6 @@
 """The RQ worker: `python worker.py` works the forms, notify and default queues, with RQ's scheduler."""
 from quiz import create_app
-from quiz.jobs import run_worker
+from quiz.worker import run_worker
 
 if __name__ == "__main__":
     app = create_app()

@@ -87,7 +87,7 @@ def start_latency(bench: Bench, players: int) -> float:
 
 def outbox_throughput(bench: Bench, players: int) -> float:
     """Start → every link SMS recorded as sent by a real worker (outbox backend)."""
-    from quiz.jobs import run_worker
+    from quiz.worker import run_worker
     bench.players(players)
     started = time.perf_counter()
     bench.client.post("/api/admin/start-challenge/1", headers=bench.headers)

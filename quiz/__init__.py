@@ -9,13 +9,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
 from .config import Config, persistent_secret
-from .extensions import csrf, db, htmx, limiter, login_manager, migrate, sock
+from . import effects
+from .extensions import AppState, csrf, db, htmx, limiter, login_manager, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(config: type | None = None) -> Flask:
-    """Build the app: config, extensions, blueprints, CLI."""
+def create_app(config: type | None = None, batch_effects: bool = False) -> Flask:
+    """Build the app: config, extensions, blueprints, CLI.
+
+    `batch_effects`: what commits owe is gathered and sent by one sender per process (web processes:
+    wsgi.py); otherwise it is sent at once (the worker, the CLI, most tests). See quiz/effects.py.
+    """
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 instance_path=(config or Config).INSTANCE_PATH)
     app.config.from_object(config or Config)
@@ -27,7 +32,8 @@ def create_app(config: type | None = None) -> Flask:
     if not app.config["REDIS_URL"]:
         from .embedded import ensure_redis
         app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))
-    app.extensions["knockout_redis"] = redis.Redis.from_url(app.config["REDIS_URL"])
+    app.extensions["knockout"] = AppState(redis=redis.Redis.from_url(app.config["REDIS_URL"]))
+    effects.init_app(app, batched=batch_effects)
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _sqlite_busy_timeout(app)

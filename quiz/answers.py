@@ -17,11 +17,9 @@ from . import scoring
 from .checkin import needs_checkin
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .work import request_work
-from .jobs import after_commit
+from .effects import CHANGED, Drain, Pending, owe
 from .links import CODE_PATTERN, shuffled_choices
 from .models import ByKind, Challenge, FormLink, Participant, Question, Submission
-from .observability import SUBMISSIONS
 from .photos import photo_key, store_photos
 from .question_types import AnswerError
 from .shadow import in_shadow_league, invited
@@ -180,7 +178,8 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
         raise refusal(SUBMITTED, link.number)
     if photos:
         store_photos(submission_id, row.participant_id, row.challenge_id, row.number, photos)
-    after_commit(_announce, row.challenge_id, row.participant_id)
+    # The live pages count it; the player's stored form moves to answered/ (one Redis trip for both).
+    owe(Pending(Drain.ANSWERED_FORMS, (row.participant_id,), row.challenge_id), CHANGED)
     return submission_id
 
 
@@ -207,12 +206,6 @@ def _read_uploads_first(connection, code: str, form, files, now: datetime) -> li
         if state != QUESTIONS:
             raise refusal(state, link.number, link.eliminated_in)
         raise
-
-
-def _announce(challenge_id: int, participant_id: int) -> None:
-    """After commit: count it, tell the live pages, file the player's form under answered/ (one Redis trip)."""
-    SUBMISSIONS.inc()
-    request_work(f"answered:{challenge_id}", [participant_id], publish=True)
 
 
 # An open round's questions never change (the bank refuses to), so each web process reads them once per

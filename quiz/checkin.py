@@ -12,8 +12,7 @@ from sqlalchemy import exists, func, select, update
 
 from .errors import QuizError
 from .extensions import db
-from .jobs import enqueue_after_commit
-from .live import publish_after_commit
+from .effects import CHANGED, Job, Task, owe
 from .models import CHECKIN_ALPHABET, CHECKIN_LENGTH, Challenge, Participant
 
 # What people misread on a printed badge (Crockford's base32 decoding).
@@ -59,7 +58,7 @@ def check_in(raw_code: str, now: datetime) -> CheckIn:
                                 .values(checked_in_at=now).execution_options(synchronize_session=False)).rowcount
     db.session.refresh(participant)
     if marked:
-        publish_after_commit()
+        owe(CHANGED)
         _send_waiting_link(participant)
     return CheckIn(participant, already=not marked)
 
@@ -70,8 +69,7 @@ def _send_waiting_link(participant: Participant) -> None:
         return
     first = first_round()
     if first is not None and first.status == "open":
-        enqueue_after_commit("quiz.tasks.send_round_links", first.id, queue="notify",
-                             description="link after check-in")
+        owe(Job(Task.SEND_ROUND_LINKS, (first.id,), description="link after check-in"))
 
 
 def first_round() -> Challenge | None:

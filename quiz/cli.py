@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from . import reconcile
 from .config import persistent_secret
 from .exports import EXPORTS
 from .extensions import db
@@ -60,8 +61,7 @@ def _round_id(number: int) -> int:
               help="Seconds after which a queued message handed to a job that never ran is handed over again.")
 def reconcile_sms(stale_after: float, forgotten_after: float):
     """Re-queue SMS work that was lost (a dead worker, a Redis outage); safe during an event."""
-    from .tasks import reconcile_messages
-    result = reconcile_messages(stale_after, forgotten_after)
+    result = reconcile.reconcile_messages(stale_after, forgotten_after)
     click.echo(f"{result['reclaimed']} message(s) reclaimed from dead workers, "
                f"{result['requeued']} queued message(s) handed to the workers, "
                f"{result['closed']} round(s) closed at their time limit.")

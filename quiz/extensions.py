@@ -1,6 +1,9 @@
-"""Extensions, created once here and bound to the app in create_app."""
+"""Extensions, created once here and bound to the app in create_app; the process's own state beside them."""
+from dataclasses import dataclass
+from typing import Any
+
 import redis
-from flask import current_app
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -29,12 +32,33 @@ htmx = Htmx()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
-QUEUE_NAMES = ("forms", "notify", "default")
+QUEUE_NAMES = ("forms", "notify", "default")  # effects.Queue, in the order workers take them
+
+
+
+
+@dataclass
+class AppState:
+    """What one process of the app holds besides its config: set up in create_app, read through state().
+
+    Typed loosely where the owner lives in a higher layer (this module imports none of them).
+    """
+
+    redis: redis.Redis  # one connection pool per process
+    dispatcher: Any = None  # effects.Dispatcher: sends what commits owe
+    hub: Any = None  # live.Hub: this process's websocket fan-out (web processes)
+    storage: Any = None  # storage.FileStorage or S3Storage, made on first use
+    storage_down_until: float = 0.0  # time.monotonic(): skip storage until then after it failed
+
+
+def state(app: Flask | None = None) -> AppState:
+    """The app's AppState (the current app's by default)."""
+    return (app or current_app).extensions["knockout"]
 
 
 def get_redis() -> redis.Redis:
     """The app's Redis connection (one pool per process)."""
-    return current_app.extensions["knockout_redis"]
+    return state().redis
 
 
 def get_queue(name: str = "default") -> Queue:

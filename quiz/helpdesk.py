@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .live import publish_after_commit
+from .effects import CHANGED, owe
 from .models import HELP_KINDS, HelpRequest, Participant
 from .registration import _unprintable
 
@@ -43,7 +43,7 @@ def ask_for_help(participant: Participant, kind: str, text: str, now: datetime) 
                         "or come to the desk in person.", code="too_many_open", status=429)
     request = HelpRequest(participant_id=participant.id, kind=kind, text=text, created_at=now)
     db.session.add(request)
-    publish_after_commit()  # the console's help list is live
+    owe(CHANGED)  # the console's help list is live
     return request
 
 
@@ -56,7 +56,7 @@ def resolve(request: HelpRequest, reply: str, actor: str, now: datetime) -> Help
         message = "Write a reply: the participant sees it on their page."
         raise ValidationError({"reply": message}, message)
     request.status, request.reply, request.resolved_by, request.resolved_at = "resolved", reply, actor, now
-    publish_after_commit()
+    owe(CHANGED)
     return request
 
 

@@ -1,6 +1,6 @@
 """Live updates: a change anywhere → Redis pub/sub → each web process renders once per tick → every socket.
 
-Publishers (a web request or a worker, after commit) only say "something changed". Each web
+Publishers (a web request or a worker, after commit: effects.CHANGED) only say "something changed". Each web
 process runs one Hub: it listens on Redis, and at most once per tick renders each topic's
 fragment once, encodes it once as a websocket frame, and hands the same bytes to every socket
 showing it. A socket keeps only the newest frame, so a stalled phone skips frames instead of
@@ -17,23 +17,11 @@ from typing import NamedTuple
 import redis
 from flask import Flask, render_template
 
-from .extensions import db, get_redis
-from .jobs import after_commit
+from .effects import CHANNEL
+from .extensions import db, state
 from .observability import SOCKETS
 
 log = logging.getLogger(__name__)
-
-CHANNEL = "knockout:live"
-
-
-def publish() -> None:
-    """Tell every web process that the live state changed (cheap; coalesced by the hubs)."""
-    get_redis().publish(CHANNEL, b"changed")
-
-
-def publish_after_commit() -> None:
-    """Publish once the current transaction has committed."""
-    after_commit(publish)
 
 
 OPENING_TAG = re.compile(rb"<[A-Za-z][^>]*")
@@ -226,7 +214,7 @@ class Hub:
     def _listen(self) -> None:
         while True:
             try:
-                pubsub = self.app.extensions["knockout_redis"].pubsub(ignore_subscribe_messages=True)
+                pubsub = state(self.app).redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 self.changes += 1
                 self.dirty.set()  # (re)connected: whatever happened meanwhile, show it
@@ -279,4 +267,4 @@ RENDERERS = {"display": display_stage, "admin": admin_overview, "help": help_des
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["knockout_hub"] = Hub(app, RENDERERS, float(app.config["LIVE_TICK_SECONDS"]))
+    state(app).hub = Hub(app, RENDERERS, float(app.config["LIVE_TICK_SECONDS"]))

@@ -80,6 +80,9 @@ class Challenge(db.Model):
     ranked_count: Mapped[int | None]
     cut_score: Mapped[int | None]
     cut_response_time: Mapped[float | None]
+    # Set by the close when results are to be texted, cleared once their messages are queued: reconcile
+    # queues them if the nudge to the workers was lost (Redis down at the close).
+    results_due_at: Mapped[datetime | None]
 
     questions: Mapped[list["Question"]] = relationship(
         back_populates="challenge", order_by="Question.position", cascade="all, delete-orphan")

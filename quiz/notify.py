@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 
 from .clock import utcnow
+from .effects import Job, Task, owe
 from .extensions import db, get_redis
 from .models import Challenge, FormLink, Message, MessageTemplate, Participant
 from .sms import SendError, backend
@@ -16,6 +17,9 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
 MAX_ATTEMPTS = 5
+# Transient SMS failures wait this long before the next try (seconds, by attempt).
+RETRY_BACKOFF = (2, 10, 30, 60)
+RESULT_KINDS = ("result_through", "result_out", "result_out_shadow", "winner", "final_result")
 
 # The wording of every message; organizers edit them in the console (MessageTemplate rows).
 TEMPLATES = {
@@ -165,6 +169,65 @@ def queue_reminder(reminder) -> int:
     body = render_sql(template_for("reminder"), _values(text=reminder.text), _player_columns())
     base = select().select_from(Participant).where(Participant.eliminated_in.is_(None))
     return _queue("reminder", f"r{reminder.id}", base, body, reminder_id=reminder.id)
+
+
+def queued_ids(**where) -> list[int]:
+    """The ids of queued messages matching `where` (column=value), oldest first."""
+    query = select(Message.id).where(Message.status == "queued").order_by(Message.id)
+    for column, value in where.items():
+        query = query.where(getattr(Message, column) == value)
+    return db.session.scalars(query).all()
+
+
+def hand_over(message_ids: list[int], label: str) -> int:
+    """Owe a send job per BATCH_SIZE messages, and note when (reconcile hands over again what a lost job
+    forgot); the jobs are enqueued once this transaction commits. Returns how many jobs."""
+    now, total = utcnow(), len(message_ids)
+    for start in range(0, total, BATCH_SIZE):
+        batch = message_ids[start:start + BATCH_SIZE]
+        db.session.execute(update(Message).where(Message.id.in_(batch)).values(enqueued_at=now)
+                           .execution_options(synchronize_session=False))
+        owe(Job(Task.SEND_MESSAGES, (batch,),
+                description=f"{label}: SMS {start + 1}–{start + len(batch)} of {total}"))
+    return -(-total // BATCH_SIZE)
+
+
+def send_round_links(challenge: Challenge) -> tuple[int, int]:
+    """The round's link messages queued (idempotent) and handed over; returns (created, send jobs)."""
+    created = queue_round_links(challenge)
+    db.session.flush()
+    jobs = hand_over(queued_ids(challenge_id=challenge.id, kind="round_link"),
+                     f"round {challenge.number} links")
+    return created, jobs
+
+
+def send_results(challenge: Challenge, winner_id: int | None) -> int:
+    """The round's result messages queued and handed over; the round owes them no more."""
+    created = queue_results(challenge, winner_id)
+    db.session.flush()
+    ids = db.session.scalars(select(Message.id).where(
+        Message.challenge_id == challenge.id, Message.status == "queued",
+        Message.kind.in_(RESULT_KINDS)).order_by(Message.id)).all()
+    hand_over(ids, f"round {challenge.number} results")
+    challenge.results_due_at = None
+    return created
+
+
+def send_reminder(reminder) -> int:
+    """The reminder's messages queued and handed over; it counts as sent."""
+    created = queue_reminder(reminder)
+    reminder.status = "sent"
+    db.session.flush()
+    hand_over(queued_ids(reminder_id=reminder.id), f"reminder {reminder.id}")
+    return created
+
+
+def retry_later(message_ids: list[int]) -> None:
+    """Owe one more send of these messages, after a backoff that grows with their attempts."""
+    attempts = max(db.session.scalars(select(Message.attempts).where(Message.id.in_(message_ids))).all())
+    delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+    owe(Job(Task.SEND_MESSAGES, (message_ids,), at=utcnow() + timedelta(seconds=delay),
+            description=f"SMS retry of {len(message_ids)} (attempt {attempts + 1})"))
 
 
 # --- sending ---------------------------------------------------------------------------------------

@@ -15,8 +15,7 @@ from sqlalchemy import func, select
 from . import scoring
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .jobs import after_commit
-from .live import publish_after_commit
+from .effects import CHANGED, DeleteStored, owe
 from .models import PHOTO_STATUSES, Challenge, PhotoAnswer, Submission
 from .storage import StorageError, get_storage
 
@@ -131,7 +130,7 @@ def review_photo(photo_id: int, decision: str, actor: str, now: datetime) -> Pho
                         "be reviewed.", code="results_final")
     photo.status, photo.reviewed_by, photo.reviewed_at = status, actor, now
     rescore(db.session.get(Submission, photo.submission_id), challenge)
-    publish_after_commit()
+    owe(CHANGED)
     return photo
 
 
@@ -180,5 +179,5 @@ def shred_photos() -> int:
     """
     keys = list(db.session.scalars(select(PhotoAnswer.key)))
     if keys:
-        after_commit(lambda: get_storage().delete_many(keys))
+        owe(DeleteStored(tuple(keys)))
     return len(keys)

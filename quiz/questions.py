@@ -5,7 +5,7 @@ import yaml
 from sqlalchemy import select
 
 from .extensions import db
-from .jobs import enqueue_after_commit
+from .effects import Job, Task, owe
 from .links import ensure_links
 from .models import SCORING_MODES, Challenge, Question
 
@@ -174,6 +174,6 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
     db.session.flush()
     ensure_links()
     if restyled:  # stored forms show the title and questions: render them again
-        enqueue_after_commit("quiz.tasks.regenerate_forms", None, [c.id for c in restyled], queue="forms",
-                             description="forms of rounds whose questions changed")
+        owe(Job(Task.REGENERATE_FORMS, (None, [c.id for c in restyled]),
+                description="forms of rounds whose questions changed"))
     return changes

@@ -11,8 +11,7 @@ from sqlalchemy import exists, insert, or_, select
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .links import create_links
-from .work import request_work
-from .jobs import after_commit
+from .effects import CHANGED, Drain, Pending, owe
 from .models import Challenge, Participant
 from .rounds import lock_for_sqlite
 
@@ -118,10 +117,10 @@ def register_participant(clean: dict) -> Registered:
                                         .returning(Participant.id)).scalar_one()
     codes = create_links(participant_id, [challenge_id for challenge_id, _, _ in rounds])
     # Their forms are rendered in the background (joining never waits for storage); the projector's count moves.
-    after_commit(request_work, "new", [participant_id], publish=True)
+    owe(Pending(Drain.NEW_FORMS, (participant_id,)), CHANGED)
     open_round = next((challenge_id for challenge_id, _, status in rounds if status == "open"), None)
     if open_round is not None:  # joined mid-round: their link goes out like everyone's did (one job per rush)
-        after_commit(request_work, f"late:{open_round}", [participant_id])
+        owe(Pending(Drain.LATE_LINKS, (participant_id,), open_round))
     return Registered(participant_id, report_code,
                       tuple((number, status, code) for (_, number, status), code in zip(rounds, codes)))
 

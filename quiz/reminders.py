@@ -1,13 +1,10 @@
 """Scheduled announcements ("Round 2 starts at 14:00"), sent by RQ's scheduler, cancellable."""
 from datetime import datetime
 
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
-
 from .clock import utcnow
+from .effects import CancelJob, Job, Task, owe
 from .errors import ValidationError
-from .extensions import db, get_queue, get_redis
-from .jobs import after_commit
+from .extensions import db
 from .models import Reminder
 
 
@@ -30,14 +27,9 @@ def schedule_reminder(text: str, send_at: datetime) -> Reminder:
     reminder = Reminder(text=text, send_at=send_at)
     db.session.add(reminder)
     db.session.flush()
-    after_commit(_enqueue, reminder.id, send_at, job_id(reminder))
+    owe(Job(Task.SEND_REMINDER, (reminder.id,), at=send_at, job_id=job_id(reminder),
+            description=f"reminder {reminder.id}"))
     return reminder
-
-
-def _enqueue(reminder_id: int, send_at: datetime, identifier: str) -> None:
-    from datetime import timezone
-    get_queue("notify").enqueue_at(send_at.replace(tzinfo=timezone.utc), "quiz.tasks.send_reminder", reminder_id,
-                                   job_id=identifier, description=f"reminder {reminder_id}")
 
 
 def cancel_reminder(reminder: Reminder) -> None:
@@ -46,11 +38,4 @@ def cancel_reminder(reminder: Reminder) -> None:
         raise ValidationError({"reminder": f"This reminder is already {reminder.status}."},
                               f"This reminder is already {reminder.status}.")
     reminder.status = "cancelled"
-    after_commit(_cancel_job, job_id(reminder))
-
-
-def _cancel_job(identifier: str) -> None:
-    try:
-        Job.fetch(identifier, connection=get_redis()).cancel()
-    except NoSuchJobError:
-        pass
+    owe(CancelJob(job_id(reminder)))

@@ -10,9 +10,8 @@ from sqlalchemy import exists, select, text, update
 
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .jobs import enqueue_after_commit
+from .effects import CHANGED, Job, Task, owe
 from .links import ensure_links
-from .live import publish_after_commit
 from .models import Challenge, Participant, Submission
 from .ranking import Entry, Outcome, rank_round
 
@@ -68,16 +67,14 @@ def start_round(number: int, now: datetime) -> Challenge:
     challenge.open(now)
     ensure_links()
     db.session.flush()
-    enqueue_after_commit("quiz.tasks.send_round_links", challenge.id, queue="notify",
-                         description=f"round {number}: send links")
-    publish_after_commit()
-    # Forms of anyone whose background render was lost (Redis down at registration) are made now.
-    enqueue_after_commit("quiz.tasks.reconcile_forms", [challenge.id], queue="forms",
-                         description=f"round {number}: check its stored forms")
+    owe(Job(Task.SEND_ROUND_LINKS, (challenge.id,), description=f"round {number}: send links"),
+        CHANGED,
+        # Forms of anyone whose background render was lost (Redis down at registration) are made now.
+        Job(Task.RECONCILE_FORMS, ([challenge.id],), description=f"round {number}: check its stored forms"))
     deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
     if deadline:
-        enqueue_after_commit("quiz.tasks.close_expired_round", challenge.id, at=deadline,
-                             description=f"close round {number} at its time limit")
+        owe(Job(Task.CLOSE_EXPIRED_ROUND, (challenge.id,), at=deadline,
+                description=f"close round {number} at its time limit"))
     return challenge
 
 
@@ -91,12 +88,12 @@ def close_round(number: int, now: datetime) -> CloseSummary:
                                                 spare_winner=last and current_app.config["PRIZE_REQUIRES_CHECKIN"])
     champion = winner() if last else None
     winner_id = champion.id if champion else None
-    publish_after_commit()
-    enqueue_after_commit("quiz.tasks.file_unanswered_forms", challenge.id, queue="forms",
-                         description=f"round {number}: move forms not answered to unanswered/")
+    owe(CHANGED, Job(Task.FILE_UNANSWERED_FORMS, (challenge.id,),
+                     description=f"round {number}: move forms not answered to unanswered/"))
     if current_app.config["SMS_RESULTS"]:
-        enqueue_after_commit("quiz.tasks.send_results", challenge.id, winner_id, queue="notify",
-                             description=f"round {number}: results by SMS")
+        # Owed in this transaction: reconcile queues them if the job below never runs.
+        challenge.results_due_at = now
+        owe(Job(Task.SEND_RESULTS, (challenge.id, winner_id), description=f"round {number}: results by SMS"))
     return CloseSummary(number=number, submitted=len(outcome.order), kept=len(outcome.order) - len(ranked_out),
                         unanswered=unanswered, ranked_out=len(ranked_out), winner_id=winner_id)
 
@@ -300,5 +297,21 @@ def disqualify(participant: Participant, reason: str) -> int:
     current = current_challenge()
     number = current.number if current else 1
     participant.eliminated_in, participant.elimination_reason = number, "disqualified"
-    publish_after_commit()
+    owe(CHANGED)
     return number
+
+
+def close_if_expired(challenge_id: int, now: datetime) -> CloseSummary | None:
+    """Close a round whose time limit (plus grace) has passed; None if it is not due (a job that fired
+    early owes another at the deadline) or already closed."""
+    challenge = db.session.get(Challenge, challenge_id)
+    if challenge is None or challenge.status != "open":
+        return None
+    deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
+    if deadline is None:
+        return None
+    if now < deadline:  # the scheduler fired early: try again at the deadline
+        owe(Job(Task.CLOSE_EXPIRED_ROUND, (challenge_id,), at=deadline,
+                description=f"close round {challenge.number}"))
+        return None
+    return close_round(challenge.number, now)

@@ -14,6 +14,8 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import current_app
 
+from .extensions import state
+
 HTML = "text/html; charset=utf-8"
 
 
@@ -189,9 +191,8 @@ def storage_from_url(url: str, endpoint_url: str | None = None, region: str | No
 
 def get_storage():
     """This app's store (one client per process)."""
-    store = current_app.extensions.get("knockout_storage")
-    if store is None:
+    app = state()
+    if app.storage is None:
         config = current_app.config
-        store = storage_from_url(config["STORAGE_URL"], config["S3_ENDPOINT_URL"], config["AWS_REGION"])
-        current_app.extensions["knockout_storage"] = store
-    return store
+        app.storage = storage_from_url(config["STORAGE_URL"], config["S3_ENDPOINT_URL"], config["AWS_REGION"])
+    return app.storage

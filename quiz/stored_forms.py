@@ -16,9 +16,10 @@ from flask import current_app, render_template
 from sqlalchemy import and_, select
 from sqlalchemy.orm import joinedload
 
+from .effects import Job, Task, owe
 from .extensions import db
 from .links import report_url, shuffled_choices
-from .models import Challenge, FormLink, Submission
+from .models import Challenge, FormLink, Participant, Submission
 from .storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,43 @@ def move_forms(rows: list[FormRow]) -> Counter:
         done["moved" if store.put_once(row.key(), render_form(row)) else "already"] += 1
     store.delete_many([key for row in rows for key in row.other_keys()])
     return done
+
+
+def file_unanswered(challenge_id: int) -> int:
+    """After a round closed: owe batched jobs that move every form not answered to unanswered/."""
+    number = db.session.scalar(select(Challenge.number).where(Challenge.id == challenge_id))
+    ids = db.session.scalars(select(FormLink.participant_id).where(
+        FormLink.challenge_id == challenge_id,
+        ~select(Submission.id).where(Submission.challenge_id == challenge_id,
+                                     Submission.participant_id == FormLink.participant_id).exists())
+        .order_by(FormLink.participant_id)).all()
+    for start in range(0, len(ids), BATCH_SIZE):
+        batch = ids[start:start + BATCH_SIZE]
+        owe(Job(Task.SETTLE_FORMS, (challenge_id, batch),
+                description=f"round {number}: forms {start + 1}–{start + len(batch)} of {len(ids)} "
+                            "to unanswered/"))
+    return len(ids)
+
+
+def regenerate(participant_ids: list[int] | None = None, challenge_ids: list[int] | None = None) -> int:
+    """Render forms afresh into their places, a batch at a time (never all players loaded at once)."""
+    ids = participant_ids if participant_ids is not None else \
+        db.session.scalars(select(Participant.id).order_by(Participant.id)).all()
+    done = 0
+    for start in range(0, len(ids), BATCH_SIZE):
+        done += write_forms(form_rows(ids[start:start + BATCH_SIZE], challenge_ids))
+        db.session.expunge_all()
+    return done
+
+
+def repair_later(reason: str) -> None:
+    """Owe a background repair of every round's stored forms."""
+    owe(Job(Task.RECONCILE_FORMS, (), description=reason))
+
+
+def regenerate_later(participant_id: int) -> None:
+    """Owe a background render of one participant's forms, into their places."""
+    owe(Job(Task.REGENERATE_FORMS, ([participant_id],), description=f"forms of participant {participant_id}"))
 
 
 def round_numbers() -> dict[int, int]:

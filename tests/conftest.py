@@ -17,7 +17,7 @@ from quiz import create_app
 from quiz.clock import utcnow
 from quiz.config import TestConfig
 from quiz.embedded import server_args, wait_for
-from quiz.extensions import db
+from quiz.extensions import QUEUE_NAMES, db, get_queue, state
 from quiz.models import Participant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,13 +84,17 @@ def make_config(tmp_path: Path, redis_url: str, **overrides) -> type:
 
 @pytest.fixture
 def app(request, tmp_path, redis_url):
-    """The app on a fresh database and an empty Redis; `@pytest.mark.config(NAME=value)` overrides settings."""
+    """The app on a fresh database and an empty Redis; `@pytest.mark.config(NAME=value)` overrides settings,
+    `@pytest.mark.batch_effects` makes it gather effects as a web process does (quiz/effects.py)."""
     redis.Redis.from_url(redis_url).flushall()
     marker = request.node.get_closest_marker("config")
-    app = create_app(make_config(tmp_path, redis_url, **(marker.kwargs if marker else {})))
+    batched = request.node.get_closest_marker("batch_effects") is not None
+    app = create_app(make_config(tmp_path, redis_url, **(marker.kwargs if marker else {})),
+                     batch_effects=batched)
     with app.app_context():
         db.create_all()
         yield app
+        state(app).dispatcher.stop()
         db.session.remove()
         db.engine.dispose()
 
@@ -148,10 +152,16 @@ def make_participant(app):
 @pytest.fixture
 def run_jobs(app):
     """Run every queued RQ job in this process (a real SimpleWorker in burst mode)."""
-    from quiz.jobs import run_worker
+    from quiz.worker import run_worker
 
     def run():
         run_worker(burst=True)
+        # A batched app (@pytest.mark.batch_effects) sends what the jobs owed a moment later: run those too.
+        while state(app).dispatcher.batched:
+            state(app).dispatcher.flush()
+            if not any(get_queue(name).count for name in QUEUE_NAMES):
+                break
+            run_worker(burst=True)
     return run
 
 

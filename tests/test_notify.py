@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from quiz import notify, sms, tasks
+from quiz import notify, reconcile, sms, tasks
 from quiz.clock import utcnow
 from quiz.extensions import db
 from quiz.models import Challenge, Message, Participant, Reminder
@@ -123,7 +123,7 @@ def test_sns_with_injected_failures_every_message_ends_sent_or_failed_none_twice
         client.meta.events.register("before-call.sns.Publish", inject)
         return client
     monkeypatch.setattr(sms.SnsBackend, "make_client", staticmethod(make_client))
-    monkeypatch.setattr(tasks, "RETRY_BACKOFF", (0, 0, 0, 0))
+    monkeypatch.setattr(notify, "RETRY_BACKOFF", (0, 0, 0, 0))
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     drain(run_jobs)
     progress = client.get("/api/admin/sms-progress/1", headers=api_headers).get_json()
@@ -169,13 +169,13 @@ def test_retry_failed_and_resend_one(client, load_bank, make_participant, api_he
     assert [m.to for m in messages(status="failed")] == [phones[0]]
     refuse.clear()  # the player opted back in
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
-    tasks.fan_out(notify.requeue_failed(challenge), "retry")
+    notify.hand_over(notify.requeue_failed(challenge), "retry")
     db.session.commit()
     run_jobs()
     assert not messages(status="failed") and len(sns) == 3
     participant = db.session.get(Participant, ids[1])
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
-    tasks.fan_out([notify.requeue_link(participant, challenge)], "resend")
+    notify.hand_over([notify.requeue_link(participant, challenge)], "resend")
     db.session.commit()
     run_jobs()
     assert Counter(phone for phone, _ in sns.values())[phones[1]] == 2  # the resend is the only repeat
@@ -281,7 +281,7 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
         time.sleep(0.6)
         second = worker()
         try:
-            assert tasks.reconcile_messages(stale_after=0.5, forgotten_after=0.5)["requeued"] > 0
+            assert reconcile.reconcile_messages(stale_after=0.5, forgotten_after=0.5)["requeued"] > 0
             while count("sent") < 60:
                 assert time.monotonic() < deadline + 30, f"{count('sent')} of 60 sent"
                 time.sleep(0.1)

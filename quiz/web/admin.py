@@ -3,7 +3,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .. import notify, photos, rounds, shadow, tasks
+from .. import notify, photos, rounds, shadow
 from ..audit import record
 from ..checkin import unchecked_finalists
 from ..clock import utcnow
@@ -229,7 +229,7 @@ def retry_failed(number):
     def operation():
         ids = notify.requeue_failed(rounds.get_challenge(number))
         record(current_user.username, "retry failed SMS", None, f"round {number}: {len(ids)} message(s)")
-        tasks.fan_out_after_commit(ids, f"round {number} retry")
+        notify.hand_over(ids, f"round {number} retry")
         return ids
     return act(operation, f"Failed messages of round {number} are queued again.", "admin.failed_messages", number=number)
 
@@ -245,7 +245,7 @@ def resend_link(participant_id, number):
         except LookupError as error:
             raise QuizError(str(error), code="no_message")
         record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
-        tasks.fan_out_after_commit([message_id], "resend")
+        notify.hand_over([message_id], "resend")
     if request.form.get("back") == "help":
         return act(operation, f"Round {number} link is being sent again.", "desk.help_desk")
     if request.form.get("back") == "participants":

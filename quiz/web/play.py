@@ -5,7 +5,6 @@ import time
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import generate_csrf
-from redis import RedisError
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -13,11 +12,12 @@ from .. import answers, helpdesk, rounds, shadow
 from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
-from ..extensions import csrf, db, limiter
+from ..effects import Drain, Pending, dispatch
+from ..extensions import csrf, db, limiter, state
 from ..stored_forms import TIMER_MARK, form_key, form_token_ok
-from ..work import request_work
 from ..links import find_link, find_participant, link_url, report_url
 from ..models import HELP_KINDS, FormLink, Participant, Submission
+from ..observability import SUBMISSIONS
 from ..reports import participant_report, report_version
 from ..registration import register_participant, registration_open, validate_registration
 from ..storage import StorageError, get_storage
@@ -78,7 +78,7 @@ def stored_form(link: FormLink):
     """
     key = form_key("forms", link.challenge.number, link.participant_id)
     store, config = get_storage(), current_app.config
-    if time.monotonic() < current_app.extensions.get("knockout_storage_down_until", 0):
+    if time.monotonic() < state().storage_down_until:
         return None  # storage failed a moment ago: don't make every player wait for it again
     try:
         if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
@@ -91,12 +91,10 @@ def stored_form(link: FormLink):
             return response
     except StorageError as error:
         log.warning("stored form %s unavailable, rendering it live: %s", key, error)
-        current_app.extensions["knockout_storage_down_until"] = time.monotonic() + STORAGE_PAUSE_SECONDS
+        state().storage_down_until = time.monotonic() + STORAGE_PAUSE_SECONDS
         return None
-    try:  # not stored yet (or lost): the live page serves now, and the form is made in the background
-        request_work("new", [link.participant_id])
-    except RedisError:
-        pass
+    # Not stored yet (or lost): the live page serves now, and the form is made in the background.
+    dispatch(Pending(Drain.NEW_FORMS, (link.participant_id,)))
     return None
 
 
@@ -132,6 +130,7 @@ def submit(code):
         if error.code == "already_submitted":
             return render_round(link, state, error)
         return render_round(link, state, error, chosen=request.form), error.status
+    SUBMISSIONS.inc()  # committed
     return redirect(url_for("play.round_page", code=code), 303)
 
 

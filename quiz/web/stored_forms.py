@@ -6,7 +6,6 @@ from sqlalchemy import select
 from .. import stored_forms
 from ..audit import record
 from ..extensions import db
-from ..jobs import enqueue_after_commit
 from ..models import Challenge, Participant
 from ..storage import StorageError
 from .admin import act
@@ -33,7 +32,7 @@ def repair():
     """Compare storage with the database and repair every difference, in the background."""
     def operation():
         record(current_user.username, "repair stored forms", None, "every round")
-        enqueue_after_commit("quiz.tasks.reconcile_forms", queue="forms", description="console: repair stored forms")
+        stored_forms.repair_later("console: repair stored forms")
     return act(operation, "Repair started: reload this page in a few seconds to see the result.", "stored_forms.state")
 
 
@@ -44,6 +43,5 @@ def regenerate(participant_id):
     def operation():
         participant = db.get_or_404(Participant, participant_id)
         record(current_user.username, "regenerate forms", None, participant.name)
-        enqueue_after_commit("quiz.tasks.regenerate_forms", [participant.id], queue="forms",
-                             description=f"forms of participant {participant.id}")
+        stored_forms.regenerate_later(participant.id)
     return act(operation, "Their forms are being made again.", "admin.participants", q=request.form.get("q", ""))

@@ -9,7 +9,7 @@ import gevent.socket
 from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
 
-from ..extensions import sock
+from ..extensions import sock, state
 from ..live import Frame
 
 bp = Blueprint("ws", __name__)
@@ -39,7 +39,7 @@ def guard_websocket():
     # socket matter more here than bytes on the wire.
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     topic = request.args.get("topic", "display")
-    if topic not in current_app.extensions["knockout_hub"].renderers:
+    if topic not in state().hub.renderers:
         abort(404, "Unknown live topic.")
     if topic in ("admin", "help") and not current_user.is_authenticated:
         abort(403, "Log in to the console first.")
@@ -50,7 +50,7 @@ def guard_websocket():
 def stream(ws):
     """Stream the topic's fragments until the socket closes, the process stops, or a send stalls."""
     wire = Wire(ws)
-    hub = current_app.extensions["knockout_hub"]
+    hub = state().hub
     client = hub.connect(request.args.get("topic", "display"), wire.write_now)
     wire.on_close = client.wake
     alive = current_app.config.get("KNOCKOUT_ALIVE", lambda: True)

@@ -1,0 +1,72 @@
+"""Finding lost work again: what the database says is owed, handed to the workers once more.
+
+A nudge to the workers (an RQ job) can be lost: Redis down at the moment of a commit, a worker
+killed mid-job. The database keeps what is owed, so this pass, run every RECONCILE_SECONDS by a
+worker (quiz/worker.py) and by `flask --app quiz sms reconcile`, finds it: open rounds get their
+link messages, closed rounds their result messages, due reminders go out, rounds past their time
+close, messages claimed by a dead worker or never handed to a job are handed over again. Safe to
+run any time, during the event too.
+"""
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from . import notify, rounds
+from .clock import utcnow
+from .extensions import db
+from .models import Challenge, Message, Reminder
+
+
+def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) -> dict:
+    """Hand lost message work over again (one commit), then close the rounds past their time.
+
+    Messages claimed by a worker that died go back to the queue: one that was mid-send may go out
+    twice (a rare duplicate beats a player without their link).
+    """
+    for challenge in db.session.scalars(select(Challenge).where(Challenge.status == "open")).all():
+        notify.queue_round_links(challenge)
+    owed = owed_results(timedelta(seconds=stale_after))
+    for challenge in owed:
+        champion = rounds.winner() if rounds.is_last(challenge) else None
+        notify.send_results(challenge, champion.id if champion else None)
+    reminders = due_reminders(timedelta(seconds=stale_after))
+    for reminder in reminders:
+        notify.send_reminder(reminder)
+    stale = notify.stale_sending(timedelta(seconds=stale_after))
+    if stale:
+        db.session.execute(update(Message).where(Message.id.in_(stale), Message.status == "sending")
+                           .values(status="queued", claimed_by=None, enqueued_at=None)
+                           .execution_options(synchronize_session=False))
+    db.session.flush()
+    forgotten = db.session.scalars(select(Message.id).where(
+        Message.status == "queued",
+        db.or_(Message.enqueued_at.is_(None),
+               Message.enqueued_at < utcnow() - timedelta(seconds=forgotten_after)))
+        .order_by(Message.id)).all()
+    notify.hand_over(forgotten, "reconcile")
+    db.session.commit()
+    return {"reclaimed": len(stale), "requeued": len(forgotten), "closed": close_expired_rounds(),
+            "results": len(owed), "reminders": len(reminders)}
+
+
+def owed_results(older_than: timedelta) -> list[Challenge]:
+    """Closed rounds whose result messages were owed longer ago than their job takes to run."""
+    return db.session.scalars(select(Challenge).where(
+        Challenge.status == "closed", Challenge.results_due_at < utcnow() - older_than)).all()
+
+
+def due_reminders(late_by: timedelta) -> list[Reminder]:
+    """Reminders still scheduled well after their time: their scheduled job was lost."""
+    return db.session.scalars(select(Reminder).where(
+        Reminder.status == "scheduled", Reminder.send_at < utcnow() - late_by)
+        .order_by(Reminder.id)).all()
+
+
+def close_expired_rounds() -> int:
+    """Close every open round past its time limit (plus grace), each in its own transaction."""
+    closed = 0
+    ids = db.session.scalars(select(Challenge.id).where(Challenge.status == "open")).all()
+    for challenge_id in ids:
+        closed += rounds.close_if_expired(challenge_id, utcnow()) is not None
+        db.session.commit()
+    return closed
