@@ -240,10 +240,7 @@ def resend_link(participant_id, number):
     """Send one player's round link again."""
     def operation():
         participant = db.get_or_404(Participant, participant_id)
-        try:
-            message_id = notify.requeue_link(participant, rounds.get_challenge(number))
-        except LookupError as error:
-            raise QuizError(str(error), code="no_message")
+        message_id = notify.requeue_link(participant, rounds.get_challenge(number))
         record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
         tasks.fan_out_after_commit([message_id], "resend")
     if request.form.get("back") == "help":
