@@ -32,7 +32,6 @@ def bootstrap_admin() -> None:
         user = AdminUser(username="admin")
         user.set_password(password)
         db.session.add(user)
-        db.session.commit()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -41,7 +40,7 @@ def login():
     """Password login for organizers."""
     error = None
     if request.method == "POST":
-        bootstrap_admin()
+        write(bootstrap_admin)
         user = db.session.scalar(select(AdminUser).where(AdminUser.username == request.form.get("username", "admin")))
         if user and user.check_password(request.form.get("password", "")):
             login_user(user, remember=True)
