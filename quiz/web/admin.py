@@ -131,13 +131,18 @@ def health_panel():
     return render_template("admin/_health.html", report=report)
 
 
-def act(operation, success: str, then: str = "admin.dashboard", **then_args):
-    """Run a console action, flash what happened, and go back to the page it came from."""
+def act(operation, success, then: str = "admin.dashboard", failure: str = "{}", **then_args):
+    """Run a console action, flash what happened, and go back to the page it came from.
+
+    `success` is the flash, or a function of what the operation returned; a QuizError's message is
+    flashed inside `failure`. Nothing is half-written either way: write() commits or rolls back.
+    """
     try:
-        write(operation)
-        flash(success, "ok")
+        result = write(operation)
     except QuizError as error:
-        flash(error.message, "error")
+        flash(failure.format(error.message), "error")
+    else:
+        flash(success(result) if callable(success) else success, "ok")
     return redirect(url_for(then, **then_args), 303)
 
 
@@ -175,19 +180,19 @@ def disqualify(participant_id):
 @login_required
 def load_questions():
     """Load a question bank (YAML, pasted or uploaded) from the console; all or nothing."""
-    from ..questions import BankError, apply_bank, parse_bank
+    from ..questions import apply_bank, parse_bank
     upload = request.files.get("file")
     text = upload.read().decode("utf-8", "replace") if upload and upload.filename else request.form.get("yaml", "")
-    try:
+
+    def operation():
         changes = apply_bank(parse_bank(text))
-        record(current_user.username, "load questions", None, "; ".join(changes) or "no change")
-        db.session.commit()
-    except BankError as error:
-        db.session.rollback()
-        flash(f"The question bank was not loaded: {error}. Nothing was changed.", "error")
-        return redirect(url_for("admin.dashboard"), 303)
-    flash("Question bank loaded: " + ("; ".join(changes) if changes else "nothing to change") + ".", "ok")
-    return redirect(url_for("admin.dashboard"), 303)
+        return record(current_user.username, "load questions", changes,
+                      "; ".join(changes) or "no change")
+
+    def loaded(changes):
+        return f"Question bank loaded: {'; '.join(changes) or 'nothing to change'}."
+    return act(operation, loaded,
+               failure="The question bank was not loaded: {}. Nothing was changed.")
 
 
 @bp.get("/rounds/<int:number>/results")
