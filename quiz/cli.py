@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from . import reconcile
 from .config import persistent_secret
+from .errors import QuizError
 from .exports import EXPORTS
 from .extensions import db
 from .models import AdminUser, Challenge
@@ -71,11 +72,11 @@ def reconcile_sms(stale_after: float, forgotten_after: float):
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def load_questions(path: Path):
     """Load rounds and questions from a YAML file (idempotent; all or nothing)."""
-    from .questions import BankError, apply_bank, parse_bank
+    from .questions import apply_bank, parse_bank
     try:
         changes = apply_bank(parse_bank(path.read_text(encoding="utf-8")))
         db.session.commit()
-    except (BankError, UnicodeDecodeError) as error:
+    except (QuizError, UnicodeDecodeError) as error:
         db.session.rollback()
         raise click.ClickException(f"{path}: {error}. Nothing was changed.")
     click.echo("\n".join(changes) if changes else f"{path}: already loaded, nothing to change.")
@@ -182,9 +183,9 @@ def shred(force: bool):
         db.session.commit()
         from .tasks import regenerate_forms
         regenerate_forms()  # stored forms show names: render them again with the placeholders
-    except ValueError as error:
+    except QuizError as error:
         db.session.rollback()
-        raise click.ClickException(str(error))
+        raise click.ClickException(error.message)
     click.echo(f"Personal data of {people} participant(s) shredded; results kept.")
 
 

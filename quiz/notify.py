@@ -9,6 +9,7 @@ from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 
 from .clock import utcnow
 from .effects import Job, Task, owe
+from .errors import QuizError
 from .extensions import db, get_redis
 from .models import Challenge, FormLink, Message, MessageTemplate, Participant
 from .sms import SendError, backend
@@ -47,28 +48,38 @@ SMS_MAX = 640  # four concatenated SMS; longer texts are refused when the templa
 
 # --- wording -------------------------------------------------------------------------------------
 
+class TemplateError(QuizError):
+    """Wording the organizer typed that cannot be sent; the message says what to fix."""
+
+    status = 422
+
+    def __init__(self, message: str):
+        super().__init__(message, code="bad_template")
+
+
 def template_for(kind: str) -> str:
     stored = db.session.get(MessageTemplate, kind)
     return stored.body if stored else TEMPLATES[kind]
 
 
 def check_template(kind: str, body: str) -> str:
-    """A template the organizer typed, or ValueError saying what to fix."""
+    """A template the organizer typed, or TemplateError saying what to fix."""
     body = body.strip()
     if not body:
-        raise ValueError("The message can't be empty.")
+        raise TemplateError("The message can't be empty.")
     try:
         fields = {name for _, name, _, _ in string.Formatter().parse(body) if name is not None}
     except ValueError:
-        raise ValueError("Curly braces must pair up, like {link}. Write {{ or }} for a literal brace.")
+        raise TemplateError("Curly braces must pair up, like {link}. "
+                            "Write {{ or }} for a literal brace.")
     unknown = fields - PLACEHOLDERS[kind]
     if unknown:
-        raise ValueError(f"Unknown placeholder {{{sorted(unknown)[0]}}}; this message can use: "
-                         + ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS[kind])) + ".")
+        raise TemplateError(f"Unknown placeholder {{{sorted(unknown)[0]}}}; this message can use: "
+                            + ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS[kind])) + ".")
     if kind == "round_link" and "link" not in fields:
-        raise ValueError("The round message must contain {link}: it's how players get in.")
+        raise TemplateError("The round message must contain {link}: it's how players get in.")
     if len(body) > SMS_MAX:
-        raise ValueError(f"Keep it under {SMS_MAX} characters (it has {len(body)}).")
+        raise TemplateError(f"Keep it under {SMS_MAX} characters (it has {len(body)}).")
     return body
 
 
@@ -313,7 +324,8 @@ def requeue_link(participant: Participant, challenge: Challenge) -> int:
     """Resend one player's link for a round (their one round-link message goes out again)."""
     message_id = db.session.scalar(select(Message.id).where(Message.key == f"round_link:{challenge.id}:{participant.id}"))
     if message_id is None:
-        raise LookupError(f"{participant.name} has no link message for round {challenge.number} yet.")
+        raise QuizError(f"{participant.name} has no link message for round {challenge.number} yet.",
+                        code="no_message")
     db.session.execute(update(Message).where(Message.id == message_id)
                        .values(status="queued", attempts=0, claimed_by=None, error=None, to=participant.phone)
                        .execution_options(synchronize_session=False))

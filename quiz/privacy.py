@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from .clock import utcnow
+from .errors import QuizError
 from .extensions import db
 from .models import AuditEntry, Challenge, HelpRequest, Message, Participant, Submission
 from .photos import shred_photos
@@ -48,11 +49,13 @@ def shred_personal_data(retention_days: float, now: datetime | None = None, forc
     now = now or utcnow()
     if not force:
         if ended is None:
-            raise ValueError("The event is not over yet (a round is still to play). Use --force to shred anyway.")
+            raise QuizError("The event is not over yet (a round is still to play). "
+                            "Use --force to shred anyway.", code="event_running")
         if now < ended + timedelta(days=retention_days):
             keep_until = ended + timedelta(days=retention_days)
-            raise ValueError(f"Personal data is kept until {keep_until:%Y-%m-%d %H:%M} UTC (RETENTION_DAYS="
-                             f"{retention_days:g}). Use --force to shred now.")
+            raise QuizError(f"Personal data is kept until {keep_until:%Y-%m-%d %H:%M} UTC "
+                            f"(RETENTION_DAYS={retention_days:g}). Use --force to shred now.",
+                            code="retained")
     people = db.session.scalar(select(func.count()).where(~Participant.email.like("shredded-%")))
     pid = func.cast(Participant.id, db.String)
     db.session.execute(update(Participant).where(~Participant.email.like("shredded-%")).values(

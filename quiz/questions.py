@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 import yaml
 from sqlalchemy import select
 
+from .errors import QuizError
 from .extensions import db
 from .effects import Job, Task, owe
 from .links import ensure_links
@@ -13,12 +14,14 @@ ROUND_KEYS = {"number", "title", "time_limit_seconds", "keep_fraction", "keep_co
 QUESTION_KEYS = {"type", "text", "choices", "answer", "points"}  # each kind takes some of them
 
 
-class BankError(Exception):
-    """A problem in the file, with the line it is on."""
+class BankError(QuizError):
+    """A problem in the file, with the line it is on; nothing of the bank was loaded."""
+
+    status = 422
 
     def __init__(self, line: int | None, problem: str):
         self.line, self.problem = line, problem
-        super().__init__(f"line {line}: {problem}" if line else problem)
+        super().__init__(f"line {line}: {problem}" if line else problem, code="bad_bank")
 
 
 @dataclass

@@ -44,18 +44,29 @@ def _clean_text(value, field: str, maximum: int, required: bool, errors: dict) -
     return text
 
 
+class PhoneError(QuizError):
+    """A phone number that cannot take our SMS; the message says what to fix."""
+
+    status = 422
+
+    def __init__(self, message: str):
+        super().__init__(message, code="bad_phone")
+
+
 def clean_phone(raw: str, region: str) -> str:
-    """The phone number in E.164, or ValueError with what to fix."""
+    """The phone number in E.164, or PhoneError with what to fix."""
     if not raw:
-        raise ValueError("Please enter your mobile number: your round links come by SMS.")
+        raise PhoneError("Please enter your mobile number: your round links come by SMS.")
     if len(raw) > PHONE_MAX:
-        raise ValueError("That is too long for a phone number.")
+        raise PhoneError("That is too long for a phone number.")
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        raise ValueError("That doesn't look like a phone number. Include the country code, e.g. +1 415 555 0100.")
+        raise PhoneError("That doesn't look like a phone number. "
+                         "Include the country code, e.g. +1 415 555 0100.")
     if not phonenumbers.is_valid_number(number):
-        raise ValueError("That phone number isn't valid. Include the country code, e.g. +44 7700 900123.")
+        raise PhoneError("That phone number isn't valid. "
+                         "Include the country code, e.g. +44 7700 900123.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -75,8 +86,8 @@ def validate_registration(data) -> dict:
         errors["email"] = "Please enter your email address." if not email else str(exc)
     try:
         clean["phone"] = clean_phone(str(data.get("phone") or "").strip(), current_app.config["PHONE_DEFAULT_REGION"])
-    except ValueError as exc:
-        errors["phone"] = str(exc)
+    except PhoneError as exc:
+        errors["phone"] = exc.message
     clean["consent"] = data.get("consent") in YES
     clean["sponsor_consent"] = data.get("sponsor_consent") in YES
     if errors:

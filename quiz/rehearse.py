@@ -17,6 +17,7 @@ import click
 import requests
 from flask import current_app
 
+from .errors import QuizError
 from .rehearsal_report import Tally, format_table, verdict
 
 REQUEST_TIMEOUT = 10.0  # seconds, every request
@@ -56,8 +57,11 @@ def synthetic_phone(n: int) -> str:
     return f"+1{AREA_CODES[n // 10_000 % len(AREA_CODES)]}555{n % 10_000:04d}"
 
 
-class RehearsalError(Exception):
+class RehearsalError(QuizError):
     """The rehearsal cannot go on; the message says why and what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="rehearsal")
 
 
 @dataclass

@@ -193,6 +193,25 @@ def test_load_questions_from_the_console(client):
     assert "added round 1" in good.get_data(as_text=True) and "Start round 1" in good.get_data(as_text=True)
 
 
+def test_refused_bank_from_the_console_leaves_nothing_half_written(client, load_bank, make_participant,
+                                                                   api_headers):
+    from .conftest import SMALL_BANK
+    load_bank()
+    make_participant()
+    assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
+    login(client)
+    # Round 2 (a draft) is left out, so it is deleted and flushed before round 1 (open) refuses to change.
+    round_one_only = SMALL_BANK.split("  - number: 2")[0].replace("Warm-up", "Renamed")
+    refused = post_form(client, "/admin/", "/admin/questions", {"yaml": round_one_only}, follow_redirects=True)
+    page = html.unescape(refused.get_data(as_text=True))
+    assert "The question bank was not loaded: round 1 is open" in page and "Nothing was changed." in page
+    db.session.expire_all()
+    assert db.session.execute(select(Challenge.number, Challenge.title).order_by(Challenge.number)).all() == [
+        (1, "Warm-up"), (2, "Second")]
+    assert db.session.get(Challenge, 2).questions
+    assert "load questions" not in db.session.scalars(select(AuditEntry.action)).all()
+
+
 def test_live_console_frame_carries_no_session_token_and_the_header_token_works(app, client, load_bank):
     from quiz.web.admin import live_overview
     load_bank()

@@ -53,7 +53,7 @@ def drain(run_jobs, rounds=20):
     ("reminder", "x" * 700, "under 640 characters"),
 ])
 def test_bad_templates_are_refused_with_what_to_fix(app, kind, body, problem):
-    with pytest.raises(ValueError, match=problem.replace("{", r"\{").replace("}", r"\}")):
+    with pytest.raises(notify.TemplateError, match=problem.replace("{", r"\{").replace("}", r"\}")):
         notify.save_template(kind, body)
     db.session.rollback()
     assert notify.template_for(kind) == notify.TEMPLATES[kind]

@@ -32,7 +32,6 @@ def bootstrap_admin() -> None:
         user = AdminUser(username="admin")
         user.set_password(password)
         db.session.add(user)
-        db.session.commit()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -41,7 +40,7 @@ def login():
     """Password login for organizers."""
     error = None
     if request.method == "POST":
-        bootstrap_admin()
+        write(bootstrap_admin)
         user = db.session.scalar(select(AdminUser).where(AdminUser.username == request.form.get("username", "admin")))
         if user and user.check_password(request.form.get("password", "")):
             login_user(user, remember=True)
@@ -132,13 +131,18 @@ def health_panel():
     return render_template("admin/_health.html", report=report)
 
 
-def act(operation, success: str, then: str = "admin.dashboard", **then_args):
-    """Run a console action, flash what happened, and go back to the page it came from."""
+def act(operation, success, then: str = "admin.dashboard", failure: str = "{}", **then_args):
+    """Run a console action, flash what happened, and go back to the page it came from.
+
+    `success` is the flash, or a function of what the operation returned; a QuizError's message is
+    flashed inside `failure`. Nothing is half-written either way: write() commits or rolls back.
+    """
     try:
-        write(operation)
-        flash(success, "ok")
+        result = write(operation)
     except QuizError as error:
-        flash(error.message, "error")
+        flash(failure.format(error.message), "error")
+    else:
+        flash(success(result) if callable(success) else success, "ok")
     return redirect(url_for(then, **then_args), 303)
 
 
@@ -176,19 +180,19 @@ def disqualify(participant_id):
 @login_required
 def load_questions():
     """Load a question bank (YAML, pasted or uploaded) from the console; all or nothing."""
-    from ..questions import BankError, apply_bank, parse_bank
+    from ..questions import apply_bank, parse_bank
     upload = request.files.get("file")
     text = upload.read().decode("utf-8", "replace") if upload and upload.filename else request.form.get("yaml", "")
-    try:
+
+    def operation():
         changes = apply_bank(parse_bank(text))
-        record(current_user.username, "load questions", None, "; ".join(changes) or "no change")
-        db.session.commit()
-    except BankError as error:
-        db.session.rollback()
-        flash(f"The question bank was not loaded: {error}. Nothing was changed.", "error")
-        return redirect(url_for("admin.dashboard"), 303)
-    flash("Question bank loaded: " + ("; ".join(changes) if changes else "nothing to change") + ".", "ok")
-    return redirect(url_for("admin.dashboard"), 303)
+        return record(current_user.username, "load questions", changes,
+                      "; ".join(changes) or "no change")
+
+    def loaded(changes):
+        return f"Question bank loaded: {'; '.join(changes) or 'nothing to change'}."
+    return act(operation, loaded,
+               failure="The question bank was not loaded: {}. Nothing was changed.")
 
 
 @bp.get("/rounds/<int:number>/results")
@@ -240,10 +244,7 @@ def resend_link(participant_id, number):
     """Send one player's round link again."""
     def operation():
         participant = db.get_or_404(Participant, participant_id)
-        try:
-            message_id = notify.requeue_link(participant, rounds.get_challenge(number))
-        except LookupError as error:
-            raise QuizError(str(error), code="no_message")
+        message_id = notify.requeue_link(participant, rounds.get_challenge(number))
         record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
         notify.hand_over([message_id], "resend")
     if request.form.get("back") == "help":

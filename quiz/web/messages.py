@@ -30,19 +30,26 @@ def _messages_page(errors=None, values=None, status=200):
                            reminders=reminders, errors=errors or {}, values=values or {}, local=local_time), status
 
 
+def _refused(error: QuizError, field: str, values):
+    """The page again with what the organizer typed, and the error beside the field it is about."""
+    return _messages_page(error.fields or {field: error.message}, values, error.status)
+
+
 @bp.post("/messages/<kind>")
 @login_required
 def save_template(kind):
     """Save the organizer's wording of one kind of SMS."""
     if kind not in notify.TEMPLATES:
         return _messages_page({"form": f"There is no message kind '{kind}'."}, status=404)
-    try:
-        notify.save_template(kind, request.form.get("body", ""))
+    body = request.form.get("body", "")
+
+    def operation():
+        notify.save_template(kind, body)
         record(current_user.username, "edit SMS wording", None, kind)
-        db.session.commit()
-    except ValueError as error:
-        db.session.rollback()
-        return _messages_page({kind: str(error)}, {kind: request.form.get("body", "")}, 422)
+    try:
+        write(operation)
+    except QuizError as error:
+        return _refused(error, kind, {kind: body})
     flash("Saved. New messages use this wording.", "ok")
     return redirect(url_for("messages.settings"), 303)
 
@@ -56,7 +63,7 @@ def add_reminder():
         reminder = write(lambda: record(current_user.username, "schedule reminder",
                                         schedule_reminder(request.form.get("text", ""), send_at)))
     except QuizError as error:
-        return _messages_page(error.fields or {"reminder": error.message}, request.form, error.status)
+        return _refused(error, "reminder", request.form)
     flash(f"Reminder scheduled for {local_time(reminder.send_at)}.", "ok")
     return redirect(url_for("messages.settings"), 303)
 
