@@ -18,6 +18,7 @@ from .extensions import db
 from .jobs import after_commit
 from .live import publish_after_commit
 from .models import PHOTO_STATUSES, Challenge, PhotoAnswer, Submission
+from .rounds import get_challenge
 from .storage import StorageError, get_storage
 
 FORMATS = ("JPEG", "PNG", "WEBP")
@@ -117,7 +118,6 @@ def store_photos(submission_id: int, participant_id: int, challenge_id: int, num
 
 def review_photo(photo_id: int, decision: str, actor: str, now: datetime) -> PhotoAnswer:
     """Accept or reject a photo while its round is open, and score the submission again; the caller commits."""
-    from .rounds import get_challenge
     status = DECISIONS.get(decision)
     if status is None:
         raise ValidationError({"decision": "Choose Accept or Reject."}, "Choose Accept or Reject.")
