@@ -14,6 +14,7 @@ from .errors import QuizError
 from .extensions import db
 from .effects import CHANGED, Job, Task, owe
 from .models import CHECKIN_ALPHABET, CHECKIN_LENGTH, Challenge, Participant
+from .rounds import current_challenge, is_last
 
 # What people misread on a printed badge (Crockford's base32 decoding).
 LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -92,7 +93,6 @@ def checkin_counts() -> dict:
 def unchecked_finalists(limit: int = 20) -> tuple[int, list[str]]:
     """With PRIZE_REQUIRES_CHECKIN, before and during the last round: how many still in haven't checked in,
     and the first few names (for the console's warning)."""
-    from .rounds import current_challenge, is_last
     if not current_app.config["PRIZE_REQUIRES_CHECKIN"]:
         return 0, []
     current = current_challenge()  # the open round, else the next one

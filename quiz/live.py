@@ -12,10 +12,11 @@ import re
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import redis
-from flask import Flask, render_template
+from flask import Blueprint, Flask
 
 from .effects import CHANNEL
 from .extensions import db, state
@@ -85,10 +86,14 @@ class Client:
         return frame
 
 
+Renderer = Callable[[], str]  # a topic's fragment as it stands, as HTML (blueprints register them)
+
+
 class Hub:
     """This process's fan-out: one Redis listener, one ticker, a set of clients per topic."""
 
-    def __init__(self, app: Flask, renderers: dict, tick: float, clock=time.monotonic, sleep=None):
+    def __init__(self, app: Flask, renderers: dict[str, Renderer], tick: float, clock=time.monotonic,
+                 sleep=None):
         self.app, self.renderers, self.tick = app, renderers, tick
         self.clock, self.sleep = clock, sleep or (lambda seconds: time.sleep(seconds))  # (gevent's, once patched)
         self.sequence = itertools.count(1)
@@ -103,6 +108,12 @@ class Hub:
         self.changes = 0
         self.latest: dict[str, tuple[int, float, Frame]] = {}
         self.connection = None  # the ticker's own database connection: its renders never queue behind requests
+
+    def add_renderer(self, topic: str, render: Renderer) -> None:
+        """Serve `topic` too: its sockets get what `render()` returns."""
+        with self.lock:
+            self.renderers[topic] = render
+            self.clients.setdefault(topic, set())
 
     def connect(self, topic: str, write_now=None) -> Client:
         """A new socket gets the current state at once."""
@@ -248,23 +259,19 @@ class Hub:
             log.exception("live updates: broadcast failed")
 
 
-def display_stage() -> str:
-    from .web.display import join_qr_svg, stage
-    return render_template("display/_stage.html", qr=join_qr_svg(), **stage())
+def renderer(bp: Blueprint, topic: str):
+    """Make the decorated function `topic`'s live renderer on every app `bp` is registered with."""
+    def register(render: Renderer) -> Renderer:
+        bp.record_once(lambda state: register_renderer(state.app, topic, render))
+        return render
+    return register
 
 
-def admin_overview() -> str:
-    from .web.admin import live_overview
-    return live_overview()
-
-
-def help_desk() -> str:
-    from .web.desk import live_help
-    return live_help()
-
-
-RENDERERS = {"display": display_stage, "admin": admin_overview, "help": help_desk}
+def register_renderer(app: Flask, topic: str, render: Renderer) -> None:
+    """Serve /ws?topic=`topic` with what `render()` returns (the hub calls it in a request context)."""
+    state(app).hub.add_renderer(topic, render)
 
 
 def init_app(app: Flask) -> None:
-    state(app).hub = Hub(app, RENDERERS, float(app.config["LIVE_TICK_SECONDS"]))
+    """This process's hub; the blueprints register its topics as they are registered."""
+    state(app).hub = Hub(app, {}, float(app.config["LIVE_TICK_SECONDS"]))

@@ -10,6 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .clock import utcnow
 from .errors import QuizError
 from .extensions import db
+from .question_types import QUESTION_TYPES
 
 SCORING_MODES = ("accuracy", "speed")
 ELIMINATION_REASONS = ("unanswered", "ranked_out", "disqualified")
@@ -121,7 +122,6 @@ class ByKind:
     @property
     def type(self):
         """This question's behaviour (parsing, rendering, validating, scoring): a QuestionType."""
-        from .question_types import QUESTION_TYPES
         return QUESTION_TYPES[self.kind]
 
 

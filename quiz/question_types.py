@@ -7,9 +7,9 @@ import yaml
 from flask import current_app
 
 from . import scoring
+from .bank_yaml import BankError, line_of, scalar, sequence
 from .errors import QuizError
-from .questions import BankError
-from .questions import _line as line_of, _scalar as scalar, _sequence as sequence
+from .images import PhotoError, off_the_loop, prepare_photo
 
 
 class AnswerError(QuizError):
@@ -102,8 +102,7 @@ class Photo(QuestionType):
     upload = True
 
     def read(self, question, form, files, number: int) -> bytes:
-        """The photo, checked and re-encoded (photos.prepare_photo); stored once the submission is in."""
-        from .photos import PhotoError, off_the_loop, prepare_photo
+        """The photo, checked and re-encoded (images.prepare_photo); stored once the submission is in."""
         upload = files.get(f"q{question.id}") if files else None
         if upload is None or not upload.filename:
             raise AnswerError(f"Question {number} needs a photo: take one, or pick one from your phone.")

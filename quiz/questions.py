@@ -4,24 +4,15 @@ from dataclasses import dataclass, field
 import yaml
 from sqlalchemy import select
 
-from .errors import QuizError
+from .bank_yaml import BankError, line_of, mapping, scalar, sequence
 from .extensions import db
 from .effects import Job, Task, owe
 from .links import ensure_links
 from .models import SCORING_MODES, Challenge, Question
+from .question_types import QUESTION_TYPES
 
 ROUND_KEYS = {"number", "title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring", "questions"}
 QUESTION_KEYS = {"type", "text", "choices", "answer", "points"}  # each kind takes some of them
-
-
-class BankError(QuizError):
-    """A problem in the file, with the line it is on; nothing of the bank was loaded."""
-
-    status = 422
-
-    def __init__(self, line: int | None, problem: str):
-        self.line, self.problem = line, problem
-        super().__init__(f"line {line}: {problem}" if line else problem, code="bad_bank")
 
 
 @dataclass
@@ -35,79 +26,45 @@ class RoundSpec:
     questions: list[dict] = field(default_factory=list)
 
 
-def _line(node) -> int:
-    return node.start_mark.line + 1
-
-
-def _mapping(node, what: str, allowed: set[str]) -> dict:
-    if not isinstance(node, yaml.MappingNode):
-        raise BankError(_line(node), f"{what} should be a mapping of keys to values.")
-    result = {}
-    for key_node, value_node in node.value:
-        key = key_node.value
-        if key not in allowed:
-            raise BankError(_line(key_node), f"unknown key '{key}' in {what} (expected one of: {', '.join(sorted(allowed))}).")
-        if key in result:
-            raise BankError(_line(key_node), f"'{key}' appears twice in {what}.")
-        result[key] = value_node
-    return result
-
-
-def _sequence(node, what: str) -> list:
-    if not isinstance(node, yaml.SequenceNode):
-        raise BankError(_line(node), f"{what} should be a list.")
-    return node.value
-
-
-def _scalar(node, what: str, kind, check=None, problem: str = ""):
-    """A typed scalar: numbers through PyYAML's resolver, text exactly as written."""
-    if not isinstance(node, yaml.ScalarNode):
-        raise BankError(_line(node), f"{what} should be a single value.")
-    if kind is str:
-        value = node.value  # text as written: a choice `yes` or `42` is text to show, not a bool or a number
-    else:
-        value = yaml.safe_load(yaml.serialize(node))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool or (check and not check(value)):
-        raise BankError(_line(node), f"{what} {problem or f'should be a {kind.__name__}'} (got '{node.value}').")
-    return value
-
-
 def _question(node, where: str) -> dict:
     """One question, parsed by its kind's class (`type:`, multiple choice when absent)."""
-    from .question_types import QUESTION_TYPES
-    spec = _mapping(node, where, QUESTION_KEYS)
+    spec = mapping(node, where, QUESTION_KEYS)
     kind = "choice"
     if "type" in spec:
-        kind = _scalar(spec["type"], f"{where} type", str, lambda v: v in QUESTION_TYPES,
+        kind = scalar(spec["type"], f"{where} type", str, lambda v: v in QUESTION_TYPES,
                        f"should be one of: {', '.join(QUESTION_TYPES)}")
     return QUESTION_TYPES[kind].parse(spec, where, node)
 
 
 def _round(node, index: int) -> RoundSpec:
-    spec = _mapping(node, f"round #{index}", ROUND_KEYS)
+    spec = mapping(node, f"round #{index}", ROUND_KEYS)
     for key in ("number", "title", "questions"):
         if key not in spec:
-            raise BankError(_line(node), f"round #{index} has no '{key}'.")
-    number = _scalar(spec["number"], "number", int, lambda v: 1 <= v <= 1000, "should be a whole number from 1")
+            raise BankError(line_of(node), f"round #{index} has no '{key}'.")
+    number = scalar(spec["number"], "number", int, lambda v: 1 <= v <= 1000,
+                    "should be a whole number from 1")
     where = f"round {number}"
-    result = RoundSpec(number=number, title=_scalar(spec["title"], f"{where} title", str, lambda v: 0 < len(v.strip()) <= 200,
-                                                    "should be 1 to 200 characters").strip())
+    title = scalar(spec["title"], f"{where} title", str, lambda v: 0 < len(v.strip()) <= 200,
+                   "should be 1 to 200 characters")
+    result = RoundSpec(number=number, title=title.strip())
     if "time_limit_seconds" in spec and spec["time_limit_seconds"].tag != "tag:yaml.org,2002:null":
-        result.time_limit_seconds = _scalar(spec["time_limit_seconds"], f"{where} time_limit_seconds", int,
-                                            lambda v: 5 <= v <= 86400, "should be 5 to 86400 seconds")
+        result.time_limit_seconds = scalar(spec["time_limit_seconds"],
+                                           f"{where} time_limit_seconds", int,
+                                           lambda v: 5 <= v <= 86400,
+                                           "should be 5 to 86400 seconds")
     if "keep_fraction" in spec:
-        result.keep_fraction = _scalar(spec["keep_fraction"], f"{where} keep_fraction", float, lambda v: 0 < v <= 1,
-                                       "should be more than 0 and at most 1")
+        result.keep_fraction = scalar(spec["keep_fraction"], f"{where} keep_fraction", float,
+                                      lambda v: 0 < v <= 1, "should be more than 0 and at most 1")
     if "keep_count" in spec:
-        result.keep_count = _scalar(spec["keep_count"], f"{where} keep_count", int, lambda v: v >= 1, "should be 1 or more")
+        result.keep_count = scalar(spec["keep_count"], f"{where} keep_count", int,
+                                   lambda v: v >= 1, "should be 1 or more")
     if "scoring" in spec:
-        result.scoring = _scalar(spec["scoring"], f"{where} scoring", str, lambda v: v in SCORING_MODES,
-                                 f"should be one of {', '.join(SCORING_MODES)}")
-    nodes = _sequence(spec["questions"], f"{where} questions")
+        result.scoring = scalar(spec["scoring"], f"{where} scoring", str,
+                                lambda v: v in SCORING_MODES,
+                                f"should be one of {', '.join(SCORING_MODES)}")
+    nodes = sequence(spec["questions"], f"{where} questions")
     if not nodes:
-        raise BankError(_line(spec["questions"]), f"{where} has no questions.")
+        raise BankError(line_of(spec["questions"]), f"{where} has no questions.")
     result.questions = [_question(q, f"{where} question {i}") for i, q in enumerate(nodes, start=1)]
     return result
 
@@ -121,14 +78,15 @@ def parse_bank(text: str) -> list[RoundSpec]:
         raise BankError(mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}")
     if root is None:
         raise BankError(None, "the file is empty; it should start with 'challenges:'.")
-    top = _mapping(root, "the file", {"challenges"})
+    top = mapping(root, "the file", {"challenges"})
     if "challenges" not in top:
-        raise BankError(_line(root), "the file should start with 'challenges:'.")
-    rounds = [_round(node, i) for i, node in enumerate(_sequence(top["challenges"], "challenges"), start=1)]
+        raise BankError(line_of(root), "the file should start with 'challenges:'.")
+    nodes = sequence(top["challenges"], "challenges")
+    rounds = [_round(node, i) for i, node in enumerate(nodes, start=1)]
     seen = {}
     for spec, node in zip(rounds, top["challenges"].value):
         if spec.number in seen:
-            raise BankError(_line(node), f"round {spec.number} appears twice.")
+            raise BankError(line_of(node), f"round {spec.number} appears twice.")
         seen[spec.number] = spec
     return sorted(rounds, key=lambda r: r.number)
 

@@ -13,6 +13,8 @@ from .extensions import db
 from .helpdesk import help_version
 from .models import Challenge, FormLink, Participant, Submission
 from .ranking import keep_size
+from .rounds import winner
+from .shadow import in_shadow_league
 
 
 @dataclass
@@ -60,7 +62,6 @@ def _rounds_with_counts(participant_id: int):
 
 def participant_report(participant: Participant) -> list[RoundReport]:
     """One row per round, in order, with a plain-words verdict."""
-    from .rounds import winner
     rows = _rounds_with_counts(participant.id)
     submissions = {s.challenge_id: s for s in db.session.scalars(
         select(Submission).where(Submission.participant_id == participant.id))}
@@ -115,7 +116,6 @@ def _verdict(participant: Participant, row: RoundReport) -> str:
 
 def _shadow_verdict(participant: Participant, challenge: Challenge, submission: Submission | None) -> str:
     """A round after the player's knock-out: played in the shadow league, playable there, or not played."""
-    from .shadow import in_shadow_league
     if submission is not None and submission.shadow:
         return (f"Shadow league — not ranked for the prize: {submission.score} points "
                 f"in {submission.response_time:.1f} s.")
@@ -128,7 +128,6 @@ def _shadow_verdict(participant: Participant, challenge: Challenge, submission: 
 
 def report_version(participant: Participant, *extra) -> str:
     """A cheap fingerprint of everything the report shows (for its ETag): three small queries, no ranking."""
-    from .rounds import winner
     rounds = db.session.execute(select(Challenge.id, Challenge.status, Challenge.closed_at)
                                 .order_by(Challenge.number)).all()
     played = db.session.execute(select(func.count(), func.max(Submission.rank)).where(

@@ -54,7 +54,7 @@ def test_every_player_gets_an_unguessable_checkin_code_on_their_page_and_badge(c
     page = text(client.get(f"/r/{p.report_code}?welcome=1"))
     assert "Your check-in code" in page and f"{p.checkin_code[:5]}-{p.checkin_code[5:]}" in page
     # The check-in QR holds the check-in code alone: no name, no link, not the report's credential.
-    from quiz.web.display import qr_svg
+    from quiz.qr import qr_svg
     card = page.split("checkin-card")[1].split("</section>")[0]
     assert qr_svg(p.checkin_code) in card and qr_svg(f"http://quiz.test/r/{p.report_code}") not in card
     badge = client.get(f"/r/{p.report_code}/badge")
@@ -210,9 +210,9 @@ def test_help_request_round_trip(client, app, load_bank, make_participant, api_h
     assert "&lt;b&gt;Phone&lt;/b&gt; lost" in desk and "<b>Phone</b>" not in desk and "Mallory" in desk
     assert "Resend round 1 link" in desk
     # …and so does the frame the websocket pushes.
-    from quiz.live import help_desk
+    from quiz.web.desk import live_help
     with app.test_request_context("/ws"):
-        frame = help_desk()
+        frame = live_help()
     assert 'id="help"' in frame and "&lt;b&gt;Phone" in frame and "csrf_token" not in frame
     request_id = db.session.scalar(select(HelpRequest.id))
     token = csrf_from(desk)

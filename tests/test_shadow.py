@@ -315,7 +315,7 @@ def panel(page: str) -> list[str]:
 
 
 def test_the_display_shows_the_shadow_league_in_its_own_panel(app, client, knocked_out):
-    from quiz.live import display_stage
+    from quiz.web.display import live_stage
     assert panel(text(client.get("/display"))) == []
     play(client, knocked_out["Di"], 2, HALF)
     play(client, knocked_out["Cy"], 2, RIGHT)
@@ -323,7 +323,7 @@ def test_the_display_shows_the_shadow_league_in_its_own_panel(app, client, knock
     assert panel(page) == ["Cy", "Di"] and "+ 2 in the shadow league" in page
     assert "<strong>0</strong> of 2 answered" in page
     with app.test_request_context("/ws"):
-        frame = display_stage()  # what the websocket sends every display, rendered once per tick
+        frame = live_stage()  # what the websocket sends every display, rendered once per tick
     assert panel(frame) == ["Cy", "Di"]
 
 

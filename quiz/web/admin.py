@@ -3,14 +3,13 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .. import notify, photos, rounds, shadow
+from .. import console, live, notify, rounds
 from ..audit import record
-from ..checkin import unchecked_finalists
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
 from ..leaderboard import leaderboard
-from ..models import AdminUser, AuditEntry, Challenge, Message, Participant, Submission
+from ..models import AdminUser, Message, Participant
 from ..notify import sms_progress
 from ..observability import health
 from . import write
@@ -56,46 +55,11 @@ def logout():
     return redirect(url_for("admin.login"), 303)
 
 
-def overview() -> dict:
-    """The live numbers at the top of the console."""
-    current = rounds.current_challenge()
-    players, in_game = db.session.execute(select(func.count(), func.count().filter(
-        Participant.eliminated_in.is_(None))).select_from(Participant)).one()  # one pass over the players
-    return {
-        "players": players,
-        "in_game": in_game,
-        "current": current,
-        "answered": db.session.scalar(select(func.count()).where(Submission.challenge_id == current.id,
-                                                                 Submission.shadow.is_(False)))
-        if current else 0,
-        "winner": rounds.winner(),
-        "shadow": shadow.players() if current_app.config["SHADOW_LEAGUE"] else None,
-    }
-
-
-def rounds_context() -> dict:
-    """What the rounds table and the audit log show."""
-    challenges = db.session.scalars(select(Challenge).order_by(Challenge.number)).all()
-    in_game = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))
-    return {
-        "challenges": challenges,
-        "submitted": dict(db.session.execute(select(Submission.challenge_id, func.count())
-                                             .where(Submission.shadow.is_(False))
-                                             .group_by(Submission.challenge_id)).all()),
-        "unchecked": unchecked_finalists(),
-        "progress": {c.id: sms_progress(c) for c in challenges},
-        "audit": db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(20)).all(),
-        "counts": {"in_game": in_game},
-        "send_warning": notify.send_time_warning(in_game),
-        "unreviewed": photos.unreviewed(),
-        "now": utcnow(),
-    }
-
-
+@live.renderer(bp, "admin")
 def live_overview() -> str:
     """The console's live fragments (numbers, rounds, audit log), as the websocket pushes them."""
-    context = rounds_context()
-    return "".join(render_template(name, o=overview(), live=True, **context)
+    context = {"o": console.overview(), **console.rounds_and_audit()}
+    return "".join(render_template(name, live=True, **context)
                    for name in ("admin/_overview.html", "admin/_rounds.html", "admin/_audit.html"))
 
 
@@ -104,7 +68,8 @@ def live_overview() -> str:
 def dashboard():
     """Rounds with their counts and actions, the latest SMS and the audit log."""
     outbox = db.session.scalars(select(Message).order_by(Message.id.desc()).limit(20)).all()
-    return render_template("admin/dashboard.html", outbox=outbox, o=overview(), report=health()[0], **rounds_context())
+    return render_template("admin/dashboard.html", outbox=outbox, o=console.overview(),
+                           report=health()[0], **console.rounds_and_audit())
 
 
 @bp.post("/rounds/<int:number>/start")

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import helpdesk, rounds
+from .. import helpdesk, live, rounds
 from ..audit import record
 from ..checkin import check_in, checkin_counts
 from ..clock import utcnow
@@ -71,6 +71,7 @@ def resolve(request_id):
     return redirect(url_for("desk.help_desk"), 303)
 
 
+@live.renderer(bp, "help")
 def live_help() -> str:
     """The help list as the websocket pushes it (no per-session CSRF field: htmx sends the header)."""
     return render_template("admin/_help.html", live=True, current=rounds.current_challenge(), **helpdesk.desk_queue())

@@ -18,11 +18,11 @@ from ..stored_forms import TIMER_MARK, form_key, form_token_ok
 from ..links import find_link, find_participant, link_url, report_url
 from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
+from ..qr import qr_svg
 from ..reports import participant_report, report_version
 from ..registration import register_participant, registration_open, validate_registration
 from ..storage import StorageError, get_storage
 from . import wants_fragment, write
-from .display import qr_svg
 from .security import link_key, registration_key
 
 bp = Blueprint("play", __name__)
