@@ -330,6 +330,7 @@ def drain(drain: Drain, round_id: int | None, handle) -> int:
     done = 0
     while ids := [int(i) for i in connection.srandmember(key, DRAIN_BATCH)]:
         handle(ids)
+        db.session.commit()  # what the batch wrote (and owes), before it leaves the set
         connection.srem(key, *ids)  # only once handled: a worker dying mid-batch loses nothing
         done += len(ids)
     return done
