@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
 from .config import Config, persistent_secret
-from . import effects
+from . import dispatcher
 from .extensions import AppState, csrf, db, htmx, limiter, login_manager, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
         from .embedded import ensure_redis
         app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))
     app.extensions["knockout"] = AppState(redis=redis.Redis.from_url(app.config["REDIS_URL"]))
-    effects.init_app(app, batched=batch_effects)
+    dispatcher.init_app(app, batched=batch_effects)
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _sqlite_busy_timeout(app)

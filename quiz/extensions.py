@@ -4,6 +4,7 @@ from typing import Any
 
 import redis
 from flask import Flask, current_app
+from gevent import monkey
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -64,3 +65,9 @@ def get_redis() -> redis.Redis:
 def get_queue(name: str = "default") -> Queue:
     """One of the RQ queues: forms, notify or default."""
     return Queue(name, connection=get_redis())
+
+
+def under_gevent() -> bool:
+    """A gevent-patched process (gunicorn's gevent workers): blocking calls yield to other greenlets,
+    and a blocking call that doesn't (CPU work) holds every request of the process."""
+    return monkey.is_module_patched("socket")

@@ -8,9 +8,11 @@ dropped.
 import io
 import warnings
 
+from gevent import get_hub
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import QuizError
+from .extensions import under_gevent
 
 FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_SIDE = 2048
@@ -81,10 +83,6 @@ def off_the_loop(func, *args):
     """Run CPU-heavy work on gevent's thread pool when gevent runs the server: Pillow releases the
     GIL while it decodes and encodes, so the worker's other requests go on meanwhile (a 12 MP photo
     takes ~0.2 s)."""
-    try:
-        from gevent import get_hub, monkey
-    except ImportError:  # pragma: no cover (gevent is a requirement)
-        return func(*args)
-    if not monkey.is_module_patched("threading"):
+    if not under_gevent():
         return func(*args)
     return get_hub().threadpool.apply(func, args)

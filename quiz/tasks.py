@@ -8,7 +8,8 @@ from rq import get_current_job
 
 from . import notify, rounds, stored_forms
 from .clock import utcnow
-from .effects import Drain, drain
+from .dispatcher import drain
+from .effects import Drain
 from .extensions import db
 from .models import Challenge, Reminder
 

@@ -1,4 +1,5 @@
-"""What commits owe (quiz/effects.py): declared by the domain, sent after commit, at once or in batches."""
+"""What commits owe: declared by the domain (quiz/effects.py), sent after commit at once or in batches
+(quiz/dispatcher.py)."""
 import os
 import re
 import socket
@@ -9,8 +10,8 @@ import redis
 from sqlalchemy import select
 
 from quiz import tasks
-from quiz.effects import (CHANNEL, CHANGED, Dispatcher, Drain, Job, Pending, Task, owe,
-                          pending_key)
+from quiz.dispatcher import Dispatcher
+from quiz.effects import CHANGED, CHANNEL, Drain, Job, Pending, Task, owe, pending_key
 from quiz.extensions import db, get_queue, get_redis, state
 from quiz.models import Challenge, Message, Participant
 
