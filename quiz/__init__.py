@@ -8,9 +8,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
+from . import cli, dispatcher, live, observability, web
 from .config import Config, persistent_secret
-from . import dispatcher
+from .embedded import ensure_redis
 from .extensions import AppState, csrf, db, htmx, limiter, login_manager, migrate, sock
+from .web import security
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +32,6 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
             app.config[key] = persistent_secret(Path(app.instance_path), filename)
 
     if not app.config["REDIS_URL"]:
-        from .embedded import ensure_redis
         app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))
     app.extensions["knockout"] = AppState(redis=redis.Redis.from_url(app.config["REDIS_URL"]))
     dispatcher.init_app(app, batched=batch_effects)
@@ -38,8 +39,6 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _sqlite_busy_timeout(app)
 
-    from . import observability
-    from .web import security
     observability.init_app(app)
     security.init_app(app)  # first: its check must read the raw body before CSRF parses the form
     db.init_app(app)
@@ -53,14 +52,8 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    from . import live
-    live.init_app(app)
-    from .web import admin, api, desk, display, errors, exports, messages, photos, play, stored_forms, ws
-    for module in (play, display, admin, messages, desk, stored_forms, exports, photos, api, ws, errors):
-        app.register_blueprint(module.bp)
-    csrf.exempt(api.bp)
-
-    from . import cli
+    live.init_app(app)  # before the blueprints: they register their live renderers with its hub
+    web.register_blueprints(app)
     cli.register(app)
     return app
 

@@ -1,4 +1,5 @@
 """`flask --app quiz …` commands for operators."""
+import json
 import os
 import signal
 import subprocess
@@ -9,14 +10,21 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from . import reconcile
+from . import reconcile, stored_forms
+from .backup import backup_database, restore_database
+from .clock import utcnow
 from .config import persistent_secret
+from .embedded import stop_redis
 from .errors import QuizError
-from .exports import EXPORTS
+from .exports import EXPORTS, filename, write_csv
 from .extensions import db
-from .models import AdminUser, Challenge
+from .models import AdminUser, Challenge, Participant
+from .privacy import export_participant, shred_personal_data
+from .questions import apply_bank, parse_bank
+from .rehearse import rehearse_command
 
 ROOT = Path(__file__).resolve().parent.parent
 questions_cli = AppGroup("questions", help="The question bank.")
@@ -29,8 +37,7 @@ forms_cli = AppGroup("forms", help="Personalized forms in object storage.")
 @click.option("--round", "number", type=int, help="Only this round (default: every round).")
 def reconcile_forms(number: int | None):
     """Compare stored forms with the database and repair every difference; safe during the event."""
-    from .stored_forms import reconcile
-    result = reconcile([_round_id(number)] if number else None)
+    result = stored_forms.reconcile([_round_id(number)] if number else None)
     click.echo(f"{result['missing']} missing form(s) written, {result['misplaced']} misplaced form(s) moved, "
                f"{result['duplicated']} duplicate(s) and {result['orphaned']} orphan(s) removed.")
 
@@ -38,9 +45,8 @@ def reconcile_forms(number: int | None):
 @forms_cli.command("status")
 def forms_status():
     """Per round: forms expected in each place (database) against forms found there (storage)."""
-    from .stored_forms import drift
     for challenge in db.session.scalars(select(Challenge).order_by(Challenge.number)):
-        report = drift([challenge.id])
+        report = stored_forms.drift([challenge.id])
         counts = ", ".join(f"{place} {report.found[place]}/{report.expected[place]}"
                            for place in ("forms", "answered", "unanswered"))
         state = "in sync" if report.clean else (f"drift: {len(report.missing)} missing, {len(report.misplaced)} misplaced, "
@@ -72,7 +78,6 @@ def reconcile_sms(stale_after: float, forgotten_after: float):
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def load_questions(path: Path):
     """Load rounds and questions from a YAML file (idempotent; all or nothing)."""
-    from .questions import apply_bank, parse_bank
     try:
         changes = apply_bank(parse_bank(path.read_text(encoding="utf-8")))
         db.session.commit()
@@ -109,10 +114,8 @@ def ensure_admin(username: str, password: str, reset: bool = False) -> bool:
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to let phones on the LAN join.")
 def demo(port: int, host: str):
     """Set up the database and the demo bank, then run web, worker and Redis until Ctrl-C."""
-    from flask_migrate import upgrade
     upgrade(directory=str(ROOT / "migrations"))
     if not db.session.scalar(select(func.count()).select_from(Challenge)):
-        from .questions import apply_bank, parse_bank
         apply_bank(parse_bank((ROOT / "questions" / "demo.yaml").read_text()))
         db.session.commit()
     password = current_app.config["ADMIN_PASSWORD"] or persistent_secret(Path(current_app.instance_path), "admin_password")
@@ -151,7 +154,6 @@ def _wait_then_stop(children: list[subprocess.Popen]) -> None:
     for child in children:
         child.wait(timeout=15)
     if not os.environ.get("REDIS_URL"):
-        from .embedded import stop_redis
         stop_redis(Path(current_app.instance_path))
 
 
@@ -162,10 +164,7 @@ privacy_cli = AppGroup("privacy", help="Personal data: export one person's, shre
 @click.argument("email")
 def export_person(email: str):
     """Print everything held about the participant with this email, as JSON."""
-    import json
 
-    from .models import Participant
-    from .privacy import export_participant
     participant = db.session.scalar(select(Participant).where(Participant.email == email.strip().lower()))
     if participant is None:
         raise click.ClickException(f"No participant registered with {email}.")
@@ -177,12 +176,10 @@ def export_person(email: str):
 @click.confirmation_option(prompt="Replace every name, email, phone and company with placeholders?")
 def shred(force: bool):
     """Remove personal data, keeping anonymous results (scores, ranks, times)."""
-    from .privacy import shred_personal_data
     try:
         people = shred_personal_data(current_app.config["RETENTION_DAYS"], force=force)
         db.session.commit()
-        from .tasks import regenerate_forms
-        regenerate_forms()  # stored forms show names: render them again with the placeholders
+        stored_forms.regenerate()  # stored forms show names: render them again with the placeholders
     except QuizError as error:
         db.session.rollback()
         raise click.ClickException(error.message)
@@ -193,8 +190,6 @@ def shred(force: bool):
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def backup(path: Path | None):
     """Take a consistent backup of the database, safe during the event."""
-    from .backup import backup_database
-    from .clock import utcnow
     url = current_app.config["SQLALCHEMY_DATABASE_URI"]
     suffix = "db" if url.startswith("sqlite") else "dump"
     path = path or Path(current_app.instance_path) / "backups" / f"knockout-{utcnow():%Y%m%d-%H%M%S}.{suffix}"
@@ -206,7 +201,6 @@ def backup(path: Path | None):
 @click.confirmation_option(prompt="Replace the database's contents with this backup? Stop web and workers first.")
 def restore(path: Path):
     """Restore the database from a backup made by `backup`."""
-    from .backup import restore_database
     db.session.remove()
     db.engine.dispose()
     restore_database(current_app.config["SQLALCHEMY_DATABASE_URI"], path)
@@ -218,7 +212,6 @@ def restore(path: Path):
 @click.option("--output", type=click.Path(path_type=Path), help="File to write (default: stdout); a folder for 'all'.")
 def export(kind: str, output: Path | None):
     """Write results as CSV (formula-safe): one KIND, or 'all' into the --output folder."""
-    from .exports import filename, write_csv
     if kind != "all" and output is None:
         return write_csv(kind, sys.stdout)
     if kind != "all":
@@ -244,6 +237,5 @@ def register(app) -> None:
     app.cli.add_command(backup)
     app.cli.add_command(restore)
     app.cli.add_command(demo)
-    from .rehearse import rehearse_command
     app.cli.add_command(rehearse_command)
     app.cli.add_command(export)

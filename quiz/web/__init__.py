@@ -1,32 +1,14 @@
 """The web layer: one blueprint per audience, routes kept thin."""
-import time
+from flask import Flask
 
-from flask import request
-from sqlalchemy.exc import OperationalError
+from ..extensions import csrf
+from . import admin, api, desk, display, errors, exports, messages, photos, play, stored_forms, ws
 
-from ..extensions import db
-
-WRITE_ATTEMPTS = 4
+BLUEPRINTS = (play, display, admin, messages, desk, stored_forms, exports, photos, api, ws, errors)
 
 
-def wants_fragment() -> bool:
-    """An htmx request for part of a page (not a boosted navigation or a history restore)."""
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
-
-
-def write(operation, *args):
-    """Run `operation` and commit, retrying when the database was briefly locked or a connection dropped."""
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
-        try:
-            result = operation(*args)
-            db.session.commit()
-            return result
-        except OperationalError:
-            db.session.rollback()
-            if attempt == WRITE_ATTEMPTS:
-                raise
-            time.sleep(0.05 * attempt)
-        except Exception:
-            db.session.rollback()
-            raise
+def register_blueprints(app: Flask) -> None:
+    """Every blueprint; the JSON API takes no cookies, so it needs no CSRF token."""
+    for module in BLUEPRINTS:
+        app.register_blueprint(module.bp)
+    csrf.exempt(api.bp)

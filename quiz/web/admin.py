@@ -12,7 +12,7 @@ from ..leaderboard import leaderboard
 from ..models import AdminUser, Message, Participant
 from ..notify import sms_progress
 from ..observability import health
-from . import write
+from .handling import write
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager.login_view = "admin.login"

@@ -15,7 +15,7 @@ from ..links import link_url, report_url
 from ..models import Challenge, Message
 from ..notify import sms_progress
 from ..registration import register_participant, validate_registration
-from . import write
+from .handling import write
 from .security import registration_key
 
 bp = Blueprint("api", __name__, url_prefix="/api")

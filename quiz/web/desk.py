@@ -12,7 +12,7 @@ from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db
 from ..models import HelpRequest
-from . import wants_fragment, write
+from .handling import wants_fragment, write
 
 bp = Blueprint("desk", __name__, url_prefix="/admin")
 

@@ -3,7 +3,7 @@ from flask import Blueprint, current_app, render_template
 
 from .. import live
 from ..stage import what_the_room_sees
-from . import wants_fragment
+from .handling import wants_fragment
 
 bp = Blueprint("display", __name__)
 

@@ -10,7 +10,7 @@ from ..errors import QuizError
 from ..extensions import db
 from ..models import Reminder
 from ..reminders import cancel_reminder, schedule_reminder
-from . import write
+from .handling import write
 from .admin import act
 
 bp = Blueprint("messages", __name__, url_prefix="/admin")

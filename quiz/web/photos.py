@@ -10,7 +10,7 @@ from ..errors import QuizError
 from ..extensions import db
 from ..models import PHOTO_STATUSES, Challenge, PhotoAnswer, Question
 from ..storage import StorageError
-from . import wants_fragment, write
+from .handling import wants_fragment, write
 
 bp = Blueprint("photos", __name__, url_prefix="/admin/photos")
 FILTERS = (*PHOTO_STATUSES, "all")

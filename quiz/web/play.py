@@ -22,7 +22,7 @@ from ..qr import qr_svg
 from ..reports import participant_report, report_version
 from ..registration import register_participant, registration_open, validate_registration
 from ..storage import StorageError, get_storage
-from . import wants_fragment, write
+from .handling import wants_fragment, write
 from .security import link_key, registration_key
 
 bp = Blueprint("play", __name__)
