@@ -69,7 +69,7 @@ def _send_waiting_link(participant: Participant) -> None:
     if not current_app.config["CHECKIN_REQUIRED"] or participant.eliminated_in is not None:
         return
     first = first_round()
-    if first is not None and first.status == "open":
+    if first is not None and first.is_open:
         enqueue_after_commit("quiz.tasks.send_round_links", first.id, queue="notify",
                              description="link after check-in")
 
@@ -94,11 +94,11 @@ def checkin_counts() -> dict:
 def unchecked_finalists(limit: int = 20) -> tuple[int, list[str]]:
     """With PRIZE_REQUIRES_CHECKIN, before and during the last round: how many still in haven't checked in,
     and the first few names (for the console's warning)."""
-    from .rounds import current_challenge, is_last
+    from .rounds import current_challenge
     if not current_app.config["PRIZE_REQUIRES_CHECKIN"]:
         return 0, []
     current = current_challenge()  # the open round, else the next one
-    if current is None or current.status == "closed" or not is_last(current):
+    if current is None or current.is_closed or not current.is_last:
         return 0, []
     missing = (Participant.eliminated_in.is_(None), Participant.checked_in_at.is_(None))
     count = db.session.scalar(select(func.count()).where(*missing))

@@ -11,7 +11,7 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
     While the round is open the ranks are provisional. Once it has closed, `eliminated`
     means out by the end of this round (then `rank` is null); no-shows come last.
     """
-    closed = challenge.status == "closed"
+    closed = challenge.is_closed
     query = (select(Participant.id, Participant.name, Participant.eliminated_in, Submission.score,
                     Submission.response_time, Submission.rank)
              .join(Submission, Submission.participant_id == Participant.id)

@@ -1,10 +1,13 @@
 """Every table. The database is the source of truth; constraints guard the rules."""
 import secrets
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, exists, false, select,
+                        text)
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .clock import utcnow
@@ -18,6 +21,17 @@ ELIMINATION_REASONS = ("unanswered", "ranked_out", "disqualified")
 # a page free); half the players still in go out in a round. Measured: bench/end_of_round.py.
 SUBMISSION_FILLFACTOR = 50
 PARTICIPANT_FILLFACTOR = 60
+
+
+def status_column(statuses: type[StrEnum], default: StrEnum, **options):
+    """A status column: its lowercase value in a VARCHAR(10), as ever (no native enum, no CHECK: no
+    migration), read back as the enum member (a str, so JSON and templates see the same words)."""
+    stored = Enum(statuses, native_enum=False, length=10, values_callable=_values)
+    return mapped_column(stored, default=default, **options)
+
+
+def _values(statuses: type[StrEnum]) -> list[str]:
+    return [member.value for member in statuses]
 
 
 class Participant(db.Model):
@@ -61,6 +75,14 @@ def new_checkin_code() -> str:
     return "".join(secrets.choice(CHECKIN_ALPHABET) for _ in range(CHECKIN_LENGTH))
 
 
+class RoundStatus(StrEnum):
+    """A round's life: draft → open → closed."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class Challenge(db.Model):
     """A round: draft → open → closed."""
 
@@ -71,7 +93,7 @@ class Challenge(db.Model):
     keep_fraction: Mapped[float] = mapped_column(default=0.5)
     keep_count: Mapped[int | None]
     scoring: Mapped[str] = mapped_column(String(20), default="accuracy")
-    status: Mapped[str] = mapped_column(String(10), default="draft")
+    status: Mapped[RoundStatus] = status_column(RoundStatus, RoundStatus.DRAFT)
     opened_at: Mapped[datetime | None]
     closes_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
@@ -84,26 +106,54 @@ class Challenge(db.Model):
     questions: Mapped[list["Question"]] = relationship(
         back_populates="challenge", order_by="Question.position", cascade="all, delete-orphan")
 
+    @hybrid_property
+    def is_draft(self) -> bool:
+        return self.status == RoundStatus.DRAFT
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        return self.status == RoundStatus.OPEN
+
+    @hybrid_property
+    def is_closed(self) -> bool:
+        return self.status == RoundStatus.CLOSED
+
+    @hybrid_property
+    def is_last(self) -> bool:
+        """No round comes after this one (on an instance: one query)."""
+        return not db.session.scalar(select(_round_after(self.number)))
+
+    @is_last.inplace.expression
+    @classmethod
+    def _is_last_expression(cls):
+        return ~_round_after(cls.number)
+
     def open(self, now: datetime) -> None:
         """Open the round; its clock (if it has a time limit) starts now."""
-        if self.status != "draft":
+        if not self.is_draft:
             raise QuizError(f"Round {self.number} is already {self.status}.", code=f"already_{self.status}")
-        self.status = "open"
+        self.status = RoundStatus.OPEN
         self.opened_at = now
         if self.time_limit_seconds:
             self.closes_at = now + timedelta(seconds=self.time_limit_seconds)
 
     def close(self, now: datetime) -> None:
         """Stop the round; elimination follows in the same transaction (rounds.close_round)."""
-        if self.status != "open":
+        if not self.is_open:
             raise QuizError(f"Round {self.number} is {self.status}, not open.", code="not_open")
-        self.status = "closed"
+        self.status = RoundStatus.CLOSED
         self.closed_at = now
 
     def deadline(self, grace: float) -> datetime | None:
         """The last moment a submission may arrive, or None while nothing limits it."""
         ends = [t for t in (self.closes_at, self.closed_at) if t is not None]
         return min(ends) + timedelta(seconds=grace) if ends else None
+
+
+def _round_after(number):
+    """EXISTS a round numbered above `number` (a value, or a column of the enclosing query)."""
+    later = aliased(Challenge)
+    return exists().where(later.number > number)
 
 
 class ByKind:

@@ -138,7 +138,7 @@ def queue_results(challenge: Challenge, winner_id: int | None) -> int:
     played = select().select_from(Participant).where(
         select(FormLink.id).where(FormLink.participant_id == Participant.id,
                                   FormLink.challenge_id == challenge.id).exists())
-    last = not db.session.scalar(select(func.count()).where(Challenge.number > challenge.number))
+    last = challenge.is_last
     out = played.where(Participant.eliminated_in == challenge.number)
     total = 0
     if current_app.config["SHADOW_LEAGUE"] and not last:  # the shadow league invites all but the disqualified
@@ -272,7 +272,7 @@ def sms_progress(challenge: Challenge) -> dict:
         .group_by(Message.status)).all())
     total = sum(counts.values())
     sent, failed = counts.get("sent", 0), counts.get("failed", 0)
-    if challenge.status == "draft":
+    if challenge.is_draft:
         status = "not_started"
     elif total == 0:
         status = "preparing"

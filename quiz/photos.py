@@ -126,7 +126,7 @@ def review_photo(photo_id: int, decision: str, actor: str, now: datetime) -> Pho
         raise QuizError("There is no such photo (it may have been removed). Reload the page.", code="no_such_photo",
                         status=404)
     challenge = get_challenge(db.session.get(Challenge, photo.challenge_id).number, lock=True)
-    if challenge.status == "closed":
+    if challenge.is_closed:
         raise QuizError(f"Round {challenge.number} is closed: its ranking is final, so its photos can no longer "
                         "be reviewed.", code="results_final")
     photo.status, photo.reviewed_by, photo.reviewed_at = status, actor, now

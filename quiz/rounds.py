@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import select, text, update
 
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .jobs import enqueue_after_commit
 from .links import ensure_links
 from .live import publish_after_commit
-from .models import Challenge, Participant, Submission
+from .models import Challenge, Participant, RoundStatus, Submission
 from .ranking import Entry, Outcome, rank_round
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ def start_round(number: int, now: datetime) -> Challenge:
     """Open round `number` (rounds go in order); the caller commits, then links are sent."""
     challenge = get_challenge(number, lock=True)
     unfinished = db.session.scalar(select(Challenge.number).where(
-        Challenge.number != number, Challenge.status == "open"))
-    if unfinished is None and challenge.status == "draft":
+        Challenge.number != number, Challenge.is_open))
+    if unfinished is None and challenge.is_draft:
         unfinished = db.session.scalar(select(Challenge.number).where(
-            Challenge.number < number, Challenge.status == "draft").order_by(Challenge.number))
+            Challenge.number < number, Challenge.is_draft).order_by(Challenge.number))
     if unfinished is not None:
         raise QuizError(f"Round {unfinished} comes first: end it (or start it) before round {number}.",
                         code="out_of_order")
@@ -86,7 +86,7 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     challenge = get_challenge(number, lock=True)
     challenge.close(now)
     db.session.flush()
-    last = is_last(challenge)
+    last = challenge.is_last
     outcome, ranked_out, unanswered = eliminate(challenge,
                                                 spare_winner=last and current_app.config["PRIZE_REQUIRES_CHECKIN"])
     champion = winner() if last else None
@@ -254,21 +254,16 @@ def current_challenge() -> Challenge | None:
 
 def current_number(rounds: list[tuple[int, str]]) -> int | None:
     """Of (number, status) pairs: the open round, else the next one to open, else the last one."""
-    open_ = [n for n, status in rounds if status == "open"]
-    draft = [n for n, status in rounds if status == "draft"]
+    open_ = [n for n, status in rounds if status == RoundStatus.OPEN]
+    draft = [n for n, status in rounds if status == RoundStatus.DRAFT]
     return min(open_ or draft) if open_ or draft else max((n for n, _ in rounds), default=None)
-
-
-def is_last(challenge: Challenge) -> bool:
-    """No round comes after this one."""
-    return not db.session.scalar(select(exists().where(Challenge.number > challenge.number)))
 
 
 def winner() -> Participant | None:
     """First place of the last round, once it has closed (passing over anyone disqualified since, and, with
     PRIZE_REQUIRES_CHECKIN, anyone who hasn't checked in)."""
-    last = db.session.scalar(select(Challenge).order_by(Challenge.number.desc()).limit(1))
-    if last is None or last.status != "closed":
+    last = db.session.scalar(select(Challenge).where(Challenge.is_last))
+    if last is None or not last.is_closed:
         return None
     return db.session.scalar(_prize_ranking(last, Participant))
 

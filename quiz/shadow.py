@@ -65,6 +65,5 @@ def totals_of(participant_id: int) -> ShadowTotal | None:
 
 def invited_after(participant: Participant, challenge: Challenge) -> bool:
     """Knocked out in this round, and a later round is still to come in the shadow league."""
-    from .rounds import is_last
     return (current_app.config["SHADOW_LEAGUE"] and participant.eliminated_in == challenge.number
-            and participant.elimination_reason != "disqualified" and not is_last(challenge))
+            and participant.elimination_reason != "disqualified" and not challenge.is_last)
