@@ -71,9 +71,9 @@ def start_challenge(number):
 def end_challenge(number):
     """Close round `number` and eliminate."""
     summary = write(lambda: record("api", "end round", rounds.close_round(number, utcnow())))
-    return jsonify(challenge=number, status=RoundStatus.CLOSED, submitted=summary.submitted, kept=summary.kept,
-                   eliminated_unanswered=summary.unanswered, eliminated_ranked_out=summary.ranked_out,
-                   winner_id=summary.winner_id)
+    return jsonify(challenge=number, status=RoundStatus.CLOSED, submitted=summary.submitted,
+                   kept=summary.kept, eliminated_unanswered=summary.unanswered,
+                   eliminated_ranked_out=summary.ranked_out, winner_id=summary.winner_id)
 
 
 @bp.get("/admin/sms-progress/<int:number>")
