@@ -234,7 +234,13 @@ class Submission(db.Model):
 Index("ix_submission_ranking", Submission.challenge_id, Submission.score.desc(), Submission.response_time,
       Submission.submitted_at, Submission.participant_id)
 
-PHOTO_STATUSES = ("pending", "accepted", "rejected")
+
+class PhotoStatus(StrEnum):
+    """A photo's review: pending until staff accept or reject it."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
 
 
 class PhotoAnswer(db.Model):
@@ -246,7 +252,7 @@ class PhotoAnswer(db.Model):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
     challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[PhotoStatus] = status_column(PhotoStatus, PhotoStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reviewed_by: Mapped[str | None] = mapped_column(String(80))
     reviewed_at: Mapped[datetime | None]
@@ -258,6 +264,23 @@ class PhotoAnswer(db.Model):
         UniqueConstraint("submission_id", "question_id"),
         Index("ix_photo_answer_challenge_status", "challenge_id", "status"),
     )
+
+    @hybrid_property
+    def is_accepted(self) -> bool:
+        return self.status == PhotoStatus.ACCEPTED
+
+    @hybrid_property
+    def is_rejected(self) -> bool:
+        return self.status == PhotoStatus.REJECTED
+
+
+class MessageStatus(StrEnum):
+    """An SMS: queued → sending (claimed by one worker) → sent or failed."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
 
 
 class Message(db.Model):
@@ -273,7 +296,7 @@ class Message(db.Model):
     key: Mapped[str] = mapped_column(String(80), unique=True)
     to: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(10), default="queued")
+    status: Mapped[MessageStatus] = status_column(MessageStatus, MessageStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(default=0)
     enqueued_at: Mapped[datetime | None]  # last handed to a send job; reconcile re-hands the forgotten
@@ -293,14 +316,30 @@ class MessageTemplate(db.Model):
     body: Mapped[str] = mapped_column(Text)
 
 
+class ReminderStatus(StrEnum):
+    """A reminder: scheduled, then sent (or cancelled before)."""
+
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
 class Reminder(db.Model):
     """An announcement sent to everyone still in the game at a set time, by RQ's scheduler."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     text: Mapped[str] = mapped_column(String(320))
     send_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(10), default="scheduled")  # scheduled, sent, cancelled
+    status: Mapped[ReminderStatus] = status_column(ReminderStatus, ReminderStatus.SCHEDULED)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @hybrid_property
+    def is_scheduled(self) -> bool:
+        return self.status == ReminderStatus.SCHEDULED
+
+    @hybrid_property
+    def is_sent(self) -> bool:
+        return self.status == ReminderStatus.SENT
 
 
 class AdminUser(UserMixin, db.Model):
@@ -330,6 +369,13 @@ class AuditEntry(db.Model):
 HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through", "other": "Something else"}
 
 
+class HelpStatus(StrEnum):
+    """A help request: open until the desk answers it."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
 class HelpRequest(db.Model):
     """A participant asking the help desk; staff answer with a reply the participant sees on their page."""
 
@@ -337,13 +383,17 @@ class HelpRequest(db.Model):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(String(500), default="")
-    status: Mapped[str] = mapped_column(String(10), default="open", index=True)  # open, resolved
+    status: Mapped[HelpStatus] = status_column(HelpStatus, HelpStatus.OPEN, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reply: Mapped[str | None] = mapped_column(String(500))
     resolved_by: Mapped[str | None] = mapped_column(String(80))
     resolved_at: Mapped[datetime | None]
 
     participant: Mapped[Participant] = relationship(lazy="joined")
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        return self.status == HelpStatus.OPEN
 
     @property
     def kind_label(self) -> str:

@@ -17,7 +17,7 @@ from .errors import QuizError, ValidationError
 from .extensions import db
 from .jobs import after_commit
 from .live import publish_after_commit
-from .models import PHOTO_STATUSES, Challenge, PhotoAnswer, Submission
+from .models import Challenge, PhotoAnswer, PhotoStatus, Submission
 from .storage import StorageError, get_storage
 
 FORMATS = ("JPEG", "PNG", "WEBP")
@@ -25,7 +25,7 @@ MAX_SIDE = 2048
 # 50 megapixels: any phone camera's full resolution, far below what a small file can inflate to.
 MAX_PIXELS = 50_000_000
 JPEG_QUALITY = 85
-DECISIONS = {"accept": "accepted", "reject": "rejected"}
+DECISIONS = {"accept": PhotoStatus.ACCEPTED, "reject": PhotoStatus.REJECTED}
 
 
 class PhotoError(QuizError):
@@ -146,10 +146,11 @@ def rescore(submission: Submission, challenge: Challenge) -> None:
     db.session.flush()
 
 
-def photos_of_round(challenge: Challenge, status: str | None = "pending") -> list[PhotoAnswer]:
+def photos_of_round(challenge: Challenge,
+                    status: str | None = PhotoStatus.PENDING) -> list[PhotoAnswer]:
     """The round's photos in the order they came, with one review status (None: all)."""
     query = select(PhotoAnswer).where(PhotoAnswer.challenge_id == challenge.id).order_by(PhotoAnswer.id)
-    if status in PHOTO_STATUSES:
+    if status in tuple(PhotoStatus):
         query = query.where(PhotoAnswer.status == status)
     return list(db.session.scalars(query))
 
@@ -165,7 +166,8 @@ def counts_by_status(challenge_id: int | None = None) -> dict[tuple[int, str], i
 
 def unreviewed() -> dict[int, int]:
     """Photos still pending, per round id (the console warns before End round)."""
-    return {cid: n for (cid, status), n in counts_by_status().items() if status == "pending"}
+    return {cid: n for (cid, status), n in counts_by_status().items()
+            if status == PhotoStatus.PENDING}
 
 
 def read_photo(photo: PhotoAnswer) -> bytes | None:

@@ -8,6 +8,7 @@ from flask import current_app
 
 from . import scoring
 from .errors import QuizError
+from .models import PhotoStatus
 from .questions import BankError
 from .questions import _line as line_of, _scalar as scalar, _sequence as sequence
 
@@ -115,7 +116,7 @@ class Photo(QuestionType):
             raise AnswerError(f"Question {number}: {error.message}", error.status)
 
     def mark(self, question, answer, review: str | None) -> bool:
-        return review == "accepted"  # until staff accept it, a photo is not (yet) right
+        return review == PhotoStatus.ACCEPTED  # until staff accept it, a photo is not (yet) right
 
 
 QUESTION_TYPES: dict[str, QuestionType] = {cls.kind: cls() for cls in (MultipleChoice, Photo)}

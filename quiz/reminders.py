@@ -8,7 +8,7 @@ from .clock import utcnow
 from .errors import ValidationError
 from .extensions import db, get_queue, get_redis
 from .jobs import after_commit
-from .models import Reminder
+from .models import Reminder, ReminderStatus
 
 
 def job_id(reminder: Reminder) -> str:
@@ -42,10 +42,10 @@ def _enqueue(reminder_id: int, send_at: datetime, identifier: str) -> None:
 
 def cancel_reminder(reminder: Reminder) -> None:
     """Stop a scheduled reminder; the job also checks the status, so a race cannot send it."""
-    if reminder.status != "scheduled":
+    if not reminder.is_scheduled:
         raise ValidationError({"reminder": f"This reminder is already {reminder.status}."},
                               f"This reminder is already {reminder.status}.")
-    reminder.status = "cancelled"
+    reminder.status = ReminderStatus.CANCELLED
     after_commit(_cancel_job, job_id(reminder))
 
 
