@@ -2,7 +2,7 @@
 from sqlalchemy import select
 
 from .extensions import db
-from .models import Challenge, Participant, Submission
+from .models import RANKING_ORDER, Challenge, Participant, Submission
 
 
 def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
@@ -16,7 +16,7 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
                     Submission.response_time, Submission.rank)
              .join(Submission, Submission.participant_id == Participant.id)
              .where(Submission.challenge_id == challenge.id, Submission.shadow.is_(False))  # shadow league: apart
-             .order_by(Submission.score.desc(), Submission.response_time, Submission.submitted_at, Participant.id))
+             .order_by(*RANKING_ORDER))
     if limit:
         query = query.limit(limit)
     entries, place = [], 0

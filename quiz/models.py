@@ -229,10 +229,14 @@ class Submission(db.Model):
     )
 
 
-# A round's submissions in ranking order (rounds.RANKING_ORDER): the leaderboard's top rows and the prize's
-# best-ranked player are its first entries. Not on rank: the close writes rank.
-Index("ix_submission_ranking", Submission.challenge_id, Submission.score.desc(), Submission.response_time,
-      Submission.submitted_at, Submission.participant_id)
+# The one ranking order: ranking.sort_key in SQL (tests/test_rounds.py checks the two agree). Ranks are 1..n
+# in this order, so the close, the leaderboard and "the best ranked" walk the index below instead of sorting.
+RANKING_ORDER = (Submission.score.desc(), Submission.response_time, Submission.submitted_at,
+                 Submission.participant_id)
+
+# A round's submissions in ranking order: the leaderboard's top rows and the prize's best-ranked player are
+# its first entries. Not on rank: the close writes rank.
+Index("ix_submission_ranking", Submission.challenge_id, *RANKING_ORDER)
 
 
 class PhotoStatus(StrEnum):

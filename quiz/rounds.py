@@ -13,7 +13,7 @@ from .extensions import db
 from .jobs import enqueue_after_commit
 from .links import ensure_links
 from .live import publish_after_commit
-from .models import Challenge, Participant, RoundStatus, Submission
+from .models import RANKING_ORDER, Challenge, Participant, RoundStatus, Submission
 from .ranking import Entry, Outcome, rank_round
 
 @dataclass(frozen=True)
@@ -131,13 +131,6 @@ def record_counts(challenge: Challenge, outcome: Outcome, row_of: dict[int, tupl
     if outcome.kept:
         _, _, challenge.cut_score, challenge.cut_response_time, _ = row_of[outcome.order[outcome.kept - 1]]
     db.session.flush()
-
-
-# ranking.sort_key in SQL, and the order of the index ix_submission_ranking. Ranks are 1..n in this order
-# (the pure function decides them; tests/test_rounds.py checks the two agree), so readers of "the best
-# ranked" can walk the index instead of sorting a round by rank.
-RANKING_ORDER = (Submission.score.desc(), Submission.response_time, Submission.submitted_at,
-                 Submission.participant_id)
 
 
 def ranking_rows(challenge: Challenge) -> list[tuple]:
