@@ -100,8 +100,8 @@ def elimination_rows() -> Iterator[tuple]:
              .order_by(Participant.eliminated_in, Submission.rank.is_(None), Submission.rank, Participant.id))
     for number, pid, name, company, reason, rank, challenge in _stream(query):
         count = challenge.ranked_count or 0  # set when the round closes
-        cut = (keep_size(count, challenge.keep_fraction, challenge.keep_count) if challenge.is_closed
-               else None)
+        cut = (keep_size(count, challenge.keep_fraction, challenge.keep_count)
+               if challenge.is_closed else None)
         yield number, pid, name, company, reason, rank, count if cut is not None else None, cut
 
 

@@ -4,8 +4,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import (JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, exists, false, select,
-                        text)
+from sqlalchemy import (JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, exists,
+                        false, select, text)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -229,13 +229,14 @@ class Submission(db.Model):
     )
 
 
-# The one ranking order: ranking.sort_key in SQL (tests/test_rounds.py checks the two agree). Ranks are 1..n
-# in this order, so the close, the leaderboard and "the best ranked" walk the index below instead of sorting.
+# The one ranking order: ranking.sort_key in SQL (tests/test_rounds.py checks the two agree). Ranks
+# are 1..n in this order, so the close, the leaderboard and "the best ranked" walk the index below
+# instead of sorting.
 RANKING_ORDER = (Submission.score.desc(), Submission.response_time, Submission.submitted_at,
                  Submission.participant_id)
 
-# A round's submissions in ranking order: the leaderboard's top rows and the prize's best-ranked player are
-# its first entries. Not on rank: the close writes rank.
+# A round's submissions in ranking order: the leaderboard's top rows and the prize's best-ranked
+# player are its first entries. Not on rank: the close writes rank.
 Index("ix_submission_ranking", Submission.challenge_id, *RANKING_ORDER)
 
 

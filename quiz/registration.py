@@ -119,8 +119,8 @@ def register_participant(clean: dict) -> Registered:
     codes = create_links(participant_id, [challenge_id for challenge_id, _, _ in rounds])
     # Their forms are rendered in the background (joining never waits for storage); the projector's count moves.
     after_commit(request_work, "new", [participant_id], publish=True)
-    open_round = next((challenge_id for challenge_id, _, status in rounds if status == RoundStatus.OPEN),
-                      None)
+    open_round = next((challenge_id for challenge_id, _, status in rounds
+                       if status == RoundStatus.OPEN), None)
     if open_round is not None:  # joined mid-round: their link goes out like everyone's did (one job per rush)
         after_commit(request_work, f"late:{open_round}", [participant_id])
     return Registered(participant_id, report_code,

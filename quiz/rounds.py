@@ -1,13 +1,13 @@
 """A round's life: open it, start a player's clock, take answers, close it and eliminate."""
 import gc
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
+from .bulk import apply_ranks, id_in, id_not_in
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .jobs import enqueue_after_commit
@@ -164,42 +164,6 @@ def gc_paused():
             gc.enable()
 
 
-# The ranking's result applied in one statement each, the ids travelling as one parameter (SQLite: a JSON
-# array; PostgreSQL: an integer[], sent as its text form: psycopg's own list adapter takes ~1 µs an element).
-# SQLite: each element is `submission id × 2^24 + rank`, sorted, so rows are visited in table order
-# (random order costs half as much again at 50,000 players).
-RANK_UPDATES = {
-    "sqlite": "UPDATE submission SET rank = ranked.value & 16777215 FROM json_each(:order) AS ranked "
-              "WHERE submission.id = ranked.value >> 24",
-    "postgresql": "UPDATE submission SET rank = ranked.place FROM unnest(CAST(:order AS integer[])) "
-                  "WITH ORDINALITY AS ranked(id, place) WHERE submission.id = ranked.id",
-}
-ID_LIST = {
-    "sqlite": "SELECT value FROM json_each(:ids)",
-    "postgresql": "SELECT unnest(CAST(:ids AS integer[]))",
-}
-
-
-def apply_ranks(submission_ids: list[int]) -> None:
-    """Store rank 1..n for the submissions in this order."""
-    dialect = db.engine.dialect.name
-    if dialect == "sqlite":
-        order = json.dumps(sorted((sid << 24) | place for place, sid in enumerate(submission_ids, start=1)))
-    elif dialect == "postgresql":
-        order = int_array(submission_ids)
-    else:  # another database: the portable executemany
-        db.session.execute(update(Submission), [{"id": sid, "rank": place}
-                                                for place, sid in enumerate(submission_ids, start=1)])
-        return
-    if submission_ids:
-        db.session.connection().execute(text(RANK_UPDATES[dialect]), {"order": order})
-
-
-def int_array(ids) -> str:
-    """PostgreSQL's text form of an integer[] ('{3,1,2}'), for a CAST in the statement."""
-    return "{" + ",".join(map(str, ids)) + "}"
-
-
 def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...]) -> None:
     """Mark the submitters below the cut as out of the game, in one statement."""
     if participant_ids:
@@ -209,24 +173,6 @@ def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...])
 def eliminate_unanswered(challenge: Challenge, kept: set[int]) -> int:
     """Mark everyone still in but `kept` (after the cut: whoever sent nothing) as out; returns how many."""
     return eliminate_where(challenge, "unanswered", id_not_in(kept) if kept else None)
-
-
-def id_in(participant_ids):
-    """`participant.id IN (…)`, the ids travelling as one parameter (SQLite: a JSON array; PostgreSQL: an int[])."""
-    dialect, ordered = db.engine.dialect.name, sorted(participant_ids)
-    if dialect not in ID_LIST:
-        return Participant.id.in_(ordered)
-    values = json.dumps(ordered) if dialect == "sqlite" else int_array(ordered)
-    return Participant.id.in_(text(ID_LIST[dialect]).bindparams(ids=values))
-
-
-def id_not_in(participant_ids):
-    """`participant.id NOT IN (…)`; on PostgreSQL as NOT EXISTS, an anti-join (a NOT IN subquery is hashed
-    only while it fits in work_mem, and is otherwise rescanned for every row)."""
-    if db.engine.dialect.name != "postgresql":
-        return ~id_in(participant_ids)
-    return text("NOT EXISTS (SELECT FROM unnest(CAST(:kept AS integer[])) AS kept(id) WHERE kept.id = participant.id)"
-                ).bindparams(kept=int_array(sorted(participant_ids)))
 
 
 def eliminate_where(challenge: Challenge, reason: str, condition) -> int:
