@@ -19,7 +19,7 @@ from .errors import QuizError, ValidationError
 from .extensions import db
 from .effects import CHANGED, Drain, Pending, owe
 from .links import CODE_PATTERN, shuffled_choices
-from .models import ByKind, Challenge, FormLink, Participant, Question, Submission
+from .models import ByKind, Challenge, FormLink, Participant, Question, RoundStatus, Submission
 from .photos import photo_key, store_photos
 from .question_types import AnswerError
 from .shadow import in_shadow_league, invited
@@ -36,7 +36,7 @@ class LinkState:
     """The plain values a link's page depends on (from the ORM for pages, from one Core row for a submit)."""
 
     number: int
-    status: str
+    status: RoundStatus
     closes_at: datetime | None
     closed_at: datetime | None
     eliminated_in: int | None
@@ -50,14 +50,14 @@ def state_of(link: LinkState, now: datetime, grace: float) -> str:
     """Which page a link shows (a pure function: the one rule for pages and submissions alike)."""
     if link.eliminated_in is not None and link.eliminated_in < link.number and not link.shadow:
         return ELIMINATED
-    if link.status == "draft":
+    if link.status == RoundStatus.DRAFT:
         return NOT_OPEN
     if link.submitted:
         return SUBMITTED
     ends = [t for t in (link.closes_at, link.closed_at) if t is not None]
     late = bool(ends) and now > min(ends) + timedelta(seconds=grace)
     out = link.eliminated_in is not None and not link.shadow
-    if link.status == "closed" or out or late:
+    if link.status == RoundStatus.CLOSED or out or late:
         return CLOSED
     if link.needs_checkin:
         return CHECK_IN

@@ -14,7 +14,7 @@ from .errors import QuizError
 from .extensions import db
 from .effects import CHANGED, Job, Task, owe
 from .models import CHECKIN_ALPHABET, CHECKIN_LENGTH, Challenge, Participant
-from .rounds import current_challenge, is_last
+from .rounds import current_challenge
 
 # What people misread on a printed badge (Crockford's base32 decoding).
 LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -69,7 +69,7 @@ def _send_waiting_link(participant: Participant) -> None:
     if not current_app.config["CHECKIN_REQUIRED"] or participant.eliminated_in is not None:
         return
     first = first_round()
-    if first is not None and first.status == "open":
+    if first is not None and first.is_open:
         owe(Job(Task.SEND_ROUND_LINKS, (first.id,), description="link after check-in"))
 
 
@@ -96,7 +96,7 @@ def unchecked_finalists(limit: int = 20) -> tuple[int, list[str]]:
     if not current_app.config["PRIZE_REQUIRES_CHECKIN"]:
         return 0, []
     current = current_challenge()  # the open round, else the next one
-    if current is None or current.status == "closed" or not is_last(current):
+    if current is None or current.is_closed or not current.is_last:
         return 0, []
     missing = (Participant.eliminated_in.is_(None), Participant.checked_in_at.is_(None))
     count = db.session.scalar(select(func.count()).where(*missing))

@@ -84,7 +84,7 @@ def round_rows() -> Iterator[tuple]:
         .where((Participant.eliminated_in.is_(None)) | (Participant.eliminated_in > Challenge.number))
         .group_by(Submission.challenge_id)).all())
     for c in db.session.scalars(select(Challenge).order_by(Challenge.number)):
-        closed, reasons = c.status == "closed", out.get(c.number, {})
+        closed, reasons = c.is_closed, out.get(c.number, {})
         yield (c.number, c.title, c.scoring, c.status, c.opened_at, c.closed_at, submitted.get(c.id, 0),
                kept.get(c.id, 0) if closed else None, sum(reasons.values()) if closed else None,
                *((reasons.get(r, 0) if closed else None) for r in ("unanswered", "ranked_out", "disqualified")))
@@ -100,7 +100,8 @@ def elimination_rows() -> Iterator[tuple]:
              .order_by(Participant.eliminated_in, Submission.rank.is_(None), Submission.rank, Participant.id))
     for number, pid, name, company, reason, rank, challenge in _stream(query):
         count = challenge.ranked_count or 0  # set when the round closes
-        cut = keep_size(count, challenge.keep_fraction, challenge.keep_count) if challenge.status == "closed" else None
+        cut = (keep_size(count, challenge.keep_fraction, challenge.keep_count)
+               if challenge.is_closed else None)
         yield number, pid, name, company, reason, rank, count if cut is not None else None, cut
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .effects import CHANGED, owe
-from .models import HELP_KINDS, HelpRequest, Participant
+from .models import HELP_KINDS, HelpRequest, HelpStatus, Participant
 from .registration import _unprintable
 
 TEXT_MAX = 500
@@ -37,7 +37,7 @@ def ask_for_help(participant: Participant, kind: str, text: str, now: datetime) 
         message = "Tell us what's wrong, so the desk can help."
         raise ValidationError({"text": message}, message)
     waiting = db.session.scalar(select(func.count()).where(HelpRequest.participant_id == participant.id,
-                                                           HelpRequest.status == "open"))
+                                                           HelpRequest.is_open))
     if waiting >= OPEN_MAX:
         raise QuizError(f"You already have {waiting} questions waiting at the help desk. They'll answer here soon; "
                         "or come to the desk in person.", code="too_many_open", status=429)
@@ -49,13 +49,14 @@ def ask_for_help(participant: Participant, kind: str, text: str, now: datetime) 
 
 def resolve(request: HelpRequest, reply: str, actor: str, now: datetime) -> HelpRequest:
     """Answer a request and close it; the participant sees the reply on their page. The caller commits."""
-    if request.status != "open":
+    if not request.is_open:
         raise QuizError(f"This request was already answered by {request.resolved_by}.", code="already_resolved")
     reply = _clean(reply, REPLY_MAX, "reply", "the reply")
     if not reply:
         message = "Write a reply: the participant sees it on their page."
         raise ValidationError({"reply": message}, message)
-    request.status, request.reply, request.resolved_by, request.resolved_at = "resolved", reply, actor, now
+    request.status, request.reply = HelpStatus.RESOLVED, reply
+    request.resolved_by, request.resolved_at = actor, now
     owe(CHANGED)
     return request
 
@@ -68,11 +69,12 @@ def requests_of(participant_id: int, limit: int = 5) -> list[HelpRequest]:
 
 def desk_queue() -> dict:
     """The console's view: open requests oldest first, then the latest answered."""
-    waiting = db.session.scalars(select(HelpRequest).where(HelpRequest.status == "open")
+    waiting = db.session.scalars(select(HelpRequest).where(HelpRequest.is_open)
                                  .order_by(HelpRequest.id).limit(CONSOLE_ROWS)).all()
-    answered = db.session.scalars(select(HelpRequest).where(HelpRequest.status == "resolved")
+    answered = db.session.scalars(select(HelpRequest)
+                                  .where(HelpRequest.status == HelpStatus.RESOLVED)
                                   .order_by(HelpRequest.resolved_at.desc()).limit(10)).all()
-    open_count = db.session.scalar(select(func.count()).where(HelpRequest.status == "open"))
+    open_count = db.session.scalar(select(func.count()).where(HelpRequest.is_open))
     return {"waiting": waiting, "answered": answered, "open_count": open_count}
 
 

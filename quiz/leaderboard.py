@@ -2,7 +2,7 @@
 from sqlalchemy import select
 
 from .extensions import db
-from .models import Challenge, Participant, Submission
+from .models import RANKING_ORDER, Challenge, Participant, Submission
 
 
 def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
@@ -11,12 +11,12 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
     While the round is open the ranks are provisional. Once it has closed, `eliminated`
     means out by the end of this round (then `rank` is null); no-shows come last.
     """
-    closed = challenge.status == "closed"
+    closed = challenge.is_closed
     query = (select(Participant.id, Participant.name, Participant.eliminated_in, Submission.score,
                     Submission.response_time, Submission.rank)
              .join(Submission, Submission.participant_id == Participant.id)
              .where(Submission.challenge_id == challenge.id, Submission.shadow.is_(False))  # shadow league: apart
-             .order_by(Submission.score.desc(), Submission.response_time, Submission.submitted_at, Participant.id))
+             .order_by(*RANKING_ORDER))
     if limit:
         query = query.limit(limit)
     entries, place = [], 0

@@ -1,13 +1,17 @@
 """Every table. The database is the source of truth; constraints guard the rules."""
 import secrets
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, exists,
+                        false, select, text)
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .clock import utcnow
+from .statuses import HelpStatus, MessageStatus, PhotoStatus, ReminderStatus, RoundStatus
 from .errors import QuizError
 from .extensions import db
 from .question_types import QUESTION_TYPES
@@ -19,6 +23,17 @@ ELIMINATION_REASONS = ("unanswered", "ranked_out", "disqualified")
 # a page free); half the players still in go out in a round. Measured: bench/end_of_round.py.
 SUBMISSION_FILLFACTOR = 50
 PARTICIPANT_FILLFACTOR = 60
+
+
+def status_column(statuses: type[StrEnum], default: StrEnum, **options):
+    """A status column: its lowercase value in a VARCHAR(10), as ever (no native enum, no CHECK: no
+    migration), read back as the enum member (a str, so JSON and templates see the same words)."""
+    stored = Enum(statuses, native_enum=False, length=10, values_callable=_values)
+    return mapped_column(stored, default=default, **options)
+
+
+def _values(statuses: type[StrEnum]) -> list[str]:
+    return [member.value for member in statuses]
 
 
 class Participant(db.Model):
@@ -62,6 +77,8 @@ def new_checkin_code() -> str:
     return "".join(secrets.choice(CHECKIN_ALPHABET) for _ in range(CHECKIN_LENGTH))
 
 
+
+
 class Challenge(db.Model):
     """A round: draft → open → closed."""
 
@@ -72,7 +89,7 @@ class Challenge(db.Model):
     keep_fraction: Mapped[float] = mapped_column(default=0.5)
     keep_count: Mapped[int | None]
     scoring: Mapped[str] = mapped_column(String(20), default="accuracy")
-    status: Mapped[str] = mapped_column(String(10), default="draft")
+    status: Mapped[RoundStatus] = status_column(RoundStatus, RoundStatus.DRAFT)
     opened_at: Mapped[datetime | None]
     closes_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
@@ -88,26 +105,54 @@ class Challenge(db.Model):
     questions: Mapped[list["Question"]] = relationship(
         back_populates="challenge", order_by="Question.position", cascade="all, delete-orphan")
 
+    @hybrid_property
+    def is_draft(self) -> bool:
+        return self.status == RoundStatus.DRAFT
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        return self.status == RoundStatus.OPEN
+
+    @hybrid_property
+    def is_closed(self) -> bool:
+        return self.status == RoundStatus.CLOSED
+
+    @hybrid_property
+    def is_last(self) -> bool:
+        """No round comes after this one (on an instance: one query)."""
+        return not db.session.scalar(select(_round_after(self.number)))
+
+    @is_last.inplace.expression
+    @classmethod
+    def _is_last_expression(cls):
+        return ~_round_after(cls.number)
+
     def open(self, now: datetime) -> None:
         """Open the round; its clock (if it has a time limit) starts now."""
-        if self.status != "draft":
+        if not self.is_draft:
             raise QuizError(f"Round {self.number} is already {self.status}.", code=f"already_{self.status}")
-        self.status = "open"
+        self.status = RoundStatus.OPEN
         self.opened_at = now
         if self.time_limit_seconds:
             self.closes_at = now + timedelta(seconds=self.time_limit_seconds)
 
     def close(self, now: datetime) -> None:
         """Stop the round; elimination follows in the same transaction (rounds.close_round)."""
-        if self.status != "open":
+        if not self.is_open:
             raise QuizError(f"Round {self.number} is {self.status}, not open.", code="not_open")
-        self.status = "closed"
+        self.status = RoundStatus.CLOSED
         self.closed_at = now
 
     def deadline(self, grace: float) -> datetime | None:
         """The last moment a submission may arrive, or None while nothing limits it."""
         ends = [t for t in (self.closes_at, self.closed_at) if t is not None]
         return min(ends) + timedelta(seconds=grace) if ends else None
+
+
+def _round_after(number):
+    """EXISTS a round numbered above `number` (a value, or a column of the enclosing query)."""
+    later = aliased(Challenge)
+    return exists().where(later.number > number)
 
 
 class ByKind:
@@ -182,12 +227,17 @@ class Submission(db.Model):
     )
 
 
-# A round's submissions in ranking order (rounds.RANKING_ORDER): the leaderboard's top rows and the prize's
-# best-ranked player are its first entries. Not on rank: the close writes rank.
-Index("ix_submission_ranking", Submission.challenge_id, Submission.score.desc(), Submission.response_time,
-      Submission.submitted_at, Submission.participant_id)
+# The one ranking order: ranking.sort_key in SQL (tests/test_rounds.py checks the two agree). Ranks
+# are 1..n in this order, so the close, the leaderboard and "the best ranked" walk the index below
+# instead of sorting.
+RANKING_ORDER = (Submission.score.desc(), Submission.response_time, Submission.submitted_at,
+                 Submission.participant_id)
 
-PHOTO_STATUSES = ("pending", "accepted", "rejected")
+# A round's submissions in ranking order: the leaderboard's top rows and the prize's best-ranked
+# player are its first entries. Not on rank: the close writes rank.
+Index("ix_submission_ranking", Submission.challenge_id, *RANKING_ORDER)
+
+
 
 
 class PhotoAnswer(db.Model):
@@ -199,7 +249,7 @@ class PhotoAnswer(db.Model):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
     challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[PhotoStatus] = status_column(PhotoStatus, PhotoStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reviewed_by: Mapped[str | None] = mapped_column(String(80))
     reviewed_at: Mapped[datetime | None]
@@ -211,6 +261,16 @@ class PhotoAnswer(db.Model):
         UniqueConstraint("submission_id", "question_id"),
         Index("ix_photo_answer_challenge_status", "challenge_id", "status"),
     )
+
+    @hybrid_property
+    def is_accepted(self) -> bool:
+        return self.status == PhotoStatus.ACCEPTED
+
+    @hybrid_property
+    def is_rejected(self) -> bool:
+        return self.status == PhotoStatus.REJECTED
+
+
 
 
 class Message(db.Model):
@@ -226,7 +286,7 @@ class Message(db.Model):
     key: Mapped[str] = mapped_column(String(80), unique=True)
     to: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(10), default="queued")
+    status: Mapped[MessageStatus] = status_column(MessageStatus, MessageStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(default=0)
     enqueued_at: Mapped[datetime | None]  # last handed to a send job; reconcile re-hands the forgotten
@@ -246,14 +306,24 @@ class MessageTemplate(db.Model):
     body: Mapped[str] = mapped_column(Text)
 
 
+
+
 class Reminder(db.Model):
     """An announcement sent to everyone still in the game at a set time, by RQ's scheduler."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     text: Mapped[str] = mapped_column(String(320))
     send_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(10), default="scheduled")  # scheduled, sent, cancelled
+    status: Mapped[ReminderStatus] = status_column(ReminderStatus, ReminderStatus.SCHEDULED)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @hybrid_property
+    def is_scheduled(self) -> bool:
+        return self.status == ReminderStatus.SCHEDULED
+
+    @hybrid_property
+    def is_sent(self) -> bool:
+        return self.status == ReminderStatus.SENT
 
 
 class AdminUser(UserMixin, db.Model):
@@ -283,6 +353,8 @@ class AuditEntry(db.Model):
 HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through", "other": "Something else"}
 
 
+
+
 class HelpRequest(db.Model):
     """A participant asking the help desk; staff answer with a reply the participant sees on their page."""
 
@@ -290,13 +362,17 @@ class HelpRequest(db.Model):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(String(500), default="")
-    status: Mapped[str] = mapped_column(String(10), default="open", index=True)  # open, resolved
+    status: Mapped[HelpStatus] = status_column(HelpStatus, HelpStatus.OPEN, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reply: Mapped[str | None] = mapped_column(String(500))
     resolved_by: Mapped[str | None] = mapped_column(String(80))
     resolved_at: Mapped[datetime | None]
 
     participant: Mapped[Participant] = relationship(lazy="joined")
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        return self.status == HelpStatus.OPEN
 
     @property
     def kind_label(self) -> str:

@@ -11,7 +11,8 @@ from .clock import utcnow
 from .effects import Job, Task, owe
 from .errors import QuizError
 from .extensions import db, get_redis
-from .models import Challenge, FormLink, Message, MessageTemplate, Participant
+from .models import (Challenge, FormLink, Message, MessageStatus, MessageTemplate, Participant,
+                     ReminderStatus)
 from .sms import SendError, backend
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,8 @@ def _queue(kind: str, scope: str, select_from, body, challenge_id=None, reminder
     key = literal(f"{kind}:{scope}:") + cast(Participant.id, String)
     rows = select_from.add_columns(
         Participant.id, literal(challenge_id), literal(reminder_id), literal(kind), key, Participant.phone, body,
-        literal("queued"), literal(0), literal(utcnow())).where(~select(Message.id).where(Message.key == key).exists())
+        literal(MessageStatus.QUEUED, Message.status.type), literal(0), literal(utcnow())
+    ).where(~select(Message.id).where(Message.key == key).exists())
     result = db.session.execute(insert(Message).from_select(
         ["participant_id", "challenge_id", "reminder_id", "kind", "key", "to", "body", "status", "attempts",
          "created_at"], rows))
@@ -153,7 +155,7 @@ def queue_results(challenge: Challenge, winner_id: int | None) -> int:
     played = select().select_from(Participant).where(
         select(FormLink.id).where(FormLink.participant_id == Participant.id,
                                   FormLink.challenge_id == challenge.id).exists())
-    last = not db.session.scalar(select(func.count()).where(Challenge.number > challenge.number))
+    last = challenge.is_last
     out = played.where(Participant.eliminated_in == challenge.number)
     total = 0
     if current_app.config["SHADOW_LEAGUE"] and not last:  # the shadow league invites all but the disqualified
@@ -184,7 +186,7 @@ def queue_reminder(reminder) -> int:
 
 def queued_ids(**where) -> list[int]:
     """The ids of queued messages matching `where` (column=value), oldest first."""
-    query = select(Message.id).where(Message.status == "queued").order_by(Message.id)
+    query = select(Message.id).where(Message.status == MessageStatus.QUEUED).order_by(Message.id)
     for column, value in where.items():
         query = query.where(getattr(Message, column) == value)
     return db.session.scalars(query).all()
@@ -217,7 +219,7 @@ def send_results(challenge: Challenge, winner_id: int | None) -> int:
     created = queue_results(challenge, winner_id)
     db.session.flush()
     ids = db.session.scalars(select(Message.id).where(
-        Message.challenge_id == challenge.id, Message.status == "queued",
+        Message.challenge_id == challenge.id, Message.status == MessageStatus.QUEUED,
         Message.kind.in_(RESULT_KINDS)).order_by(Message.id)).all()
     hand_over(ids, f"round {challenge.number} results")
     challenge.results_due_at = None
@@ -227,7 +229,7 @@ def send_results(challenge: Challenge, winner_id: int | None) -> int:
 def send_reminder(reminder) -> int:
     """The reminder's messages queued and handed over; it counts as sent."""
     created = queue_reminder(reminder)
-    reminder.status = "sent"
+    reminder.status = ReminderStatus.SENT
     db.session.flush()
     hand_over(queued_ids(reminder_id=reminder.id), f"reminder {reminder.id}")
     return created
@@ -248,13 +250,14 @@ def claim(message_ids: list[int], worker: str) -> list[int]:
     if not message_ids:
         return []
     now = utcnow()
-    db.session.execute(update(Message).where(Message.id.in_(message_ids), Message.status == "queued")
-                       .values(status="sending", claimed_by=worker, claimed_at=now)
+    db.session.execute(update(Message)
+                       .where(Message.id.in_(message_ids), Message.status == MessageStatus.QUEUED)
+                       .values(status=MessageStatus.SENDING, claimed_by=worker, claimed_at=now)
                        .execution_options(synchronize_session=False))
     db.session.commit()
     return db.session.scalars(select(Message.id).where(
-        Message.id.in_(message_ids), Message.status == "sending", Message.claimed_by == worker,
-        Message.claimed_at == now).order_by(Message.id)).all()
+        Message.id.in_(message_ids), Message.status == MessageStatus.SENDING,
+        Message.claimed_by == worker, Message.claimed_at == now).order_by(Message.id)).all()
 
 
 def throttle(rate: float) -> None:
@@ -294,13 +297,15 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
         except SendError as error:
             message.attempts += 1
             if error.permanent or message.attempts >= MAX_ATTEMPTS:
-                message.status, message.error = "failed", error.reason[:500]
+                message.status, message.error = MessageStatus.FAILED, error.reason[:500]
                 failed += 1
             else:
-                message.status, message.error, message.claimed_by = "queued", error.reason[:500], None
+                message.status, message.error = MessageStatus.QUEUED, error.reason[:500]
+                message.claimed_by = None
                 retry.append(message_id)
         else:
-            message.status, message.sent_at, message.provider_id = "sent", utcnow(), provider_id
+            message.status, message.sent_at = MessageStatus.SENT, utcnow()
+            message.provider_id = provider_id
             message.attempts += 1
             sent += 1
         if sender.external:
@@ -312,10 +317,10 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
 def requeue_failed(challenge: Challenge) -> list[int]:
     """'Retry failed' for a round: failed messages go back to the queue."""
     ids = db.session.scalars(select(Message.id).where(Message.challenge_id == challenge.id,
-                                                      Message.status == "failed")).all()
+                                                      Message.status == MessageStatus.FAILED)).all()
     if ids:
         db.session.execute(update(Message).where(Message.id.in_(ids))
-                           .values(status="queued", attempts=0, claimed_by=None)
+                           .values(status=MessageStatus.QUEUED, attempts=0, claimed_by=None)
                            .execution_options(synchronize_session=False))
     return ids
 
@@ -327,7 +332,8 @@ def requeue_link(participant: Participant, challenge: Challenge) -> int:
         raise QuizError(f"{participant.name} has no link message for round {challenge.number} yet.",
                         code="no_message")
     db.session.execute(update(Message).where(Message.id == message_id)
-                       .values(status="queued", attempts=0, claimed_by=None, error=None, to=participant.phone)
+                       .values(status=MessageStatus.QUEUED, attempts=0, claimed_by=None, error=None,
+                               to=participant.phone)
                        .execution_options(synchronize_session=False))
     return message_id
 
@@ -335,7 +341,7 @@ def requeue_link(participant: Participant, challenge: Challenge) -> int:
 def stale_sending(older_than: timedelta) -> list[int]:
     """Messages claimed longer ago than any send takes: their worker died before recording them."""
     return db.session.scalars(select(Message.id).where(
-        Message.status == "sending", Message.claimed_at < utcnow() - older_than)).all()
+        Message.status == MessageStatus.SENDING, Message.claimed_at < utcnow() - older_than)).all()
 
 
 # --- progress --------------------------------------------------------------------------------------
@@ -346,8 +352,8 @@ def sms_progress(challenge: Challenge) -> dict:
         select(Message.status, func.count()).where(Message.challenge_id == challenge.id, Message.kind == "round_link")
         .group_by(Message.status)).all())
     total = sum(counts.values())
-    sent, failed = counts.get("sent", 0), counts.get("failed", 0)
-    if challenge.status == "draft":
+    sent, failed = counts.get(MessageStatus.SENT, 0), counts.get(MessageStatus.FAILED, 0)
+    if challenge.is_draft:
         status = "not_started"
     elif total == 0:
         status = "preparing"

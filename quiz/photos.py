@@ -8,11 +8,11 @@ from . import scoring
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .effects import CHANGED, DeleteStored, owe
-from .models import PHOTO_STATUSES, Challenge, PhotoAnswer, Submission
+from .models import Challenge, PhotoAnswer, PhotoStatus, Submission
 from .rounds import get_challenge
 from .storage import StorageError, get_storage
 
-DECISIONS = {"accept": "accepted", "reject": "rejected"}
+DECISIONS = {"accept": PhotoStatus.ACCEPTED, "reject": PhotoStatus.REJECTED}
 
 
 def photo_key(number: int, participant_id: int, question_id: int) -> str:
@@ -47,7 +47,7 @@ def review_photo(photo_id: int, decision: str, actor: str, now: datetime) -> Pho
         raise QuizError("There is no such photo (it may have been removed). Reload the page.", code="no_such_photo",
                         status=404)
     challenge = get_challenge(db.session.get(Challenge, photo.challenge_id).number, lock=True)
-    if challenge.status == "closed":
+    if challenge.is_closed:
         raise QuizError(f"Round {challenge.number} is closed: its ranking is final, so its photos can no longer "
                         "be reviewed.", code="results_final")
     photo.status, photo.reviewed_by, photo.reviewed_at = status, actor, now
@@ -67,10 +67,11 @@ def rescore(submission: Submission, challenge: Challenge) -> None:
     db.session.flush()
 
 
-def photos_of_round(challenge: Challenge, status: str | None = "pending") -> list[PhotoAnswer]:
+def photos_of_round(challenge: Challenge,
+                    status: str | None = PhotoStatus.PENDING) -> list[PhotoAnswer]:
     """The round's photos in the order they came, with one review status (None: all)."""
     query = select(PhotoAnswer).where(PhotoAnswer.challenge_id == challenge.id).order_by(PhotoAnswer.id)
-    if status in PHOTO_STATUSES:
+    if status in tuple(PhotoStatus):
         query = query.where(PhotoAnswer.status == status)
     return list(db.session.scalars(query))
 
@@ -86,7 +87,8 @@ def counts_by_status(challenge_id: int | None = None) -> dict[tuple[int, str], i
 
 def unreviewed() -> dict[int, int]:
     """Photos still pending, per round id (the console warns before End round)."""
-    return {cid: n for (cid, status), n in counts_by_status().items() if status == "pending"}
+    return {cid: n for (cid, status), n in counts_by_status().items()
+            if status == PhotoStatus.PENDING}
 
 
 def read_photo(photo: PhotoAnswer) -> bytes | None:

@@ -34,7 +34,7 @@ def export_participant(participant: Participant) -> dict:
 
 def event_ended_at() -> datetime | None:
     """When the last round closed (None while any round is still to play)."""
-    if db.session.scalar(select(func.count()).where(Challenge.status != "closed")):
+    if db.session.scalar(select(func.count()).where(~Challenge.is_closed)):
         return None
     return db.session.scalar(select(func.max(Challenge.closed_at)))
 

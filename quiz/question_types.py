@@ -10,6 +10,7 @@ from . import scoring
 from .bank_yaml import BankError, line_of, scalar, sequence
 from .errors import QuizError
 from .images import PhotoError, off_the_loop, prepare_photo
+from .statuses import PhotoStatus
 
 
 class AnswerError(QuizError):
@@ -114,7 +115,7 @@ class Photo(QuestionType):
             raise AnswerError(f"Question {number}: {error.message}", error.status)
 
     def mark(self, question, answer, review: str | None) -> bool:
-        return review == "accepted"  # until staff accept it, a photo is not (yet) right
+        return review == PhotoStatus.ACCEPTED  # until staff accept it, a photo is not (yet) right
 
 
 QUESTION_TYPES: dict[str, QuestionType] = {cls.kind: cls() for cls in (MultipleChoice, Photo)}

@@ -103,7 +103,7 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
     changes, restyled = [], []
     for number, challenge in sorted(existing.items()):
         if number not in {r.number for r in rounds}:
-            if challenge.status != "draft":
+            if not challenge.is_draft:
                 raise BankError(None, f"round {number} is {challenge.status} and cannot be removed from the bank.")
             db.session.delete(challenge)
             changes.append(f"removed round {number}")
@@ -114,7 +114,7 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
             challenge = Challenge(number=spec.number, **settings)
             db.session.add(challenge)
             changes.append(f"added round {spec.number} ({len(spec.questions)} questions)")
-        elif challenge.status != "draft":
+        elif not challenge.is_draft:
             if not _same_questions(challenge, spec) or any(getattr(challenge, k) != v for k, v in settings.items()):
                 raise BankError(None, f"round {spec.number} is {challenge.status}: its settings and questions can no longer change.")
             continue

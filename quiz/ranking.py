@@ -32,7 +32,8 @@ class Outcome:
 
 
 def sort_key(entry: Entry) -> tuple:
-    """Score high first, then response time, then submission time, then id: a total order."""
+    """Score high first, then response time, then submission time, then id: a total order (in SQL:
+    models.RANKING_ORDER)."""
     return (-entry.score, entry.response_time, entry.submitted_at, entry.participant_id)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from . import notify, rounds
 from .clock import utcnow
 from .extensions import db
-from .models import Challenge, Message, Reminder
+from .models import Challenge, Message, MessageStatus, Reminder, ReminderStatus
 
 
 def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) -> dict:
@@ -23,7 +23,7 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
     Messages claimed by a worker that died go back to the queue: one that was mid-send may go out
     twice (a rare duplicate beats a player without their link).
     """
-    for challenge in db.session.scalars(select(Challenge).where(Challenge.status == "open")).all():
+    for challenge in db.session.scalars(select(Challenge).where(Challenge.is_open)).all():
         notify.queue_round_links(challenge)
     owed = owed_results(timedelta(seconds=stale_after))
     for challenge in owed:
@@ -34,12 +34,12 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
         notify.send_reminder(reminder)
     stale = notify.stale_sending(timedelta(seconds=stale_after))
     if stale:
-        db.session.execute(update(Message).where(Message.id.in_(stale), Message.status == "sending")
-                           .values(status="queued", claimed_by=None, enqueued_at=None)
+        db.session.execute(update(Message).where(Message.id.in_(stale), Message.status == MessageStatus.SENDING)
+                           .values(status=MessageStatus.QUEUED, claimed_by=None, enqueued_at=None)
                            .execution_options(synchronize_session=False))
     db.session.flush()
     forgotten = db.session.scalars(select(Message.id).where(
-        Message.status == "queued",
+        Message.status == MessageStatus.QUEUED,
         db.or_(Message.enqueued_at.is_(None),
                Message.enqueued_at < utcnow() - timedelta(seconds=forgotten_after)))
         .order_by(Message.id)).all()
@@ -52,20 +52,20 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
 def owed_results(older_than: timedelta) -> list[Challenge]:
     """Closed rounds whose result messages were owed longer ago than their job takes to run."""
     return db.session.scalars(select(Challenge).where(
-        Challenge.status == "closed", Challenge.results_due_at < utcnow() - older_than)).all()
+        Challenge.is_closed, Challenge.results_due_at < utcnow() - older_than)).all()
 
 
 def due_reminders(late_by: timedelta) -> list[Reminder]:
     """Reminders still scheduled well after their time: their scheduled job was lost."""
     return db.session.scalars(select(Reminder).where(
-        Reminder.status == "scheduled", Reminder.send_at < utcnow() - late_by)
+        Reminder.status == ReminderStatus.SCHEDULED, Reminder.send_at < utcnow() - late_by)
         .order_by(Reminder.id)).all()
 
 
 def close_expired_rounds() -> int:
     """Close every open round past its time limit (plus grace), each in its own transaction."""
     closed = 0
-    ids = db.session.scalars(select(Challenge.id).where(Challenge.status == "open")).all()
+    ids = db.session.scalars(select(Challenge.id).where(Challenge.is_open)).all()
     for challenge_id in ids:
         closed += rounds.close_if_expired(challenge_id, utcnow()) is not None
         db.session.commit()

@@ -12,7 +12,7 @@ from .errors import QuizError, ValidationError
 from .extensions import db
 from .links import create_links
 from .effects import CHANGED, Drain, Pending, owe
-from .models import Challenge, Participant
+from .models import Challenge, Participant, RoundStatus
 from .rounds import lock_for_sqlite
 
 NAME_MAX = 80
@@ -97,7 +97,7 @@ def validate_registration(data) -> dict:
 
 def registration_open() -> bool:
     """Joining is possible until the first round has closed."""
-    return not db.session.scalar(select(exists().where(Challenge.status == "closed")))
+    return not db.session.scalar(select(exists().where(Challenge.is_closed)))
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Registered:
 
     id: int
     report_code: str
-    links: tuple[tuple[int, str, str], ...]
+    links: tuple[tuple[int, RoundStatus, str], ...]
 
 
 def register_participant(clean: dict) -> Registered:
@@ -117,7 +117,7 @@ def register_participant(clean: dict) -> Registered:
     lock_for_sqlite(db.true())
     rounds = db.session.execute(select(Challenge.id, Challenge.number, Challenge.status)
                                 .order_by(Challenge.number).with_for_update(read=True)).all()
-    if any(status == "closed" for _, _, status in rounds):
+    if any(status == RoundStatus.CLOSED for _, _, status in rounds):
         raise QuizError("Registration is closed: the game is already under way.", code="registration_closed")
     taken = db.session.execute(select(Participant.email, Participant.phone).where(
         or_(Participant.email == clean["email"], Participant.phone == clean["phone"]))).first()
@@ -129,7 +129,8 @@ def register_participant(clean: dict) -> Registered:
     codes = create_links(participant_id, [challenge_id for challenge_id, _, _ in rounds])
     # Their forms are rendered in the background (joining never waits for storage); the projector's count moves.
     owe(Pending(Drain.NEW_FORMS, (participant_id,)), CHANGED)
-    open_round = next((challenge_id for challenge_id, _, status in rounds if status == "open"), None)
+    open_round = next((challenge_id for challenge_id, _, status in rounds
+                       if status == RoundStatus.OPEN), None)
     if open_round is not None:  # joined mid-round: their link goes out like everyone's did (one job per rush)
         owe(Pending(Drain.LATE_LINKS, (participant_id,), open_round))
     return Registered(participant_id, report_code,

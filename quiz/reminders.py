@@ -5,7 +5,7 @@ from .clock import utcnow
 from .effects import CancelJob, Job, Task, owe
 from .errors import ValidationError
 from .extensions import db
-from .models import Reminder
+from .models import Reminder, ReminderStatus
 
 
 def job_id(reminder: Reminder) -> str:
@@ -34,8 +34,8 @@ def schedule_reminder(text: str, send_at: datetime) -> Reminder:
 
 def cancel_reminder(reminder: Reminder) -> None:
     """Stop a scheduled reminder; the job also checks the status, so a race cannot send it."""
-    if reminder.status != "scheduled":
+    if not reminder.is_scheduled:
         raise ValidationError({"reminder": f"This reminder is already {reminder.status}."},
                               f"This reminder is already {reminder.status}.")
-    reminder.status = "cancelled"
+    reminder.status = ReminderStatus.CANCELLED
     owe(CancelJob(job_id(reminder)))

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from .extensions import db
 from .helpdesk import help_version
-from .models import Challenge, FormLink, Participant, Submission
+from .models import Challenge, FormLink, Participant, RoundStatus, Submission
 from .ranking import keep_size
 from .rounds import winner
 from .shadow import in_shadow_league
@@ -65,7 +65,7 @@ def participant_report(participant: Participant) -> list[RoundReport]:
     rows = _rounds_with_counts(participant.id)
     submissions = {s.challenge_id: s for s in db.session.scalars(
         select(Submission).where(Submission.participant_id == participant.id))}
-    last_number = db.session.scalar(select(func.max(Challenge.number)))
+    last_number = db.session.scalar(select(Challenge.number).where(Challenge.is_last))
     champion = winner()
     reports = []
     for challenge, code, ranked in rows:
@@ -97,10 +97,10 @@ def _verdict(participant: Participant, row: RoundReport) -> str:
     number = challenge.number
     if participant.eliminated_in is not None and participant.eliminated_in < number:
         return _shadow_verdict(participant, challenge, submission)
-    if challenge.status != "closed":
+    if not challenge.is_closed:
         if submission:
             return "Answers in; results when the round ends."
-        return "Open now." if challenge.status == "open" else "Not started yet."
+        return "Open now." if challenge.is_open else "Not started yet."
     if participant.eliminated_in == number:
         if participant.elimination_reason == "unanswered":
             return "Out: no answers arrived before the round closed, and everyone who didn't answer is out."
@@ -119,9 +119,9 @@ def _shadow_verdict(participant: Participant, challenge: Challenge, submission: 
     if submission is not None and submission.shadow:
         return (f"Shadow league — not ranked for the prize: {submission.score} points "
                 f"in {submission.response_time:.1f} s.")
-    if not in_shadow_league(participant, challenge) or challenge.status == "closed":
+    if not in_shadow_league(participant, challenge) or challenge.is_closed:
         return "Not played: knocked out earlier."
-    if challenge.status == "open":
+    if challenge.is_open:
         return "Open now in the shadow league — not ranked for the prize."
     return "Shadow league, when it opens."  # the box above says what the shadow league is
 
@@ -132,7 +132,7 @@ def report_version(participant: Participant, *extra) -> str:
                                 .order_by(Challenge.number)).all()
     played = db.session.execute(select(func.count(), func.max(Submission.rank)).where(
         Submission.participant_id == participant.id)).one()
-    champion = winner() if rounds and rounds[-1].status == "closed" else None
+    champion = winner() if rounds and rounds[-1].status == RoundStatus.CLOSED else None
     state = (participant.id, participant.name, participant.company, participant.eliminated_in,
              participant.elimination_reason, participant.checked_in_at, tuple(map(tuple, rounds)), tuple(played),
              help_version(participant.id), current_app.config["CHECKIN_REQUIRED"], current_app.config["SHADOW_LEAGUE"],

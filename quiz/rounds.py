@@ -1,18 +1,18 @@
 """A round's life: open it, start a player's clock, take answers, close it and eliminate."""
 import gc
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import select, update
 
+from .bulk import apply_ranks, id_in, id_not_in
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .effects import CHANGED, Job, Task, owe
 from .links import ensure_links
-from .models import Challenge, Participant, Submission
+from .models import RANKING_ORDER, Challenge, Participant, RoundStatus, Submission
 from .ranking import Entry, Outcome, rank_round
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ def start_round(number: int, now: datetime) -> Challenge:
     """Open round `number` (rounds go in order); the caller commits, then links are sent."""
     challenge = get_challenge(number, lock=True)
     unfinished = db.session.scalar(select(Challenge.number).where(
-        Challenge.number != number, Challenge.status == "open"))
-    if unfinished is None and challenge.status == "draft":
+        Challenge.number != number, Challenge.is_open))
+    if unfinished is None and challenge.is_draft:
         unfinished = db.session.scalar(select(Challenge.number).where(
-            Challenge.number < number, Challenge.status == "draft").order_by(Challenge.number))
+            Challenge.number < number, Challenge.is_draft).order_by(Challenge.number))
     if unfinished is not None:
         raise QuizError(f"Round {unfinished} comes first: end it (or start it) before round {number}.",
                         code="out_of_order")
@@ -83,7 +83,7 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     challenge = get_challenge(number, lock=True)
     challenge.close(now)
     db.session.flush()
-    last = is_last(challenge)
+    last = challenge.is_last
     outcome, ranked_out, unanswered = eliminate(challenge,
                                                 spare_winner=last and current_app.config["PRIZE_REQUIRES_CHECKIN"])
     champion = winner() if last else None
@@ -130,13 +130,6 @@ def record_counts(challenge: Challenge, outcome: Outcome, row_of: dict[int, tupl
     db.session.flush()
 
 
-# ranking.sort_key in SQL, and the order of the index ix_submission_ranking. Ranks are 1..n in this order
-# (the pure function decides them; tests/test_rounds.py checks the two agree), so readers of "the best
-# ranked" can walk the index instead of sorting a round by rank.
-RANKING_ORDER = (Submission.score.desc(), Submission.response_time, Submission.submitted_at,
-                 Submission.participant_id)
-
-
 def ranking_rows(challenge: Challenge) -> list[tuple]:
     """The round's submissions of players still in, as plain tuples (Core: no ORM objects), in ranking order.
 
@@ -168,42 +161,6 @@ def gc_paused():
             gc.enable()
 
 
-# The ranking's result applied in one statement each, the ids travelling as one parameter (SQLite: a JSON
-# array; PostgreSQL: an integer[], sent as its text form: psycopg's own list adapter takes ~1 µs an element).
-# SQLite: each element is `submission id × 2^24 + rank`, sorted, so rows are visited in table order
-# (random order costs half as much again at 50,000 players).
-RANK_UPDATES = {
-    "sqlite": "UPDATE submission SET rank = ranked.value & 16777215 FROM json_each(:order) AS ranked "
-              "WHERE submission.id = ranked.value >> 24",
-    "postgresql": "UPDATE submission SET rank = ranked.place FROM unnest(CAST(:order AS integer[])) "
-                  "WITH ORDINALITY AS ranked(id, place) WHERE submission.id = ranked.id",
-}
-ID_LIST = {
-    "sqlite": "SELECT value FROM json_each(:ids)",
-    "postgresql": "SELECT unnest(CAST(:ids AS integer[]))",
-}
-
-
-def apply_ranks(submission_ids: list[int]) -> None:
-    """Store rank 1..n for the submissions in this order."""
-    dialect = db.engine.dialect.name
-    if dialect == "sqlite":
-        order = json.dumps(sorted((sid << 24) | place for place, sid in enumerate(submission_ids, start=1)))
-    elif dialect == "postgresql":
-        order = int_array(submission_ids)
-    else:  # another database: the portable executemany
-        db.session.execute(update(Submission), [{"id": sid, "rank": place}
-                                                for place, sid in enumerate(submission_ids, start=1)])
-        return
-    if submission_ids:
-        db.session.connection().execute(text(RANK_UPDATES[dialect]), {"order": order})
-
-
-def int_array(ids) -> str:
-    """PostgreSQL's text form of an integer[] ('{3,1,2}'), for a CAST in the statement."""
-    return "{" + ",".join(map(str, ids)) + "}"
-
-
 def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...]) -> None:
     """Mark the submitters below the cut as out of the game, in one statement."""
     if participant_ids:
@@ -213,24 +170,6 @@ def eliminate_ranked_out(challenge: Challenge, participant_ids: tuple[int, ...])
 def eliminate_unanswered(challenge: Challenge, kept: set[int]) -> int:
     """Mark everyone still in but `kept` (after the cut: whoever sent nothing) as out; returns how many."""
     return eliminate_where(challenge, "unanswered", id_not_in(kept) if kept else None)
-
-
-def id_in(participant_ids):
-    """`participant.id IN (…)`, the ids travelling as one parameter (SQLite: a JSON array; PostgreSQL: an int[])."""
-    dialect, ordered = db.engine.dialect.name, sorted(participant_ids)
-    if dialect not in ID_LIST:
-        return Participant.id.in_(ordered)
-    values = json.dumps(ordered) if dialect == "sqlite" else int_array(ordered)
-    return Participant.id.in_(text(ID_LIST[dialect]).bindparams(ids=values))
-
-
-def id_not_in(participant_ids):
-    """`participant.id NOT IN (…)`; on PostgreSQL as NOT EXISTS, an anti-join (a NOT IN subquery is hashed
-    only while it fits in work_mem, and is otherwise rescanned for every row)."""
-    if db.engine.dialect.name != "postgresql":
-        return ~id_in(participant_ids)
-    return text("NOT EXISTS (SELECT FROM unnest(CAST(:kept AS integer[])) AS kept(id) WHERE kept.id = participant.id)"
-                ).bindparams(kept=int_array(sorted(participant_ids)))
 
 
 def eliminate_where(challenge: Challenge, reason: str, condition) -> int:
@@ -251,21 +190,16 @@ def current_challenge() -> Challenge | None:
 
 def current_number(rounds: list[tuple[int, str]]) -> int | None:
     """Of (number, status) pairs: the open round, else the next one to open, else the last one."""
-    open_ = [n for n, status in rounds if status == "open"]
-    draft = [n for n, status in rounds if status == "draft"]
+    open_ = [n for n, status in rounds if status == RoundStatus.OPEN]
+    draft = [n for n, status in rounds if status == RoundStatus.DRAFT]
     return min(open_ or draft) if open_ or draft else max((n for n, _ in rounds), default=None)
-
-
-def is_last(challenge: Challenge) -> bool:
-    """No round comes after this one."""
-    return not db.session.scalar(select(exists().where(Challenge.number > challenge.number)))
 
 
 def winner() -> Participant | None:
     """First place of the last round, once it has closed (passing over anyone disqualified since, and, with
     PRIZE_REQUIRES_CHECKIN, anyone who hasn't checked in)."""
-    last = db.session.scalar(select(Challenge).order_by(Challenge.number.desc()).limit(1))
-    if last is None or last.status != "closed":
+    last = db.session.scalar(select(Challenge).where(Challenge.is_last))
+    if last is None or not last.is_closed:
         return None
     return db.session.scalar(_prize_ranking(last, Participant))
 
@@ -305,7 +239,7 @@ def close_if_expired(challenge_id: int, now: datetime) -> CloseSummary | None:
     """Close a round whose time limit (plus grace) has passed; None if it is not due (a job that fired
     early owes another at the deadline) or already closed."""
     challenge = db.session.get(Challenge, challenge_id)
-    if challenge is None or challenge.status != "open":
+    if challenge is None or not challenge.is_open:
         return None
     deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
     if deadline is None:

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from .extensions import db
 from .models import Challenge, Participant, Submission
 from .ranking import ShadowTotal, shadow_standings
-from .rounds import is_last
 
 
 def in_shadow_league(participant: Participant, challenge: Challenge) -> bool:
@@ -67,4 +66,4 @@ def totals_of(participant_id: int) -> ShadowTotal | None:
 def invited_after(participant: Participant, challenge: Challenge) -> bool:
     """Knocked out in this round, and a later round is still to come in the shadow league."""
     return (current_app.config["SHADOW_LEAGUE"] and participant.eliminated_in == challenge.number
-            and participant.elimination_reason != "disqualified" and not is_last(challenge))
+            and participant.elimination_reason != "disqualified" and not challenge.is_last)

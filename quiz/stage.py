@@ -22,22 +22,22 @@ def what_the_room_sees() -> dict:
         Participant.eliminated_in.is_(None))).select_from(Participant)).one()
     context = {"challenge": challenge, "players": players, "in_game": in_game, "now": utcnow(),
                "qr": join_qr_svg()}
-    if challenge is None or (challenge.status == "draft" and challenge.number == 1):
+    if challenge is None or (challenge.is_draft and challenge.number == 1):
         context["phase"] = "before"
-    elif challenge.status == "open":
+    elif challenge.is_open:
         context["phase"] = "during"
         context["submitted"] = db.session.scalar(select(func.count()).where(
             Submission.challenge_id == challenge.id, Submission.shadow.is_(False)))
         league = current_app.config["SHADOW_LEAGUE"]
         context["shadow_submitted"] = shadow.submitted(challenge) if league else 0
     else:
-        shown = (challenge if challenge.status == "closed"
+        shown = (challenge if challenge.is_closed
                  else rounds.get_challenge(challenge.number - 1))
         champion = rounds.winner()
         entries = leaderboard(shown, limit=LEADERBOARD_ROWS if not champion else 3)
         context.update(phase="podium" if champion else "after", shown=shown, winner=champion,
                        entries=podium(shown, champion, entries) if champion else entries,
-                       next_challenge=challenge if challenge.status == "draft" else None)
+                       next_challenge=challenge if challenge.is_draft else None)
     # The shadow league's panel, beside whatever the room sees once a round has been played.
     played = context["phase"] != "before" and current_app.config["SHADOW_LEAGUE"]
     context["shadow"] = shadow.standings(limit=SHADOW_ROWS) if played else []

@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload
 from .effects import Job, Task, owe
 from .extensions import db
 from .links import report_url, shuffled_choices
-from .models import Challenge, FormLink, Participant, Submission
+from .models import Challenge, FormLink, Participant, RoundStatus, Submission
 from .storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,11 @@ def form_token_ok(code: str, token: str) -> bool:
     return bool(token) and hmac.compare_digest(token, form_token(code))
 
 
-def place_of(submitted: bool, status: str) -> str:
+def place_of(submitted: bool, status: RoundStatus) -> str:
     """Where the database says a form belongs."""
     if submitted:
         return "answered"
-    return "unanswered" if status == "closed" else "forms"
+    return "unanswered" if status == RoundStatus.CLOSED else "forms"
 
 
 @dataclass(frozen=True)

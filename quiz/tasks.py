@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def send_round_links(challenge_id: int) -> int:
     """Queue a link SMS for every player still in the round, then owe their batched send jobs."""
     challenge = db.session.get(Challenge, challenge_id)
-    if challenge is None or challenge.status == "draft":
+    if challenge is None or challenge.is_draft:
         return 0
     created, jobs = notify.send_round_links(challenge)
     db.session.commit()
@@ -53,7 +53,7 @@ def send_messages(message_ids: list[int]) -> tuple[int, int]:
 def send_reminder(reminder_id: int) -> int:
     """At its time: the reminder to everyone still in the game (unless cancelled or sent)."""
     reminder = db.session.get(Reminder, reminder_id)
-    if reminder is None or reminder.status != "scheduled":
+    if reminder is None or not reminder.is_scheduled:
         return 0
     created = notify.send_reminder(reminder)
     db.session.commit()
@@ -82,7 +82,7 @@ def drain_pending(drain_kind: str, round_id: int | None) -> int:
     else:
         def handle(ids):  # everyone in without a link message gets theirs, these players included
             challenge = db.session.get(Challenge, round_id)
-            if challenge is not None and challenge.status != "draft":
+            if challenge is not None and not challenge.is_draft:
                 notify.send_round_links(challenge)
     done = drain(kind, round_id, handle)
     log.info("pending %s: %s participant(s) done", kind, done)

@@ -9,7 +9,7 @@ from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
 from ..leaderboard import leaderboard
-from ..models import AdminUser, Message, Participant
+from ..models import AdminUser, Message, MessageStatus, Participant
 from ..notify import sms_progress
 from ..observability import health
 from .handling import write
@@ -186,7 +186,8 @@ def failed_messages(number):
     """Messages of a round that could not be delivered, with the provider's reason."""
     challenge = rounds.get_challenge(number)
     failed = db.session.execute(select(Message, Participant).join(Participant, Participant.id == Message.participant_id)
-                                .where(Message.challenge_id == challenge.id, Message.status == "failed")
+                                .where(Message.challenge_id == challenge.id,
+                                       Message.status == MessageStatus.FAILED)
                                 .order_by(Message.id)).all()
     return render_template("admin/failed.html", c=challenge, failed=failed)
 

@@ -12,7 +12,7 @@ from ..errors import QuizError
 from ..extensions import db, limiter
 from ..leaderboard import leaderboard
 from ..links import link_url, report_url
-from ..models import Challenge, Message
+from ..models import Challenge, Message, RoundStatus
 from ..notify import sms_progress
 from ..registration import register_participant, validate_registration
 from .handling import write
@@ -71,9 +71,9 @@ def start_challenge(number):
 def end_challenge(number):
     """Close round `number` and eliminate."""
     summary = write(lambda: record("api", "end round", rounds.close_round(number, utcnow())))
-    return jsonify(challenge=number, status="closed", submitted=summary.submitted, kept=summary.kept,
-                   eliminated_unanswered=summary.unanswered, eliminated_ranked_out=summary.ranked_out,
-                   winner_id=summary.winner_id)
+    return jsonify(challenge=number, status=RoundStatus.CLOSED, submitted=summary.submitted,
+                   kept=summary.kept, eliminated_unanswered=summary.unanswered,
+                   eliminated_ranked_out=summary.ranked_out, winner_id=summary.winner_id)
 
 
 @bp.get("/admin/sms-progress/<int:number>")

@@ -8,12 +8,12 @@ from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db
-from ..models import PHOTO_STATUSES, Challenge, PhotoAnswer, Question
+from ..models import Challenge, PhotoAnswer, PhotoStatus, Question
 from ..storage import StorageError
 from .handling import wants_fragment, write
 
 bp = Blueprint("photos", __name__, url_prefix="/admin/photos")
-FILTERS = (*PHOTO_STATUSES, "all")
+FILTERS = (*PhotoStatus, "all")
 
 
 @bp.get("/")
@@ -23,7 +23,7 @@ def index():
     challenges = db.session.scalars(select(Challenge).where(Challenge.id.in_(
         select(Question.challenge_id).where(Question.kind == "photo"))).order_by(Challenge.number)).all()
     return render_template("admin/photos.html", challenges=challenges, counts=photos.counts_by_status(),
-                           challenge=None, statuses=PHOTO_STATUSES)
+                           challenge=None, statuses=tuple(PhotoStatus))
 
 
 @bp.get("/<int:number>")
@@ -31,12 +31,13 @@ def index():
 def review_page(number):
     """One round's photos, pending first by default; ?status= pending, accepted, rejected or all."""
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == number)) or abort(404)
-    status = request.args.get("status", "pending")
+    status = request.args.get("status", PhotoStatus.PENDING)
     if status not in FILTERS:
         abort(400, f"Show photos by status: one of {', '.join(FILTERS)}.")
     return render_template("admin/photos.html", challenge=challenge, status=status, filters=FILTERS,
                            photos=photos.photos_of_round(challenge, status),
-                           counts=photos.counts_by_status(challenge.id), statuses=PHOTO_STATUSES)
+                           counts=photos.counts_by_status(challenge.id),
+                           statuses=tuple(PhotoStatus))
 
 
 @bp.post("/review/<int:photo_id>")
@@ -44,9 +45,9 @@ def review_page(number):
 def review(photo_id):
     """Accept or reject one photo (htmx swaps its card; without JS, back to the round's grid with a message)."""
     photo = db.session.get(PhotoAnswer, photo_id) or abort(404, "There is no such photo. Reload the page.")
-    shown = request.form.get("status", "pending")
+    shown = request.form.get("status", PhotoStatus.PENDING)
     back = url_for("photos.review_page", number=photo.question.challenge.number,
-                   status=shown if shown in FILTERS else "pending")
+                   status=shown if shown in FILTERS else PhotoStatus.PENDING)
     decision, who = request.form.get("decision", ""), f"{photo.participant.name}, question {photo.question.position}"
     try:
         write(lambda: record(current_user.username, f"{decision} photo", photos.review_photo(
@@ -60,7 +61,7 @@ def review(photo_id):
         challenge = photo.question.challenge
         return (render_template("admin/_photo_card.html", photo=photo, error=None)
                 + render_template("admin/_photo_filters.html", oob=True, challenge=challenge, filters=FILTERS,
-                                  status=shown if shown in FILTERS else "pending",
+                                  status=shown if shown in FILTERS else PhotoStatus.PENDING,
                                   counts=photos.counts_by_status(challenge.id)))
     flash(f"Photo from {photo.participant.name} {photo.status}.", "ok")
     return redirect(back, 303)

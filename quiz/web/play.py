@@ -156,9 +156,9 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
     if state == answers.SUBMITTED:
         submission = db.session.scalar(select(Submission).where(
             Submission.participant_id == link.participant_id, Submission.challenge_id == link.challenge_id))
-        if link.challenge.status == "closed":
+        if link.challenge.is_closed:
             champion = rounds.winner()
-            final = champion is not None and rounds.is_last(link.challenge)
+            final = champion is not None and link.challenge.is_last
             won = final and champion.id == link.participant_id
     desk = {} if fragment else help_context(link.participant, "f", link.code, help_error)
     response = current_app.make_response(render_template(
@@ -190,7 +190,7 @@ def report(code):
 def render_report(participant: Participant, welcome: bool = False, help_error: QuizError | None = None):
     rows = participant_report(participant)
     # Rounds still to play in the shadow league (knocked out earlier, not disqualified, SHADOW_LEAGUE on).
-    playable = [row for row in rows if row.challenge.status != "closed"
+    playable = [row for row in rows if not row.challenge.is_closed
                 and shadow.in_shadow_league(participant, row.challenge)]
     return render_template("play/report.html", participant=participant, rows=rows, shadow_playable=playable,
                            shadow_totals=shadow.totals_of(participant.id),
