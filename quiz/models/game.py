@@ -1,82 +1,18 @@
-"""Every table. The database is the source of truth; constraints guard the rules."""
-import secrets
+"""The game: rounds, their questions, each player's link, submissions and photos, the ranking order."""
 from datetime import datetime, timedelta
-from enum import StrEnum
 
-from flask_login import UserMixin
-from sqlalchemy import (JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, exists,
-                        false, select, text)
+from sqlalchemy import (JSON, ForeignKey, Index, String, Text, UniqueConstraint, exists, false,
+                        select, text)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from .clock import utcnow
-from .statuses import HelpStatus, MessageStatus, PhotoStatus, ReminderStatus, RoundStatus
-from .errors import QuizError
-from .extensions import db
-from .question_types import QUESTION_TYPES
-
-SCORING_MODES = ("accuracy", "speed")
-ELIMINATION_REASONS = ("unanswered", "ranked_out", "disqualified")
-# Free space PostgreSQL leaves in each page of the two tables the close updates row by row, so the new row
-# versions fit beside the old (HOT: no index entries written). Every submission of a round gets its rank (half
-# a page free); half the players still in go out in a round. Measured: bench/end_of_round.py.
-SUBMISSION_FILLFACTOR = 50
-PARTICIPANT_FILLFACTOR = 60
-
-
-def status_column(statuses: type[StrEnum], default: StrEnum, **options):
-    """A status column: its lowercase value in a VARCHAR(10), as ever (no native enum, no CHECK: no
-    migration), read back as the enum member (a str, so JSON and templates see the same words)."""
-    stored = Enum(statuses, native_enum=False, length=10, values_callable=_values)
-    return mapped_column(stored, default=default, **options)
-
-
-def _values(statuses: type[StrEnum]) -> list[str]:
-    return [member.value for member in statuses]
-
-
-class Participant(db.Model):
-    """A player; their personal links are their only credential."""
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(80))
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    phone: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
-    company: Mapped[str] = mapped_column(String(100), default="")
-    consent: Mapped[bool] = mapped_column(default=False)  # round links by SMS, name on the leaderboard (required)
-    # A separate, optional box: sponsors may contact them (the sponsor-leads export holds only these).
-    sponsor_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
-    report_code: Mapped[str] = mapped_column(String(32), unique=True)
-    # What the badge's QR code holds: only a key for staff at the kiosk (login required), never a credential.
-    checkin_code: Mapped[str] = mapped_column(String(16), unique=True, default=lambda: new_checkin_code())
-    checked_in_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Number of the round that knocked this player out; None while in the game. Not indexed: the close
-    # writes it for half the players, and without an index PostgreSQL updates those rows in place (HOT).
-    eliminated_in: Mapped[int | None]
-    elimination_reason: Mapped[str | None] = mapped_column(String(20))
-
-    links: Mapped[list["FormLink"]] = relationship(back_populates="participant", lazy="raise_on_sql")
-
-    # Room in each page for a new version of every row the close updates (PostgreSQL; the fillfactors above).
-    __table_args__ = ({"postgresql_with": {"fillfactor": PARTICIPANT_FILLFACTOR}},)
-
-    @property
-    def in_game(self) -> bool:
-        return self.eliminated_in is None
-
-
-# Crockford's base32: no I, L, O or U, so a code read off a badge and typed at the desk is unambiguous.
-CHECKIN_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CHECKIN_LENGTH = 10  # 50 bits: unique among any number of players, and nothing to gain by guessing
-
-
-def new_checkin_code() -> str:
-    """A fresh check-in code for a badge, e.g. '7KQ2M9XD4T'."""
-    return "".join(secrets.choice(CHECKIN_ALPHABET) for _ in range(CHECKIN_LENGTH))
-
-
+from ..clock import utcnow
+from ..errors import QuizError
+from ..extensions import db
+from ..question_types import QUESTION_TYPES
+from ..statuses import PhotoStatus, RoundStatus
+from .columns import SUBMISSION_FILLFACTOR, status_column
+from .players import Participant
 
 
 class Challenge(db.Model):
@@ -269,111 +205,3 @@ class PhotoAnswer(db.Model):
     @hybrid_property
     def is_rejected(self) -> bool:
         return self.status == PhotoStatus.REJECTED
-
-
-
-
-class Message(db.Model):
-    """An SMS: queued → sending (claimed by one worker) → sent or failed. The outbox backend just keeps it here."""
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participant.id", ondelete="SET NULL"))
-    challenge_id: Mapped[int | None] = mapped_column(ForeignKey("challenge.id", ondelete="SET NULL"))
-    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminder.id", ondelete="SET NULL"))
-    kind: Mapped[str] = mapped_column(String(20))
-    # "<kind>:<round or reminder>:<participant>": one message per purpose per person, however often
-    # sending is retried (NULLs would make a composite unique key let duplicates through).
-    key: Mapped[str] = mapped_column(String(80), unique=True)
-    to: Mapped[str] = mapped_column(String(20))
-    body: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[MessageStatus] = status_column(MessageStatus, MessageStatus.QUEUED)
-    error: Mapped[str | None] = mapped_column(String(500))
-    attempts: Mapped[int] = mapped_column(default=0)
-    enqueued_at: Mapped[datetime | None]  # last handed to a send job; reconcile re-hands the forgotten
-    claimed_by: Mapped[str | None] = mapped_column(String(100))
-    claimed_at: Mapped[datetime | None]
-    provider_id: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(index=True)
-
-    __table_args__ = (Index("ix_message_challenge_status", "challenge_id", "status"),)
-
-
-class MessageTemplate(db.Model):
-    """The organizer's wording of one kind of SMS (defaults live in notify.TEMPLATES)."""
-
-    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
-    body: Mapped[str] = mapped_column(Text)
-
-
-
-
-class Reminder(db.Model):
-    """An announcement sent to everyone still in the game at a set time, by RQ's scheduler."""
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    text: Mapped[str] = mapped_column(String(320))
-    send_at: Mapped[datetime]
-    status: Mapped[ReminderStatus] = status_column(ReminderStatus, ReminderStatus.SCHEDULED)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    @hybrid_property
-    def is_scheduled(self) -> bool:
-        return self.status == ReminderStatus.SCHEDULED
-
-    @hybrid_property
-    def is_sent(self) -> bool:
-        return self.status == ReminderStatus.SENT
-
-
-class AdminUser(UserMixin, db.Model):
-    """An organizer who can log in to the console."""
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(256))
-
-    def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
-
-    def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
-
-
-class AuditEntry(db.Model):
-    """Who did what in the console or the API, shown in the console."""
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
-    actor: Mapped[str] = mapped_column(String(80))
-    action: Mapped[str] = mapped_column(String(80))
-    detail: Mapped[str] = mapped_column(Text, default="")
-
-
-HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through", "other": "Something else"}
-
-
-
-
-class HelpRequest(db.Model):
-    """A participant asking the help desk; staff answer with a reply the participant sees on their page."""
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    text: Mapped[str] = mapped_column(String(500), default="")
-    status: Mapped[HelpStatus] = status_column(HelpStatus, HelpStatus.OPEN, index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    reply: Mapped[str | None] = mapped_column(String(500))
-    resolved_by: Mapped[str | None] = mapped_column(String(80))
-    resolved_at: Mapped[datetime | None]
-
-    participant: Mapped[Participant] = relationship(lazy="joined")
-
-    @hybrid_property
-    def is_open(self) -> bool:
-        return self.status == HelpStatus.OPEN
-
-    @property
-    def kind_label(self) -> str:
-        return HELP_KINDS.get(self.kind, self.kind)

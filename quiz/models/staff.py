@@ -1,0 +1,67 @@
+"""The staff's side: organizer accounts, the audit log, help requests."""
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..clock import utcnow
+from ..extensions import db
+from ..statuses import HelpStatus
+from .columns import status_column
+from .players import Participant
+
+
+class AdminUser(UserMixin, db.Model):
+    """An organizer who can log in to the console."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class AuditEntry(db.Model):
+    """Who did what in the console or the API, shown in the console."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through", "other": "Something else"}
+
+
+
+
+class HelpRequest(db.Model):
+    """A participant asking the help desk; staff answer with a reply the participant sees on their page."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[HelpStatus] = status_column(HelpStatus, HelpStatus.OPEN, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reply: Mapped[str | None] = mapped_column(String(500))
+    resolved_by: Mapped[str | None] = mapped_column(String(80))
+    resolved_at: Mapped[datetime | None]
+
+    participant: Mapped[Participant] = relationship(lazy="joined")
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        return self.status == HelpStatus.OPEN
+
+    @property
+    def kind_label(self) -> str:
+        return HELP_KINDS.get(self.kind, self.kind)
