@@ -2,12 +2,12 @@
 from flask import current_app
 from sqlalchemy import func, select
 
-from . import notify, photos, rounds, shadow
+from . import delivery, photos, rounds, shadow
 from .checkin import unchecked_finalists
 from .clock import utcnow
 from .extensions import db
 from .models import AuditEntry, Challenge, Participant, Submission
-from .notify import sms_progress
+from .delivery import sms_progress
 
 
 def overview() -> dict:
@@ -42,7 +42,7 @@ def rounds_and_audit() -> dict:
         "audit": db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())
                                     .limit(20)).all(),
         "counts": {"in_game": in_game},
-        "send_warning": notify.send_time_warning(in_game),
+        "send_warning": delivery.send_time_warning(in_game),
         "unreviewed": photos.unreviewed(),
         "now": utcnow(),
     }

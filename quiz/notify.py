@@ -1,8 +1,7 @@
-"""SMS: what the messages say, and sending each one at most once (the providers: quiz/sms.py)."""
+"""SMS: what the messages say, who gets them, and handing them to send jobs (sending them, each at most
+once: quiz/delivery.py)."""
 import logging
 import string
-import time
-from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import String, and_, cast, func, insert, literal, select, update
@@ -10,17 +9,13 @@ from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 from .clock import utcnow
 from .effects import Job, Task, owe
 from .errors import QuizError
-from .extensions import db, get_redis
+from .extensions import db
 from .models import (Challenge, FormLink, Message, MessageStatus, MessageTemplate, Participant,
                      ReminderStatus)
-from .sms import SendError, backend
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
-MAX_ATTEMPTS = 5
-# Transient SMS failures wait this long before the next try (seconds, by attempt).
-RETRY_BACKOFF = (2, 10, 30, 60)
 RESULT_KINDS = ("result_through", "result_out", "result_out_shadow", "winner", "final_result")
 
 # The wording of every message; organizers edit them in the console (MessageTemplate rows).
@@ -233,147 +228,3 @@ def send_reminder(reminder) -> int:
     db.session.flush()
     hand_over(queued_ids(reminder_id=reminder.id), f"reminder {reminder.id}")
     return created
-
-
-def retry_later(message_ids: list[int]) -> None:
-    """Owe one more send of these messages, after a backoff that grows with their attempts."""
-    attempts = max(db.session.scalars(select(Message.attempts).where(Message.id.in_(message_ids))).all())
-    delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
-    owe(Job(Task.SEND_MESSAGES, (message_ids,), at=utcnow() + timedelta(seconds=delay),
-            description=f"SMS retry of {len(message_ids)} (attempt {attempts + 1})"))
-
-
-# --- sending ---------------------------------------------------------------------------------------
-
-def claim(message_ids: list[int], worker: str) -> list[int]:
-    """Mark queued messages as this worker's; only what was still queued comes back."""
-    if not message_ids:
-        return []
-    now = utcnow()
-    db.session.execute(update(Message)
-                       .where(Message.id.in_(message_ids), Message.status == MessageStatus.QUEUED)
-                       .values(status=MessageStatus.SENDING, claimed_by=worker, claimed_at=now)
-                       .execution_options(synchronize_session=False))
-    db.session.commit()
-    return db.session.scalars(select(Message.id).where(
-        Message.id.in_(message_ids), Message.status == MessageStatus.SENDING,
-        Message.claimed_by == worker, Message.claimed_at == now).order_by(Message.id)).all()
-
-
-def throttle(rate: float) -> None:
-    """Keep every worker together under `rate` messages a second (a Redis counter per second)."""
-    if rate <= 0:
-        return
-    redis = get_redis()
-    while True:
-        second = int(time.time())
-        key = f"knockout:sms:rate:{second}"
-        count, _ = redis.pipeline().incr(key).expire(key, 5).execute()
-        if count <= rate:
-            return
-        time.sleep(max(0.0, second + 1 - time.time()) + 0.001)
-
-
-def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, int, list[int]]:
-    """Send a batch; each message at most once. Returns (sent, failed, ids to retry later).
-
-    A real provider's message is claimed just before it is sent and recorded just after, so a
-    worker killed mid-batch leaves at most one message in doubt ('sending'; reconcile decides).
-    The outbox sends nothing outside the database, so it claims and records the batch at once.
-    """
-    sender, rate = backend(), float(current_app.config["SMS_RATE_PER_SECOND"])
-    pending = message_ids if sender.external else claim(message_ids, worker)
-    # One query for the batch's rows (claimed ones, for the outbox); external sends re-check each claim.
-    rows = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_(pending)))}
-    sent = failed = 0
-    retry = []
-    for message_id in pending:
-        throttle(rate)  # wait first, so nothing sits claimed while we wait
-        if sender.external and not claim([message_id], worker):
-            continue  # sent or being sent by someone else
-        message = rows[message_id]
-        try:
-            provider_id = sender.send(message.to, message.body)
-        except SendError as error:
-            message.attempts += 1
-            if error.permanent or message.attempts >= MAX_ATTEMPTS:
-                message.status, message.error = MessageStatus.FAILED, error.reason[:500]
-                failed += 1
-            else:
-                message.status, message.error = MessageStatus.QUEUED, error.reason[:500]
-                message.claimed_by = None
-                retry.append(message_id)
-        else:
-            message.status, message.sent_at = MessageStatus.SENT, utcnow()
-            message.provider_id = provider_id
-            message.attempts += 1
-            sent += 1
-        if sender.external:
-            db.session.commit()  # a real SMS left the building: record it before the next one
-    db.session.commit()
-    return sent, failed, retry
-
-
-def requeue_failed(challenge: Challenge) -> list[int]:
-    """'Retry failed' for a round: failed messages go back to the queue."""
-    ids = db.session.scalars(select(Message.id).where(Message.challenge_id == challenge.id,
-                                                      Message.status == MessageStatus.FAILED)).all()
-    if ids:
-        db.session.execute(update(Message).where(Message.id.in_(ids))
-                           .values(status=MessageStatus.QUEUED, attempts=0, claimed_by=None)
-                           .execution_options(synchronize_session=False))
-    return ids
-
-
-def requeue_link(participant: Participant, challenge: Challenge) -> int:
-    """Resend one player's link for a round (their one round-link message goes out again)."""
-    message_id = db.session.scalar(select(Message.id).where(Message.key == f"round_link:{challenge.id}:{participant.id}"))
-    if message_id is None:
-        raise QuizError(f"{participant.name} has no link message for round {challenge.number} yet.",
-                        code="no_message")
-    db.session.execute(update(Message).where(Message.id == message_id)
-                       .values(status=MessageStatus.QUEUED, attempts=0, claimed_by=None, error=None,
-                               to=participant.phone)
-                       .execution_options(synchronize_session=False))
-    return message_id
-
-
-def stale_sending(older_than: timedelta) -> list[int]:
-    """Messages claimed longer ago than any send takes: their worker died before recording them."""
-    return db.session.scalars(select(Message.id).where(
-        Message.status == MessageStatus.SENDING, Message.claimed_at < utcnow() - older_than)).all()
-
-
-# --- progress --------------------------------------------------------------------------------------
-
-def sms_progress(challenge: Challenge) -> dict:
-    """Where sending the round's links stands: status, total, sent, failed, percent, rate, ETA."""
-    counts = dict(db.session.execute(
-        select(Message.status, func.count()).where(Message.challenge_id == challenge.id, Message.kind == "round_link")
-        .group_by(Message.status)).all())
-    total = sum(counts.values())
-    sent, failed = counts.get(MessageStatus.SENT, 0), counts.get(MessageStatus.FAILED, 0)
-    if challenge.is_draft:
-        status = "not_started"
-    elif total == 0:
-        status = "preparing"
-    else:
-        status = "completed" if sent + failed == total else "sending"
-    percent = round(100 * (sent + failed) / total, 1) if total else 0.0
-    window = 10
-    recent = db.session.scalar(select(func.count()).where(
-        Message.challenge_id == challenge.id, Message.kind == "round_link",
-        Message.sent_at >= utcnow() - timedelta(seconds=window))) or 0
-    rate = round(recent / window, 1)
-    remaining = total - sent - failed
-    eta = round(remaining / rate) if rate and remaining else (0 if status == "completed" else None)
-    return {"status": status, "total": total, "sent": sent, "failed": failed, "progress_percent": percent,
-            "rate_per_second": rate, "eta_seconds": eta}
-
-
-def send_time_warning(messages: int) -> str | None:
-    """Before starting: how long the configured rate makes the send, when that is slow."""
-    rate = float(current_app.config["SMS_RATE_PER_SECOND"])
-    if rate <= 0 or messages / rate < 60:
-        return None
-    return f"{messages:,} messages at {rate:g}/s ≈ {round(messages / rate / 60)} min"

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from . import notify, rounds
+from . import delivery, notify, rounds
 from .clock import utcnow
 from .extensions import db
 from .models import Challenge, Message, MessageStatus, Reminder, ReminderStatus
@@ -32,7 +32,7 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
     reminders = due_reminders(timedelta(seconds=stale_after))
     for reminder in reminders:
         notify.send_reminder(reminder)
-    stale = notify.stale_sending(timedelta(seconds=stale_after))
+    stale = delivery.stale_sending(timedelta(seconds=stale_after))
     if stale:
         db.session.execute(update(Message).where(Message.id.in_(stale), Message.status == MessageStatus.SENDING)
                            .values(status=MessageStatus.QUEUED, claimed_by=None, enqueued_at=None)

@@ -6,7 +6,7 @@ import logging
 
 from rq import get_current_job
 
-from . import notify, rounds, stored_forms
+from . import delivery, notify, rounds, stored_forms
 from .clock import utcnow
 from .dispatcher import drain
 from .effects import Drain
@@ -42,9 +42,9 @@ def send_messages(message_ids: list[int]) -> tuple[int, int]:
     """Send one batch of queued SMS (each recorded as it leaves); transient failures come back later."""
     job = get_current_job()
     worker = job.worker_name if job and job.worker_name else "inline"
-    sent, failed, retry = notify.send_messages(message_ids, worker=worker)
+    sent, failed, retry = delivery.send_messages(message_ids, worker=worker)
     if retry:
-        notify.retry_later(retry)
+        delivery.retry_later(retry)
     db.session.commit()
     log.info("SMS batch: %s sent, %s failed, %s to retry", sent, failed, len(retry))
     return sent, failed

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from quiz import notify, reconcile, sms, tasks
+from quiz import delivery, notify, reconcile, sms, tasks
 from quiz.clock import utcnow
 from quiz.extensions import db
 from quiz.models import Challenge, Message, Participant, Reminder
@@ -123,7 +123,7 @@ def test_sns_with_injected_failures_every_message_ends_sent_or_failed_none_twice
         client.meta.events.register("before-call.sns.Publish", inject)
         return client
     monkeypatch.setattr(sms.SnsBackend, "make_client", staticmethod(make_client))
-    monkeypatch.setattr(notify, "RETRY_BACKOFF", (0, 0, 0, 0))
+    monkeypatch.setattr(delivery, "RETRY_BACKOFF", (0, 0, 0, 0))
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     drain(run_jobs)
     progress = client.get("/api/admin/sms-progress/1", headers=api_headers).get_json()
@@ -169,13 +169,13 @@ def test_retry_failed_and_resend_one(client, load_bank, make_participant, api_he
     assert [m.to for m in messages(status="failed")] == [phones[0]]
     refuse.clear()  # the player opted back in
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
-    notify.hand_over(notify.requeue_failed(challenge), "retry")
+    notify.hand_over(delivery.requeue_failed(challenge), "retry")
     db.session.commit()
     run_jobs()
     assert not messages(status="failed") and len(sns) == 3
     participant = db.session.get(Participant, ids[1])
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
-    notify.hand_over([notify.requeue_link(participant, challenge)], "resend")
+    notify.hand_over([delivery.requeue_link(participant, challenge)], "resend")
     db.session.commit()
     run_jobs()
     assert Counter(phone for phone, _ in sns.values())[phones[1]] == 2  # the resend is the only repeat
@@ -225,7 +225,7 @@ def test_reconcile_reclaims_messages_of_a_dead_worker(app, load_bank, make_parti
     notify.queue_round_links(challenge)
     db.session.commit()
     ids = [m.id for m in messages()]
-    notify.claim(ids[:1], "worker-that-died")
+    delivery.claim(ids[:1], "worker-that-died")
     db.session.execute(db.update(Message).where(Message.id == ids[0]).values(
         claimed_at=utcnow() - timedelta(minutes=5)))
     db.session.commit()
@@ -237,8 +237,8 @@ def test_reconcile_reclaims_messages_of_a_dead_worker(app, load_bank, make_parti
 
 def test_warning_when_the_rate_makes_sending_slow(app):
     app.config["SMS_RATE_PER_SECOND"] = 3
-    assert notify.send_time_warning(5000) == "5,000 messages at 3/s ≈ 28 min"
-    assert notify.send_time_warning(100) is None
+    assert delivery.send_time_warning(5000) == "5,000 messages at 3/s ≈ 28 min"
+    assert delivery.send_time_warning(100) is None
 
 
 def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(

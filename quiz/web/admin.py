@@ -3,14 +3,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .. import console, live, notify, rounds
+from .. import console, delivery, live, notify, rounds
 from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
 from ..leaderboard import leaderboard
 from ..models import AdminUser, Message, MessageStatus, Participant
-from ..notify import sms_progress
+from ..delivery import sms_progress
 from ..observability import health
 from .handling import write
 
@@ -197,7 +197,7 @@ def failed_messages(number):
 def retry_failed(number):
     """Send every failed message of the round again."""
     def operation():
-        ids = notify.requeue_failed(rounds.get_challenge(number))
+        ids = delivery.requeue_failed(rounds.get_challenge(number))
         record(current_user.username, "retry failed SMS", None, f"round {number}: {len(ids)} message(s)")
         notify.hand_over(ids, f"round {number} retry")
         return ids
@@ -210,7 +210,7 @@ def resend_link(participant_id, number):
     """Send one player's round link again."""
     def operation():
         participant = db.get_or_404(Participant, participant_id)
-        message_id = notify.requeue_link(participant, rounds.get_challenge(number))
+        message_id = delivery.requeue_link(participant, rounds.get_challenge(number))
         record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
         notify.hand_over([message_id], "resend")
     if request.form.get("back") == "help":

@@ -13,7 +13,7 @@ from ..extensions import db, limiter
 from ..leaderboard import leaderboard
 from ..links import link_url, report_url
 from ..models import Challenge, Message, RoundStatus
-from ..notify import sms_progress
+from ..delivery import sms_progress
 from ..registration import register_participant, validate_registration
 from .handling import write
 from .security import registration_key
