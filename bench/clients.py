@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from .stack import ROOT
+from quiz.config import ROOT
 
 CLIENTS_PER_PROCESS, MAX_PROCESSES = 1250, 4  # websocket clients per bench.sockets process, and how many at most
 

@@ -23,9 +23,10 @@ if not CHROMIUM.exists():
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from quiz.embedded import server_args, wait_for  # noqa: E402
-from tests.conftest import LiveStack  # noqa: E402
-from tests.test_browser import (CHROMIUM_ARGS, KEY, PHONE, PROJECTOR, Api, answer_over_http, fill_join_form,  # noqa: E402
-                                fits_phone, load_demo_bank, stage_fits)
+from tests.browser_fixtures import (CHROMIUM_ARGS, PHONE, PROJECTOR, fill_join_form,  # noqa: E402
+                                    fits_phone, stage_fits)
+from tests.live_fixtures import LiveStack  # noqa: E402
+from tests.players import KEY, Api, answer_over_http, load_demo_bank  # noqa: E402
 
 POLL = 12_000
 # The phone in the pictures: a long name, to show it never overflows.

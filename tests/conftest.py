@@ -1,49 +1,28 @@
-"""Fixtures: a real Redis server, a fresh database per test, the app, and factories."""
-import os
-import re
+"""Fixtures: a real Redis server, a fresh database per test, the app, and factories.
+
+The live stack's fixtures are in live_fixtures.py, Chromium's in browser_fixtures.py; what the
+tests share that is not a fixture is in helpers.py (and players.py, for the live tests).
+"""
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
 import requests
-import sqlalchemy
+from sqlalchemy import select
 
-from bench import stack
-from bench.stack import free_port  # noqa: F401 (the live tests take it from here)
 from quiz import create_app
 from quiz.clock import utcnow
 from quiz.config import TestConfig
 from quiz.embedded import server_args, wait_for
 from quiz.extensions import QUEUE_NAMES, db, get_queue, state
-from quiz.models import Participant
+from quiz.models import FormLink, Participant
+from quiz.stack import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+from .helpers import AWS_TEST_ENV, SMALL_BANK, make_config, new_bucket
 
-SMALL_BANK = """
-challenges:
-  - number: 1
-    title: Warm-up
-    keep_fraction: 0.5
-    questions:
-      - text: Which service stores objects?
-        choices: [EC2, S3, SQS]
-        answer: S3
-      - text: Which are databases?
-        choices: [RDS, Lambda, DynamoDB]
-        answer: [RDS, DynamoDB]
-        points: 2
-  - number: 2
-    title: Second
-    time_limit_seconds: 60
-    scoring: speed
-    questions:
-      - text: 2 + 2?
-        choices: ["3", "4", "5"]
-        answer: "4"
-"""
+pytest_plugins = ["tests.live_fixtures", "tests.browser_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -57,29 +36,6 @@ def redis_url(tmp_path_factory):
     yield url
     process.terminate()
     process.wait(timeout=10)
-
-
-# The suite runs on SQLite by default, and on PostgreSQL when this names a server's database.
-POSTGRES_URL = os.environ.get("KNOCKOUT_TEST_POSTGRES_URL", "")
-
-
-def database_url(tmp_path: Path) -> str:
-    """A fresh, empty database for one test: a SQLite file, or the PostgreSQL database wiped clean."""
-    if not POSTGRES_URL:
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    engine = sqlalchemy.create_engine(POSTGRES_URL)
-    with engine.begin() as connection:
-        connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    return POSTGRES_URL
-
-
-def make_config(tmp_path: Path, redis_url: str, **overrides) -> type:
-    settings = dict(INSTANCE_PATH=str(tmp_path / "instance"), REDIS_URL=redis_url,
-                    SQLALCHEMY_DATABASE_URI=database_url(tmp_path),
-                    STORAGE_URL=f"file://{tmp_path / 'storage'}")
-    settings.update(overrides)
-    return type("Config", (TestConfig,), settings)
 
 
 @pytest.fixture
@@ -107,19 +63,6 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
-
-
-def csrf_from(html: str) -> str:
-    """The CSRF token a page's form carries, as a browser would send it back."""
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-def post_form(client, page_url: str, action_url: str, data: dict, **kwargs):
-    """GET the page, then POST its form with the page's CSRF token (a phone without JS)."""
-    page = client.get(page_url)
-    return client.post(action_url, data={"csrf_token": csrf_from(page.get_data(as_text=True)), **data}, **kwargs)
 
 
 @pytest.fixture
@@ -202,22 +145,6 @@ def s3_server(tmp_path_factory):
     log.close()
 
 
-AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-                "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def new_bucket(endpoint: str) -> str:
-    """A fresh, empty bucket on moto's server."""
-    import boto3
-    name = f"forms-{next(_buckets)}-{os.getpid()}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=name)
-    return name
-
-
-_buckets = iter(range(1, 1_000_000))
-
-
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.nodb)])
 def storage(request, app, monkeypatch):
     """Each test using it runs twice: forms in a folder, then in S3 (moto's server over real HTTP)."""
@@ -227,7 +154,7 @@ def storage(request, app, monkeypatch):
         for name, value in AWS_TEST_ENV.items():
             monkeypatch.setenv(name, value)
         app.config.update(STORAGE_URL=f"s3://{new_bucket(endpoint)}/event", S3_ENDPOINT_URL=endpoint)
-    app.extensions.pop("knockout_storage", None)
+    state(app).storage = None  # made again from the settings above
     return get_storage()
 
 
@@ -236,48 +163,23 @@ def api_headers():
     return {"Authorization": f"Bearer {TestConfig.ADMIN_API_TOKEN}"}
 
 
-class LiveStack(stack.LiveStack):
-    """The real stack (bench/stack.py) on this test's database, sharing the test Redis."""
-
-    def __init__(self, tmp_path: Path, redis_url: str, workers: int = 2, **env):
-        super().__init__(tmp_path, redis_url, database_url(tmp_path), workers, **env)
-        self.directory = tmp_path
-
-    def flask(self, *args: str) -> str:
-        """Run a `flask --app quiz` command on this stack's database and Redis, in this process (a subprocess
-        would spend two seconds importing what the suite has loaded already); returns its output."""
-        config = type("Config", (TestConfig,), dict(
-            INSTANCE_PATH=self.env["KNOCKOUT_INSTANCE"], REDIS_URL=self.env["REDIS_URL"],
-            SQLALCHEMY_DATABASE_URI=self.env["DATABASE_URL"],
-            STORAGE_URL=self.env.get("STORAGE_URL", f"file://{self.directory / 'storage'}"),
-            S3_ENDPOINT_URL=self.env.get("S3_ENDPOINT_URL")))
-        app = create_app(config)
-        try:
-            result = app.test_cli_runner().invoke(args=list(args))
-        finally:
-            with app.app_context():
-                db.engine.dispose()
-        assert result.exit_code == 0, f"flask {' '.join(args)}: {result.output}{result.exception or ''}"
-        return result.output
-
-    def migrate(self) -> None:
-        self.flask("db", "upgrade")
-
-    def stop(self, graceful: bool = False):
-        """Killed at once unless a test asks for SIGTERM: a graceful stop takes 1–2 s, and teardown has nothing
-        left to see."""
-        super().stop(graceful)
+@pytest.fixture
+def player(app, load_bank, make_participant):
+    """Grace, registered on the small bank: (her Participant, round number → her link's code)."""
+    load_bank()
+    participant = make_participant("Grace")
+    links = {l.challenge.number: l.code for l in db.session.scalars(
+        select(FormLink).where(FormLink.participant_id == participant.id))}
+    return participant, links
 
 
 @pytest.fixture
-def live_stack(tmp_path, redis_url):
-    """Start the real stack; yields it with its URL and API token."""
-    redis.Redis.from_url(redis_url).flushall()
-    stack = LiveStack(tmp_path, redis_url)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+def open_round(client, api_headers):
+    """Open a round (1 unless told) through the organizer's JSON API."""
+    def open_(number: int = 1) -> None:
+        response = client.post(f"/api/admin/start-challenge/{number}", headers=api_headers)
+        assert response.status_code == 200, response.get_json()
+    return open_
 
 
 __all__ = ["utcnow"]

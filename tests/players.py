@@ -1,13 +1,15 @@
-"""Players and organizers over plain HTTP, shared by the live tests and bin/screenshots.py."""
+"""Players and organizers over plain HTTP, and the projector over its websocket: shared by the
+live tests and bin/screenshots.py."""
 import re
 import time
 
 import requests
+import websocket
 import yaml
 
 from quiz.rehearse import answer_token, csrf, question_choices
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 DEMO_BANK = ROOT / "questions" / "demo.yaml"
 
@@ -76,3 +78,19 @@ def answer_over_http(link: str, number: int, right: bool = True, think: float = 
     time.sleep(think)
     response = http.post(f"{link}/submit", data=data)
     assert response.status_code == 200 and "Answers in" in response.text, response.text[:2000]
+
+
+def connect(stack, topic="display", origin=None) -> websocket.WebSocket:
+    """A websocket on the stack's /ws, as the projector (or the console: topic "admin") opens it."""
+    return websocket.create_connection(stack.url.replace("http", "ws") + f"/ws?topic={topic}",
+                                       timeout=10, origin=origin)
+
+
+def wait_for(ws, text: str, seconds: float = 5) -> str:
+    """Frames until one contains `text` (a change may arrive a tick after another)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert time.monotonic() < deadline, f"no frame with {text!r}"
+        frame = ws.recv()
+        if text in frame:
+            return frame

@@ -8,11 +8,7 @@ from sqlalchemy import select
 from quiz.extensions import db
 from quiz.models import AuditEntry, Challenge
 
-from .conftest import csrf_from, post_form
-
-
-def login(client, password="test-password"):
-    return post_form(client, "/admin/login", "/admin/login", {"username": "admin", "password": password})
+from .helpers import SMALL_BANK, csrf_from, login, post_form
 
 
 def test_console_needs_login(client):
@@ -182,7 +178,6 @@ def test_resend_a_link_from_the_participants_page(client, load_bank, make_partic
 
 
 def test_load_questions_from_the_console(client):
-    from .conftest import SMALL_BANK
     login(client)
     token = csrf_from(client.get("/admin/").get_data(as_text=True))
     bad = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK.replace("answer: S3", "answer: S9")},

@@ -5,6 +5,8 @@ from sqlalchemy import func, select
 from quiz.extensions import db
 from quiz.models import AuditEntry, Challenge, Message
 
+from .helpers import start, submit
+
 
 @pytest.mark.parametrize("headers, status, message", [
     ({}, 401, "Authorization: Bearer"),
@@ -63,7 +65,6 @@ def test_round_transitions_are_guarded(client, load_bank, make_participant, api_
 
 
 def test_end_eliminates_and_leaderboard_shows_it(client, load_bank, make_participant, api_headers):
-    from .test_play import start, submit
     load_bank()
     players = [make_participant(f"P{i}") for i in range(5)]
     client.post("/api/admin/start-challenge/1", headers=api_headers)

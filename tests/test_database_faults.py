@@ -15,17 +15,16 @@ from sqlalchemy import func, select
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Submission
 
-from .conftest import POSTGRES_URL
-from .test_play import answer_form, open_round, player, start, submit  # noqa: F401 (player is a fixture)
+from .helpers import POSTGRES_URL, answer_form, start, submit
 
 MESSAGE = "We couldn't save that just now \u2014 nothing was lost; please press the button again in a moment."
 sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock; PostgreSQL's pass drops connections")
 postgres_only = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres): drops its backends")
 
 
-def ready_to_submit(client, links, api_headers) -> tuple[str, dict]:
+def ready_to_submit(client, links, open_round) -> tuple[str, dict]:
     """Round 1 open, Start pressed; the form a phone would post (all answers right)."""
-    open_round(client, api_headers)
+    open_round()
     assert start(client, links[1]).status_code == 303
     token, fields = answer_form(client, links[1])
     picks = {"Which service stores objects?": ["S3"], "Which are databases?": ["RDS", "DynamoDB"]}
@@ -47,9 +46,10 @@ def assert_busy_page(response):
 
 @sqlite_only
 @pytest.mark.config(SQLITE_BUSY_TIMEOUT_MS=100)
-def test_locked_database_gives_a_clear_503_and_the_retry_counts_once(client, player, api_headers):
+def test_locked_database_gives_a_clear_503_and_the_retry_counts_once(
+        client, player, api_headers, open_round):
     _, links = player
-    url, data = ready_to_submit(client, links, api_headers)
+    url, data = ready_to_submit(client, links, open_round)
     blocker = sqlite3.connect(db.engine.url.database, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the lock longer than the busy timeout
     try:
@@ -106,9 +106,10 @@ def admin_engine():
 
 @postgres_only
 @pytest.mark.config(DATABASE_PING_IDLE_SECONDS=0)  # every pooled connection counts as idle: checked before use
-def test_connections_dropped_while_idle_are_replaced_unnoticed(client, player, api_headers, admin_engine):
+def test_connections_dropped_while_idle_are_replaced_unnoticed(
+        client, player, open_round, admin_engine):
     _, links = player
-    url, data = ready_to_submit(client, links, api_headers)
+    url, data = ready_to_submit(client, links, open_round)
     db.session.commit()  # every connection back in the pool, idle
     assert terminate(admin_engine, "true") >= 1
     assert client.get(f"/f/{links[1]}").status_code == 200  # the check noticed and reconnected
@@ -119,12 +120,12 @@ def test_connections_dropped_while_idle_are_replaced_unnoticed(client, player, a
 
 @postgres_only
 @pytest.mark.config(DATABASE_PING_IDLE_SECONDS=3600)  # as in a rush: every connection was used a moment ago
-def test_connections_dropped_mid_rush_cost_a_page_read_one_retry_and_a_submit_nothing(client, player, api_headers,
-                                                                                      admin_engine):
+def test_connections_dropped_mid_rush_cost_a_page_read_one_retry_and_a_submit_nothing(
+        client, player, open_round, admin_engine):
     """Reused within DATABASE_PING_IDLE_SECONDS, a connection is not checked: a page read on one cut meanwhile
     gets "press again" once (the error renews the pool), a submit is retried inside its write."""
     _, links = player
-    url, data = ready_to_submit(client, links, api_headers)
+    url, data = ready_to_submit(client, links, open_round)
     db.session.commit()
     assert terminate(admin_engine, "true") >= 1
     assert client.post(url, data=data).status_code == 303
@@ -136,10 +137,11 @@ def test_connections_dropped_mid_rush_cost_a_page_read_one_retry_and_a_submit_no
 
 
 @postgres_only
-def test_connection_dropped_mid_request_gives_503_then_the_retry_works(client, player, api_headers, admin_engine):
+def test_connection_dropped_mid_request_gives_503_then_the_retry_works(
+        client, player, open_round, admin_engine):
     """A page read on a cut connection: 503 "try again", and the reload works."""
     _, links = player
-    open_round(client, api_headers)
+    open_round()
     db.session.execute(select(1))  # this request's session holds its connection when it is cut
     assert terminate(admin_engine, "true") >= 1
     assert_busy_page(client.get(f"/f/{links[1]}"))
@@ -147,10 +149,11 @@ def test_connection_dropped_mid_request_gives_503_then_the_retry_works(client, p
 
 
 @postgres_only
-def test_submit_on_a_dropped_connection_is_retried_once_and_counts_once(client, player, api_headers, admin_engine):
+def test_submit_on_a_dropped_connection_is_retried_once_and_counts_once(
+        client, player, open_round, admin_engine):
     """The submit is a retried write: its first attempt fails on the cut connection, the second goes in."""
     _, links = player
-    url, data = ready_to_submit(client, links, api_headers)
+    url, data = ready_to_submit(client, links, open_round)
     db.session.execute(select(1))
     assert terminate(admin_engine, "true") >= 1
     assert client.post(url, data=data).status_code == 303
@@ -160,10 +163,10 @@ def test_submit_on_a_dropped_connection_is_retried_once_and_counts_once(client, 
 
 
 @postgres_only
-def test_connection_dropped_while_a_submit_waits_is_retried_or_refused_clearly(app, client, player, api_headers,
-                                                                            admin_engine):
+def test_connection_dropped_while_a_submit_waits_is_retried_or_refused_clearly(
+        app, client, player, open_round, admin_engine):
     _, links = player
-    url, data = ready_to_submit(client, links, api_headers)
+    url, data = ready_to_submit(client, links, open_round)
     db.session.commit()
     responses = []
     with admin_engine.connect() as blocker:
@@ -185,13 +188,14 @@ def test_connection_dropped_while_a_submit_waits_is_retried_or_refused_clearly(a
     assert submissions() == 1
 
 
-def test_two_organizers_ending_the_round_at_once_eliminate_once(app, client, load_bank, make_participant, api_headers):
+def test_two_organizers_ending_the_round_at_once_eliminate_once(
+        app, client, load_bank, make_participant, api_headers, open_round):
     """Both press End round together: one closes and eliminates, the other hears it is closed (not a second cut)."""
     load_bank()
     people = [make_participant(f"Player {n}") for n in range(8)]
     codes = {link.participant_id: link.code for link in db.session.scalars(select(FormLink))
              if link.challenge.number == 1}
-    open_round(client, api_headers)
+    open_round()
     for person in people:
         start(client, codes[person.id])
         assert submit(client, codes[person.id], [["S3"], ["RDS", "DynamoDB"]]).status_code == 303
@@ -215,10 +219,11 @@ def test_two_organizers_ending_the_round_at_once_eliminate_once(app, client, loa
 
 @pytest.mark.config(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0,
                                                "pool_timeout": 0.2})
-def test_every_pooled_connection_busy_gives_503_and_the_retry_counts_once(client, player, api_headers):
+def test_every_pooled_connection_busy_gives_503_and_the_retry_counts_once(
+        client, player, open_round):
     """A rush bigger than the pool: a request that waited pool_timeout for a connection gets "press again"."""
     _, links = player
-    url, data = ready_to_submit(client, links, api_headers)
+    url, data = ready_to_submit(client, links, open_round)
     db.session.commit()  # the test's own session gives its connection back
     held = db.engine.connect()  # the pool's only connection, busy elsewhere
     try:
@@ -238,10 +243,11 @@ def waiting_on_a_lock(admin) -> bool:
         ).scalar())
 
 
-def test_a_registration_racing_the_close_of_round_1_waits_for_it_and_is_refused(client, player, api_headers):
+def test_a_registration_racing_the_close_of_round_1_waits_for_it_and_is_refused(
+        client, player, open_round):
     """Round 1 closing (its row locked, status written, not yet committed) while someone registers: the
     registration waits for the close and is refused; it never slips in after the cut was made."""
-    open_round(client, api_headers)
+    open_round()
     db.session.commit()
     before = db.session.scalar(select(func.count()).select_from(Participant))
     if POSTGRES_URL:

@@ -14,8 +14,10 @@ import websocket
 import yaml
 
 from quiz.config import Config
+from quiz.stack import free_port
 
-from .conftest import ROOT, LiveStack, csrf_from, free_port
+from .helpers import ROOT, csrf_from
+from .live_fixtures import LiveStack
 
 pytestmark = pytest.mark.nodb  # nginx and compose: the same on any database
 

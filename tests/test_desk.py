@@ -7,9 +7,7 @@ from sqlalchemy import func, select
 from quiz.extensions import db
 from quiz.models import CHECKIN_ALPHABET, FormLink, HelpRequest, Message, Participant
 
-from .conftest import csrf_from
-from .test_admin import login
-from .test_play import open_round, start, submit
+from .helpers import csrf_from, login, start, submit
 
 
 def text(response) -> str:
@@ -118,12 +116,12 @@ def test_kiosk_needs_login_and_csrf(client, load_bank, make_participant):
 
 
 @pytest.mark.config(CHECKIN_REQUIRED=True)
-def test_checkin_required_round_one_only_for_players_who_checked_in(client, kiosk, load_bank, make_participant,
-                                                                    api_headers, run_jobs):
+def test_checkin_required_round_one_only_for_players_who_checked_in(
+        client, kiosk, load_bank, make_participant, open_round, run_jobs):
     load_bank()
     here, away = (Player(make_participant(name)) for name in ("Here", "Away"))
     kiosk(here.checkin_code)
-    open_round(client, api_headers)
+    open_round()
     run_jobs()
     texted = set(db.session.scalars(select(Message.participant_id).where(Message.kind == "round_link")))
     assert texted == {here.id}
@@ -142,26 +140,28 @@ def test_checkin_required_round_one_only_for_players_who_checked_in(client, kios
 
 
 @pytest.mark.config(CHECKIN_REQUIRED=True)
-def test_checkin_required_concerns_round_one_only(client, kiosk, load_bank, make_participant, api_headers, run_jobs):
+def test_checkin_required_concerns_round_one_only(client, kiosk, load_bank, make_participant,
+                                                  api_headers, run_jobs, open_round):
     load_bank()
     players = [Player(make_participant()) for _ in range(2)]
     for p in players:
         kiosk(p.checkin_code)
-    open_round(client, api_headers)
+    open_round()
     for p in players:
         start(client, link_code(p.id, 1))
         submit(client, link_code(p.id, 1), [["S3"], ["RDS", "DynamoDB"]])
     client.post("/api/admin/end-challenge/1", headers=api_headers)
-    open_round(client, api_headers, 2)
+    open_round(2)
     run_jobs()
     survivor = db.session.scalar(select(Participant.id).where(Participant.eliminated_in.is_(None)))
     assert "Ready?" in text(client.get(f"/f/{link_code(survivor, 2)}"))
 
 
-def test_without_the_setting_nobody_needs_to_check_in(client, load_bank, make_participant, api_headers, run_jobs):
+def test_without_the_setting_nobody_needs_to_check_in(client, load_bank, make_participant,
+                                                      open_round, run_jobs):
     load_bank()
     p = Player(make_participant())
-    open_round(client, api_headers)
+    open_round()
     run_jobs()
     assert db.session.scalar(select(func.count()).where(Message.kind == "round_link")) == 1
     assert start(client, link_code(p.id, 1)).status_code == 303
@@ -192,10 +192,10 @@ def help_rows():
                                      HelpRequest.status, HelpRequest.reply).order_by(HelpRequest.id)).all()
 
 
-def test_help_request_round_trip(client, app, load_bank, make_participant, api_headers):
+def test_help_request_round_trip(client, app, load_bank, make_participant, open_round):
     load_bank()
     p = make_participant("Mallory")
-    open_round(client, api_headers)
+    open_round()
     code = link_code(p.id, 1)
     sent = ask(client, f"/f/{code}", f"/f/{code}/help", kind="no_sms", text="<b>Phone</b> lost\nsignal")
     assert sent.status_code == 303 and sent.headers["Location"].endswith(f"/f/{code}#help")
@@ -227,10 +227,11 @@ def test_help_request_round_trip(client, app, load_bank, make_participant, api_h
     assert help_rows()[0].reply == "Resent it: check your SMS."
 
 
-def test_staff_resend_the_link_from_the_help_desk(client, app, load_bank, make_participant, api_headers, run_jobs):
+def test_staff_resend_the_link_from_the_help_desk(client, app, load_bank, make_participant,
+                                                  open_round, run_jobs):
     load_bank()
     p = Player(make_participant())
-    open_round(client, api_headers)
+    open_round()
     run_jobs()
     ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="no_sms", text="")
     login(client)

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import requests
 import segno
+from playwright.sync_api import expect
 
+from .browser_fixtures import (CHROMIUM, CHROMIUM_ARGS, PHONE, POLL, assert_not_reloaded,
+                               console_login, mark_page)
 from .players import answer_over_http
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, PHONE, POLL, assert_not_reloaded, browser, mark_page, new_page  # noqa: F401
-from .test_browser import api, stack  # noqa: F401
-
-from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -27,14 +26,6 @@ def checkin_code(stack, report_url: str) -> str:
     """The check-in code as the participant's page shows it (e.g. '7KQ2M-9XD4T')."""
     page = requests.get(report_url).text
     return re.search(r'<p class="checkin-code"><code>([0-9A-Z-]+)</code>', page).group(1)
-
-
-def console_login(page: Page, url: str, then: str) -> None:
-    page.goto(f"{url}{then}")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill("live-password")
-    page.get_by_role("button", name="Log in").click()
-    page.goto(f"{url}{then}")
 
 
 def qr_y4m(text: str, path: Path, width: int = 640, height: int = 480) -> Path:

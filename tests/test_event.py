@@ -22,6 +22,9 @@ import sqlalchemy
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .helpers import AWS_TEST_ENV, new_bucket
+from .live_fixtures import LiveStack
+
 pytestmark = pytest.mark.live
 
 BANK = """
@@ -171,7 +174,6 @@ def wait_for_links(stack, headers, number: int, expected_phones: set[str]) -> di
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.nodb)])
 def stack(request, tmp_path, redis_url):
     """The real stack with forms in a folder (served by Knockout), or on S3 (moto) behind pre-signed redirects."""
-    from .conftest import AWS_TEST_ENV, LiveStack, new_bucket
     redis_lib.Redis.from_url(redis_url).flushall()
     if request.param == "s3":
         endpoint = request.getfixturevalue("s3_server")

@@ -12,8 +12,7 @@ from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Submission
 from quiz.ranking import keep_size
 
-from .test_admin import login
-from .test_play import open_round, start, submit
+from .helpers import login, start, submit
 
 HYPERLINK = '=HYPERLINK("http://x","y")'
 RIGHT_1, RIGHT_2 = [["S3"], ["RDS", "DynamoDB"]], [["4"]]
@@ -33,7 +32,7 @@ def blank(value) -> str:
 
 
 @pytest.fixture
-def played(client, load_bank, make_participant, api_headers):
+def played(client, load_bank, make_participant, api_headers, open_round):
     """Two rounds played through the web: right, partly right, wrong, no-show, disqualified, a non-consenting player."""
     load_bank()
     people = {
@@ -46,19 +45,20 @@ def played(client, load_bank, make_participant, api_headers):
     }
     codes = {(link.participant_id, link.challenge.number): link.code for link in db.session.scalars(select(FormLink))}
     answers_1 = {"formula": RIGHT_1, "ada": RIGHT_1, "eve": RIGHT_1, "bo": [["S3"], ["RDS"]], "cy": [["EC2"], ["Lambda"]]}
+    open_round(1)
     play_round(client, api_headers, 1, {people[k].id: v for k, v in answers_1.items()}, codes)
-    open_round(client, api_headers, 2)
+    open_round(2)
     rounds.disqualify(db.session.get(Participant, people["eve"].id), "two phones")
     db.session.commit()
-    play_round(client, api_headers, 2, {people["formula"].id: RIGHT_2, people["ada"].id: RIGHT_2}, codes, opened=True)
+    play_round(client, api_headers, 2, {people["formula"].id: RIGHT_2, people["ada"].id: RIGHT_2},
+               codes)
     db.session.expire_all()
     assert db.session.get(Participant, people["dee"].id).elimination_reason == "unanswered"
     return people
 
 
-def play_round(client, api_headers, number, answers: dict, codes: dict, opened=False):
-    if not opened:
-        open_round(client, api_headers, number)
+def play_round(client, api_headers, number, answers: dict, codes: dict):
+    """Everyone in `answers` starts and submits the open round; then the organizer ends it."""
     for pid, picks in answers.items():
         assert start(client, codes[pid, number]).status_code == 303
         assert submit(client, codes[pid, number], picks).status_code == 303

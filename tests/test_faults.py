@@ -13,7 +13,7 @@ import sqlalchemy
 
 from quiz.embedded import server_args, wait_for
 
-from .conftest import LiveStack
+from .live_fixtures import LiveStack
 from .players import KEY, Api, answer_over_http, answer_token, csrf, load_demo_bank, question_choices
 
 pytestmark = pytest.mark.live

@@ -25,8 +25,7 @@ from quiz.extensions import db
 from quiz.models import FormLink, Submission
 from quiz.storage import S3Storage
 
-from .conftest import AWS_TEST_ENV, new_bucket
-from .test_forms import choice_values, press_start, token_field
+from .helpers import AWS_TEST_ENV, choice_values, new_bucket, press_start, token_field
 
 pytestmark = pytest.mark.nodb  # storage and signing: the same on any database
 

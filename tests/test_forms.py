@@ -14,7 +14,8 @@ from quiz.links import shuffled_choices
 from quiz.models import Challenge, FormLink, Participant, Submission
 from quiz.storage import FileStorage
 
-from .conftest import csrf_from
+from .helpers import (AWS_TEST_ENV, ROOT, SMALL_BANK, choice_values, csrf_from, login, new_bucket,
+                      press_start, token_field)
 
 
 def links_of(participant_id: int) -> dict[int, FormLink]:
@@ -34,26 +35,6 @@ def everything(storage) -> set[str]:
 def expected(numbers=(1, 2)) -> set[str]:
     """Every key the database says should exist: one per participant per round, in its one right place."""
     return {row.key() for row in stored_forms.form_rows()}
-
-
-def token_field(page: str) -> tuple[str, str]:
-    """The stored form's token, or the live page's CSRF token, as a phone would send it back."""
-    match = re.search(r'name="(form_token|csrf_token)" value="([^"]+)"', page)
-    assert match, page[:1000]
-    return match.group(1), match.group(2)
-
-
-def choice_values(page: str) -> dict[str, dict[str, str]]:
-    fields: dict[str, dict[str, str]] = {}
-    for name, value, label in re.findall(
-            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
-        fields.setdefault(name, {})[html.unescape(label)] = value
-    return fields
-
-
-def press_start(client, code):
-    page = client.get(f"/f/{code}").get_data(as_text=True)
-    assert client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page)}).status_code == 303
 
 
 def answer(client, code, picks: list[list[str]]):
@@ -231,7 +212,6 @@ def test_a_stored_form_token_must_be_this_links(app, client, storage, event, api
 
 
 def test_new_questions_render_the_forms_again(app, storage, event, load_bank, run_jobs):
-    from .conftest import SMALL_BANK
     load_bank(SMALL_BANK.replace("2 + 2?", "3 + 3?").replace('["3", "4", "5"]', '["5", "6", "7"]')
               .replace('answer: "4"', 'answer: "6"'))
     run_jobs()
@@ -266,7 +246,6 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
     from quiz.registration import register_participant, validate_registration
     from quiz.storage import get_storage
 
-    from .conftest import AWS_TEST_ENV, ROOT, new_bucket
     for name, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
     storage_url = f"s3://{new_bucket(s3_server)}/event"
@@ -314,7 +293,6 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
 
 
 def test_console_shows_storage_state_and_repairs_it(app, client, storage, event, run_jobs):
-    from .test_admin import login
     login(client)
     storage.delete(stored_forms.form_key("forms", 1, event[0]))
     storage.put(stored_forms.form_key("answered", 2, event[1]), b"stray")
@@ -329,7 +307,6 @@ def test_console_shows_storage_state_and_repairs_it(app, client, storage, event,
 
 
 def test_console_regenerates_one_participants_forms(app, client, storage, event, run_jobs):
-    from .test_admin import login
     login(client)
     participant = db.session.get(Participant, event[0])
     participant.name = "Grace Hopper"
@@ -386,7 +363,6 @@ def test_storage_down_players_still_get_their_form(app, client, load_bank, make_
     """S3 unreachable: the link serves the form Knockout renders itself, and answers count."""
     from quiz.storage import S3Storage
 
-    from .conftest import AWS_TEST_ENV
     for name, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
     app.extensions["knockout_storage"] = S3Storage("forms", "event", endpoint_url="http://127.0.0.1:9")

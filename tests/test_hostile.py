@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from quiz.extensions import db
 from quiz.models import AuditEntry, Challenge, FormLink, Message, Participant, Submission
 
-from .conftest import SMALL_BANK, csrf_from
+from .helpers import SMALL_BANK, answer_form, csrf_from, login, start, submit
 
 BANK = SMALL_BANK + """
   - number: 3
@@ -35,7 +35,6 @@ class Event:
 
 @pytest.fixture
 def event(client, load_bank, make_participant, api_headers):
-    from .test_play import answer_form, start, submit
     load_bank(BANK)
     players = {name: make_participant(name).id for name in ("P1", "P2", "P3")}
     links = {(name, c.number): l.code for name, pid in players.items()
@@ -243,7 +242,6 @@ def test_there_are_at_least_forty_cases():
 
 
 def test_markup_in_names_is_shown_as_text_on_projector_and_console(client, load_bank, api_headers):
-    from .test_admin import login
     load_bank()
     client.post("/api/register", json={**REGISTER, "name": "<img src=x onerror=alert(1)>", "company": "<script>x</script>"})
     client.post("/api/admin/start-challenge/1", headers=api_headers)

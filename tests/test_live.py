@@ -7,26 +7,11 @@ import pytest
 import requests
 import websocket
 
-from .conftest import LiveStack
-from .players import Api, answer_over_http, load_demo_bank
+from .live_fixtures import LiveStack
+from .players import Api, answer_over_http, connect, load_demo_bank, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.nodb]
 API = {"Authorization": "Bearer live-token"}
-
-
-def connect(stack, topic="display", origin=None) -> websocket.WebSocket:
-    return websocket.create_connection(stack.url.replace("http", "ws") + f"/ws?topic={topic}", timeout=10,
-                                       origin=origin)
-
-
-def wait_for(ws, text: str, seconds: float = 5) -> str:
-    """Frames until one contains `text` (a change may arrive a tick after another)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        assert time.monotonic() < deadline, f"no frame with {text!r}"
-        frame = ws.recv()
-        if text in frame:
-            return frame
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 from quiz.extensions import db
 from quiz.models import PARTICIPANT_FILLFACTOR, SUBMISSION_FILLFACTOR
 
-from .conftest import POSTGRES_URL
+from .helpers import POSTGRES_URL
 
 
 def test_migrations_match_the_models(app):

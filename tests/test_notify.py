@@ -13,6 +13,8 @@ from quiz.extensions import db
 from quiz.models import Challenge, Message, Participant, Reminder
 from quiz.reminders import cancel_reminder, schedule_reminder
 
+from .helpers import ROOT, start, submit
+
 
 @pytest.fixture
 def sns(app, moto_server, monkeypatch):
@@ -74,7 +76,6 @@ def test_edited_template_is_what_players_get(client, load_bank, make_participant
 
 def test_results_go_out_after_each_round_and_the_winner_hears_it(client, load_bank, make_participant, api_headers,
                                                                   run_jobs):
-    from .test_play import start, submit
     from quiz.models import FormLink
     load_bank()
     players = [make_participant(f"P{i}") for i in range(3)]
@@ -249,7 +250,6 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
     import subprocess
     import sys
 
-    from .conftest import ROOT
     load_bank()
     phones = [make_participant().phone for _ in range(60)]
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,

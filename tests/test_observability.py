@@ -7,6 +7,7 @@ import requests
 
 from quiz.observability import JsonFormatter
 
+from .helpers import make_config
 from .players import Api, answer_over_http, load_demo_bank
 
 
@@ -20,7 +21,6 @@ def test_healthz_says_what_is_missing_when_no_worker_runs(client):
 
 def test_ping_answers_with_neither_database_nor_redis(tmp_path, redis_url):
     from quiz import create_app
-    from .conftest import make_config
     app = create_app(make_config(tmp_path, "redis://127.0.0.1:1/0",
                                  SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/x.db"))
     client = app.test_client()

@@ -14,7 +14,7 @@ from quiz.extensions import db
 from quiz.models import AuditEntry, FormLink, PhotoAnswer, Submission
 from quiz.storage import StorageError
 
-from .conftest import csrf_from, post_form
+from .helpers import ROOT, csrf_from, post_form
 
 PHOTO_BANK = """
 challenges:
@@ -323,7 +323,6 @@ def test_the_stored_form_of_a_photo_round_posts_the_photo_with_its_form_token(cl
 
 def test_nginx_lets_photos_through_to_the_submit_only():
     from quiz.config import Config
-    from .conftest import ROOT
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
     submit = re.search(r"location ~ \^/f/\[\^/\]\+/submit\$ \{\s*client_max_body_size (\d+)m;", nginx)
     assert submit and int(submit.group(1)) * 1_000_000 >= 2 * Config.PHOTO_MAX_BYTES

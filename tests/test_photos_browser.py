@@ -11,9 +11,8 @@ from PIL import Image, ImageDraw
 
 from quiz.rehearse import answer_token, csrf, question_choices
 
-from .conftest import ROOT
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, PHONE, browser, new_page  # noqa: F401
-from .test_desk_browser import console_login
+from .browser_fixtures import PHONE, console_login
+from .helpers import ROOT
 
 from playwright.sync_api import expect  # noqa: E402
 

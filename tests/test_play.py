@@ -9,54 +9,13 @@ from sqlalchemy import func, select
 from quiz.extensions import db
 from quiz.models import FormLink, Submission
 
-from .conftest import csrf_from
+from .helpers import answer_form, csrf_from, make_config, start, submit, text
 
 
-@pytest.fixture
-def player(app, load_bank, make_participant):
-    load_bank()
-    participant = make_participant("Grace")
-    links = {l.challenge.number: l.code for l in db.session.scalars(
-        select(FormLink).where(FormLink.participant_id == participant.id))}
-    return participant, links
-
-
-def text(response) -> str:
-    return html.unescape(response.get_data(as_text=True))
-
-
-def start(client, code):
-    page = client.get(f"/f/{code}")
-    return client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
-
-
-def answer_form(client, code) -> tuple[str, dict[str, dict[str, str]]]:
-    """The question page's CSRF token and, per question field, choice text → value (as a phone sees it)."""
-    page = client.get(f"/f/{code}").get_data(as_text=True)
-    fields: dict[str, dict[str, str]] = {}
-    for name, value, label in re.findall(
-            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
-        fields.setdefault(name, {})[html.unescape(label)] = value
-    return csrf_from(page), fields
-
-
-def submit(client, code, picks: list[list[str]]):
-    token, fields = answer_form(client, code)
-    data = {"csrf_token": token}
-    for (name, options), chosen in zip(fields.items(), picks):
-        data[name] = [options[c] for c in chosen]
-    return client.post(f"/f/{code}/submit", data=data)
-
-
-def open_round(client, api_headers, number=1):
-    response = client.post(f"/api/admin/start-challenge/{number}", headers=api_headers)
-    assert response.status_code == 200, response.get_json()
-
-
-def test_states_from_not_open_to_submitted(client, player, api_headers):
+def test_states_from_not_open_to_submitted(client, player, open_round):
     _, links = player
     assert "Not started yet" in text(client.get(f"/f/{links[1]}"))
-    open_round(client, api_headers)
+    open_round()
     ready = text(client.get(f"/f/{links[1]}"))
     assert "Ready?" in ready and "Start" in ready and "Which service" not in ready
     assert start(client, links[1]).status_code == 303
@@ -69,17 +28,18 @@ def test_states_from_not_open_to_submitted(client, player, api_headers):
     assert stored.answers == {str(q): a for q, a in zip(sorted(map(int, stored.answers)), [["S3"], ["RDS", "DynamoDB"]])}
 
 
-def test_opening_the_link_never_starts_the_clock(client, player, api_headers):
+def test_opening_the_link_never_starts_the_clock(client, player, open_round):
     _, links = player
-    open_round(client, api_headers)
+    open_round()
     for _ in range(3):
         client.get(f"/f/{links[1]}")
     assert db.session.scalar(select(FormLink.started_at).where(FormLink.code == links[1])) is None
 
 
-def test_response_time_runs_from_start_to_arrival_and_a_second_start_keeps_the_clock(client, player, api_headers):
+def test_response_time_runs_from_start_to_arrival_and_a_second_start_keeps_the_clock(
+        client, player, open_round):
     _, links = player
-    open_round(client, api_headers)
+    open_round()
     start(client, links[1])
     first = db.session.scalar(select(FormLink.started_at).where(FormLink.code == links[1]))
     time.sleep(0.3)
@@ -90,11 +50,11 @@ def test_response_time_runs_from_start_to_arrival_and_a_second_start_keeps_the_c
     assert db.session.scalar(select(Submission.response_time)) >= 0.3
 
 
-def test_question_page_has_no_answer_key_and_choices_shuffle_per_player(client, app, load_bank, make_participant,
-                                                                        api_headers):
+def test_question_page_has_no_answer_key_and_choices_shuffle_per_player(
+        client, app, load_bank, make_participant, open_round):
     load_bank()
     players = [make_participant() for _ in range(8)]
-    open_round(client, api_headers)
+    open_round()
     orders = set()
     for participant in players:
         code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == participant.id))
@@ -106,17 +66,17 @@ def test_question_page_has_no_answer_key_and_choices_shuffle_per_player(client, 
     assert len(orders) > 1
 
 
-def started(client, code, api_headers) -> tuple[str, dict, list[str]]:
+def started(client, code, open_round) -> tuple[str, dict, list[str]]:
     """Round 1 open, this player's Start pressed: the form's token, fields and field names."""
-    open_round(client, api_headers)
+    open_round()
     start(client, code)
     token, fields = answer_form(client, code)
     return token, fields, list(fields)
 
 
-def test_double_submit_gets_already_submitted_and_one_row(client, player, api_headers):
+def test_double_submit_gets_already_submitted_and_one_row(client, player, open_round):
     _, links = player
-    token, fields, names = started(client, links[1], api_headers)
+    token, fields, names = started(client, links[1], open_round)
     first = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
     other = {"csrf_token": token, names[0]: fields[names[0]]["EC2"], names[1]: [fields[names[1]]["Lambda"]]}
     assert client.post(f"/f/{links[1]}/submit", data=first).status_code == 303
@@ -135,9 +95,9 @@ def test_double_submit_gets_already_submitted_and_one_row(client, player, api_he
     (lambda d, f: d.update({next(iter(f)): ["0", "1"]}), "takes one answer"),
     (lambda d, f: d.update({"q999999": "0"}), "not in this round"),
 ])
-def test_bad_answers_are_refused_and_nothing_is_stored(client, player, api_headers, mangle, message):
+def test_bad_answers_are_refused_and_nothing_is_stored(client, player, open_round, mangle, message):
     _, links = player
-    token, fields, names = started(client, links[1], api_headers)
+    token, fields, names = started(client, links[1], open_round)
     data = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
     mangle(data, fields)
     response = client.post(f"/f/{links[1]}/submit", data=data)
@@ -146,18 +106,19 @@ def test_bad_answers_are_refused_and_nothing_is_stored(client, player, api_heade
     assert db.session.scalar(select(func.count()).select_from(Submission)) == 0
 
 
-def test_submit_without_start_is_refused(client, player, api_headers):
+def test_submit_without_start_is_refused(client, player, open_round):
     _, links = player
-    open_round(client, api_headers)
+    open_round()
     page = client.get(f"/f/{links[1]}").get_data(as_text=True)
     response = client.post(f"/f/{links[1]}/submit", data={"csrf_token": csrf_from(page)})
     assert response.status_code == 409
     assert "Press Start first" in text(response)
 
 
-def test_submission_after_close_is_refused_with_a_clear_page(client, player, make_participant, api_headers):
+def test_submission_after_close_is_refused_with_a_clear_page(
+        client, player, make_participant, api_headers, open_round):
     _, links = player
-    open_round(client, api_headers)
+    open_round()
     start(client, links[1])
     token, fields = answer_form(client, links[1])
     client.post("/api/admin/end-challenge/1", headers=api_headers)
@@ -169,13 +130,13 @@ def test_submission_after_close_is_refused_with_a_clear_page(client, player, mak
     assert db.session.scalar(select(func.count()).select_from(Submission)) == 0
 
 
-def test_time_limit_plus_grace_closes_submissions(client, app, player, api_headers):
+def test_time_limit_plus_grace_closes_submissions(client, app, player, open_round):
     from quiz.models import Challenge
     _, links = player
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
     challenge.time_limit_seconds = 5
     db.session.commit()
-    open_round(client, api_headers)
+    open_round()
     start(client, links[1])
     token, fields = answer_form(client, links[1])
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
@@ -199,11 +160,12 @@ def test_unknown_and_malformed_links_are_404(client, player):
 
 
 @pytest.mark.config(SHADOW_LEAGUE=False)  # on, the shadow league offers the round instead (tests/test_shadow.py)
-def test_eliminated_player_sees_out_page_for_the_next_round(client, player, make_participant, api_headers):
+def test_eliminated_player_sees_out_page_for_the_next_round(client, player, make_participant,
+                                                            api_headers, open_round):
     _, links = player
-    open_round(client, api_headers)
+    open_round()
     client.post("/api/admin/end-challenge/1", headers=api_headers)  # Grace never answered
-    open_round(client, api_headers, 2)
+    open_round(2)
     response = client.get(f"/f/{links[2]}")
     assert "You're out" in text(response) and "knocked out in round 1" in text(response)
     token = csrf_from(client.get("/admin/login").get_data(as_text=True))
@@ -212,14 +174,15 @@ def test_eliminated_player_sees_out_page_for_the_next_round(client, player, make
     assert db.session.scalar(select(FormLink.started_at).where(FormLink.code == links[2])) is None
 
 
-def test_waiting_pages_poll_a_fragment_with_jitter_and_the_questions_page_does_not(client, player, api_headers):
+def test_waiting_pages_poll_a_fragment_with_jitter_and_the_questions_page_does_not(
+        client, player, api_headers, open_round):
     _, links = player
     fragment = client.get(f"/f/{links[1]}", headers={"HX-Request": "true"})
     body = fragment.get_data(as_text=True)
     assert body.startswith("{#") is False and "<html" not in body and 'id="round-state"' in body
     delay = float(re.search(r'hx-trigger="load delay:([\d.]+)s"', body).group(1))
     assert 3 <= delay <= 6 and "HX-Request" in fragment.headers["Vary"]
-    token, fields, names = started(client, links[1], api_headers)
+    token, fields, names = started(client, links[1], open_round)
     assert "hx-trigger" not in client.get(f"/f/{links[1]}").get_data(as_text=True)  # questions: no polling
     client.post(f"/f/{links[1]}/submit", data={"csrf_token": token, names[0]: fields[names[0]]["S3"],
                                                names[1]: [fields[names[1]]["RDS"]]})
@@ -229,11 +192,12 @@ def test_waiting_pages_poll_a_fragment_with_jitter_and_the_questions_page_does_n
     assert "You're through" in html.unescape(final) and "load delay" not in final
 
 
-def test_a_doubled_post_that_passes_the_check_together_is_stopped_by_the_key(client, player, api_headers, monkeypatch):
+def test_a_doubled_post_that_passes_the_check_together_is_stopped_by_the_key(
+        client, player, open_round, monkeypatch):
     """Two POSTs that both see "not in yet" (concurrent requests): the INSERT's unique key lets one through."""
     from quiz import answers
     _, links = player
-    token, fields, names = started(client, links[1], api_headers)
+    token, fields, names = started(client, links[1], open_round)
     body = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
     assert client.post(f"/f/{links[1]}/submit", data=body).status_code == 303
     real = answers.state_of
@@ -255,7 +219,6 @@ def test_questions_remembered_per_database_never_leak_into_another(tmp_path, red
     from quiz.questions import apply_bank, parse_bank
     from werkzeug.datastructures import MultiDict
 
-    from .conftest import make_config
     opened = datetime(2026, 11, 23, 9, 0)
     scores = []
     for answer in ("a", "b"):

@@ -11,7 +11,7 @@ from quiz.extensions import db
 from quiz.models import AuditEntry, Challenge, Message, Participant, Submission
 from quiz.privacy import shred_personal_data
 
-from .test_play import start, submit
+from .helpers import start, submit
 
 
 def play_round_one(client, make_participant, api_headers, run_jobs):

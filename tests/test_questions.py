@@ -6,7 +6,7 @@ from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Question
 from quiz.questions import BankError, parse_bank
 
-from .conftest import ROOT, SMALL_BANK
+from .helpers import ROOT, SMALL_BANK
 
 
 def counts():

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from quiz.extensions import db, get_queue
 from quiz.models import FormLink, Message, Participant
 
-from .conftest import post_form
+from .helpers import post_form
 
 GOOD = {"name": "Ada Lovelace", "email": "Ada@Example.com", "phone": "+44 7911 123456", "company": "Analytical",
         "consent": "yes"}

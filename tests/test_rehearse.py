@@ -12,8 +12,9 @@ import yaml
 
 from quiz.rehearsal_report import Tally, format_table, nearest_rank, verdict
 from quiz.rehearse import summary_from, synthetic_phone
+from quiz.stack import free_port
 
-from .conftest import ROOT, free_port
+from .helpers import ROOT
 
 pytestmark = pytest.mark.nodb  # the rehearsal's client: the whole event on PostgreSQL is test_event's
 from .players import DEMO_BANK, load_demo_bank

@@ -8,8 +8,7 @@ from sqlalchemy import event, select
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Submission
 
-from .conftest import csrf_from
-from .test_play import open_round, start, submit
+from .helpers import SMALL_BANK, csrf_from, report_rows, rows_of, start, submit
 
 RIGHT = {1: [["S3"], ["RDS", "DynamoDB"]], 2: [["4"]]}
 HALF = {1: [["S3"], ["RDS"]], 2: [["3"]]}
@@ -27,28 +26,16 @@ def play(client, pid, number, picks):
 
 
 @pytest.fixture
-def event_played(client, load_bank, make_participant, api_headers):
+def event_played(client, load_bank, make_participant, api_headers, open_round):
     """Round 1: Ann 3 points, Bob 1, Cy 0, Di no answer → Ann and Bob through (keep 50% of 3 = 2)."""
     load_bank()
     ids = {name: make_participant(name).id for name in ("Ann", "Bob", "Cy", "Di")}
     reports = {name: db.session.get(Participant, pid).report_code for name, pid in ids.items()}
-    open_round(client, api_headers)
+    open_round()
     for name, picks in (("Ann", RIGHT), ("Bob", HALF), ("Cy", WRONG)):
         play(client, ids[name], 1, picks)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     return ids, reports
-
-
-def rows_of(page: str) -> dict[int, dict]:
-    """The report table as a person reads it: round → verdict, score, rank, time cells (tags stripped)."""
-    rows = {}
-    for number, body in re.findall(r'<tr class="round-row" data-round="(\d+)">(.*?)</tr>', page, re.S):
-        cells = {cls: " ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell)).split())
-                 for cls, cell in re.findall(r'<td class="num (\w+)">(.*?)</td>', body, re.S)}
-        cells["verdict"] = " ".join(html.unescape(re.sub(r"<[^>]+>", " ",
-                                                         re.search(r'<small class="verdict">(.*?)</small>', body, re.S)[1])).split())
-        rows[int(number)] = cells
-    return rows
 
 
 def expected_cells(pid: int, number: int) -> dict:
@@ -68,12 +55,6 @@ def expected_cells(pid: int, number: int) -> dict:
 def why_out(page: str) -> str:
     """The 'Why you're out' box, as read."""
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", re.search(r'<p class="why">(.*?)</p>', page, re.S)[1])).split())
-
-
-def report_rows(client, code) -> dict:
-    response = client.get(f"/r/{code}")
-    assert response.status_code == 200
-    return rows_of(response.get_data(as_text=True))
 
 
 def test_survivor_and_knocked_out_players_read_their_numbers_and_why(client, event_played):
@@ -96,9 +77,9 @@ def test_survivor_and_knocked_out_players_read_their_numbers_and_why(client, eve
     assert rows_of(di_page)[2]["verdict"] == "Shadow league, when it opens."
 
 
-def test_winner_and_finalist_after_the_last_round(client, event_played, api_headers):
+def test_winner_and_finalist_after_the_last_round(client, event_played, api_headers, open_round):
     ids, reports = event_played
-    open_round(client, api_headers, 2)
+    open_round(2)
     play(client, ids["Ann"], 2, RIGHT)
     play(client, ids["Bob"], 2, WRONG)
     client.post("/api/admin/end-challenge/2", headers=api_headers)
@@ -113,14 +94,13 @@ def test_winner_and_finalist_after_the_last_round(client, event_played, api_head
     assert {k: bob[2][k] for k in ("score", "rank", "time")} == expected_cells(ids["Bob"], 2)
 
 
-def test_keep_count_rule_is_named(client, load_bank, make_participant, api_headers):
+def test_keep_count_rule_is_named(client, load_bank, make_participant, api_headers, open_round):
     from quiz.questions import apply_bank, parse_bank
-    from .conftest import SMALL_BANK
     apply_bank(parse_bank(SMALL_BANK.replace("keep_fraction: 0.5", "keep_count: 1")))
     db.session.commit()
     ids = [make_participant().id for _ in range(3)]
     report = db.session.get(Participant, ids[1]).report_code
-    open_round(client, api_headers)
+    open_round()
     for pid, picks in zip(ids, (RIGHT, HALF, WRONG)):
         play(client, pid, 1, picks)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
@@ -128,7 +108,7 @@ def test_keep_count_rule_is_named(client, load_bank, make_participant, api_heade
     assert "this round kept a fixed 1 (keep_count), so the top 1 of 3 stayed" in verdict
 
 
-def test_report_is_cached_by_etag_and_changes_with_the_game(client, event_played, api_headers):
+def test_report_is_cached_by_etag_and_changes_with_the_game(client, event_played, open_round):
     ids, reports = event_played
     url = f"/r/{reports['Bob']}"
     first = client.get(url)
@@ -140,7 +120,7 @@ def test_report_is_cached_by_etag_and_changes_with_the_game(client, event_played
     assert client.get(f"/r/{reports['Ann']}").headers["ETag"] != etag
     assert client.get(url + "?welcome=1", headers={"If-None-Match": etag}).status_code == 200
     # The game moves on: the old tag no longer matches.
-    open_round(client, api_headers, 2)
+    open_round(2)
     changed = client.get(url, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     etag = changed.headers["ETag"]
@@ -154,7 +134,8 @@ def test_report_is_cached_by_etag_and_changes_with_the_game(client, event_played
     assert later.headers["ETag"] and "with the help desk" not in later.get_data(as_text=True)
 
 
-def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, make_participant, api_headers, app):
+def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, make_participant,
+                                                           api_headers, app, open_round):
     bank = "challenges:\n" + "".join(
         f"  - number: {n}\n    title: R{n}\n    questions:\n      - text: Q?\n        choices: [a, b]\n        answer: a\n"
         for n in range(1, 6))
@@ -163,7 +144,7 @@ def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, ma
     db.session.commit()
     ids = [make_participant().id for _ in range(16)]
     for number in range(1, 6):
-        open_round(client, api_headers, number)
+        open_round(number)
         alive = db.session.scalars(select(Participant.id).where(Participant.eliminated_in.is_(None))).all()
         for pid in alive:
             start(client, code_of(pid, number))
@@ -188,18 +169,18 @@ def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, ma
     print("report statements per page:", sorted(set(counts)))
 
 
-def test_out_winner_and_final_messages_link_to_the_report(client, load_bank, make_participant, api_headers, run_jobs):
+def test_out_winner_and_final_messages_link_to_the_report(client, load_bank, make_participant,
+                                                          api_headers, run_jobs, open_round):
     from quiz.models import Message
-    from .conftest import SMALL_BANK
     load_bank(SMALL_BANK.replace("    scoring: speed\n", "    scoring: speed\n    keep_count: 2\n"))
     players = {name: make_participant(name) for name in ("Ann", "Bob", "Cy")}
     ids = {name: p.id for name, p in players.items()}
     reports = {name: p.report_code for name, p in players.items()}
-    open_round(client, api_headers)
+    open_round()
     for name, picks in (("Ann", RIGHT), ("Bob", RIGHT), ("Cy", WRONG)):
         play(client, ids[name], 1, picks)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
-    open_round(client, api_headers, 2)
+    open_round(2)
     play(client, ids["Ann"], 2, RIGHT)
     play(client, ids["Bob"], 2, WRONG)
     client.post("/api/admin/end-challenge/2", headers=api_headers)  # the last round: keep_count 2, both stay

@@ -5,7 +5,7 @@ from sqlalchemy import select
 from quiz.extensions import db
 from quiz.models import FormLink
 
-from .conftest import csrf_from
+from .helpers import csrf_from
 
 
 def test_pages_carry_a_csp_without_unsafe_eval_and_no_referrer(client):

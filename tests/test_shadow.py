@@ -15,9 +15,8 @@ from quiz.models import Challenge, FormLink, Message, Participant, Submission
 from quiz.questions import apply_bank, parse_bank
 from quiz.ranking import ShadowTotal, shadow_key, shadow_standings
 
-from .conftest import csrf_from
-from .test_play import open_round, start, submit, text
-from .test_reports import report_rows, rows_of
+from .helpers import csrf_from, report_rows, rows_of, start, submit, text
+from .players import Api, answer_over_http, connect, load_demo_bank, wait_for
 
 QUESTIONS = """
     questions:
@@ -59,16 +58,16 @@ def snapshot() -> dict:
 
 
 @pytest.fixture
-def knocked_out(app, client, make_participant, api_headers):
+def knocked_out(app, client, make_participant, api_headers, open_round):
     """Round 1 played: Ann 3, Bob 1 → through; Cy 0 → ranked out; Di no answer → out. Round 2 open."""
     apply_bank(parse_bank(BANK))
     db.session.commit()
     ids = {name: make_participant(name).id for name in ("Ann", "Bob", "Cy", "Di")}
-    open_round(client, api_headers)
+    open_round()
     for name, picks in (("Ann", RIGHT), ("Bob", HALF), ("Cy", WRONG)):
         play(client, ids[name], 1, picks)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
-    open_round(client, api_headers, 2)
+    open_round(2)
     return ids
 
 
@@ -97,7 +96,8 @@ def test_the_round_they_were_knocked_out_in_points_to_the_shadow_league(client, 
         assert "you're out this time" in page.lower() and "still play the next rounds in the shadow league" in page
 
 
-def test_shadow_players_who_would_rank_first_never_touch_the_real_round(client, knocked_out, api_headers):
+def test_shadow_players_who_would_rank_first_never_touch_the_real_round(
+        client, knocked_out, api_headers, open_round):
     ids = knocked_out
     play(client, ids["Cy"], 2, RIGHT)  # 3 points, the best score of the round...
     play(client, ids["Di"], 2, RIGHT)
@@ -116,7 +116,7 @@ def test_shadow_players_who_would_rank_first_never_touch_the_real_round(client, 
     assert out == {ids["Ann"]: 2, ids["Bob"]: None, ids["Cy"]: 1, ids["Di"]: 1}
     assert [e["user_id"] for e in client.get("/api/leaderboard/2").get_json()["entries"]] == [ids["Bob"], ids["Ann"]]
     # The final: Bob alone in the real round, the shadow players score more; Bob still wins.
-    open_round(client, api_headers, 3)
+    open_round(3)
     for name in ("Cy", "Di", "Ann"):
         play(client, ids[name], 3, RIGHT)
     play(client, ids["Bob"], 3, WRONG)
@@ -155,16 +155,17 @@ def test_the_time_limit_and_grace_apply_too(client, knocked_out, app):
     assert refused.status_code == 409 and "closed" in text(refused) and snapshot() == before
 
 
-def test_disqualified_players_are_not_invited(client, app, make_participant, api_headers):
+def test_disqualified_players_are_not_invited(client, app, make_participant, api_headers,
+                                              open_round):
     apply_bank(parse_bank(BANK))
     db.session.commit()
     eve, fay = make_participant("Eve"), make_participant("Fay")
-    open_round(client, api_headers)
+    open_round()
     rounds.disqualify(db.session.get(Participant, eve.id), "two phones")
     db.session.commit()
     play(client, fay.id, 1, RIGHT)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
-    open_round(client, api_headers, 2)
+    open_round(2)
     code = code_of(eve.id, 2)
     page = text(client.get(f"/f/{code}"))
     assert "knocked out in round 1" in page and "shadow league" not in page
@@ -226,14 +227,15 @@ def test_the_report_lists_shadow_rounds_apart(client, knocked_out, api_headers):
 
 # --- the standings --------------------------------------------------------------------------------------
 
-def test_standings_add_up_the_rounds_played_in_the_shadow_league(client, knocked_out, api_headers):
+def test_standings_add_up_the_rounds_played_in_the_shadow_league(
+        client, knocked_out, api_headers, open_round):
     ids = knocked_out
     play(client, ids["Cy"], 2, HALF)
     play(client, ids["Di"], 2, RIGHT)
     play(client, ids["Ann"], 2, RIGHT)
     play(client, ids["Bob"], 2, WRONG)
     client.post("/api/admin/end-challenge/2", headers=api_headers)  # Bob out in round 2: joins the league
-    open_round(client, api_headers, 3)
+    open_round(3)
     play(client, ids["Cy"], 3, RIGHT)  # Cy 1 + 3 = 4
     play(client, ids["Bob"], 3, RIGHT)  # Bob 3
     play(client, ids["Ann"], 3, WRONG)  # the only real player left: 0, still never below the shadow league
@@ -355,16 +357,16 @@ def test_forms_stay_consistent_after_shadow_submissions(client, knocked_out, run
 # --- check-in required to win a prize -------------------------------------------------------------------
 
 @pytest.fixture
-def final_played(client, make_participant, api_headers):
+def final_played(client, make_participant, api_headers, open_round):
     """A two-round event: Ann, Bob, Cy, Di; the final's order is Ann, Bob (Cy, Di out in round 1)."""
     apply_bank(parse_bank(BANK.split("  - number: 3")[0]))
     db.session.commit()
     ids = {name: make_participant(name).id for name in ("Ann", "Bob", "Cy", "Di")}
-    open_round(client, api_headers)
+    open_round()
     for name, picks in (("Ann", RIGHT), ("Bob", RIGHT), ("Cy", WRONG), ("Di", WRONG)):
         play(client, ids[name], 1, picks)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
-    open_round(client, api_headers, 2)
+    open_round(2)
     play(client, ids["Ann"], 2, RIGHT)
     play(client, ids["Bob"], 2, HALF)
     play(client, ids["Cy"], 2, RIGHT)  # the shadow league: never a winner
@@ -444,8 +446,6 @@ def test_the_warning_waits_for_the_last_round(client, knocked_out):
 def test_the_projector_socket_gets_the_shadow_panel_live(live_stack):
     """The real stack: a shadow submission reaches a connected display's websocket as a frame with the panel."""
     import requests
-    from .players import Api, answer_over_http, load_demo_bank
-    from .test_live import connect, wait_for
     load_demo_bank(live_stack)
     api = Api(live_stack.url)
     links = [api.register(name, n)["form_urls"] for n, name in enumerate(("Ada", "Bo <i>Shadow</i>"), start=61)]

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from .browser_fixtures import (PHONE, POLL, PROJECTOR, assert_not_reloaded, fits_phone, mark_page,
+                               stage_fits)
 from .players import KEY, answer_over_http
-from .test_browser import (PHONE, POLL, PROJECTOR, assert_not_reloaded, browser, fits_phone, mark_page,  # noqa: F401
-                           new_page, stage_fits)
-from .test_browser import api, stack  # noqa: F401
 
 from playwright.sync_api import expect  # noqa: E402
 

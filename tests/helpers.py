@@ -1,0 +1,171 @@
+"""What the tests share that is not a fixture: the small question bank, the test database, and a
+phone's or an organizer's pages read and posted through Flask's test client."""
+import html
+import os
+import re
+from pathlib import Path
+
+import boto3
+import sqlalchemy
+
+from quiz.config import TestConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMALL_BANK = """
+challenges:
+  - number: 1
+    title: Warm-up
+    keep_fraction: 0.5
+    questions:
+      - text: Which service stores objects?
+        choices: [EC2, S3, SQS]
+        answer: S3
+      - text: Which are databases?
+        choices: [RDS, Lambda, DynamoDB]
+        answer: [RDS, DynamoDB]
+        points: 2
+  - number: 2
+    title: Second
+    time_limit_seconds: 60
+    scoring: speed
+    questions:
+      - text: 2 + 2?
+        choices: ["3", "4", "5"]
+        answer: "4"
+"""
+
+# The suite runs on SQLite by default, and on PostgreSQL when this names a server's database.
+POSTGRES_URL = os.environ.get("KNOCKOUT_TEST_POSTGRES_URL", "")
+
+
+def database_url(tmp_path: Path) -> str:
+    """A fresh, empty database for one test: a SQLite file, or the PostgreSQL database wiped
+    clean."""
+    if not POSTGRES_URL:
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    engine = sqlalchemy.create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    return POSTGRES_URL
+
+
+def make_config(tmp_path: Path, redis_url: str, **overrides) -> type:
+    """TestConfig on a fresh database, this Redis and a storage folder; `overrides` on top."""
+    settings = dict(INSTANCE_PATH=str(tmp_path / "instance"), REDIS_URL=redis_url,
+                    SQLALCHEMY_DATABASE_URI=database_url(tmp_path),
+                    STORAGE_URL=f"file://{tmp_path / 'storage'}")
+    settings.update(overrides)
+    return type("Config", (TestConfig,), settings)
+
+
+AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def new_bucket(endpoint: str) -> str:
+    """A fresh, empty bucket on moto's server."""
+    name = f"forms-{next(_buckets)}-{os.getpid()}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=name)
+    return name
+
+
+_buckets = iter(range(1, 1_000_000))
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token a page's form carries, as a browser would send it back."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def post_form(client, page_url: str, action_url: str, data: dict, **kwargs):
+    """GET the page, then POST its form with the page's CSRF token (a phone without JS)."""
+    page = client.get(page_url)
+    token = csrf_from(page.get_data(as_text=True))
+    return client.post(action_url, data={"csrf_token": token, **data}, **kwargs)
+
+
+def login(client, password="test-password"):
+    """Log in to the console as the organizer."""
+    return post_form(client, "/admin/login", "/admin/login",
+                     {"username": "admin", "password": password})
+
+
+def text(response) -> str:
+    """A response's page as a person reads it (entities decoded)."""
+    return html.unescape(response.get_data(as_text=True))
+
+
+def start(client, code):
+    """Press Start on a round's link."""
+    page = client.get(f"/f/{code}")
+    token = csrf_from(page.get_data(as_text=True))
+    return client.post(f"/f/{code}/start", data={"csrf_token": token})
+
+
+def answer_form(client, code) -> tuple[str, dict[str, dict[str, str]]]:
+    """The question page's CSRF token and, per question field, choice text → value (as a phone
+    sees it)."""
+    page = client.get(f"/f/{code}").get_data(as_text=True)
+    return csrf_from(page), choice_values(page)
+
+
+def submit(client, code, picks: list[list[str]]):
+    """Post the picks (choice texts, one list per question) through the link's question page."""
+    token, fields = answer_form(client, code)
+    data = {"csrf_token": token}
+    for (name, options), chosen in zip(fields.items(), picks):
+        data[name] = [options[c] for c in chosen]
+    return client.post(f"/f/{code}/submit", data=data)
+
+
+def press_start(client, code):
+    """Press Start on a round's link, which must take the player to the questions."""
+    page = client.get(f"/f/{code}").get_data(as_text=True)
+    assert client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page)}).status_code == 303
+
+
+def token_field(page: str) -> tuple[str, str]:
+    """The stored form's token, or the live page's CSRF token, as a phone would send it back."""
+    match = re.search(r'name="(form_token|csrf_token)" value="([^"]+)"', page)
+    assert match, page[:1000]
+    return match.group(1), match.group(2)
+
+
+def choice_values(page: str) -> dict[str, dict[str, str]]:
+    """Per question field of a question page, choice text → value."""
+    fields: dict[str, dict[str, str]] = {}
+    for name, value, label in re.findall(
+            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*'
+            r'<span>([^<]*)</span>', page):
+        fields.setdefault(name, {})[html.unescape(label)] = value
+    return fields
+
+
+def rows_of(page: str) -> dict[int, dict]:
+    """The report table as a person reads it: round → verdict, score, rank, time cells (tags
+    stripped)."""
+    rows = {}
+    for number, body in re.findall(r'<tr class="round-row" data-round="(\d+)">(.*?)</tr>', page,
+                                   re.S):
+        cells = {cls: read(cell)
+                 for cls, cell in re.findall(r'<td class="num (\w+)">(.*?)</td>', body, re.S)}
+        cells["verdict"] = read(re.search(r'<small class="verdict">(.*?)</small>', body, re.S)[1])
+        rows[int(number)] = cells
+    return rows
+
+
+def read(fragment: str) -> str:
+    """An HTML fragment's words as read: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def report_rows(client, code) -> dict:
+    """The rows of a player's report page."""
+    response = client.get(f"/r/{code}")
+    assert response.status_code == 200
+    return rows_of(response.get_data(as_text=True))
