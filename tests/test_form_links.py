@@ -92,7 +92,7 @@ def s3_forms(app, strict_s3, monkeypatch):
     app.config.update(FORMS_DELIVERY="redirect", FORMS_URL_EXPIRY_SECONDS=60)
     store = S3Storage(new_bucket(endpoint), "event", endpoint_url=endpoint, region="us-east-1",
                       session=role_session(endpoint))
-    app.extensions["knockout_storage"] = store
+    state(app).storage = store
     return rules
 
 

@@ -250,7 +250,7 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
         monkeypatch.setenv(name, value)
     storage_url = f"s3://{new_bucket(s3_server)}/event"
     app.config.update(STORAGE_URL=storage_url, S3_ENDPOINT_URL=s3_server)
-    app.extensions.pop("knockout_storage", None)
+    state(app).storage = None
     load_bank()
     players = 150  # two batches of moves and then some: the kill lands in the middle
     for n in range(players):
@@ -365,7 +365,7 @@ def test_storage_down_players_still_get_their_form(app, client, load_bank, make_
 
     for name, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
-    app.extensions["knockout_storage"] = S3Storage("forms", "event", endpoint_url="http://127.0.0.1:9")
+    state(app).storage = S3Storage("forms", "event", endpoint_url="http://127.0.0.1:9")
     load_bank()
     player = make_participant("Ada").id
     code = links_of(player)[1].code
