@@ -4,11 +4,12 @@ import threading
 from urllib.parse import urlsplit
 
 import gevent
+import gevent.socket
 
 from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
 
-from ..extensions import sock, state, under_gevent
+from ..extensions import sock, state
 from ..live import Frame
 
 bp = Blueprint("ws", __name__)
@@ -71,7 +72,7 @@ class Wire:
 
     def __init__(self, ws):
         self.ws, self.sock, self.lock = ws, ws.sock, threading.Lock()
-        self.cooperative = under_gevent()  # else (a dev server) only the socket's own greenlet writes
+        self.cooperative = isinstance(ws.sock, gevent.socket.socket)  # else (a dev server) only the greenlet writes
         self.rest = b""  # the end of a frame the hub's write left unwritten: it goes out before anything else
         self.written = 0  # the newest frame's `seq` written: an older one waiting in the mailbox is never sent after it
         self.on_close = lambda: None
