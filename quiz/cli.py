@@ -2,9 +2,7 @@
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -17,7 +15,7 @@ from . import reconcile, stored_forms
 from .backup import backup_database, restore_database
 from .clock import utcnow
 from .config import persistent_secret
-from .embedded import stop_redis
+from .embedded import embedded_redis_args, redis_answers, stop_redis
 from .errors import QuizError
 from .exports import EXPORTS, filename, write_csv
 from .extensions import db
@@ -25,6 +23,7 @@ from .models import AdminUser, Challenge, Participant
 from .privacy import export_participant, shred_personal_data
 from .questions import apply_bank, parse_bank
 from .rehearse import rehearse_command
+from .supervisor import Child, Supervisor, record_restart, web_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 questions_cli = AppGroup("questions", help="The question bank.")
@@ -111,23 +110,24 @@ def ensure_admin(username: str, password: str, reset: bool = False) -> bool:
 
 @click.command("demo")
 @click.option("--port", default=8000, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to let phones on the LAN join.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="0.0.0.0 to let phones on the LAN join.")
 def demo(port: int, host: str):
-    """Set up the database and the demo bank, then run web, worker and Redis until Ctrl-C."""
+    """Set up the database and the demo bank, then run web, worker and Redis until Ctrl-C; a part
+    that dies is started again (quiz/supervisor.py)."""
     upgrade(directory=str(ROOT / "migrations"))
     if not db.session.scalar(select(func.count()).select_from(Challenge)):
         apply_bank(parse_bank((ROOT / "questions" / "demo.yaml").read_text()))
         db.session.commit()
-    password = current_app.config["ADMIN_PASSWORD"] or persistent_secret(Path(current_app.instance_path), "admin_password")
+    instance = Path(current_app.instance_path)
+    password = current_app.config["ADMIN_PASSWORD"] or persistent_secret(instance, "admin_password")
     known = ensure_admin("admin", password)
-    env = dict(os.environ, REDIS_URL=current_app.config["REDIS_URL"], BIND=f"{host}:{port}")
-    env.setdefault("PUBLIC_BASE_URL", current_app.config["PUBLIC_BASE_URL"])
-    children = [subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env),
-                subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env)]
+    db.session.remove()
+    supervisor = demo_supervisor(instance, host, port)
+    supervisor.start()
     base = current_app.config["PUBLIC_BASE_URL"]
-    time.sleep(1.5)
     click.echo("\n" + "\n".join([
-        "Knockout is running (Ctrl-C stops web, worker and Redis).",
+        "Knockout is running (Ctrl-C stops web, worker and Redis; a part that dies is restarted).",
         f"  Participants join: {base}/register",
         f"  Projector:         {base}/display",
         f"  Admin console:     {base}/admin   user: admin   password: "
@@ -135,26 +135,29 @@ def demo(port: int, host: str):
         f"  API token:         {current_app.config['ADMIN_API_TOKEN']}",
         f"  Redis:             {current_app.config['REDIS_URL']}",
     ]) + "\n")
-    _wait_then_stop(children)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: supervisor.stopping.set())
+    supervisor.run()
+    supervisor.stop()
+    click.echo("Knockout stopped.")
 
 
-def _wait_then_stop(children: list[subprocess.Popen]) -> None:
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping and all(child.poll() is None for child in children):
-        time.sleep(0.5)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        child.wait(timeout=15)
-    if not os.environ.get("REDIS_URL"):
-        stop_redis(Path(current_app.instance_path))
+def demo_supervisor(instance: Path, host: str, port: int) -> Supervisor:
+    """Web, worker and (unless REDIS_URL names another) the embedded Redis as supervised children."""
+    redis_url = current_app.config["REDIS_URL"]
+    env = dict(os.environ, REDIS_URL=redis_url, BIND=f"{host}:{port}")
+    env.setdefault("PUBLIC_BASE_URL", current_app.config["PUBLIC_BASE_URL"])
+    children = []
+    if not os.environ.get("REDIS_URL"):  # the embedded one: from now on the supervisor's child
+        stop_redis(instance)
+        children.append(Child("redis", embedded_redis_args(instance), ROOT, env,
+                              ready=lambda: redis_answers(redis_url)))
+    children += [
+        Child("worker", [sys.executable, "worker.py"], ROOT, env),
+        Child("web", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+              ROOT, env, ready=lambda: web_answers(f"http://{host}:{port}/ping")),
+    ]
+    return Supervisor(children, on_restart=lambda child: record_restart(redis_url, child))
 
 
 privacy_cli = AppGroup("privacy", help="Personal data: export one person's, shred everyone's after the event.")

@@ -53,6 +53,22 @@ def wait_for(url: str, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def redis_answers(url: str) -> bool:
+    """The Redis at `url` answers PING."""
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except (redis.RedisError, FileNotFoundError):
+        return False
+
+
+def embedded_redis_args(instance: Path) -> list[str]:
+    """The embedded Redis in the foreground (a supervisor's child), at the address and with the AOF
+    that ensure_redis gives it."""
+    directory = instance / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    return server_args(directory, directory / "redis.sock") + ["--logfile", str(directory / "redis.log")]
+
+
 def ensure_redis(instance: Path) -> str:
     """Start the embedded Redis unless it already runs; return its URL."""
     directory = instance / "redis"

@@ -14,6 +14,7 @@ from rq.worker import Worker
 from sqlalchemy import text
 
 from .extensions import QUEUE_NAMES, db, get_redis
+from .supervisor import RESTARTS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def health() -> tuple[dict, bool]:
                    if w.last_heartbeat and now - w.last_heartbeat.timestamp() < WORKER_STALE_SECONDS]
         report["workers"] = len(workers)
         report["queues"] = {name: Queue(name, connection=get_redis()).count for name in QUEUE_NAMES}
+        restarts = get_redis().hgetall(RESTARTS_KEY)  # `flask demo`'s supervisor counts them
+        report["restarts"] = {name.decode(): int(count) for name, count in sorted(restarts.items())}
         if not workers:
             report["worker_status"], healthy = "no live worker: start `python worker.py`", False
     except Exception as error:
