@@ -21,7 +21,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from quiz.extensions import db
+from quiz.extensions import db, state
 from quiz.models import FormLink, Submission
 from quiz.storage import S3Storage
 

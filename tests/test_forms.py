@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from quiz import stored_forms, tasks
-from quiz.extensions import db, get_queue
+from quiz.extensions import db, get_queue, state
 from quiz.links import shuffled_choices
 from quiz.models import Challenge, FormLink, Participant, Submission
 from quiz.storage import FileStorage

@@ -2,11 +2,19 @@
 the others keep running, and a stop ends them all in time."""
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
+import requests
 
 from quiz.config import ROOT
+from quiz.stack import free_port
 from quiz.supervisor import MAX_BACKOFF, MIN_BACKOFF, STABLE_SECONDS, Child, Supervisor
+
+from .players import Api, ready_phone, round_links
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 STUBBORN = [sys.executable, "-c",
@@ -106,3 +114,91 @@ def test_stop_ends_every_child_in_time_even_one_that_ignores_sigterm():
     assert children[0].process.returncode == -signal.SIGTERM  # asked, and it went
     supervisor.check()
     assert not any(child.running for child in children)  # a stopping supervisor starts nothing
+
+
+def demo_children(demo_pid: int) -> dict[str, int]:
+    """The supervised parts of a running `flask demo`: name → pid."""
+    found = {}
+    for pid in Path(f"/proc/{demo_pid}/task/{demo_pid}/children").read_text().split():
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        name = "redis" if "redis-server" in command else "worker" if "worker.py" in command else "web"
+        found[name] = int(pid)
+    return found
+
+
+def wait_until(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return result
+
+
+def healthz(url: str) -> dict:
+    try:
+        return requests.get(f"{url}/healthz", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return {}
+
+
+def submit(phone: requests.Session, link: str, data: dict) -> bool:
+    """Post a player's answers; True once the server acknowledged them (303)."""
+    try:
+        response = phone.post(f"{link}/submit", data=data, allow_redirects=False, timeout=10)
+    except requests.RequestException:
+        return False
+    return response.status_code == 303
+
+
+@pytest.mark.live
+@pytest.mark.nodb  # the demo runs on its own SQLite file and embedded Redis
+def test_the_demo_event_goes_on_when_its_worker_redis_and_web_are_killed(tmp_path):
+    """kill -9 the worker, then Redis, then gunicorn's master, while players submit: each part comes
+    back, every acknowledged answer is kept, each link and result SMS goes out once, and Ctrl-C
+    still stops it all."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"PATH": os.environ["PATH"], "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
+           "PUBLIC_BASE_URL": url, "ADMIN_API_TOKEN": "live-token", "ADMIN_PASSWORD": "pw",
+           "SECRET_KEY": "demo-secret", "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
+           "WEB_CONCURRENCY": "1", "RECONCILE_SECONDS": "2"}
+    log = open(tmp_path / "demo.log", "wb")
+    demo = subprocess.Popen([sys.executable, "-m", "flask", "--app", "quiz", "demo", "--port",
+                             str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: healthz(url).get("status") == "ok", 60, "the demo did not start")
+        api, players = Api(url), 12
+        for n in range(1, players + 1):
+            api.register(f"Player {n}", n)
+        api.start(1)
+        links = round_links(api, 1, players)
+        phones = {to: ready_phone(link, 1) for to, link in links.items()}
+        acknowledged = set()
+        order = list(phones)
+        for part, group in zip(("worker", "redis", "web"), (order[:4], order[4:8], order[8:])):
+            before = demo_children(demo.pid)
+            os.kill(before[part], signal.SIGKILL)
+            wait_until(lambda: demo_children(demo.pid).get(part) not in (None, before[part]), 60,
+                       f"{part} was not started again")
+            wait_until(lambda: healthz(url).get("status") == "ok", 60, f"not healthy after {part}")
+            for to in group:  # a phone presses again until its answers are in, as people do
+                wait_until(lambda: submit(phones[to][0], links[to], phones[to][1]), 30,
+                           f"answers of {to} not taken after {part}")
+                acknowledged.add(to)
+        assert healthz(url)["restarts"] == {"redis": 1, "web": 1, "worker": 1}
+        summary = api.end(1)
+        assert summary["submitted"] == len(acknowledged) == players
+        messages = wait_until(lambda: [m for m in api.outbox() if m["kind"] != "round_link"]
+                              if len(api.outbox()) >= 2 * players else None, 60, "results not sent")
+        links = [m["to"] for m in api.outbox() if m["kind"] == "round_link"]
+        assert sorted(links) == sorted(phones)  # each link once
+        assert sorted(m["to"] for m in messages) == sorted(phones)  # each result once
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=15) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        log.close()
+    output = (tmp_path / "demo.log").read_text()
+    assert "Traceback" not in output, output[-3000:]
+    assert "Knockout stopped." in output
