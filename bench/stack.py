@@ -5,7 +5,8 @@ from pathlib import Path
 
 
 def raise_open_files() -> None:
-    """Thousands of sockets: lift the soft limit on open files to the hard one (children inherit it)."""
+    """Thousands of sockets: lift the soft limit on open files to the hard one (children inherit
+    it)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -19,7 +20,8 @@ def rss_kib(pid: int) -> int:
 
 
 def insert_players(count: int, name: str, email: str, phone: str) -> None:
-    """Bulk-create `count` players (formats take `{i}`) with a link per round, as registrations would have."""
+    """Bulk-create `count` players (formats take `{i}`) with a link per round, as registrations
+    would have."""
     import secrets
 
     from sqlalchemy import insert
@@ -28,8 +30,9 @@ def insert_players(count: int, name: str, email: str, phone: str) -> None:
     from quiz.extensions import db
     from quiz.links import ensure_links
     from quiz.models import Participant
-    rows = [{"name": name.format(i=i), "email": email.format(i=i), "phone": phone.format(i=i), "company": "",
-             "consent": True, "report_code": secrets.token_urlsafe(16), "created_at": utcnow()} for i in range(count)]
+    rows = [{"name": name.format(i=i), "email": email.format(i=i), "phone": phone.format(i=i),
+             "company": "", "consent": True, "report_code": secrets.token_urlsafe(16),
+             "created_at": utcnow()} for i in range(count)]
     for start in range(0, count, 5000):
         db.session.execute(insert(Participant), rows[start:start + 5000])
     ensure_links()

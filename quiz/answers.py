@@ -1,8 +1,10 @@
-"""A player's side of a round: which page their link shows, the Start press, and their answers going in.
+"""A player's side of a round: which page their link shows, the Start press, and their answers going
+in.
 
-The submit is the busiest write of an event (thousands within seconds of a round's end), so it runs on
-plain rows through SQLAlchemy Core: one locking read of link, player, round and "already in?", one read of
-the questions, one INSERT that a duplicate cannot pass (ON CONFLICT DO NOTHING), one commit.
+The submit is the busiest write of an event (thousands within seconds of a round's end), so it runs
+on plain rows through SQLAlchemy Core: one locking read of link, player, round and "already in?",
+one read of the questions, one INSERT that a duplicate cannot pass (ON CONFLICT DO NOTHING), one
+commit.
 """
 import weakref
 from dataclasses import dataclass
@@ -33,7 +35,8 @@ UNKNOWN_LINK = "This link is not valid. Check that you opened the whole link fro
 
 @dataclass(frozen=True, slots=True)
 class LinkState:
-    """The plain values a link's page depends on (from the ORM for pages, from one Core row for a submit)."""
+    """The plain values a link's page depends on (from the ORM for pages, from one Core row for a
+    submit)."""
 
     number: int
     status: RoundStatus
@@ -43,7 +46,8 @@ class LinkState:
     started_at: datetime | None
     submitted: bool
     needs_checkin: bool
-    shadow: bool = False  # knocked out earlier, playing this round in the shadow league (quiz/shadow.py)
+    # knocked out earlier, playing this round in the shadow league (quiz/shadow.py)
+    shadow: bool = False
 
 
 def state_of(link: LinkState, now: datetime, grace: float) -> str:
@@ -76,19 +80,23 @@ def page_state(link: FormLink, now: datetime) -> str:
 
 def has_submitted(link: FormLink) -> bool:
     return db.session.scalar(select(exists().where(
-        Submission.participant_id == link.participant_id, Submission.challenge_id == link.challenge_id)))
+        Submission.participant_id == link.participant_id,
+        Submission.challenge_id == link.challenge_id)))
 
 
 def refusal(state: str, number: int, eliminated_in: int | None = None) -> QuizError:
     """Why a player cannot start or submit in round `number` in `state`."""
     return {
-        NOT_OPEN: QuizError(f"Round {number} hasn't started yet. Keep this page: it opens when the round does.",
+        NOT_OPEN: QuizError(f"Round {number} hasn't started yet. "
+                            "Keep this page: it opens when the round does.",
                             code="not_open"),
         SUBMITTED: QuizError("Your answers are already in. Only the first submission counts.",
                              code="already_submitted"),
-        CLOSED: QuizError(f"Round {number} is closed: answers are no longer accepted.", code="closed"),
-        CHECK_IN: QuizError(f"Round {number} is only open to players who have checked in. Show the QR code from "
-                            "your confirmation page at the registration desk, then come back here.",
+        CLOSED: QuizError(f"Round {number} is closed: answers are no longer accepted.",
+                          code="closed"),
+        CHECK_IN: QuizError(f"Round {number} is only open to players who have checked in. "
+                            "Show the QR code from your confirmation page at the registration "
+                            "desk, then come back here.",
                             code="not_checked_in", status=403),
         ELIMINATED: QuizError(f"You were knocked out in round {eliminated_in}, "
                               "so this round isn't open to you.", code="eliminated", status=403),
@@ -97,7 +105,8 @@ def refusal(state: str, number: int, eliminated_in: int | None = None) -> QuizEr
 
 
 def start_clock(link: FormLink, now: datetime) -> None:
-    """The Start press: the response clock runs from the first one (later presses change nothing)."""
+    """The Start press: the response clock runs from the first one (later presses change
+    nothing)."""
     state = page_state(link, now)
     if state not in (READY, QUESTIONS):
         raise refusal(state, link.challenge.number, link.participant.eliminated_in)
@@ -123,10 +132,13 @@ class Asked(ByKind):
 
 
 def parse_answers(questions: list[Asked], form, files=None) -> list:
-    """Each question's answer, in question order, read by its kind; ValidationError says what to fix."""
+    """Each question's answer, in question order, read by its kind; ValidationError says what to
+    fix."""
     known = {f"q{q.id}" for q in questions}
-    if any(key.startswith("q") and key not in known for key in [*form.keys(), *(files or {}).keys()]):
-        raise QuizError("These answers are for questions that are not in this round. Reload the page.",
+    if any(key.startswith("q") and key not in known
+           for key in [*form.keys(), *(files or {}).keys()]):
+        raise QuizError("These answers are for questions that are not in this round. "
+                        "Reload the page.",
                         code="unknown_question", status=422)
     errors, answers, status = {}, [], 422
     for number, question in enumerate(questions, start=1):
@@ -138,7 +150,8 @@ def parse_answers(questions: list[Asked], form, files=None) -> list:
             answers.append(None)
     if errors:
         # 413: the message says the limit.
-        message = next(iter(errors.values())) if status == 413 else "Some answers need another look."
+        message = (next(iter(errors.values())) if status == 413
+                   else "Some answers need another look.")
         error = ValidationError(errors, message)
         error.status = status
         raise error
@@ -146,16 +159,18 @@ def parse_answers(questions: list[Asked], form, files=None) -> list:
 
 
 def submit_answers(code: str, form, now: datetime, files=None) -> int:
-    """Score and store a player's answers exactly once; returns the submission's id. The caller commits.
+    """Score and store a player's answers exactly once; returns the submission's id. The caller
+    commits.
 
-    Photos (`files`) are decoded before any lock is taken (a 12 MP photo takes ~0.2 s) and stored once the
-    row is in, so a doubled POST never overwrites one.
+    Photos (`files`) are decoded before any lock is taken (a 12 MP photo takes ~0.2 s) and stored
+    once the row is in, so a doubled POST never overwrites one.
     """
     statements, connection = _statements(), db.session.connection()
     if not CODE_PATTERN.fullmatch(code or ""):
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
     answers = _read_uploads_first(connection, code, form, files, now) if files else None
-    if "lock" in statements:  # SQLite: its write lock first, so the checks below and the INSERT see one state
+    # SQLite: its write lock first, so the checks below and the INSERT see one state
+    if "lock" in statements:
         connection.execute(statements["lock"], {"code": code})
     row, link = _link(connection, statements["link"], code)
     state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
@@ -168,17 +183,21 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     stored = [[photo_key(row.number, row.participant_id, q.id)] if q.id in photos else answer
               for q, answer in zip(questions, answers)]
     response_time = max((now - link.started_at).total_seconds(), 0.0)
-    result = scoring.score_marks([(q.type.mark(q, answer, None), q.points) for q, answer in zip(questions, stored)],
+    result = scoring.score_marks([(q.type.mark(q, answer, None), q.points)
+                                  for q, answer in zip(questions, stored)],
                                  row.scoring, response_time, row.time_limit_seconds)
     submission_id = connection.execute(statements["insert"], dict(
         participant_id=row.participant_id, challenge_id=row.challenge_id, submitted_at=now,
         answers={str(q.id): answer for q, answer in zip(questions, stored)},
-        score=result.points, correct=result.correct, response_time=response_time, shadow=link.shadow)).scalar()
-    if submission_id is None:  # a doubled POST that passed the check at the same moment: the key stopped it
+        score=result.points, correct=result.correct, response_time=response_time,
+        shadow=link.shadow)).scalar()
+    # a doubled POST that passed the check at the same moment: the key stopped it
+    if submission_id is None:
         raise refusal(SUBMITTED, link.number)
     if photos:
         store_photos(submission_id, row.participant_id, row.challenge_id, row.number, photos)
-    # The live pages count it; the player's stored form moves to answered/ (one Redis trip for both).
+    # The live pages count it; the player's stored form moves to answered/ (one Redis trip for
+    # both).
     owe(Pending(Drain.ANSWERED_FORMS, (row.participant_id,), row.challenge_id), CHANGED)
     return submission_id
 
@@ -188,13 +207,15 @@ def _link(connection, statement, code: str) -> tuple:
     row = connection.execute(statement, {"code": code}).first()
     if row is None:
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
-    return row, LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in, row.started_at,
-                          bool(row.submitted), needs_checkin(row.number, row.checked_in_at),
+    return row, LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in,
+                          row.started_at, bool(row.submitted),
+                          needs_checkin(row.number, row.checked_in_at),
                           invited(row.eliminated_in, row.elimination_reason, row.number))
 
 
 def _read_uploads_first(connection, code: str, form, files, now: datetime) -> list:
-    """A form with files: its answers read (photos decoded) before the lock, from an unlocked look at the link.
+    """A form with files: its answers read (photos decoded) before the lock, from an unlocked look
+    at the link.
 
     A refused answer in a round the player can't submit to says why they can't, not what to fix.
     """
@@ -208,13 +229,14 @@ def _read_uploads_first(connection, code: str, form, files, now: datetime) -> li
         raise
 
 
-# An open round's questions never change (the bank refuses to), so each web process reads them once per
-# round and database: keyed by the engine (held weakly) and the round's id and opening time.
+# An open round's questions never change (the bank refuses to), so each web process reads them once
+# per round and database: keyed by the engine (held weakly) and the round's id and opening time.
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 
 
 def _questions(connection, challenge_id: int, opened_at: datetime | None) -> list[Asked]:
-    """The round's questions in order, read once per web process once it has opened (a draft's may change)."""
+    """The round's questions in order, read once per web process once it has opened (a draft's may
+    change)."""
     known = _QUESTIONS.setdefault(db.engine, {})
     if opened_at is None or (challenge_id, opened_at) not in known:
         rows = connection.execute(_statements()["questions"], {"challenge": challenge_id})
@@ -228,11 +250,13 @@ _STATEMENTS: dict[str, dict] = {}
 
 
 def _statements() -> dict:
-    """The submit's statements, built once per dialect (building and cache-keying them costs more than running them).
+    """The submit's statements, built once per dialect (building and cache-keying them costs more
+    than running them).
 
-    PostgreSQL: the read takes FOR SHARE on the round's row (a close takes FOR UPDATE, so it waits for this
-    submit, or this submit sees the close). SQLite has no row locks: a no-op write takes its write lock first
-    (see rounds.lock_for_sqlite); without it pysqlite would run the read outside the transaction.
+    PostgreSQL: the read takes FOR SHARE on the round's row (a close takes FOR UPDATE, so it waits
+    for this submit, or this submit sees the close). SQLite has no row locks: a no-op write takes
+    its write lock first (see rounds.lock_for_sqlite); without it pysqlite would run the read
+    outside the transaction.
     """
     dialect = db.engine.dialect.name
     if dialect not in _STATEMENTS:
@@ -240,7 +264,8 @@ def _statements() -> dict:
         submitted = exists().where(Submission.participant_id == FormLink.participant_id,
                                    Submission.challenge_id == FormLink.challenge_id)
         link = (select(FormLink.participant_id, FormLink.challenge_id, FormLink.started_at,
-                       Participant.eliminated_in, Participant.elimination_reason, Participant.checked_in_at,
+                       Participant.eliminated_in, Participant.elimination_reason,
+                       Participant.checked_in_at,
                        Challenge.number, Challenge.status, Challenge.opened_at, Challenge.closes_at,
                        Challenge.closed_at, Challenge.scoring, Challenge.time_limit_seconds,
                        submitted.label("submitted"))
@@ -249,11 +274,14 @@ def _statements() -> dict:
                 .where(FormLink.code == code))
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
         statements = {
-            "link": link.with_for_update(read=True, of=Challenge) if dialect == "postgresql" else link,
+            "link": (link.with_for_update(read=True, of=Challenge) if dialect == "postgresql"
+                     else link),
             "peek": link,
-            "questions": select(Question.id, Question.kind, Question.choices, Question.answer, Question.points)
+            "questions": select(Question.id, Question.kind, Question.choices, Question.answer,
+                                Question.points)
                          .where(Question.challenge_id == challenge).order_by(Question.position),
-            "insert": insert(Submission).on_conflict_do_nothing(index_elements=["participant_id", "challenge_id"])
+            "insert": insert(Submission)
+                      .on_conflict_do_nothing(index_elements=["participant_id", "challenge_id"])
                       .returning(Submission.id)}
         if dialect == "sqlite":
             statements["lock"] = (update(Challenge).values(status=Challenge.status)

@@ -8,6 +8,7 @@ def record(actor: str, action: str, result, detail: str = ""):
     number = getattr(result, "number", None)
     text = detail or (f"round {number}" if number is not None else "")
     if hasattr(result, "submitted"):
-        text += f": {result.submitted} submitted, {result.kept} kept, {result.unanswered} unanswered, {result.ranked_out} ranked out"
+        text += (f": {result.submitted} submitted, {result.kept} kept, "
+                 f"{result.unanswered} unanswered, {result.ranked_out} ranked out")
     db.session.add(AuditEntry(actor=actor, action=action, detail=text))
     return result

@@ -37,7 +37,8 @@ forms_cli = AppGroup("forms", help="Personalized forms in object storage.")
 def reconcile_forms(number: int | None):
     """Compare stored forms with the database and repair every difference; safe during the event."""
     result = stored_forms.reconcile([_round_id(number)] if number else None)
-    click.echo(f"{result['missing']} missing form(s) written, {result['misplaced']} misplaced form(s) moved, "
+    click.echo(f"{result['missing']} missing form(s) written, "
+               f"{result['misplaced']} misplaced form(s) moved, "
                f"{result['duplicated']} duplicate(s) and {result['orphaned']} orphan(s) removed.")
 
 
@@ -48,9 +49,11 @@ def forms_status():
         report = stored_forms.drift([challenge.id])
         counts = ", ".join(f"{place} {report.found[place]}/{report.expected[place]}"
                            for place in ("forms", "answered", "unanswered"))
-        state = "in sync" if report.clean else (f"drift: {len(report.missing)} missing, {len(report.misplaced)} misplaced, "
-                                                f"{len(report.duplicated)} duplicated, {len(report.orphaned)} orphaned")
-        click.echo(f"round {challenge.number} ({challenge.status}): {counts} (found/expected); {state}")
+        state = "in sync" if report.clean else (
+            f"drift: {len(report.missing)} missing, {len(report.misplaced)} misplaced, "
+            f"{len(report.duplicated)} duplicated, {len(report.orphaned)} orphaned")
+        click.echo(f"round {challenge.number} ({challenge.status}): "
+                   f"{counts} (found/expected); {state}")
 
 
 def _round_id(number: int) -> int:
@@ -64,7 +67,8 @@ def _round_id(number: int) -> int:
 @click.option("--stale-after", default=60.0, show_default=True,
               help="Seconds after which a message still 'sending' counts as lost with its worker.")
 @click.option("--forgotten-after", default=600.0, show_default=True,
-              help="Seconds after which a queued message handed to a job that never ran is handed over again.")
+              help="Seconds after which a queued message handed to a job that never ran is handed "
+                   "over again.")
 def reconcile_sms(stale_after: float, forgotten_after: float):
     """Re-queue SMS work that was lost (a dead worker, a Redis outage); safe during an event."""
     result = reconcile.reconcile_messages(stale_after, forgotten_after)
@@ -96,7 +100,8 @@ def create_admin(username: str, password: str):
 
 
 def ensure_admin(username: str, password: str, reset: bool = False) -> bool:
-    """Create `username` with `password` if missing (or reset it); True if the password is now `password`."""
+    """Create `username` with `password` if missing (or reset it); True if the password is now
+    `password`."""
     user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
     if user is None:
         user = AdminUser(username=username)
@@ -160,7 +165,8 @@ def demo_supervisor(instance: Path, host: str, port: int) -> Supervisor:
     return Supervisor(children, on_restart=lambda child: record_restart(redis_url, child))
 
 
-privacy_cli = AppGroup("privacy", help="Personal data: export one person's, shred everyone's after the event.")
+privacy_cli = AppGroup("privacy",
+                       help="Personal data: export one person's, shred everyone's after the event.")
 
 
 @privacy_cli.command("export")
@@ -168,21 +174,24 @@ privacy_cli = AppGroup("privacy", help="Personal data: export one person's, shre
 def export_person(email: str):
     """Print everything held about the participant with this email, as JSON."""
 
-    participant = db.session.scalar(select(Participant).where(Participant.email == email.strip().lower()))
+    participant = db.session.scalar(select(Participant)
+                                    .where(Participant.email == email.strip().lower()))
     if participant is None:
         raise click.ClickException(f"No participant registered with {email}.")
     click.echo(json.dumps(export_participant(participant), indent=2, ensure_ascii=False))
 
 
 @privacy_cli.command("shred")
-@click.option("--force", is_flag=True, help="Shred even before RETENTION_DAYS have passed or while the event runs.")
+@click.option("--force", is_flag=True,
+              help="Shred even before RETENTION_DAYS have passed or while the event runs.")
 @click.confirmation_option(prompt="Replace every name, email, phone and company with placeholders?")
 def shred(force: bool):
     """Remove personal data, keeping anonymous results (scores, ranks, times)."""
     try:
         people = shred_personal_data(current_app.config["RETENTION_DAYS"], force=force)
         db.session.commit()
-        stored_forms.regenerate()  # stored forms show names: render them again with the placeholders
+        # stored forms show names: render them again with the placeholders
+        stored_forms.regenerate()
     except QuizError as error:
         db.session.rollback()
         raise click.ClickException(error.message)
@@ -195,13 +204,15 @@ def backup(path: Path | None):
     """Take a consistent backup of the database, safe during the event."""
     url = current_app.config["SQLALCHEMY_DATABASE_URI"]
     suffix = "db" if url.startswith("sqlite") else "dump"
-    path = path or Path(current_app.instance_path) / "backups" / f"knockout-{utcnow():%Y%m%d-%H%M%S}.{suffix}"
+    path = path or (Path(current_app.instance_path) / "backups"
+                    / f"knockout-{utcnow():%Y%m%d-%H%M%S}.{suffix}")
     click.echo(f"Backup written to {backup_database(url, path)}")
 
 
 @click.command("restore")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.confirmation_option(prompt="Replace the database's contents with this backup? Stop web and workers first.")
+@click.confirmation_option(prompt="Replace the database's contents with this backup? "
+                                  "Stop web and workers first.")
 def restore(path: Path):
     """Restore the database from a backup made by `backup`."""
     db.session.remove()
@@ -212,7 +223,8 @@ def restore(path: Path):
 
 @click.command("export")
 @click.argument("kind", type=click.Choice([*EXPORTS, "all"]))
-@click.option("--output", type=click.Path(path_type=Path), help="File to write (default: stdout); a folder for 'all'.")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="File to write (default: stdout); a folder for 'all'.")
 def export(kind: str, output: Path | None):
     """Write results as CSV (formula-safe): one KIND, or 'all' into the --output folder."""
     if kind != "all" and output is None:
@@ -221,7 +233,8 @@ def export(kind: str, output: Path | None):
         with open(output, "w", encoding="utf-8", newline="") as out:
             return write_csv(kind, out)
     if output is None:
-        raise click.UsageError("'export all' writes one file per export: give a folder with --output DIR.")
+        raise click.UsageError("'export all' writes one file per export: "
+                               "give a folder with --output DIR.")
     output.mkdir(parents=True, exist_ok=True)
     for name in EXPORTS:
         path = output / filename(name, current_app.config["EVENT_NAME"])

@@ -24,7 +24,8 @@ BATCH = 1000  # rows fetched per round trip; large exports stream in constant me
 
 
 def safe_cell(value) -> str | int | float:
-    """The value as a spreadsheet should see it: text that could run as a formula gets a `'` in front."""
+    """The value as a spreadsheet should see it: text that could run as a formula gets a `'` in
+    front."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -53,24 +54,31 @@ def _stream(query) -> Iterator[tuple]:
 def participant_rows() -> Iterator[tuple]:
     """Everyone who registered, in order of registration."""
     return _stream(select(Participant.id, Participant.name, Participant.email, Participant.phone,
-                          Participant.company, Participant.consent, Participant.sponsor_consent, Participant.created_at,
+                          Participant.company, Participant.consent, Participant.sponsor_consent,
+                          Participant.created_at,
                           case((Participant.eliminated_in.is_(None), "in"), else_="out"),
-                          Participant.eliminated_in, Participant.elimination_reason).order_by(Participant.id))
+                          Participant.eliminated_in, Participant.elimination_reason)
+                   .order_by(Participant.id))
 
 
 def submission_rows() -> Iterator[tuple]:
-    """One row per submission, i.e. per participant per round they answered; rank is empty until it closes."""
-    return _stream(select(Challenge.number, Participant.id, Participant.name, Participant.company, Submission.score,
-                          Submission.correct, Submission.response_time, Submission.rank, Submission.submitted_at)
+    """One row per submission, i.e. per participant per round they answered; rank is empty until
+    it closes."""
+    return _stream(select(Challenge.number, Participant.id, Participant.name, Participant.company,
+                          Submission.score, Submission.correct, Submission.response_time,
+                          Submission.rank, Submission.submitted_at)
                    .join(Participant, Participant.id == Submission.participant_id)
                    .join(Challenge, Challenge.id == Submission.challenge_id)
-                   .where(Submission.shadow.is_(False))  # the shadow league is not the round's result
-                   .order_by(Challenge.number, Submission.rank.is_(None), Submission.rank, Submission.id))
+                   # the shadow league is not the round's result
+                   .where(Submission.shadow.is_(False))
+                   .order_by(Challenge.number, Submission.rank.is_(None), Submission.rank,
+                             Submission.id))
 
 
 def round_rows() -> Iterator[tuple]:
     """One row per round; kept and out are filled in once it has closed."""
-    submitted = dict(db.session.execute(select(Submission.challenge_id, func.count()).where(Submission.shadow.is_(False))
+    submitted = dict(db.session.execute(select(Submission.challenge_id, func.count())
+                                        .where(Submission.shadow.is_(False))
                                         .group_by(Submission.challenge_id)).all())
     out = {}
     for number, reason, count in db.session.execute(select(
@@ -79,25 +87,31 @@ def round_rows() -> Iterator[tuple]:
                                                                     Participant.elimination_reason)):
         out.setdefault(number, {})[reason] = count
     kept = dict(db.session.execute(
-        select(Submission.challenge_id, func.count()).join(Participant, Participant.id == Submission.participant_id)
+        select(Submission.challenge_id, func.count())
+        .join(Participant, Participant.id == Submission.participant_id)
         .join(Challenge, Challenge.id == Submission.challenge_id)
-        .where((Participant.eliminated_in.is_(None)) | (Participant.eliminated_in > Challenge.number))
+        .where((Participant.eliminated_in.is_(None))
+               | (Participant.eliminated_in > Challenge.number))
         .group_by(Submission.challenge_id)).all())
     for c in db.session.scalars(select(Challenge).order_by(Challenge.number)):
         closed, reasons = c.is_closed, out.get(c.number, {})
-        yield (c.number, c.title, c.scoring, c.status, c.opened_at, c.closed_at, submitted.get(c.id, 0),
-               kept.get(c.id, 0) if closed else None, sum(reasons.values()) if closed else None,
-               *((reasons.get(r, 0) if closed else None) for r in ("unanswered", "ranked_out", "disqualified")))
+        yield (c.number, c.title, c.scoring, c.status, c.opened_at, c.closed_at,
+               submitted.get(c.id, 0), kept.get(c.id, 0) if closed else None,
+               sum(reasons.values()) if closed else None,
+               *((reasons.get(r, 0) if closed else None)
+                 for r in ("unanswered", "ranked_out", "disqualified")))
 
 
 def elimination_rows() -> Iterator[tuple]:
-    """Who is out, in which round, why; their rank there and the cut line (the top N that stayed)."""
-    query = (select(Participant.eliminated_in, Participant.id, Participant.name, Participant.company,
-                    Participant.elimination_reason, Submission.rank, Challenge)
+    """Who is out, in which round, why; their rank there and the cut line (the top N that
+    stayed)."""
+    query = (select(Participant.eliminated_in, Participant.id, Participant.name,
+                    Participant.company, Participant.elimination_reason, Submission.rank, Challenge)
              .join(Challenge, Challenge.number == Participant.eliminated_in)
              .outerjoin(Submission, (Submission.participant_id == Participant.id)
                         & (Submission.challenge_id == Challenge.id))
-             .order_by(Participant.eliminated_in, Submission.rank.is_(None), Submission.rank, Participant.id))
+             .order_by(Participant.eliminated_in, Submission.rank.is_(None), Submission.rank,
+                       Participant.id))
     for number, pid, name, company, reason, rank, challenge in _stream(query):
         count = challenge.ranked_count or 0  # set when the round closes
         cut = (keep_size(count, challenge.keep_fraction, challenge.keep_count)
@@ -106,17 +120,21 @@ def elimination_rows() -> Iterator[tuple]:
 
 
 def company_rows() -> Iterator[tuple]:
-    """The company leaderboard (see COMPANY_DOC): still in, then furthest round, best rank there, average score."""
+    """The company leaderboard (see COMPANY_DOC): still in, then furthest round, best rank there,
+    average score."""
     still_in = func.sum(case((Participant.eliminated_in.is_(None), 1), else_=0))
-    people = db.session.execute(select(Participant.company, func.count(), still_in).group_by(Participant.company)).all()
+    people = db.session.execute(select(Participant.company, func.count(), still_in)
+                                .group_by(Participant.company)).all()
     scores = {company: (count, average) for company, count, average in db.session.execute(
         select(Participant.company, func.count(Submission.id), func.avg(Submission.score))
-        .join(Submission, Submission.participant_id == Participant.id).group_by(Participant.company))}
+        .join(Submission, Submission.participant_id == Participant.id)
+        .group_by(Participant.company))}
     furthest: dict[str, tuple[int, int | None]] = {}
     for company, number, best in db.session.execute(
             select(Participant.company, Challenge.number, func.min(Submission.rank))
             .join(Submission, Submission.participant_id == Participant.id)
-            .join(Challenge, Challenge.id == Submission.challenge_id).group_by(Participant.company, Challenge.number)):
+            .join(Challenge, Challenge.id == Submission.challenge_id)
+            .group_by(Participant.company, Challenge.number)):
         if company not in furthest or number > furthest[company][0]:
             furthest[company] = (number, best)
     table = []
@@ -130,33 +148,41 @@ def company_rows() -> Iterator[tuple]:
 
 
 def sponsor_rows() -> Iterator[tuple]:
-    """Leads for sponsors: only participants who ticked the optional "sponsors may contact me" box."""
-    return _stream(select(Participant.name, Participant.email, Participant.phone, Participant.company,
-                          Participant.created_at).where(Participant.sponsor_consent.is_(True)).order_by(Participant.id))
+    """Leads for sponsors: only participants who ticked the optional "sponsors may contact me"
+    box."""
+    return _stream(select(Participant.name, Participant.email, Participant.phone,
+                          Participant.company, Participant.created_at)
+                   .where(Participant.sponsor_consent.is_(True)).order_by(Participant.id))
 
 
-COMPANY_DOC = ("Per company (as typed at registration; empty = none given): players registered, still in the game, "
-               "the furthest round any of its players answered, the best rank among them in that round (empty "
-               "until it closes), and the average score over all its players' submissions in all rounds. Ordered "
-               "by still in, then furthest round, then best rank, then average score.")
+COMPANY_DOC = ("Per company (as typed at registration; empty = none given): players registered, "
+               "still in the game, the furthest round any of its players answered, the best rank "
+               "among them in that round (empty until it closes), and the average score over all "
+               "its players' submissions in all rounds. Ordered by still in, then furthest round, "
+               "then best rank, then average score.")
 
 EXPORTS = {e.name: e for e in (
     Export("participants", "Everyone who registered, with their status.",
-           ("id", "name", "email", "phone", "company", "consent", "sponsor_consent", "registered_at", "status",
-            "eliminated_in_round",
+           ("id", "name", "email", "phone", "company", "consent", "sponsor_consent",
+            "registered_at", "status", "eliminated_in_round",
             "elimination_reason"), participant_rows),
-    Export("submissions", "One row per participant per round they answered: score, right answers, time, rank.",
-           ("round", "participant_id", "name", "company", "score", "correct", "response_time_seconds", "rank",
-            "submitted_at"), submission_rows),
-    Export("rounds", "Each round: status, times, how many answered, stayed and went out (by reason).",
-           ("round", "title", "scoring", "status", "opened_at", "closed_at", "submitted", "kept", "out",
-            "out_unanswered", "out_ranked_out", "out_disqualified"), round_rows),
-    Export("eliminations", "Who went out, in which round and why; their rank and the cut line (the top N stayed).",
-           ("round", "participant_id", "name", "company", "reason", "rank", "ranked", "cut_line"), elimination_rows),
+    Export("submissions",
+           "One row per participant per round they answered: score, right answers, time, rank.",
+           ("round", "participant_id", "name", "company", "score", "correct",
+            "response_time_seconds", "rank", "submitted_at"), submission_rows),
+    Export("rounds",
+           "Each round: status, times, how many answered, stayed and went out (by reason).",
+           ("round", "title", "scoring", "status", "opened_at", "closed_at", "submitted", "kept",
+            "out", "out_unanswered", "out_ranked_out", "out_disqualified"), round_rows),
+    Export("eliminations",
+           "Who went out, in which round and why; their rank and the cut line (the top N stayed).",
+           ("round", "participant_id", "name", "company", "reason", "rank", "ranked", "cut_line"),
+           elimination_rows),
     Export("companies", COMPANY_DOC,
-           ("place", "company", "players", "still_in", "furthest_round", "best_rank_in_furthest_round",
-            "average_score", "submissions"), company_rows),
-    Export("sponsor-leads", "Contact details of participants who ticked \u201cThe event's sponsors may contact me\u201d "
+           ("place", "company", "players", "still_in", "furthest_round",
+            "best_rank_in_furthest_round", "average_score", "submissions"), company_rows),
+    Export("sponsor-leads", "Contact details of participants who ticked "
+                            "\u201cThe event's sponsors may contact me\u201d "
                             "(optional) at registration, and no one else.",
            ("name", "email", "phone", "company", "registered_at"), sponsor_rows),
 )}

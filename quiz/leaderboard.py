@@ -15,7 +15,8 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
     query = (select(Participant.id, Participant.name, Participant.eliminated_in, Submission.score,
                     Submission.response_time, Submission.rank)
              .join(Submission, Submission.participant_id == Participant.id)
-             .where(Submission.challenge_id == challenge.id, Submission.shadow.is_(False))  # shadow league: apart
+             .where(Submission.challenge_id == challenge.id,
+                    Submission.shadow.is_(False))  # shadow league: apart
              .order_by(*RANKING_ORDER))
     if limit:
         query = query.limit(limit)
@@ -24,14 +25,18 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
         out = row.eliminated_in is not None and row.eliminated_in <= challenge.number
         if not out:
             place += 1
-        entry = _entry(row.id, row.name, row.score, row.response_time, row.eliminated_in if out else None,
+        entry = _entry(row.id, row.name, row.score, row.response_time,
+                       row.eliminated_in if out else None,
                        (row.rank if closed else place) if not out else None)
-        entry["place"] = row.rank if closed else place if not out else None  # the round's ranking, out or not
+        # the round's ranking, out or not
+        entry["place"] = row.rank if closed else place if not out else None
         entries.append(entry)
     if closed and (limit is None or len(entries) < limit):
         no_shows = select(Participant.id, Participant.name).where(
-            Participant.eliminated_in == challenge.number, Participant.elimination_reason != "ranked_out",
-            ~Participant.id.in_(select(Submission.participant_id).where(Submission.challenge_id == challenge.id))
+            Participant.eliminated_in == challenge.number,
+            Participant.elimination_reason != "ranked_out",
+            ~Participant.id.in_(select(Submission.participant_id)
+                                .where(Submission.challenge_id == challenge.id))
         ).order_by(Participant.id)
         if limit:
             no_shows = no_shows.limit(limit - len(entries))

@@ -1,5 +1,5 @@
-"""SMS: what the messages say, who gets them, and handing them to send jobs (sending them, each at most
-once: quiz/delivery.py)."""
+"""SMS: what the messages say, who gets them, and handing them to send jobs (sending them, each at
+most once: quiz/delivery.py)."""
 import logging
 import string
 
@@ -21,11 +21,15 @@ RESULT_KINDS = ("result_through", "result_out", "result_out_shadow", "winner", "
 # The wording of every message; organizers edit them in the console (MessageTemplate rows).
 TEMPLATES = {
     "round_link": "{event}: round {number} \"{title}\" is open. Your personal link: {link}",
-    "result_through": "{event}: you're through round {number}, {name}! Your next link comes by SMS. Results: {report}",
-    "result_out": "{event}: you're out after round {number}. Thanks for playing, {name}! Your results: {report}",
-    # Instead of result_out when the shadow league is on and rounds remain: one SMS, no new link per round.
-    "result_out_shadow": "{event}: you're out of the prize after round {number}, {name}, but you can still play "
-                         "the next rounds in the shadow league. Your links and results: {report}",
+    "result_through": "{event}: you're through round {number}, {name}! "
+                      "Your next link comes by SMS. Results: {report}",
+    "result_out": "{event}: you're out after round {number}. Thanks for playing, {name}! "
+                  "Your results: {report}",
+    # Instead of result_out when the shadow league is on and rounds remain: one SMS, no new link per
+    # round.
+    "result_out_shadow": "{event}: you're out of the prize after round {number}, {name}, "
+                         "but you can still play the next rounds in the shadow league. "
+                         "Your links and results: {report}",
     "winner": "{event}: {name}, you won! Congratulations. Your results: {report}",
     "final_result": "{event}: the final is over. Well played, {name}! Your final results: {report}",
     "reminder": "{event}: {text}",
@@ -118,34 +122,39 @@ def _values(challenge: Challenge | None = None, **extra) -> dict:
     return values
 
 
-# --- queueing (one statement each, safe to repeat) --------------------------------------------------
+# --- queueing (one statement each, safe to repeat) -----------------------------------------------
 
 def _queue(kind: str, scope: str, select_from, body, challenge_id=None, reminder_id=None) -> int:
     key = literal(f"{kind}:{scope}:") + cast(Participant.id, String)
     rows = select_from.add_columns(
-        Participant.id, literal(challenge_id), literal(reminder_id), literal(kind), key, Participant.phone, body,
+        Participant.id, literal(challenge_id), literal(reminder_id), literal(kind), key,
+        Participant.phone, body,
         literal(MessageStatus.QUEUED, Message.status.type), literal(0), literal(utcnow())
     ).where(~select(Message.id).where(Message.key == key).exists())
     result = db.session.execute(insert(Message).from_select(
-        ["participant_id", "challenge_id", "reminder_id", "kind", "key", "to", "body", "status", "attempts",
-         "created_at"], rows))
+        ["participant_id", "challenge_id", "reminder_id", "kind", "key", "to", "body", "status",
+         "attempts", "created_at"], rows))
     return result.rowcount
 
 
 def queue_round_links(challenge: Challenge) -> int:
     """A link SMS for every player still in the game."""
-    body = render_sql(template_for("round_link"), _values(challenge), _player_columns(FormLink.code))
+    body = render_sql(template_for("round_link"), _values(challenge),
+                      _player_columns(FormLink.code))
     base = (select().select_from(Participant)
-            .join(FormLink, and_(FormLink.participant_id == Participant.id, FormLink.challenge_id == challenge.id))
+            .join(FormLink, and_(FormLink.participant_id == Participant.id,
+                                 FormLink.challenge_id == challenge.id))
             .where(Participant.eliminated_in.is_(None)))
     if current_app.config["CHECKIN_REQUIRED"] and not db.session.scalar(
             select(func.count()).where(Challenge.number < challenge.number)):
-        base = base.where(Participant.checked_in_at.is_not(None))  # round 1: only those at the venue
+        # round 1: only those at the venue
+        base = base.where(Participant.checked_in_at.is_not(None))
     return _queue("round_link", str(challenge.id), base, body, challenge_id=challenge.id)
 
 
 def queue_results(challenge: Challenge, winner_id: int | None) -> int:
-    """After a round: through / out to everyone who played it; the winner's message after the last."""
+    """After a round: through / out to everyone who played it; the winner's message after the
+    last."""
     columns, values = _player_columns(), _values(challenge)
     played = select().select_from(Participant).where(
         select(FormLink.id).where(FormLink.participant_id == Participant.id,
@@ -153,19 +162,24 @@ def queue_results(challenge: Challenge, winner_id: int | None) -> int:
     last = challenge.is_last
     out = played.where(Participant.eliminated_in == challenge.number)
     total = 0
-    if current_app.config["SHADOW_LEAGUE"] and not last:  # the shadow league invites all but the disqualified
+    # the shadow league invites all but the disqualified
+    if current_app.config["SHADOW_LEAGUE"] and not last:
         invited = Participant.elimination_reason.is_distinct_from("disqualified")
         total += _queue("result_out_shadow", str(challenge.id), out.where(invited),
-                        render_sql(template_for("result_out_shadow"), values, columns), challenge_id=challenge.id)
+                        render_sql(template_for("result_out_shadow"), values, columns),
+                        challenge_id=challenge.id)
         out = out.where(~invited)
     total += _queue("result_out", str(challenge.id), out,
-                    render_sql(template_for("result_out"), values, columns), challenge_id=challenge.id)
+                    render_sql(template_for("result_out"), values, columns),
+                    challenge_id=challenge.id)
     survivors = played.where(Participant.eliminated_in.is_(None))
     if winner_id is not None:
         total += _queue("winner", str(challenge.id), survivors.where(Participant.id == winner_id),
-                        render_sql(template_for("winner"), values, columns), challenge_id=challenge.id)
+                        render_sql(template_for("winner"), values, columns),
+                        challenge_id=challenge.id)
         survivors = survivors.where(Participant.id != winner_id)
-    # After the last round there is no next link: the finalists who didn't win get their final results.
+    # After the last round there is no next link: the finalists who didn't win get their final
+    # results.
     kind = "final_result" if last else "result_through"
     total += _queue(kind, str(challenge.id), survivors,
                     render_sql(template_for(kind), values, columns), challenge_id=challenge.id)
@@ -188,8 +202,8 @@ def queued_ids(**where) -> list[int]:
 
 
 def hand_over(message_ids: list[int], label: str) -> int:
-    """Owe a send job per BATCH_SIZE messages, and note when (reconcile hands over again what a lost job
-    forgot); the jobs are enqueued once this transaction commits. Returns how many jobs."""
+    """Owe a send job per BATCH_SIZE messages, and note when (reconcile hands over again what a lost
+    job forgot); the jobs are enqueued once this transaction commits. Returns how many jobs."""
     now, total = utcnow(), len(message_ids)
     for start in range(0, total, BATCH_SIZE):
         batch = message_ids[start:start + BATCH_SIZE]
@@ -201,7 +215,8 @@ def hand_over(message_ids: list[int], label: str) -> int:
 
 
 def send_round_links(challenge: Challenge) -> tuple[int, int]:
-    """The round's link messages queued (idempotent) and handed over; returns (created, send jobs)."""
+    """The round's link messages queued (idempotent) and handed over; returns (created, send
+    jobs)."""
     created = queue_round_links(challenge)
     db.session.flush()
     jobs = hand_over(queued_ids(challenge_id=challenge.id, kind="round_link"),

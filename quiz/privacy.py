@@ -1,4 +1,5 @@
-"""Personal data: one participant's export, and shredding after the event (anonymous results stay)."""
+"""Personal data: one participant's export, and shredding after the event (anonymous results
+stay)."""
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -19,13 +20,15 @@ def export_participant(participant: Participant) -> dict:
                                   .order_by(Message.id)).all()
     return {
         "participant": {"id": participant.id, "name": participant.name, "email": participant.email,
-                        "phone": participant.phone, "company": participant.company, "consent": participant.consent,
+                        "phone": participant.phone, "company": participant.company,
+                        "consent": participant.consent,
                         "sponsor_consent": participant.sponsor_consent,
                         "registered_at": participant.created_at.isoformat() + "Z",
                         "eliminated_in": participant.eliminated_in,
                         "elimination_reason": participant.elimination_reason},
         "submissions": [{"round": number, "answers": s.answers, "score": s.score, "rank": s.rank,
-                         "response_time_seconds": s.response_time, "submitted_at": s.submitted_at.isoformat() + "Z"}
+                         "response_time_seconds": s.response_time,
+                         "submitted_at": s.submitted_at.isoformat() + "Z"}
                         for s, number in submissions],
         "messages": [{"kind": m.kind, "to": m.to, "body": m.body, "status": m.status,
                       "created_at": m.created_at.isoformat() + "Z"} for m in messages],
@@ -39,8 +42,10 @@ def event_ended_at() -> datetime | None:
     return db.session.scalar(select(func.max(Challenge.closed_at)))
 
 
-def shred_personal_data(retention_days: float, now: datetime | None = None, force: bool = False) -> int:
-    """Replace names, emails, phones and companies with placeholders, and blank SMS and help desk texts.
+def shred_personal_data(retention_days: float, now: datetime | None = None,
+                        force: bool = False) -> int:
+    """Replace names, emails, phones and companies with placeholders, and blank SMS and help desk
+    texts.
 
     Scores, ranks and times stay, so results and statistics remain. Refuses while the event runs,
     or before RETENTION_DAYS have passed since it ended, unless forced. Returns people shredded.
@@ -59,10 +64,13 @@ def shred_personal_data(retention_days: float, now: datetime | None = None, forc
     people = db.session.scalar(select(func.count()).where(~Participant.email.like("shredded-%")))
     pid = func.cast(Participant.id, db.String)
     db.session.execute(update(Participant).where(~Participant.email.like("shredded-%")).values(
-        name="Player " + pid, email="shredded-" + pid + "@invalid", phone="shredded-" + pid, company="",
-        report_code="shredded-" + pid).execution_options(synchronize_session=False))
-    db.session.execute(update(Message).values(to="", body="").execution_options(synchronize_session=False))
-    db.session.execute(update(HelpRequest).values(text="", reply="").execution_options(synchronize_session=False))
+        name="Player " + pid, email="shredded-" + pid + "@invalid", phone="shredded-" + pid,
+        company="", report_code="shredded-" + pid).execution_options(synchronize_session=False))
+    db.session.execute(update(Message).values(to="", body="")
+                       .execution_options(synchronize_session=False))
+    db.session.execute(update(HelpRequest).values(text="", reply="")
+                       .execution_options(synchronize_session=False))
     shred_photos()  # the stored photos themselves, once this commits
-    db.session.add(AuditEntry(actor="cli", action="shred personal data", detail=f"{people} participant(s)"))
+    db.session.add(AuditEntry(actor="cli", action="shred personal data",
+                              detail=f"{people} participant(s)"))
     return people

@@ -1,7 +1,9 @@
-"""Question types, a small registry of classes: each kind parses itself from the bank, renders, reads and marks.
+"""Question types, a small registry of classes: each kind parses itself from the bank, renders,
+reads and marks.
 
-`QUESTION_TYPES[question.kind]` (or `question.type`) is the one place a kind's behaviour lives; the rest
-of Knockout asks it. Adding a kind is a class here, its partial in templates/play/, and nothing else.
+`QUESTION_TYPES[question.kind]` (or `question.type`) is the one place a kind's behaviour lives; the
+rest of Knockout asks it. Adding a kind is a class here, its partial in templates/play/, and nothing
+else.
 """
 import yaml
 from flask import current_app
@@ -30,18 +32,23 @@ class QuestionType:
     required = ("text",)
 
     def parse(self, spec: dict, where: str, node) -> dict:
-        """The question's columns from its bank mapping (`spec`: key → YAML node); BankError names the line."""
+        """The question's columns from its bank mapping (`spec`: key → YAML node); BankError names
+        the line."""
         for key in self.required:
             if key not in spec:
                 raise BankError(line_of(node), f"{where} has no '{key}'.")
         extra = sorted(set(spec) - self.keys)
         if extra:
-            raise BankError(line_of(spec[extra[0]]), f"{where} is a {self.kind} question: it takes no '{extra[0]}'.")
-        text = scalar(spec["text"], f"{where} text", str, lambda v: v.strip(), "should not be empty")
+            raise BankError(line_of(spec[extra[0]]),
+                            f"{where} is a {self.kind} question: it takes no '{extra[0]}'.")
+        text = scalar(spec["text"], f"{where} text", str, lambda v: v.strip(),
+                      "should not be empty")
         points = 1
         if "points" in spec:
-            points = scalar(spec["points"], f"{where} points", int, lambda v: 1 <= v <= 1000, "should be 1 to 1000")
-        return {"kind": self.kind, "text": text.strip(), "choices": [], "answer": [], "points": points}
+            points = scalar(spec["points"], f"{where} points", int, lambda v: 1 <= v <= 1000,
+                            "should be 1 to 1000")
+        return {"kind": self.kind, "text": text.strip(), "choices": [], "answer": [],
+                "points": points}
 
     def read(self, question, form, files, number: int):
         """The answer to store (JSON), from the submitted form; AnswerError says what to fix."""
@@ -68,13 +75,16 @@ class MultipleChoice(QuestionType):
             raise BankError(line_of(spec["choices"]), f"{where} needs at least two choices.")
         if len(set(choices)) != len(choices):
             raise BankError(line_of(spec["choices"]), f"{where} lists the same choice twice.")
-        answer_nodes = spec["answer"].value if isinstance(spec["answer"], yaml.SequenceNode) else [spec["answer"]]
+        answer_nodes = (spec["answer"].value if isinstance(spec["answer"], yaml.SequenceNode)
+                        else [spec["answer"]])
         answer = [scalar(a, f"{where} answer", str) for a in answer_nodes]
         for value, a_node in zip(answer, answer_nodes):
             if value not in choices:
-                raise BankError(line_of(a_node), f"{where} answer '{value}' is not one of its choices.")
+                raise BankError(line_of(a_node),
+                                f"{where} answer '{value}' is not one of its choices.")
         if not answer or len(set(answer)) != len(answer):
-            raise BankError(line_of(spec["answer"]), f"{where} needs one answer, or a list of distinct answers.")
+            raise BankError(line_of(spec["answer"]),
+                            f"{where} needs one answer, or a list of distinct answers.")
         return {**result, "choices": choices, "answer": answer}
 
     def read(self, question, form, files, number: int) -> list[str]:
@@ -84,7 +94,8 @@ class MultipleChoice(QuestionType):
         except ValueError:
             picked = [-1]
         if any(not 0 <= i < len(question.choices) for i in picked) or len(picked) != len(raw):
-            raise AnswerError(f"Question {number}: that choice isn't one of the options. Pick again.")
+            raise AnswerError(f"Question {number}: that choice isn't one of the options. "
+                              "Pick again.")
         if not picked:
             raise AnswerError(f"Question {number} needs an answer.")
         if len(picked) > 1 and not question.multiple:
@@ -96,19 +107,23 @@ class MultipleChoice(QuestionType):
 
 
 class Photo(QuestionType):
-    """A photo taken on the phone ("selfie at booth 12"); staff accept or reject it in the console."""
+    """A photo taken on the phone ("selfie at booth 12"); staff accept or reject it in the
+    console."""
 
     kind = "photo"
     partial = "play/_question_photo.html"
     upload = True
 
     def read(self, question, form, files, number: int) -> bytes:
-        """The photo, checked and re-encoded (images.prepare_photo); stored once the submission is in."""
+        """The photo, checked and re-encoded (images.prepare_photo); stored once the submission is
+        in."""
         upload = files.get(f"q{question.id}") if files else None
         if upload is None or not upload.filename:
-            raise AnswerError(f"Question {number} needs a photo: take one, or pick one from your phone.")
+            raise AnswerError(f"Question {number} needs a photo: "
+                              "take one, or pick one from your phone.")
         limit = current_app.config["PHOTO_MAX_BYTES"]
-        upload.stream.seek(0)  # from the start: write() runs the submit again when the database was busy
+        # from the start: write() runs the submit again when the database was busy
+        upload.stream.seek(0)
         try:
             return off_the_loop(prepare_photo, upload.stream.read(limit + 1), limit)
         except PhotoError as error:

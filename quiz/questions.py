@@ -11,7 +11,8 @@ from .links import ensure_links
 from .models import SCORING_MODES, Challenge, Question
 from .question_types import QUESTION_TYPES
 
-ROUND_KEYS = {"number", "title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring", "questions"}
+ROUND_KEYS = {"number", "title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring",
+              "questions"}
 QUESTION_KEYS = {"type", "text", "choices", "answer", "points"}  # each kind takes some of them
 
 
@@ -75,7 +76,8 @@ def parse_bank(text: str) -> list[RoundSpec]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise BankError(mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}")
+        raise BankError(mark.line + 1 if mark else None,
+                        f"not valid YAML: {getattr(exc, 'problem', exc)}")
     if root is None:
         raise BankError(None, "the file is empty; it should start with 'challenges:'.")
     top = mapping(root, "the file", {"challenges"})
@@ -92,7 +94,8 @@ def parse_bank(text: str) -> list[RoundSpec]:
 
 
 def _same_questions(challenge: Challenge, spec: RoundSpec) -> bool:
-    current = [{"kind": q.kind, "text": q.text, "choices": q.choices, "answer": q.answer, "points": q.points}
+    current = [{"kind": q.kind, "text": q.text, "choices": q.choices, "answer": q.answer,
+                "points": q.points}
                for q in challenge.questions]
     return current == spec.questions
 
@@ -104,19 +107,23 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
     for number, challenge in sorted(existing.items()):
         if number not in {r.number for r in rounds}:
             if not challenge.is_draft:
-                raise BankError(None, f"round {number} is {challenge.status} and cannot be removed from the bank.")
+                raise BankError(None, f"round {number} is {challenge.status} and cannot be "
+                                      "removed from the bank.")
             db.session.delete(challenge)
             changes.append(f"removed round {number}")
     for spec in rounds:
         challenge = existing.get(spec.number)
-        settings = {k: getattr(spec, k) for k in ("title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring")}
+        settings = {k: getattr(spec, k) for k in ("title", "time_limit_seconds", "keep_fraction",
+                                                  "keep_count", "scoring")}
         if challenge is None:
             challenge = Challenge(number=spec.number, **settings)
             db.session.add(challenge)
             changes.append(f"added round {spec.number} ({len(spec.questions)} questions)")
         elif not challenge.is_draft:
-            if not _same_questions(challenge, spec) or any(getattr(challenge, k) != v for k, v in settings.items()):
-                raise BankError(None, f"round {spec.number} is {challenge.status}: its settings and questions can no longer change.")
+            if (not _same_questions(challenge, spec)
+                    or any(getattr(challenge, k) != v for k, v in settings.items())):
+                raise BankError(None, f"round {spec.number} is {challenge.status}: its settings "
+                                      "and questions can no longer change.")
             continue
         else:
             changed = [k for k, v in settings.items() if getattr(challenge, k) != v]
@@ -131,7 +138,8 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
             if {"title", "questions"} & set(changed):
                 restyled.append(challenge)
         if not challenge.questions:
-            challenge.questions.extend(Question(position=i, **q) for i, q in enumerate(spec.questions, start=1))
+            challenge.questions.extend(Question(position=i, **q)
+                                       for i, q in enumerate(spec.questions, start=1))
     db.session.flush()
     ensure_links()
     if restyled:  # stored forms show the title and questions: render them again

@@ -38,7 +38,8 @@ def sort_key(entry: Entry) -> tuple:
 
 
 def keep_size(submitters: int, keep_fraction: float = 0.5, keep_count: int | None = None) -> int:
-    """How many submitters stay: ceil(n × fraction), or a fixed count; at least one while anyone submitted."""
+    """How many submitters stay: ceil(n × fraction), or a fixed count; at least one while anyone
+    submitted."""
     if submitters <= 0:
         return 0
     if keep_count is not None:
@@ -49,7 +50,8 @@ def keep_size(submitters: int, keep_fraction: float = 0.5, keep_count: int | Non
     return max(1, min(submitters, wanted))
 
 
-def rank_round(entries: list[Entry], keep_fraction: float = 0.5, keep_count: int | None = None) -> Outcome:
+def rank_round(entries: list[Entry], keep_fraction: float = 0.5,
+               keep_count: int | None = None) -> Outcome:
     """Rank a round's submissions and decide how many stay."""
     order = tuple(e.participant_id for e in sorted(entries, key=sort_key))
     return Outcome(order=order, kept=keep_size(len(order), keep_fraction, keep_count))

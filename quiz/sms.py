@@ -15,7 +15,8 @@ class SendError(Exception):
 
 
 class OutboxBackend:
-    """The embedded default: the message stays in the database (the console lists it) and in the log."""
+    """The embedded default: the message stays in the database (the console lists it) and in the
+    log."""
 
     name = "outbox"
     external = False
@@ -30,27 +31,32 @@ class SnsBackend:
 
     name = "sns"
     external = True
-    PERMANENT = {"InvalidParameter", "InvalidParameterValue", "OptedOut", "AuthorizationError", "EndpointDisabled"}
+    PERMANENT = {"InvalidParameter", "InvalidParameterValue", "OptedOut", "AuthorizationError",
+                 "EndpointDisabled"}
 
     def __init__(self):
         config = current_app.config
         self.client = self.make_client(config)
-        self.attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": config["SMS_TYPE"]}}
+        self.attributes = {
+            "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": config["SMS_TYPE"]}}
         if config["SMS_SENDER_ID"]:
-            self.attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": config["SMS_SENDER_ID"]}
+            self.attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String",
+                                                       "StringValue": config["SMS_SENDER_ID"]}
 
     @staticmethod
     def make_client(config):
         import boto3
         from botocore.config import Config as BotoConfig
-        return boto3.client("sns", region_name=config["AWS_REGION"], endpoint_url=config["SNS_ENDPOINT_URL"],
+        return boto3.client("sns", region_name=config["AWS_REGION"],
+                            endpoint_url=config["SNS_ENDPOINT_URL"],
                             config=BotoConfig(retries={"max_attempts": 2, "mode": "standard"},
                                               connect_timeout=5, read_timeout=10))
 
     def send(self, to: str, body: str) -> str | None:
         from botocore.exceptions import BotoCoreError, ClientError
         try:
-            answer = self.client.publish(PhoneNumber=to, Message=body, MessageAttributes=self.attributes)
+            answer = self.client.publish(PhoneNumber=to, Message=body,
+                                         MessageAttributes=self.attributes)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             reason = f"{code}: {error.response.get('Error', {}).get('Message', '')}".strip(": ")

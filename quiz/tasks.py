@@ -1,7 +1,7 @@
-"""RQ jobs: thin. Each takes ids, re-fetches, calls the domain, and commits once at its end; what the
-domain owes (the next jobs, a live "changed") goes out after that commit, through quiz/effects.py.
-Every job is safe to run twice: RQ re-queues the work of a worker that died. The names here are
-effects.Task's values."""
+"""RQ jobs: thin. Each takes ids, re-fetches, calls the domain, and commits once at its end; what
+the domain owes (the next jobs, a live "changed") goes out after that commit, through
+quiz/effects.py. Every job is safe to run twice: RQ re-queues the work of a worker that died. The
+names here are effects.Task's values."""
 import logging
 
 from rq import get_current_job
@@ -39,7 +39,8 @@ def send_results(challenge_id: int, winner_id: int | None) -> int:
 
 
 def send_messages(message_ids: list[int]) -> tuple[int, int]:
-    """Send one batch of queued SMS (each recorded as it leaves); transient failures come back later."""
+    """Send one batch of queued SMS (each recorded as it leaves); transient failures come back
+    later."""
     job = get_current_job()
     worker = job.worker_name if job and job.worker_name else "inline"
     sent, failed, retry = delivery.send_messages(message_ids, worker=worker)
@@ -61,7 +62,8 @@ def send_reminder(reminder_id: int) -> int:
 
 
 def close_expired_round(challenge_id: int) -> bool:
-    """Close a round whose time limit (plus grace) has passed; a no-op if the organizer already did."""
+    """Close a round whose time limit (plus grace) has passed; a no-op if the organizer already
+    did."""
     summary = rounds.close_if_expired(challenge_id, utcnow())
     db.session.commit()
     if summary is not None:
@@ -70,8 +72,9 @@ def close_expired_round(challenge_id: int) -> bool:
 
 
 def drain_pending(drain_kind: str, round_id: int | None) -> int:
-    """Do what requests left pending, a batch at a time (each batch is committed before it leaves the
-    set): store new players' forms, move answered forms, or text late joiners their round's link."""
+    """Do what requests left pending, a batch at a time (each batch is committed before it leaves
+    the set): store new players' forms, move answered forms, or text late joiners their round's
+    link."""
     kind = Drain(drain_kind)
     if kind is Drain.NEW_FORMS:
         def handle(ids):

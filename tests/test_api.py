@@ -24,12 +24,14 @@ def test_admin_api_needs_the_token(client, load_bank, headers, status, message, 
     assert db.session.scalar(select(Challenge.status).where(Challenge.number == 1)) == "draft"
 
 
-def test_start_sends_links_to_players_in_the_game(client, load_bank, make_participant, api_headers, run_jobs):
+def test_start_sends_links_to_players_in_the_game(client, load_bank, make_participant, api_headers,
+                                                  run_jobs):
     load_bank()
     phones = sorted(make_participant().phone for _ in range(3))
     response = client.post("/api/admin/start-challenge/1", headers=api_headers)
     assert response.status_code == 200 and response.get_json()["status"] == "open"
-    assert client.get("/api/admin/sms-progress/1", headers=api_headers).get_json()["status"] == "preparing"
+    assert (client.get("/api/admin/sms-progress/1", headers=api_headers).get_json()["status"]
+            == "preparing")
     run_jobs()
     progress = client.get("/api/admin/sms-progress/1", headers=api_headers).get_json()
     assert {k: progress[k] for k in ("status", "total", "sent", "failed", "progress_percent")} == {
@@ -37,7 +39,8 @@ def test_start_sends_links_to_players_in_the_game(client, load_bank, make_partic
     assert progress["eta_seconds"] == 0 and progress["rate_per_second"] > 0
     messages = client.get("/api/admin/outbox", headers=api_headers).get_json()["messages"]
     assert sorted(m["to"] for m in messages) == phones
-    assert all(m["challenge"] == 1 and m["status"] == "sent" and "/f/" in m["body"] for m in messages)
+    assert all(m["challenge"] == 1 and m["status"] == "sent" and "/f/" in m["body"]
+               for m in messages)
     assert set(messages[0]) >= {"to", "body", "challenge", "status", "created_at"}
     run_jobs()  # a job that runs again never texts anyone twice
     assert db.session.scalar(select(func.count()).select_from(Message)) == 3
@@ -51,17 +54,20 @@ def test_start_sends_links_to_players_in_the_game(client, load_bank, make_partic
     ([], "start-challenge/9", 404, "There is no round 9"),
     (["start-challenge/1", "end-challenge/1"], "end-challenge/1", 409, "closed, not open"),
 ])
-def test_round_transitions_are_guarded(client, load_bank, make_participant, api_headers, setup, call, status, message):
+def test_round_transitions_are_guarded(client, load_bank, make_participant, api_headers, setup,
+                                       call, status, message):
     load_bank()
     make_participant()
     for step in setup:
         assert client.post(f"/api/admin/{step}", headers=api_headers).status_code == 200
-    before = [(c.number, c.status) for c in db.session.scalars(select(Challenge).order_by(Challenge.number))]
+    before = [(c.number, c.status)
+              for c in db.session.scalars(select(Challenge).order_by(Challenge.number))]
     response = client.post(f"/api/admin/{call}", headers=api_headers)
     assert response.status_code == status
     assert message in response.get_json()["message"]
     db.session.expire_all()
-    assert [(c.number, c.status) for c in db.session.scalars(select(Challenge).order_by(Challenge.number))] == before
+    assert [(c.number, c.status)
+            for c in db.session.scalars(select(Challenge).order_by(Challenge.number))] == before
 
 
 def test_end_eliminates_and_leaderboard_shows_it(client, load_bank, make_participant, api_headers):
@@ -73,20 +79,23 @@ def test_end_eliminates_and_leaderboard_shows_it(client, load_bank, make_partici
         from quiz.models import FormLink
         codes[participant.id] = db.session.scalar(select(FormLink.code).join(Challenge).where(
             FormLink.participant_id == participant.id, Challenge.number == 1))
-    picks = [[["S3"], ["RDS", "DynamoDB"]], [["S3"], ["RDS"]], [["EC2"], ["RDS", "DynamoDB"]], [["EC2"], ["RDS"]]]
+    picks = [[["S3"], ["RDS", "DynamoDB"]], [["S3"], ["RDS"]], [["EC2"], ["RDS", "DynamoDB"]],
+             [["EC2"], ["RDS"]]]
     for participant, pick in zip(players, picks):  # the fifth never answers
         start(client, codes[participant.id])
         submit(client, codes[participant.id], pick)
     live = client.get("/api/leaderboard/1").get_json()
-    assert [e["rank"] for e in live["entries"]] == [1, 2, 3, 4] and not any(e["eliminated"] for e in live["entries"])
+    assert ([e["rank"] for e in live["entries"]] == [1, 2, 3, 4]
+            and not any(e["eliminated"] for e in live["entries"]))
     result = client.post("/api/admin/end-challenge/1", headers=api_headers).get_json()
-    assert result == {"challenge": 1, "status": "closed", "submitted": 4, "kept": 2, "eliminated_unanswered": 1,
-                      "eliminated_ranked_out": 2, "winner_id": None}
+    assert result == {"challenge": 1, "status": "closed", "submitted": 4, "kept": 2,
+                      "eliminated_unanswered": 1, "eliminated_ranked_out": 2, "winner_id": None}
     board = client.get("/api/leaderboard/1").get_json()
     assert board["challenge"] == 1
-    assert [(e["name"], e["score"], e["rank"], e["eliminated"], e["elimination_challenge"]) for e in board["entries"]] == [
-        ("P0", 3, 1, False, None), ("P2", 2, 2, False, None), ("P1", 1, None, True, 1), ("P3", 0, None, True, 1),
-        ("P4", None, None, True, 1)]
+    assert [(e["name"], e["score"], e["rank"], e["eliminated"], e["elimination_challenge"])
+            for e in board["entries"]] == [
+        ("P0", 3, 1, False, None), ("P2", 2, 2, False, None), ("P1", 1, None, True, 1),
+        ("P3", 0, None, True, 1), ("P4", None, None, True, 1)]
     assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 2
 
 

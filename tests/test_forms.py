@@ -1,4 +1,5 @@
-"""Stored forms: made in the background, served on the link, moved as the round goes on, repaired by reconcile.
+"""Stored forms: made in the background, served on the link, moved as the round goes on, repaired by
+reconcile.
 
 Every test runs on both storage backends (a folder, and S3 on moto's server over real HTTP).
 """
@@ -33,7 +34,8 @@ def everything(storage) -> set[str]:
 
 
 def expected(numbers=(1, 2)) -> set[str]:
-    """Every key the database says should exist: one per participant per round, in its one right place."""
+    """Every key the database says should exist: one per participant per round, in its one right
+    place."""
     return {row.key() for row in stored_forms.form_rows()}
 
 
@@ -64,13 +66,15 @@ def event(app, storage, load_bank, make_participant, run_jobs):
     return players
 
 
-def test_registration_makes_every_rounds_form_in_one_batched_job(app, storage, load_bank, make_participant, run_jobs):
+def test_registration_makes_every_rounds_form_in_one_batched_job(
+        app, storage, load_bank, make_participant, run_jobs):
     load_bank()
     players = [make_participant().id for _ in range(150)]
     assert everything(storage) == set()  # registration never waits on storage
     assert get_queue("forms").count == 1  # 150 registrations, one drain job
     run_jobs()
-    assert everything(storage) == {stored_forms.form_key("forms", n, p) for n in (1, 2) for p in players}
+    assert everything(storage) == {stored_forms.form_key("forms", n, p)
+                                   for n in (1, 2) for p in players}
 
 
 def test_a_stored_form_is_personal_and_never_holds_the_answer_key(app, storage, event):
@@ -88,11 +92,13 @@ def test_a_stored_form_is_personal_and_never_holds_the_answer_key(app, storage, 
     assert page != stored(storage, "forms", 1, second).replace("Alan", "Grace")
 
 
-def test_the_link_serves_the_stored_form_and_its_answers_count(app, client, storage, event, api_headers, run_jobs):
+def test_the_link_serves_the_stored_form_and_its_answers_count(
+        app, client, storage, event, api_headers, run_jobs):
     player = event[0]
     code = links_of(player)[1].code
     client.post("/api/admin/start-challenge/1", headers=api_headers)
-    assert "Ready?" in client.get(f"/f/{code}").get_data(as_text=True)  # the GET never starts the clock
+    # the GET never starts the clock
+    assert "Ready?" in client.get(f"/f/{code}").get_data(as_text=True)
     press_start(client, code)
     page = client.get(f"/f/{code}").get_data(as_text=True)
     assert 'data-stored-form="forms"' in page and 'name="form_token"' in page
@@ -108,7 +114,8 @@ def test_the_link_serves_the_stored_form_and_its_answers_count(app, client, stor
     assert re.search(r'value="\d+"\s+checked[^>]*>\s*<span>S3</span>', answered)
 
 
-def test_closing_the_round_moves_the_rest_to_unanswered(app, client, storage, event, api_headers, run_jobs):
+def test_closing_the_round_moves_the_rest_to_unanswered(app, client, storage, event, api_headers,
+                                                        run_jobs):
     player, absent, _ = event
     play_round_1(client, api_headers, player)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
@@ -132,7 +139,8 @@ def test_moves_are_safe_to_run_twice(app, client, storage, event, api_headers, r
 
 
 def fail_deletes(storage, monkeypatch):
-    """The delete after the copy fails: on S3 through botocore's event hook, in a folder through the OS call."""
+    """The delete after the copy fails: on S3 through botocore's event hook, in a folder through the
+    OS call."""
     if isinstance(storage, FileStorage):
         def refuse(key):
             raise PermissionError("delete refused")
@@ -146,7 +154,8 @@ def fail_deletes(storage, monkeypatch):
     return lambda: events.unregister("before-call.s3.DeleteObjects", refuse_call)
 
 
-def test_a_delete_that_fails_after_the_copy_is_repaired(app, client, storage, event, api_headers, runner, monkeypatch):
+def test_a_delete_that_fails_after_the_copy_is_repaired(
+        app, client, storage, event, api_headers, runner, monkeypatch):
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     challenge_id = db.session.scalar(select(Challenge.id).where(Challenge.number == 1))
@@ -155,7 +164,8 @@ def test_a_delete_that_fails_after_the_copy_is_repaired(app, client, storage, ev
         tasks.settle_forms(challenge_id, event)
     restore()
     # The copies are in place, the originals too: a duplicate of each, never a loss.
-    assert len(storage.keys("unanswered/challenge1/")) == 3 and len(storage.keys("forms/challenge1/")) == 3
+    assert (len(storage.keys("unanswered/challenge1/")) == 3
+            and len(storage.keys("forms/challenge1/")) == 3)
     assert len(stored_forms.drift().duplicated) == 3
     result = runner.invoke(args=["forms", "reconcile"])
     assert result.exit_code == 0, result.output
@@ -163,15 +173,17 @@ def test_a_delete_that_fails_after_the_copy_is_repaired(app, client, storage, ev
     assert everything(storage) == expected() and stored_forms.drift().clean
 
 
-def test_reconcile_repairs_missing_misplaced_duplicated_and_orphaned(app, client, storage, event, api_headers, runner):
+def test_reconcile_repairs_missing_misplaced_duplicated_and_orphaned(
+        app, client, storage, event, api_headers, runner):
     one, two, three = event
     play_round_1(client, api_headers, one)
     # Drift of every kind, as a crash or a lost job could leave it (the answered move never ran):
-    storage.delete(stored_forms.form_key("forms", 2, two))                                       # missing
-    storage.put(stored_forms.form_key("unanswered", 2, three), storage.get(stored_forms.form_key("forms", 2, three)))
-    storage.delete(stored_forms.form_key("forms", 2, three))                                     # misplaced
-    storage.put(stored_forms.form_key("answered", 2, one), b"stray copy")                        # duplicated
-    storage.put(stored_forms.form_key("forms", 1, 99999), b"nobody's")                           # orphaned
+    storage.delete(stored_forms.form_key("forms", 2, two))                   # missing
+    storage.put(stored_forms.form_key("unanswered", 2, three),
+                storage.get(stored_forms.form_key("forms", 2, three)))
+    storage.delete(stored_forms.form_key("forms", 2, three))                 # misplaced
+    storage.put(stored_forms.form_key("answered", 2, one), b"stray copy")    # duplicated
+    storage.put(stored_forms.form_key("forms", 1, 99999), b"nobody's")       # orphaned
     status = runner.invoke(args=["forms", "status"])
     assert "round 1 (open)" in status.output and "drift:" in status.output
     result = runner.invoke(args=["forms", "reconcile"])
@@ -183,17 +195,20 @@ def test_reconcile_repairs_missing_misplaced_duplicated_and_orphaned(app, client
     assert "Alan" in stored(storage, "forms", 2, two)
     assert "Answers in" in stored(storage, "answered", 1, one)
     again = runner.invoke(args=["forms", "reconcile"])
-    assert again.output.startswith("0 missing form(s) written, 0 misplaced form(s) moved, 0 duplicate(s) and 0 orphan(s)")
+    assert again.output.startswith("0 missing form(s) written, 0 misplaced form(s) moved, "
+                                   "0 duplicate(s) and 0 orphan(s)")
 
 
-def test_without_its_stored_form_the_link_still_works(app, client, storage, load_bank, make_participant, api_headers):
+def test_without_its_stored_form_the_link_still_works(
+        app, client, storage, load_bank, make_participant, api_headers):
     load_bank()
     player = make_participant("Ada").id  # no worker ran: nothing stored yet
     code = links_of(player)[1].code
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     press_start(client, code)
     page = client.get(f"/f/{code}").get_data(as_text=True)
-    assert "data-stored-form" not in page and 'name="csrf_token"' in page and "Submit answers" in page
+    assert ("data-stored-form" not in page and 'name="csrf_token"' in page
+            and "Submit answers" in page)
     assert answer(client, code, [["S3"], ["RDS"]]).status_code == 303
 
 
@@ -207,7 +222,8 @@ def test_a_stored_form_token_must_be_this_links(app, client, storage, event, api
     for field, options in choice_values(page).items():
         data[field] = next(iter(options.values()))
     response = client.post(f"/f/{code}/submit", data=data)
-    assert response.status_code == 400 and "Reload the page" in html.unescape(response.get_data(as_text=True))
+    assert (response.status_code == 400
+            and "Reload the page" in html.unescape(response.get_data(as_text=True)))
     assert db.session.scalar(select(Submission.id)) is None
 
 
@@ -215,11 +231,13 @@ def test_new_questions_render_the_forms_again(app, storage, event, load_bank, ru
     load_bank(SMALL_BANK.replace("2 + 2?", "3 + 3?").replace('["3", "4", "5"]', '["5", "6", "7"]')
               .replace('answer: "4"', 'answer: "6"'))
     run_jobs()
-    assert "3 + 3?" in stored(storage, "forms", 2, event[0]) and "2 + 2?" not in stored(storage, "forms", 2, event[0])
+    assert ("3 + 3?" in stored(storage, "forms", 2, event[0])
+            and "2 + 2?" not in stored(storage, "forms", 2, event[0]))
     assert "3 + 3?" not in stored(storage, "forms", 1, event[0])
 
 
-def test_shred_renders_the_forms_again_without_names(app, client, storage, event, api_headers, runner, run_jobs):
+def test_shred_renders_the_forms_again_without_names(app, client, storage, event, api_headers,
+                                                     runner, run_jobs):
     for number in (1, 2):
         client.post(f"/api/admin/start-challenge/{number}", headers=api_headers)
         client.post(f"/api/admin/end-challenge/{number}", headers=api_headers)
@@ -236,7 +254,8 @@ def test_shred_renders_the_forms_again_without_names(app, client, storage, event
 
 def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
         app, client, load_bank, api_headers, s3_server, redis_url, tmp_path, monkeypatch, run_jobs):
-    """Forms on S3 (moto): a real worker moving a closed round's forms is kill -9'd halfway; reconcile finishes."""
+    """Forms on S3 (moto): a real worker moving a closed round's forms is kill -9'd halfway;
+    reconcile finishes."""
     import os
     import signal
     import subprocess
@@ -262,19 +281,24 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
     assert len(storage.keys("forms/challenge1/")) == players
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     run_jobs()
-    client.post("/api/admin/end-challenge/1", headers=api_headers)  # nobody answered: every form to move
+    # nobody answered: every form to move
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
 
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
-           "KNOCKOUT_INSTANCE": str(tmp_path / "instance"), "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x",
-           "STORAGE_URL": storage_url, "S3_ENDPOINT_URL": s3_server, "LOG_LEVEL": "WARNING", **AWS_TEST_ENV}
-    # Its own process group: the kill takes its RQ scheduler too, as a dying machine would (an orphaned scheduler
-    # would go on holding the scheduler lock in the shared Redis for the tests after this one).
-    worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, start_new_session=True,
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "REDIS_URL": redis_url, "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
+           "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x", "STORAGE_URL": storage_url,
+           "S3_ENDPOINT_URL": s3_server, "LOG_LEVEL": "WARNING", **AWS_TEST_ENV}
+    # Its own process group: the kill takes its RQ scheduler too, as a dying machine would (an
+    # orphaned scheduler would go on holding the scheduler lock in the shared Redis for the tests
+    # after this one).
+    worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                              start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while len(storage.keys("unanswered/challenge1/")) < 20:
-            assert time.monotonic() < deadline and worker.poll() is None, "the worker never got going"
+            assert (time.monotonic() < deadline
+                    and worker.poll() is None), "the worker never got going"
             time.sleep(0.02)
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
@@ -284,11 +308,14 @@ def test_worker_killed_mid_batch_then_reconcile_leaves_every_form_in_one_place(
     moved = len(storage.keys("unanswered/challenge1/"))
     assert moved < players, "the worker finished before it could be killed: nothing was tested"
     report = stored_forms.drift()
-    # Each form is in its old place, its new one, or (caught between copy and delete) both; none lost.
-    assert len(report.misplaced) == players - moved and len(report.duplicated) <= moved and not report.missing
+    # Each form is in its old place, its new one, or (caught between copy and delete) both; none
+    # lost.
+    assert (len(report.misplaced) == players - moved and len(report.duplicated) <= moved
+            and not report.missing)
     result = stored_forms.reconcile()
     assert result["misplaced"] + result["duplicated"] > 0
-    assert storage.keys("forms/challenge1/") == [] and len(storage.keys("unanswered/challenge1/")) == players
+    assert (storage.keys("forms/challenge1/") == []
+            and len(storage.keys("unanswered/challenge1/")) == players)
     assert everything(storage) == expected() and stored_forms.drift().clean
 
 
@@ -314,7 +341,8 @@ def test_console_regenerates_one_participants_forms(app, client, storage, event,
     page = client.get("/admin/participants?q=grace").get_data(as_text=True)
     response = client.post(f"/admin/forms/participants/{event[0]}/regenerate",
                            data={"csrf_token": csrf_from(page), "q": "grace"})
-    assert response.status_code == 303 and response.headers["Location"].endswith("/admin/participants?q=grace")
+    assert (response.status_code == 303
+            and response.headers["Location"].endswith("/admin/participants?q=grace"))
     run_jobs()
     assert "<strong>Grace Hopper</strong>" in stored(storage, "forms", 1, event[0])
     assert "<strong>Grace Hopper</strong>" in stored(storage, "forms", 2, event[0])
@@ -338,8 +366,10 @@ class _Body:
 
 
 @pytest.mark.parametrize("storage", ["s3"], indirect=True)
-def test_s3_throttling_and_server_errors_are_retried(app, storage, load_bank, make_participant, run_jobs):
-    """Three forms' PutObject first meet a 503 SlowDown, then a 500 (injected in botocore's send hook); all arrive."""
+def test_s3_throttling_and_server_errors_are_retried(app, storage, load_bank, make_participant,
+                                                     run_jobs):
+    """Three forms' PutObject first meet a 503 SlowDown, then a 500 (injected in botocore's send
+    hook); all arrive."""
     from collections import Counter
 
     from botocore.awsrequest import AWSResponse
@@ -348,18 +378,22 @@ def test_s3_throttling_and_server_errors_are_retried(app, storage, load_bank, ma
     def flaky(request, **kwargs):
         if refused[request.url] < 2 and (request.url in refused or len(refused) < 3):
             refused[request.url] += 1
-            status, code = (503, "SlowDown") if refused[request.url] == 1 else (500, "InternalError")
-            return AWSResponse(request.url, status, {}, _Body(f"<Error><Code>{code}</Code></Error>".encode()))
+            status, code = ((503, "SlowDown") if refused[request.url] == 1
+                            else (500, "InternalError"))
+            return AWSResponse(request.url, status, {},
+                               _Body(f"<Error><Code>{code}</Code></Error>".encode()))
         return None
     storage.client.meta.events.register("before-send.s3.PutObject", flaky)
     load_bank()
     players = [make_participant().id for _ in range(5)]
     run_jobs()
     assert sorted(refused.values()) == [2, 2, 2]  # each refused twice, then stored
-    assert everything(storage) == {stored_forms.form_key("forms", n, p) for n in (1, 2) for p in players}
+    assert everything(storage) == {stored_forms.form_key("forms", n, p)
+                                   for n in (1, 2) for p in players}
 
 
-def test_storage_down_players_still_get_their_form(app, client, load_bank, make_participant, api_headers, monkeypatch):
+def test_storage_down_players_still_get_their_form(
+        app, client, load_bank, make_participant, api_headers, monkeypatch):
     """S3 unreachable: the link serves the form Knockout renders itself, and answers count."""
     from quiz.storage import S3Storage
 

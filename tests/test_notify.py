@@ -1,4 +1,5 @@
-"""SMS: wording, backends (SNS against moto's server over real HTTP), retries, reminders, reconcile."""
+"""SMS: wording, backends (SNS against moto's server over real HTTP), retries, reminders,
+reconcile."""
 import random
 import time
 from collections import Counter
@@ -40,7 +41,8 @@ def drain(run_jobs, rounds=20):
     """Run the worker until nothing is queued (retries come back through RQ's scheduler)."""
     for _ in range(rounds):
         run_jobs()
-        if not db.session.scalar(select(func.count()).where(Message.status.in_(("queued", "sending")))):
+        if not db.session.scalar(select(func.count())
+                                 .where(Message.status.in_(("queued", "sending")))):
             return
         time.sleep(0.3)
     raise AssertionError("messages still queued")
@@ -61,7 +63,8 @@ def test_bad_templates_are_refused_with_what_to_fix(app, kind, body, problem):
     assert notify.template_for(kind) == notify.TEMPLATES[kind]
 
 
-def test_edited_template_is_what_players_get(client, load_bank, make_participant, api_headers, run_jobs):
+def test_edited_template_is_what_players_get(client, load_bank, make_participant, api_headers,
+                                             run_jobs):
     load_bank()
     phone = make_participant("Zoë {braces}").phone
     notify.save_template("round_link", "Hi {name}! {{Round}} {number} ({title}): {link}")
@@ -74,8 +77,8 @@ def test_edited_template_is_what_players_get(client, load_bank, make_participant
     assert message.to == phone and message.status == "sent"
 
 
-def test_results_go_out_after_each_round_and_the_winner_hears_it(client, load_bank, make_participant, api_headers,
-                                                                  run_jobs):
+def test_results_go_out_after_each_round_and_the_winner_hears_it(
+        client, load_bank, make_participant, api_headers, run_jobs):
     from quiz.models import FormLink
     load_bank()
     players = [make_participant(f"P{i}") for i in range(3)]
@@ -89,10 +92,13 @@ def test_results_go_out_after_each_round_and_the_winner_hears_it(client, load_ba
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     run_jobs()
     kinds = {m.participant_id: m.kind for m in messages() if m.kind != "round_link"}
-    # SHADOW_LEAGUE (on by default) turns "out" into an invitation to play on (tests/test_shadow.py).
-    assert kinds == {ids[0]: "result_through", ids[1]: "result_out_shadow", ids[2]: "result_out_shadow"}
+    # SHADOW_LEAGUE (on by default) turns "out" into an invitation to play on
+    # (tests/test_shadow.py).
+    assert kinds == {ids[0]: "result_through", ids[1]: "result_out_shadow",
+                     ids[2]: "result_out_shadow"}
     out = messages(kind="result_out_shadow")[0]
-    report = db.session.scalar(select(Participant.report_code).where(Participant.id == out.participant_id))
+    report = db.session.scalar(select(Participant.report_code)
+                               .where(Participant.id == out.participant_id))
     assert out.body.endswith(f"http://quiz.test/r/{report}")
     client.post("/api/admin/start-challenge/2", headers=api_headers)
     client.post("/api/admin/end-challenge/2", headers=api_headers)  # nobody answers: no winner
@@ -112,7 +118,8 @@ def test_sns_with_injected_failures_every_message_ends_sent_or_failed_none_twice
         phone = phone_of(params)
         calls[phone] += 1
         if phone in permanent:
-            return FakeHTTP(400), {"Error": {"Code": "InvalidParameter", "Message": "Invalid phone number"}}
+            return FakeHTTP(400), {"Error": {"Code": "InvalidParameter",
+                                             "Message": "Invalid phone number"}}
         if chance.random() < 0.10:
             return FakeHTTP(400), {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
         return None
@@ -133,13 +140,15 @@ def test_sns_with_injected_failures_every_message_ends_sent_or_failed_none_twice
     delivered = Counter(phone for phone, _ in sns.values())
     assert set(delivered) == set(phones) - permanent and max(delivered.values()) == 1
     failed = messages(status="failed")
-    assert {m.to for m in failed} == permanent and all("InvalidParameter" in m.error for m in failed)
+    assert ({m.to for m in failed} == permanent
+            and all("InvalidParameter" in m.error for m in failed))
     assert sum(calls.values()) > 60  # throttled sends were retried
     assert all(m.provider_id for m in messages(status="sent"))
 
 
 def phone_of(request_dict) -> str:
-    """The PhoneNumber of a Publish request as botocore is about to send it (query or JSON protocol)."""
+    """The PhoneNumber of a Publish request as botocore is about to send it (query or JSON
+    protocol)."""
     body = request_dict["body"]
     if isinstance(body, (bytes, str)):
         import json
@@ -152,7 +161,8 @@ class FakeHTTP:
         self.status_code, self.headers, self.content = status_code, {}, b""
 
 
-def test_retry_failed_and_resend_one(client, load_bank, make_participant, api_headers, run_jobs, sns, monkeypatch):
+def test_retry_failed_and_resend_one(client, load_bank, make_participant, api_headers, run_jobs,
+                                     sns, monkeypatch):
     load_bank()
     players = [make_participant() for _ in range(3)]
     ids, phones = [p.id for p in players], [p.phone for p in players]
@@ -179,14 +189,17 @@ def test_retry_failed_and_resend_one(client, load_bank, make_participant, api_he
     notify.hand_over([delivery.requeue_link(participant, challenge)], "resend")
     db.session.commit()
     run_jobs()
-    assert Counter(phone for phone, _ in sns.values())[phones[1]] == 2  # the resend is the only repeat
+    # the resend is the only repeat
+    assert Counter(phone for phone, _ in sns.values())[phones[1]] == 2
 
 
-def test_reminder_is_sent_by_the_scheduler_and_a_cancelled_one_is_not(app, load_bank, make_participant, run_jobs):
+def test_reminder_is_sent_by_the_scheduler_and_a_cancelled_one_is_not(
+        app, load_bank, make_participant, run_jobs):
     load_bank()
     make_participant()
     make_participant()
-    # Far enough ahead that a slow machine's burst worker (which starts a scheduler) runs before it is due.
+    # Far enough ahead that a slow machine's burst worker (which starts a scheduler) runs before it
+    # is due.
     send_at = utcnow() + timedelta(seconds=4)
     due = schedule_reminder("Round 2 starts at 14:00 in Hall B", send_at)
     cancelled = schedule_reminder("This one is called off", send_at)
@@ -207,7 +220,8 @@ def test_reminder_is_sent_by_the_scheduler_and_a_cancelled_one_is_not(app, load_
     assert tasks.send_reminder(cancelled_id) == 0  # even if its job ran, nothing goes out
 
 
-@pytest.mark.parametrize("text, when, field", [("", 60, "text"), ("x" * 301, 60, "text"), ("Soon", -5, "send_at")])
+@pytest.mark.parametrize("text, when, field", [("", 60, "text"), ("x" * 301, 60, "text"),
+                                               ("Soon", -5, "send_at")])
 def test_bad_reminders_are_refused(app, text, when, field):
     from quiz.errors import ValidationError
     with pytest.raises(ValidationError) as caught:
@@ -217,7 +231,8 @@ def test_bad_reminders_are_refused(app, text, when, field):
     assert db.session.scalar(select(func.count()).select_from(Reminder)) == 0
 
 
-def test_reconcile_reclaims_messages_of_a_dead_worker(app, load_bank, make_participant, runner, run_jobs):
+def test_reconcile_reclaims_messages_of_a_dead_worker(app, load_bank, make_participant, runner,
+                                                      run_jobs):
     load_bank()
     for _ in range(3):
         make_participant()
@@ -231,7 +246,8 @@ def test_reconcile_reclaims_messages_of_a_dead_worker(app, load_bank, make_parti
         claimed_at=utcnow() - timedelta(minutes=5)))
     db.session.commit()
     result = runner.invoke(args=["sms", "reconcile"])
-    assert result.exit_code == 0 and "1 message(s) reclaimed" in result.output and "3 queued" in result.output
+    assert (result.exit_code == 0 and "1 message(s) reclaimed" in result.output
+            and "3 queued" in result.output)
     run_jobs()
     assert [m.status for m in messages()] == ["sent", "sent", "sent"]
 
@@ -243,8 +259,10 @@ def test_warning_when_the_rate_makes_sending_slow(app):
 
 
 def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
-        app, client, load_bank, make_participant, api_headers, sns, moto_server, redis_url, tmp_path):
-    """A real worker process sends through SNS (moto) at 20/s; kill -9 it mid-batch, start another."""
+        app, client, load_bank, make_participant, api_headers, sns, moto_server, redis_url,
+        tmp_path):
+    """A real worker process sends through SNS (moto) at 20/s; kill -9 it mid-batch, start
+    another."""
     import os
     import signal
     import subprocess
@@ -252,15 +270,17 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
 
     load_bank()
     phones = [make_participant().phone for _ in range(60)]
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
-           "KNOCKOUT_INSTANCE": str(tmp_path / "instance"), "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x",
-           "SMS_BACKEND": "sns", "SNS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "SMS_RATE_PER_SECOND": "20",
-           "LOG_LEVEL": "WARNING"}
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "REDIS_URL": redis_url, "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
+           "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x", "SMS_BACKEND": "sns",
+           "SNS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+           "SMS_RATE_PER_SECOND": "20", "LOG_LEVEL": "WARNING"}
 
     def worker():
         # Its own process group: a kill takes its RQ scheduler too, as a dying machine would.
-        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, start_new_session=True,
+        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                                start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def count(status):
@@ -281,7 +301,8 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
         time.sleep(0.6)
         second = worker()
         try:
-            assert reconcile.reconcile_messages(stale_after=0.5, forgotten_after=0.5)["requeued"] > 0
+            assert reconcile.reconcile_messages(stale_after=0.5,
+                                                forgotten_after=0.5)["requeued"] > 0
             while count("sent") < 60:
                 assert time.monotonic() < deadline + 30, f"{count('sent')} of 60 sent"
                 time.sleep(0.1)

@@ -1,4 +1,5 @@
-"""Personal data (export one person, shred everyone's after the event) and backups with a tested restore."""
+"""Personal data (export one person, shred everyone's after the event) and backups with a tested
+restore."""
 import json
 import threading
 import time
@@ -20,7 +21,8 @@ def play_round_one(client, make_participant, api_headers, run_jobs):
     ids = [p.id for p in players]
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     for pid in ids[:2]:
-        code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == pid, FormLink.challenge_id == 1))
+        code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == pid,
+                                                             FormLink.challenge_id == 1))
         start(client, code)
         submit(client, code, [["S3"], ["RDS", "DynamoDB"]])
     run_jobs()
@@ -41,8 +43,8 @@ def test_export_one_participant(runner, client, load_bank, make_participant, api
     assert missing.exit_code != 0 and "No participant registered" in missing.output
 
 
-def test_shred_waits_for_the_event_end_and_the_retention_period(runner, client, load_bank, make_participant,
-                                                                api_headers, run_jobs):
+def test_shred_waits_for_the_event_end_and_the_retention_period(
+        runner, client, load_bank, make_participant, api_headers, run_jobs):
     load_bank()
     play_round_one(client, make_participant, api_headers, run_jobs)
     refused = runner.invoke(args=["privacy", "shred", "--yes"])
@@ -51,18 +53,21 @@ def test_shred_waits_for_the_event_end_and_the_retention_period(runner, client, 
     client.post("/api/admin/start-challenge/2", headers=api_headers)
     client.post("/api/admin/end-challenge/2", headers=api_headers)
     early = runner.invoke(args=["privacy", "shred", "--yes"])
-    assert early.exit_code != 0 and "kept until" in early.output and "RETENTION_DAYS=30" in early.output
+    assert (early.exit_code != 0 and "kept until" in early.output
+            and "RETENTION_DAYS=30" in early.output)
     assert db.session.scalar(select(func.count()).where(Participant.name.like("Player %"))) == 3
     assert shred_personal_data(30, now=utcnow() + timedelta(days=31)) == 3
     db.session.commit()
 
 
-def test_shred_keeps_anonymous_results(runner, client, load_bank, make_participant, api_headers, run_jobs):
+def test_shred_keeps_anonymous_results(runner, client, load_bank, make_participant, api_headers,
+                                       run_jobs):
     load_bank()
     ids = play_round_one(client, make_participant, api_headers, run_jobs)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
-    scores_before = db.session.execute(select(Submission.participant_id, Submission.score, Submission.rank)
-                                       .order_by(Submission.id)).all()
+    scores_before = db.session.execute(
+        select(Submission.participant_id, Submission.score, Submission.rank)
+        .order_by(Submission.id)).all()
     report = db.session.scalar(select(Participant.report_code).where(Participant.id == ids[0]))
     result = runner.invoke(args=["privacy", "shred", "--force", "--yes"])
     assert result.exit_code == 0 and "3 participant(s) shredded" in result.output
@@ -78,8 +83,8 @@ def test_shred_keeps_anonymous_results(runner, client, load_bank, make_participa
     assert {e["name"] for e in board} == {f"Player {i}" for i in ids}
 
 
-def test_backup_during_writes_and_restore(app, runner, client, load_bank, make_participant, api_headers, run_jobs,
-                                          tmp_path):
+def test_backup_during_writes_and_restore(app, runner, client, load_bank, make_participant,
+                                          api_headers, run_jobs, tmp_path):
     load_bank()
     play_round_one(client, make_participant, api_headers, run_jobs)
     stop = threading.Event()

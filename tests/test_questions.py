@@ -19,29 +19,35 @@ def test_cli_loads_the_demo_bank_and_reloading_changes_nothing(runner, tmp_path)
     assert result.exit_code == 0, result.output
     assert "added round 1" in result.output
     assert counts() == (3, 8)
-    first = [(q.id, q.text, q.choices, q.answer) for q in db.session.scalars(select(Question).order_by(Question.id))]
+    first = [(q.id, q.text, q.choices, q.answer)
+             for q in db.session.scalars(select(Question).order_by(Question.id))]
     again = runner.invoke(args=["questions", "load", str(ROOT / "questions" / "demo.yaml")])
     assert again.exit_code == 0 and "nothing to change" in again.output
-    assert [(q.id, q.text, q.choices, q.answer) for q in db.session.scalars(select(Question).order_by(Question.id))] == first
+    assert [(q.id, q.text, q.choices, q.answer)
+            for q in db.session.scalars(select(Question).order_by(Question.id))] == first
 
 
 def test_settings_parse_with_their_types():
     rounds = parse_bank(SMALL_BANK)
     assert [r.number for r in rounds] == [1, 2]
     assert rounds[1].scoring == "speed" and rounds[1].time_limit_seconds == 60
-    assert rounds[0].questions[1] == {"kind": "choice", "text": "Which are databases?", "choices": ["RDS", "Lambda", "DynamoDB"],
+    assert rounds[0].questions[1] == {"kind": "choice", "text": "Which are databases?",
+                                      "choices": ["RDS", "Lambda", "DynamoDB"],
                                       "answer": ["RDS", "DynamoDB"], "points": 2}
     assert rounds[1].questions[0]["choices"] == ["3", "4", "5"]
 
 
-def test_editing_a_draft_round_replaces_its_questions_and_links_survive(load_bank, make_participant):
+def test_editing_a_draft_round_replaces_its_questions_and_links_survive(
+        load_bank, make_participant):
     load_bank()
     participant = make_participant()
-    codes = set(db.session.scalars(select(FormLink.code).where(FormLink.participant_id == participant.id)))
+    codes = set(db.session.scalars(select(FormLink.code)
+                                   .where(FormLink.participant_id == participant.id)))
     load_bank(SMALL_BANK.replace("Which service stores objects?", "Which service stores blobs?"))
     assert db.session.scalar(select(Question.text).join(Challenge).where(
         Challenge.number == 1, Question.position == 1)) == "Which service stores blobs?"
-    assert set(db.session.scalars(select(FormLink.code).where(FormLink.participant_id == participant.id))) == codes
+    assert set(db.session.scalars(select(FormLink.code)
+                                  .where(FormLink.participant_id == participant.id))) == codes
 
 
 def test_new_round_gets_links_for_existing_players(load_bank, make_participant):
@@ -64,23 +70,34 @@ BAD_BANKS = [
     ("", None, "empty"),
     ("rounds: []", 1, "unknown key 'rounds'"),
     ("challenges:\n  - number: 1\n    title: A\n    questions: []", 4, "has no questions"),
-    ("challenges:\n  - number: 0\n    title: A\n    questions: []", 2, "number should be a whole number"),
+    ("challenges:\n  - number: 0\n    title: A\n    questions: []", 2,
+     "number should be a whole number"),
     ("challenges:\n  - number: 1\n    titel: A\n", 3, "unknown key 'titel'"),
-    ("challenges:\n  - number: 1\n    title: A\n    keep_fraction: 1.5\n    questions: []", 4, "keep_fraction"),
-    ("challenges:\n  - number: 1\n    title: A\n    scoring: fastest\n    questions: []", 4, "scoring should be one of"),
-    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a, b]\n        answer: c\n",
+    ("challenges:\n  - number: 1\n    title: A\n    keep_fraction: 1.5\n    questions: []", 4,
+     "keep_fraction"),
+    ("challenges:\n  - number: 1\n    title: A\n    scoring: fastest\n    questions: []", 4,
+     "scoring should be one of"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n"
+     "      - text: Q\n        choices: [a, b]\n        answer: c\n",
      7, "answer 'c' is not one of its choices"),
-    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a]\n        answer: a\n",
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n"
+     "      - text: Q\n        choices: [a]\n        answer: a\n",
      6, "at least two choices"),
-    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a, a]\n        answer: a\n",
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n"
+     "      - text: Q\n        choices: [a, a]\n        answer: a\n",
      6, "same choice twice"),
-    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - choices: [a, b]\n        answer: a\n",
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n"
+     "      - choices: [a, b]\n        answer: a\n",
      5, "has no 'text'"),
-    ("challenges:\n  - number: 1\n    title: A\n    time_limit_seconds: soon\n    questions: []", 4, "time_limit_seconds"),
-    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a, b]\n        answer: a\n        points: 0\n",
+    ("challenges:\n  - number: 1\n    title: A\n    time_limit_seconds: soon\n    questions: []", 4,
+     "time_limit_seconds"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n"
+     "      - text: Q\n        choices: [a, b]\n        answer: a\n        points: 0\n",
      8, "points should be 1 to 1000"),
-    ("challenges:\n  - number: 1\n    title: A\n    questions:\n      - text: Q\n        choices: [a, b]\n        answer: a\n"
-     "  - number: 1\n    title: B\n    questions:\n      - text: Q\n        choices: [a, b]\n        answer: a\n", 8, "appears twice"),
+    ("challenges:\n  - number: 1\n    title: A\n    questions:\n"
+     "      - text: Q\n        choices: [a, b]\n        answer: a\n"
+     "  - number: 1\n    title: B\n    questions:\n"
+     "      - text: Q\n        choices: [a, b]\n        answer: a\n", 8, "appears twice"),
 ]
 
 
@@ -119,14 +136,18 @@ PHOTO_ROUND = "challenges:\n  - number: 1\n    title: A\n    questions:\n"
 
 
 @pytest.mark.parametrize("text, line, problem", [
-    (PHOTO_ROUND + "      - type: video\n        text: Film it\n", 5, "type should be one of: choice, photo (got 'video')"),
+    (PHOTO_ROUND + "      - type: video\n        text: Film it\n", 5,
+     "type should be one of: choice, photo (got 'video')"),
     (PHOTO_ROUND + "      - type: photo\n        text: Selfie\n        choices: [a, b]\n", 7,
      "is a photo question: it takes no 'choices'"),
-    (PHOTO_ROUND + "      - type: photo\n        text: Selfie\n        answer: a\n", 7, "it takes no 'answer'"),
+    (PHOTO_ROUND + "      - type: photo\n        text: Selfie\n        answer: a\n", 7,
+     "it takes no 'answer'"),
     (PHOTO_ROUND + "      - type: photo\n        points: 2\n", 5, "has no 'text'"),
     (PHOTO_ROUND + "      - type: photo\n        text: '  '\n", 6, "text should not be empty"),
-    (PHOTO_ROUND + "      - type: photo\n        text: Selfie\n        points: 5000\n", 7, "points should be 1 to 1000"),
-    (PHOTO_ROUND + "      - type: [photo]\n        text: Selfie\n", 5, "type should be a single value"),
+    (PHOTO_ROUND + "      - type: photo\n        text: Selfie\n        points: 5000\n", 7,
+     "points should be 1 to 1000"),
+    (PHOTO_ROUND + "      - type: [photo]\n        text: Selfie\n", 5,
+     "type should be a single value"),
     (PHOTO_ROUND + "      - type: choice\n        text: Q\n", 5, "has no 'choices'"),
 ])
 def test_bad_photo_questions_name_line_and_problem(text, line, problem):

@@ -11,7 +11,8 @@ T0 = datetime(2026, 11, 22, 14, 0, 0)
 
 entries_strategy = st.lists(
     st.builds(lambda pid, score, rt, sub: Entry(pid, score, rt, T0 + timedelta(milliseconds=sub)),
-              st.integers(1, 10**6), st.integers(0, 5), st.floats(0, 120, allow_nan=False), st.integers(0, 10**5)),
+              st.integers(1, 10**6), st.integers(0, 5), st.floats(0, 120, allow_nan=False),
+              st.integers(0, 10**5)),
     unique_by=lambda e: e.participant_id, max_size=60)
 
 
@@ -56,7 +57,8 @@ def test_fixed_count_wins_over_fraction_and_never_exceeds_submitters():
 
 
 def test_ties_break_by_time_then_submission_then_id():
-    entries = [Entry(1, 5, 10.0, T0), Entry(2, 5, 9.0, T0), Entry(3, 5, 9.0, T0 - timedelta(seconds=1)),
+    entries = [Entry(1, 5, 10.0, T0), Entry(2, 5, 9.0, T0),
+               Entry(3, 5, 9.0, T0 - timedelta(seconds=1)),
                Entry(4, 6, 50.0, T0), Entry(5, 5, 9.0, T0 - timedelta(seconds=1))]
     assert rank_round(entries).order == (4, 3, 5, 2, 1)
     assert rank_round(entries).kept == math.ceil(5 / 2)

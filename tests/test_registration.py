@@ -10,8 +10,8 @@ from quiz.models import FormLink, Message, Participant
 
 from .helpers import post_form
 
-GOOD = {"name": "Ada Lovelace", "email": "Ada@Example.com", "phone": "+44 7911 123456", "company": "Analytical",
-        "consent": "yes"}
+GOOD = {"name": "Ada Lovelace", "email": "Ada@Example.com", "phone": "+44 7911 123456",
+        "company": "Analytical", "consent": "yes"}
 
 
 def players() -> int:
@@ -54,7 +54,8 @@ def test_form_errors_inline_with_input_kept(client, field, value, message):
 
 @pytest.mark.parametrize("ticked", [True, False])
 def test_sponsor_contact_is_a_separate_optional_box(client, load_bank, ticked):
-    """Playing needs the SMS box; being a sponsor lead is a second box, unticked by default, never required."""
+    """Playing needs the SMS box; being a sponsor lead is a second box, unticked by default, never
+    required."""
     load_bank()
     page = client.get("/register").get_data(as_text=True)
     assert 'name="sponsor_consent" value="yes" >' in page  # not pre-ticked, not required
@@ -67,14 +68,17 @@ def test_api_register_takes_sponsor_consent_and_defaults_to_no(client, load_bank
     load_bank()
     body = {"name": "Ada", "email": "ada@example.com", "phone": "+14155550100", "consent": True}
     assert client.post("/api/register", json=body).status_code == 201
-    assert client.post("/api/register", json=body | {"email": "bo@example.com", "phone": "+14155550101",
+    assert client.post("/api/register", json=body | {"email": "bo@example.com",
+                                                      "phone": "+14155550101",
                                                       "sponsor_consent": True}).status_code == 201
-    assert dict(db.session.execute(select(Participant.email, Participant.sponsor_consent)).all()) == {
+    assert dict(db.session.execute(select(Participant.email,
+                                          Participant.sponsor_consent)).all()) == {
         "ada@example.com": False, "bo@example.com": True}
 
 
 def test_form_requires_consent(client):
-    response = post_form(client, "/register", "/register", {k: v for k, v in GOOD.items() if k != "consent"})
+    response = post_form(client, "/register", "/register",
+                         {k: v for k, v in GOOD.items() if k != "consent"})
     assert response.status_code == 422
     assert "Needed: your round links come by SMS." in response.get_data(as_text=True)
     assert players() == 0
@@ -117,7 +121,8 @@ def test_api_register_returns_the_design_json(client, load_bank):
     ({"data": "{not json", "content_type": "application/json"}, 400, "not a JSON object"),
     ({"json": ["a", "list"]}, 400, "not a JSON object"),
     ({"data": b"\xff\xfe\x00bad", "content_type": "application/json"}, 400, "not a JSON object"),
-    ({"data": '{"name": "' + "x" * 70_000 + '"}', "content_type": "application/json"}, 413, "more data"),
+    ({"data": '{"name": "' + "x" * 70_000 + '"}', "content_type": "application/json"}, 413,
+     "more data"),
 ])
 def test_api_register_bad_input(client, kwargs, status, message):
     response = client.post("/api/register", **kwargs)
@@ -128,7 +133,8 @@ def test_api_register_bad_input(client, kwargs, status, message):
 
 def test_api_duplicate_is_409(client):
     assert client.post("/api/register", json=GOOD).status_code == 201
-    response = client.post("/api/register", json={**GOOD, "phone": "+44 7911 123999", "email": "ADA@example.com"})
+    response = client.post("/api/register",
+                           json={**GOOD, "phone": "+44 7911 123999", "email": "ADA@example.com"})
     assert response.status_code == 409
     assert response.get_json()["error"] == "already_registered"
     assert players() == 1
@@ -137,13 +143,15 @@ def test_api_duplicate_is_409(client):
 def test_markup_in_names_is_escaped(client, load_bank, make_participant):
     load_bank()
     response = post_form(client, "/register", "/register",
-                         {**GOOD, "name": "<script>alert(1)</script>", "company": "<b>Evil</b>"}, follow_redirects=True)
+                         {**GOOD, "name": "<script>alert(1)</script>", "company": "<b>Evil</b>"},
+                         follow_redirects=True)
     page = response.get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-def test_registration_closes_once_round_one_has_closed(client, load_bank, make_participant, api_headers):
+def test_registration_closes_once_round_one_has_closed(client, load_bank, make_participant,
+                                                       api_headers):
     load_bank()
     make_participant()
     client.post("/api/admin/start-challenge/1", headers=api_headers)
@@ -154,19 +162,21 @@ def test_registration_closes_once_round_one_has_closed(client, load_bank, make_p
     assert "Registration is closed" in client.get("/register").get_data(as_text=True)
 
 
-def test_players_joining_while_round_one_is_open_get_its_link_once_from_one_job(client, load_bank, api_headers,
-                                                                                 run_jobs):
+def test_players_joining_while_round_one_is_open_get_its_link_once_from_one_job(
+        client, load_bank, api_headers, run_jobs):
     load_bank()
     assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
     run_jobs()
-    joined = [client.post("/api/register", json={"name": f"Late {n}", "email": f"late{n}@example.com",
+    joined = [client.post("/api/register", json={"name": f"Late {n}",
+                                                 "email": f"late{n}@example.com",
                                                  "phone": f"+1415555{n:04d}"}).get_json()["user_id"]
               for n in range(3)]
-    # One job stores the three forms, one texts the three links: a rush of late joiners doesn't make a job each.
-    # The links' job waits with the messages, never behind stored forms.
+    # One job stores the three forms, one texts the three links: a rush of late joiners doesn't
+    # make a job each. The links' job waits with the messages, never behind stored forms.
     assert get_queue("forms").count == 1 and get_queue("notify").count == 1
     run_jobs()
-    texted = Counter(db.session.scalars(select(Message.participant_id).where(Message.kind == "round_link")))
+    texted = Counter(db.session.scalars(select(Message.participant_id)
+                                        .where(Message.kind == "round_link")))
     assert {pid: texted[pid] for pid in joined} == {pid: 1 for pid in joined}
     assert db.session.scalar(select(func.count()).select_from(Message).where(
         Message.kind == "round_link", Message.status == "queued")) == 0  # sent, not left waiting

@@ -1,5 +1,6 @@
-"""The shadow league in a real browser (Debian's Chromium via Playwright, the real stack): a knocked-out
-player plays round 2 on a phone, and the projector shows the shadow league in its own panel, live."""
+"""The shadow league in a real browser (Debian's Chromium via Playwright, the real stack): a
+knocked-out player plays round 2 on a phone, and the projector shows the shadow league in its own
+panel, live."""
 import re
 from pathlib import Path
 
@@ -19,14 +20,16 @@ HERO = "Linus Torvalds-Featherstonehaugh"
 
 def test_a_knocked_out_phone_plays_round_2_in_the_shadow_league(stack, api, new_page):
     hero = api.register(HERO, 41)
-    names = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "<b>Bobby</b> Tables", "Edsger Dijkstra", "Barbara Liskov"]
+    names = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "<b>Bobby</b> Tables",
+             "Edsger Dijkstra", "Barbara Liskov"]
     others = {name: api.register(name, n)["form_urls"] for n, name in enumerate(names, start=42)}
     api.start(1)
     for name in names[:3]:
         answer_over_http(others[name]["1"], 1, right=True)
     answer_over_http(hero["form_urls"]["1"], 1, right=False)
     answer_over_http(others["<b>Bobby</b> Tables"]["1"], 1, right=False)
-    api.end(1)  # 5 answered: the three right ones stay; the hero and Bobby are ranked out, two no-shows out
+    # 5 answered: the three right ones stay; the hero and Bobby are ranked out, two no-shows out
+    api.end(1)
 
     projector = new_page(**PROJECTOR)
     projector.goto(f"{stack.url}/display")
@@ -36,11 +39,13 @@ def test_a_knocked_out_phone_plays_round_2_in_the_shadow_league(stack, api, new_
     phone = new_page(**PHONE)
     phone.goto(hero["report_url"])
     invite = phone.locator("#shadow-invite")
-    expect(invite).to_contain_text("You're out of the prize, but you can still play the next rounds in the shadow league")
+    expect(invite).to_contain_text(
+        "You're out of the prize, but you can still play the next rounds in the shadow league")
     invite.get_by_role("link", name="round 2").click()
     assert phone.url == hero["form_urls"]["2"]
     note = phone.locator("#shadow-note")
-    expect(note).to_contain_text("You're out of the prize, but you can still play this round in the shadow league")
+    expect(note).to_contain_text(
+        "You're out of the prize, but you can still play this round in the shadow league")
     expect(phone.get_by_role("heading", name="Ready?")).to_be_visible()
     fits_phone(phone)
     phone.get_by_role("button", name="Start").click()
@@ -51,22 +56,26 @@ def test_a_knocked_out_phone_plays_round_2_in_the_shadow_league(stack, api, new_
     expect(questions).to_have_count(len(KEY[2]))
     for index, correct in enumerate(KEY[2]):
         for choice in correct:
-            questions.nth(index).locator("label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
+            questions.nth(index).locator(
+                "label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
     fits_phone(phone)
     phone.evaluate("window.scrollTo(0, 0)")
     phone.screenshot(path=str(DOCS / "shadow-phone.png"))
     phone.get_by_role("button", name="Submit answers").click()
     expect(phone.get_by_role("heading", name="Answers in")).to_be_visible()
-    expect(phone.locator("#round-state")).to_contain_text("Shadow league — not ranked for the prize")
+    expect(phone.locator("#round-state")).to_contain_text(
+        "Shadow league — not ranked for the prize")
     fits_phone(phone)
 
-    # The others knocked out play too (over HTTP); the real players answer; the projector follows live.
+    # The others knocked out play too (over HTTP); the real players answer; the projector follows
+    # live.
     answer_over_http(others["<b>Bobby</b> Tables"]["2"], 2, right=True)
     answer_over_http(others["Edsger Dijkstra"]["2"], 2, right=False)
     answer_over_http(others["Ada Lovelace"]["2"], 2, right=True)
     answer_over_http(others["Grace Hopper"]["2"], 2, right=False)
     expect(projector.locator(".during .big-count")).to_have_text("2 of 3 answered", timeout=POLL)
-    expect(projector.locator(".shadow-count")).to_have_text("+ 3 in the shadow league", timeout=POLL)
+    expect(projector.locator(".shadow-count")).to_have_text("+ 3 in the shadow league",
+                                                            timeout=POLL)
     panel = projector.locator("#shadow-panel")
     expect(panel.locator("li")).to_have_count(3, timeout=POLL)
     stage_fits(projector)

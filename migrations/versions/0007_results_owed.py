@@ -1,4 +1,5 @@
-"""results owed: a closed round records in its own transaction that its result SMS are still to be queued
+"""results owed: a closed round records in its own transaction that its result SMS are still to be
+queued
 
 Revision ID: 0007_results_owed
 Revises: 0006_close_in_place
@@ -16,7 +17,8 @@ depends_on = None
 
 
 def upgrade():
-    # Rounds closed before this revision had their results queued (or lost) already: nothing is owed.
+    # Rounds closed before this revision had their results queued (or lost) already: nothing is
+    # owed.
     with op.batch_alter_table("challenge") as batch:
         batch.add_column(sa.Column("results_due_at", sa.DateTime(), nullable=True))
 

@@ -1,4 +1,5 @@
-"""The game: rounds, their questions, each player's link, submissions and photos, the ranking order."""
+"""The game: rounds, their questions, each player's link, submissions and photos, the ranking
+order."""
 from datetime import datetime, timedelta
 
 from sqlalchemy import (JSON, ForeignKey, Index, String, Text, UniqueConstraint, exists, false,
@@ -29,13 +30,14 @@ class Challenge(db.Model):
     opened_at: Mapped[datetime | None]
     closes_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
-    # Set by the close, with the ranks (readers need no index on rank): how many submitters were ranked,
-    # and the score and time of the last place that stayed (the cut line; None when nobody was ranked).
+    # Set by the close, with the ranks (readers need no index on rank): how many submitters were
+    # ranked, and the score and time of the last place that stayed (the cut line; None when nobody
+    # was ranked).
     ranked_count: Mapped[int | None]
     cut_score: Mapped[int | None]
     cut_response_time: Mapped[float | None]
-    # Set by the close when results are to be texted, cleared once their messages are queued: reconcile
-    # queues them if the nudge to the workers was lost (Redis down at the close).
+    # Set by the close when results are to be texted, cleared once their messages are queued:
+    # reconcile queues them if the nudge to the workers was lost (Redis down at the close).
     results_due_at: Mapped[datetime | None]
 
     questions: Mapped[list["Question"]] = relationship(
@@ -66,7 +68,8 @@ class Challenge(db.Model):
     def open(self, now: datetime) -> None:
         """Open the round; its clock (if it has a time limit) starts now."""
         if not self.is_draft:
-            raise QuizError(f"Round {self.number} is already {self.status}.", code=f"already_{self.status}")
+            raise QuizError(f"Round {self.number} is already {self.status}.",
+                            code=f"already_{self.status}")
         self.status = RoundStatus.OPEN
         self.opened_at = now
         if self.time_limit_seconds:
@@ -92,7 +95,8 @@ def _round_after(number):
 
 
 class ByKind:
-    """What a question's kind decides, for the ORM row and the submit's plain row (answers.Asked) alike."""
+    """What a question's kind decides, for the ORM row and the submit's plain row (answers.Asked)
+    alike."""
 
     __slots__ = ()
 
@@ -107,7 +111,8 @@ class ByKind:
 
 
 class Question(ByKind, db.Model):
-    """A question of one of the kinds in question_types: multiple choice (`answer` lists the correct choices) or photo."""
+    """A question of one of the kinds in question_types: multiple choice (`answer` lists the
+    correct choices) or photo."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
@@ -128,7 +133,8 @@ class FormLink(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
-    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"), index=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"),
+                                              index=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     seed: Mapped[int]  # shuffles this participant's choices
     started_at: Mapped[datetime | None]  # the Start press; the response clock runs from here
@@ -156,7 +162,8 @@ class Submission(db.Model):
 
     __table_args__ = (
         UniqueConstraint("participant_id", "challenge_id"),
-        # Only the shadow league's rows (the standings read them): real submissions never touch this index.
+        # Only the shadow league's rows (the standings read them): real submissions never touch
+        # this index.
         Index("ix_submission_shadow", "participant_id", postgresql_where=text("shadow IS true"),
               sqlite_where=text("shadow IS 1")),
         {"postgresql_with": {"fillfactor": SUBMISSION_FILLFACTOR}},
@@ -177,7 +184,8 @@ Index("ix_submission_ranking", Submission.challenge_id, *RANKING_ORDER)
 
 
 class PhotoAnswer(db.Model):
-    """A photo sent for a photo question: stored under `key`, worth its points once staff accept it."""
+    """A photo sent for a photo question: stored under `key`, worth its points once staff accept
+    it."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"))

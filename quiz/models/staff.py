@@ -38,16 +38,19 @@ class AuditEntry(db.Model):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
-HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through", "other": "Something else"}
+HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through",
+              "other": "Something else"}
 
 
 
 
 class HelpRequest(db.Model):
-    """A participant asking the help desk; staff answer with a reply the participant sees on their page."""
+    """A participant asking the help desk; staff answer with a reply the participant sees on their
+    page."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"),
+                                                index=True)
     kind: Mapped[str] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[HelpStatus] = status_column(HelpStatus, HelpStatus.OPEN, index=True)

@@ -25,7 +25,8 @@ def load_user(user_id: str):
 
 
 def bootstrap_admin() -> None:
-    """With no organizer yet, ADMIN_PASSWORD creates 'admin' (or use `flask --app quiz admin create`)."""
+    """With no organizer yet, ADMIN_PASSWORD creates 'admin' (or use `flask --app quiz admin
+    create`)."""
     password = current_app.config["ADMIN_PASSWORD"]
     if password and not db.session.scalar(select(func.count()).select_from(AdminUser)):
         user = AdminUser(username="admin")
@@ -40,7 +41,8 @@ def login():
     error = None
     if request.method == "POST":
         write(bootstrap_admin)
-        user = db.session.scalar(select(AdminUser).where(AdminUser.username == request.form.get("username", "admin")))
+        user = db.session.scalar(select(AdminUser).where(
+            AdminUser.username == request.form.get("username", "admin")))
         if user and user.check_password(request.form.get("password", "")):
             login_user(user, remember=True)
             return redirect(url_for("admin.dashboard"), 303)
@@ -76,7 +78,8 @@ def dashboard():
 @login_required
 def start_round(number):
     """Open a round from the console."""
-    return act(lambda: record(current_user.username, "start round", rounds.start_round(number, utcnow())),
+    return act(lambda: record(current_user.username, "start round",
+                              rounds.start_round(number, utcnow())),
                 f"Round {number} is open. Links are going out.")
 
 
@@ -84,7 +87,8 @@ def start_round(number):
 @login_required
 def end_round(number):
     """Close a round and eliminate, from the console."""
-    return act(lambda: record(current_user.username, "end round", rounds.close_round(number, utcnow())),
+    return act(lambda: record(current_user.username, "end round",
+                              rounds.close_round(number, utcnow())),
                 f"Round {number} is closed and eliminations are done.")
 
 
@@ -122,8 +126,9 @@ def participants():
     rows = select(Participant).order_by(Participant.id)
     if query:
         like = f"%{query.lower()}%"
-        rows = rows.where(db.or_(func.lower(Participant.name).like(like), Participant.email.like(like),
-                                 Participant.phone.like(f"%{query}%"), func.lower(Participant.company).like(like)))
+        rows = rows.where(db.or_(func.lower(Participant.name).like(like),
+                                 Participant.email.like(like), Participant.phone.like(f"%{query}%"),
+                                 func.lower(Participant.company).like(like)))
     found = db.session.scalars(rows.limit(PAGE_SIZE)).all()
     return render_template("admin/participants.html", query=query, found=found, page_size=PAGE_SIZE,
                            current=rounds.current_challenge())
@@ -137,7 +142,8 @@ def disqualify(participant_id):
         participant = db.get_or_404(Participant, participant_id)
         number = rounds.disqualify(participant, request.form.get("reason", ""))
         record(current_user.username, "disqualify", None,
-               f"{participant.name} (round {number}): {' '.join(request.form.get('reason', '').split())}")
+               f"{participant.name} (round {number}): "
+               f"{' '.join(request.form.get('reason', '').split())}")
     return act(operation, "Disqualified.", "admin.participants", q=request.form.get("q", ""))
 
 
@@ -147,7 +153,8 @@ def load_questions():
     """Load a question bank (YAML, pasted or uploaded) from the console; all or nothing."""
     from ..questions import apply_bank, parse_bank
     upload = request.files.get("file")
-    text = upload.read().decode("utf-8", "replace") if upload and upload.filename else request.form.get("yaml", "")
+    text = (upload.read().decode("utf-8", "replace") if upload and upload.filename
+            else request.form.get("yaml", ""))
 
     def operation():
         changes = apply_bank(parse_bank(text))
@@ -167,10 +174,11 @@ def results(number):
     challenge = rounds.get_challenge(number)
     reasons = dict(db.session.execute(select(Participant.id, Participant.elimination_reason)
                                       .where(Participant.eliminated_in == number)).all())
-    return render_template("admin/results.html", c=challenge, entries=leaderboard(challenge), reasons=reasons)
+    return render_template("admin/results.html", c=challenge, entries=leaderboard(challenge),
+                           reasons=reasons)
 
 
-# --- SMS: progress, failures, resend, wording, reminders ----------------------------------------------
+# --- SMS: progress, failures, resend, wording, reminders -----------------------------------------
 
 @bp.get("/rounds/<int:number>/sms")
 @login_required
@@ -185,7 +193,8 @@ def sms_panel(number):
 def failed_messages(number):
     """Messages of a round that could not be delivered, with the provider's reason."""
     challenge = rounds.get_challenge(number)
-    failed = db.session.execute(select(Message, Participant).join(Participant, Participant.id == Message.participant_id)
+    failed = db.session.execute(select(Message, Participant)
+                                .join(Participant, Participant.id == Message.participant_id)
                                 .where(Message.challenge_id == challenge.id,
                                        Message.status == MessageStatus.FAILED)
                                 .order_by(Message.id)).all()
@@ -198,10 +207,12 @@ def retry_failed(number):
     """Send every failed message of the round again."""
     def operation():
         ids = delivery.requeue_failed(rounds.get_challenge(number))
-        record(current_user.username, "retry failed SMS", None, f"round {number}: {len(ids)} message(s)")
+        record(current_user.username, "retry failed SMS", None,
+               f"round {number}: {len(ids)} message(s)")
         notify.hand_over(ids, f"round {number} retry")
         return ids
-    return act(operation, f"Failed messages of round {number} are queued again.", "admin.failed_messages", number=number)
+    return act(operation, f"Failed messages of round {number} are queued again.",
+               "admin.failed_messages", number=number)
 
 
 @bp.post("/participants/<int:participant_id>/resend/<int:number>")
@@ -218,4 +229,5 @@ def resend_link(participant_id, number):
     if request.form.get("back") == "participants":
         return act(operation, f"Round {number} link is being sent again.", "admin.participants",
                     q=request.form.get("q", ""))
-    return act(operation, f"Round {number} link is being sent again.", "admin.failed_messages", number=number)
+    return act(operation, f"Round {number} link is being sent again.", "admin.failed_messages",
+               number=number)

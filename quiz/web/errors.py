@@ -47,34 +47,41 @@ def csrf_error(error: CSRFError):
 def http_error(error: HTTPException):
     status = error.code or 500
     # abort(404, "...") carries a message meant for the person; the default ones don't.
-    message = error.description if error.description != type(error).description else MESSAGES.get(status, error.name)
+    message = (error.description if error.description != type(error).description
+               else MESSAGES.get(status, error.name))
     if status == 429:  # Flask-Limiter's description is the limit itself
         message = f"{MESSAGES[429]} (limit: {error.description})"
     return respond(status, message, error.name.lower().replace(" ", "_"))
 
 
-DATABASE_BUSY = ("We couldn't save that just now \u2014 nothing was lost; please press the button again in a moment.")
+DATABASE_BUSY = ("We couldn't save that just now \u2014 nothing was lost; "
+                 "please press the button again in a moment.")
 
 
 @bp.app_errorhandler(DBAPIError)
 def database_unavailable(error: DBAPIError):
-    """A locked database or a dropped connection: 503 with Retry-After, never a stack trace; anything else is a bug."""
+    """A locked database or a dropped connection: 503 with Retry-After, never a stack trace;
+    anything else is a bug."""
     if not (isinstance(error, OperationalError) or error.connection_invalidated):
         return unexpected(error)
-    log.warning("database unavailable on %s %s: %s", request.method, request.path, str(error).splitlines()[0])
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                str(error).splitlines()[0])
     return busy()
 
 
 @bp.app_errorhandler(PoolTimeout)
 def database_overloaded(error: PoolTimeout):
-    """Every pooled connection stayed busy for pool_timeout (a rush bigger than the pool): the same 503, not a bug."""
-    log.warning("no database connection free on %s %s: %s", request.method, request.path, str(error).splitlines()[0])
+    """Every pooled connection stayed busy for pool_timeout (a rush bigger than the pool): the
+    same 503, not a bug."""
+    log.warning("no database connection free on %s %s: %s", request.method, request.path,
+                str(error).splitlines()[0])
     return busy()
 
 
 def busy():
     """503 "nothing was lost, press again" with Retry-After; the transaction rolled back."""
-    db.session.rollback()  # nothing half-written; the next request starts clean (the pool renews dead links)
+    # nothing half-written; the next request starts clean (the pool renews dead links)
+    db.session.rollback()
     body, status = respond(503, DATABASE_BUSY, "busy")
     response = current_app.make_response((body, status))
     response.headers["Retry-After"] = "2"

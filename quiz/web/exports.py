@@ -25,5 +25,6 @@ def download(name):
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{filename(name, current_app.config["EVENT_NAME"])}"')
-    response.headers["Cache-Control"] = "no-store"  # personal data: never kept by a proxy or the browser cache
+    # personal data: never kept by a proxy or the browser cache
+    response.headers["Cache-Control"] = "no-store"
     return response
