@@ -148,7 +148,8 @@ def demo(port: int, host: str):
 
 
 def demo_supervisor(instance: Path, host: str, port: int) -> Supervisor:
-    """Web, worker and (unless REDIS_URL names another) the embedded Redis as supervised children."""
+    """Web, worker and (unless REDIS_URL names another) the embedded Redis, as supervised
+    children."""
     redis_url = current_app.config["REDIS_URL"]
     env = dict(os.environ, REDIS_URL=redis_url, BIND=f"{host}:{port}")
     env.setdefault("PUBLIC_BASE_URL", current_app.config["PUBLIC_BASE_URL"])

@@ -66,7 +66,8 @@ def embedded_redis_args(instance: Path) -> list[str]:
     that ensure_redis gives it."""
     directory = instance / "redis"
     directory.mkdir(parents=True, exist_ok=True)
-    return server_args(directory, directory / "redis.sock") + ["--logfile", str(directory / "redis.log")]
+    log = ["--logfile", str(directory / "redis.log")]
+    return server_args(directory, directory / "redis.sock") + log
 
 
 def ensure_redis(instance: Path) -> str:
