@@ -1,11 +1,12 @@
-"""Websocket clients on /ws (gevent), run as processes by bench/load.py (several: one process receiving thousands
-of frames would be what limits). Each prints `READY {...}` once every client is connected (and has its first
-frame), then waits for one line on stdin:
+"""Websocket clients on /ws (gevent), run as processes by bench/load.py (several: one process
+receiving thousands of frames would be what limits). Each prints `READY {...}` once every client is
+connected (and has its first frame), then waits for one line on stdin:
 
-    python -m bench.sockets idle   WS_URL CLIENTS                      then `PROBES [t, ...]` (monotonic times
-                                   the coordinator published "changed" at): each socket's next frame after each
-    python -m bench.sockets stream WS_URL CLIENTS --database URL --seconds S   then `GO`: frames for S seconds
-                                   while submissions flow
+    python -m bench.sockets idle   WS_URL CLIENTS
+        then `PROBES [t, ...]` (monotonic times the coordinator published "changed" at): each
+        socket's next frame after each
+    python -m bench.sockets stream WS_URL CLIENTS --database URL --seconds S
+        then `GO`: frames for S seconds while submissions flow
 
 and prints `RESULT {...}` with the raw latencies (seconds), for the coordinator to merge.
 """
@@ -30,7 +31,8 @@ from gevent.pool import Pool  # noqa: E402
 from bench.stack import raise_open_files  # noqa: E402
 
 COUNT = re.compile(rb"<strong>(\d+)</strong> of")
-RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')  # the server's time.time() when it sent the frame out
+# the server's time.time() when it sent the frame out
+RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
 CONNECTING_AT_ONCE = 200
 
 
@@ -43,7 +45,8 @@ class Client:
     def connect(self) -> bool:
         try:
             self.ws = websocket.create_connection(self.url, timeout=60, skip_utf8_validation=True)
-            self.frames.append((time.monotonic(), self.ws.recv_data()[1]))  # the state sent on connect
+            # the state sent on connect
+            self.frames.append((time.monotonic(), self.ws.recv_data()[1]))
             self.ws.settimeout(None)
             return True
         except Exception:
@@ -69,7 +72,8 @@ def connect_all(url: str, count: int) -> tuple[list[Client], float]:
 
 
 def idle(clients: list[Client], probes: list[float]) -> dict:
-    """Per socket and probe (a "changed" published at that monotonic time): the wait for its next frame."""
+    """Per socket and probe (a "changed" published at that monotonic time): the wait for its next
+    frame."""
     latencies, delivered = [], 0
     ends = probes[1:] + [float("inf")]
     for client in clients:
@@ -82,15 +86,17 @@ def idle(clients: list[Client], probes: list[float]) -> dict:
 
 
 def stream(clients: list[Client], engine, seconds: float) -> dict:
-    """Record frames for `seconds` while the database's submission count is polled; per new count shown:
-    receipt time minus the last moment the database was seen without it (an upper bound on commit → screen).
-    Per frame: receipt minus the server's stamp (publish → receipt; one clock on loopback)."""
+    """Record frames for `seconds` while the database's submission count is polled; per new count
+    shown: receipt time minus the last moment the database was seen without it (an upper bound on
+    commit → screen). Per frame: receipt minus the server's stamp (publish → receipt; one clock on
+    loopback)."""
     polls = []  # (time the read began, count it saw)
 
     def poll_once():
         with engine.connect() as connection:
             began = time.monotonic()
-            polls.append((began, connection.exec_driver_sql("SELECT count(*) FROM submission").scalar()))
+            polls.append((began,
+                          connection.exec_driver_sql("SELECT count(*) FROM submission").scalar()))
     for client in clients:
         client.frames.clear()
     started = time.monotonic()
@@ -100,7 +106,8 @@ def stream(clients: list[Client], engine, seconds: float) -> dict:
         gevent.sleep(0.02)
     counts = [seen for _, seen in polls]  # never decreases
     latencies, published, frames = [], [], 0
-    wall = time.time() - time.monotonic()  # receipts are on the monotonic clock, stamps on the wall clock
+    # receipts are on the monotonic clock, stamps on the wall clock
+    wall = time.time() - time.monotonic()
     for client in clients:
         shown = None
         for received, data in client.frames:
@@ -136,7 +143,8 @@ def main() -> None:
     args = parser.parse_args()
     signal.alarm(int(args.seconds) + 600)  # bounded, whatever happens to the server
     raise_open_files()
-    if args.mode == "stream":  # imported and connected now: an import blocks every socket of this process
+    if args.mode == "stream":
+        # imported and connected now: an import blocks every socket of this process
         import sqlalchemy
         engine = sqlalchemy.create_engine(args.database)
         engine.connect().close()
@@ -144,7 +152,8 @@ def main() -> None:
     print("READY " + json.dumps({"connected": len(clients), "connect_s": took}), flush=True)
     gevent.sleep(1)  # let the connect-time frames settle
     cpu, wall = process_cpu(), time.monotonic()
-    command = FileObject(sys.stdin.fileno(), "r").readline()  # cooperative: frames keep arriving meanwhile
+    # cooperative: frames keep arriving meanwhile
+    command = FileObject(sys.stdin.fileno(), "r").readline()
     if args.mode == "idle":
         result = idle(clients, json.loads(command.removeprefix("PROBES ")))
     else:

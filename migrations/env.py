@@ -95,8 +95,9 @@ def run_migrations_online():
     with connectable.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
-            # Batch mode rebuilds a table to change it (copy, drop the old, rename): with foreign keys on, dropping
-            # the old table would cascade into every row pointing at it. Off for the migration, checked after.
+            # Batch mode rebuilds a table to change it (copy, drop the old, rename): with foreign
+            # keys on, dropping the old table would cascade into every row pointing at it. Off for
+            # the migration, checked after.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         context.configure(

@@ -1,4 +1,5 @@
-"""Consistent backups during the event, and restore: SQLite's online backup API, or pg_dump / pg_restore."""
+"""Consistent backups during the event, and restore: SQLite's online backup API, or pg_dump /
+pg_restore."""
 import shutil
 import sqlite3
 import subprocess
@@ -13,7 +14,8 @@ def _libpq_url(url) -> str:
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
+    found = shutil.which(name) or next(
+        iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
     if not found:
         raise RuntimeError(f"{name} not found: install PostgreSQL's client tools.")
     return str(found)
@@ -32,8 +34,8 @@ def backup_database(database_url: str, destination: Path) -> Path:
             target.close()
             source.close()
     elif url.get_backend_name() == "postgresql":
-        subprocess.run([_tool("pg_dump"), "--format=custom", "--file", str(destination), _libpq_url(url)],
-                       check=True, capture_output=True)
+        subprocess.run([_tool("pg_dump"), "--format=custom", "--file", str(destination),
+                        _libpq_url(url)], check=True, capture_output=True)
     else:
         raise RuntimeError(f"No backup method for {url.get_backend_name()}.")
     return destination
@@ -53,7 +55,7 @@ def restore_database(database_url: str, source: Path) -> None:
             target.close()
             backup.close()
     elif url.get_backend_name() == "postgresql":
-        subprocess.run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--dbname", _libpq_url(url),
-                        str(source)], check=True, capture_output=True)
+        subprocess.run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--dbname",
+                        _libpq_url(url), str(source)], check=True, capture_output=True)
     else:
         raise RuntimeError(f"No restore method for {url.get_backend_name()}.")

@@ -29,14 +29,17 @@ class CheckIn:
 
 
 def normalize_code(raw: str) -> str:
-    """The code as stored, from what was scanned or typed ('7kq2m-9xd4t' → '7KQ2M9XD4T'); QuizError if it can't be one."""
+    """The code as stored, from what was scanned or typed ('7kq2m-9xd4t' → '7KQ2M9XD4T'); QuizError
+    if it can't be one."""
     if "://" in str(raw or ""):
-        raise QuizError("That QR code is a web link, not a check-in code: scan the QR code on the badge or under "
-                        "'Your check-in code' on the participant's page.", code="invalid", status=422)
+        raise QuizError("That QR code is a web link, not a check-in code: scan the QR code on the "
+                        "badge or under 'Your check-in code' on the participant's page.",
+                        code="invalid", status=422)
     code = "".join(str(raw or "").split()).replace("-", "").upper().translate(LOOKALIKES)
     if len(code) != CHECKIN_LENGTH or any(ch not in CHECKIN_ALPHABET for ch in code):
-        raise QuizError(f"That isn't a check-in code: it has {CHECKIN_LENGTH} letters and digits, as printed "
-                        "under the QR code on the badge. Check it and try again.", code="invalid", status=422)
+        raise QuizError(f"That isn't a check-in code: it has {CHECKIN_LENGTH} letters and digits, "
+                        "as printed under the QR code on the badge. Check it and try again.",
+                        code="invalid", status=422)
     return code
 
 
@@ -47,16 +50,18 @@ def display_code(code: str) -> str:
 
 
 def check_in(raw_code: str, now: datetime) -> CheckIn:
-    """Mark the badge's owner as here (the first scan counts; later ones say since when); the caller commits."""
+    """Mark the badge's owner as here (the first scan counts; later ones say since when); the caller
+    commits."""
     code = normalize_code(raw_code)
     participant = db.session.scalar(select(Participant).where(Participant.checkin_code == code))
     if participant is None:
-        raise QuizError("Unknown code: no participant has this badge. Check the code, or look the person up "
-                        "under Participants.", code="unknown_code", status=404)
+        raise QuizError("Unknown code: no participant has this badge. Check the code, or look the "
+                        "person up under Participants.", code="unknown_code", status=404)
     # Conditional: two kiosks scanning the same badge at once record one time.
     marked = db.session.execute(update(Participant).where(Participant.id == participant.id,
                                                           Participant.checked_in_at.is_(None))
-                                .values(checked_in_at=now).execution_options(synchronize_session=False)).rowcount
+                                .values(checked_in_at=now)
+                                .execution_options(synchronize_session=False)).rowcount
     db.session.refresh(participant)
     if marked:
         owe(CHANGED)
@@ -78,7 +83,8 @@ def first_round() -> Challenge | None:
 
 
 def needs_checkin(number: int, checked_in_at: datetime | None) -> bool:
-    """CHECKIN_REQUIRED is on, round `number` is the first, and the player (checked in at `checked_in_at`) isn't."""
+    """CHECKIN_REQUIRED is on, round `number` is the first, and the player (checked in at
+    `checked_in_at`) isn't."""
     if not current_app.config["CHECKIN_REQUIRED"] or checked_in_at is not None:
         return False
     return not db.session.scalar(select(exists().where(Challenge.number < number)))
@@ -86,13 +92,14 @@ def needs_checkin(number: int, checked_in_at: datetime | None) -> bool:
 
 def checkin_counts() -> dict:
     """How many are here, of how many registered (for the kiosk)."""
-    here, total = db.session.execute(select(func.count(Participant.checked_in_at), func.count())).one()
+    here, total = db.session.execute(select(func.count(Participant.checked_in_at),
+                                            func.count())).one()
     return {"here": here, "total": total}
 
 
 def unchecked_finalists(limit: int = 20) -> tuple[int, list[str]]:
-    """With PRIZE_REQUIRES_CHECKIN, before and during the last round: how many still in haven't checked in,
-    and the first few names (for the console's warning)."""
+    """With PRIZE_REQUIRES_CHECKIN, before and during the last round: how many still in haven't
+    checked in, and the first few names (for the console's warning)."""
     if not current_app.config["PRIZE_REQUIRES_CHECKIN"]:
         return 0, []
     current = current_challenge()  # the open round, else the next one
@@ -100,5 +107,6 @@ def unchecked_finalists(limit: int = 20) -> tuple[int, list[str]]:
         return 0, []
     missing = (Participant.eliminated_in.is_(None), Participant.checked_in_at.is_(None))
     count = db.session.scalar(select(func.count()).where(*missing))
-    names = db.session.scalars(select(Participant.name).where(*missing).order_by(Participant.name).limit(limit))
+    names = db.session.scalars(select(Participant.name).where(*missing)
+                               .order_by(Participant.name).limit(limit))
     return count, list(names)

@@ -36,24 +36,29 @@ class Config:
     INSTANCE_PATH = str(INSTANCE)
     # Unset secrets are generated once and kept in instance/ (see create_app).
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
-    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'knockout.db'}"
-    # Each web process keeps DATABASE_POOL_SIZE connections open and opens up to DATABASE_MAX_OVERFLOW more in a
-    # rush (closed again when it passes). Sized for a gevent process serving a room of phones at once: a pool
-    # smaller than the rush would close and reopen connections on every request (a new PostgreSQL backend each).
+    SQLALCHEMY_DATABASE_URI = (os.environ.get("DATABASE_URL")
+                               or f"sqlite:///{INSTANCE / 'knockout.db'}")
+    # Each web process keeps DATABASE_POOL_SIZE connections open and opens up to
+    # DATABASE_MAX_OVERFLOW more in a rush (closed again when it passes). Sized for a gevent process
+    # serving a room of phones at once: a pool smaller than the rush would close and reopen
+    # connections on every request (a new PostgreSQL backend each).
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_size": int(os.environ.get("DATABASE_POOL_SIZE", "20")),
                                  "max_overflow": int(os.environ.get("DATABASE_MAX_OVERFLOW", "10"))}
-    # A pooled connection idle this long is checked before use (a database restart in a quiet spell goes
-    # unnoticed); one reused within a rush is not, saving a round trip per request (a restart mid-rush costs
-    # each web process one "press again": the first error renews its whole pool). 0: check every time.
+    # A pooled connection idle this long is checked before use (a database restart in a quiet spell
+    # goes unnoticed); one reused within a rush is not, saving a round trip per request (a restart
+    # mid-rush costs each web process one "press again": the first error renews its whole pool).
+    # 0: check every time.
     DATABASE_PING_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_IDLE_SECONDS", "1"))
-    # SQLite only: how long a write waits for another writer's lock before giving up (then a 503 "try again").
+    # SQLite only: how long a write waits for another writer's lock before giving up (then a 503
+    # "try again").
     SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", "10000"))
     # Empty means: start (or reuse) the embedded Redis server in instance/.
     REDIS_URL = os.environ.get("REDIS_URL", "")
     STORAGE_URL = os.environ.get("STORAGE_URL") or f"file://{INSTANCE / 'storage'}"
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
-    # How a player gets their stored form: "serve" (Knockout reads it from storage and answers with it)
-    # or "redirect" (S3 only: a pre-signed URL minted at that click, valid FORMS_URL_EXPIRY_SECONDS).
+    # How a player gets their stored form: "serve" (Knockout reads it from storage and answers with
+    # it) or "redirect" (S3 only: a pre-signed URL minted at that click, valid
+    # FORMS_URL_EXPIRY_SECONDS).
     FORMS_DELIVERY = os.environ.get("FORMS_DELIVERY", "serve")
     FORMS_URL_EXPIRY_SECONDS = int(os.environ.get("FORMS_URL_EXPIRY_SECONDS", "300"))
     # How often a worker compares stored forms with the database and repairs any drift.
@@ -81,10 +86,11 @@ class Config:
     # The venue's time zone: times organizers type and read in the console.
     EVENT_TIMEZONE = os.environ.get("EVENT_TIMEZONE", "UTC")
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
-    # Largest photo a player may send for a photo question (only those rounds' submits take more than the above).
+    # Largest photo a player may send for a photo question (only those rounds' submits take more
+    # than the above).
     PHOTO_MAX_BYTES = int(os.environ.get("PHOTO_MAX_BYTES", str(8 * 1000 * 1000)))
-    # Reverse proxies in front (nginx = 1, a load balancer before nginx = 2) whose X-Forwarded-For and
-    # X-Forwarded-Proto are trusted; 0 trusts none. Rate limits key on the address this yields.
+    # Reverse proxies in front (nginx = 1, a load balancer before nginx = 2) whose X-Forwarded-For
+    # and X-Forwarded-Proto are trusted; 0 trusts none. Rate limits key on the address this yields.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     # A phone left open all day must still be able to submit: no CSRF token expiry.
     WTF_CSRF_TIME_LIMIT = None
@@ -92,20 +98,23 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
-    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # "json" for one JSON object per line, with request ids
+    # "json" for one JSON object per line, with request ids
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
     # How often a worker looks for lost work (a Redis outage, a dead worker) and hands it out again.
     RECONCILE_SECONDS = float(os.environ.get("RECONCILE_SECONDS", "30"))
     # Days after the last round before `flask --app quiz privacy shred` may remove personal data.
     RETENTION_DAYS = float(os.environ.get("RETENTION_DAYS", "30"))
-    # Round 1 only for players who checked in at the venue (badge QR or code at the kiosk): the others get
-    # no round-1 link and can't start it. Off by default.
+    # Round 1 only for players who checked in at the venue (badge QR or code at the kiosk): the
+    # others get no round-1 link and can't start it. Off by default.
     CHECKIN_REQUIRED = _flag("CHECKIN_REQUIRED", False)
-    # Knocked-out players may still play the later rounds in a shadow league, not ranked for the prize
-    # (disqualified players excepted). Off: their links just say they are out.
+    # Knocked-out players may still play the later rounds in a shadow league, not ranked for the
+    # prize (disqualified players excepted). Off: their links just say they are out.
     SHADOW_LEAGUE = _flag("SHADOW_LEAGUE", True)
-    # The winner is the best-ranked player of the last round who has checked in at the venue. Off by default.
+    # The winner is the best-ranked player of the last round who has checked in at the venue. Off by
+    # default.
     PRIZE_REQUIRES_CHECKIN = _flag("PRIZE_REQUIRES_CHECKIN", False)
-    # How long a browser may reuse a report page (/r/<code>) without asking again; it revalidates by ETag.
+    # How long a browser may reuse a report page (/r/<code>) without asking again; it revalidates by
+    # ETag.
     REPORT_MAX_AGE = int(os.environ.get("REPORT_MAX_AGE", "15"))
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.
     LIVE_TICK_SECONDS = float(os.environ.get("LIVE_TICK_SECONDS", "0.5"))

@@ -56,7 +56,8 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
     """
     sender, rate = backend(), float(current_app.config["SMS_RATE_PER_SECOND"])
     pending = message_ids if sender.external else claim(message_ids, worker)
-    # One query for the batch's rows (claimed ones, for the outbox); external sends re-check each claim.
+    # One query for the batch's rows (claimed ones, for the outbox); external sends re-check each
+    # claim.
     rows = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_(pending)))}
     sent = failed = 0
     retry = []
@@ -89,7 +90,8 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
 
 def retry_later(message_ids: list[int]) -> None:
     """Owe one more send of these messages, after a backoff that grows with their attempts."""
-    attempts = max(db.session.scalars(select(Message.attempts).where(Message.id.in_(message_ids))).all())
+    attempts = max(db.session.scalars(select(Message.attempts)
+                                      .where(Message.id.in_(message_ids))).all())
     delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
     owe(Job(Task.SEND_MESSAGES, (message_ids,), at=utcnow() + timedelta(seconds=delay),
             description=f"SMS retry of {len(message_ids)} (attempt {attempts + 1})"))
@@ -108,7 +110,8 @@ def requeue_failed(challenge: Challenge) -> list[int]:
 
 def requeue_link(participant: Participant, challenge: Challenge) -> int:
     """Resend one player's link for a round (their one round-link message goes out again)."""
-    message_id = db.session.scalar(select(Message.id).where(Message.key == f"round_link:{challenge.id}:{participant.id}"))
+    message_id = db.session.scalar(select(Message.id).where(
+        Message.key == f"round_link:{challenge.id}:{participant.id}"))
     if message_id is None:
         raise QuizError(f"{participant.name} has no link message for round {challenge.number} yet.",
                         code="no_message")
@@ -128,7 +131,8 @@ def stale_sending(older_than: timedelta) -> list[int]:
 def sms_progress(challenge: Challenge) -> dict:
     """Where sending the round's links stands: status, total, sent, failed, percent, rate, ETA."""
     counts = dict(db.session.execute(
-        select(Message.status, func.count()).where(Message.challenge_id == challenge.id, Message.kind == "round_link")
+        select(Message.status, func.count()).where(Message.challenge_id == challenge.id,
+                                                   Message.kind == "round_link")
         .group_by(Message.status)).all())
     total = sum(counts.values())
     sent, failed = counts.get(MessageStatus.SENT, 0), counts.get(MessageStatus.FAILED, 0)
@@ -146,8 +150,8 @@ def sms_progress(challenge: Challenge) -> dict:
     rate = round(recent / window, 1)
     remaining = total - sent - failed
     eta = round(remaining / rate) if rate and remaining else (0 if status == "completed" else None)
-    return {"status": status, "total": total, "sent": sent, "failed": failed, "progress_percent": percent,
-            "rate_per_second": rate, "eta_seconds": eta}
+    return {"status": status, "total": total, "sent": sent, "failed": failed,
+            "progress_percent": percent, "rate_per_second": rate, "eta_seconds": eta}
 
 
 def send_time_warning(messages: int) -> str | None:

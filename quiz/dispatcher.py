@@ -53,7 +53,8 @@ class Gathered:
     """Effects not yet sent, merged: one publish, one id set per pending set, jobs in order."""
 
     changed: bool = False
-    pending: dict[tuple[Drain, int | None], set[int]] = field(default_factory=lambda: defaultdict(set))
+    pending: dict[tuple[Drain, int | None], set[int]] = field(
+        default_factory=lambda: defaultdict(set))
     others: list[Effect] = field(default_factory=list)
 
     def add(self, effects: list[Effect]) -> None:
@@ -167,7 +168,8 @@ def send(gathered: Gathered) -> None:
     for (drain, round_id), claimed in zip(gathered.pending, replies[1::2]):
         if claimed:
             enqueue(Job(Task.DRAIN_PENDING, (drain.value, round_id), description=f"pending: {drain}"
-                        + ("" if round_id is None else f" (round id {round_id})")), queue=drain.queue)
+                        + ("" if round_id is None else f" (round id {round_id})")),
+                    queue=drain.queue)
     for effect in gathered.others:
         if isinstance(effect, Job):
             enqueue(effect)
@@ -187,7 +189,8 @@ def enqueue(job: Job, queue: Queue | None = None) -> None:
     if job.at is None:
         rq_queue.enqueue(job.task.path, *job.args, **options)
     else:
-        rq_queue.enqueue_at(job.at.replace(tzinfo=timezone.utc), job.task.path, *job.args, **options)
+        rq_queue.enqueue_at(job.at.replace(tzinfo=timezone.utc), job.task.path, *job.args,
+                            **options)
 
 
 def cancel(job_id: str) -> None:

@@ -1,4 +1,5 @@
-"""What operators watch: JSON logs with a request id, /healthz, and Prometheus metrics at /metrics."""
+"""What operators watch: JSON logs with a request id, /healthz, and Prometheus metrics at
+/metrics."""
 import json
 import logging
 import os
@@ -6,7 +7,8 @@ import time
 import uuid
 
 from flask import Flask, Response, g, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq import Queue
@@ -19,17 +21,20 @@ from .supervisor import RESTARTS_KEY
 log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry()
-REQUEST_SECONDS = Histogram("knockout_request_seconds", "Request latency", ["endpoint", "method"], registry=REGISTRY,
+REQUEST_SECONDS = Histogram("knockout_request_seconds", "Request latency", ["endpoint", "method"],
+                            registry=REGISTRY,
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 SUBMISSIONS = Counter("knockout_submissions_total", "Submissions stored", registry=REGISTRY)
-# Under gunicorn (PROMETHEUS_MULTIPROC_DIR, set in gunicorn.conf.py) every process's counts are added up at
-# scrape time; the sockets gauge sums the live processes.
-SOCKETS = Gauge("knockout_websockets", "Open websockets", registry=REGISTRY, multiprocess_mode="livesum")
+# Under gunicorn (PROMETHEUS_MULTIPROC_DIR, set in gunicorn.conf.py) every process's counts are
+# added up at scrape time; the sockets gauge sums the live processes.
+SOCKETS = Gauge("knockout_websockets", "Open websockets", registry=REGISTRY,
+                multiprocess_mode="livesum")
 WORKER_STALE_SECONDS = 120
 
 
 class QueueDepth:
-    """knockout_queue_depth{queue}: jobs waiting, read from Redis at scrape time (one truth for every process)."""
+    """knockout_queue_depth{queue}: jobs waiting, read from Redis at scrape time (one truth for
+    every process)."""
 
     def collect(self):
         family = GaugeMetricFamily("knockout_queue_depth", "Jobs waiting", labels=["queue"])
@@ -76,7 +81,8 @@ def _start_request():
 def _finish_request(response):
     response.headers["X-Request-ID"] = g.get("request_id", "")
     if "started" in g:
-        REQUEST_SECONDS.labels(request.endpoint or "none", request.method).observe(time.perf_counter() - g.started)
+        REQUEST_SECONDS.labels(request.endpoint or "none", request.method).observe(
+            time.perf_counter() - g.started)
     return response
 
 
@@ -93,7 +99,8 @@ def health() -> tuple[dict, bool]:
         report["redis"] = "ok"
         now = time.time()
         workers = [w for w in Worker.all(connection=get_redis())
-                   if w.last_heartbeat and now - w.last_heartbeat.timestamp() < WORKER_STALE_SECONDS]
+                   if w.last_heartbeat
+                   and now - w.last_heartbeat.timestamp() < WORKER_STALE_SECONDS]
         report["workers"] = len(workers)
         report["queues"] = {name: Queue(name, connection=get_redis()).count for name in QUEUE_NAMES}
         restarts = get_redis().hgetall(RESTARTS_KEY)  # `flask demo`'s supervisor counts them
@@ -112,12 +119,14 @@ def healthz():
 
 
 def ping():
-    """/ping: the web process answers (no database, no Redis): a load balancer's liveness check, the benchmark's ceiling."""
+    """/ping: the web process answers (no database, no Redis): a load balancer's liveness check, the
+    benchmark's ceiling."""
     return "ok"
 
 
 def metrics():
-    """/metrics in Prometheus' text format: every web process's counts added up, queue depth from Redis."""
+    """/metrics in Prometheus' text format: every web process's counts added up, queue depth from
+    Redis."""
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

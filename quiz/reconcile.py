@@ -34,7 +34,8 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
         notify.send_reminder(reminder)
     stale = delivery.stale_sending(timedelta(seconds=stale_after))
     if stale:
-        db.session.execute(update(Message).where(Message.id.in_(stale), Message.status == MessageStatus.SENDING)
+        db.session.execute(update(Message)
+                           .where(Message.id.in_(stale), Message.status == MessageStatus.SENDING)
                            .values(status=MessageStatus.QUEUED, claimed_by=None, enqueued_at=None)
                            .execution_options(synchronize_session=False))
     db.session.flush()

@@ -14,18 +14,21 @@ from .ranking import ShadowTotal, shadow_standings
 
 
 def in_shadow_league(participant: Participant, challenge: Challenge) -> bool:
-    """This round is a shadow-league round for this player: knocked out earlier (not disqualified), league on."""
+    """This round is a shadow-league round for this player: knocked out earlier (not disqualified),
+    league on."""
     return invited(participant.eliminated_in, participant.elimination_reason, challenge.number)
 
 
 def invited(eliminated_in: int | None, reason: str | None, number: int) -> bool:
-    """Round `number` is a shadow-league round for a player out since `eliminated_in` for `reason`."""
-    return (current_app.config["SHADOW_LEAGUE"] and eliminated_in is not None and eliminated_in < number
-            and reason != "disqualified")
+    """Round `number` is a shadow-league round for a player out since `eliminated_in` for
+    `reason`."""
+    return (current_app.config["SHADOW_LEAGUE"] and eliminated_in is not None
+            and eliminated_in < number and reason != "disqualified")
 
 
 def standings(limit: int | None = None) -> list[dict]:
-    """The shadow league's table, best first: one aggregate query, ordered as ranking.shadow_key orders."""
+    """The shadow league's table, best first: one aggregate query, ordered as ranking.shadow_key
+    orders."""
     score, seconds = func.sum(Submission.score), func.sum(Submission.response_time)
     query = (select(Submission.participant_id, score, seconds, func.count(), Participant.name)
              .join(Participant, Participant.id == Submission.participant_id)
@@ -36,10 +39,12 @@ def standings(limit: int | None = None) -> list[dict]:
         query = query.limit(limit)
     rows = db.session.execute(query).all()
     names = {pid: name for pid, *_, name in rows}
-    # The database sorts so that a limit can apply; the pure function still decides the order returned.
+    # The database sorts so that a limit can apply; the pure function still decides the order
+    # returned.
     totals = shadow_standings([ShadowTotal(pid, int(s), float(t), n) for pid, s, t, n, _ in rows])
-    return [{"place": place, "user_id": t.participant_id, "name": names[t.participant_id], "score": t.score,
-             "response_time_seconds": round(t.response_time, 6), "rounds": t.rounds}
+    return [{"place": place, "user_id": t.participant_id, "name": names[t.participant_id],
+             "score": t.score, "response_time_seconds": round(t.response_time, 6),
+             "rounds": t.rounds}
             for place, t in enumerate(totals, start=1)]
 
 
@@ -58,8 +63,10 @@ def submitted(challenge: Challenge) -> int:
 def totals_of(participant_id: int) -> ShadowTotal | None:
     """One player's shadow-league totals, or None if they haven't played in it."""
     row = db.session.execute(select(func.coalesce(func.sum(Submission.score), 0),
-                                    func.coalesce(func.sum(Submission.response_time), 0.0), func.count())
-                             .where(Submission.participant_id == participant_id, Submission.shadow.is_(True))).one()
+                                    func.coalesce(func.sum(Submission.response_time), 0.0),
+                                    func.count())
+                             .where(Submission.participant_id == participant_id,
+                                    Submission.shadow.is_(True))).one()
     return ShadowTotal(participant_id, int(row[0]), float(row[1]), row[2]) if row[2] else None
 
 

@@ -1,4 +1,5 @@
-"""The worker's side: an RQ worker inside the app, and the reconcile loop beside it (`python worker.py`)."""
+"""The worker's side: an RQ worker inside the app, and the reconcile loop beside it
+(`python worker.py`)."""
 import logging
 import threading
 import time
@@ -23,7 +24,8 @@ class AppWorker(SimpleWorker):
 
 
 def run_worker(burst: bool = False, name: str | None = None) -> bool:
-    """Work the forms, notify and default queues (with RQ's scheduler) until stopped, or until empty.
+    """Work the forms, notify and default queues (with RQ's scheduler) until stopped, or until
+    empty.
 
     A long-running worker also reconciles every RECONCILE_SECONDS (one worker at a time), so work
     lost in a Redis outage or with a dead worker is found again without anyone asking.
@@ -31,7 +33,8 @@ def run_worker(burst: bool = False, name: str | None = None) -> bool:
     worker = AppWorker([get_queue(n) for n in QUEUE_NAMES], connection=get_redis(), name=name)
     if not burst:
         app = current_app._get_current_object()
-        threading.Thread(target=reconcile_forever, args=(app,), name="reconcile", daemon=True).start()
+        threading.Thread(target=reconcile_forever, args=(app,), name="reconcile",
+                         daemon=True).start()
     return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 

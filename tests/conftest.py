@@ -40,8 +40,9 @@ def redis_url(tmp_path_factory):
 
 @pytest.fixture
 def app(request, tmp_path, redis_url):
-    """The app on a fresh database and an empty Redis; `@pytest.mark.config(NAME=value)` overrides settings,
-    `@pytest.mark.batch_effects` makes it gather effects as a web process does (quiz/effects.py)."""
+    """The app on a fresh database and an empty Redis; `@pytest.mark.config(NAME=value)` overrides
+    settings, `@pytest.mark.batch_effects` makes it gather effects as a web process does
+    (quiz/effects.py)."""
     redis.Redis.from_url(redis_url).flushall()
     marker = request.node.get_closest_marker("config")
     batched = request.node.get_closest_marker("batch_effects") is not None
@@ -84,8 +85,8 @@ def make_participant(app):
 
     def make(name: str | None = None, **fields):
         n = next(counter)
-        data = {"name": name or f"Player {n}", "email": f"p{n}@example.com", "phone": f"+1415555{n:04d}",
-                "company": "Acme", "consent": True, **fields}
+        data = {"name": name or f"Player {n}", "email": f"p{n}@example.com",
+                "phone": f"+1415555{n:04d}", "company": "Acme", "consent": True, **fields}
         joined = register_participant(validate_registration(data))
         db.session.commit()
         return db.session.get(Participant, joined.id)
@@ -99,7 +100,8 @@ def run_jobs(app):
 
     def run():
         run_worker(burst=True)
-        # A batched app (@pytest.mark.batch_effects) sends what the jobs owed a moment later: run those too.
+        # A batched app (@pytest.mark.batch_effects) sends what the jobs owed a moment later: run
+        # those too.
         while state(app).dispatcher.batched:
             state(app).dispatcher.flush()
             if not any(get_queue(name).count for name in QUEUE_NAMES):
@@ -110,7 +112,8 @@ def run_jobs(app):
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """moto in server mode on loopback, in this process (SNS: the tests read its record of each SMS sent)."""
+    """moto in server mode on loopback, in this process (SNS: the tests read its record of each SMS
+    sent)."""
     from moto.server import ThreadedMotoServer
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -123,13 +126,13 @@ def moto_server():
 def s3_server(tmp_path_factory):
     """moto's S3 on loopback in a process of its own (forms storage): boto3 talks real HTTP to it.
 
-    Not a thread of this process like moto_server: a test's busy threads would share the GIL with it, and a
-    whole event's forms on S3 took four times as long as in a folder.
+    Not a thread of this process like moto_server: a test's busy threads would share the GIL with
+    it, and a whole event's forms on S3 took four times as long as in a folder.
     """
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -137,7 +140,8 @@ def s3_server(tmp_path_factory):
             requests.get(f"{url}/moto-api/", timeout=1)
             break
         except requests.RequestException:
-            assert process.poll() is None and time.monotonic() < deadline, "moto's server did not start"
+            assert (process.poll() is None
+                    and time.monotonic() < deadline), "moto's server did not start"
             time.sleep(0.1)
     yield url
     process.terminate()
@@ -147,13 +151,15 @@ def s3_server(tmp_path_factory):
 
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.nodb)])
 def storage(request, app, monkeypatch):
-    """Each test using it runs twice: forms in a folder, then in S3 (moto's server over real HTTP)."""
+    """Each test using it runs twice: forms in a folder, then in S3 (moto's server over real
+    HTTP)."""
     from quiz.storage import get_storage
     if request.param == "s3":
         endpoint = request.getfixturevalue("s3_server")
         for name, value in AWS_TEST_ENV.items():
             monkeypatch.setenv(name, value)
-        app.config.update(STORAGE_URL=f"s3://{new_bucket(endpoint)}/event", S3_ENDPOINT_URL=endpoint)
+        app.config.update(STORAGE_URL=f"s3://{new_bucket(endpoint)}/event",
+                          S3_ENDPOINT_URL=endpoint)
     state(app).storage = None  # made again from the settings above
     return get_storage()
 

@@ -1,5 +1,5 @@
-"""The database briefly locked, a connection dropped, two writers at once: a clear 503 "try again" or one
-consistent outcome; nothing half-written, never a 500."""
+"""The database briefly locked, a connection dropped, two writers at once: a clear 503 "try again"
+or one consistent outcome; nothing half-written, never a 500."""
 import html
 import os
 import sqlite3
@@ -17,9 +17,12 @@ from quiz.models import Challenge, FormLink, Participant, Submission
 
 from .helpers import POSTGRES_URL, answer_form, start, submit
 
-MESSAGE = "We couldn't save that just now \u2014 nothing was lost; please press the button again in a moment."
-sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock; PostgreSQL's pass drops connections")
-postgres_only = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres): drops its backends")
+MESSAGE = ("We couldn't save that just now \u2014 nothing was lost; please press the button again "
+           "in a moment.")
+sqlite_only = pytest.mark.skipif(
+    bool(POSTGRES_URL), reason="SQLite's write lock; PostgreSQL's pass drops connections")
+postgres_only = pytest.mark.skipif(
+    not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres): drops its backends")
 
 
 def ready_to_submit(client, links, open_round) -> tuple[str, dict]:
@@ -75,17 +78,20 @@ def test_busy_timeout_is_configurable(app):
 
 
 def test_the_connection_pool_is_sized_from_the_environment(tmp_path, redis_url):
-    """DATABASE_POOL_SIZE / DATABASE_MAX_OVERFLOW / DATABASE_PING_IDLE_SECONDS reach each web process."""
+    """DATABASE_POOL_SIZE / DATABASE_MAX_OVERFLOW / DATABASE_PING_IDLE_SECONDS reach each web
+    process."""
     script = ("from quiz import create_app; from quiz.extensions import db; app = create_app(); "
               "app.app_context().push(); pool = db.engine.pool; "
               "print(pool.size(), pool._max_overflow, app.config['DATABASE_PING_IDLE_SECONDS'])")
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'pool.db'}", "REDIS_URL": redis_url,
-           "KNOCKOUT_INSTANCE": str(tmp_path), "DATABASE_POOL_SIZE": "7", "DATABASE_MAX_OVERFLOW": "3",
-           "DATABASE_PING_IDLE_SECONDS": "2.5"}
-    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'pool.db'}",
+           "REDIS_URL": redis_url, "KNOCKOUT_INSTANCE": str(tmp_path), "DATABASE_POOL_SIZE": "7",
+           "DATABASE_MAX_OVERFLOW": "3", "DATABASE_PING_IDLE_SECONDS": "2.5"}
+    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                           check=True)
     assert shown.stdout.split() == ["7", "3", "2.5"]
     del env["DATABASE_POOL_SIZE"], env["DATABASE_MAX_OVERFLOW"], env["DATABASE_PING_IDLE_SECONDS"]
-    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                           check=True)
     assert shown.stdout.split() == ["20", "10", "1.0"]
 
 
@@ -93,7 +99,8 @@ def terminate(admin, where: str) -> int:
     """pg_terminate_backend on the app's connections matching `where`; how many were cut."""
     with admin.connect() as connection:
         return len(connection.exec_driver_sql(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() "
             f"AND pid <> pg_backend_pid() AND {where}").all())
 
 
@@ -105,7 +112,8 @@ def admin_engine():
 
 
 @postgres_only
-@pytest.mark.config(DATABASE_PING_IDLE_SECONDS=0)  # every pooled connection counts as idle: checked before use
+# every pooled connection counts as idle: checked before use
+@pytest.mark.config(DATABASE_PING_IDLE_SECONDS=0)
 def test_connections_dropped_while_idle_are_replaced_unnoticed(
         client, player, open_round, admin_engine):
     _, links = player
@@ -119,11 +127,13 @@ def test_connections_dropped_while_idle_are_replaced_unnoticed(
 
 
 @postgres_only
-@pytest.mark.config(DATABASE_PING_IDLE_SECONDS=3600)  # as in a rush: every connection was used a moment ago
+# as in a rush: every connection was used a moment ago
+@pytest.mark.config(DATABASE_PING_IDLE_SECONDS=3600)
 def test_connections_dropped_mid_rush_cost_a_page_read_one_retry_and_a_submit_nothing(
         client, player, open_round, admin_engine):
-    """Reused within DATABASE_PING_IDLE_SECONDS, a connection is not checked: a page read on one cut meanwhile
-    gets "press again" once (the error renews the pool), a submit is retried inside its write."""
+    """Reused within DATABASE_PING_IDLE_SECONDS, a connection is not checked: a page read on one cut
+    meanwhile gets "press again" once (the error renews the pool), a submit is retried inside its
+    write."""
     _, links = player
     url, data = ready_to_submit(client, links, open_round)
     db.session.commit()
@@ -151,7 +161,8 @@ def test_connection_dropped_mid_request_gives_503_then_the_retry_works(
 @postgres_only
 def test_submit_on_a_dropped_connection_is_retried_once_and_counts_once(
         client, player, open_round, admin_engine):
-    """The submit is a retried write: its first attempt fails on the cut connection, the second goes in."""
+    """The submit is a retried write: its first attempt fails on the cut connection, the second goes
+    in."""
     _, links = player
     url, data = ready_to_submit(client, links, open_round)
     db.session.execute(select(1))
@@ -170,11 +181,13 @@ def test_connection_dropped_while_a_submit_waits_is_retried_or_refused_clearly(
     db.session.commit()
     responses = []
     with admin_engine.connect() as blocker:
-        blocker.exec_driver_sql("SELECT id FROM challenge WHERE number = 1 FOR UPDATE")  # a close in progress
+        # a close in progress
+        blocker.exec_driver_sql("SELECT id FROM challenge WHERE number = 1 FOR UPDATE")
         thread = threading.Thread(target=lambda: responses.append(client.post(url, data=data)))
         thread.start()
         deadline = time.monotonic() + 20
-        while not terminate(admin_engine, "wait_event_type = 'Lock'"):  # the submit's FOR SHARE is waiting
+        # the submit's FOR SHARE is waiting
+        while not terminate(admin_engine, "wait_event_type = 'Lock'"):
             assert time.monotonic() < deadline, "the submit never waited for the lock"
             time.sleep(0.05)
         blocker.rollback()
@@ -190,7 +203,8 @@ def test_connection_dropped_while_a_submit_waits_is_retried_or_refused_clearly(
 
 def test_two_organizers_ending_the_round_at_once_eliminate_once(
         app, client, load_bank, make_participant, api_headers, open_round):
-    """Both press End round together: one closes and eliminates, the other hears it is closed (not a second cut)."""
+    """Both press End round together: one closes and eliminates, the other hears it is closed (not a
+    second cut)."""
     load_bank()
     people = [make_participant(f"Player {n}") for n in range(8)]
     codes = {link.participant_id: link.code for link in db.session.scalars(select(FormLink))
@@ -205,7 +219,8 @@ def test_two_organizers_ending_the_round_at_once_eliminate_once(
     def end_round():
         organizer = app.test_client()
         together.wait()
-        statuses.append(organizer.post("/api/admin/end-challenge/1", headers=api_headers).status_code)
+        statuses.append(organizer.post("/api/admin/end-challenge/1",
+                                       headers=api_headers).status_code)
     organizers = [threading.Thread(target=end_round) for _ in range(2)]
     for thread in organizers:
         thread.start()
@@ -221,7 +236,8 @@ def test_two_organizers_ending_the_round_at_once_eliminate_once(
                                                "pool_timeout": 0.2})
 def test_every_pooled_connection_busy_gives_503_and_the_retry_counts_once(
         client, player, open_round):
-    """A rush bigger than the pool: a request that waited pool_timeout for a connection gets "press again"."""
+    """A rush bigger than the pool: a request that waited pool_timeout for a connection gets "press
+    again"."""
     _, links = player
     url, data = ready_to_submit(client, links, open_round)
     db.session.commit()  # the test's own session gives its connection back
@@ -239,32 +255,38 @@ def test_every_pooled_connection_busy_gives_503_and_the_retry_counts_once(
 def waiting_on_a_lock(admin) -> bool:
     with admin.connect() as connection:
         return bool(connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
         ).scalar())
 
 
 def test_a_registration_racing_the_close_of_round_1_waits_for_it_and_is_refused(
         client, player, open_round):
-    """Round 1 closing (its row locked, status written, not yet committed) while someone registers: the
-    registration waits for the close and is refused; it never slips in after the cut was made."""
+    """Round 1 closing (its row locked, status written, not yet committed) while someone registers:
+    the registration waits for the close and is refused; it never slips in after the cut was
+    made."""
     open_round()
     db.session.commit()
     before = db.session.scalar(select(func.count()).select_from(Participant))
     if POSTGRES_URL:
         admin = sqlalchemy.create_engine(POSTGRES_URL, poolclass=sqlalchemy.pool.NullPool)
         closer = admin.connect()
-        closer.exec_driver_sql("SELECT id FROM challenge WHERE number = 1 FOR UPDATE")  # as close_round does
+        # as close_round does
+        closer.exec_driver_sql("SELECT id FROM challenge WHERE number = 1 FOR UPDATE")
         closer.exec_driver_sql("UPDATE challenge SET status = 'closed' WHERE number = 1")
     else:
         closer = sqlite3.connect(db.engine.url.database, isolation_level=None)
         closer.execute("BEGIN IMMEDIATE")  # the close holds SQLite's write lock
         closer.execute("UPDATE challenge SET status = 'closed' WHERE number = 1")
     responses = []
-    body = {"name": "Late Larry", "email": "larry@example.com", "phone": "+14155550199", "consent": True}
-    thread = threading.Thread(target=lambda: responses.append(client.post("/api/register", json=body)))
+    body = {"name": "Late Larry", "email": "larry@example.com", "phone": "+14155550199",
+            "consent": True}
+    thread = threading.Thread(
+        target=lambda: responses.append(client.post("/api/register", json=body)))
     thread.start()
     deadline = time.monotonic() + 10
-    while POSTGRES_URL and not waiting_on_a_lock(admin):  # the registration's FOR SHARE waits for the close
+    # the registration's FOR SHARE waits for the close
+    while POSTGRES_URL and not waiting_on_a_lock(admin):
         assert time.monotonic() < deadline, "the registration never waited for the close"
         time.sleep(0.05)
     if not POSTGRES_URL:

@@ -1,4 +1,5 @@
-"""Check-in kiosk, help desk and reports in a real browser (Debian's Chromium via Playwright, the real stack).
+"""Check-in kiosk, help desk and reports in a real browser (Debian's Chromium via Playwright, the
+real stack).
 
 The kiosk decodes QR codes for real: from a photo (PNG made by segno) through the file input,
 and from the camera, with Chromium's fake camera playing a Y4M video of the badge's QR code.
@@ -47,7 +48,8 @@ def qr_y4m(text: str, path: Path, width: int = 640, height: int = 480) -> Path:
     return path
 
 
-def test_kiosk_checks_in_by_typed_code_and_by_a_photo_of_the_qr_code(stack, api, new_page, tmp_path):
+def test_kiosk_checks_in_by_typed_code_and_by_a_photo_of_the_qr_code(stack, api, new_page,
+                                                                      tmp_path):
     ada = api.register("Ada Lovelace", 301)
     grace = api.register("Grace Hopper", 302)
     page = new_page(**KIOSK)
@@ -57,7 +59,8 @@ def test_kiosk_checks_in_by_typed_code_and_by_a_photo_of_the_qr_code(stack, api,
     expect(result).to_have_attribute("data-outcome", "idle")
     mark_page(page)
 
-    typed = checkin_code(stack, ada["report_url"]).lower()  # typed as a person would: lower case, with the dash
+    # typed as a person would: lower case, with the dash
+    typed = checkin_code(stack, ada["report_url"]).lower()
     page.get_by_label("Check-in code").fill(typed)
     page.get_by_label("Check-in code").press("Enter")
     expect(result).to_have_attribute("data-outcome", "ok")
@@ -77,7 +80,8 @@ def test_kiosk_checks_in_by_typed_code_and_by_a_photo_of_the_qr_code(stack, api,
     expect(result.get_by_role("heading")).to_have_text("Unknown code")
     page.screenshot(path=str(DOCS / "admin-checkin-unknown.png"))
 
-    # A photo of the QR code on Grace's own page (a screenshot of it), decoded in the kiosk by the vendored jsQR.
+    # A photo of the QR code on Grace's own page (a screenshot of it), decoded in the kiosk by the
+    # vendored jsQR.
     phone = new_page(**PHONE)
     phone.goto(grace["report_url"])
     phone.locator(".checkin-card .qr-badge").screenshot(path=str(tmp_path / "badge.png"))
@@ -101,11 +105,13 @@ def test_kiosk_checks_in_by_typed_code_and_by_a_photo_of_the_qr_code(stack, api,
 
 def test_kiosk_reads_a_badge_with_the_camera(stack, api, browser, tmp_path):
     player = api.register("Katherine Johnson", 311)
-    video = qr_y4m(checkin_code(stack, player["report_url"]).replace("-", ""), tmp_path / "badge.y4m")
+    video = qr_y4m(checkin_code(stack, player["report_url"]).replace("-", ""),
+                   tmp_path / "badge.y4m")
     camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
               f"--use-file-for-fake-video-capture={video}"]
     # A second Chromium from the same Playwright, with a fake camera playing the badge.
-    with_camera = browser.browser_type.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + camera)
+    with_camera = browser.browser_type.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS + camera)
     try:
         context = with_camera.new_context(**KIOSK)
         context.set_default_timeout(15_000)
@@ -127,7 +133,8 @@ def test_kiosk_works_without_javascript(stack, api, new_page):
     player = api.register("Mary Jackson", 321)
     page = new_page(java_script_enabled=False, **KIOSK)
     console_login(page, stack.url, "/admin/checkin")
-    expect(page.locator("#scanner")).to_be_hidden()  # no camera without JS: the typed code is the way
+    # no camera without JS: the typed code is the way
+    expect(page.locator("#scanner")).to_be_hidden()
     page.get_by_label("Check-in code").fill(checkin_code(stack, player["report_url"]))
     page.get_by_role("button", name="Check in").click()
     expect(page.locator("#kiosk-result")).to_have_attribute("data-outcome", "ok")
@@ -147,7 +154,8 @@ def test_help_request_round_trip(stack, api, new_page):
     phone.goto(link)
     help_form = phone.locator("#help")
     help_form.get_by_label("My answers didn't go through").check()
-    help_form.get_by_label(re.compile("Tell us more")).fill("I pressed Submit and it <b>spun</b> forever")
+    help_form.get_by_label(re.compile("Tell us more")).fill(
+        "I pressed Submit and it <b>spun</b> forever")
     help_form.get_by_role("button", name="Ask the help desk").click()
     expect(phone.locator(".flash-ok")).to_contain_text("with the help desk")
     expect(phone.locator("#help-status")).to_contain_text("Waiting for the help desk")
@@ -170,7 +178,8 @@ def test_help_request_round_trip(stack, api, new_page):
     assert_not_reloaded(desk)
 
     # The phone, left open, shows the reply by itself.
-    expect(phone.locator(".help-reply")).to_contain_text("Your answers arrived at 10:02. You're fine!", timeout=POLL)
+    expect(phone.locator(".help-reply")).to_contain_text(
+        "Your answers arrived at 10:02. You're fine!", timeout=POLL)
     assert_not_reloaded(phone)
     phone.screenshot(path=str(DOCS / "phone-help-answered.png"))
     report = requests.get(player["report_url"]).text
@@ -188,7 +197,8 @@ def test_reports_of_winner_survivor_and_knocked_out_players_match_the_data(stack
     page = new_page(**PHONE)
 
     def standing(number: int) -> dict:
-        """user id → (rank, score, time, ranked) from the public leaderboard: submitters best first."""
+        """user id → (rank, score, time, ranked) from the public leaderboard: submitters best
+        first."""
         entries = requests.get(f"{stack.url}/api/leaderboard/{number}").json()["entries"]
         played = [e for e in entries if e["score"] is not None]
         return {e["user_id"]: (place, e["score"], e["response_time_seconds"], len(played))
@@ -203,18 +213,21 @@ def test_reports_of_winner_survivor_and_knocked_out_players_match_the_data(stack
 
     round1 = standing(1)
     ids = {name: players[name]["user_id"] for name in names}
-    assert [round1[ids[n]][0] for n in ("Ann", "Bob", "Cy")] == [1, 2, 3] and ids["Di"] not in round1
+    assert ([round1[ids[n]][0] for n in ("Ann", "Bob", "Cy")] == [1, 2, 3]
+            and ids["Di"] not in round1)
     page.goto(players["Cy"]["report_url"])
     check_round(1, round1[ids["Cy"]])
     expect(page.locator("#why-out")).to_contain_text("ranked 3 of 3")
     expect(page.locator("#why-out")).to_contain_text("keep_fraction 0.5")
     _, bob_score, bob_time, _ = round1[ids["Bob"]]
-    expect(page.locator("#why-out")).to_contain_text(f"The cut line was place 2: {bob_score} points in {bob_time:.1f} s.")
+    expect(page.locator("#why-out")).to_contain_text(
+        f"The cut line was place 2: {bob_score} points in {bob_time:.1f} s.")
     page.screenshot(path=str(DOCS / "phone-report-out.png"), full_page=True)
 
     page.goto(players["Bob"]["report_url"])  # a survivor
     check_round(1, round1[ids["Bob"]])
-    expect(page.locator("tr.round-row[data-round='1'] td:first-child .verdict")).to_have_text("Through: ranked 2 of 3; the top 2 stayed.")
+    expect(page.locator("tr.round-row[data-round='1'] td:first-child .verdict")).to_have_text(
+        "Through: ranked 2 of 3; the top 2 stayed.")
     expect(page.locator("#why-out")).to_have_count(0)
 
     page.goto(players["Di"]["report_url"])
@@ -227,13 +240,15 @@ def test_reports_of_winner_survivor_and_knocked_out_players_match_the_data(stack
             answer_over_http(players["Bob"]["form_urls"]["2"], 2, right=True, think=0.3)
         api.end(number)
     page.goto(players["Ann"]["report_url"])
-    expect(page.locator("tr.round-row[data-round='3'] td:first-child .verdict")).to_have_text("Winner! First place in the final.")
+    expect(page.locator("tr.round-row[data-round='3'] td:first-child .verdict")).to_have_text(
+        "Winner! First place in the final.")
     check_round(3, standing(3)[ids["Ann"]])
     check_round(1, round1[ids["Ann"]])
-    expect(page.locator("tr.round-row[data-round='3'] .percentile")).to_have_text("top 100% ahead of 0%")
+    expect(page.locator("tr.round-row[data-round='3'] .percentile")).to_have_text(
+        "top 100% ahead of 0%")
 
     # Cacheable: the same tag comes back as 304 with no body.
     first = requests.get(players["Ann"]["report_url"])
-    again = requests.get(players["Ann"]["report_url"], headers={"If-None-Match": first.headers["ETag"]},
-                         cookies=first.cookies)
+    again = requests.get(players["Ann"]["report_url"],
+                         headers={"If-None-Match": first.headers["ETag"]}, cookies=first.cookies)
     assert again.status_code == 304 and again.content == b""

@@ -1,4 +1,5 @@
-"""Faults, with real processes: Redis killed mid-round under submissions; submissions racing the close."""
+"""Faults, with real processes: Redis killed mid-round under submissions; submissions racing the
+close."""
 import os
 import re
 import signal
@@ -14,13 +15,15 @@ import sqlalchemy
 from quiz.embedded import server_args, wait_for
 
 from .live_fixtures import LiveStack
-from .players import KEY, Api, answer_over_http, answer_token, csrf, load_demo_bank, question_choices
+from .players import (KEY, Api, answer_over_http, answer_token, csrf, load_demo_bank,
+                      question_choices)
 
 pytestmark = pytest.mark.live
 
 
 def test_redis_killed_mid_round_loses_nothing_and_work_catches_up(tmp_path):
-    """kill -9 Redis: players still open links and submit; after restart the queued work completes."""
+    """kill -9 Redis: players still open links and submit; after restart the queued work
+    completes."""
     directory = tmp_path / "redis"
     directory.mkdir()
     socket = directory / "redis.sock"
@@ -50,23 +53,27 @@ def test_redis_killed_mid_round_loses_nothing_and_work_catches_up(tmp_path):
         redis_server = subprocess.Popen(server_args(directory, socket), stdout=subprocess.DEVNULL)
         wait_for(url)
         if stack.processes[1].poll() is not None:
-            # RQ's worker quits if Redis vanished in the middle of a job (here: round 1's link SMS); in production
-            # compose's `restart: unless-stopped` starts it again, as this does.
+            # RQ's worker quits if Redis vanished in the middle of a job (here: round 1's link SMS);
+            # in production compose's `restart: unless-stopped` starts it again, as this does.
             stack.restart_worker()
         board = requests.get(f"{stack.url}/api/leaderboard/1").json()["entries"]
-        assert sum(1 for e in board if e["score"] is not None) == 10  # every 2xx submission is there
+        # every 2xx submission is there
+        assert sum(1 for e in board if e["score"] is not None) == 10
         survivors = {e["user_id"] for e in board if not e["eliminated"]}
         assert len(survivors) == 5
         deadline = time.monotonic() + 60
         while True:  # the worker's reconcile hands out round 2's links once Redis is back
-            progress = requests.get(f"{stack.url}/api/admin/sms-progress/2", headers=api.headers).json()
+            progress = requests.get(f"{stack.url}/api/admin/sms-progress/2",
+                                    headers=api.headers).json()
             if progress["status"] == "completed" and progress["total"] == len(survivors):
                 break
             assert time.monotonic() < deadline, progress
             time.sleep(0.5)
-        messages = requests.get(f"{stack.url}/api/admin/outbox?limit=100000", headers=api.headers).json()["messages"]
+        messages = requests.get(f"{stack.url}/api/admin/outbox?limit=100000",
+                                headers=api.headers).json()["messages"]
         round_two = [m["to"] for m in messages if m["challenge"] == 2 and m["kind"] == "round_link"]
-        assert len(round_two) == len(set(round_two)) == len(survivors)  # each survivor once, nobody twice
+        # each survivor once, nobody twice
+        assert len(round_two) == len(set(round_two)) == len(survivors)
     finally:
         stack.stop()
         redis_server.terminate()
@@ -88,28 +95,33 @@ def ready_phone(link: str, number: int) -> tuple[requests.Session, dict]:
 def round_links(api: Api, number: int, players: int) -> dict[str, str]:
     """Phone → round link, once the worker has texted them all."""
     deadline = time.monotonic() + 60
-    while requests.get(f"{api.url}/api/admin/sms-progress/{number}", headers=api.headers).json()["sent"] < players:
+    while requests.get(f"{api.url}/api/admin/sms-progress/{number}",
+                       headers=api.headers).json()["sent"] < players:
         assert time.monotonic() < deadline, "round links were not all sent"
         time.sleep(0.2)
-    messages = requests.get(f"{api.url}/api/admin/outbox?limit=100000", headers=api.headers).json()["messages"]
+    messages = requests.get(f"{api.url}/api/admin/outbox?limit=100000",
+                            headers=api.headers).json()["messages"]
     return {m["to"]: re.search(r"(http://\S+/f/\S+)", m["body"]).group(1)
             for m in messages if m["challenge"] == number and m["kind"] == "round_link"}
 
 
 def classify(phone: requests.Session, response) -> str:
-    """'counted' (303 to the page that says "Answers in"), 'refused' (409 "closed"), else what went wrong."""
+    """'counted' (303 to the page that says "Answers in"), 'refused' (409 "closed"), else what went
+    wrong."""
     if isinstance(response, Exception):
         return f"error: {response!r}"
     if response.status_code == 303:
         after = phone.get(urljoin(response.url, response.headers["Location"]))
-        return "counted" if "Answers in" in after.text else f"303 to a page without 'Answers in': {after.text[:300]}"
+        return ("counted" if "Answers in" in after.text
+                else f"303 to a page without 'Answers in': {after.text[:300]}")
     if response.status_code == 409 and "is closed: answers are no longer accepted" in response.text:
         return "refused"
     return f"{response.status_code}: {response.text[:300]}"
 
 
 def test_submissions_racing_the_close_are_counted_or_refused_never_both(live_stack):
-    """60 players submit at once while the organizer ends the round: each answer is in the database iff it was accepted."""
+    """60 players submit at once while the organizer ends the round: each answer is in the database
+    iff it was accepted."""
     load_demo_bank(live_stack)
     api = Api(live_stack.url)
     players = 60
@@ -119,7 +131,8 @@ def test_submissions_racing_the_close_are_counted_or_refused_never_both(live_sta
     links = round_links(api, 1, players)
     phones = {to: ready_phone(link, 1) for to, link in links.items()}
     for phone, _ in phones.values():
-        phone.close()  # new connections: gunicorn drops keep-alives idle for 5 s, and a POST isn't retried
+        # new connections: gunicorn drops keep-alives idle for 5 s, and a POST isn't retried
+        phone.close()
     # The first 15 go at once, 35 are spread over the moment of the close, the last 10 go after it.
     order = list(phones)
     results: dict[str, object] = {}
@@ -131,7 +144,8 @@ def test_submissions_racing_the_close_are_counted_or_refused_never_both(live_sta
             closed.wait(60)
         time.sleep(delay)
         try:
-            results[to] = phone.post(f"{links[to]}/submit", data=data, allow_redirects=False, timeout=60)
+            results[to] = phone.post(f"{links[to]}/submit", data=data, allow_redirects=False,
+                                     timeout=60)
         except requests.RequestException as error:
             results[to] = error
         answered.release()
@@ -151,19 +165,23 @@ def test_submissions_racing_the_close_are_counted_or_refused_never_both(live_sta
     wrong = {to: what for to, what in outcome.items() if what not in ("counted", "refused")}
     assert not wrong  # a response that is neither counted nor refused is a lost or half-done answer
 
-    engine = sqlalchemy.create_engine(live_stack.env["DATABASE_URL"], poolclass=sqlalchemy.pool.NullPool)
+    engine = sqlalchemy.create_engine(live_stack.env["DATABASE_URL"],
+                                      poolclass=sqlalchemy.pool.NullPool)
     with engine.connect() as connection:
         rows = {r.phone: r for r in connection.execute(sqlalchemy.text(
-            "SELECT p.phone, p.eliminated_in, p.elimination_reason, s.id AS submission, s.rank FROM participant p "
+            "SELECT p.phone, p.eliminated_in, p.elimination_reason, s.id AS submission, s.rank "
+            "FROM participant p "
             "LEFT JOIN submission s ON s.participant_id = p.id AND s.challenge_id = "
             "(SELECT id FROM challenge WHERE number = 1)"))}
     engine.dispose()
     counted = {to for to, what in outcome.items() if what == "counted"}
     refused = set(order) - counted
-    assert counted and refused and set(order[50:]) <= refused  # the race happened, on both sides of it
+    # the race happened, on both sides of it
+    assert counted and refused and set(order[50:]) <= refused
     for to in counted:  # accepted ⇔ stored, ranked
         assert rows[to].submission is not None and rows[to].rank is not None, (to, rows[to])
     for to in refused:  # refused ⇔ not stored, and out as unanswered
-        assert rows[to].submission is None and (rows[to].eliminated_in, rows[to].elimination_reason) == (1, "unanswered")
+        assert (rows[to].submission is None
+                and (rows[to].eliminated_in, rows[to].elimination_reason) == (1, "unanswered"))
     summary = ended.json()
     assert (summary["submitted"], summary["eliminated_unanswered"]) == (len(counted), len(refused))

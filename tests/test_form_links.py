@@ -1,4 +1,5 @@
-"""The original event's failure, made impossible: round 3's pre-signed links died with the role session that signed them.
+"""The original event's failure, made impossible: round 3's pre-signed links died with the role
+session that signed them.
 
 Here forms live on S3 (moto's server, over real HTTP) and are delivered by redirect to a URL
 pre-signed at the click. moto does not enforce what S3 does to a pre-signed GET, so the server
@@ -17,7 +18,8 @@ import botocore.session
 import pytest
 import requests
 from botocore.credentials import RefreshableCredentials
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
+                                           create_backend_app)
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -41,11 +43,15 @@ class S3PresignRules:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if "X-Amz-Signature" in query:
             access_key = query["X-Amz-Credential"][0].split("/")[0]
-            signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+            signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=timezone.utc)
             if access_key in self.ended_sessions:
-                return self.refuse(start_response, "400 Bad Request", "ExpiredToken", "The provided token has expired.")
-            if datetime.now(timezone.utc) > signed + timedelta(seconds=int(query["X-Amz-Expires"][0])):
-                return self.refuse(start_response, "403 Forbidden", "AccessDenied", "Request has expired")
+                return self.refuse(start_response, "400 Bad Request", "ExpiredToken",
+                                   "The provided token has expired.")
+            if (datetime.now(timezone.utc)
+                    > signed + timedelta(seconds=int(query["X-Amz-Expires"][0]))):
+                return self.refuse(start_response, "403 Forbidden", "AccessDenied",
+                                   "Request has expired")
         return self.app(environ, start_response)
 
     @staticmethod
@@ -67,20 +73,22 @@ def strict_s3():
 
 
 def role_session(endpoint: str) -> boto3.Session:
-    """A boto3 session whose credentials come from STS AssumeRole and are renewed as they near their end."""
-    sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                       aws_secret_access_key="testing")
+    """A boto3 session whose credentials come from STS AssumeRole and are renewed as they near their
+    end."""
+    sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def assume() -> dict:
         credentials = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/knockout-web",
                                       RoleSessionName="web", DurationSeconds=900)["Credentials"]
         # Always inside botocore's refresh window, so every signature uses a fresh session's keys.
-        return {"access_key": credentials["AccessKeyId"], "secret_key": credentials["SecretAccessKey"],
-                "token": credentials["SessionToken"],
+        return {"access_key": credentials["AccessKeyId"],
+                "secret_key": credentials["SecretAccessKey"], "token": credentials["SessionToken"],
                 "expiry_time": (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()}
 
     core = botocore.session.get_session()
-    core._credentials = RefreshableCredentials.create_from_metadata(assume(), assume, "sts-assume-role")
+    core._credentials = RefreshableCredentials.create_from_metadata(assume(), assume,
+                                                                    "sts-assume-role")
     return boto3.Session(botocore_session=core)
 
 
@@ -128,7 +136,8 @@ def test_the_link_outlives_the_credentials_that_signed_it(app, client, started, 
 
     s3_forms.ended_sessions.add(signer(first))  # hours later, the role session that signed it ends
     dead = requests.get(first, timeout=10)
-    assert dead.status_code == 400 and "ExpiredToken" in dead.text  # what broke round 3 of the original event
+    # what broke round 3 of the original event
+    assert dead.status_code == 400 and "ExpiredToken" in dead.text
 
     second = click(client, started)  # the same /f/ link from the same SMS
     assert signer(second) != signer(first)

@@ -16,23 +16,26 @@ from quiz.stack import free_port
 
 from .helpers import ROOT
 
-pytestmark = pytest.mark.nodb  # the rehearsal's client: the whole event on PostgreSQL is test_event's
+# the rehearsal's client: the whole event on PostgreSQL is test_event's
+pytestmark = pytest.mark.nodb
 from .players import DEMO_BANK, load_demo_bank
 
 
 def rehearse(stack, *args: str) -> subprocess.CompletedProcess:
     """The real command, configured like the instance (PUBLIC_BASE_URL, ADMIN_API_TOKEN)."""
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "rehearse", *args], cwd=ROOT,
-                          env=stack.env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "quiz", "rehearse", *args],
+                          cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=600)
 
 
 def expected_eliminations(players: int, no_show: float) -> dict[tuple[int, str], int]:
-    """(round, reason) → how many the demo bank's rules knock out when `no_show` of each round never answer."""
+    """(round, reason) → how many the demo bank's rules knock out when `no_show` of each round never
+    answer."""
     expected, alive = {}, players
     for challenge in yaml.safe_load(DEMO_BANK.read_text())["challenges"]:
         absent = int(alive * no_show)
         submitted = alive - absent
-        kept = challenge.get("keep_count") or max(1, math.ceil(submitted * challenge.get("keep_fraction", 0.5)))
+        kept = (challenge.get("keep_count")
+                or max(1, math.ceil(submitted * challenge.get("keep_fraction", 0.5))))
         kept = min(kept, submitted)
         expected[(challenge["number"], "unanswered")] = absent
         expected[(challenge["number"], "ranked_out")] = submitted - kept
@@ -53,7 +56,8 @@ def eliminations(stack) -> Counter:
 @pytest.mark.live
 def test_rehearsal_plays_a_whole_event_and_says_go(live_stack):
     load_demo_bank(live_stack)
-    done = rehearse(live_stack, "--players", "30", "--concurrency", "8", "--seed", "7", "--slack", "100")
+    done = rehearse(live_stack, "--players", "30", "--concurrency", "8", "--seed", "7",
+                    "--slack", "100")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[-1] == "GO", done.stdout
@@ -64,18 +68,21 @@ def test_rehearsal_plays_a_whole_event_and_says_go(live_stack):
     assert found.pop((None, None)) == 1  # the winner
     assert dict(found) == expected_eliminations(30, 0.1)
     for round_, out in ((1, "3 / 13"), (2, "1 / 6"), (3, "0 / 6")):
-        assert any(line.split()[0] == str(round_) and line.endswith(out) for line in lines), done.stdout
+        assert any(line.split()[0] == str(round_) and line.endswith(out)
+                   for line in lines), done.stdout
 
 
 @pytest.mark.live
-def test_rehearsal_refuses_an_instance_without_rounds_with_participants_or_with_a_wrong_token(live_stack):
+def test_rehearsal_refuses_an_instance_without_rounds_with_participants_or_with_a_wrong_token(
+        live_stack):
     no_bank = rehearse(live_stack, "--players", "5")
     assert no_bank.returncode != 0 and "no round 1. Load the question bank first" in no_bank.stderr
     load_demo_bank(live_stack)
     requests.post(f"{live_stack.url}/api/register", timeout=10, json={
         "name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}).raise_for_status()
     refused = rehearse(live_stack, "--players", "5")
-    assert refused.returncode != 0 and "already has 1 participant(s)" in refused.stderr and "--yes" in refused.stderr
+    assert (refused.returncode != 0 and "already has 1 participant(s)" in refused.stderr
+            and "--yes" in refused.stderr)
     wrong = rehearse(live_stack, "--players", "5", "--yes", "--token", "not-the-token")
     assert wrong.returncode != 0 and "API token was refused" in wrong.stderr
     board = requests.get(f"{live_stack.url}/display", timeout=10).text
@@ -86,13 +93,15 @@ def test_rehearsal_refuses_an_instance_without_rounds_with_participants_or_with_
 
 
 def test_rehearsal_says_when_nothing_answers(runner):
-    result = runner.invoke(args=["rehearse", "--url", f"http://127.0.0.1:{free_port()}", "--players", "1"])
+    result = runner.invoke(args=["rehearse", "--url", f"http://127.0.0.1:{free_port()}",
+                                 "--players", "1"])
     assert result.exit_code == 1 and "does not answer" in result.output and "--url" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--players", "0"], "--players"), (["--players", "100001"], "--players"), (["--concurrency", "0"], "--concurrency"),
-    (["--no-show", "1"], "--no-show"), (["--timeout", "0"], "--timeout"), (["--url", "quiz.example.org"], "http://"),
+    (["--players", "0"], "--players"), (["--players", "100001"], "--players"),
+    (["--concurrency", "0"], "--concurrency"), (["--no-show", "1"], "--no-show"),
+    (["--timeout", "0"], "--timeout"), (["--url", "quiz.example.org"], "http://"),
 ])
 def test_rehearsal_options_out_of_range_say_what_to_fix(runner, args, message):
     result = runner.invoke(args=["rehearse", *args])
@@ -100,7 +109,8 @@ def test_rehearsal_options_out_of_range_say_what_to_fix(runner, args, message):
 
 
 def tally(**fields) -> Tally:
-    result = Tally(registrations=10, register_seconds=1.0, submits=10, play_seconds=2.0, winner_id=7)
+    result = Tally(registrations=10, register_seconds=1.0, submits=10, play_seconds=2.0,
+                   winner_id=7)
     for step in result.latencies:
         result.latencies[step] = [0.010] * 99 + [0.020]
     for key, value in fields.items():
@@ -134,9 +144,10 @@ def test_synthetic_phones_are_valid_and_distinct():
 
 
 def test_a_round_closed_by_its_time_limit_is_summed_up_from_its_leaderboard():
-    entries = [{"user_id": 4, "score": 3, "eliminated": False}, {"user_id": 2, "score": 1, "eliminated": True},
+    entries = [{"user_id": 4, "score": 3, "eliminated": False},
+               {"user_id": 2, "score": 1, "eliminated": True},
                {"user_id": 9, "score": None, "eliminated": True}]
     assert summary_from(3, entries, last=True) == {
-        "challenge": 3, "submitted": 2, "kept": 1, "eliminated_unanswered": 1, "eliminated_ranked_out": 1,
-        "winner_id": 4}
+        "challenge": 3, "submitted": 2, "kept": 1, "eliminated_unanswered": 1,
+        "eliminated_ranked_out": 1, "winner_id": 4}
     assert summary_from(1, entries, last=False)["winner_id"] is None

@@ -1,4 +1,5 @@
-"""/r/<code>: per round score, rank, percentile and time, why a player is out, and caching by ETag."""
+"""/r/<code>: per round score, rank, percentile and time, why a player is out, and caching by
+ETag."""
 import html
 import re
 
@@ -16,8 +17,8 @@ WRONG = {1: [["EC2"], ["Lambda"]], 2: [["5"]]}
 
 
 def code_of(pid: int, number: int) -> str:
-    return db.session.scalar(select(FormLink.code).join(Challenge).where(FormLink.participant_id == pid,
-                                                                         Challenge.number == number))
+    return db.session.scalar(select(FormLink.code).join(Challenge).where(
+        FormLink.participant_id == pid, Challenge.number == number))
 
 
 def play(client, pid, number, picks):
@@ -27,7 +28,8 @@ def play(client, pid, number, picks):
 
 @pytest.fixture
 def event_played(client, load_bank, make_participant, api_headers, open_round):
-    """Round 1: Ann 3 points, Bob 1, Cy 0, Di no answer → Ann and Bob through (keep 50% of 3 = 2)."""
+    """Round 1: Ann 3 points, Bob 1, Cy 0, Di no answer → Ann and Bob through
+    (keep 50% of 3 = 2)."""
     load_bank()
     ids = {name: make_participant(name).id for name in ("Ann", "Bob", "Cy", "Di")}
     reports = {name: db.session.get(Participant, pid).report_code for name, pid in ids.items()}
@@ -42,19 +44,21 @@ def expected_cells(pid: int, number: int) -> dict:
     """What the row must say, straight from the database."""
     submission = db.session.scalar(select(Submission).join(Challenge).where(
         Submission.participant_id == pid, Challenge.number == number))
-    ranked = db.session.scalar(select(db.func.count()).select_from(Submission).join(Challenge).where(
-        Challenge.number == number, Submission.rank.is_not(None)))
+    ranked = db.session.scalar(select(db.func.count()).select_from(Submission).join(Challenge)
+                               .where(Challenge.number == number, Submission.rank.is_not(None)))
     if submission is None:
         return {"score": "–", "rank": "–", "time": "–"}
     top = 100 * submission.rank / ranked
     ahead = 100 * (ranked - submission.rank) / ranked
     return {"score": str(submission.score), "time": f"{submission.response_time:.1f} s",
-            "rank": f"{submission.rank} / {ranked} top {round(top, 1):g}% ahead of {round(ahead, 1):g}%"}
+            "rank": f"{submission.rank} / {ranked} top {round(top, 1):g}% "
+                    f"ahead of {round(ahead, 1):g}%"}
 
 
 def why_out(page: str) -> str:
     """The 'Why you're out' box, as read."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", re.search(r'<p class="why">(.*?)</p>', page, re.S)[1])).split())
+    return " ".join(html.unescape(re.sub(
+        r"<[^>]+>", " ", re.search(r'<p class="why">(.*?)</p>', page, re.S)[1])).split())
 
 
 def test_survivor_and_knocked_out_players_read_their_numbers_and_why(client, event_played):
@@ -68,12 +72,15 @@ def test_survivor_and_knocked_out_players_read_their_numbers_and_why(client, eve
     cy_page = html.unescape(client.get(f"/r/{reports['Cy']}").get_data(as_text=True))
     assert rows_of(cy_page)[1]["verdict"] == "Out: see “Why you're out” above."
     cy = why_out(cy_page)
-    bob_time = db.session.scalar(select(Submission.response_time).where(Submission.participant_id == ids["Bob"]))
-    assert cy == ("Round 1: Out: ranked 3 of 3; this round kept the top 50% (keep_fraction 0.5): ⌈3 × 0.5⌉ = 2 of 3 stayed "
-                  f"(score first, then response time). The cut line was place 2: 1 points in {bob_time:.1f} s.")
+    bob_time = db.session.scalar(select(Submission.response_time).where(
+        Submission.participant_id == ids["Bob"]))
+    assert cy == ("Round 1: Out: ranked 3 of 3; this round kept the top 50% (keep_fraction 0.5): "
+                  "⌈3 × 0.5⌉ = 2 of 3 stayed (score first, then response time). The cut line was "
+                  f"place 2: 1 points in {bob_time:.1f} s.")
     di_page = client.get(f"/r/{reports['Di']}").get_data(as_text=True)
     assert why_out(di_page).startswith("Round 1: Out: no answers arrived")
-    # SHADOW_LEAGUE is on by default: a later round is theirs to play, not for the prize (tests/test_shadow.py).
+    # SHADOW_LEAGUE is on by default: a later round is theirs to play, not for the prize
+    # (tests/test_shadow.py).
     assert rows_of(di_page)[2]["verdict"] == "Shadow league, when it opens."
 
 
@@ -89,8 +96,8 @@ def test_winner_and_finalist_after_the_last_round(client, event_played, api_head
     assert ann[2]["rank"].startswith("1 / 2 top 50% ahead of 50%")
     bob_page = client.get(f"/r/{reports['Bob']}").get_data(as_text=True)
     bob = rows_of(bob_page)
-    assert why_out(bob_page).startswith("Round 2: Out: ranked 2 of 2; this round kept the top 50% (keep_fraction 0.5): "
-                                        "⌈2 × 0.5⌉ = 1 of 2 stayed")
+    assert why_out(bob_page).startswith("Round 2: Out: ranked 2 of 2; this round kept the top 50% "
+                                        "(keep_fraction 0.5): ⌈2 × 0.5⌉ = 1 of 2 stayed")
     assert {k: bob[2][k] for k in ("score", "rank", "time")} == expected_cells(ids["Bob"], 2)
 
 
@@ -127,8 +134,10 @@ def test_report_is_cached_by_etag_and_changes_with_the_game(client, event_played
     token = csrf_from(changed.get_data(as_text=True))
     client.post(f"{url}/help", data={"csrf_token": token, "kind": "no_sms"})
     after_help = client.get(url, headers={"If-None-Match": etag})
-    assert after_help.status_code == 200 and "with the help desk" in after_help.get_data(as_text=True)
-    # That copy carries a one-off message: not to be reused. The next one is cacheable again, without it.
+    assert (after_help.status_code == 200
+            and "with the help desk" in after_help.get_data(as_text=True))
+    # That copy carries a one-off message: not to be reused. The next one is cacheable again,
+    # without it.
     assert after_help.headers["Cache-Control"] == "no-store" and "ETag" not in after_help.headers
     later = client.get(url)
     assert later.headers["ETag"] and "with the help desk" not in later.get_data(as_text=True)
@@ -137,7 +146,8 @@ def test_report_is_cached_by_etag_and_changes_with_the_game(client, event_played
 def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, make_participant,
                                                            api_headers, app, open_round):
     bank = "challenges:\n" + "".join(
-        f"  - number: {n}\n    title: R{n}\n    questions:\n      - text: Q?\n        choices: [a, b]\n        answer: a\n"
+        f"  - number: {n}\n    title: R{n}\n    questions:\n      - text: Q?\n"
+        "        choices: [a, b]\n        answer: a\n"
         for n in range(1, 6))
     from quiz.questions import apply_bank, parse_bank
     apply_bank(parse_bank(bank))
@@ -145,14 +155,18 @@ def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, ma
     ids = [make_participant().id for _ in range(16)]
     for number in range(1, 6):
         open_round(number)
-        alive = db.session.scalars(select(Participant.id).where(Participant.eliminated_in.is_(None))).all()
+        alive = db.session.scalars(select(Participant.id)
+                                   .where(Participant.eliminated_in.is_(None))).all()
         for pid in alive:
             start(client, code_of(pid, number))
             token = csrf_from(client.get(f"/f/{code_of(pid, number)}").get_data(as_text=True))
-            question = db.session.scalar(select(Challenge).where(Challenge.number == number)).questions[0]
+            question = db.session.scalar(select(Challenge)
+                                         .where(Challenge.number == number)).questions[0]
             page = client.get(f"/f/{code_of(pid, number)}").get_data(as_text=True)
-            value = re.search(rf'name="q{question.id}" value="(\d+)"[^>]*>\s*<span>a</span>', page)[1]
-            client.post(f"/f/{code_of(pid, number)}/submit", data={"csrf_token": token, f"q{question.id}": value})
+            value = re.search(rf'name="q{question.id}" value="(\d+)"[^>]*>\s*<span>a</span>',
+                              page)[1]
+            client.post(f"/f/{code_of(pid, number)}/submit",
+                        data={"csrf_token": token, f"q{question.id}": value})
         client.post(f"/api/admin/end-challenge/{number}", headers=api_headers)
     statements, counts = [], []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
@@ -183,14 +197,17 @@ def test_out_winner_and_final_messages_link_to_the_report(client, load_bank, mak
     open_round(2)
     play(client, ids["Ann"], 2, RIGHT)
     play(client, ids["Bob"], 2, WRONG)
-    client.post("/api/admin/end-challenge/2", headers=api_headers)  # the last round: keep_count 2, both stay
+    # the last round: keep_count 2, both stay
+    client.post("/api/admin/end-challenge/2", headers=api_headers)
     run_jobs()
     sent = {(m.participant_id, m.kind): m.body for m in db.session.scalars(
-        select(Message).join(Challenge, Challenge.id == Message.challenge_id).where(Challenge.number == 2))}
+        select(Message).join(Challenge, Challenge.id == Message.challenge_id)
+        .where(Challenge.number == 2))}
     assert set(sent) - {(pid, "round_link") for pid in ids.values()} == {
         (ids["Ann"], "winner"), (ids["Bob"], "final_result")}
     assert sent[ids["Ann"], "winner"].endswith(f"http://quiz.test/r/{reports['Ann']}")
     assert "final is over" in sent[ids["Bob"], "final_result"]
     assert sent[ids["Bob"], "final_result"].endswith(f"http://quiz.test/r/{reports['Bob']}")
-    out = db.session.scalar(select(Message.body).where(Message.participant_id == ids["Cy"], Message.kind == "result_out_shadow"))
+    out = db.session.scalar(select(Message.body).where(Message.participant_id == ids["Cy"],
+                                                       Message.kind == "result_out_shadow"))
     assert out.endswith(f"http://quiz.test/r/{reports['Cy']}")

@@ -28,7 +28,8 @@ def test_personal_pages_are_not_cached_by_shared_caches(client, load_bank, make_
 
 
 @pytest.mark.config(RATELIMIT_ENABLED=True)
-def test_start_is_limited_per_link_not_per_address(client, load_bank, make_participant, api_headers):
+def test_start_is_limited_per_link_not_per_address(client, load_bank, make_participant,
+                                                   api_headers):
     from sqlalchemy import select
 
     from quiz.extensions import db
@@ -36,10 +37,12 @@ def test_start_is_limited_per_link_not_per_address(client, load_bank, make_parti
     load_bank()
     ids = [make_participant().id for _ in range(2)]
     client.post("/api/admin/start-challenge/1", headers=api_headers)
-    codes = [db.session.scalar(select(FormLink.code).where(FormLink.participant_id == i, FormLink.challenge_id == 1))
+    codes = [db.session.scalar(select(FormLink.code).where(FormLink.participant_id == i,
+                                                           FormLink.challenge_id == 1))
              for i in ids]
     token = csrf_from(client.get(f"/f/{codes[0]}").get_data(as_text=True))
-    statuses = [client.post(f"/f/{codes[0]}/start", data={"csrf_token": token}).status_code for _ in range(31)]
+    statuses = [client.post(f"/f/{codes[0]}/start", data={"csrf_token": token}).status_code
+                for _ in range(31)]
     assert statuses[:30] == [303] * 30 and statuses[30] == 429
     # Another player behind the same address is not affected.
     assert client.post(f"/f/{codes[1]}/start", data={"csrf_token": token}).status_code == 303
@@ -48,9 +51,11 @@ def test_start_is_limited_per_link_not_per_address(client, load_bank, make_parti
 @pytest.mark.config(RATELIMIT_ENABLED=True)
 def test_registration_limit_is_per_address_and_phone(client):
     body = {"name": "X", "email": "x@example.com", "phone": "+14155550100"}
-    statuses = [client.post("/api/register", json={**body, "email": f"x{i}@example.com"}).status_code
+    statuses = [client.post("/api/register",
+                            json={**body, "email": f"x{i}@example.com"}).status_code
                 for i in range(11)]
     assert statuses[0] == 201 and statuses[10] == 429
     assert "Too many tries" in client.post("/api/register", json=body).get_json()["message"]
-    other = client.post("/api/register", json={**body, "email": "y@example.com", "phone": "+14155550101"})
+    other = client.post("/api/register",
+                        json={**body, "email": "y@example.com", "phone": "+14155550101"})
     assert other.status_code == 201

@@ -18,7 +18,8 @@ depends_on = None
 def upgrade():
     # Nobody registered so far was asked: no one is a sponsor lead until they say yes.
     with op.batch_alter_table("participant", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("sponsor_consent", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column("sponsor_consent", sa.Boolean(), server_default=sa.false(),
+                                      nullable=False))
 
 
 def downgrade():

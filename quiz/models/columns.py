@@ -6,9 +6,10 @@ from sqlalchemy.orm import mapped_column
 
 SCORING_MODES = ("accuracy", "speed")
 ELIMINATION_REASONS = ("unanswered", "ranked_out", "disqualified")
-# Free space PostgreSQL leaves in each page of the two tables the close updates row by row, so the new row
-# versions fit beside the old (HOT: no index entries written). Every submission of a round gets its rank (half
-# a page free); half the players still in go out in a round. Measured: bench/end_of_round.py.
+# Free space PostgreSQL leaves in each page of the two tables the close updates row by row, so the
+# new row versions fit beside the old (HOT: no index entries written). Every submission of a round
+# gets its rank (half a page free); half the players still in go out in a round. Measured:
+# bench/end_of_round.py.
 SUBMISSION_FILLFACTOR = 50
 PARTICIPANT_FILLFACTOR = 60
 

@@ -3,7 +3,8 @@ import logging
 import random
 import time
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (Blueprint, current_app, flash, redirect, render_template, request, session,
+                   url_for)
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -27,7 +28,8 @@ from .security import link_key, registration_key
 
 bp = Blueprint("play", __name__)
 log = logging.getLogger(__name__)
-# After a storage failure, players get the live-rendered form for this long before storage is tried again.
+# After a storage failure, players get the live-rendered form for this long before storage is tried
+# again.
 STORAGE_PAUSE_SECONDS = 15
 
 
@@ -48,22 +50,26 @@ def register():
     try:
         clean = validate_registration(request.form)
         if not clean["consent"]:
-            raise QuizError("Please tick the box to agree to receive your round links by SMS.", code="invalid",
-                            status=422, fields={"consent": "Needed: your round links come by SMS."})
+            raise QuizError("Please tick the box to agree to receive your round links by SMS.",
+                            code="invalid", status=422,
+                            fields={"consent": "Needed: your round links come by SMS."})
         joined = write(register_participant, clean)
     except QuizError as error:
-        return render_template("play/register.html", values=request.form, errors=error.fields or {"form": error.message},
+        return render_template("play/register.html", values=request.form,
+                               errors=error.fields or {"form": error.message},
                                is_open=registration_open()), error.status
     return redirect(url_for("play.report", code=joined.report_code, welcome=1), 303)
 
 
 @bp.get("/f/<code>")
 def round_page(code):
-    """A player's round: one clear page per state; the questions are their stored form when it is there."""
+    """A player's round: one clear page per state; the questions are their stored form when it is
+    there."""
     link = find_link(code)
     state = answers.page_state(link, utcnow())
     # A shadow-league player gets the live page: the stored form can't say "shadow league".
-    if state == answers.QUESTIONS and not wants_fragment() and not shadow.in_shadow_league(link.participant, link.challenge):
+    if (state == answers.QUESTIONS and not wants_fragment()
+            and not shadow.in_shadow_league(link.participant, link.challenge)):
         stored = stored_form(link)
         if stored is not None:
             return stored
@@ -71,7 +77,8 @@ def round_page(code):
 
 
 def stored_form(link: FormLink):
-    """The stored form, served from storage or through a pre-signed URL minted at this click; None if unavailable.
+    """The stored form, served from storage or through a pre-signed URL minted at this click; None
+    if unavailable.
 
     Nothing a participant holds expires: the /f/ link is checked against the database on every
     click, and any signature is made now, with the credentials valid now.
@@ -85,7 +92,8 @@ def stored_form(link: FormLink):
             if store.exists(key):
                 return redirect(store.presigned_url(key, config["FORMS_URL_EXPIRY_SECONDS"]), 303)
         elif (body := store.get(key)) is not None:
-            timer = render_template("play/_timer.html", challenge=link.challenge, now=utcnow()).encode()
+            timer = render_template("play/_timer.html", challenge=link.challenge,
+                                    now=utcnow()).encode()
             response = current_app.make_response(body.replace(TIMER_MARK, timer))
             response.headers["Vary"] = "HX-Request"
             return response
@@ -115,11 +123,13 @@ def start(code):
 @limiter.limit("30 per minute", key_func=link_key)
 def submit(code):
     """Hand in the answers; a retried or doubled POST gets 'already submitted'."""
-    if request.mimetype == "multipart/form-data":  # a photo round's form: its own body limit, before reading it
+    if request.mimetype == "multipart/form-data":
+        # a photo round's form: its own body limit, before reading it
         link = find_link(code)
         too_large = read_body(link)
         if too_large:
-            return render_round(link, answers.page_state(link, utcnow()), too_large), too_large.status
+            return (render_round(link, answers.page_state(link, utcnow()), too_large),
+                    too_large.status)
     if not form_token_ok(code, request.form.get("form_token", "")):
         csrf.protect()
     try:
@@ -135,7 +145,8 @@ def submit(code):
 
 
 def read_body(link: FormLink) -> QuizError | None:
-    """Parse the form, taking photos only in a round that asks for them (PHOTO_MAX_BYTES each); 413 past that."""
+    """Parse the form, taking photos only in a round that asks for them (PHOTO_MAX_BYTES each); 413
+    past that."""
     config = current_app.config
     uploads = sum(q.type.upload for q in link.challenge.questions)
     if not uploads:
@@ -144,30 +155,35 @@ def read_body(link: FormLink) -> QuizError | None:
     try:
         request.form, request.files
     except RequestEntityTooLarge:
-        return QuizError(f"That photo is larger than {config['PHOTO_MAX_BYTES'] / 1_000_000:g} MB, the limit. "
-                         "Send a smaller one, or take it again at a lower resolution.", code="too_large", status=413)
+        return QuizError(f"That photo is larger than {config['PHOTO_MAX_BYTES'] / 1_000_000:g} "
+                         "MB, the limit. Send a smaller one, or take it again at a lower "
+                         "resolution.", code="too_large", status=413)
     return None
 
 
-def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None, fragment=False,
-                 help_error: QuizError | None = None):
+def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None,
+                 fragment=False, help_error: QuizError | None = None):
     """The round page for `state`, with an optional message on top."""
     submission, final, won = None, False, False
     if state == answers.SUBMITTED:
         submission = db.session.scalar(select(Submission).where(
-            Submission.participant_id == link.participant_id, Submission.challenge_id == link.challenge_id))
+            Submission.participant_id == link.participant_id,
+            Submission.challenge_id == link.challenge_id))
         if link.challenge.is_closed:
             champion = rounds.winner()
             final = champion is not None and link.challenge.is_last
             won = final and champion.id == link.participant_id
     desk = {} if fragment else help_context(link.participant, "f", link.code, help_error)
     response = current_app.make_response(render_template(
-        "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge, participant=link.participant, state=state,
+        "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge,
+        participant=link.participant, state=state,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         shadow=shadow.in_shadow_league(link.participant, link.challenge),
-        shadow_next=state in (answers.SUBMITTED, answers.CLOSED) and shadow.invited_after(link.participant, link.challenge),
+        shadow_next=(state in (answers.SUBMITTED, answers.CLOSED)
+                     and shadow.invited_after(link.participant, link.challenge)),
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
-        report_url=report_url(link.participant.report_code), poll_delay=round(random.uniform(3, 6), 1), **desk))
+        report_url=report_url(link.participant.report_code),
+        poll_delay=round(random.uniform(3, 6), 1), **desk))
     response.headers["Vary"] = "HX-Request"
     return response
 
@@ -177,7 +193,8 @@ def report(code):
     """A participant's page: their links and, round by round, how they did. Cached by ETag."""
     participant = find_participant(code)
     welcome = request.args.get("welcome") == "1"
-    # The page carries this session's CSRF token (help form): a cached copy must belong to the same session.
+    # The page carries this session's CSRF token (help form): a cached copy must belong to the same
+    # session.
     generate_csrf()
     if session.get("_flashes"):  # a one-off message on top: this copy must not be reused
         return render_report(participant, welcome), 200, {"Cache-Control": "no-store"}
@@ -187,22 +204,28 @@ def report(code):
     return _cacheable(current_app.make_response(render_report(participant, welcome)), etag)
 
 
-def render_report(participant: Participant, welcome: bool = False, help_error: QuizError | None = None):
+def render_report(participant: Participant, welcome: bool = False,
+                  help_error: QuizError | None = None):
     rows = participant_report(participant)
-    # Rounds still to play in the shadow league (knocked out earlier, not disqualified, SHADOW_LEAGUE on).
+    # Rounds still to play in the shadow league (knocked out earlier, not disqualified,
+    # SHADOW_LEAGUE on).
     playable = [row for row in rows if not row.challenge.is_closed
                 and shadow.in_shadow_league(participant, row.challenge)]
-    return render_template("play/report.html", participant=participant, rows=rows, shadow_playable=playable,
-                           shadow_totals=shadow.totals_of(participant.id),
-                           qr=qr_svg, welcome=welcome, link_url=link_url, checkin=display_code(participant.checkin_code),
-                           report_url=report_url(participant.report_code), event=current_app.config["EVENT_NAME"],
+    return render_template("play/report.html", participant=participant, rows=rows,
+                           shadow_playable=playable, shadow_totals=shadow.totals_of(participant.id),
+                           qr=qr_svg, welcome=welcome, link_url=link_url,
+                           checkin=display_code(participant.checkin_code),
+                           report_url=report_url(participant.report_code),
+                           event=current_app.config["EVENT_NAME"],
                            **help_context(participant, "r", participant.report_code, help_error))
 
 
 def _cacheable(response, etag: str):
-    """Private to this browser, reused for a few seconds, then revalidated (a 304 when nothing changed)."""
+    """Private to this browser, reused for a few seconds, then revalidated (a 304 when nothing
+    changed)."""
     response.set_etag(etag)
-    response.headers["Cache-Control"] = f"private, max-age={current_app.config['REPORT_MAX_AGE']}, must-revalidate"
+    response.headers["Cache-Control"] = (
+        f"private, max-age={current_app.config['REPORT_MAX_AGE']}, must-revalidate")
     response.headers["Vary"] = "Cookie"
     return response
 
@@ -211,17 +234,21 @@ def _cacheable(response, etag: str):
 def badge(code):
     """A printable badge: name, company, check-in QR code (print CSS)."""
     participant = find_participant(code)
-    return render_template("play/badge.html", participant=participant, qr=qr_svg(participant.checkin_code),
-                           checkin=display_code(participant.checkin_code), event=current_app.config["EVENT_NAME"])
+    return render_template("play/badge.html", participant=participant,
+                           qr=qr_svg(participant.checkin_code),
+                           checkin=display_code(participant.checkin_code),
+                           event=current_app.config["EVENT_NAME"])
 
 
-# --- the help desk, from the participant's side -------------------------------------------------------
+# --- the help desk, from the participant's side ---------------------------------------------------
 
-def help_context(participant: Participant, scope: str, code: str, error: QuizError | None = None) -> dict:
+def help_context(participant: Participant, scope: str, code: str,
+                 error: QuizError | None = None) -> dict:
     """What the help form and the replies on a participant's page need."""
-    return {"help_requests": helpdesk.requests_of(participant.id), "help_kinds": HELP_KINDS, "help_error": error,
-            "help_values": request.form if error else {}, "help_scope": scope, "help_code": code,
-            "help_max": helpdesk.TEXT_MAX, "help_poll": round(random.uniform(5, 9), 1)}
+    return {"help_requests": helpdesk.requests_of(participant.id), "help_kinds": HELP_KINDS,
+            "help_error": error, "help_values": request.form if error else {}, "help_scope": scope,
+            "help_code": code, "help_max": helpdesk.TEXT_MAX,
+            "help_poll": round(random.uniform(5, 9), 1)}
 
 
 @bp.post("/f/<code>/help")
@@ -230,9 +257,11 @@ def ask_help_round(code):
     """Ask the help desk from a round page."""
     link = find_link(code)
     try:
-        write(helpdesk.ask_for_help, link.participant, request.form.get("kind", ""), request.form.get("text", ""), utcnow())
+        write(helpdesk.ask_for_help, link.participant, request.form.get("kind", ""),
+              request.form.get("text", ""), utcnow())
     except QuizError as error:
-        return render_round(link, answers.page_state(link, utcnow()), help_error=error), error.status
+        return (render_round(link, answers.page_state(link, utcnow()), help_error=error),
+                error.status)
     flash("Your request is with the help desk. Their answer will appear on this page.", "ok")
     return redirect(url_for("play.round_page", code=code, _anchor="help"), 303)
 
@@ -243,7 +272,8 @@ def ask_help_report(code):
     """Ask the help desk from the report page."""
     participant = find_participant(code)
     try:
-        write(helpdesk.ask_for_help, participant, request.form.get("kind", ""), request.form.get("text", ""), utcnow())
+        write(helpdesk.ask_for_help, participant, request.form.get("kind", ""),
+              request.form.get("text", ""), utcnow())
     except QuizError as error:
         return render_report(participant, help_error=error), error.status
     flash("Your request is with the help desk. Their answer will appear on this page.", "ok")
@@ -255,5 +285,6 @@ def help_status(scope, code):
     """The participant's requests and the desk's replies (polled while one is open)."""
     participant = find_link(code).participant if scope == "f" else find_participant(code)
     if not wants_fragment():
-        return redirect(url_for("play.round_page" if scope == "f" else "play.report", code=code, _anchor="help"), 303)
+        return redirect(url_for("play.round_page" if scope == "f" else "play.report", code=code,
+                                _anchor="help"), 303)
     return render_template("play/_help_status.html", **help_context(participant, scope, code))

@@ -5,8 +5,9 @@ from flask import Flask, abort, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # No inline script and no eval (htmx runs with allowEval false); styles only from our files.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
 
 
 def add_security_headers(response):
@@ -26,24 +27,30 @@ def link_key() -> str:
 
 
 def registration_key() -> str:
-    """Rate-limit key for joining: the address together with the phone typed (one NAT, many players)."""
+    """Rate-limit key for joining: the address together with the phone typed (one NAT, many
+    players)."""
     data = request.get_json(silent=True) if request.is_json else request.form
-    phone = str((data or {}).get("phone", ""))[:32] if isinstance(data, dict) or hasattr(data, "get") else ""
+    phone = (str((data or {}).get("phone", ""))[:32]
+             if isinstance(data, dict) or hasattr(data, "get") else "")
     return f"register:{request.remote_addr}:{phone}"
 
 
 def reject_garbled_forms():
-    """A form body that isn't UTF-8 would reach the database as mojibake: refuse it with what to do."""
+    """A form body that isn't UTF-8 would reach the database as mojibake: refuse it with what to
+    do."""
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
         try:
             unquote_to_bytes(request.get_data(cache=True).replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
-            abort(400, "That form arrived garbled (its text isn't UTF-8). Reload the page and send it again.")
+            abort(400, "That form arrived garbled (its text isn't UTF-8). Reload the page and send "
+                       "it again.")
 
 
 def init_app(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXIES"]
-    if hops:  # behind nginx / a load balancer: the player's address, not the proxy's, for rate limits and logs
+    if hops:
+        # behind nginx / a load balancer: the player's address, not the proxy's, for rate limits
+        # and logs
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     app.before_request(reject_garbled_forms)
     app.after_request(add_security_headers)
