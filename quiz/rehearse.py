@@ -1,10 +1,11 @@
-"""The day-before rehearsal: synthetic players play a whole event against a running instance over HTTP.
+"""The day-before rehearsal: synthetic players play a whole event against a running instance over
+HTTP.
 
 Players register through the JSON API, open their link, press Start and answer (random choices: the
 page never holds the key), some never answer (no-shows) and some tap Submit twice; the organizer's
-API starts and ends every round until there is a winner. `flask --app quiz rehearse` prints the table.
+API starts and ends every round until there is a winner. `flask --app quiz rehearse` prints the
+table.
 """
-import html
 import random
 import re
 import secrets
@@ -17,51 +18,11 @@ import click
 import requests
 from flask import current_app
 
-from .errors import QuizError
+from .rehearsal_pages import (RehearsalError, answer_token, csrf, question_choices,
+                              synthetic_phone)
 from .rehearsal_report import Tally, format_table, verdict
 
 REQUEST_TIMEOUT = 10.0  # seconds, every request
-# Fictional-looking numbers (the 555 exchange) across area codes: 10,000 players per area code.
-AREA_CODES = (201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 217, 218, 219, 224, 225, 228)
-CHOICE = re.compile(r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>')
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-ANSWER_TOKEN = re.compile(r'name="(form_token|csrf_token)" value="([^"]+)"')
-
-
-def csrf(page: str) -> str:
-    """The CSRF token a page's form carries, as a browser sends it back."""
-    match = CSRF.search(page)
-    if not match:
-        raise RehearsalError("the page has no form token")
-    return match.group(1)
-
-
-def answer_token(page: str) -> dict[str, str]:
-    """The questions page's token: the stored form's own (served or from S3), or the live page's CSRF token."""
-    match = ANSWER_TOKEN.search(page)
-    if not match:
-        raise RehearsalError("the page has no form token")
-    return {match.group(1): match.group(2)}
-
-
-def question_choices(page: str) -> dict[str, dict[str, str]]:
-    """A round page's questions: field name → {choice label: value}, in page order."""
-    questions: dict[str, dict[str, str]] = {}
-    for name, value, label in CHOICE.findall(page):
-        questions.setdefault(name, {})[html.unescape(label)] = value
-    return questions
-
-
-def synthetic_phone(n: int) -> str:
-    """The n-th rehearsal player's phone, E.164 in the 555 exchange."""
-    return f"+1{AREA_CODES[n // 10_000 % len(AREA_CODES)]}555{n % 10_000:04d}"
-
-
-class RehearsalError(QuizError):
-    """The rehearsal cannot go on; the message says why and what to do."""
-
-    def __init__(self, message: str):
-        super().__init__(message, code="rehearsal")
 
 
 @dataclass
@@ -73,9 +34,10 @@ class Player:
 class Rehearsal:
     """One rehearsal against `url`: registration, then every round until a winner."""
 
-    def __init__(self, url: str, token: str, concurrency: int = 20, no_show: float = 0.1, repeat: float = 0.1,
-                 timeout: float = 600.0, seed: int | None = None):
-        self.url, self.concurrency, self.no_show, self.repeat = url.rstrip("/"), concurrency, no_show, repeat
+    def __init__(self, url: str, token: str, concurrency: int = 20, no_show: float = 0.1,
+                 repeat: float = 0.1, timeout: float = 600.0, seed: int | None = None):
+        self.url, self.concurrency, self.no_show, self.repeat = (url.rstrip("/"), concurrency,
+                                                                 no_show, repeat)
         self.admin = {"Authorization": f"Bearer {token}"}
         self.deadline = time.monotonic() + timeout
         self.random = random.Random(seed)
@@ -103,22 +65,28 @@ class Rehearsal:
         return response
 
     def preflight(self) -> int:
-        """Check the instance is healthy and the token works; the number of players it already has."""
+        """Check the instance is healthy and the token works; the number of players it already
+        has."""
         try:
             health = requests.get(f"{self.url}/healthz", timeout=REQUEST_TIMEOUT)
-            probe = requests.get(f"{self.url}/api/admin/sms-progress/1", headers=self.admin, timeout=REQUEST_TIMEOUT)
+            probe = requests.get(f"{self.url}/api/admin/sms-progress/1", headers=self.admin,
+                                 timeout=REQUEST_TIMEOUT)
             display = requests.get(f"{self.url}/display", timeout=REQUEST_TIMEOUT)
         except requests.RequestException as error:
-            raise RehearsalError(f"{self.url} does not answer ({type(error).__name__}). Is it running? Check --url.")
+            raise RehearsalError(f"{self.url} does not answer ({type(error).__name__}). "
+                                 "Is it running? Check --url.")
         if health.status_code != 200:
-            raise RehearsalError(f"{self.url}/healthz says the instance is not healthy: {health.text.strip()}")
+            raise RehearsalError(f"{self.url}/healthz says the instance is not healthy: "
+                                 f"{health.text.strip()}")
         if probe.status_code in (401, 403):
-            raise RehearsalError("The API token was refused. Pass the instance's ADMIN_API_TOKEN with --token.")
+            raise RehearsalError("The API token was refused. Pass the instance's ADMIN_API_TOKEN "
+                                 "with --token.")
         if probe.status_code == 404:
             raise RehearsalError("The instance has no round 1. Load the question bank first.")
         count = re.search(r'id="player-count">(\d+)<', display.text)
         if count is None:
-            raise RehearsalError(f"{self.url}/display shows no player count: is this a Knockout instance?")
+            raise RehearsalError(f"{self.url}/display shows no player count: is this a Knockout "
+                                 "instance?")
         return int(count.group(1))
 
     def register_all(self, count: int, first: int) -> list[Player]:
@@ -140,17 +108,22 @@ class Rehearsal:
         if response is None:
             return None
         if response.status_code != 201:
-            code = response.json().get("error", "") if response.headers.get("Content-Type", "").startswith("application/json") else ""
+            code = (response.json().get("error", "")
+                    if response.headers.get("Content-Type", "").startswith("application/json")
+                    else "")
             self.tally.error(f"register: HTTP {response.status_code} {code}".rstrip())
             return None
         body = response.json()
         return Player(body["user_id"], body["form_urls"])
 
     def admin_call(self, step: str, action: str, number: int) -> dict | None:
-        """Start or end a round through the admin API: its JSON; None if the round had already closed."""
-        response = self.timed(step, self.session().post, f"{self.url}/api/admin/{action}/{number}", headers=self.admin)
+        """Start or end a round through the admin API: its JSON; None if the round had already
+        closed."""
+        response = self.timed(step, self.session().post, f"{self.url}/api/admin/{action}/{number}",
+                              headers=self.admin)
         if response is not None and response.status_code == 409 and action == "end-challenge":
-            self.tally.error("end round: it had closed at its time limit first (too slow, or a short limit)")
+            self.tally.error("end round: it had closed at its time limit first (too slow, or a "
+                             "short limit)")
             return None
         if response is None or response.status_code != 200:
             detail = response.text.strip() if response is not None else "no answer"
@@ -165,7 +138,8 @@ class Rehearsal:
         self.tally.accepted[number] = set()
         started = time.perf_counter()
         with ThreadPoolExecutor(self.concurrency) as pool:
-            list(pool.map(lambda i: self.play(number, players[i], i not in absent, i in doubles), range(len(players))))
+            list(pool.map(lambda i: self.play(number, players[i], i not in absent, i in doubles),
+                          range(len(players))))
         self.tally.play_seconds += time.perf_counter() - started
         summary = self.admin_call("end round", "end-challenge", number)
         entries = self.check_leaderboard(number)
@@ -180,14 +154,16 @@ class Rehearsal:
         with requests.Session() as phone:
             self.play_on(phone, number, player, answers, twice)
 
-    def play_on(self, phone: requests.Session, number: int, player: Player, answers: bool, twice: bool) -> None:
+    def play_on(self, phone: requests.Session, number: int, player: Player, answers: bool,
+                twice: bool) -> None:
         """Open the link, press Start, answer (unless a no-show), maybe tap Submit twice."""
         link = player.links[str(number)]
         page = self.timed("open", phone.get, link)
         if not self.expect("open", page, 200) or not answers:
             return
         try:
-            started = self.timed("start", phone.post, f"{link}/start", data={"csrf_token": csrf(page.text)})
+            started = self.timed("start", phone.post, f"{link}/start",
+                                 data={"csrf_token": csrf(page.text)})
             if not self.expect("start", started, 303):
                 return
             page = self.timed("questions", phone.get, link)
@@ -202,8 +178,10 @@ class Rehearsal:
         for attempt in range(2 if twice else 1):
             self.submit(number, player, phone, link, data, first=attempt == 0)
 
-    def submit(self, number: int, player: Player, phone: requests.Session, link: str, data: dict, first: bool):
-        """POST the answers: the first must be accepted (303), a repeat must be refused as already in (200)."""
+    def submit(self, number: int, player: Player, phone: requests.Session, link: str, data: dict,
+               first: bool):
+        """POST the answers: the first must be accepted (303), a repeat must be refused as already
+        in (200)."""
         response = self.timed("submit", phone.post, f"{link}/submit", data=data)
         if response is None:
             return
@@ -227,7 +205,8 @@ class Rehearsal:
         return True
 
     def check_leaderboard(self, number: int) -> list[dict]:
-        """Count accepted submissions missing from the round's leaderboard (lost) and repeats; its entries."""
+        """Count accepted submissions missing from the round's leaderboard (lost) and repeats; its
+        entries."""
         response = requests.get(f"{self.url}/api/leaderboard/{number}", timeout=REQUEST_TIMEOUT * 3)
         if response.status_code != 200:
             raise RehearsalError(f"leaderboard of round {number}: HTTP {response.status_code}")
@@ -238,10 +217,12 @@ class Rehearsal:
         return entries
 
     def run(self, count: int, first: int = 0) -> Tally:
-        """Register `count` players, then play round after round until a winner (or the rounds run out)."""
+        """Register `count` players, then play round after round until a winner (or the rounds run
+        out)."""
         players = self.register_all(count, first)
         if not players:
-            raise RehearsalError("No player could register: " + (", ".join(self.tally.errors) or "no answer"))
+            raise RehearsalError("No player could register: "
+                                 + (", ".join(self.tally.errors) or "no answer"))
         rounds = sorted(int(n) for n in players[0].links)
         for number in rounds:
             players = self.play_round(number, players, last=number == rounds[-1])
@@ -251,11 +232,13 @@ class Rehearsal:
 
 
 def summary_from(number: int, entries: list[dict], last: bool) -> dict:
-    """A round's end-of-round summary rebuilt from its leaderboard (when its time limit closed it)."""
+    """A round's end-of-round summary rebuilt from its leaderboard (when its time limit closed
+    it)."""
     submitted = [e for e in entries if e["score"] is not None]
     kept = [e for e in submitted if not e["eliminated"]]
     return {"challenge": number, "submitted": len(submitted), "kept": len(kept),
-            "eliminated_unanswered": len(entries) - len(submitted), "eliminated_ranked_out": len(submitted) - len(kept),
+            "eliminated_unanswered": len(entries) - len(submitted),
+            "eliminated_ranked_out": len(submitted) - len(kept),
             "winner_id": kept[0]["user_id"] if last and kept else None}
 
 
@@ -275,20 +258,22 @@ def summary_from(number: int, entries: list[dict], last: bool) -> dict:
 @click.option("--slack", type=click.FloatRange(1, 1000), default=1.0, show_default=True,
               help="Multiply the latency goals (e.g. a smaller machine than the event's).")
 @click.option("--seed", type=int, help="Seed for who skips, who repeats and which answers.")
-@click.option("--yes", is_flag=True, help="Rehearse even though the instance already has participants.")
+@click.option("--yes", is_flag=True,
+              help="Rehearse even though the instance already has participants.")
 def rehearse_command(players, url, token, concurrency, no_show, repeat, timeout, slack, seed, yes):
     """Play a whole event against a running rehearsal instance and print a go/no-go table."""
     url = (url or current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{url!r} is not an http:// or https:// address.", param_hint="--url")
-    rehearsal = Rehearsal(url, token or current_app.config["ADMIN_API_TOKEN"], concurrency, no_show, repeat,
-                          timeout, seed)
+        raise click.BadParameter(f"{url!r} is not an http:// or https:// address.",
+                                 param_hint="--url")
+    rehearsal = Rehearsal(url, token or current_app.config["ADMIN_API_TOKEN"], concurrency, no_show,
+                          repeat, timeout, seed)
     try:
         existing = rehearsal.preflight()
         if existing and not yes:
-            raise RehearsalError(f"{url} already has {existing} participant(s). The rehearsal adds {players} "
-                                 "synthetic ones and plays every round to the end: run it on a rehearsal "
-                                 "instance, or pass --yes.")
+            raise RehearsalError(f"{url} already has {existing} participant(s). The rehearsal adds "
+                                 f"{players} synthetic ones and plays every round to the end: run "
+                                 "it on a rehearsal instance, or pass --yes.")
         click.echo(f"Rehearsing at {url}: {players} synthetic players, {concurrency} at a time "
                    "(run the instance with SMS_BACKEND=outbox: these phone numbers are made up).")
         tally = rehearsal.run(players, first=existing)

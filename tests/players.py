@@ -7,7 +7,7 @@ import requests
 import websocket
 import yaml
 
-from quiz.rehearse import answer_token, csrf, question_choices
+from quiz.rehearsal_pages import answer_token, csrf, question_choices
 
 from .helpers import ROOT
 

@@ -375,7 +375,7 @@ def test_the_migration_makes_existing_questions_multiple_choice(app):
 @pytest.mark.live
 def test_through_gunicorn_a_photo_goes_in_and_an_oversized_one_gets_the_413_page(live_stack, tmp_path):
     import requests
-    from quiz.rehearse import answer_token, csrf, question_choices
+    from quiz.rehearsal_pages import answer_token, csrf, question_choices
     bank = tmp_path / "photos.yaml"
     bank.write_text(PHOTO_BANK)
     live_stack.flask("questions", "load", str(bank))

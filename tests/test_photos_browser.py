@@ -9,7 +9,7 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
-from quiz.rehearse import answer_token, csrf, question_choices
+from quiz.rehearsal_pages import answer_token, csrf, question_choices
 
 from .browser_fixtures import PHONE, console_login
 from .helpers import ROOT

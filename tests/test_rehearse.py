@@ -11,7 +11,8 @@ import sqlalchemy
 import yaml
 
 from quiz.rehearsal_report import Tally, format_table, nearest_rank, verdict
-from quiz.rehearse import summary_from, synthetic_phone
+from quiz.rehearsal_pages import synthetic_phone
+from quiz.rehearse import summary_from
 from quiz.stack import free_port
 
 from .helpers import ROOT

@@ -1,0 +1,52 @@
+"""What a synthetic player reads off Knockout's pages, as a phone would: the form's token, each
+question's choices, and a phone number of its own (the rehearsal and the live tests use these).
+"""
+import html
+import re
+
+from .errors import QuizError
+
+# Fictional-looking numbers (the 555 exchange) across area codes: 10,000 players per area code.
+AREA_CODES = (201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 217, 218, 219,
+              224, 225, 228)
+CHOICE = re.compile(r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>'
+                    r'\s*<span>([^<]*)</span>')
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+ANSWER_TOKEN = re.compile(r'name="(form_token|csrf_token)" value="([^"]+)"')
+
+
+def csrf(page: str) -> str:
+    """The CSRF token a page's form carries, as a browser sends it back."""
+    match = CSRF.search(page)
+    if not match:
+        raise RehearsalError("the page has no form token")
+    return match.group(1)
+
+
+def answer_token(page: str) -> dict[str, str]:
+    """The questions page's token: the stored form's own (served or from S3), or the live page's
+    CSRF token."""
+    match = ANSWER_TOKEN.search(page)
+    if not match:
+        raise RehearsalError("the page has no form token")
+    return {match.group(1): match.group(2)}
+
+
+def question_choices(page: str) -> dict[str, dict[str, str]]:
+    """A round page's questions: field name → {choice label: value}, in page order."""
+    questions: dict[str, dict[str, str]] = {}
+    for name, value, label in CHOICE.findall(page):
+        questions.setdefault(name, {})[html.unescape(label)] = value
+    return questions
+
+
+def synthetic_phone(n: int) -> str:
+    """The n-th rehearsal player's phone, E.164 in the 555 exchange."""
+    return f"+1{AREA_CODES[n // 10_000 % len(AREA_CODES)]}555{n % 10_000:04d}"
+
+
+class RehearsalError(QuizError):
+    """The rehearsal cannot go on; the message says why and what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="rehearsal")
