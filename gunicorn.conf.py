@@ -14,7 +14,8 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 
 
 def post_worker_init(worker):
-    """Let open websockets see a graceful restart coming, so they close with 1012 and clients reconnect."""
+    """Let open websockets see a graceful restart coming, so they close with 1012 and clients
+    reconnect."""
     worker.wsgi.config["KNOCKOUT_ALIVE"] = lambda: worker.alive
 
 
@@ -25,9 +26,11 @@ def worker_exit(server, worker):
         state(worker.wsgi).dispatcher.stop()
 
 
-# /metrics adds up every web process (prometheus_client's multiprocess mode: each process writes its counts to
-# files here). Set before any worker imports prometheus_client; a directory of its own per server.
-metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="knockout-metrics-"))
+# /metrics adds up every web process (prometheus_client's multiprocess mode: each process writes its
+# counts to files here). Set before any worker imports prometheus_client; a directory of its own per
+# server.
+metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                    tempfile.mkdtemp(prefix="knockout-metrics-"))
 
 
 def on_starting(server):
@@ -37,6 +40,7 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    """A web process that ended: its gauges (open sockets) stop counting; its counters stay in the totals."""
+    """A web process that ended: its gauges (open sockets) stop counting; its counters stay in the
+    totals."""
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid)

@@ -1,1 +1,2 @@
-"""Knockout's benchmark: `make bench` (or `python -m bench`) prints a table, goal beside each figure."""
+"""Knockout's benchmark: `make bench` (or `python -m bench`) prints a table, goal beside each
+figure."""

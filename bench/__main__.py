@@ -1,4 +1,5 @@
-"""Measure the hot paths on the real parts (SQLite in WAL, a real Redis, a real RQ worker) and print a table.
+"""Measure the hot paths on the real parts (SQLite in WAL, a real Redis, a real RQ worker) and print
+a table.
 
 Figures are as measured on this machine, misses included; ratios in one run beat absolute times.
 """
@@ -43,8 +44,8 @@ class Bench:
         directory = workdir / name
         directory.mkdir()
         config = type("BenchConfig", (TestConfig,), {
-            "INSTANCE_PATH": str(directory), "REDIS_URL": redis_url, "TESTING": False, "LOG_LEVEL": "WARNING",
-            "SQLALCHEMY_DATABASE_URI": database_url_for(directory)})
+            "INSTANCE_PATH": str(directory), "REDIS_URL": redis_url, "TESTING": False,
+            "LOG_LEVEL": "WARNING", "SQLALCHEMY_DATABASE_URI": database_url_for(directory)})
         self.app = create_app(config)
         self.headers = {"Authorization": f"Bearer {config.ADMIN_API_TOKEN}"}
 
@@ -100,16 +101,17 @@ def outbox_throughput(bench: Bench, players: int) -> float:
 
 
 def end_latency(bench: Bench, players: int, watch=None) -> float:
-    """End of round: ranking + elimination with every player having submitted (`watch`: a context manager
-    around the close alone, e.g. bench/end_of_round.py's statement timer)."""
+    """End of round: ranking + elimination with every player having submitted (`watch`: a context
+    manager around the close alone, e.g. bench/end_of_round.py's statement timer)."""
     from quiz.models import Challenge, FormLink, Submission
     bench.players(players)
     bench.client.post("/api/admin/start-challenge/1", headers=bench.headers)
     challenge = db.session.scalar(db.select(Challenge).where(Challenge.number == 1))
     now = utcnow()
-    rows = [{"participant_id": pid, "challenge_id": challenge.id, "answers": {}, "score": pid % 7, "correct": pid % 7,
-             "response_time": (pid * 7919 % 10007) / 100, "submitted_at": now}
-            for pid in db.session.scalars(db.select(FormLink.participant_id).where(FormLink.challenge_id == challenge.id))]
+    rows = [{"participant_id": pid, "challenge_id": challenge.id, "answers": {}, "score": pid % 7,
+             "correct": pid % 7, "response_time": (pid * 7919 % 10007) / 100, "submitted_at": now}
+            for pid in db.session.scalars(db.select(FormLink.participant_id)
+                                          .where(FormLink.challenge_id == challenge.id))]
     db.session.execute(insert(Submission), rows)
     db.session.commit()
     with watch or contextlib.nullcontext():
@@ -121,11 +123,13 @@ def end_latency(bench: Bench, players: int, watch=None) -> float:
 
 
 def report_latency(bench: Bench, players: int, samples: int = 200) -> tuple[float, float]:
-    """p50 of GET /r/<code> after round 1 closed with `players` submissions: full page, and the 304 revalidation."""
+    """p50 of GET /r/<code> after round 1 closed with `players` submissions: full page, and the 304
+    revalidation."""
     import random
     from quiz.models import Participant
     end_latency(bench, players)
-    codes = random.Random(1).sample(db.session.scalars(db.select(Participant.report_code)).all(), samples)
+    codes = random.Random(1).sample(db.session.scalars(db.select(Participant.report_code)).all(),
+                                    samples)
     full, cached = [], []
     for code in codes:
         started = time.perf_counter()
@@ -140,14 +144,16 @@ def report_latency(bench: Bench, players: int, samples: int = 200) -> tuple[floa
 
 def register_latency(bench: Bench, rounds: int, count: int = 300) -> float:
     """p50 of POST /api/register, with `rounds` rounds loaded (a link per round each time)."""
-    extra = "".join(f"\n  - {{number: {n}, title: R{n}, questions: [{{text: Q, choices: [a, b], answer: a}}]}}"
+    extra = "".join(f"\n  - {{number: {n}, title: R{n}, "
+                    f"questions: [{{text: Q, choices: [a, b], answer: a}}]}}"
                     for n in range(4, rounds + 1))
     from quiz.questions import apply_bank, parse_bank
     apply_bank(parse_bank(BANK + extra))
     db.session.commit()
     samples = []
     for i in range(count):
-        body = {"name": f"R {i}", "email": f"r{i}@example.com", "phone": f"+1628{2_000_000 + i:07d}"}
+        body = {"name": f"R {i}", "email": f"r{i}@example.com",
+                "phone": f"+1628{2_000_000 + i:07d}"}
         started = time.perf_counter()
         response = bench.client.post("/api/register", json=body)
         samples.append(time.perf_counter() - started)
@@ -160,7 +166,8 @@ def domain_figures(database_url_for, quick: bool) -> dict:
     big = 5_000 if quick else 50_000
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        redis_process = subprocess.Popen(server_args(workdir, workdir / "redis.sock"), stdout=subprocess.DEVNULL)
+        redis_process = subprocess.Popen(server_args(workdir, workdir / "redis.sock"),
+                                         stdout=subprocess.DEVNULL)
         redis_url = f"unix://{workdir / 'redis.sock'}"
         wait_for(redis_url)
         try:
@@ -173,7 +180,8 @@ def domain_figures(database_url_for, quick: bool) -> dict:
                     "end5k": run("end5k", "end-challenge 5,000", end_latency, 5_000),
                     "end50k": run("end50k", f"end-challenge {big:,}", end_latency, big),
                     "report5k": run("report5k", "report page, 5,000 ranked", report_latency, 5_000),
-                    "report50k": run("report50k", f"report page, {big:,} ranked", report_latency, big),
+                    "report50k": run("report50k", f"report page, {big:,} ranked", report_latency,
+                                     big),
                     "register3": run("register3", "register, 3 rounds", register_latency, 3),
                     "register10": run("register10", "register, 10 rounds", register_latency, 10)}
         finally:
@@ -187,7 +195,8 @@ def sqlite_file(directory: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes and shorter runs (a smoke run)")
     parser.add_argument("--only", choices=["domain", "http", "sockets"],
                         help="one half of the table, or the websocket figures alone")
     args = parser.parse_args()
@@ -197,8 +206,8 @@ def main() -> None:
     if postgres:
         databases["PostgreSQL"] = load.fresh_postgres(postgres)
     else:
-        print("bench: no PostgreSQL (run through bin/with-postgres, as `make bench` does): SQLite only",
-              file=sys.stderr)
+        print("bench: no PostgreSQL (run through bin/with-postgres, as `make bench` does): "
+              "SQLite only", file=sys.stderr)
     sizes = load.Sizes.quick() if args.quick else load.Sizes()
     measured = {}
     for name, database_url_for in databases.items():
@@ -207,9 +216,11 @@ def main() -> None:
         if args.only in (None, "domain"):
             figures.update(domain_figures(database_url_for, args.quick))
         if args.only != "domain":
-            # Stopped (e.g. by `timeout`): unwind, so the stack goes too. Set here: RQ's worker takes SIGTERM over.
+            # Stopped (e.g. by `timeout`): unwind, so the stack goes too. Set here: RQ's worker
+            # takes SIGTERM over.
             signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: stopped"))
-            figures.update(load.measure(database_url_for, sizes, sockets_only=args.only == "sockets"))
+            figures.update(load.measure(database_url_for, sizes,
+                                        sockets_only=args.only == "sockets"))
         measured[name] = figures
     print(table.render(table.rows(sizes, args.quick), measured))
 

@@ -1,4 +1,5 @@
-"""The benchmark's one table: a row per figure, a column per database, the goal beside it, misses marked ✗."""
+"""The benchmark's one table: a row per figure, a column per database, the goal beside it, misses
+marked ✗."""
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,27 +19,35 @@ def rows(sizes, quick: bool) -> list[Row]:
     submit_ratio = lambda f: f["submit"]["rate"] / f["ping"]["rate"]  # noqa: E731
     burst = lambda f: f["burst"]  # noqa: E731
     return [
-        Row("machine load (1-min average, 2 cores) after the HTTP runs", lambda f: f"{f['loadavg']:.1f}"),
+        Row("machine load (1-min average, 2 cores) after the HTTP runs",
+            lambda f: f"{f['loadavg']:.1f}"),
         Row("no-op GET /ping (the ceiling)", lambda f: f"{f['ping']['rate']:,.0f} req/s"),
-        Row("submit POST /f/<code>/submit", lambda f: f"{f['submit']['rate']:,.0f} req/s = {submit_ratio(f):.2f}×",
-            "≥ 0.40 × ceiling", lambda f: submit_ratio(f) >= 0.40 and f["submit"]["errors"] == 0),
+        Row("submit POST /f/<code>/submit",
+            lambda f: f"{f['submit']['rate']:,.0f} req/s = {submit_ratio(f):.2f}×",
+            "≥ 0.40 × ceiling",
+            lambda f: submit_ratio(f) >= 0.40 and f["submit"]["errors"] == 0),
         Row(f"burst: {sizes.burst:,} submits within 1 s (10% repeats), drain",
-            lambda f: f"{burst(f)['drain_s']:.2f} s", "≤ 5 s", lambda f: burst(f)["drain_s"] <= 5),
+            lambda f: f"{burst(f)['drain_s']:.2f} s", "≤ 5 s",
+            lambda f: burst(f)["drain_s"] <= 5),
         Row("burst: errors / lost / duplicates (in the DB)",
             lambda f: f"{burst(f)['errors']} / {burst(f)['lost']} / {burst(f)['duplicates']}"
             f" ({burst(f)['stored']:,} of {burst(f)['unique']:,} stored)", "0 / 0 / 0",
             lambda f: burst(f)["errors"] == burst(f)["lost"] == burst(f)["duplicates"] == 0),
         Row(f"sustained {sizes.sustained_s} s: submits/s (errors)",
-            lambda f: f"{f['sustained']['rate']:,.0f}/s ({f['sustained']['errors']})", f"≥ {sizes.sustained_rate:,}/s, 0",
-            lambda f: f["sustained"]["rate"] >= sizes.sustained_rate * 0.99 and f["sustained"]["errors"] == 0),
+            lambda f: f"{f['sustained']['rate']:,.0f}/s ({f['sustained']['errors']})",
+            f"≥ {sizes.sustained_rate:,}/s, 0",
+            lambda f: f["sustained"]["rate"] >= sizes.sustained_rate * 0.99
+            and f["sustained"]["errors"] == 0),
         Row("sustained: submit p99", lambda f: f"{f['sustained']['p99_ms']:.0f} ms", "≤ 250 ms",
             lambda f: f["sustained"]["p99_ms"] <= 250),
         Row(f"… {sizes.stream_clients:,} sockets: frames/s each (dropped)",
-            lambda f: f"{f['stream']['frames_per_client_per_s']:.1f} Hz ({f['stream']['dropped']})", "2 Hz, 0",
+            lambda f: f"{f['stream']['frames_per_client_per_s']:.1f} Hz ({f['stream']['dropped']})",
+            "2 Hz, 0",
             lambda f: f["stream"]["frames_per_client_per_s"] >= 1.8 and f["stream"]["dropped"] == 0
             and f["stream"]["connected"] == sizes.stream_clients),
         Row("… frame published → received, p99 (issue #6's figure)",
-            lambda f: f"{f['stream']['published_p99_ms']:.0f} ms (p50 {f['stream']['published_p50_ms']:.0f})",
+            lambda f: f"{f['stream']['published_p99_ms']:.0f} ms"
+            f" (p50 {f['stream']['published_p50_ms']:.0f})",
             "≤ 250 ms", lambda f: f["stream"]["published_p99_ms"] <= 250),
         Row("… commit → frame received, p99 (waits for the next tick)",
             lambda f: f"{f['stream']['p99_ms']:.0f} ms (p50 {f['stream']['p50_ms']:.0f})"),
@@ -47,32 +56,38 @@ def rows(sizes, quick: bool) -> list[Row]:
         Row(f"{sizes.idle_clients:,} idle sockets: broadcast p99",
             lambda f: f"{f['idle']['p99_ms']:.0f} ms (p50 {f['idle']['p50_ms']:.0f})",
             "≤ 300 ms", lambda f: f["idle"]["p99_ms"] <= 300),
-        Row("… delivered", lambda f: f"{100 * f['idle']['delivered'] / max(f['idle']['expected'], 1):.1f}%"
+        Row("… delivered",
+            lambda f: f"{100 * f['idle']['delivered'] / max(f['idle']['expected'], 1):.1f}%"
             f" of {sizes.idle_clients:,}", "100%",
-            lambda f: f["idle"]["delivered"] == f["idle"]["expected"] and f["idle"]["connected"] == sizes.idle_clients),
+            lambda f: f["idle"]["delivered"] == f["idle"]["expected"]
+            and f["idle"]["connected"] == sizes.idle_clients),
         Row("… bench client CPU per broadcast, busiest process (near the p99: it limits)",
-            lambda f: f"{f['idle']['client_cpu_s_per_probe'] * 1000:.0f} ms ({f['idle']['processes']} processes)"),
-        Row("… memory per socket (web RSS Δ)", lambda f: f"{f['idle']['kib_per_socket']:.0f} KB", "≤ 100 KB",
-            lambda f: f["idle"]["kib_per_socket"] <= 100),
-        Row("registration POST /api/register", lambda f: f"{f['register']['rate']:,.0f}/s", "≥ 500/s",
-            lambda f: f["register"]["rate"] >= 500 and f["register"]["errors"] == 0),
+            lambda f: f"{f['idle']['client_cpu_s_per_probe'] * 1000:.0f} ms"
+            f" ({f['idle']['processes']} processes)"),
+        Row("… memory per socket (web RSS Δ)", lambda f: f"{f['idle']['kib_per_socket']:.0f} KB",
+            "≤ 100 KB", lambda f: f["idle"]["kib_per_socket"] <= 100),
+        Row("registration POST /api/register", lambda f: f"{f['register']['rate']:,.0f}/s",
+            "≥ 500/s", lambda f: f["register"]["rate"] >= 500 and f["register"]["errors"] == 0),
         Row("registration p99", lambda f: f"{f['register']['p99_ms']:.0f} ms", "≤ 200 ms",
             lambda f: f["register"]["p99_ms"] <= 200),
         Row("start-challenge, 5,000 players", lambda f: f"{f['start5k']:.0f} ms", "≤ 200 ms",
             lambda f: f["start5k"] <= 200),
         Row(f"start-challenge, {big} players", lambda f: f"{f['start50k']:.0f} ms", "≤ 200 ms",
             lambda f: f["start50k"] <= 200),
-        Row("outbox: 5,000 link SMS, start → all sent", lambda f: f"{f['outbox5k']:.2f} s", "≤ 5 s",
-            lambda f: f["outbox5k"] <= 5),
-        Row("end-challenge (rank + eliminate), 5,000", lambda f: f"{f['end5k']:.0f} ms", "≤ 100 ms",
-            lambda f: f["end5k"] <= 100),
-        Row(f"end-challenge (rank + eliminate), {big}", lambda f: f"{f['end50k']:.0f} ms", "≤ 500 ms",
-            lambda f: f["end50k"] <= 500),
-        Row("report /r/<code> p50, 5,000 ranked", lambda f: "{:.1f} ms (304: {:.1f} ms)".format(*f["report5k"])),
-        Row(f"report /r/<code> p50, {big} ranked", lambda f: "{:.1f} ms (304: {:.1f} ms)".format(*f["report50k"])),
+        Row("outbox: 5,000 link SMS, start → all sent", lambda f: f"{f['outbox5k']:.2f} s",
+            "≤ 5 s", lambda f: f["outbox5k"] <= 5),
+        Row("end-challenge (rank + eliminate), 5,000", lambda f: f"{f['end5k']:.0f} ms",
+            "≤ 100 ms", lambda f: f["end5k"] <= 100),
+        Row(f"end-challenge (rank + eliminate), {big}", lambda f: f"{f['end50k']:.0f} ms",
+            "≤ 500 ms", lambda f: f["end50k"] <= 500),
+        Row("report /r/<code> p50, 5,000 ranked",
+            lambda f: "{:.1f} ms (304: {:.1f} ms)".format(*f["report5k"])),
+        Row(f"report /r/<code> p50, {big} ranked",
+            lambda f: "{:.1f} ms (304: {:.1f} ms)".format(*f["report50k"])),
         Row("register p50 in-process, 3 rounds", lambda f: f"{f['register3']:.1f} ms"),
         Row("register p50 in-process, 10 rounds",
-            lambda f: f"{f['register10']:.1f} ms ({f['register10'] / f['register3']:.2f}×)", "flat: ≈ 1×"),
+            lambda f: f"{f['register10']:.1f} ms ({f['register10'] / f['register3']:.2f}×)",
+            "flat: ≈ 1×"),
     ]
 
 
@@ -94,7 +109,8 @@ def render(all_rows: list[Row], measured: dict[str, dict]) -> str:
     body = [line for line in body if any(c != "–" for c in line[1:-1])]
     header = ["measure", *names, "goal"]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+           "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]
     return "\n".join(out)
 

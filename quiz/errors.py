@@ -6,7 +6,8 @@ class QuizError(Exception):
 
     status = 409
 
-    def __init__(self, message: str, code: str, status: int | None = None, fields: dict | None = None):
+    def __init__(self, message: str, code: str, status: int | None = None,
+                 fields: dict | None = None):
         super().__init__(message)
         self.message = message
         self.code = code

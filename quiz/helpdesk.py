@@ -1,4 +1,5 @@
-"""The help desk: a participant asks from their page, staff answer in the console, the answer shows on the page."""
+"""The help desk: a participant asks from their page, staff answer in the console, the answer shows
+on the page."""
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -17,7 +18,8 @@ CONSOLE_ROWS = 30
 
 def _clean(value, maximum: int, field: str, what: str) -> str:
     """Trimmed text (line breaks kept) or ValidationError saying what to fix."""
-    text = "\n".join(" ".join(line.split()) for line in str(value or "").strip().splitlines()).strip()
+    text = "\n".join(" ".join(line.split())
+                     for line in str(value or "").strip().splitlines()).strip()
     if any(_unprintable(ch) for ch in text.replace("\n", "")):
         message = "Please use letters, digits and punctuation only."
     elif len(text) > maximum:
@@ -36,11 +38,12 @@ def ask_for_help(participant: Participant, kind: str, text: str, now: datetime) 
     if kind == "other" and not text:
         message = "Tell us what's wrong, so the desk can help."
         raise ValidationError({"text": message}, message)
-    waiting = db.session.scalar(select(func.count()).where(HelpRequest.participant_id == participant.id,
-                                                           HelpRequest.is_open))
+    waiting = db.session.scalar(select(func.count()).where(
+        HelpRequest.participant_id == participant.id, HelpRequest.is_open))
     if waiting >= OPEN_MAX:
-        raise QuizError(f"You already have {waiting} questions waiting at the help desk. They'll answer here soon; "
-                        "or come to the desk in person.", code="too_many_open", status=429)
+        raise QuizError(f"You already have {waiting} questions waiting at the help desk. "
+                        "They'll answer here soon; or come to the desk in person.",
+                        code="too_many_open", status=429)
     request = HelpRequest(participant_id=participant.id, kind=kind, text=text, created_at=now)
     db.session.add(request)
     owe(CHANGED)  # the console's help list is live
@@ -48,9 +51,11 @@ def ask_for_help(participant: Participant, kind: str, text: str, now: datetime) 
 
 
 def resolve(request: HelpRequest, reply: str, actor: str, now: datetime) -> HelpRequest:
-    """Answer a request and close it; the participant sees the reply on their page. The caller commits."""
+    """Answer a request and close it; the participant sees the reply on their page. The caller
+    commits."""
     if not request.is_open:
-        raise QuizError(f"This request was already answered by {request.resolved_by}.", code="already_resolved")
+        raise QuizError(f"This request was already answered by {request.resolved_by}.",
+                        code="already_resolved")
     reply = _clean(reply, REPLY_MAX, "reply", "the reply")
     if not reply:
         message = "Write a reply: the participant sees it on their page."
@@ -63,7 +68,8 @@ def resolve(request: HelpRequest, reply: str, actor: str, now: datetime) -> Help
 
 def requests_of(participant_id: int, limit: int = 5) -> list[HelpRequest]:
     """A participant's latest requests, newest first (what their page shows)."""
-    return db.session.scalars(select(HelpRequest).where(HelpRequest.participant_id == participant_id)
+    return db.session.scalars(select(HelpRequest)
+                              .where(HelpRequest.participant_id == participant_id)
                               .order_by(HelpRequest.id.desc()).limit(limit)).all()
 
 
@@ -80,5 +86,6 @@ def desk_queue() -> dict:
 
 def help_version(participant_id: int) -> tuple:
     """Changes whenever the participant's help requests do (for the report's ETag)."""
-    return tuple(db.session.execute(select(func.count(), func.max(HelpRequest.id), func.max(HelpRequest.resolved_at))
+    return tuple(db.session.execute(select(func.count(), func.max(HelpRequest.id),
+                                           func.max(HelpRequest.resolved_at))
                                     .where(HelpRequest.participant_id == participant_id)).one())

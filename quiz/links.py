@@ -1,4 +1,5 @@
-"""Personal links: /f/<code>, one per participant per round, checked against the database on every click."""
+"""Personal links: /f/<code>, one per participant per round, checked against the database on every
+click."""
 import random
 import re
 import secrets
@@ -31,7 +32,8 @@ def report_url(code: str) -> str:
 
 
 def _by_code(column, code: str, message: str, error: str, *options):
-    """The row whose `column` equals `code`, or a clear 404 (malformed and unknown codes look the same)."""
+    """The row whose `column` equals `code`, or a clear 404 (malformed and unknown codes look the
+    same)."""
     row = None
     if CODE_PATTERN.fullmatch(code or ""):
         row = db.session.scalar(select(column.class_).where(column == code).options(*options))
@@ -41,9 +43,12 @@ def _by_code(column, code: str, message: str, error: str, *options):
 
 
 def find_link(code: str) -> FormLink:
-    """The link for `code`, or a clear 404; every page of a link needs its round and player, so they come along."""
-    return _by_code(FormLink.code, code, "This link is not valid. Check that you opened the whole link from your SMS.",
-                    "unknown_link", joinedload(FormLink.challenge), joinedload(FormLink.participant))
+    """The link for `code`, or a clear 404; every page of a link needs its round and player, so they
+    come along."""
+    return _by_code(FormLink.code, code,
+                    "This link is not valid. Check that you opened the whole link from your SMS.",
+                    "unknown_link", joinedload(FormLink.challenge),
+                    joinedload(FormLink.participant))
 
 
 def ensure_links(participant_ids: list[int] | None = None) -> int:
@@ -55,7 +60,8 @@ def ensure_links(participant_ids: list[int] | None = None) -> int:
              .where(FormLink.id.is_(None)))
     if participant_ids is not None:
         query = query.where(Participant.id.in_(participant_ids))
-    rows = [{"participant_id": p, "challenge_id": c, "code": new_code(), "seed": secrets.randbits(31)}
+    rows = [{"participant_id": p, "challenge_id": c, "code": new_code(),
+             "seed": secrets.randbits(31)}
             for p, c in db.session.execute(query)]
     if rows:
         db.session.execute(insert(FormLink), rows)
@@ -63,11 +69,14 @@ def ensure_links(participant_ids: list[int] | None = None) -> int:
 
 
 def create_links(participant_id: int, challenge_ids: list[int]) -> list[str]:
-    """A new participant's links, one per round (they have none yet: no need to look); their codes, in order."""
+    """A new participant's links, one per round (they have none yet: no need to look); their codes,
+    in order."""
     codes = [new_code() for _ in challenge_ids]
     if challenge_ids:
-        db.session.execute(insert(FormLink), [{"participant_id": participant_id, "challenge_id": c, "code": code,
-                                               "seed": secrets.randbits(31)} for c, code in zip(challenge_ids, codes)])
+        db.session.execute(insert(FormLink),
+                           [{"participant_id": participant_id, "challenge_id": c, "code": code,
+                             "seed": secrets.randbits(31)}
+                            for c, code in zip(challenge_ids, codes)])
     return codes
 
 
@@ -81,4 +90,5 @@ def shuffled_choices(link: FormLink, question: Question) -> list[tuple[int, str]
 def find_participant(report_code: str) -> Participant:
     """The owner of a report link /r/<code>, or a clear 404."""
     return _by_code(Participant.report_code, report_code,
-                    "This report link is not valid. Check that you opened the whole link.", "unknown_report")
+                    "This report link is not valid. Check that you opened the whole link.",
+                    "unknown_report")

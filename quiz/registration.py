@@ -29,7 +29,8 @@ BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 def _unprintable(ch: str) -> bool:
     # U+FFFD is what undecodable (non-UTF-8) bytes turn into: garbled input, not a name.
-    return unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in BIDI_CONTROLS or ch == "\ufffd"
+    return (unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in BIDI_CONTROLS
+            or ch == "\ufffd")
 
 
 def _clean_text(value, field: str, maximum: int, required: bool, errors: dict) -> str:
@@ -85,7 +86,8 @@ def validate_registration(data) -> dict:
     except EmailNotValidError as exc:
         errors["email"] = "Please enter your email address." if not email else str(exc)
     try:
-        clean["phone"] = clean_phone(str(data.get("phone") or "").strip(), current_app.config["PHONE_DEFAULT_REGION"])
+        clean["phone"] = clean_phone(str(data.get("phone") or "").strip(),
+                                     current_app.config["PHONE_DEFAULT_REGION"])
     except PhoneError as exc:
         errors["phone"] = exc.message
     clean["consent"] = data.get("consent") in YES
@@ -102,7 +104,8 @@ def registration_open() -> bool:
 
 @dataclass(frozen=True)
 class Registered:
-    """What joining gave a new player: their id, report code, and a link per round as (number, status, code)."""
+    """What joining gave a new player: their id, report code, and a link per round as (number,
+    status, code)."""
 
     id: int
     report_code: str
@@ -111,14 +114,15 @@ class Registered:
 
 def register_participant(clean: dict) -> Registered:
     """Create a participant and a link for every round; the caller commits."""
-    # The rounds (a handful: one read for all below), held against a concurrent close of round 1: PostgreSQL
-    # FOR SHARE (the close's FOR UPDATE waits for this registration, or it waits and sees "closed"); SQLite's
-    # write lock, taken first.
+    # The rounds (a handful: one read for all below), held against a concurrent close of round 1:
+    # PostgreSQL FOR SHARE (the close's FOR UPDATE waits for this registration, or it waits and sees
+    # "closed"); SQLite's write lock, taken first.
     lock_for_sqlite(db.true())
     rounds = db.session.execute(select(Challenge.id, Challenge.number, Challenge.status)
                                 .order_by(Challenge.number).with_for_update(read=True)).all()
     if any(status == RoundStatus.CLOSED for _, _, status in rounds):
-        raise QuizError("Registration is closed: the game is already under way.", code="registration_closed")
+        raise QuizError("Registration is closed: the game is already under way.",
+                        code="registration_closed")
     taken = db.session.execute(select(Participant.email, Participant.phone).where(
         or_(Participant.email == clean["email"], Participant.phone == clean["phone"]))).first()
     if taken:
@@ -127,19 +131,23 @@ def register_participant(clean: dict) -> Registered:
     participant_id = db.session.execute(insert(Participant).values(report_code=report_code, **clean)
                                         .returning(Participant.id)).scalar_one()
     codes = create_links(participant_id, [challenge_id for challenge_id, _, _ in rounds])
-    # Their forms are rendered in the background (joining never waits for storage); the projector's count moves.
+    # Their forms are rendered in the background (joining never waits for storage); the projector's
+    # count moves.
     owe(Pending(Drain.NEW_FORMS, (participant_id,)), CHANGED)
     open_round = next((challenge_id for challenge_id, _, status in rounds
                        if status == RoundStatus.OPEN), None)
-    if open_round is not None:  # joined mid-round: their link goes out like everyone's did (one job per rush)
+    # joined mid-round: their link goes out like everyone's did (one job per rush)
+    if open_round is not None:
         owe(Pending(Drain.LATE_LINKS, (participant_id,), open_round))
     return Registered(participant_id, report_code,
-                      tuple((number, status, code) for (_, number, status), code in zip(rounds, codes)))
+                      tuple((number, status, code)
+                            for (_, number, status), code in zip(rounds, codes)))
 
 
 def duplicate_error(email_taken: bool) -> QuizError:
     """The answer to a second registration: never a second player."""
     field = "email" if email_taken else "phone"
     what = "email address" if email_taken else "phone number"
-    message = f"This {what} is already registered. Your links come by SMS; ask the help desk if they don't."
+    message = (f"This {what} is already registered. Your links come by SMS; "
+               "ask the help desk if they don't.")
     return QuizError(message, code="already_registered", fields={field: message})

@@ -1,4 +1,5 @@
-"""Object storage for the personalized forms: a folder (`file://…`) or S3 (`s3://bucket/prefix`), one interface.
+"""Object storage for the personalized forms: a folder (`file://…`) or S3 (`s3://bucket/prefix`),
+one interface.
 
 Keys look the same on both: `forms/challenge<N>/<participant>.html`, under the URL's prefix.
 S3 has no atomic move, so neither does this interface: a move is `put_once` (write-once) of
@@ -20,7 +21,8 @@ HTML = "text/html; charset=utf-8"
 
 
 class StorageError(Exception):
-    """The store could not be reached or refused the request; the job is retried, reconcile repairs."""
+    """The store could not be reached or refused the request; the job is retried, reconcile
+    repairs."""
 
 
 class FileStorage:
@@ -45,12 +47,14 @@ class FileStorage:
         return temp
 
     def put(self, key: str, body: bytes, content_type: str = HTML) -> None:
-        """Write (or overwrite) a key atomically: readers see the old or the new file, never half."""
+        """Write (or overwrite) a key atomically: readers see the old or the new file, never
+        half."""
         path = self._path(key)
         os.replace(self._temp(path, body), path)
 
     def put_once(self, key: str, body: bytes, content_type: str = HTML) -> bool:
-        """Write a key only if it does not exist yet; False if it did (like S3's If-None-Match: *)."""
+        """Write a key only if it does not exist yet; False if it did (like S3's
+        If-None-Match: *)."""
         path = self._path(key)
         temp = self._temp(path, body)
         try:
@@ -91,18 +95,20 @@ class FileStorage:
 
 
 class S3Storage:
-    """S3 or any S3-compatible store, through boto3; `prefix` keeps Knockout's keys apart in a shared bucket."""
+    """S3 or any S3-compatible store, through boto3; `prefix` keeps Knockout's keys apart in a
+    shared bucket."""
 
     presigns = True
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
-                 session: boto3.Session | None = None):
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
+                 region: str | None = None, session: boto3.Session | None = None):
         self.bucket, self.prefix = bucket, prefix.strip("/")
         # Standard retry mode: throttling and 5xx are retried with backoff before we ever see them.
-        config = BotoConfig(retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4",
-                            connect_timeout=5, read_timeout=10, max_pool_connections=20)
-        self.client = (session or boto3.Session()).client("s3", endpoint_url=endpoint_url, region_name=region,
-                                                          config=config)
+        config = BotoConfig(retries={"mode": "standard", "max_attempts": 5},
+                            signature_version="s3v4", connect_timeout=5, read_timeout=10,
+                            max_pool_connections=20)
+        self.client = (session or boto3.Session()).client("s3", endpoint_url=endpoint_url,
+                                                          region_name=region, config=config)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -118,8 +124,8 @@ class S3Storage:
 
     def put_once(self, key: str, body: bytes, content_type: str = HTML) -> bool:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=content_type,
-                                   IfNoneMatch="*")
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body,
+                                   ContentType=content_type, IfNoneMatch="*")
             return True
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code")
@@ -160,14 +166,15 @@ class S3Storage:
             objects = [{"Key": self._key(key)} for key in keys[start:start + 1000]]
             result = self._call("delete_objects", Delete={"Objects": objects, "Quiet": True})
             if result.get("Errors"):
-                raise StorageError(f"S3 delete_objects failed for {len(result['Errors'])} key(s): {result['Errors'][0]}")
+                raise StorageError(f"S3 delete_objects failed for {len(result['Errors'])} key(s): "
+                                   f"{result['Errors'][0]}")
 
     def keys(self, prefix: str) -> list[str]:
         strip = len(self._key(""))
         found = []
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                              Prefix=self._key(prefix)):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=self._key(prefix)):
                 found.extend(item["Key"][strip:] for item in page.get("Contents", []))
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"S3 list_objects_v2 failed: {error}") from error
@@ -175,8 +182,8 @@ class S3Storage:
 
     def presigned_url(self, key: str, expires: int) -> str:
         """A GET URL signed now, with the credentials valid now, for `expires` seconds."""
-        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
-                                                  ExpiresIn=expires)
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires)
 
 
 def storage_from_url(url: str, endpoint_url: str | None = None, region: str | None = None):
@@ -194,5 +201,6 @@ def get_storage():
     app = state()
     if app.storage is None:
         config = current_app.config
-        app.storage = storage_from_url(config["STORAGE_URL"], config["S3_ENDPOINT_URL"], config["AWS_REGION"])
+        app.storage = storage_from_url(config["STORAGE_URL"], config["S3_ENDPOINT_URL"],
+                                       config["AWS_REGION"])
     return app.storage

@@ -37,16 +37,19 @@ class Api:
 
     def register(self, name: str, n: int) -> dict:
         response = requests.post(f"{self.url}/api/register", json={
-            "name": name, "email": f"player{n}@example.com", "phone": f"+1415555{n:04d}", "company": "Acme"})
+            "name": name, "email": f"player{n}@example.com", "phone": f"+1415555{n:04d}",
+            "company": "Acme"})
         assert response.status_code == 201, response.text
         return response.json()
 
     def start(self, number: int) -> None:
-        response = requests.post(f"{self.url}/api/admin/start-challenge/{number}", headers=self.headers)
+        response = requests.post(f"{self.url}/api/admin/start-challenge/{number}",
+                                 headers=self.headers)
         assert response.status_code == 200, response.text
 
     def end(self, number: int) -> dict:
-        response = requests.post(f"{self.url}/api/admin/end-challenge/{number}", headers=self.headers)
+        response = requests.post(f"{self.url}/api/admin/end-challenge/{number}",
+                                 headers=self.headers)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -54,7 +57,8 @@ class Api:
         """The round link the worker texted to `phone`, once it is in the outbox."""
         deadline = time.monotonic() + timeout
         while True:
-            messages = requests.get(f"{self.url}/api/admin/outbox", headers=self.headers).json()["messages"]
+            messages = requests.get(f"{self.url}/api/admin/outbox",
+                                    headers=self.headers).json()["messages"]
             for m in messages:
                 if m["to"] == phone and m["challenge"] == number and m["kind"] == "round_link":
                     return re.search(r"(http://\S+/f/\S+)", m["body"]).group(1)
@@ -63,7 +67,8 @@ class Api:
 
 
 def answer_over_http(link: str, number: int, right: bool = True, think: float = 0) -> None:
-    """A phone without JavaScript: open the link, press Start, post every answer (right or wrong) `think` s later."""
+    """A phone without JavaScript: open the link, press Start, post every answer (right or wrong)
+    `think` s later."""
     http = requests.Session()
     page = http.get(link).text
     assert "Ready?" in page, page[:2000]

@@ -28,17 +28,20 @@ DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
 APP_SERVICES = ("migrate", "web", "worker")
 # Read by boto3 itself, not by quiz/config.py.
 BOTO3_NAMES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-DESIGN_NAMES = {"DATABASE_URL", "REDIS_URL", "STORAGE_URL", "SMS_BACKEND", "PUBLIC_BASE_URL", "SECRET_KEY",
-                "ADMIN_API_TOKEN", "ADMIN_PASSWORD", "RATELIMIT_ENABLED"}
+DESIGN_NAMES = {"DATABASE_URL", "REDIS_URL", "STORAGE_URL", "SMS_BACKEND", "PUBLIC_BASE_URL",
+                "SECRET_KEY", "ADMIN_API_TOKEN", "ADMIN_PASSWORD", "RATELIMIT_ENABLED"}
 
 
 def render_nginx_conf(upstream: str, port: int, prefix: Path) -> str:
-    """deploy/nginx.conf with loopback addresses and paths under `prefix`: the only changes made to it."""
+    """deploy/nginx.conf with loopback addresses and paths under `prefix`: the only changes made to
+    it."""
     text = (DEPLOY / "nginx.conf").read_text()
     temp_paths = "".join(f"\n    {kind}_temp_path {prefix}/{kind};" for kind in
                          ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    swaps = {"server web:8000": f"server {upstream}", "listen 80 default_server": f"listen 127.0.0.1:{port} default_server",
-             "/srv/knockout/static/": f"{ROOT / 'static'}/", "/var/run/nginx.pid": f"{prefix}/nginx.pid",
+    swaps = {"server web:8000": f"server {upstream}",
+             "listen 80 default_server": f"listen 127.0.0.1:{port} default_server",
+             "/srv/knockout/static/": f"{ROOT / 'static'}/",
+             "/var/run/nginx.pid": f"{prefix}/nginx.pid",
              "/var/log/nginx/": f"{prefix}/", "http {": "http {" + temp_paths}
     for old, new in swaps.items():
         assert old in text, f"deploy/nginx.conf no longer has {old!r}"
@@ -58,7 +61,8 @@ class Nginx:
         self.conf.write_text(render_nginx_conf(upstream, self.port, self.prefix))
 
     def start(self) -> "Nginx":
-        args = [NGINX, "-p", str(self.prefix), "-c", str(self.conf), "-e", str(self.prefix / "error.log")]
+        args = [NGINX, "-p", str(self.prefix), "-c", str(self.conf),
+                "-e", str(self.prefix / "error.log")]
         checked = subprocess.run(args + ["-t"], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
         self.process = subprocess.Popen(args + ["-g", "daemon off;"], stderr=subprocess.DEVNULL)
@@ -83,7 +87,8 @@ class Nginx:
 
 @pytest.fixture
 def proxied(tmp_path, redis_url):
-    """The real stack (2 gevent workers, trusting one proxy) behind the real nginx; yields (stack, nginx)."""
+    """The real stack (2 gevent workers, trusting one proxy) behind the real nginx; yields (stack,
+    nginx)."""
     import redis
     redis.Redis.from_url(redis_url).flushall()
     stack = LiveStack(tmp_path, redis_url, workers=2, TRUSTED_PROXIES="1")
@@ -99,7 +104,8 @@ def proxied(tmp_path, redis_url):
 
 
 def player_count(url: str) -> int:
-    return int(re.search(r'id="player-count">(\d+)<', requests.get(url + "/display", timeout=10).text).group(1))
+    return int(re.search(r'id="player-count">(\d+)<',
+                         requests.get(url + "/display", timeout=10).text).group(1))
 
 
 @pytest.mark.live
@@ -107,11 +113,14 @@ def test_pages_posts_and_static_files_through_nginx(proxied):
     stack, nginx = proxied
     page = requests.get(nginx.url + "/register", timeout=10)
     assert page.status_code == 200 and "Content-Security-Policy" in page.headers  # the app answered
-    assert re.fullmatch(r"[0-9a-f]{32}", page.headers["X-Request-ID"])  # nginx's $request_id reached the app
+    # nginx's $request_id reached the app
+    assert re.fullmatch(r"[0-9a-f]{32}", page.headers["X-Request-ID"])
 
     static = requests.get(nginx.url + "/static/css/app.css", timeout=10)
-    assert static.status_code == 200 and static.content == (ROOT / "static" / "css" / "app.css").read_bytes()
-    assert "max-age=3600" in static.headers["Cache-Control"] and "public" in static.headers["Cache-Control"]
+    assert (static.status_code == 200
+            and static.content == (ROOT / "static" / "css" / "app.css").read_bytes())
+    assert ("max-age=3600" in static.headers["Cache-Control"]
+            and "public" in static.headers["Cache-Control"])
     assert "X-Request-ID" not in static.headers  # nginx served it; the app never saw the request
 
     api = requests.post(nginx.url + "/api/register", timeout=10, json={
@@ -121,8 +130,8 @@ def test_pages_posts_and_static_files_through_nginx(proxied):
     browser = requests.Session()
     form = browser.get(nginx.url + "/register", timeout=10).text
     joined = browser.post(nginx.url + "/register", timeout=10, data={
-        "csrf_token": csrf_from(form), "name": "Grace", "email": "grace@example.com", "phone": "+14155550101",
-        "company": "Navy", "consent": "yes"})
+        "csrf_token": csrf_from(form), "name": "Grace", "email": "grace@example.com",
+        "phone": "+14155550101", "company": "Navy", "consent": "yes"})
     assert joined.status_code == 200 and joined.url.startswith(nginx.url + "/r/"), joined.text[:500]
     assert player_count(nginx.url) == 2
 
@@ -130,7 +139,8 @@ def test_pages_posts_and_static_files_through_nginx(proxied):
 @pytest.mark.live
 def test_nginx_refuses_bodies_over_max_content_length(proxied):
     _, nginx = proxied
-    too_big = requests.post(nginx.url + "/api/register", timeout=10, headers={"Content-Type": "application/json"},
+    too_big = requests.post(nginx.url + "/api/register", timeout=10,
+                            headers={"Content-Type": "application/json"},
                             data=b'{"name": "' + b"x" * Config.MAX_CONTENT_LENGTH + b'"}')
     assert too_big.status_code == 413
     assert player_count(nginx.url) == 0
@@ -139,15 +149,18 @@ def test_nginx_refuses_bodies_over_max_content_length(proxied):
 @pytest.mark.live
 def test_websocket_upgrade_through_nginx(proxied):
     _, nginx = proxied
-    ws = websocket.create_connection(nginx.url.replace("http", "ws") + "/ws?topic=display", timeout=10,
-                                     origin=nginx.url)  # as a browser on the public address sends it
+    ws = websocket.create_connection(nginx.url.replace("http", "ws") + "/ws?topic=display",
+                                     timeout=10,
+                                     # as a browser on the public address sends it
+                                     origin=nginx.url)
     try:
         first = ws.recv()
         assert 'id="stage"' in first and 'id="player-count">0<' in first
         requests.post(nginx.url + "/api/register", timeout=10, json={
             "name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}).raise_for_status()
         deadline = time.monotonic() + 10
-        while 'id="player-count">1<' not in ws.recv():  # the update travels Redis → web → nginx → here
+        # the update travels Redis → web → nginx → here
+        while 'id="player-count">1<' not in ws.recv():
             assert time.monotonic() < deadline, "no live update through nginx"
     finally:
         ws.close()
@@ -163,7 +176,8 @@ def register_from(client, address: str | None, n: int) -> int:
 @pytest.mark.config(RATELIMIT_ENABLED=True, TRUSTED_PROXIES=1)
 def test_behind_a_trusted_proxy_limits_key_on_the_forwarded_address(client):
     statuses = [register_from(client, "203.0.113.5", n) for n in range(11)]
-    assert statuses[0] == 201 and statuses[10] == 429  # (409s between: that phone is already registered)
+    # (409s between: that phone is already registered)
+    assert statuses[0] == 201 and statuses[10] == 429
     assert register_from(client, "203.0.113.6", 11) == 409  # another player's address: not limited
 
 
@@ -192,11 +206,14 @@ def example_env(**changes) -> dict[str, str]:
 
 
 def compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """`docker-compose config` on deploy/compose.yaml with `env` as its .env file (and nothing else)."""
+    """`docker-compose config` on deploy/compose.yaml with `env` as its .env file (and nothing
+    else)."""
     env_file = tmp_path / "compose.env"
     env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
-    return subprocess.run([DOCKER_COMPOSE, "--env-file", str(env_file), "-f", str(DEPLOY / "compose.yaml"), "config"],
-                          capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    return subprocess.run([DOCKER_COMPOSE, "--env-file", str(env_file),
+                           "-f", str(DEPLOY / "compose.yaml"), "config"],
+                          capture_output=True, text=True,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
 
 
 def test_compose_file_is_valid_and_takes_its_settings_from_env_file(tmp_path):
@@ -204,14 +221,16 @@ def test_compose_file_is_valid_and_takes_its_settings_from_env_file(tmp_path):
     assert done.returncode == 0, done.stderr
     services = yaml.safe_load(done.stdout)["services"]
     assert services["web"]["deploy"]["replicas"] == 3
-    assert services["worker"]["environment"]["DATABASE_URL"] == "postgresql+psycopg://knockout:pw@db:5432/knockout"
+    assert (services["worker"]["environment"]["DATABASE_URL"]
+            == "postgresql+psycopg://knockout:pw@db:5432/knockout")
     assert services["web"]["environment"]["PUBLIC_BASE_URL"] == "https://quiz.example.org"
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", (DEPLOY / "compose.yaml").read_text()))
-    assert set(example_env()) - used == {"COMPOSE_PROJECT_NAME"}, "env.example names a setting compose ignores"
+    assert set(example_env()) - used == {"COMPOSE_PROJECT_NAME"}, (
+        "env.example names a setting compose ignores")
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ADMIN_API_TOKEN", "ADMIN_PASSWORD", "POSTGRES_PASSWORD",
-                                     "PUBLIC_BASE_URL"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ADMIN_API_TOKEN", "ADMIN_PASSWORD",
+                                     "POSTGRES_PASSWORD", "PUBLIC_BASE_URL"])
 def test_compose_refuses_to_start_without_a_secret_or_the_public_address(tmp_path, missing):
     env = example_env()
     del env[missing]
@@ -228,7 +247,8 @@ def test_compose_runs_every_part_with_the_app_config_names():
         env = services[name]["environment"]
         assert set(env) <= known, f"{name}: not config names: {set(env) - known}"
         assert DESIGN_NAMES <= set(env), f"{name} lacks {DESIGN_NAMES - set(env)}"
-        assert all(f"`{key}`" in readme for key in set(env) - BOTO3_NAMES), "a compose setting the README omits"
+        assert all(f"`{key}`" in readme for key in set(env) - BOTO3_NAMES), (
+            "a compose setting the README omits")
     assert services["db"]["image"] == "postgres:15"
     assert services["web"]["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
 
@@ -237,8 +257,10 @@ def test_compose_web_scales_and_starts_after_migrations():
     services = compose()["services"]
     assert services["migrate"]["command"] == ["flask", "--app", "quiz", "db", "upgrade"]
     for name in ("web", "worker"):
-        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
-        assert "ports" not in services[name] and "container_name" not in services[name]  # --scale works
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"}
+        # --scale works
+        assert "ports" not in services[name] and "container_name" not in services[name]
     assert services["web"]["command"] == ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
     assert services["worker"]["command"] == ["python", "worker.py"]
     port = services["web"]["environment"]["BIND"].rsplit(":", 1)[1]

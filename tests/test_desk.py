@@ -21,20 +21,24 @@ def link_code(participant_id: int, number: int) -> str:
 
 @pytest.fixture
 def kiosk(client):
-    """A logged-in organizer at the kiosk; returns a function posting a code with the page's token."""
+    """A logged-in organizer at the kiosk; returns a function posting a code with the page's
+    token."""
     login(client)
     token = csrf_from(client.get("/admin/checkin").get_data(as_text=True))
 
     def post(code, **headers):
-        return client.post("/admin/checkin", data={"csrf_token": token, "code": code}, headers=headers)
+        return client.post("/admin/checkin", data={"csrf_token": token, "code": code},
+                           headers=headers)
     return post
 
 
 class Player:
-    """A participant's ids and codes, usable after the session that loaded them is gone (jobs end it)."""
+    """A participant's ids and codes, usable after the session that loaded them is gone (jobs end
+    it)."""
 
     def __init__(self, participant: Participant):
-        self.id, self.checkin_code, self.report_code = participant.id, participant.checkin_code, participant.report_code
+        self.id, self.checkin_code, self.report_code = (participant.id, participant.checkin_code,
+                                                        participant.report_code)
 
 
 def checked_in() -> dict:
@@ -43,7 +47,8 @@ def checked_in() -> dict:
 
 # --- check-in ------------------------------------------------------------------------------------
 
-def test_every_player_gets_an_unguessable_checkin_code_on_their_page_and_badge(client, load_bank, make_participant):
+def test_every_player_gets_an_unguessable_checkin_code_on_their_page_and_badge(
+        client, load_bank, make_participant):
     load_bank()
     players = [make_participant() for _ in range(20)]
     codes = {p.checkin_code for p in players}
@@ -54,7 +59,8 @@ def test_every_player_gets_an_unguessable_checkin_code_on_their_page_and_badge(c
     # The check-in QR holds the check-in code alone: no name, no link, not the report's credential.
     from quiz.qr import qr_svg
     card = page.split("checkin-card")[1].split("</section>")[0]
-    assert qr_svg(p.checkin_code) in card and qr_svg(f"http://quiz.test/r/{p.report_code}") not in card
+    assert (qr_svg(p.checkin_code) in card
+            and qr_svg(f"http://quiz.test/r/{p.report_code}") not in card)
     badge = client.get(f"/r/{p.report_code}/badge")
     body = text(badge)
     assert badge.status_code == 200 and p.name in body and "Acme" in body and "<svg" in body
@@ -62,13 +68,16 @@ def test_every_player_gets_an_unguessable_checkin_code_on_their_page_and_badge(c
     assert client.get("/r/" + "Z" * 22 + "/badge").status_code == 404
 
 
-def test_kiosk_checks_in_by_typed_code_and_says_when_already_here(client, kiosk, load_bank, make_participant):
+def test_kiosk_checks_in_by_typed_code_and_says_when_already_here(client, kiosk, load_bank,
+                                                                  make_participant):
     load_bank()
     p = make_participant("Ada Lovelace", company="Analytical")
-    typed = f"{p.checkin_code[:5].lower()}-{p.checkin_code[5:]}".replace("0", "O")  # as a person might type it
+    # as a person might type it
+    typed = f"{p.checkin_code[:5].lower()}-{p.checkin_code[5:]}".replace("0", "O")
     first = kiosk(typed)
     assert first.status_code == 200
-    assert "Checked in" in text(first) and "Ada Lovelace" in text(first) and "Analytical" in text(first)
+    assert ("Checked in" in text(first) and "Ada Lovelace" in text(first)
+            and "Analytical" in text(first))
     when = checked_in()[p.id]
     assert when is not None
     again = kiosk(p.checkin_code)
@@ -93,8 +102,8 @@ def test_kiosk_answers_htmx_with_the_result_fragment(kiosk, load_bank, make_part
     ("X" * 5000, 422, "isn't a check-in code"),
     ("http://quiz.test/r/abcdefghijklmnopqrstuv", 422, "web link, not a check-in code"),
 ])
-def test_kiosk_refuses_unknown_and_malformed_codes_and_changes_nothing(kiosk, load_bank, make_participant, code,
-                                                                      status, message):
+def test_kiosk_refuses_unknown_and_malformed_codes_and_changes_nothing(
+        kiosk, load_bank, make_participant, code, status, message):
     load_bank()
     make_participant()
     before = checked_in()
@@ -123,18 +132,22 @@ def test_checkin_required_round_one_only_for_players_who_checked_in(
     kiosk(here.checkin_code)
     open_round()
     run_jobs()
-    texted = set(db.session.scalars(select(Message.participant_id).where(Message.kind == "round_link")))
+    texted = set(db.session.scalars(select(Message.participant_id)
+                                    .where(Message.kind == "round_link")))
     assert texted == {here.id}
     page = client.get(f"/f/{link_code(away.id, 1)}")
     assert "Check in first" in text(page)
     refused = start(client, link_code(away.id, 1))
-    assert refused.status_code == 403 and "only open to players who have checked in" in text(refused)
-    assert db.session.scalar(select(FormLink.started_at).where(FormLink.code == link_code(away.id, 1))) is None
+    assert (refused.status_code == 403
+            and "only open to players who have checked in" in text(refused))
+    assert db.session.scalar(select(FormLink.started_at)
+                             .where(FormLink.code == link_code(away.id, 1))) is None
     assert start(client, link_code(here.id, 1)).status_code == 303
     # Checking in while round 1 is open: the link goes out then, and the round opens to them.
     kiosk(away.checkin_code)
     run_jobs()
-    texted = set(db.session.scalars(select(Message.participant_id).where(Message.kind == "round_link")))
+    texted = set(db.session.scalars(select(Message.participant_id)
+                                    .where(Message.kind == "round_link")))
     assert texted == {here.id, away.id}
     assert start(client, link_code(away.id, 1)).status_code == 303
 
@@ -173,10 +186,13 @@ def test_migration_gives_players_registered_before_it_a_checkin_code(app):
     upgrade(revision="0001")
     with db.engine.begin() as connection:
         connection.exec_driver_sql(
-            "INSERT INTO participant (name, email, phone, company, consent, report_code, created_at) "
-            "VALUES ('Old', 'old@example.com', '+14155550999', '', true, 'oldreportcode0000000000', '2026-11-22 10:00:00')")
+            "INSERT INTO participant "
+            "(name, email, phone, company, consent, report_code, created_at) "
+            "VALUES ('Old', 'old@example.com', '+14155550999', '', true, "
+            "'oldreportcode0000000000', '2026-11-22 10:00:00')")
     upgrade()
-    code, when = db.session.execute(select(Participant.checkin_code, Participant.checked_in_at)).one()
+    code, when = db.session.execute(select(Participant.checkin_code,
+                                           Participant.checked_in_at)).one()
     assert len(code) == 10 and set(code) <= set(CHECKIN_ALPHABET) and when is None
 
 
@@ -189,7 +205,8 @@ def ask(client, page_url, action_url, **data):
 
 def help_rows():
     return db.session.execute(select(HelpRequest.participant_id, HelpRequest.kind, HelpRequest.text,
-                                     HelpRequest.status, HelpRequest.reply).order_by(HelpRequest.id)).all()
+                                     HelpRequest.status, HelpRequest.reply)
+                              .order_by(HelpRequest.id)).all()
 
 
 def test_help_request_round_trip(client, app, load_bank, make_participant, open_round):
@@ -197,7 +214,8 @@ def test_help_request_round_trip(client, app, load_bank, make_participant, open_
     p = make_participant("Mallory")
     open_round()
     code = link_code(p.id, 1)
-    sent = ask(client, f"/f/{code}", f"/f/{code}/help", kind="no_sms", text="<b>Phone</b> lost\nsignal")
+    sent = ask(client, f"/f/{code}", f"/f/{code}/help", kind="no_sms",
+               text="<b>Phone</b> lost\nsignal")
     assert sent.status_code == 303 and sent.headers["Location"].endswith(f"/f/{code}#help")
     page = text(client.get(f"/f/{code}"))
     assert "with the help desk" in page and "Waiting for the help desk" in page
@@ -207,7 +225,8 @@ def test_help_request_round_trip(client, app, load_bank, make_participant, open_
     organizer = client
     login(organizer)
     desk = organizer.get("/admin/help").get_data(as_text=True)
-    assert "&lt;b&gt;Phone&lt;/b&gt; lost" in desk and "<b>Phone</b>" not in desk and "Mallory" in desk
+    assert ("&lt;b&gt;Phone&lt;/b&gt; lost" in desk and "<b>Phone</b>" not in desk
+            and "Mallory" in desk)
     assert "Resend round 1 link" in desk
     # …and so does the frame the websocket pushes.
     from quiz.web.desk import live_help
@@ -216,13 +235,15 @@ def test_help_request_round_trip(client, app, load_bank, make_participant, open_
     assert 'id="help"' in frame and "&lt;b&gt;Phone" in frame and "csrf_token" not in frame
     request_id = db.session.scalar(select(HelpRequest.id))
     token = csrf_from(desk)
-    answered = organizer.post(f"/admin/help/{request_id}/resolve", data={"csrf_token": token,
-                                                                       "reply": "Resent it: check your SMS."})
+    answered = organizer.post(f"/admin/help/{request_id}/resolve",
+                              data={"csrf_token": token, "reply": "Resent it: check your SMS."})
     assert answered.status_code == 303
     status = text(client.get(f"/f/{code}/help", headers={"HX-Request": "true"}))
-    assert "Resent it: check your SMS." in status and "hx-get" not in status  # answered: polling stops
+    # answered: polling stops
+    assert "Resent it: check your SMS." in status and "hx-get" not in status
     assert "Resent it: check your SMS." in text(client.get(f"/r/{p.report_code}"))
-    again = organizer.post(f"/admin/help/{request_id}/resolve", data={"csrf_token": token, "reply": "twice"})
+    again = organizer.post(f"/admin/help/{request_id}/resolve",
+                           data={"csrf_token": token, "reply": "twice"})
     assert again.status_code == 409 and "already answered" in text(again)
     assert help_rows()[0].reply == "Resent it: check your SMS."
 
@@ -236,9 +257,11 @@ def test_staff_resend_the_link_from_the_help_desk(client, app, load_bank, make_p
     ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="no_sms", text="")
     login(client)
     token = csrf_from(client.get("/admin/help").get_data(as_text=True))
-    response = client.post(f"/admin/participants/{p.id}/resend/1", data={"csrf_token": token, "back": "help"})
+    response = client.post(f"/admin/participants/{p.id}/resend/1",
+                           data={"csrf_token": token, "back": "help"})
     assert response.status_code == 303 and response.headers["Location"].endswith("/admin/help")
-    assert db.session.scalar(select(Message.status).where(Message.participant_id == p.id)) == "queued"
+    assert db.session.scalar(select(Message.status)
+                             .where(Message.participant_id == p.id)) == "queued"
 
 
 @pytest.mark.parametrize("data, status, message", [
@@ -248,7 +271,8 @@ def test_staff_resend_the_link_from_the_help_desk(client, app, load_bank, make_p
     ({"text": "no kind"}, 422, "Pick what the problem is"),
     ({"kind": "other", "text": "bad\u202eword"}, 422, "letters, digits and punctuation"),
 ])
-def test_bad_help_requests_are_refused_with_what_to_fix(client, load_bank, make_participant, data, status, message):
+def test_bad_help_requests_are_refused_with_what_to_fix(client, load_bank, make_participant, data,
+                                                        status, message):
     load_bank()
     p = make_participant()
     for page, action in ((f"/r/{p.report_code}", f"/r/{p.report_code}/help"),
@@ -256,7 +280,8 @@ def test_bad_help_requests_are_refused_with_what_to_fix(client, load_bank, make_
         response = ask(client, page, action, **data)
         assert response.status_code == status and message in text(response)
         if data.get("text") and len(data["text"]) < 600 and "\u202e" not in data["text"]:
-            assert data["text"].strip() in text(response) or not data["text"].strip()  # what was typed is kept
+            # what was typed is kept
+            assert data["text"].strip() in text(response) or not data["text"].strip()
     assert help_rows() == []
 
 
@@ -266,8 +291,10 @@ def test_help_needs_csrf_and_a_real_link(client, load_bank, make_participant):
     response = client.post(f"/r/{p.report_code}/help", data={"kind": "no_sms"})
     assert response.status_code == 400 and "security token" in text(response)
     token = csrf_from(client.get(f"/r/{p.report_code}").get_data(as_text=True))
-    assert client.post("/f/" + "Q" * 22 + "/help", data={"csrf_token": token, "kind": "no_sms"}).status_code == 404
-    assert client.post("/r/" + "Q" * 22 + "/help", data={"csrf_token": token, "kind": "no_sms"}).status_code == 404
+    assert client.post("/f/" + "Q" * 22 + "/help",
+                       data={"csrf_token": token, "kind": "no_sms"}).status_code == 404
+    assert client.post("/r/" + "Q" * 22 + "/help",
+                       data={"csrf_token": token, "kind": "no_sms"}).status_code == 404
     assert help_rows() == []
 
 
@@ -275,7 +302,8 @@ def test_a_player_cannot_flood_the_desk(client, load_bank, make_participant):
     load_bank()
     p = make_participant()
     for _ in range(3):
-        assert ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="no_sms").status_code == 303
+        assert ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help",
+                   kind="no_sms").status_code == 303
     fourth = ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="no_sms")
     assert fourth.status_code == 429 and "3 questions waiting" in text(fourth)
     assert len(help_rows()) == 3
@@ -286,7 +314,8 @@ def test_help_posts_are_rate_limited_per_link(client, load_bank, make_participan
     load_bank()
     p = make_participant()
     token = csrf_from(client.get(f"/r/{p.report_code}").get_data(as_text=True))
-    statuses = [client.post(f"/r/{p.report_code}/help", data={"csrf_token": token, "kind": "bogus"}).status_code
+    statuses = [client.post(f"/r/{p.report_code}/help",
+                            data={"csrf_token": token, "kind": "bogus"}).status_code
                 for _ in range(7)]
     assert statuses == [422] * 6 + [429]
 
@@ -294,15 +323,18 @@ def test_help_posts_are_rate_limited_per_link(client, load_bank, make_participan
 def test_staff_reply_is_checked(client, load_bank, make_participant):
     load_bank()
     p = make_participant()
-    ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="submit_failed", text="It spun forever")
+    ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="submit_failed",
+        text="It spun forever")
     login(client)
     token = csrf_from(client.get("/admin/help").get_data(as_text=True))
     request_id = db.session.scalar(select(HelpRequest.id))
     for reply, message in (("", "Write a reply"), ("y" * 501, "under 500 characters")):
-        response = client.post(f"/admin/help/{request_id}/resolve", data={"csrf_token": token, "reply": reply})
+        response = client.post(f"/admin/help/{request_id}/resolve",
+                               data={"csrf_token": token, "reply": reply})
         assert response.status_code == 422 and message in text(response)
     assert client.post(f"/admin/help/{request_id}/resolve", data={"reply": "ok"}).status_code == 400
-    assert client.post("/admin/help/9999/resolve", data={"csrf_token": token, "reply": "ok"}).status_code == 404
+    assert client.post("/admin/help/9999/resolve",
+                       data={"csrf_token": token, "reply": "ok"}).status_code == 404
     assert help_rows()[0].status == "open" and help_rows()[0].reply is None
 
 
@@ -310,7 +342,8 @@ def test_shredding_personal_data_blanks_help_desk_texts(client, load_bank, make_
     from quiz.privacy import shred_personal_data
     load_bank()
     p = make_participant()
-    ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="other", text="Call me on +1 415 555 0199")
+    ask(client, f"/r/{p.report_code}", f"/r/{p.report_code}/help", kind="other",
+        text="Call me on +1 415 555 0199")
     shred_personal_data(30, force=True)
     db.session.commit()
     assert [(row.text, row.reply) for row in help_rows()] == [("", "")]

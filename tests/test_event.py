@@ -1,4 +1,5 @@
-"""A whole 3-round event with 210 players (90 with forms on S3), over HTTP only, against the real stack.
+"""A whole 3-round event with 210 players (90 with forms on S3), over HTTP only, against the real
+stack.
 
 Players register through the API or the HTML form (as a phone posts it), learn their links
 from the SMS outbox, and answer through the real forms: some right, some wrong, some never
@@ -36,7 +37,8 @@ challenges:
     questions:
       - {text: "Which service stores objects?", choices: [EC2, S3, SQS], answer: S3}
       - {text: "Which is a queue?", choices: [SQS, RDS, IAM], answer: SQS, points: 2}
-      - {text: "Which are databases?", choices: [RDS, DynamoDB, Lambda], answer: [RDS, DynamoDB], points: 3}
+      - {text: "Which are databases?", choices: [RDS, DynamoDB, Lambda], answer: [RDS, DynamoDB], \
+points: 3}
   - number: 2
     title: Speed round
     time_limit_seconds: 600
@@ -59,7 +61,8 @@ KEY = {1: [({"S3"}, 1), ({"SQS"}, 2), ({"RDS", "DynamoDB"}, 3)],
 CHOICES = {1: [["EC2", "S3", "SQS"], ["SQS", "RDS", "IAM"], ["RDS", "DynamoDB", "Lambda"]],
            2: [["3", "4", "5"], ["Lyon", "Paris", "Nice"]],
            3: [["Mars", "Jupiter", "Venus"], ["Water", "Salt", "Gold"]]}
-# On S3 fewer: moto's server spends ~10 ms on each call, and every form is written, then moved, once a round.
+# On S3 fewer: moto's server spends ~10 ms on each call, and every form is written, then moved, once
+# a round.
 PLAYERS = {"file": 210, "s3": 90}
 
 
@@ -72,8 +75,8 @@ class Player:
         self.http = requests.Session()
         # Like a browser, resend when a reused keep-alive connection turns out closed (start and
         # submit are idempotent on the server, which is what this test checks).
-        self.http.mount("http://", HTTPAdapter(max_retries=Retry(total=2, connect=2, read=2, status=0,
-                                                                 allowed_methods=None, raise_on_status=False)))
+        self.http.mount("http://", HTTPAdapter(max_retries=Retry(
+            total=2, connect=2, read=2, status=0, allowed_methods=None, raise_on_status=False)))
         self.user_id = None
         self.links: dict[int, str] = {}
         self.submitted: dict[int, list[list[str]]] = {}
@@ -93,8 +96,8 @@ def register(stack, player: Player, via_form: bool) -> None:
     if via_form:
         page = player.http.get(f"{stack.url}/register").text
         response = player.http.post(f"{stack.url}/register", data={
-            "csrf_token": csrf(page), "name": player.name, "email": player.email, "phone": player.phone,
-            "company": "Acme", "consent": "yes"}, allow_redirects=False)
+            "csrf_token": csrf(page), "name": player.name, "email": player.email,
+            "phone": player.phone, "company": "Acme", "consent": "yes"}, allow_redirects=False)
         assert response.status_code == 303, response.text[:500]
     else:
         response = requests.post(f"{stack.url}/api/register", json={
@@ -122,19 +125,22 @@ def play(stack, player: Player, number: int, picks, double: bool) -> str:
     page = player.http.get(url).text
     assert "Ready?" in page, page[:2000]
     player.http.post(f"{url}/start", data={"csrf_token": csrf(page)})
-    page = player.http.get(url).text  # the stored form: served, or from S3 through a freshly signed URL
+    # the stored form: served, or from S3 through a freshly signed URL
+    page = player.http.get(url).text
     assert 'data-stored-form="forms"' in page, page[:2000]
     data = token(page)
     fields = {}
     for name, value, label in re.findall(
-            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page):
+            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>'
+            r'\s*<span>([^<]*)</span>', page):
         fields.setdefault(name, {})[html.unescape(label)] = value
     for (name, options), chosen in zip(fields.items(), picks):
         data[name] = [options[c] for c in chosen]
     results = []
 
     def send():
-        results.append(player.http.post(f"{url}/submit", data=data, allow_redirects=False).status_code)
+        results.append(player.http.post(f"{url}/submit", data=data,
+                                        allow_redirects=False).status_code)
     threads = [threading.Thread(target=send) for _ in range(2 if double else 1)]
     for t in threads:
         t.start()
@@ -147,24 +153,29 @@ def play(stack, player: Player, number: int, picks, double: bool) -> str:
 
 
 def expected_score(number: int, picks, response_time: float) -> int:
-    """Independent of quiz.scoring: accuracy sums points; speed gives 1000→500 per point over the limit."""
-    points = sum(pts for (correct, pts), chosen in zip(KEY[number], picks) if set(chosen) == correct)
+    """Independent of quiz.scoring: accuracy sums points; speed gives 1000→500 per point over the
+    limit."""
+    points = sum(pts for (correct, pts), chosen in zip(KEY[number], picks)
+                 if set(chosen) == correct)
     if number == 2:
         return round(1000 * (1 - min(response_time / 600, 1) / 2)) * points
     return points
 
 
 def wait_for_links(stack, headers, number: int, expected_phones: set[str]) -> dict[str, str]:
-    """Poll SMS progress until done; return phone → link from the outbox, as each phone receives it."""
+    """Poll SMS progress until done; return phone → link from the outbox, as each phone receives
+    it."""
     deadline = time.monotonic() + 60
     while True:
-        progress = requests.get(f"{stack.url}/api/admin/sms-progress/{number}", headers=headers).json()
+        progress = requests.get(f"{stack.url}/api/admin/sms-progress/{number}",
+                                headers=headers).json()
         if progress["status"] == "completed" and progress["total"] == len(expected_phones):
             break
         assert time.monotonic() < deadline, progress
         time.sleep(0.3)
     assert progress["sent"] == len(expected_phones) and progress["failed"] == 0
-    messages = requests.get(f"{stack.url}/api/admin/outbox?limit=100000", headers=headers).json()["messages"]
+    messages = requests.get(f"{stack.url}/api/admin/outbox?limit=100000",
+                            headers=headers).json()["messages"]
     mine = [m for m in messages if m["challenge"] == number and m["kind"] == "round_link"]
     assert len(mine) == len(expected_phones)
     assert {m["to"] for m in mine} == expected_phones  # only those still in, each once
@@ -173,7 +184,8 @@ def wait_for_links(stack, headers, number: int, expected_phones: set[str]) -> di
 
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.nodb)])
 def stack(request, tmp_path, redis_url):
-    """The real stack with forms in a folder (served by Knockout), or on S3 (moto) behind pre-signed redirects."""
+    """The real stack with forms in a folder (served by Knockout), or on S3 (moto) behind pre-signed
+    redirects."""
     redis_lib.Redis.from_url(redis_url).flushall()
     if request.param == "s3":
         endpoint = request.getfixturevalue("s3_server")
@@ -199,15 +211,20 @@ def stored_keys(stack) -> set[str]:
     s3 = boto3.client("s3", endpoint_url=stack.env["S3_ENDPOINT_URL"], region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix="event/")
-    return {item["Key"].removeprefix("event/") for page in pages for item in page.get("Contents", [])}
+    return {item["Key"].removeprefix("event/")
+            for page in pages for item in page.get("Contents", [])}
 
 
 def expected_keys(database) -> set[str]:
-    """From the database alone: each form in exactly one place (answered, unanswered once closed, else forms)."""
+    """From the database alone: each form in exactly one place (answered, unanswered once closed,
+    else forms)."""
     rows = database.execute(sqlalchemy.text(
-        "select l.participant_id, c.number, c.status, s.id from form_link l join challenge c on c.id = l.challenge_id "
-        "left join submission s on s.participant_id = l.participant_id and s.challenge_id = l.challenge_id")).all()
-    return {f"{'answered' if s else 'unanswered' if status == 'closed' else 'forms'}/challenge{n}/{p}.html"
+        "select l.participant_id, c.number, c.status, s.id from form_link l "
+        "join challenge c on c.id = l.challenge_id "
+        "left join submission s on s.participant_id = l.participant_id "
+        "and s.challenge_id = l.challenge_id")).all()
+    return {f"{'answered' if s else 'unanswered' if status == 'closed' else 'forms'}"
+            f"/challenge{n}/{p}.html"
             for p, n, status, s in rows}
 
 
@@ -220,8 +237,9 @@ def wait_for_storage_to_match(stack, engine) -> None:
         found = stored_keys(stack)
         if found == expected:
             return
-        assert time.monotonic() < deadline, (f"missing {sorted(expected - found)[:5]} (+{len(expected - found)}), "
-                                             f"extra {sorted(found - expected)[:5]} (+{len(found - expected)})")
+        assert time.monotonic() < deadline, (
+            f"missing {sorted(expected - found)[:5]} (+{len(expected - found)}), "
+            f"extra {sorted(found - expected)[:5]} (+{len(found - expected)})")
         # Listing hundreds of keys keeps moto busy: leave it to the worker most of the time.
         time.sleep(max(0.3, 3 * (time.monotonic() - started)))
 
@@ -241,16 +259,19 @@ def test_whole_event_over_http(stack):
         "name": "Dup", "email": "dup@example.com", "phone": players[0].phone})
     assert again.status_code == 409
 
-    wait_for_storage_to_match(stack, engine)  # every round's form made in the background
+    # every round's form made in the background
+    wait_for_storage_to_match(stack, engine)
     alive = list(players)
     late = players[4]
     winner_id = None
     for number in (1, 2, 3):
-        assert requests.post(f"{stack.url}/api/admin/start-challenge/{number}", headers=headers).status_code == 200
+        assert requests.post(f"{stack.url}/api/admin/start-challenge/{number}",
+                             headers=headers).status_code == 200
         sms = wait_for_links(stack, headers, number, {p.phone for p in alive})
         for p in alive:
             if p.user_id is not None:
-                assert sms[p.phone] == p.links[number]  # the SMS carries the same link the API returned
+                # the SMS carries the same link the API returned
+                assert sms[p.phone] == p.links[number]
             p.links[number] = sms[p.phone]
         plan = {}
         for p in alive:
@@ -260,7 +281,8 @@ def test_whole_event_over_http(stack):
             plan[late.n] = "late"
         with ThreadPoolExecutor(12) as pool:
             list(pool.map(lambda p: plan[p.n] in ("play", "double") and play(
-                stack, p, number, pick(random.Random(p.n * 7 + number), number), plan[p.n] == "double"), alive))
+                stack, p, number, pick(random.Random(p.n * 7 + number), number),
+                plan[p.n] == "double"), alive))
         if number == 1:  # the late player loads the questions, then posts after the close
             page = late.http.get(late.links[1]).text
             late.http.post(late.links[1] + "/start", data={"csrf_token": csrf(page)})
@@ -277,9 +299,11 @@ def test_whole_event_over_http(stack):
         assert {e["name"] for e in board if e["score"] is not None} == {p.name for p in submitters}
         for p in submitters:
             entry = by_name[p.name]
-            assert abs(entry["score"] - expected_score(number, p.submitted[number], entry["response_time_seconds"])) <= 1
+            assert abs(entry["score"] - expected_score(number, p.submitted[number],
+                                                       entry["response_time_seconds"])) <= 1
         ranked = sorted(submitters, key=lambda p: (-by_name[p.name]["score"],
-                                                   by_name[p.name]["response_time_seconds"], by_name[p.name]["user_id"]))
+                                                   by_name[p.name]["response_time_seconds"],
+                                                   by_name[p.name]["user_id"]))
         keep = max(1, math.ceil(len(ranked) * 0.5)) if ranked else 0
         survivors = ranked[:keep]
         assert end.json()["kept"] == keep and end.json()["submitted"] == len(submitters)

@@ -16,7 +16,8 @@ API = {"Authorization": "Bearer live-token"}
 
 @pytest.fixture
 def make_hub(app):
-    """Hubs driven by hand (no Redis listener); each gives its ticker's connection back at the end."""
+    """Hubs driven by hand (no Redis listener); each gives its ticker's connection back at the
+    end."""
     from quiz.live import Hub
     hubs = []
 
@@ -70,8 +71,9 @@ def test_admin_topic_needs_a_login(live_stack):
 
 
 def test_compression_is_not_negotiated(live_stack):
-    ws = websocket.create_connection(live_stack.url.replace("http", "ws") + "/ws", timeout=10,
-                                     header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"])
+    ws = websocket.create_connection(
+        live_stack.url.replace("http", "ws") + "/ws", timeout=10,
+        header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"])
     assert "sec-websocket-extensions" not in {k.lower() for k in ws.getheaders()}
     ws.close()
 
@@ -137,7 +139,8 @@ def test_a_submission_on_one_process_updates_a_display_on_another(tmp_path, redi
         api.start(1)
         link = api.sms_link("+14155550001", 1)
         answer_over_http(link, 1)  # the submission arrives at the first process…
-        wait_for(ws, "<strong>1</strong> of 1 answered")  # …and the display on the second shows it
+        # …and the display on the second shows it
+        wait_for(ws, "<strong>1</strong> of 1 answered")
         ws.close()
     finally:
         second.stop()
@@ -157,7 +160,8 @@ def test_graceful_restart_closes_sockets_with_a_code_the_client_reconnects_on(li
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             break
     ws.shutdown()
-    assert struct.unpack("!H", data[:2])[0] == 1012  # htmx-ext-ws reconnects on 1006, 1011, 1012, 1013
+    # htmx-ext-ws reconnects on 1006, 1011, 1012, 1013
+    assert struct.unpack("!H", data[:2])[0] == 1012
 
 
 def socket_pair(receive_buffer: int = 0):
@@ -188,8 +192,9 @@ def read_all(phone, until: int) -> bytes:
 
 
 def test_a_socket_that_stops_reading_is_cut_at_the_send_deadline(monkeypatch):
-    """A real socket whose phone never reads: frames fill the buffers, the write that cannot finish is given up
-    at the deadline, and the connection is cut (no close frame after what may be half a frame)."""
+    """A real socket whose phone never reads: frames fill the buffers, the write that cannot finish
+    is given up at the deadline, and the connection is cut (no close frame after what may be half a
+    frame)."""
     from quiz.web import ws as ws_module
     monkeypatch.setattr(ws_module, "SEND_DEADLINE", 0.2)
     wire, ws, phone = socket_pair(receive_buffer=4096)
@@ -198,7 +203,8 @@ def test_a_socket_that_stops_reading_is_cut_at_the_send_deadline(monkeypatch):
     while ws_module.send(wire, frames[sent]):
         sent += 1
         assert sent < 998, "the phone's buffers never filled"
-    assert ws.connected is False and ws_module.send(wire, frames[-1]) is False  # nothing more goes to it
+    # nothing more goes to it
+    assert ws.connected is False and ws_module.send(wire, frames[-1]) is False
     received = read_all(phone, 1 << 30)  # what was written, then the end of the stream
     size = len(frames[0].wire)
     assert received.startswith(frames[0].wire * sent) and len(received) < (sent + 1) * size
@@ -221,8 +227,8 @@ def test_the_fan_out_writes_a_frame_the_socket_takes_at_once_without_waking_its_
 
 
 def test_a_frame_that_only_partly_fits_is_finished_by_the_greenlet_before_anything_else():
-    """The fan-out writes what fits; the rest goes out before a pong or a newer frame, and an older frame waiting
-    in the mailbox is never sent after a newer one."""
+    """The fan-out writes what fits; the rest goes out before a pong or a newer frame, and an older
+    frame waiting in the mailbox is never sent after a newer one."""
     import gevent
 
     from quiz.live import Client
@@ -230,7 +236,8 @@ def test_a_frame_that_only_partly_fits_is_finished_by_the_greenlet_before_anythi
     client = Client("display", wire.write_now)
     big, newer = make_frame(1, b"<p>" + b"x" * 500_000 + b"</p>"), make_frame(2, b"<p>2</p>")
     client.offer(big)
-    assert 0 < len(wire.rest) < len(big.wire) and client.take(0) == big  # partly written: the greenlet's turn
+    # partly written: the greenlet's turn
+    assert 0 < len(wire.rest) < len(big.wire) and client.take(0) == big
     client.offer(newer)  # while the rest is pending, nothing overtakes it
     assert client.take(0) == newer
     reader = gevent.spawn(read_all, phone, len(big.wire) + 2 + len(newer.wire))
@@ -241,21 +248,26 @@ def test_a_frame_that_only_partly_fits_is_finished_by_the_greenlet_before_anythi
     wire.sock.close()
 
 
-def test_a_frame_is_the_stage_exactly_as_the_page_renders_it_and_pings_are_still_answered(live_stack):
-    """The hub's pre-encoded frame is a valid text frame a real client decodes to the very fragment /display
-    serves (plus the send-out stamp); simple-websocket's own pong still gets through between frames."""
+def test_a_frame_is_the_stage_exactly_as_the_page_renders_it_and_pings_are_still_answered(
+        live_stack):
+    """The hub's pre-encoded frame is a valid text frame a real client decodes to the very fragment
+    /display serves (plus the send-out stamp); simple-websocket's own pong still gets through
+    between frames."""
     load_demo_bank(live_stack)
-    ws = websocket.create_connection(live_stack.url.replace("http", "ws") + "/ws", timeout=10)  # checks UTF-8
+    # checks UTF-8
+    ws = websocket.create_connection(live_stack.url.replace("http", "ws") + "/ws", timeout=10)
     opcode, first = ws.recv_data()
     page = requests.get(f"{live_stack.url}/display", headers={"HX-Request": "true"}).text
     assert opcode == websocket.ABNF.OPCODE_TEXT and page.startswith('<main id="stage"')
-    assert re.fullmatch(rb'<main id="stage" class="stage phase-before" data-rendered-at="[0-9]+\.[0-9]{3}">.*',
+    assert re.fullmatch(rb'<main id="stage" class="stage phase-before" '
+                        rb'data-rendered-at="[0-9]+\.[0-9]{3}">.*',
                         first, re.S)
     assert re.sub(rb' data-rendered-at="[0-9.]+"', b"", first).decode() == page
     ws.ping(b"still there?")
     register(live_stack, 1)
     seen = []
-    while not (seen and b'id="player-count">1<' in seen[-1][1]) or websocket.ABNF.OPCODE_PONG not in dict(seen):
+    while (not (seen and b'id="player-count">1<' in seen[-1][1])
+           or websocket.ABNF.OPCODE_PONG not in dict(seen)):
         seen.append(ws.recv_data(control_frame=True))
     assert (websocket.ABNF.OPCODE_PONG, b"still there?") in seen
     ws.close()
@@ -274,7 +286,8 @@ def test_one_client_that_never_reads_does_not_hold_up_the_broadcast(make_hub):
         assert time.monotonic() - started < 0.5
         newest = [reader.take(0.1) for reader in readers]
         assert None not in newest and len(set(newest)) == 1
-        assert newest[0].wire.endswith(newest[0].html)  # encoded once, the same bytes for every socket
+        # encoded once, the same bytes for every socket
+        assert newest[0].wire.endswith(newest[0].html)
     assert hub.renders == 5  # one render per broadcast, whatever the number of sockets
     assert stalled.take(0) == newest[0]  # of the frames it never took, only the newest waits for it
 
@@ -287,8 +300,8 @@ def open_sockets(stack) -> float:
 
 
 def test_a_socket_that_leaves_is_let_go_at_once_not_at_the_next_poll(live_stack):
-    """The greenlet of a socket whose phone left wakes when the Server's reader ends (a close frame, or the
-    connection just dropped), long before its safety-net wait (ws.WAIT) runs out."""
+    """The greenlet of a socket whose phone left wakes when the Server's reader ends (a close frame,
+    or the connection just dropped), long before its safety-net wait (ws.WAIT) runs out."""
     import socket
 
     from quiz.web.ws import WAIT
@@ -323,17 +336,19 @@ class FakeClock:
         self.overshoot = 0.0
 
 
-def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spell_at_once(make_hub):
+def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spell_at_once(
+        make_hub):
     clock = FakeClock()
     renders = []
-    hub = make_hub({"display": lambda: renders.append(clock.now) or "<main id='stage'></main>"}, tick=0.5,
-                   clock=clock, sleep=clock.sleep)
+    hub = make_hub({"display": lambda: renders.append(clock.now) or "<main id='stage'></main>"},
+                   tick=0.5, clock=clock, sleep=clock.sleep)
     hub.connect("display").take(0)
     renders.clear()
     hub.tick_once()  # the first change after a quiet spell: out at once
     clock.now += 0.1  # rendering and fanning out took 0.1 s; changes keep coming
     for _ in range(3):
-        hub.tick_once()  # each waits for the next tick: one start every 0.5 s, not 0.5 s after the end
+        # each waits for the next tick: one start every 0.5 s, not 0.5 s after the end
+        hub.tick_once()
         clock.now += 0.1
     assert renders == [100.0, 100.5, 101.0, 101.5] and clock.slept == [0.4, 0.4, 0.4]
     clock.overshoot = 0.1  # woken 0.1 s late: the next tick is still due on the cadence
@@ -341,11 +356,13 @@ def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spe
     clock.now += 0.1
     hub.tick_once()
     assert renders[4:] == pytest.approx([102.1, 102.5]) and clock.slept[3:] == [0.4, 0.3]
-    clock.now += 0.9  # a broadcast that overran (the next was due at 103.0): at once, the one after half a tick on
+    # a broadcast that overran (the next was due at 103.0): at once, the one after half a tick on
+    clock.now += 0.9
     hub.tick_once()
     hub.tick_once()
     assert renders[6:] == pytest.approx([103.4, 103.65])
-    clock.now += 1.2  # one that overran a whole tick (due at 104.15): at once, and the cadence starts from there
+    # one that overran a whole tick (due at 104.15): at once, and the cadence starts from there
+    clock.now += 1.2
     hub.tick_once()
     hub.tick_once()
     assert renders[8:] == pytest.approx([104.85, 105.35])
@@ -359,21 +376,24 @@ def test_the_ticker_keeps_a_fixed_cadence_and_answers_a_change_after_a_quiet_spe
 def test_sockets_connecting_together_share_one_render_until_a_change_is_heard(make_hub):
     renders = iter(range(1000))
     hub = make_hub({"display": lambda: f"<main id='stage'>{next(renders)}</main>"}, tick=60)
-    clients = [hub.connect("display") for _ in range(50)]  # e.g. every projector back after a restart
+    # e.g. every projector back after a restart
+    clients = [hub.connect("display") for _ in range(50)]
     assert {unstamped(client.take(0)) for client in clients} == {b"<main id='stage'>0</main>"}
     hub.changes += 1  # what the Redis listener does on "changed"
     assert unstamped(hub.connect("display").take(0)) == b"<main id='stage'>1</main>"
-    hub.latest["display"] = (hub.changes, time.monotonic() - 61, b"old")  # older than a tick: rendered again
+    # older than a tick: rendered again
+    hub.latest["display"] = (hub.changes, time.monotonic() - 61, b"old")
     assert unstamped(hub.connect("display").take(0)) == b"<main id='stage'>2</main>"
 
 
-@pytest.mark.parametrize("payload", [b"", b"<p>1</p>", b"x" * 125, b"x" * 126, b"x" * 65535, b"x" * 65536,
-                                     "<p>Zoë 🏆</p>".encode() * 20])
+@pytest.mark.parametrize("payload", [b"", b"<p>1</p>", b"x" * 125, b"x" * 126, b"x" * 65535,
+                                     b"x" * 65536, "<p>Zoë 🏆</p>".encode() * 20])
 def test_a_pre_encoded_frame_is_what_a_websocket_client_decodes(payload):
     from wsproto.frame_protocol import FrameProtocol, Opcode
 
     from quiz.live import text_frame
-    client = FrameProtocol(client=True, extensions=[])  # the receiving side: server frames are unmasked
+    # the receiving side: server frames are unmasked
+    client = FrameProtocol(client=True, extensions=[])
     client.receive_bytes(text_frame(payload))
     frames = list(client.received_frames())
     assert len(frames) == 1 and frames[0].opcode is Opcode.TEXT and frames[0].frame_finished
@@ -381,8 +401,10 @@ def test_a_pre_encoded_frame_is_what_a_websocket_client_decodes(payload):
 
 
 @pytest.mark.parametrize("fragment, stamped", [
-    (b'<main id="stage" class="a">x</main>', b'<main id="stage" class="a" data-rendered-at="12.500">x</main>'),
-    (b'\n<!-- c -->\n<section id="help">', b'\n<!-- c -->\n<section id="help" data-rendered-at="12.500">'),
+    (b'<main id="stage" class="a">x</main>',
+     b'<main id="stage" class="a" data-rendered-at="12.500">x</main>'),
+    (b'\n<!-- c -->\n<section id="help">',
+     b'\n<!-- c -->\n<section id="help" data-rendered-at="12.500">'),
     (b"<br/><p>", b'<br data-rendered-at="12.500"/><p>'),
     (b"no element", b"no element"),
 ])
@@ -392,14 +414,15 @@ def test_a_frame_carries_its_send_out_time_on_its_first_element(fragment, stampe
 
 
 def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app, make_hub):
-    """Submissions flooding the pool must not hold the projector up: after its first, the ticker's renders take
-    no connection from the pool; one that broke is replaced on the next tick."""
+    """Submissions flooding the pool must not hold the projector up: after its first, the ticker's
+    renders take no connection from the pool; one that broke is replaced on the next tick."""
     from sqlalchemy import event, select
 
     from quiz.extensions import db
     from quiz.models import Participant
     counts = []
-    hub = make_hub({"display": lambda: f"<main id='stage'>{db.session.scalar(select(Participant).limit(1))}"
+    hub = make_hub({"display": lambda: "<main id='stage'>"
+                                       f"{db.session.scalar(select(Participant).limit(1))}"
                                        f"{counts.append(1) or len(counts)}</main>"}, tick=0.01)
     watcher = hub.connect("display")
     checkouts = []
@@ -412,11 +435,15 @@ def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app, mak
             for _ in range(5):
                 hub.broadcast()
             assert len(checkouts) == 1 and hub.connection is first and hub.renders == 6
-            first.connection.dbapi_connection.close()  # gone under it, as when the database restarts
+            # gone under it, as when the database restarts
+            first.connection.dbapi_connection.close()
             hub.broadcast()  # rendered all the same, on a fresh connection
-            assert hub.connection is not first and first.closed and hub.renders == 7 and checkouts == [1, 1]
-            assert unstamped(watcher.take(0)) == b"<main id='stage'>None8</main>"  # 1 on connect + 7
-            broken = {"display": lambda: 1 / 0}  # a render that fails for another reason is not tried twice
+            assert (hub.connection is not first and first.closed and hub.renders == 7
+                    and checkouts == [1, 1])
+            # 1 on connect + 7
+            assert unstamped(watcher.take(0)) == b"<main id='stage'>None8</main>"
+            # a render that fails for another reason is not tried twice
+            broken = {"display": lambda: 1 / 0}
             hub.renderers = broken
             with pytest.raises(ZeroDivisionError):
                 hub.broadcast()

@@ -24,47 +24,56 @@ def test_migrations_match_the_models(app):
 
 
 def test_upgrade_keeps_each_closed_rounds_ranked_count_and_cut_line(app):
-    """0006 stores at close what readers looked up by rank; rounds closed before it get them from their ranks."""
+    """0006 stores at close what readers looked up by rank; rounds closed before it get them from
+    their ranks."""
     db.drop_all()
     upgrade(revision="0005_sponsor_consent")
-    rounds = [(1, "closed", 0.5, None), (2, "closed", 0.5, 2), (3, "closed", 0.3, None), (4, "open", 0.5, None)]
+    rounds = [(1, "closed", 0.5, None), (2, "closed", 0.5, 2), (3, "closed", 0.3, None),
+              (4, "open", 0.5, None)]
     ranked = {1: 7, 2: 3, 3: 0, 4: 0}  # round 3 closed with nobody ranked; round 4 is still open
     with db.engine.begin() as connection:
         for number, status, fraction, count in rounds:
-            connection.execute(text("INSERT INTO challenge (id, number, title, keep_fraction, keep_count, scoring, "
-                                    "status) VALUES (:n, :n, 'R', :f, :c, 'accuracy', :s)"),
+            connection.execute(text("INSERT INTO challenge (id, number, title, keep_fraction, "
+                                    "keep_count, scoring, status) "
+                                    "VALUES (:n, :n, 'R', :f, :c, 'accuracy', :s)"),
                                {"n": number, "f": fraction, "c": count, "s": status})
         for pid in range(1, 8):
             connection.execute(text(
-                "INSERT INTO participant (id, name, email, phone, company, consent, sponsor_consent, report_code, "
-                "checkin_code, created_at) VALUES (:id, 'P', :email, :phone, '', true, false, :code, :code, :at)"),
-                {"id": pid, "email": f"p{pid}@example.com", "phone": f"+1415555{pid:04d}", "code": f"c{pid}",
-                 "at": datetime(2026, 11, 23)})
+                "INSERT INTO participant (id, name, email, phone, company, consent, "
+                "sponsor_consent, report_code, checkin_code, created_at) "
+                "VALUES (:id, 'P', :email, :phone, '', true, false, :code, :code, :at)"),
+                {"id": pid, "email": f"p{pid}@example.com", "phone": f"+1415555{pid:04d}",
+                 "code": f"c{pid}", "at": datetime(2026, 11, 23)})
         for number, count in ranked.items():
             for rank in range(1, count + 1):
                 connection.execute(text(
-                    "INSERT INTO submission (participant_id, challenge_id, answers, score, correct, response_time, "
-                    "submitted_at, rank, shadow) VALUES (:pid, :c, '{}', :score, 0, :time, :at, :rank, false)"),
-                    {"pid": rank, "c": number, "score": 10 - rank, "time": rank + 0.25, "at": datetime(2026, 11, 23),
-                     "rank": rank})
+                    "INSERT INTO submission (participant_id, challenge_id, answers, score, "
+                    "correct, response_time, submitted_at, rank, shadow) "
+                    "VALUES (:pid, :c, '{}', :score, 0, :time, :at, :rank, false)"),
+                    {"pid": rank, "c": number, "score": 10 - rank, "time": rank + 0.25,
+                     "at": datetime(2026, 11, 23), "rank": rank})
     upgrade()
     with db.engine.connect() as connection:
-        stored = connection.execute(text("SELECT number, ranked_count, cut_score, cut_response_time FROM challenge "
-                                         "ORDER BY number")).all()
+        stored = connection.execute(text("SELECT number, ranked_count, cut_score, "
+                                         "cut_response_time FROM challenge ORDER BY number")).all()
     # Round 1: ⌈7 × 0.5⌉ = 4 stayed, place 4 had 6 points in 4.25 s; round 2 kept a fixed 2 of 3.
     assert [tuple(row) for row in stored] == [(1, 7, 6, 4.25), (2, 3, 8, 2.25), (3, 0, None, None),
                                               (4, None, None, None)]
-    names = {index["name"] for table in ("submission", "participant") for index in inspect(db.engine).get_indexes(table)}
-    assert "ix_submission_challenge_rank" not in names and "ix_participant_eliminated_in" not in names
+    names = {index["name"] for table in ("submission", "participant")
+             for index in inspect(db.engine).get_indexes(table)}
+    assert ("ix_submission_challenge_rank" not in names
+            and "ix_participant_eliminated_in" not in names)
     downgrade(revision="0005_sponsor_consent")
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM submission")).scalar() == 10
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres): fillfactor is PostgreSQL's")
+@pytest.mark.skipif(not POSTGRES_URL,
+                    reason="needs PostgreSQL (bin/with-postgres): fillfactor is PostgreSQL's")
 def test_the_tables_the_close_updates_leave_room_in_each_page(app):
     """Built by create_all (as in tests) or by the migrations, the same free space per page."""
-    query = text("SELECT relname, reloptions FROM pg_class WHERE relname IN ('submission', 'participant')")
+    query = text("SELECT relname, reloptions FROM pg_class "
+                 "WHERE relname IN ('submission', 'participant')")
     expected = {"submission": [f"fillfactor={SUBMISSION_FILLFACTOR}"],
                 "participant": [f"fillfactor={PARTICIPANT_FILLFACTOR}"]}
     with db.engine.connect() as connection:
@@ -76,20 +85,24 @@ def test_the_tables_the_close_updates_leave_room_in_each_page(app):
 
 
 def test_downgrades_keep_every_row_of_the_tables_they_rebuild(app, make_participant, load_bank):
-    """SQLite's batch mode rebuilds a table to drop a column; with foreign keys on, dropping the old table would
-    cascade into every row that points at it (submissions, links). The migrations run with them off."""
+    """SQLite's batch mode rebuilds a table to drop a column; with foreign keys on, dropping the old
+    table would cascade into every row that points at it (submissions, links). The migrations run
+    with them off."""
     load_bank()
     players = [make_participant() for _ in range(3)]
     challenge_id = db.session.execute(text("SELECT id FROM challenge WHERE number = 1")).scalar()
     for player in players:
-        db.session.execute(text("INSERT INTO submission (participant_id, challenge_id, answers, score, correct, "
-                                "response_time, submitted_at, shadow) VALUES (:p, :c, '{}', 1, 1, 2.5, :at, false)"),
+        db.session.execute(text("INSERT INTO submission (participant_id, challenge_id, answers, "
+                                "score, correct, response_time, submitted_at, shadow) "
+                                "VALUES (:p, :c, '{}', 1, 1, 2.5, :at, false)"),
                            {"p": player.id, "c": challenge_id, "at": datetime(2026, 11, 23)})
     db.session.commit()
-    counts = "SELECT (SELECT count(*) FROM participant), (SELECT count(*) FROM form_link), (SELECT count(*) FROM submission)"
+    counts = ("SELECT (SELECT count(*) FROM participant), (SELECT count(*) FROM form_link), "
+              "(SELECT count(*) FROM submission)")
     before = tuple(db.session.execute(text(counts)).one())
     db.session.remove()
-    stamp(revision="heads")  # the fixture's create_all built the head schema: say so, as `flask db upgrade` would
+    # the fixture's create_all built the head schema: say so, as `flask db upgrade` would
+    stamp(revision="heads")
     downgrade(revision="0001")
     with db.engine.connect() as connection:
         assert tuple(connection.execute(text(counts)).one()) == before

@@ -24,7 +24,8 @@ def test_ping_answers_with_neither_database_nor_redis(tmp_path, redis_url):
     app = create_app(make_config(tmp_path, "redis://127.0.0.1:1/0",
                                  SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/x.db"))
     client = app.test_client()
-    assert client.get("/healthz").status_code == 503  # the database and Redis are indeed unreachable
+    # the database and Redis are indeed unreachable
+    assert client.get("/healthz").status_code == 503
     response = client.get("/ping")
     assert response.status_code == 200 and response.get_data(as_text=True) == "ok"
 
@@ -33,24 +34,28 @@ def test_ping_answers_with_neither_database_nor_redis(tmp_path, redis_url):
 def test_healthz_and_metrics_on_the_real_stack(live_stack):
     import time
     deadline = time.monotonic() + 20
-    while requests.get(f"{live_stack.url}/healthz").status_code != 200:  # the worker's first heartbeat
+    # the worker's first heartbeat
+    while requests.get(f"{live_stack.url}/healthz").status_code != 200:
         assert time.monotonic() < deadline, requests.get(f"{live_stack.url}/healthz").json()
         time.sleep(0.3)
     body = requests.get(f"{live_stack.url}/healthz").json()
-    assert body["status"] == "ok" and body["workers"] >= 1 and set(body["queues"]) == {"forms", "notify", "default"}
+    assert (body["status"] == "ok" and body["workers"] >= 1
+            and set(body["queues"]) == {"forms", "notify", "default"})
     load_demo_bank(live_stack)
     api = Api(live_stack.url)
     api.register("Mo", 1)
     api.start(1)
     answer_over_http(api.sms_link("+14155550001", 1), 1)
-    # Two gunicorn processes: whichever answers the scrape, it reports both (multiprocess mode), every time.
+    # Two gunicorn processes: whichever answers the scrape, it reports both (multiprocess mode),
+    # every time.
     scrapes = [requests.get(f"{live_stack.url}/metrics").text for _ in range(6)]
     for seen in scrapes:
         assert "knockout_submissions_total 1.0" in seen
         assert 'knockout_request_seconds_count{endpoint="play.submit",method="POST"} 1.0' in seen
     registrations = [line for line in seen.splitlines()
                      if line.startswith('knockout_request_seconds_count{endpoint="api.register"')]
-    assert registrations == ['knockout_request_seconds_count{endpoint="api.register",method="POST"} 1.0']
+    assert registrations == [
+        'knockout_request_seconds_count{endpoint="api.register",method="POST"} 1.0']
     assert 'knockout_request_seconds_count{endpoint="play.submit",method="POST"}' in seen
     assert 'knockout_queue_depth{queue="notify"}' in seen and "knockout_websockets" in seen
 
@@ -61,5 +66,7 @@ def test_json_logs_carry_the_request_id(app, client):
         from quiz.observability import _start_request
         _start_request()
         line = json.loads(JsonFormatter().format(record))
-    assert line["message"] == "round 1 opened" and line["request_id"] == "abc123" and line["level"] == "INFO"
-    assert client.get("/register", headers={"X-Request-ID": "req-7"}).headers["X-Request-ID"] == "req-7"
+    assert (line["message"] == "round 1 opened" and line["request_id"] == "abc123"
+            and line["level"] == "INFO")
+    response = client.get("/register", headers={"X-Request-ID": "req-7"})
+    assert response.headers["X-Request-ID"] == "req-7"

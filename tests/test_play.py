@@ -25,7 +25,8 @@ def test_states_from_not_open_to_submitted(client, player, open_round):
     assert "Answers in" in text(client.get(f"/f/{links[1]}"))
     stored = db.session.scalar(select(Submission))
     assert (stored.score, stored.correct) == (3, 2)
-    assert stored.answers == {str(q): a for q, a in zip(sorted(map(int, stored.answers)), [["S3"], ["RDS", "DynamoDB"]])}
+    assert stored.answers == {str(q): a for q, a in zip(sorted(map(int, stored.answers)),
+                                                        [["S3"], ["RDS", "DynamoDB"]])}
 
 
 def test_opening_the_link_never_starts_the_clock(client, player, open_round):
@@ -57,7 +58,8 @@ def test_question_page_has_no_answer_key_and_choices_shuffle_per_player(
     open_round()
     orders = set()
     for participant in players:
-        code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == participant.id))
+        code = db.session.scalar(select(FormLink.code)
+                                 .where(FormLink.participant_id == participant.id))
         start(client, code)
         page = client.get(f"/f/{code}").get_data(as_text=True)
         assert "answer" not in page.lower().replace("answers", "")
@@ -77,8 +79,10 @@ def started(client, code, open_round) -> tuple[str, dict, list[str]]:
 def test_double_submit_gets_already_submitted_and_one_row(client, player, open_round):
     _, links = player
     token, fields, names = started(client, links[1], open_round)
-    first = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
-    other = {"csrf_token": token, names[0]: fields[names[0]]["EC2"], names[1]: [fields[names[1]]["Lambda"]]}
+    first = {"csrf_token": token, names[0]: fields[names[0]]["S3"],
+             names[1]: [fields[names[1]]["RDS"]]}
+    other = {"csrf_token": token, names[0]: fields[names[0]]["EC2"],
+             names[1]: [fields[names[1]]["Lambda"]]}
     assert client.post(f"/f/{links[1]}/submit", data=first).status_code == 303
     for body in (first, other):
         again = client.post(f"/f/{links[1]}/submit", data=body)
@@ -98,7 +102,8 @@ def test_double_submit_gets_already_submitted_and_one_row(client, player, open_r
 def test_bad_answers_are_refused_and_nothing_is_stored(client, player, open_round, mangle, message):
     _, links = player
     token, fields, names = started(client, links[1], open_round)
-    data = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
+    data = {"csrf_token": token, names[0]: fields[names[0]]["S3"],
+            names[1]: [fields[names[1]]["RDS"]]}
     mangle(data, fields)
     response = client.post(f"/f/{links[1]}/submit", data=data)
     assert response.status_code == 422
@@ -153,13 +158,15 @@ def test_time_limit_plus_grace_closes_submissions(client, app, player, open_roun
 
 def test_unknown_and_malformed_links_are_404(client, player):
     _, links = player
-    for code in ("A" * 22, links[1][:-1] + ("A" if links[1][-1] != "A" else "B"), "short", "x" * 200):
+    for code in ("A" * 22, links[1][:-1] + ("A" if links[1][-1] != "A" else "B"), "short",
+                 "x" * 200):
         response = client.get(f"/f/{code}")
         assert response.status_code == 404
         assert "This link is not valid" in text(response)
 
 
-@pytest.mark.config(SHADOW_LEAGUE=False)  # on, the shadow league offers the round instead (tests/test_shadow.py)
+# on, the shadow league offers the round instead (tests/test_shadow.py)
+@pytest.mark.config(SHADOW_LEAGUE=False)
 def test_eliminated_player_sees_out_page_for_the_next_round(client, player, make_participant,
                                                             api_headers, open_round):
     _, links = player
@@ -183,10 +190,13 @@ def test_waiting_pages_poll_a_fragment_with_jitter_and_the_questions_page_does_n
     delay = float(re.search(r'hx-trigger="load delay:([\d.]+)s"', body).group(1))
     assert 3 <= delay <= 6 and "HX-Request" in fragment.headers["Vary"]
     token, fields, names = started(client, links[1], open_round)
-    assert "hx-trigger" not in client.get(f"/f/{links[1]}").get_data(as_text=True)  # questions: no polling
-    client.post(f"/f/{links[1]}/submit", data={"csrf_token": token, names[0]: fields[names[0]]["S3"],
+    # questions: no polling
+    assert "hx-trigger" not in client.get(f"/f/{links[1]}").get_data(as_text=True)
+    client.post(f"/f/{links[1]}/submit", data={"csrf_token": token,
+                                               names[0]: fields[names[0]]["S3"],
                                                names[1]: [fields[names[1]]["RDS"]]})
-    assert "load delay" in client.get(f"/f/{links[1]}").get_data(as_text=True)  # waiting for results
+    # waiting for results
+    assert "load delay" in client.get(f"/f/{links[1]}").get_data(as_text=True)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     final = client.get(f"/f/{links[1]}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "You're through" in html.unescape(final) and "load delay" not in final
@@ -194,15 +204,18 @@ def test_waiting_pages_poll_a_fragment_with_jitter_and_the_questions_page_does_n
 
 def test_a_doubled_post_that_passes_the_check_together_is_stopped_by_the_key(
         client, player, open_round, monkeypatch):
-    """Two POSTs that both see "not in yet" (concurrent requests): the INSERT's unique key lets one through."""
+    """Two POSTs that both see "not in yet" (concurrent requests): the INSERT's unique key lets one
+    through."""
     from quiz import answers
     _, links = player
     token, fields, names = started(client, links[1], open_round)
-    body = {"csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]}
+    body = {"csrf_token": token, names[0]: fields[names[0]]["S3"],
+            names[1]: [fields[names[1]]["RDS"]]}
     assert client.post(f"/f/{links[1]}/submit", data=body).status_code == 303
     real = answers.state_of
+    # as if the first weren't committed yet
     monkeypatch.setattr(answers, "state_of", lambda link, now, grace: answers.QUESTIONS
-                        if link.submitted else real(link, now, grace))  # as if the first weren't committed yet
+                        if link.submitted else real(link, now, grace))
     again = client.post(f"/f/{links[1]}/submit", data=body)
     assert again.status_code == 200
     assert "already in" in text(again)
@@ -210,7 +223,8 @@ def test_a_doubled_post_that_passes_the_check_together_is_stopped_by_the_key(
 
 
 def test_questions_remembered_per_database_never_leak_into_another(tmp_path, redis_url):
-    """Two databases whose round 1 has the same id and opening time but other answers: each scores by its own."""
+    """Two databases whose round 1 has the same id and opening time but other answers: each scores
+    by its own."""
     from datetime import datetime
 
     from quiz import create_app
@@ -230,8 +244,8 @@ def test_questions_remembered_per_database_never_leak_into_another(tmp_path, red
             apply_bank(parse_bank(f"challenges: [{{number: 1, title: T, questions: "
                                   f"[{{text: Q, choices: [a, b], answer: {answer}}}]}}]"))
             from quiz.registration import register_participant
-            register_participant({"name": "Ada", "email": "ada@example.com", "phone": "+12025550100",
-                                  "company": "", "consent": True})
+            register_participant({"name": "Ada", "email": "ada@example.com",
+                                  "phone": "+12025550100", "company": "", "consent": True})
             db.session.commit()
             challenge = db.session.scalar(select(Challenge))
             challenge.status, challenge.opened_at = "open", opened
@@ -248,11 +262,14 @@ def test_questions_remembered_per_database_never_leak_into_another(tmp_path, red
 
 
 def test_a_draft_rounds_questions_are_never_remembered(app, load_bank):
-    """A draft round's questions may still change (bank reload): only an open round's are kept per process."""
+    """A draft round's questions may still change (bank reload): only an open round's are kept per
+    process."""
     from quiz.answers import _questions
     from quiz.models import Challenge
-    load_bank("challenges: [{number: 1, title: T, questions: [{text: Old, choices: [a, b], answer: a}]}]")
+    load_bank("challenges: [{number: 1, title: T, questions: "
+              "[{text: Old, choices: [a, b], answer: a}]}]")
     challenge_id = db.session.scalar(select(Challenge.id))
     assert [q.answer for q in _questions(db.session.connection(), challenge_id, None)] == [["a"]]
-    load_bank("challenges: [{number: 1, title: T, questions: [{text: New, choices: [a, b], answer: b}]}]")
+    load_bank("challenges: [{number: 1, title: T, questions: "
+              "[{text: New, choices: [a, b], answer: b}]}]")
     assert [q.answer for q in _questions(db.session.connection(), challenge_id, None)] == [["b"]]

@@ -6,7 +6,8 @@ from quiz.scoring import is_correct, score_marks, speed_points
 
 def score(questions, chosen, mode, response_time, time_limit):
     """Mark each answer against its question's correct choices, then score the marks."""
-    marks = [(is_correct(expected, picked), points) for (expected, points), picked in zip(questions, chosen, strict=True)]
+    marks = [(is_correct(expected, picked), points)
+             for (expected, points), picked in zip(questions, chosen, strict=True)]
     return score_marks(marks, mode, response_time, time_limit)
 
 QUESTIONS = [(["S3"], 1), (["RDS", "DynamoDB"], 2)]

@@ -70,7 +70,8 @@ def upgrade():
     sa.UniqueConstraint('report_code', name=op.f('uq_participant_report_code'))
     )
     with op.batch_alter_table('participant', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_participant_eliminated_in'), ['eliminated_in'], unique=False)
+        batch_op.create_index(batch_op.f('ix_participant_eliminated_in'), ['eliminated_in'],
+                              unique=False)
 
     op.create_table('reminder',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -87,14 +88,19 @@ def upgrade():
     sa.Column('code', sa.String(length=32), nullable=False),
     sa.Column('seed', sa.Integer(), nullable=False),
     sa.Column('started_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'], name=op.f('fk_form_link_challenge_id_challenge'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], name=op.f('fk_form_link_participant_id_participant'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'],
+                            name=op.f('fk_form_link_challenge_id_challenge'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'],
+                            name=op.f('fk_form_link_participant_id_participant'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_form_link')),
     sa.UniqueConstraint('code', name=op.f('uq_form_link_code')),
-    sa.UniqueConstraint('participant_id', 'challenge_id', name=op.f('uq_form_link_participant_id_challenge_id'))
+    sa.UniqueConstraint('participant_id', 'challenge_id',
+                        name=op.f('uq_form_link_participant_id_challenge_id'))
     )
     with op.batch_alter_table('form_link', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_form_link_challenge_id'), ['challenge_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_form_link_challenge_id'), ['challenge_id'],
+                              unique=False)
 
     op.create_table('message',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -114,14 +120,19 @@ def upgrade():
     sa.Column('provider_id', sa.String(length=100), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('sent_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'], name=op.f('fk_message_challenge_id_challenge'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], name=op.f('fk_message_participant_id_participant'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['reminder_id'], ['reminder.id'], name=op.f('fk_message_reminder_id_reminder'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'],
+                            name=op.f('fk_message_challenge_id_challenge'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'],
+                            name=op.f('fk_message_participant_id_participant'),
+                            ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['reminder_id'], ['reminder.id'],
+                            name=op.f('fk_message_reminder_id_reminder'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_message')),
     sa.UniqueConstraint('key', name=op.f('uq_message_key'))
     )
     with op.batch_alter_table('message', schema=None) as batch_op:
-        batch_op.create_index('ix_message_challenge_status', ['challenge_id', 'status'], unique=False)
+        batch_op.create_index('ix_message_challenge_status', ['challenge_id', 'status'],
+                              unique=False)
         batch_op.create_index(batch_op.f('ix_message_sent_at'), ['sent_at'], unique=False)
 
     op.create_table('question',
@@ -132,7 +143,8 @@ def upgrade():
     sa.Column('choices', sa.JSON(), nullable=False),
     sa.Column('answer', sa.JSON(), nullable=False),
     sa.Column('points', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'], name=op.f('fk_question_challenge_id_challenge'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'],
+                            name=op.f('fk_question_challenge_id_challenge'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_question')),
     sa.UniqueConstraint('challenge_id', 'position', name=op.f('uq_question_challenge_id_position'))
     )
@@ -146,13 +158,18 @@ def upgrade():
     sa.Column('response_time', sa.Double(), nullable=False),
     sa.Column('submitted_at', sa.DateTime(), nullable=False),
     sa.Column('rank', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'], name=op.f('fk_submission_challenge_id_challenge'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], name=op.f('fk_submission_participant_id_participant'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'],
+                            name=op.f('fk_submission_challenge_id_challenge'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'],
+                            name=op.f('fk_submission_participant_id_participant'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_submission')),
-    sa.UniqueConstraint('participant_id', 'challenge_id', name=op.f('uq_submission_participant_id_challenge_id'))
+    sa.UniqueConstraint('participant_id', 'challenge_id',
+                        name=op.f('uq_submission_participant_id_challenge_id'))
     )
     with op.batch_alter_table('submission', schema=None) as batch_op:
-        batch_op.create_index('ix_submission_challenge_rank', ['challenge_id', 'rank'], unique=False)
+        batch_op.create_index('ix_submission_challenge_rank', ['challenge_id', 'rank'],
+                              unique=False)
 
     # ### end Alembic commands ###
 

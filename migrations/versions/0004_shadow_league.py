@@ -18,10 +18,13 @@ depends_on = None
 def upgrade():
     # Existing submissions are all real ones: the server default marks them so, no data rewrite.
     with op.batch_alter_table("submission", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("shadow", sa.Boolean(), server_default=sa.false(), nullable=False))
-        # Only the shadow league's rows: real submissions (and the close's rank updates) never touch it.
+        batch_op.add_column(sa.Column("shadow", sa.Boolean(), server_default=sa.false(),
+                                      nullable=False))
+        # Only the shadow league's rows: real submissions (and the close's rank updates) never
+        # touch it.
         batch_op.create_index("ix_submission_shadow", ["participant_id"], unique=False,
-                              postgresql_where=sa.text("shadow IS true"), sqlite_where=sa.text("shadow IS 1"))
+                              postgresql_where=sa.text("shadow IS true"),
+                              sqlite_where=sa.text("shadow IS 1"))
 
 
 def downgrade():

@@ -24,10 +24,12 @@ def settings():
 
 
 def _messages_page(errors=None, values=None, status=200):
-    reminders = db.session.scalars(select(Reminder).order_by(Reminder.send_at.desc()).limit(50)).all()
+    reminders = db.session.scalars(
+        select(Reminder).order_by(Reminder.send_at.desc()).limit(50)).all()
     templates = {kind: notify.template_for(kind) for kind in notify.TEMPLATES}
-    return render_template("admin/messages.html", templates=templates, placeholders=notify.PLACEHOLDERS,
-                           reminders=reminders, errors=errors or {}, values=values or {}, local=local_time), status
+    return render_template("admin/messages.html", templates=templates,
+                           placeholders=notify.PLACEHOLDERS, reminders=reminders,
+                           errors=errors or {}, values=values or {}, local=local_time), status
 
 
 def _refused(error: QuizError, field: str, values):

@@ -1,4 +1,5 @@
-"""The console's photo review: a grid per round, Accept / Reject, and the photos themselves (staff only)."""
+"""The console's photo review: a grid per round, Accept / Reject, and the photos themselves (staff
+only)."""
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -20,10 +21,13 @@ FILTERS = (*PhotoStatus, "all")
 @login_required
 def index():
     """Rounds that have photo questions, with their photos per review status."""
-    challenges = db.session.scalars(select(Challenge).where(Challenge.id.in_(
-        select(Question.challenge_id).where(Question.kind == "photo"))).order_by(Challenge.number)).all()
-    return render_template("admin/photos.html", challenges=challenges, counts=photos.counts_by_status(),
-                           challenge=None, statuses=tuple(PhotoStatus))
+    challenges = db.session.scalars(
+        select(Challenge)
+        .where(Challenge.id.in_(select(Question.challenge_id).where(Question.kind == "photo")))
+        .order_by(Challenge.number)).all()
+    return render_template("admin/photos.html", challenges=challenges,
+                           counts=photos.counts_by_status(), challenge=None,
+                           statuses=tuple(PhotoStatus))
 
 
 @bp.get("/<int:number>")
@@ -43,12 +47,15 @@ def review_page(number):
 @bp.post("/review/<int:photo_id>")
 @login_required
 def review(photo_id):
-    """Accept or reject one photo (htmx swaps its card; without JS, back to the round's grid with a message)."""
-    photo = db.session.get(PhotoAnswer, photo_id) or abort(404, "There is no such photo. Reload the page.")
+    """Accept or reject one photo (htmx swaps its card; without JS, back to the round's grid with a
+    message)."""
+    photo = (db.session.get(PhotoAnswer, photo_id)
+             or abort(404, "There is no such photo. Reload the page."))
     shown = request.form.get("status", PhotoStatus.PENDING)
     back = url_for("photos.review_page", number=photo.question.challenge.number,
                    status=shown if shown in FILTERS else PhotoStatus.PENDING)
-    decision, who = request.form.get("decision", ""), f"{photo.participant.name}, question {photo.question.position}"
+    decision, who = (request.form.get("decision", ""),
+                     f"{photo.participant.name}, question {photo.question.position}")
     try:
         write(lambda: record(current_user.username, f"{decision} photo", photos.review_photo(
             photo_id, decision, current_user.username, utcnow()), who))
@@ -60,7 +67,8 @@ def review(photo_id):
     if wants_fragment():  # the card, and the filters' counts out of band
         challenge = photo.question.challenge
         return (render_template("admin/_photo_card.html", photo=photo, error=None)
-                + render_template("admin/_photo_filters.html", oob=True, challenge=challenge, filters=FILTERS,
+                + render_template("admin/_photo_filters.html", oob=True, challenge=challenge,
+                                  filters=FILTERS,
                                   status=shown if shown in FILTERS else PhotoStatus.PENDING,
                                   counts=photos.counts_by_status(challenge.id)))
     flash(f"Photo from {photo.participant.name} {photo.status}.", "ok")
@@ -70,7 +78,8 @@ def review(photo_id):
 @bp.get("/image/<int:photo_id>.jpg")
 @login_required
 def image(photo_id):
-    """The stored photo, streamed from storage through Knockout (never a public or pre-signed URL)."""
+    """The stored photo, streamed from storage through Knockout (never a public or pre-signed
+    URL)."""
     photo = db.session.get(PhotoAnswer, photo_id) or abort(404)
     try:
         body = photos.read_photo(photo)

@@ -16,7 +16,9 @@ bp = Blueprint("ws", __name__)
 
 SEND_DEADLINE = 5.0  # seconds; a socket that can't take a frame in this time is dropped
 RESTART_CODE = 1012  # "service restart": htmx's ws extension reconnects on it
-WAIT = 30.0  # seconds; only a safety net: a frame, the peer leaving, or a restart wakes a socket's greenlet at once
+# seconds; only a safety net: a frame, the peer leaving, or a restart wakes a socket's greenlet
+# at once
+WAIT = 30.0
 
 
 def origin_allowed() -> bool:
@@ -67,14 +69,19 @@ def stream(ws):
 
 
 class Wire:
-    """The socket under simple-websocket's Server, every write whole and one at a time: the Server's own (pong and
-    close replies), the frames the hub writes at once and those this socket's greenlet writes never interleave."""
+    """The socket under simple-websocket's Server, every write whole and one at a time: the Server's
+    own (pong and close replies), the frames the hub writes at once and those this socket's greenlet
+    writes never interleave."""
 
     def __init__(self, ws):
         self.ws, self.sock, self.lock = ws, ws.sock, threading.Lock()
-        self.cooperative = isinstance(ws.sock, gevent.socket.socket)  # else (a dev server) only the greenlet writes
-        self.rest = b""  # the end of a frame the hub's write left unwritten: it goes out before anything else
-        self.written = 0  # the newest frame's `seq` written: an older one waiting in the mailbox is never sent after it
+        # else (a dev server) only the socket's own greenlet writes
+        self.cooperative = isinstance(ws.sock, gevent.socket.socket)
+        # the end of a frame the hub's write left unwritten: it goes out before anything else
+        self.rest = b""
+        # the newest frame's `seq` written: an older one waiting in the mailbox is never sent
+        # after it
+        self.written = 0
         self.on_close = lambda: None
         ws.sock = self  # the Server's reader writes through send() below from now on
 
@@ -86,9 +93,10 @@ class Wire:
         return len(data)
 
     def write_now(self, frame: Frame) -> bool:
-        """The hub's fan-out: write without waiting; False when this socket's greenlet has to (busy, closed, or the
-        frame did not all fit: its rest is kept)."""
-        if not self.cooperative or self.rest or not self.ws.connected or not self.lock.acquire(blocking=False):
+        """The hub's fan-out: write without waiting; False when this socket's greenlet has to (busy,
+        closed, or the frame did not all fit: its rest is kept)."""
+        if (not self.cooperative or self.rest or not self.ws.connected
+                or not self.lock.acquire(blocking=False)):
             return False
         try:
             sent = self.sock.send(frame.wire, 0, 0.0)  # gevent's socket: timeout 0, no waiting
@@ -100,7 +108,8 @@ class Wire:
             self.lock.release()
 
     def write(self, frame: Frame) -> bool:
-        """A frame from this socket's greenlet, whole (or just its rest); False once the connection is closing."""
+        """A frame from this socket's greenlet, whole (or just its rest); False once the connection
+        is closing."""
         with self.lock:
             if not self.ws.connected:
                 return False
@@ -116,13 +125,14 @@ class Wire:
             self.rest = b""
 
     def close(self) -> None:
-        """The Server's reader is done (the peer closed or vanished): tell this socket's greenlet at once."""
+        """The Server's reader is done (the peer closed or vanished): tell this socket's greenlet at
+        once."""
         self.sock.close()
         self.on_close()
 
     def cut(self) -> None:
-        """End the connection without a close frame (one may have stopped half-written); browsers see 1006 and
-        htmx's ws extension reconnects."""
+        """End the connection without a close frame (one may have stopped half-written); browsers
+        see 1006 and htmx's ws extension reconnects."""
         self.ws.connected = False
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
