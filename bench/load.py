@@ -237,8 +237,8 @@ class Run:
         result.update(drain_s=result["last"] - result["first"], stored=stored[1],
                       unique=len(unique), lost=max(accepted - stored[1], 0),
                       duplicates=stored[0] - stored[1])
-        # An error: any of the 5,000 without one of the two right answers (timeouts and 5xx
-        # included).
+        # An error: any of the 5,000 without one of the two right answers
+        # (timeouts and 5xx included).
         result["errors"] = (self.sizes.burst - accepted
                             - result["statuses"].get("200", 0))  # 200: "already in"
         return result

@@ -32,8 +32,8 @@ from tests.players import KEY, Api, answer_over_http, load_demo_bank  # noqa: E4
 POLL = 12_000
 # The phone in the pictures: a long name, to show it never overflows.
 HERO = "Hubert Blaine Wolfeschlegelsteinhausenbergerdorff"
-# (name, how they answer rounds 1, 2, 3: right, wrong, right after thinking N s, or None for not at
-# all).
+# (name, how they answer rounds 1, 2, 3: right, wrong, right after thinking N s,
+# or None for not at all).
 # The hero plays in the browser and wins; everyone else answers over HTTP.
 PLAYERS = [
     ("Grace Hopper", (True, True, 3.0)),  # right, after thinking 3 s

@@ -4,8 +4,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-# p99 latency each step must stay under for a GO (milliseconds); the goals where it sets
-# one.
+# p99 latency each step must stay under for a GO (milliseconds); the goals
+# where it sets one.
 THRESHOLDS_MS = {"register": 200, "open": 500, "start": 500, "questions": 500, "submit": 250,
                  "start round": 1000, "end round": 1000}
 

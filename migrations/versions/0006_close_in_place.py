@@ -18,8 +18,8 @@ down_revision = "0005_sponsor_consent"
 branch_labels = None
 depends_on = None
 
-# PostgreSQL only: free space per page, so the close's updates stay in their page (as models.py sets
-# them).
+# PostgreSQL only: free space per page, so the close's updates stay in their page
+# (as models.py sets them).
 FILLFACTORS = {"submission": 50, "participant": 60}
 
 

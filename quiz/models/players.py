@@ -20,12 +20,12 @@ class Participant(db.Model):
     company: Mapped[str] = mapped_column(String(100), default="")
     # round links by SMS, name on the leaderboard (required)
     consent: Mapped[bool] = mapped_column(default=False)
-    # A separate, optional box: sponsors may contact them (the sponsor-leads export holds only
-    # these).
+    # A separate, optional box: sponsors may contact them
+    # (the sponsor-leads export holds only these).
     sponsor_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
     report_code: Mapped[str] = mapped_column(String(32), unique=True)
-    # What the badge's QR code holds: only a key for staff at the kiosk (login required), never a
-    # credential.
+    # What the badge's QR code holds: only a key for staff at the kiosk (login required),
+    # never a credential.
     checkin_code: Mapped[str] = mapped_column(String(16), unique=True,
                                               default=lambda: new_checkin_code())
     checked_in_at: Mapped[datetime | None]
@@ -48,8 +48,8 @@ class Participant(db.Model):
         return self.eliminated_in is None
 
 
-# Crockford's base32: no I, L, O or U, so a code read off a badge and typed at the desk is
-# unambiguous.
+# Crockford's base32: no I, L, O or U, so a code read off a badge and typed at the desk
+# is unambiguous.
 CHECKIN_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CHECKIN_LENGTH = 10  # 50 bits: unique among any number of players, and nothing to gain by guessing
 
