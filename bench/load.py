@@ -1,12 +1,14 @@
-"""HTTP load on the real stack: gunicorn (gevent ×2, gunicorn.conf.py), worker.py, a real Redis, one database.
+"""HTTP load on the real stack: gunicorn (gevent ×2, gunicorn.conf.py), worker.py, a real Redis, one
+database.
 
-wrk makes the HTTP load (C, one thread: the server gets the other core and more); bench/sockets.py holds
-the websockets (gevent). Everything targets 127.0.0.1, bounded in count and time.
+wrk makes the HTTP load (C, one thread: the server gets the other core and more); bench/sockets.py
+holds the websockets (gevent). Everything targets 127.0.0.1, bounded in count and time.
 
-Submissions go through the phone's own form, POST /f/<code>/submit with a CSRF token (the JSON API has no
-submit call). A phone gets its token with the page; here tokens and their session cookies are minted
-beforehand with the server's SECRET_KEY, exactly as Flask-WTF would have (a pool of them, shared round-robin:
-the server checks a cookie signature and a token either way), so the load is the submissions alone.
+Submissions go through the phone's own form, POST /f/<code>/submit with a CSRF token (the JSON API
+has no submit call). A phone gets its token with the page; here tokens and their session cookies are
+minted beforehand with the server's SECRET_KEY, exactly as Flask-WTF would have (a pool of them,
+shared round-robin: the server checks a cookie signature and a token either way), so the load is the
+submissions alone.
 """
 import json
 import os
@@ -69,25 +71,29 @@ class Sizes:
         return cls(ping_s=3, register_s=5, sustained_s=10)
 
 
-def wrk(url: str, mode: str, source: str, seconds: float, connections: int, rate: float = 0) -> dict:
+def wrk(url: str, mode: str, source: str, seconds: float, connections: int,
+        rate: float = 0) -> dict:
     """Run wrk with bench/load.lua; its JSON line, plus the rate it answered at."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA, url,
-               "--", mode, source, str(rate), "1"]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA,
+               url, "--", mode, source, str(rate), "1"]
     output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next((l for l in output.splitlines() if l.startswith("BENCH ")), None)
     if line is None:
         raise RuntimeError("wrk printed no result:\n" + output)
     result = json.loads(line[len("BENCH "):])
-    filler = result["statuses"].pop("405", 0)  # DELETE /ping: sent after a connection's lines ran out (load.lua)
+    # DELETE /ping: sent after a connection's lines ran out (load.lua)
+    filler = result["statuses"].pop("405", 0)
     result["answered"] -= filler
     span = result["last"] - result["first"]
     result["rate"] = result["answered"] / span if span > 0 else 0.0
-    result["errors"] = result["socket_errors"] + sum(n for s, n in result["statuses"].items() if int(s) >= 400)
+    result["errors"] = result["socket_errors"] + sum(n for s, n in result["statuses"].items()
+                                                     if int(s) >= 400)
     return result
 
 
 class Run:
-    """One database: the stack, an app in this process for preparing data, and the figures measured."""
+    """One database: the stack, an app in this process for preparing data, and the figures
+    measured."""
 
     def __init__(self, directory: Path, database_url: str, sizes: Sizes):
         self.directory, self.sizes, self.figures = directory, sizes, {}
@@ -99,7 +105,8 @@ class Run:
         config = type("LoadConfig", (Config,), {
             "INSTANCE_PATH": str(directory / "instance"), "REDIS_URL": self.redis_url,
             "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": self.stack.env["SECRET_KEY"],
-            "ADMIN_API_TOKEN": "live-token", "PUBLIC_BASE_URL": self.stack.url, "LOG_LEVEL": "WARNING"})
+            "ADMIN_API_TOKEN": "live-token", "PUBLIC_BASE_URL": self.stack.url,
+            "LOG_LEVEL": "WARNING"})
         self.app = create_app(config)
 
     def __enter__(self):
@@ -127,40 +134,49 @@ class Run:
         """Every HTTP figure, in an order that keeps each step's load its own."""
         sizes, url = self.sizes, self.stack.url
         self.figures["ping"] = progress("no-op ceiling", wrk, url, "get", "/ping", sizes.ping_s, 64)
-        self.figures["register"] = progress("registration", wrk, url, "register", "-", sizes.register_s, 32)
+        self.figures["register"] = progress("registration", wrk, url, "register", "-",
+                                            sizes.register_s, 32)
         batches = progress("preparing players", self.prepare_players)
         self.open_round()
         self.figures["idle"] = progress("idle sockets", self.idle_sockets)
-        # Each process's first submits fill its connection pool and caches: warm up on players of their own.
+        # Each process's first submits fill its connection pool and caches: warm up on players of
+        # their own.
         progress("submit warm-up", wrk, url, "file", batches["warmup"], 1, 64)
-        self.figures["submit"] = progress("submit rate", wrk, url, "file", batches["submit"], sizes.submit_s, 64)
+        self.figures["submit"] = progress("submit rate", wrk, url, "file", batches["submit"],
+                                          sizes.submit_s, 64)
         self.figures["burst"] = progress("burst", self.burst, batches["burst"])
-        self.figures["sustained"], self.figures["stream"] = progress("sustained + sockets", self.sustained,
-                                                                     batches["sustained"])
-        self.figures["loadavg"] = os.getloadavg()[0]  # how busy the machine was, everyone's processes included
+        self.figures["sustained"], self.figures["stream"] = progress(
+            "sustained + sockets", self.sustained, batches["sustained"])
+        # how busy the machine was, everyone's processes included
+        self.figures["loadavg"] = os.getloadavg()[0]
         return self.figures
 
     def measure_sockets(self) -> dict:
-        """The websocket figures alone (idle broadcast, frames while submissions flow): `--only sockets`."""
+        """The websocket figures alone (idle broadcast, frames while submissions flow):
+        `--only sockets`."""
         batches = progress("preparing players", self.prepare_players)
         self.open_round()
         self.figures["idle"] = progress("idle sockets", self.idle_sockets)
-        self.figures["sustained"], self.figures["stream"] = progress("sustained + sockets", self.sustained,
-                                                                     batches["sustained"])
+        self.figures["sustained"], self.figures["stream"] = progress(
+            "sustained + sockets", self.sustained, batches["sustained"])
         self.figures["loadavg"] = os.getloadavg()[0]
         return self.figures
 
     def prepare_players(self) -> dict:
-        """Players in the database with their clock started (as after pressing Start); request files for wrk."""
+        """Players in the database with their clock started (as after pressing Start); request files
+        for wrk."""
         sizes = self.sizes
-        counts = {"warmup": 2000, "submit": max(3000 * sizes.submit_s, 5000), "burst": sizes.burst * 9 // 10,
+        counts = {"warmup": 2000, "submit": max(3000 * sizes.submit_s, 5000),
+                  "burst": sizes.burst * 9 // 10,
                   "sustained": int(sizes.sustained_rate * (sizes.sustained_s + 5) * 1.1)}
         total = sum(counts.values())
         insert_players(total, "Load {i}", "load{i}@example.com", "+1999{i:08d}")
         db.session.execute(update(FormLink).values(started_at=utcnow()).where(
-            FormLink.participant_id.in_(select(Participant.id).where(Participant.email.like("load%")))))
+            FormLink.participant_id.in_(
+                select(Participant.id).where(Participant.email.like("load%")))))
         db.session.commit()
-        # Statistics, as autovacuum keeps them at an event where people joined over an hour, not in one second.
+        # Statistics, as autovacuum keeps them at an event where people joined over an hour, not in
+        # one second.
         db.session.execute(text("ANALYZE"))
         db.session.commit()
         codes = db.session.scalars(select(FormLink.code).join(Participant).where(
@@ -182,28 +198,33 @@ class Run:
         return files
 
     def sessions(self) -> list[tuple[str, str]]:
-        """(CSRF token, session cookie) pairs, as a phone holds them after loading its round page."""
+        """(CSRF token, session cookie) pairs, as a phone holds them after loading its round
+        page."""
         from flask import g, session
         from flask_wtf.csrf import generate_csrf
         serializer = self.app.session_interface.get_signing_serializer(self.app)
         pairs = []
         for _ in range(SESSIONS):
             with self.app.test_request_context("/"):
-                g.pop("csrf_token", None)  # Flask-WTF caches one token per app context: a new phone each time
+                # Flask-WTF caches one token per app context: a new phone each time
+                g.pop("csrf_token", None)
                 token = generate_csrf()
                 pairs.append((token, serializer.dumps(dict(session))))
         return pairs
 
     def open_round(self) -> None:
-        """Open round 1 as the console would, minus sending 100,000 SMS (the outbox figure covers that)."""
+        """Open round 1 as the console would, minus sending 100,000 SMS (the outbox figure covers
+        that)."""
         challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
         challenge.open(utcnow())
         db.session.commit()
         redis.Redis.from_url(self.redis_url).publish("knockout:live", b"changed")
 
     def burst(self, source: str) -> dict:
-        """5,000 submissions sent within one second (10% repeated), then checked against the database."""
-        codes = [line.split("\t")[1].split("/")[2] for line in Path(source).read_text().splitlines()]
+        """5,000 submissions sent within one second (10% repeated), then checked against the
+        database."""
+        codes = [line.split("\t")[1].split("/")[2]
+                 for line in Path(source).read_text().splitlines()]
         result = wrk(self.stack.url, "file", source, 15, 1000, rate=self.sizes.burst)
         unique = set(codes)
         stored = db.session.execute(
@@ -211,11 +232,15 @@ class Run:
             .join(FormLink, (FormLink.participant_id == Submission.participant_id)
                   & (FormLink.challenge_id == Submission.challenge_id))
             .where(FormLink.code.in_(unique))).one()
-        accepted = result["statuses"].get("303", 0)  # "your answers are in": each must be in the database
-        result.update(drain_s=result["last"] - result["first"], stored=stored[1], unique=len(unique),
-                      lost=max(accepted - stored[1], 0), duplicates=stored[0] - stored[1])
-        # An error: any of the 5,000 without one of the two right answers (timeouts and 5xx included).
-        result["errors"] = self.sizes.burst - accepted - result["statuses"].get("200", 0)  # 200: "already in"
+        # "your answers are in": each must be in the database
+        accepted = result["statuses"].get("303", 0)
+        result.update(drain_s=result["last"] - result["first"], stored=stored[1],
+                      unique=len(unique), lost=max(accepted - stored[1], 0),
+                      duplicates=stored[0] - stored[1])
+        # An error: any of the 5,000 without one of the two right answers
+        # (timeouts and 5xx included).
+        result["errors"] = (self.sizes.burst - accepted
+                            - result["statuses"].get("200", 0))  # 200: "already in"
         return result
 
     def sockets(self, mode: str, clients: int, *options: str) -> SocketProcesses:
@@ -223,29 +248,34 @@ class Run:
         return SocketProcesses(mode, ws_url, clients, *options)
 
     def idle_sockets(self) -> dict:
-        """5,000 sockets that only listen: memory per socket, and how fast a broadcast reaches all of them."""
+        """5,000 sockets that only listen: memory per socket, and how fast a broadcast reaches all
+        of them."""
         before = sum(rss_kib(pid) for pid in self.stack.web_workers)
         sockets = self.sockets("idle", self.sizes.idle_clients)
         ready = sockets.ready()
         time.sleep(2)
         during = sum(rss_kib(pid) for pid in self.stack.web_workers)
         publisher, probes = redis.Redis.from_url(self.redis_url), []
-        for _ in range(PROBES):  # "changed", as any submission would say: time each socket's next frame
+        # "changed", as any submission would say: time each socket's next frame
+        for _ in range(PROBES):
             probes.append(time.monotonic())  # one clock for every process on this machine
             publisher.publish("knockout:live", b"changed")
             time.sleep(PROBE_GAP)
         results = sockets.results("PROBES " + json.dumps(probes))
         latencies = [t for r in results for t in r["latencies"]]
-        return dict(ready, p50_ms=percentile(latencies, 50) * 1000, p99_ms=percentile(latencies, 99) * 1000,
-                    delivered=sum(r["delivered"] for r in results), expected=sum(r["expected"] for r in results),
+        return dict(ready, p50_ms=percentile(latencies, 50) * 1000,
+                    p99_ms=percentile(latencies, 99) * 1000,
+                    delivered=sum(r["delivered"] for r in results),
+                    expected=sum(r["expected"] for r in results),
                     client_cpu_s_per_probe=max(r["cpu_s"] for r in results) / PROBES,
-                    processes=len(results), kib_per_socket=(during - before) / max(ready["connected"], 1))
+                    processes=len(results),
+                    kib_per_socket=(during - before) / max(ready["connected"], 1))
 
     def sustained(self, source: str) -> tuple[dict, dict]:
         """Submissions at a steady rate while 2,000 sockets watch the projector's stage."""
         seconds = self.sizes.sustained_s
-        sockets = self.sockets("stream", self.sizes.stream_clients, "--database", self.stack.env["DATABASE_URL"],
-                               "--seconds", str(seconds))
+        sockets = self.sockets("stream", self.sizes.stream_clients, "--database",
+                               self.stack.env["DATABASE_URL"], "--seconds", str(seconds))
         ready = sockets.ready()
         sockets.tell("GO")
         load = wrk(self.stack.url, "file", source, seconds + 1, 100, rate=self.sizes.sustained_rate)
@@ -253,13 +283,14 @@ class Run:
         latencies = [t for r in results for t in r["latencies"]]
         published = [t for r in results for t in r["published"]]
         frames = sum(r["frames"] for r in results)
-        return load, {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+        return load, {"p50_ms": percentile(latencies, 50) * 1000,
+                      "p99_ms": percentile(latencies, 99) * 1000,
                       "published_p50_ms": percentile(published, 50) * 1000,
                       "published_p99_ms": percentile(published, 99) * 1000,
                       "frames_per_client_per_s": frames / max(ready["connected"], 1) / seconds,
                       "dropped": sum(r["dropped"] for r in results), "samples": len(latencies),
-                      "client_cpu": max(r["cpu_s"] / r["wall_s"] for r in results), "processes": len(results),
-                      "connected": ready["connected"]}
+                      "client_cpu": max(r["cpu_s"] / r["wall_s"] for r in results),
+                      "processes": len(results), "connected": ready["connected"]}
 
 
 def progress(label: str, step, *args):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Screenshots for docs/: start the real stack, play a small 12-player event, save every page as PNG.
+"""Screenshots for docs/: start the real stack, play a small 12-player event, save every page as
+PNG.
 
     .venv/bin/python bin/screenshots.py [OUT_DIR]      (default: docs/)
 
@@ -31,7 +32,8 @@ from tests.players import KEY, Api, answer_over_http, load_demo_bank  # noqa: E4
 POLL = 12_000
 # The phone in the pictures: a long name, to show it never overflows.
 HERO = "Hubert Blaine Wolfeschlegelsteinhausenbergerdorff"
-# (name, how they answer rounds 1, 2, 3: right, wrong, right after thinking N s, or None for not at all).
+# (name, how they answer rounds 1, 2, 3: right, wrong, right after thinking N s,
+# or None for not at all).
 # The hero plays in the browser and wins; everyone else answers over HTTP.
 PLAYERS = [
     ("Grace Hopper", (True, True, 3.0)),  # right, after thinking 3 s
@@ -61,7 +63,8 @@ def main(out: Path) -> None:
             stack = LiveStack(tmp, f"unix://{sock}").start()
             load_demo_bank(stack)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                     args=CHROMIUM_ARGS)
                 try:
                     play(browser, stack, Api(stack.url), out)
                 finally:
@@ -81,7 +84,8 @@ def play(browser, stack, api: Api, out: Path) -> None:
         ctx.set_default_timeout(15_000)
         return ctx
 
-    links = {name: api.register(name, n)["form_urls"] for n, (name, _) in enumerate(PLAYERS, start=1)}
+    links = {name: api.register(name, n)["form_urls"]
+             for n, (name, _) in enumerate(PLAYERS, start=1)}
     plans = dict(PLAYERS)
 
     # The projector: opened once, never reloaded.
@@ -91,7 +95,8 @@ def play(browser, stack, api: Api, out: Path) -> None:
     # The hero joins on a phone.
     phone = context(**PHONE).new_page()
     phone.goto(f"{stack.url}/register")
-    fill_join_form(phone, HERO, "hubert@example.com", "+1 415 555 0199", "Wolfeschlegelstein Logistics GmbH")
+    fill_join_form(phone, HERO, "hubert@example.com", "+1 415 555 0199",
+                   "Wolfeschlegelstein Logistics GmbH")
     settle(phone)
     phone.screenshot(path=out / "phone-register.png", full_page=True, scale="css")
     phone.get_by_role("button", name="Join the game").click()
@@ -118,7 +123,8 @@ def play(browser, stack, api: Api, out: Path) -> None:
     settle(phone)
     phone.screenshot(path=out / "phone-ready.png", full_page=True, scale="css")
     phone.get_by_role("button", name="Start").click()
-    expect(phone.locator('main[data-stored-form="forms"]')).to_have_count(1)  # the stored form, served by Knockout
+    # the stored form, served by Knockout
+    expect(phone.locator('main[data-stored-form="forms"]')).to_have_count(1)
     answer_in_browser(phone, 1, shoot=out / "phone-questions.png")
     expect(phone.get_by_role("heading", name="Answers in")).to_be_visible()
     settle(phone)
@@ -180,7 +186,8 @@ def answer_in_browser(page, number: int, shoot: Path | None = None) -> None:
     expect(questions).to_have_count(len(KEY[number]))
     for index, correct in enumerate(KEY[number]):
         for choice in correct:
-            questions.nth(index).locator("label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
+            questions.nth(index).locator(
+                "label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
     if shoot:
         page.evaluate("window.scrollTo(0, 0)")
         settle(page)
@@ -190,7 +197,8 @@ def answer_in_browser(page, number: int, shoot: Path | None = None) -> None:
 
 
 def settle(page) -> None:
-    """Let htmx finish its swap and the countdown tick before a picture; fail on a layout that overflows."""
+    """Let htmx finish its swap and the countdown tick before a picture; fail on a layout that
+    overflows."""
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(600)
     if page.locator("#stage").count():

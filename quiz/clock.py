@@ -13,7 +13,8 @@ def utcnow() -> datetime:
 
 
 def parse_local_time(text: str):
-    """'HH:MM' (today, or tomorrow if past) or 'YYYY-MM-DDTHH:MM' in the event's time zone → naive UTC."""
+    """'HH:MM' (today, or tomorrow if past) or 'YYYY-MM-DDTHH:MM' in the event's time zone →
+    naive UTC."""
     zone = ZoneInfo(current_app.config["EVENT_TIMEZONE"])
     now = datetime.now(zone)
     try:

@@ -62,7 +62,8 @@ class Drain(StrEnum):
     """What a pending set of participants is waiting for, and the queue its drain job runs in."""
 
     NEW_FORMS = "new_forms"  # just registered: render their stored forms
-    ANSWERED_FORMS = "answered_forms"  # just submitted in a round: move that round's form to answered/
+    # just submitted in a round: move that round's form to answered/
+    ANSWERED_FORMS = "answered_forms"
     LATE_LINKS = "late_links"  # joined while a round was open: text them its link
 
     @property
@@ -72,7 +73,8 @@ class Drain(StrEnum):
 
 @dataclass(frozen=True)
 class Job:
-    """A job to enqueue: `task(*args)`, now or `at` (naive UTC), retried with backoff if it fails."""
+    """A job to enqueue: `task(*args)`, now or `at` (naive UTC), retried with backoff if it
+    fails."""
 
     task: Task
     args: tuple = ()

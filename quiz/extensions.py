@@ -1,4 +1,5 @@
-"""Extensions, created once here and bound to the app in create_app; the process's own state beside them."""
+"""Extensions, created once here and bound to the app in create_app; the process's own state
+beside them."""
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,8 @@ QUEUE_NAMES = ("forms", "notify", "default")  # effects.Queue, in the order work
 
 @dataclass
 class AppState:
-    """What one process of the app holds besides its config: set up in create_app, read through state().
+    """What one process of the app holds besides its config: set up in create_app, read through
+    state().
 
     Typed loosely where the owner lives in a higher layer (this module imports none of them).
     """
@@ -68,6 +70,6 @@ def get_queue(name: str = "default") -> Queue:
 
 
 def under_gevent() -> bool:
-    """A gevent-patched process (gunicorn's gevent workers): blocking calls yield to other greenlets,
-    and a blocking call that doesn't (CPU work) holds every request of the process."""
+    """A gevent-patched process (gunicorn's gevent workers): blocking calls yield to other
+    greenlets, and a blocking call that doesn't (CPU work) holds every request of the process."""
     return monkey.is_module_patched("socket")

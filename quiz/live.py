@@ -1,10 +1,11 @@
-"""Live updates: a change anywhere → Redis pub/sub → each web process renders once per tick → every socket.
+"""Live updates: a change anywhere → Redis pub/sub → each web process renders once per tick → every
+socket.
 
-Publishers (a web request or a worker, after commit: effects.CHANGED) only say "something changed". Each web
-process runs one Hub: it listens on Redis, and at most once per tick renders each topic's
+Publishers (a web request or a worker, after commit: effects.CHANGED) only say "something changed".
+Each web process runs one Hub: it listens on Redis, and at most once per tick renders each topic's
 fragment once, encodes it once as a websocket frame, and hands the same bytes to every socket
-showing it. A socket keeps only the newest frame, so a stalled phone skips frames instead of
-holding anyone up.
+showing it. A socket keeps only the newest frame, so a stalled phone skips frames instead of holding
+anyone up.
 """
 import itertools
 import logging
@@ -29,8 +30,9 @@ OPENING_TAG = re.compile(rb"<[A-Za-z][^>]*")
 
 
 def stamp(fragment: bytes, at: float) -> bytes:
-    """The fragment with `data-rendered-at` (epoch seconds) on its first element: when it went out to the
-    sockets (htmx ignores the attribute; bench/sockets.py subtracts it from the frame's arrival)."""
+    """The fragment with `data-rendered-at` (epoch seconds) on its first element: when it went out
+    to the sockets (htmx ignores the attribute; bench/sockets.py subtracts it from the frame's
+    arrival)."""
     tag = OPENING_TAG.search(fragment)
     if tag is None:
         return fragment
@@ -39,7 +41,8 @@ def stamp(fragment: bytes, at: float) -> bytes:
 
 
 def text_frame(payload: bytes) -> bytes:
-    """`payload` (UTF-8) as one final, unmasked websocket text frame (RFC 6455 §5.2): a server's wire bytes."""
+    """`payload` (UTF-8) as one final, unmasked websocket text frame (RFC 6455 §5.2): a server's
+    wire bytes."""
     size = len(payload)
     if size < 126:
         return struct.pack("!BB", 0x81, size) + payload
@@ -49,7 +52,8 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class Frame(NamedTuple):
-    """A rendered fragment and its websocket frame, encoded once for every socket; `seq` orders a hub's frames."""
+    """A rendered fragment and its websocket frame, encoded once for every socket; `seq` orders a
+    hub's frames."""
 
     seq: int
     html: bytes
@@ -57,8 +61,9 @@ class Frame(NamedTuple):
 
 
 class Client:
-    """One socket's mailbox: holds only the newest frame. With `write_now` (the socket's non-blocking write, True
-    when the frame went out whole), a frame the socket takes at once never waits for the socket's own greenlet."""
+    """One socket's mailbox: holds only the newest frame. With `write_now` (the socket's
+    non-blocking write, True when the frame went out whole), a frame the socket takes at once never
+    waits for the socket's own greenlet."""
 
     def __init__(self, topic: str, write_now=None):
         self.topic, self.write_now = topic, write_now
@@ -92,10 +97,11 @@ Renderer = Callable[[], str]  # a topic's fragment as it stands, as HTML (bluepr
 class Hub:
     """This process's fan-out: one Redis listener, one ticker, a set of clients per topic."""
 
-    def __init__(self, app: Flask, renderers: dict[str, Renderer], tick: float, clock=time.monotonic,
-                 sleep=None):
+    def __init__(self, app: Flask, renderers: dict[str, Renderer], tick: float,
+                 clock=time.monotonic, sleep=None):
         self.app, self.renderers, self.tick = app, renderers, tick
-        self.clock, self.sleep = clock, sleep or (lambda seconds: time.sleep(seconds))  # (gevent's, once patched)
+        # (gevent's, once patched)
+        self.clock, self.sleep = clock, sleep or (lambda seconds: time.sleep(seconds))
         self.sequence = itertools.count(1)
         self.next_tick = float("-inf")  # the earliest the next broadcast may start
         self.clients: dict[str, set[Client]] = {topic: set() for topic in renderers}
@@ -103,11 +109,13 @@ class Hub:
         self.lock = threading.Lock()
         self.started = False
         self.renders = 0
-        # Changes heard so far, and each topic's newest frame with the count it was rendered at: sockets
-        # connecting at once (everyone reconnecting after a restart) share one render instead of one each.
+        # Changes heard so far, and each topic's newest frame with the count it was rendered at:
+        # sockets connecting at once (everyone reconnecting after a restart) share one render
+        # instead of one each.
         self.changes = 0
         self.latest: dict[str, tuple[int, float, Frame]] = {}
-        self.connection = None  # the ticker's own database connection: its renders never queue behind requests
+        # the ticker's own database connection: its renders never queue behind requests
+        self.connection = None
 
     def add_renderer(self, topic: str, render: Renderer) -> None:
         """Serve `topic` too: its sockets get what `render()` returns."""
@@ -126,8 +134,8 @@ class Hub:
         return client
 
     def current(self, topic: str) -> Frame:
-        """The topic's frame as it stands: the newest one while no change came since (and it is under a tick
-        old, in case Redis is down and changes go unheard), else a fresh render."""
+        """The topic's frame as it stands: the newest one while no change came since (and it is
+        under a tick old, in case Redis is down and changes go unheard), else a fresh render."""
         changes, now = self.changes, self.clock()
         cached = self.latest.get(topic)
         if cached and cached[0] == changes and now - cached[1] < self.tick:
@@ -147,18 +155,21 @@ class Hub:
         return sum(len(c) for c in self.clients.values())
 
     def render(self, topic: str, own_connection: bool = False) -> Frame:
-        """The topic's fragment, stamped and encoded for the wire (`own_connection`: on the ticker's connection,
-        kept between ticks, instead of one from the pool, which a flood of submissions may hold for a while)."""
+        """The topic's fragment, stamped and encoded for the wire (`own_connection`: on the ticker's
+        connection, kept between ticks, instead of one from the pool, which a flood of submissions
+        may hold for a while)."""
         try:
             return self._render(topic, own_connection)
         except Exception:
             if not own_connection:
                 raise
-            lost = self.connection is not None and self.connection.invalidated  # e.g. the database restarted
+            # e.g. the database restarted
+            lost = self.connection is not None and self.connection.invalidated
             self.release(broken=True)
             if not lost:
                 raise
-            return self._render(topic, own_connection)  # once more, on a fresh connection (as pool_pre_ping would)
+            # once more, on a fresh connection (as pool_pre_ping would)
+            return self._render(topic, own_connection)
 
     def _render(self, topic: str, own_connection: bool) -> Frame:
         # A request context, so templates can build URLs (the PUBLIC_BASE_URL ones).
@@ -168,7 +179,8 @@ class Hub:
                     db.session.connection(bind_arguments={"bind": self.own_connection()})
                 html = stamp(self.renderers[topic]().encode(), time.time())
             finally:
-                db.session.remove()  # ends the render's transaction; the connection stays the ticker's
+                # ends the render's transaction; the connection stays the ticker's
+                db.session.remove()
         return Frame(next(self.sequence), html, text_frame(html))
 
     def own_connection(self):
@@ -188,8 +200,8 @@ class Hub:
             connection.close()
 
     def broadcast(self) -> None:
-        """Render each watched topic once and offer the same bytes to all of its sockets (most take them at once:
-        one system call each, no switch to their greenlets)."""
+        """Render each watched topic once and offer the same bytes to all of its sockets (most take
+        them at once: one system call each, no switch to their greenlets)."""
         with self.lock:
             watched = {topic: list(clients) for topic, clients in self.clients.items() if clients}
         for topic, clients in watched.items():
@@ -210,8 +222,8 @@ class Hub:
         threading.Thread(target=self._watch, name="live-watcher", daemon=True).start()
 
     def _watch(self) -> None:
-        """Once this process starts stopping, wake every socket's greenlet so it closes with "restarting" (one
-        check a second for the process, not one per socket)."""
+        """Once this process starts stopping, wake every socket's greenlet so it closes with
+        "restarting" (one check a second for the process, not one per socket)."""
         alive = self.app.config.get("KNOCKOUT_ALIVE")
         if alive is None:
             return
@@ -242,13 +254,15 @@ class Hub:
             self.tick_once()
 
     def tick_once(self) -> None:
-        """Broadcast what changed: at once after a quiet spell, else on the next tick of a fixed cadence (one tick
-        after the previous broadcast was due, however long it took): at most one frame per tick."""
+        """Broadcast what changed: at once after a quiet spell, else on the next tick of a fixed
+        cadence (one tick after the previous broadcast was due, however long it took): at most one
+        frame per tick."""
         wait = self.next_tick - self.clock()
         if wait > 0:
             self.sleep(wait)
-        # Late (a busy process, a slow broadcast): the cadence holds, the next one at least half a tick on. A tick
-        # missed entirely (a quiet spell) is not made up: the cadence starts again from now.
+        # Late (a busy process, a slow broadcast): the cadence holds, the next one at least half a
+        # tick on. A tick missed entirely (a quiet spell) is not made up: the cadence starts again
+        # from now.
         now = self.clock()
         due = self.next_tick if now - self.next_tick < self.tick else now
         self.next_tick = max(due + self.tick, now + self.tick / 2)
@@ -268,7 +282,8 @@ def renderer(bp: Blueprint, topic: str):
 
 
 def register_renderer(app: Flask, topic: str, render: Renderer) -> None:
-    """Serve /ws?topic=`topic` with what `render()` returns (the hub calls it in a request context)."""
+    """Serve /ws?topic=`topic` with what `render()` returns (the hub calls it in a request
+    context)."""
     state(app).hub.add_renderer(topic, render)
 
 

@@ -1,4 +1,5 @@
-"""Photo answers: store a checked upload (images.prepare_photo), and let staff accept or reject it."""
+"""Photo answers: store a checked upload (images.prepare_photo), and let staff accept or reject
+it."""
 from datetime import datetime
 
 from flask import current_app
@@ -21,8 +22,8 @@ def photo_key(number: int, participant_id: int, question_id: int) -> str:
 
 def store_photos(submission_id: int, participant_id: int, challenge_id: int, number: int,
                  photos: dict[int, bytes]) -> None:
-    """Store each photo (question id → JPEG) and record it as pending review; storage down → 503, the caller
-    rolls back."""
+    """Store each photo (question id → JPEG) and record it as pending review; storage down → 503,
+    the caller rolls back."""
     store = get_storage()
     for question_id, body in photos.items():
         key = photo_key(number, participant_id, question_id)
@@ -31,25 +32,27 @@ def store_photos(submission_id: int, participant_id: int, challenge_id: int, num
         except (StorageError, OSError) as error:
             current_app.logger.warning("photo %s not stored: %s", key, error)
             raise QuizError("We couldn't save your photo just now, so nothing was recorded. "
-                            "Please send your answers again in a moment.", code="storage_unavailable", status=503)
+                            "Please send your answers again in a moment.",
+                            code="storage_unavailable", status=503)
         db.session.add(PhotoAnswer(submission_id=submission_id, question_id=question_id, key=key,
                                    participant_id=participant_id, challenge_id=challenge_id))
     db.session.flush()
 
 
 def review_photo(photo_id: int, decision: str, actor: str, now: datetime) -> PhotoAnswer:
-    """Accept or reject a photo while its round is open, and score the submission again; the caller commits."""
+    """Accept or reject a photo while its round is open, and score the submission again; the
+    caller commits."""
     status = DECISIONS.get(decision)
     if status is None:
         raise ValidationError({"decision": "Choose Accept or Reject."}, "Choose Accept or Reject.")
     photo = db.session.get(PhotoAnswer, photo_id)
     if photo is None:
-        raise QuizError("There is no such photo (it may have been removed). Reload the page.", code="no_such_photo",
-                        status=404)
+        raise QuizError("There is no such photo (it may have been removed). Reload the page.",
+                        code="no_such_photo", status=404)
     challenge = get_challenge(db.session.get(Challenge, photo.challenge_id).number, lock=True)
     if challenge.is_closed:
-        raise QuizError(f"Round {challenge.number} is closed: its ranking is final, so its photos can no longer "
-                        "be reviewed.", code="results_final")
+        raise QuizError(f"Round {challenge.number} is closed: its ranking is final, so its photos "
+                        "can no longer be reviewed.", code="results_final")
     photo.status, photo.reviewed_by, photo.reviewed_at = status, actor, now
     rescore(db.session.get(Submission, photo.submission_id), challenge)
     owe(CHANGED)
@@ -62,7 +65,8 @@ def rescore(submission: Submission, challenge: Challenge) -> None:
                                       .where(PhotoAnswer.submission_id == submission.id)).all())
     marks = [(q.type.mark(q, submission.answers.get(str(q.id)), reviews.get(q.id)), q.points)
              for q in challenge.questions]
-    result = scoring.score_marks(marks, challenge.scoring, submission.response_time, challenge.time_limit_seconds)
+    result = scoring.score_marks(marks, challenge.scoring, submission.response_time,
+                                 challenge.time_limit_seconds)
     submission.score, submission.correct = result.points, result.correct
     db.session.flush()
 
@@ -70,7 +74,8 @@ def rescore(submission: Submission, challenge: Challenge) -> None:
 def photos_of_round(challenge: Challenge,
                     status: str | None = PhotoStatus.PENDING) -> list[PhotoAnswer]:
     """The round's photos in the order they came, with one review status (None: all)."""
-    query = select(PhotoAnswer).where(PhotoAnswer.challenge_id == challenge.id).order_by(PhotoAnswer.id)
+    query = (select(PhotoAnswer).where(PhotoAnswer.challenge_id == challenge.id)
+             .order_by(PhotoAnswer.id))
     if status in tuple(PhotoStatus):
         query = query.where(PhotoAnswer.status == status)
     return list(db.session.scalars(query))
@@ -97,9 +102,11 @@ def read_photo(photo: PhotoAnswer) -> bytes | None:
 
 
 def shred_photos() -> int:
-    """Delete every stored photo once the transaction commits (selfies are personal data); reviews and scores stay.
+    """Delete every stored photo once the transaction commits (selfies are personal data); reviews
+    and scores stay.
 
-    The rows keep their keys, so shredding again deletes again: safe to repeat after a storage failure.
+    The rows keep their keys, so shredding again deletes again: safe to repeat after a storage
+    failure.
     """
     keys = list(db.session.scalars(select(PhotoAnswer.key)))
     if keys:

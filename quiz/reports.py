@@ -46,7 +46,8 @@ def keep_rule(challenge: Challenge, ranked: int) -> str:
     """The round's keep rule and what it came to, in words."""
     cut = keep_size(ranked, challenge.keep_fraction, challenge.keep_count)
     if challenge.keep_count is not None:
-        return f"this round kept a fixed {challenge.keep_count} (keep_count), so the top {cut} of {ranked} stayed"
+        return (f"this round kept a fixed {challenge.keep_count} (keep_count), so the top {cut} "
+                f"of {ranked} stayed")
     share = f"{challenge.keep_fraction * 100:g}%"
     return (f"this round kept the top {share} (keep_fraction {challenge.keep_fraction:g}): "
             f"⌈{ranked} × {challenge.keep_fraction:g}⌉ = {cut} of {ranked} stayed")
@@ -57,7 +58,8 @@ def _rounds_with_counts(participant_id: int):
     ranked = func.coalesce(Challenge.ranked_count, 0)  # set when the round closes
     return db.session.execute(select(Challenge, FormLink.code, ranked)
                               .join(FormLink, FormLink.challenge_id == Challenge.id)
-                              .where(FormLink.participant_id == participant_id).order_by(Challenge.number)).all()
+                              .where(FormLink.participant_id == participant_id)
+                              .order_by(Challenge.number)).all()
 
 
 def participant_report(participant: Participant) -> list[RoundReport]:
@@ -71,23 +73,28 @@ def participant_report(participant: Participant) -> list[RoundReport]:
     for challenge, code, ranked in rows:
         submission = submissions.get(challenge.id)
         cut = keep_size(ranked, challenge.keep_fraction, challenge.keep_count)
-        row = RoundReport(challenge, code, submission, ranked, cut, None, "", keep_rule(challenge, ranked))
+        row = RoundReport(challenge, code, submission, ranked, cut, None, "",
+                          keep_rule(challenge, ranked))
         if submission and submission.rank and ranked:
             row.percentile = share_behind(submission.rank, ranked)
         if (participant.eliminated_in == challenge.number and submission and submission.rank and cut
                 and challenge.cut_score is not None):
-            row.cut_line = (challenge.cut_score, challenge.cut_response_time)  # place `cut`, kept at the close
+            # place `cut`, kept at the close
+            row.cut_line = (challenge.cut_score, challenge.cut_response_time)
         row.verdict = _verdict(participant, row)
-        if champion is not None and champion.id == participant.id and challenge.number == last_number:
+        if (champion is not None and champion.id == participant.id
+                and challenge.number == last_number):
             row.verdict = "Winner! First place in the final."
-            if submission and submission.rank and submission.rank > 1:  # PRIZE_REQUIRES_CHECKIN passed over others
-                row.verdict = (f"Winner! Ranked {submission.rank} in the final, and the best-ranked player "
-                               "who checked in: the prize needs check-in.")
-        elif (champion is not None and challenge.number == last_number and submission and submission.rank
-              and current_app.config["PRIZE_REQUIRES_CHECKIN"]
-              and (participant.checked_in_at is None or participant.checked_in_at > challenge.closed_at)):
-            row.verdict = (f"Ranked {submission.rank} of {ranked} in the final, but the prize needs check-in "
-                           "and you hadn't checked in by its end.")
+            # PRIZE_REQUIRES_CHECKIN passed over others
+            if submission and submission.rank and submission.rank > 1:
+                row.verdict = (f"Winner! Ranked {submission.rank} in the final, and the "
+                               "best-ranked player who checked in: the prize needs check-in.")
+        elif (champion is not None and challenge.number == last_number and submission
+              and submission.rank and current_app.config["PRIZE_REQUIRES_CHECKIN"]
+              and (participant.checked_in_at is None
+                   or participant.checked_in_at > challenge.closed_at)):
+            row.verdict = (f"Ranked {submission.rank} of {ranked} in the final, but the prize "
+                           "needs check-in and you hadn't checked in by its end.")
         reports.append(row)
     return reports
 
@@ -103,19 +110,24 @@ def _verdict(participant: Participant, row: RoundReport) -> str:
         return "Open now." if challenge.is_open else "Not started yet."
     if participant.eliminated_in == number:
         if participant.elimination_reason == "unanswered":
-            return "Out: no answers arrived before the round closed, and everyone who didn't answer is out."
+            return ("Out: no answers arrived before the round closed, and everyone who didn't "
+                    "answer is out.")
         if participant.elimination_reason == "disqualified":
             return "Out: disqualified by the organizers."
         line = ""
         if row.cut_line:
-            line = f" The cut line was place {cut}: {row.cut_line[0]} points in {row.cut_line[1]:.1f} s."
+            line = (f" The cut line was place {cut}: {row.cut_line[0]} points in "
+                    f"{row.cut_line[1]:.1f} s.")
         return (f"Out: ranked {submission.rank} of {ranked}; {row.rule} "
                 f"(score first, then response time).{line}")
-    return f"Through: ranked {submission.rank} of {ranked}; the top {cut} stayed." if submission else "Through."
+    return (f"Through: ranked {submission.rank} of {ranked}; the top {cut} stayed." if submission
+            else "Through.")
 
 
-def _shadow_verdict(participant: Participant, challenge: Challenge, submission: Submission | None) -> str:
-    """A round after the player's knock-out: played in the shadow league, playable there, or not played."""
+def _shadow_verdict(participant: Participant, challenge: Challenge,
+                    submission: Submission | None) -> str:
+    """A round after the player's knock-out: played in the shadow league, playable there, or not
+    played."""
     if submission is not None and submission.shadow:
         return (f"Shadow league — not ranked for the prize: {submission.score} points "
                 f"in {submission.response_time:.1f} s.")
@@ -127,14 +139,15 @@ def _shadow_verdict(participant: Participant, challenge: Challenge, submission: 
 
 
 def report_version(participant: Participant, *extra) -> str:
-    """A cheap fingerprint of everything the report shows (for its ETag): three small queries, no ranking."""
+    """A cheap fingerprint of everything the report shows (for its ETag): three small queries, no
+    ranking."""
     rounds = db.session.execute(select(Challenge.id, Challenge.status, Challenge.closed_at)
                                 .order_by(Challenge.number)).all()
     played = db.session.execute(select(func.count(), func.max(Submission.rank)).where(
         Submission.participant_id == participant.id)).one()
     champion = winner() if rounds and rounds[-1].status == RoundStatus.CLOSED else None
     state = (participant.id, participant.name, participant.company, participant.eliminated_in,
-             participant.elimination_reason, participant.checked_in_at, tuple(map(tuple, rounds)), tuple(played),
-             help_version(participant.id), current_app.config["CHECKIN_REQUIRED"], current_app.config["SHADOW_LEAGUE"],
-             champion.id if champion else None, *extra)
+             participant.elimination_reason, participant.checked_in_at, tuple(map(tuple, rounds)),
+             tuple(played), help_version(participant.id), current_app.config["CHECKIN_REQUIRED"],
+             current_app.config["SHADOW_LEAGUE"], champion.id if champion else None, *extra)
     return hashlib.sha256(repr(state).encode()).hexdigest()[:32]

@@ -26,8 +26,10 @@ def speed_points(response_time: float, time_limit: float | None) -> int:
     return round(SPEED_MAX_POINTS * (1 - share * (1 - SPEED_MIN_SHARE)))
 
 
-def score_marks(marks: list[tuple[bool, int]], mode: str, response_time: float, time_limit: float | None) -> Score:
-    """Score answers already marked right or wrong (any question kind): (right, points) per question."""
+def score_marks(marks: list[tuple[bool, int]], mode: str, response_time: float,
+                time_limit: float | None) -> Score:
+    """Score answers already marked right or wrong (any question kind): (right, points) per
+    question."""
     if mode == "speed":
         per_answer = speed_points(response_time, time_limit)
         points = sum(per_answer * pts for ok, pts in marks if ok)

@@ -1,4 +1,5 @@
-"""Personalized forms in object storage: render them, keep each in the place the database says, repair drift.
+"""Personalized forms in object storage: render them, keep each in the place the database says,
+repair drift.
 
 Every participant has one stored form per round, under one of three prefixes:
 `forms/challenge<N>/<id>.html` until they answer or the round closes, then `answered/…`
@@ -35,7 +36,8 @@ def form_key(place: str, number: int, participant_id: int) -> str:
 
 
 def form_token(code: str) -> str:
-    """The stored form's proof that it came from Knockout: a stored page has no session to carry a CSRF token."""
+    """The stored form's proof that it came from Knockout: a stored page has no session to carry a
+    CSRF token."""
     secret = current_app.config["SECRET_KEY"].encode()
     return hmac.new(secret, b"form:" + code.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -53,7 +55,8 @@ def place_of(submitted: bool, status: RoundStatus) -> str:
 
 @dataclass(frozen=True)
 class Spot:
-    """Where one participant's form of one round belongs: all reconcile needs to compare with storage."""
+    """Where one participant's form of one round belongs: all reconcile needs to compare with
+    storage."""
 
     participant_id: int
     challenge_id: int
@@ -93,7 +96,8 @@ class FormRow:
 
 def spots(challenge_ids: list[int] | None = None) -> list[Spot]:
     """Every form's place, as plain tuples from one query (no names, questions or ORM objects)."""
-    query = (select(FormLink.participant_id, Challenge.id, Challenge.number, Challenge.status, Submission.id)
+    query = (select(FormLink.participant_id, Challenge.id, Challenge.number, Challenge.status,
+                    Submission.id)
              .join(Challenge, Challenge.id == FormLink.challenge_id)
              .outerjoin(Submission, and_(Submission.participant_id == FormLink.participant_id,
                                          Submission.challenge_id == FormLink.challenge_id)))
@@ -103,8 +107,10 @@ def spots(challenge_ids: list[int] | None = None) -> list[Spot]:
             for pid, cid, number, status, sid in db.session.execute(query)]
 
 
-def form_rows(participant_ids: list[int] | None = None, challenge_ids: list[int] | None = None) -> list[FormRow]:
-    """The forms of these participants (all if None) in these rounds (all if None), with their submissions."""
+def form_rows(participant_ids: list[int] | None = None,
+              challenge_ids: list[int] | None = None) -> list[FormRow]:
+    """The forms of these participants (all if None) in these rounds (all if None), with their
+    submissions."""
     query = (select(FormLink, Submission)
              .outerjoin(Submission, and_(Submission.participant_id == FormLink.participant_id,
                                          Submission.challenge_id == FormLink.challenge_id))
@@ -127,9 +133,10 @@ def render_form(row: FormRow) -> bytes:
         answered = {int(qid): set(picked) for qid, picked in row.submission.answers.items()}
     base = current_app.config["PUBLIC_BASE_URL"]
     return render_template(
-        "play/form.html", base_url=base, link=link, challenge=challenge, participant=link.participant,
-        questions=questions, place=row.place, submission=row.submission, answered=answered,
-        action=f"{base}/f/{link.code}/submit", token_name="form_token", token_value=form_token(link.code),
+        "play/form.html", base_url=base, link=link, challenge=challenge,
+        participant=link.participant, questions=questions, place=row.place,
+        submission=row.submission, answered=answered, action=f"{base}/f/{link.code}/submit",
+        token_name="form_token", token_value=form_token(link.code),
         report_url=report_url(link.participant.report_code)).encode()
 
 
@@ -143,7 +150,8 @@ def write_forms(rows: list[FormRow]) -> int:
 
 
 def move_forms(rows: list[FormRow]) -> Counter:
-    """Move each form into its place: write-once, then delete the old copy. Safe to repeat or to crash halfway."""
+    """Move each form into its place: write-once, then delete the old copy. Safe to repeat or to
+    crash halfway."""
     store, done = get_storage(), Counter()
     for row in rows:
         if row.place == "forms":  # nothing to move; make sure it is there
@@ -173,8 +181,10 @@ def file_unanswered(challenge_id: int) -> int:
     return len(ids)
 
 
-def regenerate(participant_ids: list[int] | None = None, challenge_ids: list[int] | None = None) -> int:
-    """Render forms afresh into their places, a batch at a time (never all players loaded at once)."""
+def regenerate(participant_ids: list[int] | None = None,
+               challenge_ids: list[int] | None = None) -> int:
+    """Render forms afresh into their places, a batch at a time (never all players loaded at
+    once)."""
     ids = participant_ids if participant_ids is not None else \
         db.session.scalars(select(Participant.id).order_by(Participant.id)).all()
     done = 0
@@ -191,7 +201,8 @@ def repair_later(reason: str) -> None:
 
 def regenerate_later(participant_id: int) -> None:
     """Owe a background render of one participant's forms, into their places."""
-    owe(Job(Task.REGENERATE_FORMS, ([participant_id],), description=f"forms of participant {participant_id}"))
+    owe(Job(Task.REGENERATE_FORMS, ([participant_id],),
+            description=f"forms of participant {participant_id}"))
 
 
 def round_numbers() -> dict[int, int]:
@@ -215,14 +226,17 @@ class Drift:
 
 
 def drift(challenge_ids: list[int] | None = None) -> Drift:
-    """Compare storage with the database (storage is listed first, so a form written meanwhile is never orphaned)."""
+    """Compare storage with the database (storage is listed first, so a form written meanwhile is
+    never orphaned)."""
     numbers = round_numbers()
     wanted = [n for n, cid in numbers.items() if challenge_ids is None or cid in challenge_ids]
     store = get_storage()
-    listed = {key for place in PLACES for n in wanted for key in store.keys(f"{place}/challenge{n}/")}
+    listed = {key for place in PLACES for n in wanted
+              for key in store.keys(f"{place}/challenge{n}/")}
     rows = spots(challenge_ids)
     expected_keys = {row.key() for row in rows}
-    report = Drift(Counter(row.place for row in rows), Counter(key.split("/", 1)[0] for key in listed), [], [], [], [])
+    report = Drift(Counter(row.place for row in rows),
+                   Counter(key.split("/", 1)[0] for key in listed), [], [], [], [])
     for row in rows:
         elsewhere = [key for key in row.other_keys() if key in listed]
         if row.key() in listed:

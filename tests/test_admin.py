@@ -29,11 +29,14 @@ def test_organizer_runs_a_round_from_the_console(client, load_bank, make_partici
     assert login(client).status_code == 303
     dashboard = client.get("/admin/").get_data(as_text=True)
     assert "Start round 1" in dashboard
-    started = client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(dashboard)}, follow_redirects=True)
+    started = client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(dashboard)},
+                          follow_redirects=True)
     assert "Round 1 is open" in started.get_data(as_text=True)
-    again = client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(dashboard)}, follow_redirects=True)
+    again = client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(dashboard)},
+                        follow_redirects=True)
     assert "already open" in again.get_data(as_text=True)
-    ended = client.post("/admin/rounds/1/end", data={"csrf_token": csrf_from(dashboard)}, follow_redirects=True)
+    ended = client.post("/admin/rounds/1/end", data={"csrf_token": csrf_from(dashboard)},
+                        follow_redirects=True)
     assert "eliminations are done" in ended.get_data(as_text=True)
     assert db.session.scalar(select(Challenge.status).where(Challenge.number == 1)) == "closed"
     actions = [a.action for a in db.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
@@ -50,18 +53,22 @@ def test_console_actions_need_csrf(client, load_bank):
 
 
 def test_admin_create_command_sets_a_password(runner, client):
-    result = runner.invoke(args=["admin", "create", "--username", "ops", "--password", "s3cret-pass"])
+    result = runner.invoke(args=["admin", "create", "--username", "ops", "--password",
+                                 "s3cret-pass"])
     assert result.exit_code == 0, result.output
-    response = post_form(client, "/admin/login", "/admin/login", {"username": "ops", "password": "s3cret-pass"})
+    response = post_form(client, "/admin/login", "/admin/login",
+                         {"username": "ops", "password": "s3cret-pass"})
     assert response.status_code == 303
 
 
-def test_sms_panel_polls_while_sending_and_stops_when_done(client, load_bank, make_participant, run_jobs):
+def test_sms_panel_polls_while_sending_and_stops_when_done(client, load_bank, make_participant,
+                                                           run_jobs):
     load_bank()
     for _ in range(3):
         make_participant()
     login(client)
-    client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(client.get("/admin/").get_data(as_text=True))})
+    client.post("/admin/rounds/1/start",
+                data={"csrf_token": csrf_from(client.get("/admin/").get_data(as_text=True))})
     preparing = client.get("/admin/rounds/1/sms").get_data(as_text=True)
     assert "preparing" in preparing and 'hx-trigger="every 1s"' in preparing
     run_jobs()
@@ -75,7 +82,8 @@ def test_console_warns_when_the_send_rate_is_slow(app, client, load_bank, make_p
         make_participant()
     app.config["SMS_RATE_PER_SECOND"] = 1
     login(client)
-    assert "200 messages at 1/s ≈ 3 min" in html.unescape(client.get("/admin/").get_data(as_text=True))
+    assert "200 messages at 1/s ≈ 3 min" in html.unescape(
+        client.get("/admin/").get_data(as_text=True))
 
 
 @pytest.mark.parametrize("body, status, message", [
@@ -112,8 +120,8 @@ def test_bad_reminder_is_refused_inline(client, fields, message):
 def test_schedule_and_cancel_a_reminder_from_the_console(client):
     from quiz.models import Reminder
     login(client)
-    response = post_form(client, "/admin/messages", "/admin/reminders", {"text": "Round 2 at 14:00", "send_at": "23:59"},
-                         follow_redirects=True)
+    response = post_form(client, "/admin/messages", "/admin/reminders",
+                         {"text": "Round 2 at 14:00", "send_at": "23:59"}, follow_redirects=True)
     assert "Reminder scheduled" in response.get_data(as_text=True)
     reminder = db.session.scalar(select(Reminder))
     assert reminder.status == "scheduled"
@@ -133,7 +141,8 @@ def test_results_page_lists_who_is_out_and_why(client, load_bank, make_participa
     assert "Ann" in page and "Bob" in page and page.count("out: no answer") == 2
 
 
-def test_search_participants_and_disqualify_with_a_reason(client, load_bank, make_participant, api_headers):
+def test_search_participants_and_disqualify_with_a_reason(client, load_bank, make_participant,
+                                                          api_headers):
     from quiz.models import Participant
     load_bank()
     cheat = make_participant("Carol Cheat", company="Shady Ltd").id
@@ -143,23 +152,25 @@ def test_search_participants_and_disqualify_with_a_reason(client, load_bank, mak
     page = client.get("/admin/participants?q=shady").get_data(as_text=True)
     assert "Carol Cheat" in page and "Dave Honest" not in page
     token = csrf_from(page)
-    refused = client.post(f"/admin/participants/{cheat}/disqualify", data={"csrf_token": token, "reason": "  "},
-                          follow_redirects=True)
+    refused = client.post(f"/admin/participants/{cheat}/disqualify",
+                          data={"csrf_token": token, "reason": "  "}, follow_redirects=True)
     assert "Say why" in html.unescape(refused.get_data(as_text=True))
-    too_long = client.post(f"/admin/participants/{cheat}/disqualify", data={"csrf_token": token, "reason": "x" * 201},
-                           follow_redirects=True)
+    too_long = client.post(f"/admin/participants/{cheat}/disqualify",
+                           data={"csrf_token": token, "reason": "x" * 201}, follow_redirects=True)
     assert "up to 200 characters" in html.unescape(too_long.get_data(as_text=True))
     assert db.session.get(Participant, cheat).eliminated_in is None
-    done = client.post(f"/admin/participants/{cheat}/disqualify", data={"csrf_token": token, "reason": "two phones"},
-                       follow_redirects=True)
+    done = client.post(f"/admin/participants/{cheat}/disqualify",
+                       data={"csrf_token": token, "reason": "two phones"}, follow_redirects=True)
     assert "Disqualified." in done.get_data(as_text=True)
     db.session.expire_all()
     player = db.session.get(Participant, cheat)
     assert (player.eliminated_in, player.elimination_reason) == (1, "disqualified")
-    assert db.session.scalar(select(AuditEntry.detail).where(AuditEntry.action == "disqualify")).endswith("two phones")
+    assert db.session.scalar(select(AuditEntry.detail)
+                             .where(AuditEntry.action == "disqualify")).endswith("two phones")
 
 
-def test_resend_a_link_from_the_participants_page(client, load_bank, make_participant, api_headers, run_jobs):
+def test_resend_a_link_from_the_participants_page(client, load_bank, make_participant, api_headers,
+                                                  run_jobs):
     from quiz.models import Message
     load_bank()
     player = make_participant("Erin").id
@@ -168,9 +179,11 @@ def test_resend_a_link_from_the_participants_page(client, load_bank, make_partic
     login(client)
     token = csrf_from(client.get("/admin/participants").get_data(as_text=True))
     response = client.post(f"/admin/participants/{player}/resend/1",
-                           data={"csrf_token": token, "back": "participants"}, follow_redirects=True)
+                           data={"csrf_token": token, "back": "participants"},
+                           follow_redirects=True)
     assert "link is being sent again" in response.get_data(as_text=True)
-    assert db.session.scalar(select(Message.status).where(Message.participant_id == player)) == "queued"
+    assert db.session.scalar(select(Message.status)
+                             .where(Message.participant_id == player)) == "queued"
     run_jobs()
     db.session.expire_all()
     message = db.session.scalar(select(Message).where(Message.participant_id == player))
@@ -180,34 +193,43 @@ def test_resend_a_link_from_the_participants_page(client, load_bank, make_partic
 def test_load_questions_from_the_console(client):
     login(client)
     token = csrf_from(client.get("/admin/").get_data(as_text=True))
-    bad = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK.replace("answer: S3", "answer: S9")},
+    bad = client.post("/admin/questions",
+                      data={"csrf_token": token,
+                            "yaml": SMALL_BANK.replace("answer: S3", "answer: S9")},
                       follow_redirects=True)
-    assert "line 9" in html.unescape(bad.get_data(as_text=True)) and "Nothing was changed" in bad.get_data(as_text=True)
+    assert ("line 9" in html.unescape(bad.get_data(as_text=True))
+            and "Nothing was changed" in bad.get_data(as_text=True))
     assert db.session.scalar(select(db.func.count()).select_from(Challenge)) == 0
-    good = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK}, follow_redirects=True)
-    assert "added round 1" in good.get_data(as_text=True) and "Start round 1" in good.get_data(as_text=True)
+    good = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK},
+                       follow_redirects=True)
+    assert ("added round 1" in good.get_data(as_text=True)
+            and "Start round 1" in good.get_data(as_text=True))
 
 
-def test_refused_bank_from_the_console_leaves_nothing_half_written(client, load_bank, make_participant,
-                                                                   api_headers):
+def test_refused_bank_from_the_console_leaves_nothing_half_written(
+        client, load_bank, make_participant, api_headers):
     from .conftest import SMALL_BANK
     load_bank()
     make_participant()
     assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
     login(client)
-    # Round 2 (a draft) is left out, so it is deleted and flushed before round 1 (open) refuses to change.
+    # Round 2 (a draft) is left out, so it is deleted and flushed before round 1 (open)
+    # refuses to change.
     round_one_only = SMALL_BANK.split("  - number: 2")[0].replace("Warm-up", "Renamed")
-    refused = post_form(client, "/admin/", "/admin/questions", {"yaml": round_one_only}, follow_redirects=True)
+    refused = post_form(client, "/admin/", "/admin/questions", {"yaml": round_one_only},
+                        follow_redirects=True)
     page = html.unescape(refused.get_data(as_text=True))
-    assert "The question bank was not loaded: round 1 is open" in page and "Nothing was changed." in page
+    assert ("The question bank was not loaded: round 1 is open" in page
+            and "Nothing was changed." in page)
     db.session.expire_all()
-    assert db.session.execute(select(Challenge.number, Challenge.title).order_by(Challenge.number)).all() == [
-        (1, "Warm-up"), (2, "Second")]
+    assert db.session.execute(select(Challenge.number, Challenge.title)
+                              .order_by(Challenge.number)).all() == [(1, "Warm-up"), (2, "Second")]
     assert db.session.get(Challenge, 2).questions
     assert "load questions" not in db.session.scalars(select(AuditEntry.action)).all()
 
 
-def test_live_console_frame_carries_no_session_token_and_the_header_token_works(app, client, load_bank):
+def test_live_console_frame_carries_no_session_token_and_the_header_token_works(
+        app, client, load_bank):
     from quiz.web.admin import live_overview
     load_bank()
     with app.test_request_context("/ws"):
@@ -216,13 +238,14 @@ def test_live_console_frame_carries_no_session_token_and_the_header_token_works(
     assert "csrf_token" not in frame and "Start round 1" in frame
     login(client)
     token = csrf_from(client.get("/admin/").get_data(as_text=True))
-    response = client.post("/admin/rounds/1/start", headers={"X-CSRFToken": token, "HX-Request": "true",
-                                                             "HX-Boosted": "true"})
+    response = client.post("/admin/rounds/1/start", headers={
+        "X-CSRFToken": token, "HX-Request": "true", "HX-Boosted": "true"})
     assert response.status_code == 303
     assert db.session.scalar(select(Challenge.status).where(Challenge.number == 1)) == "open"
 
 
-def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_participant, api_headers, run_jobs):
+def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_participant,
+                                                    api_headers, run_jobs):
     from quiz.models import Message
     load_bank()
     make_participant("Fay")
@@ -233,7 +256,8 @@ def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_part
     login(client)
     page = client.get("/admin/rounds/1/failed").get_data(as_text=True)
     assert "Fay" in page and "OptedOut: opted out" in page
-    response = client.post("/admin/rounds/1/retry-failed", data={"csrf_token": csrf_from(page)}, follow_redirects=True)
+    response = client.post("/admin/rounds/1/retry-failed", data={"csrf_token": csrf_from(page)},
+                           follow_redirects=True)
     assert "queued again" in response.get_data(as_text=True)
     run_jobs()
     db.session.expire_all()
@@ -241,11 +265,13 @@ def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_part
 
 
 def test_console_shows_system_health(client):
-    """Database, Redis, workers and queues in the console; no worker here, so it says what to start."""
+    """Database, Redis, workers and queues in the console; no worker here, so it says what to
+    start."""
     login(client)
     page = " ".join(html.unescape(client.get("/admin/").get_data(as_text=True)).split())
     assert 'id="system-health"' in page and "database ok" in page and "redis ok" in page
     panel = " ".join(html.unescape(client.get("/admin/health").get_data(as_text=True)).split())
-    assert "0 live workers" in panel and "forms queue: 0" in panel and "no live worker: start `python worker.py`" in panel
+    assert ("0 live workers" in panel and "forms queue: 0" in panel
+            and "no live worker: start `python worker.py`" in panel)
     client.post("/admin/logout", data={"csrf_token": csrf_from(page)})
     assert client.get("/admin/health").status_code == 302

@@ -42,15 +42,18 @@ def test_phone_registers_and_plays_a_round(stack, api, new_page):
     fits_phone(page)
     page.get_by_role("button", name="Start").click()
 
-    # The questions are the player's stored form (made by the worker), served under the CSP, styled and counting down.
+    # The questions are the player's stored form (made by the worker), served under the CSP, styled
+    # and counting down.
     expect(page.locator('main[data-stored-form="forms"]')).to_have_count(1)
     expect(page.locator(".timer")).to_be_visible()
-    assert page.evaluate("getComputedStyle(document.querySelector('.button.primary')).borderRadius") != "0px"
+    assert page.evaluate(
+        "getComputedStyle(document.querySelector('.button.primary')).borderRadius") != "0px"
     questions = page.locator("fieldset.question")
     expect(questions).to_have_count(len(KEY[1]))
     for index, correct in enumerate(KEY[1]):
         for choice in correct:
-            questions.nth(index).locator("label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
+            questions.nth(index).locator(
+                "label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
         # A radio question has exactly one choice, a checkbox question all the right ones.
         expect(questions.nth(index).locator("input:checked")).to_have_count(len(correct))
     fits_phone(page)
@@ -60,7 +63,8 @@ def test_phone_registers_and_plays_a_round(stack, api, new_page):
 
     api.end(1)
     page.reload()
-    expect(page.locator(".through")).to_have_text("You're through, ranked 1! Your next link comes by SMS.")
+    expect(page.locator(".through")).to_have_text(
+        "You're through, ranked 1! Your next link comes by SMS.")
 
 
 def test_phone_left_open_moves_on_when_the_round_opens(stack, api, new_page):
@@ -111,7 +115,8 @@ def test_admin_logs_in_and_runs_a_round(stack, api, new_page):
 
 
 def box_of(locator) -> dict:
-    """The element's box; live frames replace the stage now and then, so it is read again if it was mid-swap."""
+    """The element's box; live frames replace the stage now and then, so it is read again if it was
+    mid-swap."""
     for _ in range(20):
         expect(locator).to_be_visible()
         if (box := locator.bounding_box()) is not None:
@@ -122,7 +127,8 @@ def box_of(locator) -> dict:
 def test_projector_follows_the_whole_event_without_reloading(stack, api, new_page):
     long_name = "Maximiliana Alexandrova-Featherstonehaugh of Llanfairpwllgwyngyll"
     # Three who play, and seven who never open their links: the board after round 1 is full.
-    names = ["Ada Lovelace", "<b>Bobby</b> Tables", long_name] + [f"No-show {n}" for n in range(1, 8)]
+    names = (["Ada Lovelace", "<b>Bobby</b> Tables", long_name]
+             + [f"No-show {n}" for n in range(1, 8)])
     links = [api.register(name, n)["form_urls"] for n, name in enumerate(names, start=21)]
     page = new_page(**PROJECTOR)
     page.goto(f"{stack.url}/display")
@@ -151,7 +157,8 @@ def test_projector_follows_the_whole_event_without_reloading(stack, api, new_pag
     expect(board.locator("li.out")).to_have_count(8)  # the board shows ten rows at most
     expect(board.locator("li.cut")).to_have_count(1)
     # Names are text, never markup: Bobby's tags show as typed.
-    expect(board.locator("li.in .name").filter(has_text="Tables")).to_have_text("<b>Bobby</b> Tables")
+    expect(board.locator("li.in .name").filter(has_text="Tables")).to_have_text(
+        "<b>Bobby</b> Tables")
     assert board.locator("b").count() == 0
     expect(page.get_by_text("Next: round 2")).to_be_visible()
     stage_fits(page)
@@ -167,7 +174,8 @@ def test_projector_follows_the_whole_event_without_reloading(stack, api, new_pag
     api.start(3)
     answer_over_http(links[0]["3"], 3, right=True)
     api.end(3)
-    expect(page.get_by_role("heading", level=1)).to_have_text("🏆 Ada Lovelace wins!", timeout=POLL)
+    expect(page.get_by_role("heading", level=1)).to_have_text("🏆 Ada Lovelace wins!",
+                                                              timeout=POLL)
     expect(page.locator(".step-1 .name")).to_have_text("Ada Lovelace")
     stage_fits(page)
     assert_not_reloaded(page)

@@ -1,5 +1,5 @@
-"""What commits owe: declared by the domain (quiz/effects.py), sent after commit at once or in batches
-(quiz/dispatcher.py)."""
+"""What commits owe: declared by the domain (quiz/effects.py), sent after commit at once or in
+batches (quiz/dispatcher.py)."""
 import os
 import re
 import socket
@@ -162,7 +162,8 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
     codes = []
     for n in range(4):
         joined = client.post("/api/register", headers=api_headers, json={
-            "name": f"P{n}", "email": f"p{n}@example.com", "phone": f"+1415555010{n}", "consent": True})
+            "name": f"P{n}", "email": f"p{n}@example.com", "phone": f"+1415555010{n}",
+            "consent": True})
         assert joined.status_code == 201, joined.get_json()
         codes.append(joined.get_json()["form_urls"]["1"].rsplit("/", 1)[1])
     assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
@@ -189,5 +190,6 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
     closed = db.session.scalar(select(Challenge).where(Challenge.number == 1))
     assert closed.results_due_at is None  # the results job ran and owes nothing more
     kinds = db.session.scalars(select(Message.kind).where(Message.kind != "round_link")).all()
-    # 3 answered, ⌈3 × 0.5⌉ = 2 stay; the wrong answer and the no-show are out (the shadow league is on)
+    # 3 answered, ⌈3 × 0.5⌉ = 2 stay; the wrong answer and the no-show are out
+    # (the shadow league is on)
     assert sorted(kinds) == ["result_out_shadow"] * 2 + ["result_through"] * 2

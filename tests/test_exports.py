@@ -1,4 +1,5 @@
-"""Results exports: every file re-read with csv and compared with the database, formula-safe, consent-only leads."""
+"""Results exports: every file re-read with csv and compared with the database, formula-safe,
+consent-only leads."""
 import csv
 import io
 from collections import defaultdict
@@ -19,7 +20,8 @@ RIGHT_1, RIGHT_2 = [["S3"], ["RDS", "DynamoDB"]], [["4"]]
 
 
 def spreadsheet_text(value: str) -> str:
-    """What OWASP asks for: a cell a spreadsheet would read as a formula starts with an apostrophe."""
+    """What OWASP asks for: a cell a spreadsheet would read as a formula starts with an
+    apostrophe."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
@@ -33,7 +35,8 @@ def blank(value) -> str:
 
 @pytest.fixture
 def played(client, load_bank, make_participant, api_headers, open_round):
-    """Two rounds played through the web: right, partly right, wrong, no-show, disqualified, a non-consenting player."""
+    """Two rounds played through the web: right, partly right, wrong, no-show, disqualified, a
+    non-consenting player."""
     load_bank()
     people = {
         "formula": make_participant(HYPERLINK, company="+1+1", sponsor_consent="yes"),
@@ -43,8 +46,10 @@ def played(client, load_bank, make_participant, api_headers, open_round):
         "dee": make_participant("Dee", company=""),
         "eve": make_participant("Eve", company="Acme", consent=False),
     }
-    codes = {(link.participant_id, link.challenge.number): link.code for link in db.session.scalars(select(FormLink))}
-    answers_1 = {"formula": RIGHT_1, "ada": RIGHT_1, "eve": RIGHT_1, "bo": [["S3"], ["RDS"]], "cy": [["EC2"], ["Lambda"]]}
+    codes = {(link.participant_id, link.challenge.number): link.code
+             for link in db.session.scalars(select(FormLink))}
+    answers_1 = {"formula": RIGHT_1, "ada": RIGHT_1, "eve": RIGHT_1, "bo": [["S3"], ["RDS"]],
+                 "cy": [["EC2"], ["Lambda"]]}
     open_round(1)
     play_round(client, api_headers, 1, {people[k].id: v for k, v in answers_1.items()}, codes)
     open_round(2)
@@ -75,12 +80,14 @@ def expected_rows(kind: str) -> list[list[str]]:
     if kind == "participants":
         return [[str(p.id), p.name, p.email, p.phone, p.company, "yes" if p.consent else "no",
                  "yes" if p.sponsor_consent else "no", iso(p.created_at),
-                 "in" if p.eliminated_in is None else "out", blank(p.eliminated_in), blank(p.elimination_reason)]
+                 "in" if p.eliminated_in is None else "out", blank(p.eliminated_in),
+                 blank(p.elimination_reason)]
                 for p in people]
     if kind == "submissions":
-        return [[str(number_of[s.challenge_id]), str(s.participant_id), person[s.participant_id].name,
-                 person[s.participant_id].company, str(s.score), str(s.correct), str(s.response_time), blank(s.rank),
-                 iso(s.submitted_at)] for s in subs]
+        return [[str(number_of[s.challenge_id]), str(s.participant_id),
+                 person[s.participant_id].name, person[s.participant_id].company, str(s.score),
+                 str(s.correct), str(s.response_time), blank(s.rank), iso(s.submitted_at)]
+                for s in subs]
     if kind == "rounds":
         return [round_row(c, people, subs) for c in challenges]
     if kind == "eliminations":
@@ -91,23 +98,28 @@ def expected_rows(kind: str) -> list[list[str]]:
         rows = []
         for p in (p for p in people if p.eliminated_in is not None):
             c = by_number[p.eliminated_in]
-            rank = next((s.rank for s in subs if s.participant_id == p.id and s.challenge_id == c.id), None)
-            rows.append([str(c.number), str(p.id), p.name, p.company, p.elimination_reason, blank(rank),
-                         str(ranked[c.id]), str(keep_size(ranked[c.id], c.keep_fraction, c.keep_count))])
+            rank = next((s.rank for s in subs
+                         if s.participant_id == p.id and s.challenge_id == c.id), None)
+            rows.append([str(c.number), str(p.id), p.name, p.company, p.elimination_reason,
+                         blank(rank), str(ranked[c.id]),
+                         str(keep_size(ranked[c.id], c.keep_fraction, c.keep_count))])
         return rows
     if kind == "companies":
         return company_table(people, subs, number_of)
     assert kind == "sponsor-leads"
-    return [[p.name, p.email, p.phone, p.company, iso(p.created_at)] for p in people if p.sponsor_consent]
+    return [[p.name, p.email, p.phone, p.company, iso(p.created_at)]
+            for p in people if p.sponsor_consent]
 
 
 def round_row(c, people, subs) -> list[str]:
     submitters = {s.participant_id for s in subs if s.challenge_id == c.id}
     out = [p for p in people if p.eliminated_in == c.number]
-    kept = [p for p in people if p.id in submitters and (p.eliminated_in is None or p.eliminated_in > c.number)]
-    reasons = [str(sum(p.elimination_reason == r for p in out)) for r in ("unanswered", "ranked_out", "disqualified")]
-    return [str(c.number), c.title, c.scoring, c.status, iso(c.opened_at), iso(c.closed_at), str(len(submitters)),
-            str(len(kept)), str(len(out)), *reasons]
+    kept = [p for p in people
+            if p.id in submitters and (p.eliminated_in is None or p.eliminated_in > c.number)]
+    reasons = [str(sum(p.elimination_reason == r for p in out))
+               for r in ("unanswered", "ranked_out", "disqualified")]
+    return [str(c.number), c.title, c.scoring, c.status, iso(c.opened_at), iso(c.closed_at),
+            str(len(submitters)), str(len(kept)), str(len(out)), *reasons]
 
 
 def company_table(people, subs, number_of) -> list[list[str]]:
@@ -116,9 +128,11 @@ def company_table(people, subs, number_of) -> list[list[str]]:
         members = {p.id for p in people if p.company == company}
         scores = [s for s in subs if s.participant_id in members]
         furthest = max((number_of[s.challenge_id] for s in scores), default=None)
-        ranks = [s.rank for s in scores if number_of[s.challenge_id] == furthest and s.rank is not None]
+        ranks = [s.rank for s in scores
+                 if number_of[s.challenge_id] == furthest and s.rank is not None]
         average = round(sum(s.score for s in scores) / len(scores), 2) if scores else None
-        rows.append([company, len(members), sum(p.eliminated_in is None for p in people if p.id in members),
+        rows.append([company, len(members),
+                     sum(p.eliminated_in is None for p in people if p.id in members),
                      furthest, min(ranks) if ranks else None, average, len(scores)])
     rows.sort(key=lambda r: (-r[2], -(r[3] or 0), r[4] is None, r[4] or 0, -(r[5] or 0), r[0]))
     return [[str(place), *(blank(v) for v in row)] for place, row in enumerate(rows, start=1)]
@@ -132,7 +146,8 @@ def console_csv(client, kind: str):
     response = client.get(f"/admin/exports/{kind}.csv")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
-    assert response.headers["Content-Disposition"] == f'attachment; filename="{filename(kind, "Knockout")}"'
+    assert (response.headers["Content-Disposition"]
+            == f'attachment; filename="{filename(kind, "Knockout")}"')
     return parse(response.get_data(as_text=True))
 
 
@@ -145,7 +160,8 @@ def test_console_and_cli_exports_match_the_database_row_by_row(client, runner, p
     assert parse(result.stdout) == from_console
     assert from_console[0] == list(EXPORTS[kind].header)
     expected = [[spreadsheet_text(cell) for cell in row] for row in expected_rows(kind)]
-    key = sorted if kind in ("submissions", "eliminations") else list  # their order (by round, rank): see below
+    # their order (by round, rank): see below
+    key = sorted if kind in ("submissions", "eliminations") else list
     assert key(from_console[1:]) == key(expected)
     assert len(from_console) > 1
     for row in from_console:
@@ -165,8 +181,8 @@ def test_formula_names_and_companies_come_out_as_text(client, played):
 def test_submissions_go_round_by_round_best_rank_first(client, played):
     login(client)
     rows = console_csv(client, "submissions")[1:]
-    assert [(r[0], r[7]) for r in rows] == [("1", "1"), ("1", "2"), ("1", "3"), ("1", "4"), ("1", "5"),
-                                            ("2", "1"), ("2", "2")]
+    assert [(r[0], r[7]) for r in rows] == [("1", "1"), ("1", "2"), ("1", "3"), ("1", "4"),
+                                            ("1", "5"), ("2", "1"), ("2", "2")]
 
 
 def test_company_leaderboard_ranks_companies_still_in_first(client, played):
@@ -175,16 +191,20 @@ def test_company_leaderboard_ranks_companies_still_in_first(client, played):
     # +1+1 and Acme each have one player still in, in round 2; the winner's company comes first.
     winner = rounds.winner()
     assert rows[0][1] == spreadsheet_text(winner.company) and rows[0][3:6] == ["1", "2", "1"]
-    acme = next(r for r in rows if r[1] == "Acme")  # Ada, Bo, Eve: 4 submissions, Ada reached round 2
-    assert (acme[2], acme[3], acme[4], acme[7]) == ("3", "1" if winner.company == "Acme" else "0", "2", "4")
-    assert rows[-1][1] == "" and rows[-1][2:] == ["1", "0", "", "", "", "0"]  # Dee, no company, never answered
+    # Ada, Bo, Eve: 4 submissions, Ada reached round 2
+    acme = next(r for r in rows if r[1] == "Acme")
+    assert (acme[2], acme[3], acme[4], acme[7]) == ("3", "1" if winner.company == "Acme" else "0",
+                                                    "2", "4")
+    # Dee, no company, never answered
+    assert rows[-1][1] == "" and rows[-1][2:] == ["1", "0", "", "", "", "0"]
 
 
 def test_sponsor_leads_hold_only_participants_who_said_sponsors_may_contact_them(client, played):
     login(client)
     leads = console_csv(client, "sponsor-leads")
     emails = {row[1] for row in leads[1:]}
-    assert emails == {played[k].email for k in ("formula", "ada", "cy")}  # not Bo, Dee (SMS consent only), Eve
+    # not Bo, Dee (SMS consent only), Eve
+    assert emails == {played[k].email for k in ("formula", "ada", "cy")}
     assert emails == {p.email for p in db.session.scalars(select(Participant).where(
         Participant.sponsor_consent.is_(True)))}
 
@@ -221,14 +241,16 @@ def test_exports_page_lists_every_export_and_unknown_is_404(client, played):
     assert "/admin/exports" in client.get("/admin/").get_data(as_text=True)
     response = client.get("/admin/exports/votes.csv")
     assert response.status_code == 404
-    assert "no export called" in response.get_data(as_text=True) and "sponsor-leads" in response.get_data(as_text=True)
+    assert ("no export called" in response.get_data(as_text=True)
+            and "sponsor-leads" in response.get_data(as_text=True))
 
 
 def test_safe_cell_defuses_every_formula_start():
     from quiz.exports import safe_cell
     for start_char in ("=", "+", "-", "@", "\t", "\r"):
         assert safe_cell(start_char + "1+1") == "'" + start_char + "1+1"
-    assert safe_cell("Ada = 1") == "Ada = 1" and safe_cell(3) == 3 and safe_cell(None) == "" and safe_cell(True) == "yes"
+    assert (safe_cell("Ada = 1") == "Ada = 1" and safe_cell(3) == 3 and safe_cell(None) == ""
+            and safe_cell(True) == "yes")
 
 
 @pytest.mark.parametrize("kind", list(EXPORTS))

@@ -1,6 +1,8 @@
-"""A photo answer in a real browser: a phone picks a photo and sends it, staff accept it in the console.
+"""A photo answer in a real browser: a phone picks a photo and sends it, staff accept it in the
+console.
 
-Debian's Chromium driven by Playwright against the real stack (gunicorn + worker); screenshots go to docs/.
+Debian's Chromium driven by Playwright against the real stack (gunicorn + worker); screenshots go to
+docs/.
 """
 import re
 from pathlib import Path
@@ -60,13 +62,15 @@ def stack(live_stack, tmp_path):
 
 def register(stack, name: str, n: int) -> str:
     response = requests.post(f"{stack.url}/api/register", json={
-        "name": name, "email": f"photo{n}@example.com", "phone": f"+1415555{n:04d}", "company": "Acme"})
+        "name": name, "email": f"photo{n}@example.com", "phone": f"+1415555{n:04d}",
+        "company": "Acme"})
     assert response.status_code == 201, response.text
     return response.json()["form_urls"]["1"]
 
 
 def send_over_http(link: str, photo: Path) -> None:
-    """A phone without JavaScript: Start, then the multipart form with the right choice and the photo."""
+    """A phone without JavaScript: Start, then the multipart form with the right choice and the
+    photo."""
     http = requests.Session()
     page = http.get(link).text
     http.post(f"{link}/start", data={"csrf_token": csrf(page)})
@@ -74,22 +78,26 @@ def send_over_http(link: str, photo: Path) -> None:
     (name, options), = question_choices(page).items()
     field = re.search(r'<input type="file" name="(q\d+)"', page).group(1)
     response = http.post(f"{link}/submit", data={**answer_token(page), name: options["S3"]},
-                         files={field: (photo.name, photo.read_bytes(), "image/jpeg")}, allow_redirects=False)
+                         files={field: (photo.name, photo.read_bytes(), "image/jpeg")},
+                         allow_redirects=False)
     assert response.status_code == 303, response.text[:2000]
 
 
 def test_phone_sends_a_photo_and_staff_accept_it_in_the_console(stack, new_page, tmp_path):
     api = {"Authorization": "Bearer live-token"}
-    links = {name: register(stack, name, n) for n, name in enumerate(["Ada Lovelace", "Grace Hopper", "Alan Turing"], 1)}
+    links = {name: register(stack, name, n)
+             for n, name in enumerate(["Ada Lovelace", "Grace Hopper", "Alan Turing"], 1)}
     assert requests.post(f"{stack.url}/api/admin/start-challenge/1", headers=api).status_code == 200
-    send_over_http(links["Grace Hopper"], selfie(tmp_path / "grace.jpg", (60, 110, 200), "BOOTH 12"))
+    send_over_http(links["Grace Hopper"],
+                   selfie(tmp_path / "grace.jpg", (60, 110, 200), "BOOTH 12"))
     send_over_http(links["Alan Turing"], selfie(tmp_path / "alan.jpg", (200, 80, 60), "BOOTH 7?"))
 
     phone = new_page(**PHONE)
     phone.goto(links["Ada Lovelace"])
     phone.get_by_role("button", name="Start").click()
     phone.get_by_label("S3").check()
-    phone.locator("input[type=file]").set_input_files(selfie(tmp_path / "ada.jpg", (90, 160, 90), "BOOTH 12"))
+    phone.locator("input[type=file]").set_input_files(
+        selfie(tmp_path / "ada.jpg", (90, 160, 90), "BOOTH 12"))
     phone.locator("input[type=file]").scroll_into_view_if_needed()
     phone.screenshot(path=str(DOCS / "photo-answer-phone.png"), full_page=True)
     phone.get_by_role("button", name="Submit answers").click()
@@ -116,7 +124,8 @@ def test_phone_sends_a_photo_and_staff_accept_it_in_the_console(stack, new_page,
 
     end = requests.post(f"{stack.url}/api/admin/end-challenge/1", headers=api)
     assert end.status_code == 200, end.text
-    board = {e["name"]: e["score"] for e in requests.get(f"{stack.url}/api/leaderboard/1").json()["entries"]}
+    board = {e["name"]: e["score"]
+             for e in requests.get(f"{stack.url}/api/leaderboard/1").json()["entries"]}
     assert board == {"Ada Lovelace": 3, "Grace Hopper": 1, "Alan Turing": 1}
     grace = console.locator(".photo-card", has_text="Grace Hopper")
     grace.get_by_role("button", name="Accept").click()

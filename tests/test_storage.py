@@ -1,4 +1,5 @@
-"""The storage interface: the same behaviour from a folder and from S3 (moto's server over real HTTP)."""
+"""The storage interface: the same behaviour from a folder and from S3 (moto's server over real
+HTTP)."""
 import pytest
 import requests
 
@@ -8,7 +9,8 @@ pytestmark = pytest.mark.nodb  # storage and signing: the same on any database
 
 
 def test_put_get_exists_delete(storage):
-    assert storage.get("forms/challenge1/1.html") is None and not storage.exists("forms/challenge1/1.html")
+    assert (storage.get("forms/challenge1/1.html") is None
+            and not storage.exists("forms/challenge1/1.html"))
     storage.put("forms/challenge1/1.html", b"<p>one</p>")
     storage.put("forms/challenge1/1.html", b"<p>one, again</p>")  # put overwrites
     assert storage.get("forms/challenge1/1.html") == b"<p>one, again</p>"
@@ -28,10 +30,12 @@ def test_keys_lists_one_prefix_with_relative_names(storage):
     for key in ("forms/challenge1/1.html", "forms/challenge1/2.html", "forms/challenge10/1.html",
                 "answered/challenge1/3.html"):
         storage.put(key, b"x")
-    assert storage.keys("forms/challenge1/") == ["forms/challenge1/1.html", "forms/challenge1/2.html"]
+    assert storage.keys("forms/challenge1/") == ["forms/challenge1/1.html",
+                                                 "forms/challenge1/2.html"]
     assert storage.keys("answered/") == ["answered/challenge1/3.html"]
     assert storage.keys("unanswered/") == []
-    storage.delete_many(["forms/challenge1/1.html", "forms/challenge1/2.html", "forms/challenge1/404.html"])
+    storage.delete_many(["forms/challenge1/1.html", "forms/challenge1/2.html",
+                         "forms/challenge1/404.html"])
     assert storage.keys("forms/challenge1/") == []
 
 

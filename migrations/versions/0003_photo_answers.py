@@ -18,7 +18,8 @@ depends_on = None
 def upgrade():
     # Existing questions are multiple choice: the server default fills them in.
     with op.batch_alter_table("question", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("kind", sa.String(length=20), server_default="choice", nullable=False))
+        batch_op.add_column(sa.Column("kind", sa.String(length=20), server_default="choice",
+                                      nullable=False))
 
     op.create_table(
         "photo_answer",
@@ -33,18 +34,24 @@ def upgrade():
         sa.Column("reviewed_by", sa.String(length=80), nullable=True),
         sa.Column("reviewed_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(["challenge_id"], ["challenge.id"],
-                                name=op.f("fk_photo_answer_challenge_id_challenge"), ondelete="CASCADE"),
+                                name=op.f("fk_photo_answer_challenge_id_challenge"),
+                                ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["participant_id"], ["participant.id"],
-                                name=op.f("fk_photo_answer_participant_id_participant"), ondelete="CASCADE"),
+                                name=op.f("fk_photo_answer_participant_id_participant"),
+                                ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["question_id"], ["question.id"],
-                                name=op.f("fk_photo_answer_question_id_question"), ondelete="CASCADE"),
+                                name=op.f("fk_photo_answer_question_id_question"),
+                                ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["submission_id"], ["submission.id"],
-                                name=op.f("fk_photo_answer_submission_id_submission"), ondelete="CASCADE"),
+                                name=op.f("fk_photo_answer_submission_id_submission"),
+                                ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_photo_answer")),
-        sa.UniqueConstraint("submission_id", "question_id", name=op.f("uq_photo_answer_submission_id_question_id")),
+        sa.UniqueConstraint("submission_id", "question_id",
+                            name=op.f("uq_photo_answer_submission_id_question_id")),
     )
     with op.batch_alter_table("photo_answer", schema=None) as batch_op:
-        batch_op.create_index("ix_photo_answer_challenge_status", ["challenge_id", "status"], unique=False)
+        batch_op.create_index("ix_photo_answer_challenge_status", ["challenge_id", "status"],
+                              unique=False)
 
 
 def downgrade():

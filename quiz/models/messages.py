@@ -12,11 +12,14 @@ from .columns import status_column
 
 
 class Message(db.Model):
-    """An SMS: queued → sending (claimed by one worker) → sent or failed. The outbox backend just keeps it here."""
+    """An SMS: queued → sending (claimed by one worker) → sent or failed. The outbox backend just
+    keeps it here."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participant.id", ondelete="SET NULL"))
-    challenge_id: Mapped[int | None] = mapped_column(ForeignKey("challenge.id", ondelete="SET NULL"))
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participant.id", ondelete="SET NULL"))
+    challenge_id: Mapped[int | None] = mapped_column(
+        ForeignKey("challenge.id", ondelete="SET NULL"))
     reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminder.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(20))
     # "<kind>:<round or reminder>:<participant>": one message per purpose per person, however often
@@ -27,7 +30,8 @@ class Message(db.Model):
     status: Mapped[MessageStatus] = status_column(MessageStatus, MessageStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(default=0)
-    enqueued_at: Mapped[datetime | None]  # last handed to a send job; reconcile re-hands the forgotten
+    # last handed to a send job; reconcile re-hands the forgotten
+    enqueued_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(100))

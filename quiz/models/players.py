@@ -18,22 +18,29 @@ class Participant(db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     phone: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
     company: Mapped[str] = mapped_column(String(100), default="")
-    consent: Mapped[bool] = mapped_column(default=False)  # round links by SMS, name on the leaderboard (required)
-    # A separate, optional box: sponsors may contact them (the sponsor-leads export holds only these).
+    # round links by SMS, name on the leaderboard (required)
+    consent: Mapped[bool] = mapped_column(default=False)
+    # A separate, optional box: sponsors may contact them
+    # (the sponsor-leads export holds only these).
     sponsor_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
     report_code: Mapped[str] = mapped_column(String(32), unique=True)
-    # What the badge's QR code holds: only a key for staff at the kiosk (login required), never a credential.
-    checkin_code: Mapped[str] = mapped_column(String(16), unique=True, default=lambda: new_checkin_code())
+    # What the badge's QR code holds: only a key for staff at the kiosk (login required),
+    # never a credential.
+    checkin_code: Mapped[str] = mapped_column(String(16), unique=True,
+                                              default=lambda: new_checkin_code())
     checked_in_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Number of the round that knocked this player out; None while in the game. Not indexed: the close
-    # writes it for half the players, and without an index PostgreSQL updates those rows in place (HOT).
+    # Number of the round that knocked this player out; None while in the game. Not indexed: the
+    # close writes it for half the players, and without an index PostgreSQL updates those rows in
+    # place (HOT).
     eliminated_in: Mapped[int | None]
     elimination_reason: Mapped[str | None] = mapped_column(String(20))
 
-    links: Mapped[list["FormLink"]] = relationship(back_populates="participant", lazy="raise_on_sql")
+    links: Mapped[list["FormLink"]] = relationship(back_populates="participant",
+                                                   lazy="raise_on_sql")
 
-    # Room in each page for a new version of every row the close updates (PostgreSQL; the fillfactors above).
+    # Room in each page for a new version of every row the close updates (PostgreSQL; the
+    # fillfactors above).
     __table_args__ = ({"postgresql_with": {"fillfactor": PARTICIPANT_FILLFACTOR}},)
 
     @property
@@ -41,7 +48,8 @@ class Participant(db.Model):
         return self.eliminated_in is None
 
 
-# Crockford's base32: no I, L, O or U, so a code read off a badge and typed at the desk is unambiguous.
+# Crockford's base32: no I, L, O or U, so a code read off a badge and typed at the desk
+# is unambiguous.
 CHECKIN_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CHECKIN_LENGTH = 10  # 50 bits: unique among any number of players, and nothing to gain by guessing
 

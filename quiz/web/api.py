@@ -1,4 +1,5 @@
-"""The JSON API for scripts and integrations (the original event's endpoints); CSRF-exempt, no cookies."""
+"""The JSON API for scripts and integrations (the original event's endpoints); CSRF-exempt, no
+cookies."""
 import hmac
 from functools import wraps
 
@@ -24,10 +25,12 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def json_body() -> dict:
     """The request's JSON object, or a 400/415 that says what to send."""
     if not request.is_json:
-        raise QuizError("Send a JSON body with 'Content-Type: application/json'.", code="not_json", status=415)
+        raise QuizError("Send a JSON body with 'Content-Type: application/json'.", code="not_json",
+                        status=415)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise QuizError("The body is not a JSON object. Send e.g. {\"name\": \"Ada\", ...}.", code="bad_json", status=400)
+        raise QuizError("The body is not a JSON object. Send e.g. {\"name\": \"Ada\", ...}.",
+                        code="bad_json", status=400)
     return data
 
 
@@ -38,8 +41,10 @@ def admin_required(view):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise QuizError("Send 'Authorization: Bearer <ADMIN_API_TOKEN>'.", code="unauthorized", status=401)
-        if not hmac.compare_digest(token.strip().encode(), current_app.config["ADMIN_API_TOKEN"].encode()):
+            raise QuizError("Send 'Authorization: Bearer <ADMIN_API_TOKEN>'.", code="unauthorized",
+                            status=401)
+        if not hmac.compare_digest(token.strip().encode(),
+                                   current_app.config["ADMIN_API_TOKEN"].encode()):
             raise QuizError("That API token is not valid.", code="forbidden", status=403)
         return view(*args, **kwargs)
     return wrapper
@@ -52,8 +57,10 @@ def register():
     """Register a participant → 201 with their links."""
     joined = write(register_participant, validate_registration(json_body()))
     current = rounds.current_number([(number, status) for number, status, _ in joined.links])
-    current_url = next((link_url(code) for number, _, code in joined.links if number == current), None)
-    return jsonify(user_id=joined.id, form_urls={str(n): link_url(code) for n, _, code in joined.links},
+    current_url = next((link_url(code) for number, _, code in joined.links
+                        if number == current), None)
+    return jsonify(user_id=joined.id,
+                   form_urls={str(n): link_url(code) for n, _, code in joined.links},
                    current_form_url=current_url, report_url=report_url(joined.report_code)), 201
 
 
@@ -91,12 +98,15 @@ def leaderboard_view(number):
 
 @bp.get("/shadow")
 def shadow_view():
-    """The shadow league (knocked-out players playing on, not for the prize), best first (?limit=)."""
+    """The shadow league (knocked-out players playing on, not for the prize), best first
+    (?limit=)."""
     if not current_app.config["SHADOW_LEAGUE"]:
-        raise QuizError("The shadow league is off (SHADOW_LEAGUE=0) at this event.", code="shadow_off", status=404)
+        raise QuizError("The shadow league is off (SHADOW_LEAGUE=0) at this event.",
+                        code="shadow_off", status=404)
     limit = request.args.get("limit", None, type=int)
     if "limit" in request.args and (limit is None or not 1 <= limit <= 100_000):
-        raise QuizError("limit must be a whole number between 1 and 100000.", code="bad_limit", status=400)
+        raise QuizError("limit must be a whole number between 1 and 100000.", code="bad_limit",
+                        status=400)
     entries = shadow.standings(limit=limit)
     return jsonify(players=shadow.players(), entries=entries)
 
@@ -108,10 +118,12 @@ def outbox():
     limit = request.args.get("limit", 1000, type=int)
     if not 1 <= limit <= 100_000:
         raise QuizError("limit must be between 1 and 100000.", code="bad_limit", status=400)
-    messages = db.session.execute(select(Message, Challenge.number).outerjoin(
-        Challenge, Challenge.id == Message.challenge_id).order_by(Message.id.desc()).limit(limit)).all()
-    return jsonify(messages=[{"to": m.to, "body": m.body, "challenge": n, "status": m.status, "kind": m.kind,
-                              "created_at": _iso(m.created_at), "sent_at": _iso(m.sent_at)} for m, n in messages])
+    messages = db.session.execute(select(Message, Challenge.number)
+                                  .outerjoin(Challenge, Challenge.id == Message.challenge_id)
+                                  .order_by(Message.id.desc()).limit(limit)).all()
+    return jsonify(messages=[{"to": m.to, "body": m.body, "challenge": n, "status": m.status,
+                              "kind": m.kind, "created_at": _iso(m.created_at),
+                              "sent_at": _iso(m.sent_at)} for m, n in messages])
 
 
 def _iso(moment):

@@ -40,7 +40,8 @@ def checkin():
     except QuizError as error:
         result, status = error, error.status
     template = "desk/_checkin_result.html" if wants_fragment() else "desk/checkin.html"
-    return render_template(template, result=result, counts=checkin_counts(), time=venue_time), status
+    return render_template(template, result=result, counts=checkin_counts(),
+                           time=venue_time), status
 
 
 def help_page(status: int = 200, error: QuizError | None = None, failed_id: int | None = None):
@@ -61,8 +62,10 @@ def resolve(request_id):
     """Answer a help request; the participant sees the reply on their page."""
     def operation():
         help_request = db.get_or_404(HelpRequest, request_id)
-        helpdesk.resolve(help_request, request.form.get("reply", ""), current_user.username, utcnow())
-        record(current_user.username, "answer help request", None, f"#{help_request.id} {help_request.participant.name}")
+        helpdesk.resolve(help_request, request.form.get("reply", ""), current_user.username,
+                         utcnow())
+        record(current_user.username, "answer help request", None,
+               f"#{help_request.id} {help_request.participant.name}")
     try:
         write(operation)
     except QuizError as error:
@@ -73,5 +76,7 @@ def resolve(request_id):
 
 @live.renderer(bp, "help")
 def live_help() -> str:
-    """The help list as the websocket pushes it (no per-session CSRF field: htmx sends the header)."""
-    return render_template("admin/_help.html", live=True, current=rounds.current_challenge(), **helpdesk.desk_queue())
+    """The help list as the websocket pushes it (no per-session CSRF field: htmx sends the
+    header)."""
+    return render_template("admin/_help.html", live=True, current=rounds.current_challenge(),
+                           **helpdesk.desk_queue())

@@ -17,7 +17,8 @@ def wants_fragment() -> bool:
 
 
 def write(operation, *args):
-    """Run `operation` and commit, retrying when the database was briefly locked or a connection dropped."""
+    """Run `operation` and commit, retrying when the database was briefly locked or a connection
+    dropped."""
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             result = operation(*args)
