@@ -59,7 +59,7 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def start(self) -> None:
-        """Each child in turn, waiting for it to be ready before the next (Redis before the rest)."""
+        """Each child in turn, ready before the next starts (Redis before the rest)."""
         for child in self.children:
             self._spawn(child)
             self._wait_ready(child)
@@ -110,7 +110,7 @@ class Supervisor:
                 child.process.wait(timeout=5)
 
     def _spawn(self, child: Child) -> None:
-        # A session of its own: Ctrl-C reaches only the supervisor, which stops the children in order.
+        # A session of its own: Ctrl-C reaches only the supervisor, which stops them in order.
         child.process = subprocess.Popen(child.argv, cwd=child.cwd, env=child.env,
                                          start_new_session=True)
         child.started_at, child.restart_at = self.clock(), None

@@ -121,7 +121,8 @@ def demo_children(demo_pid: int) -> dict[str, int]:
     found = {}
     for pid in Path(f"/proc/{demo_pid}/task/{demo_pid}/children").read_text().split():
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        name = "redis" if "redis-server" in command else "worker" if "worker.py" in command else "web"
+        name = ("redis" if "redis-server" in command
+                else "worker" if "worker.py" in command else "web")
         found[name] = int(pid)
     return found
 
