@@ -53,6 +53,12 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def outbox(self) -> list[dict]:
+        """Every SMS the outbox holds (GET /api/admin/outbox)."""
+        response = requests.get(f"{self.url}/api/admin/outbox?limit=100000", headers=self.headers)
+        assert response.status_code == 200, response.text
+        return response.json()["messages"]
+
     def sms_link(self, phone: str, number: int, timeout: float = 20) -> str:
         """The round link the worker texted to `phone`, once it is in the outbox."""
         deadline = time.monotonic() + timeout
@@ -83,6 +89,31 @@ def answer_over_http(link: str, number: int, right: bool = True, think: float = 
     time.sleep(think)
     response = http.post(f"{link}/submit", data=data)
     assert response.status_code == 200 and "Answers in" in response.text, response.text[:2000]
+
+
+def ready_phone(link: str, number: int) -> tuple[requests.Session, dict]:
+    """A phone that opened its link and pressed Start, with its (right) answers ready to post."""
+    phone = requests.Session()
+    page = phone.get(link).text
+    assert phone.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
+    page = phone.get(link).text
+    data = answer_token(page)
+    for (name, choices), correct in zip(question_choices(page).items(), KEY[number]):
+        data[name] = [choices[c] for c in sorted(correct)]
+    return phone, data
+
+
+def round_links(api: Api, number: int, players: int) -> dict[str, str]:
+    """Phone → round link, once the worker has texted them all."""
+    deadline = time.monotonic() + 60
+    while requests.get(f"{api.url}/api/admin/sms-progress/{number}",
+                       headers=api.headers).json()["sent"] < players:
+        assert time.monotonic() < deadline, "round links were not all sent"
+        time.sleep(0.2)
+    messages = requests.get(f"{api.url}/api/admin/outbox?limit=100000",
+                            headers=api.headers).json()["messages"]
+    return {m["to"]: re.search(r"(http://\S+/f/\S+)", m["body"]).group(1)
+            for m in messages if m["challenge"] == number and m["kind"] == "round_link"}
 
 
 def connect(stack, topic="display", origin=None) -> websocket.WebSocket:

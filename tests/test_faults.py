@@ -1,7 +1,6 @@
 """Faults, with real processes: Redis killed mid-round under submissions; submissions racing the
 close."""
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -15,8 +14,7 @@ import sqlalchemy
 from quiz.embedded import server_args, wait_for
 
 from .live_fixtures import LiveStack
-from .players import (KEY, Api, answer_over_http, answer_token, csrf, load_demo_bank,
-                      question_choices)
+from .players import Api, answer_over_http, load_demo_bank, ready_phone, round_links
 
 pytestmark = pytest.mark.live
 
@@ -78,31 +76,6 @@ def test_redis_killed_mid_round_loses_nothing_and_work_catches_up(tmp_path):
         stack.stop()
         redis_server.terminate()
         redis_server.wait()
-
-
-def ready_phone(link: str, number: int) -> tuple[requests.Session, dict]:
-    """A phone that opened its link and pressed Start, with its (right) answers ready to post."""
-    phone = requests.Session()
-    page = phone.get(link).text
-    assert phone.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
-    page = phone.get(link).text
-    data = answer_token(page)
-    for (name, choices), correct in zip(question_choices(page).items(), KEY[number]):
-        data[name] = [choices[c] for c in sorted(correct)]
-    return phone, data
-
-
-def round_links(api: Api, number: int, players: int) -> dict[str, str]:
-    """Phone → round link, once the worker has texted them all."""
-    deadline = time.monotonic() + 60
-    while requests.get(f"{api.url}/api/admin/sms-progress/{number}",
-                       headers=api.headers).json()["sent"] < players:
-        assert time.monotonic() < deadline, "round links were not all sent"
-        time.sleep(0.2)
-    messages = requests.get(f"{api.url}/api/admin/outbox?limit=100000",
-                            headers=api.headers).json()["messages"]
-    return {m["to"]: re.search(r"(http://\S+/f/\S+)", m["body"]).group(1)
-            for m in messages if m["challenge"] == number and m["kind"] == "round_link"}
 
 
 def classify(phone: requests.Session, response) -> str:

@@ -151,6 +151,24 @@ def submit(phone: requests.Session, link: str, data: dict) -> bool:
     return response.status_code == 303
 
 
+def stop_demo(demo: subprocess.Popen) -> None:
+    """Whatever happened: the demo and every part it started are gone (each leads a group)."""
+    if demo.poll() is not None:
+        return
+    parts = demo_children(demo.pid)
+    demo.send_signal(signal.SIGINT)
+    try:
+        demo.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        demo.kill()
+        demo.wait()
+    for pid in parts.values():
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 @pytest.mark.live
 @pytest.mark.nodb  # the demo runs on its own SQLite file and embedded Redis
 def test_the_demo_event_goes_on_when_its_worker_redis_and_web_are_killed(tmp_path):
@@ -186,7 +204,9 @@ def test_the_demo_event_goes_on_when_its_worker_redis_and_web_are_killed(tmp_pat
                 wait_until(lambda: submit(phones[to][0], links[to], phones[to][1]), 30,
                            f"answers of {to} not taken after {part}")
                 acknowledged.add(to)
-        assert healthz(url)["restarts"] == {"redis": 1, "web": 1, "worker": 1}
+        restarts = healthz(url)["restarts"]
+        # The worker also quits while Redis is away (RQ does), and is started again for that too.
+        assert restarts["redis"] == restarts["web"] == 1 and 1 <= restarts["worker"] <= 2
         summary = api.end(1)
         assert summary["submitted"] == len(acknowledged) == players
         messages = wait_until(lambda: [m for m in api.outbox() if m["kind"] != "round_link"]
@@ -194,12 +214,12 @@ def test_the_demo_event_goes_on_when_its_worker_redis_and_web_are_killed(tmp_pat
         links = [m["to"] for m in api.outbox() if m["kind"] == "round_link"]
         assert sorted(links) == sorted(phones)  # each link once
         assert sorted(m["to"] for m in messages) == sorted(phones)  # each result once
-        demo.send_signal(signal.SIGINT)
+        before_stop = (tmp_path / "demo.log").stat().st_size
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
         assert demo.wait(timeout=15) == 0
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        stop_demo(demo)
         log.close()
-    output = (tmp_path / "demo.log").read_text()
-    assert "Traceback" not in output, output[-3000:]
-    assert "Knockout stopped." in output
+    stopping = (tmp_path / "demo.log").read_text()[before_stop:]
+    assert "Traceback" not in stopping, stopping[-3000:]  # (the outages above logged theirs)
+    assert stopping.rstrip().endswith("Knockout stopped.")
