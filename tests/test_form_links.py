@@ -108,10 +108,10 @@ def s3_forms(app, strict_s3, monkeypatch):
 def started(app, client, s3_forms, load_bank, make_participant, run_jobs, api_headers):
     """One player, their forms on S3, round 1 open and Start pressed; returns their /f/ code."""
     load_bank()
-    player = make_participant("Grace")
+    player_id = make_participant("Grace").id
     run_jobs()
     client.post("/api/admin/start-challenge/1", headers=api_headers)
-    code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == player.id,
+    code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == player_id,
                                                          FormLink.challenge_id == 1))
     press_start(client, code)
     return code
