@@ -70,7 +70,7 @@ def admin_required(view):
 def register():
     """Register a participant → 201 with their report link, and their round links when
     LINKS_IN_REGISTRATION is on or the caller holds the admin token (else they come by SMS only)."""
-    with_links = current_app.config["LINKS_IN_REGISTRATION"] or is_staff()  # before the write
+    with_links = is_staff() or current_app.config["LINKS_IN_REGISTRATION"]  # before the write
     joined = write(register_participant, validate_registration(json_body()))
     body = {"user_id": joined.id, "report_url": report_url(joined.report_code)}
     if with_links:
