@@ -112,7 +112,7 @@ def leaderboard_view(number):
     """Everyone who took part in round `number`, best first; until it closes, counts only (staff
     with the admin token: the provisional standings)."""
     challenge = rounds.get_challenge(number)
-    if challenge.is_closed or is_staff():
+    if is_staff() or challenge.is_closed:  # a wrong token is refused, whatever the round
         return jsonify(challenge=number, status=challenge.status, entries=leaderboard(challenge))
     return jsonify(challenge=number, entries=[], **round_counts(challenge))
 
