@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
 from . import cli, dispatcher, live, observability, web
-from .config import Config, persistent_secret
+from .config import Config, links_in_registration, persistent_secret
 from .embedded import ensure_redis
 from .extensions import AppState, csrf, db, htmx, limiter, login_manager, migrate, sock
 from .web import security
@@ -30,6 +30,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
         if not app.config[key]:
             app.config[key] = persistent_secret(Path(app.instance_path), filename)
+    app.config["LINKS_IN_REGISTRATION"] = links_in_registration(app.config)
 
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))

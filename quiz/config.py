@@ -18,6 +18,20 @@ def _flag(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _optional_flag(name: str) -> bool | None:
+    """A flag that may be left unset (None), for a default that depends on other settings."""
+    value = os.environ.get(name)
+    return None if value is None or value == "" else _flag(name, False)
+
+
+def links_in_registration(config) -> bool:
+    """LINKS_IN_REGISTRATION as set, else on for the `outbox` SMS backend only: a demo or a
+    rehearsal has no phones, a real event's players each get their links on their own phone."""
+    if config.get("LINKS_IN_REGISTRATION") is not None:
+        return bool(config["LINKS_IN_REGISTRATION"])
+    return config["SMS_BACKEND"] == "outbox"
+
+
 def persistent_secret(instance: Path, name: str) -> str:
     """A random secret kept in `instance/`, so it survives restarts of the embedded setup."""
     path = instance / name
@@ -69,6 +83,9 @@ class Config:
     SMS_SENDER_ID = os.environ.get("SMS_SENDER_ID", "")
     SMS_TYPE = os.environ.get("SMS_TYPE", "Transactional")
     SMS_RESULTS = _flag("SMS_RESULTS", True)  # text players "through" / "out" after each round
+    # Round links in the answer to POST /api/register and on /r/<code> (admin token: always).
+    # Unset: on for the outbox backend, off otherwise (see links_in_registration).
+    LINKS_IN_REGISTRATION = _optional_flag("LINKS_IN_REGISTRATION")
     AWS_REGION = os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     SNS_ENDPOINT_URL = os.environ.get("SNS_ENDPOINT_URL") or None
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -1,5 +1,5 @@
 """Leaderboards: a round's standing, as the API, the projector and reports show it."""
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .extensions import db
 from .models import RANKING_ORDER, Challenge, Participant, Submission
@@ -43,6 +43,15 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
         entries += [_entry(pid, name, None, None, challenge.number, None) | {"place": None}
                     for pid, name in db.session.execute(no_shows)]
     return entries
+
+
+def round_counts(challenge: Challenge) -> dict:
+    """What the public may know of a round that has not closed: how many answered, of how many
+    still in the game. No score, rank, time or order: those would tell which answers are right."""
+    submitted = db.session.scalar(select(func.count()).where(
+        Submission.challenge_id == challenge.id, Submission.shadow.is_(False)))
+    players = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))
+    return {"status": challenge.status, "submitted": submitted, "players": players}
 
 
 def _entry(user_id, name, score, response_time, eliminated_in, rank) -> dict:

@@ -2,6 +2,10 @@
 
 A handful of queries whatever the number of players or rounds: the rounds in one (each keeps
 its ranked count and cut line from its close), and the player's submissions in one.
+
+A round's results show once it has closed: until then a row says only that the answers are in (a
+score seen while the round is open would tell a player with a few throwaway registrations which
+answer is right).
 """
 import hashlib
 from dataclasses import dataclass
@@ -21,13 +25,14 @@ from .shadow import in_shadow_league
 class RoundReport:
     challenge: Challenge
     code: str
-    submission: Submission | None
+    submission: Submission | None  # the result: only once the round has closed
     ranked: int  # submitters ranked in the round
     cut: int  # places that stayed
     percentile: float | None  # share of the ranked players this one finished ahead of
     verdict: str
     rule: str = ""  # the keep rule, in words
     cut_line: tuple | None = None  # (score, response time) of the last place that stayed
+    answered: bool = False  # answers in, closed or not
 
     @property
     def top_percent(self) -> float | None:
@@ -71,10 +76,11 @@ def participant_report(participant: Participant) -> list[RoundReport]:
     champion = winner()
     reports = []
     for challenge, code, ranked in rows:
-        submission = submissions.get(challenge.id)
+        answered = challenge.id in submissions
+        submission = submissions.get(challenge.id) if challenge.is_closed else None
         cut = keep_size(ranked, challenge.keep_fraction, challenge.keep_count)
         row = RoundReport(challenge, code, submission, ranked, cut, None, "",
-                          keep_rule(challenge, ranked))
+                          keep_rule(challenge, ranked), answered=answered)
         if submission and submission.rank and ranked:
             row.percentile = share_behind(submission.rank, ranked)
         if (participant.eliminated_in == challenge.number and submission and submission.rank and cut
@@ -103,9 +109,9 @@ def _verdict(participant: Participant, row: RoundReport) -> str:
     challenge, submission, ranked, cut = row.challenge, row.submission, row.ranked, row.cut
     number = challenge.number
     if participant.eliminated_in is not None and participant.eliminated_in < number:
-        return _shadow_verdict(participant, challenge, submission)
+        return _shadow_verdict(participant, row)
     if not challenge.is_closed:
-        if submission:
+        if row.answered:
             return "Answers in; results when the round ends."
         return "Open now." if challenge.is_open else "Not started yet."
     if participant.eliminated_in == number:
@@ -124,10 +130,12 @@ def _verdict(participant: Participant, row: RoundReport) -> str:
             else "Through.")
 
 
-def _shadow_verdict(participant: Participant, challenge: Challenge,
-                    submission: Submission | None) -> str:
+def _shadow_verdict(participant: Participant, row: RoundReport) -> str:
     """A round after the player's knock-out: played in the shadow league, playable there, or not
     played."""
+    challenge, submission = row.challenge, row.submission
+    if row.answered and not challenge.is_closed:
+        return "Shadow league — not ranked for the prize. Answers in; results when the round ends."
     if submission is not None and submission.shadow:
         return (f"Shadow league — not ranked for the prize: {submission.score} points "
                 f"in {submission.response_time:.1f} s.")
@@ -136,6 +144,15 @@ def _shadow_verdict(participant: Participant, challenge: Challenge,
     if challenge.is_open:
         return "Open now in the shadow league — not ranked for the prize."
     return "Shadow league, when it opens."  # the box above says what the shadow league is
+
+
+def linked_rounds(participant: Participant, rows: list[RoundReport]) -> set[int]:
+    """The rounds whose link this page shows: all of them with LINKS_IN_REGISTRATION on; else only
+    shadow-league rounds (out of the prize, they reach the player only here), so that a prize
+    round's link comes by SMS alone and every player needs a phone of their own."""
+    every = current_app.config["LINKS_IN_REGISTRATION"]
+    return {row.challenge.number for row in rows
+            if every or in_shadow_league(participant, row.challenge)}
 
 
 def report_version(participant: Participant, *extra) -> str:

@@ -3,7 +3,8 @@
 A shadow submission is a Submission with `shadow` set: scored and stored exactly like a real one
 (one per player per round, the same close and grace), but never ranked, never counted in the
 round's results, and with no effect on who is eliminated or who wins. Its standings add up every
-round a player played in it: total score, then total response time, then id.
+round a player played in it: total score, then total response time, then id. Only closed rounds
+count: standings that moved while a round is open would tell who is scoring in it.
 """
 from flask import current_app
 from sqlalchemy import func, select
@@ -26,13 +27,19 @@ def invited(eliminated_in: int | None, reason: str | None, number: int) -> bool:
             and eliminated_in < number and reason != "disqualified")
 
 
+def _results():
+    """Shadow-league submissions of closed rounds: the ones whose results may show."""
+    return (Submission.shadow.is_(True),
+            Submission.challenge_id.in_(select(Challenge.id).where(Challenge.is_closed)))
+
+
 def standings(limit: int | None = None) -> list[dict]:
-    """The shadow league's table, best first: one aggregate query, ordered as ranking.shadow_key
-    orders."""
+    """The shadow league's table over its closed rounds, best first: one aggregate query, ordered
+    as ranking.shadow_key orders."""
     score, seconds = func.sum(Submission.score), func.sum(Submission.response_time)
     query = (select(Submission.participant_id, score, seconds, func.count(), Participant.name)
              .join(Participant, Participant.id == Submission.participant_id)
-             .where(Submission.shadow.is_(True))
+             .where(*_results())
              .group_by(Submission.participant_id, Participant.name)
              .order_by(score.desc(), seconds, Submission.participant_id))
     if limit:
@@ -61,12 +68,12 @@ def submitted(challenge: Challenge) -> int:
 
 
 def totals_of(participant_id: int) -> ShadowTotal | None:
-    """One player's shadow-league totals, or None if they haven't played in it."""
+    """One player's shadow-league totals over closed rounds, or None if they have none yet."""
     row = db.session.execute(select(func.coalesce(func.sum(Submission.score), 0),
                                     func.coalesce(func.sum(Submission.response_time), 0.0),
                                     func.count())
                              .where(Submission.participant_id == participant_id,
-                                    Submission.shadow.is_(True))).one()
+                                    *_results())).one()
     return ShadowTotal(participant_id, int(row[0]), float(row[1]), row[2]) if row[2] else None
 
 

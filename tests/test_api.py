@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import func, select
 
 from quiz.extensions import db
-from quiz.models import AuditEntry, Challenge, Message
+from quiz.models import AuditEntry, Challenge, FormLink, Message, Participant
 
 from .helpers import start, submit
 
@@ -84,9 +84,14 @@ def test_end_eliminates_and_leaderboard_shows_it(client, load_bank, make_partici
     for participant, pick in zip(players, picks):  # the fifth never answers
         start(client, codes[participant.id])
         submit(client, codes[participant.id], pick)
-    live = client.get("/api/leaderboard/1").get_json()
-    assert ([e["rank"] for e in live["entries"]] == [1, 2, 3, 4]
+    # While the round is open the public gets counts only; staff with the token, the standings.
+    assert client.get("/api/leaderboard/1").get_json() == {
+        "challenge": 1, "entries": [], "status": "open", "submitted": 4, "players": 5}
+    live = client.get("/api/leaderboard/1", headers=api_headers).get_json()
+    assert ([e["rank"] for e in live["entries"]] == [1, 2, 3, 4] and live["status"] == "open"
             and not any(e["eliminated"] for e in live["entries"]))
+    wrong = client.get("/api/leaderboard/1", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and "entries" not in wrong.get_json()
     result = client.post("/api/admin/end-challenge/1", headers=api_headers).get_json()
     assert result == {"challenge": 1, "status": "closed", "submitted": 4, "kept": 2,
                       "eliminated_unanswered": 1, "eliminated_ranked_out": 2, "winner_id": None}
@@ -116,3 +121,65 @@ def test_unknown_api_path_and_method_answer_json(client):
     assert client.get("/api/nothing").get_json()["error"] == "not_found"
     response = client.get("/api/register")
     assert response.status_code == 405 and "does not take" in response.get_json()["message"]
+
+
+# --- LINKS_IN_REGISTRATION: round links by SMS only --------------------------------------------
+
+JOIN = {"name": "Ada", "email": "ada@example.com", "phone": "+14155550100", "company": "Acme",
+        "consent": True}
+
+
+def test_links_in_registration_follows_the_sms_backend_unless_set(monkeypatch):
+    from quiz.config import _optional_flag, links_in_registration
+    assert links_in_registration({"SMS_BACKEND": "outbox", "LINKS_IN_REGISTRATION": None})
+    assert not links_in_registration({"SMS_BACKEND": "sns", "LINKS_IN_REGISTRATION": None})
+    assert links_in_registration({"SMS_BACKEND": "sns", "LINKS_IN_REGISTRATION": True})
+    assert not links_in_registration({"SMS_BACKEND": "outbox", "LINKS_IN_REGISTRATION": False})
+    for value, flag in (("", None), ("false", False), ("0", False), ("true", True), ("1", True)):
+        monkeypatch.setenv("LINKS_IN_REGISTRATION", value)
+        assert _optional_flag("LINKS_IN_REGISTRATION") is flag
+    monkeypatch.delenv("LINKS_IN_REGISTRATION")
+    assert _optional_flag("LINKS_IN_REGISTRATION") is None
+
+
+@pytest.mark.config(SMS_BACKEND="sns")
+def test_with_the_sns_backend_links_are_off_by_default(app, client, load_bank):
+    load_bank()
+    assert app.config["LINKS_IN_REGISTRATION"] is False
+    body = client.post("/api/register", json=JOIN).get_json()
+    assert set(body) == {"user_id", "report_url"}
+
+
+@pytest.mark.config(LINKS_IN_REGISTRATION=False)
+def test_links_by_sms_only_registration_answers_without_them_but_staff_get_them(
+        client, load_bank, api_headers, open_round):
+    load_bank()
+    response = client.post("/api/register", json=JOIN)
+    assert response.status_code == 201 and set(response.get_json()) == {"user_id", "report_url"}
+    staff = client.post("/api/register", headers=api_headers, json={
+        **JOIN, "email": "bo@example.com", "phone": "+14155550101"}).get_json()
+    assert (set(staff["form_urls"]) == {"1", "2"}
+            and staff["current_form_url"] == staff["form_urls"]["1"])
+    # a wrong token is refused before anyone is registered
+    wrong = client.post("/api/register", headers={"Authorization": "Bearer nope"}, json={
+        **JOIN, "email": "cy@example.com", "phone": "+14155550102"})
+    assert wrong.status_code == 403 and "not valid" in wrong.get_json()["message"]
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 2
+    # Nor on the page after registering, or later on the player's page: only by SMS.
+    report = response.get_json()["report_url"].removeprefix("http://quiz.test")
+    open_round()
+    codes = db.session.scalars(select(FormLink.code).where(
+        FormLink.participant_id == response.get_json()["user_id"])).all()
+    for url in (report + "?welcome=1", report):
+        page = client.get(url).get_data(as_text=True)
+        assert "/f/" not in page and not any(code in page for code in codes)
+        assert "1. Warm-up" in page  # the rounds are still listed
+
+
+def test_links_in_registration_on_keeps_them_in_the_answer_and_on_the_page(client, load_bank):
+    load_bank()
+    body = client.post("/api/register", json=JOIN).get_json()
+    assert set(body["form_urls"]) == {"1", "2"} and body["current_form_url"] == body[
+        "form_urls"]["1"]
+    page = client.get(body["report_url"].removeprefix("http://quiz.test")).get_data(as_text=True)
+    assert all(url.removeprefix("http://quiz.test") in page for url in body["form_urls"].values())

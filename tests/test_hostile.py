@@ -217,6 +217,15 @@ CASES = [
     ("JSON over the size limit", lambda e: ("post", "/api/register",
                                             {"json": {**REGISTER, "name": "x" * 70_000}}),
      413, "more data"),
+    # An open round's standings are for staff: a wrong token is refused, not answered as public.
+    ("open round's leaderboard with a wrong token",
+     lambda e: ("get", "/api/leaderboard/2", {"headers": {"Authorization": "Bearer nope"}}),
+     403, "not valid"),
+    ("open round's leaderboard with another auth scheme",
+     lambda e: ("get", "/api/leaderboard/2", {"headers": {"Authorization": "Basic dGVzdA=="}}),
+     401, "Authorization: Bearer"),
+    ("open round's leaderboard, public", lambda e: ("get", "/api/leaderboard/2", {}),
+     200, '"entries":[],"players":1,"status":"open","submitted":0'),
 ]
 
 
@@ -255,6 +264,9 @@ SIGNUP_CASES = [
         **REGISTER, "phone": "+1 415 555 0001"}}), 409, "already registered"),
     ("API: invalid email and phone", lambda e: ("post", "/api/register", {"json": {
         **REGISTER, "email": "x@", "phone": "1"}}), 422, "Please fix the highlighted fields"),
+    # Asking for the round links with a wrong admin token: refused before anyone is registered.
+    ("API: register with a wrong admin token", lambda e: ("post", "/api/register", {
+        "json": REGISTER, "headers": {"Authorization": "Bearer nope"}}), 403, "not valid"),
 ]
 
 

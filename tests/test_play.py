@@ -273,3 +273,19 @@ def test_a_draft_rounds_questions_are_never_remembered(app, load_bank):
     load_bank("challenges: [{number: 1, title: T, questions: "
               "[{text: New, choices: [a, b], answer: b}]}]")
     assert [q.answer for q in _questions(db.session.connection(), challenge_id, None)] == [["b"]]
+
+
+def test_the_page_after_submitting_shows_no_score_or_time_until_the_close(
+        client, player, open_round, api_headers):
+    _, links = player
+    open_round()
+    start(client, links[1])
+    submit(client, links[1], [["S3"], ["RDS", "DynamoDB"]])
+    stored = db.session.scalar(select(Submission))
+    for page in (text(client.get(f"/f/{links[1]}")),
+                 text(client.get(f"/f/{links[1]}", headers={"HX-Request": "true"}))):
+        assert "Answers in" in page and "results come when the round ends" in page
+        assert f"{stored.response_time:.1f} s" not in page and "ranked" not in page
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    page = text(client.get(f"/f/{links[1]}"))
+    assert f"Received in {stored.response_time:.1f} s" in page and "ranked 1" in page

@@ -6,6 +6,7 @@ from collections import Counter
 
 import phonenumbers
 import pytest
+import redis
 import requests
 import sqlalchemy
 import yaml
@@ -16,6 +17,7 @@ from quiz.rehearse import summary_from
 from quiz.stack import free_port
 
 from .helpers import ROOT
+from .live_fixtures import LiveStack
 
 # the rehearsal's client: the whole event on PostgreSQL is test_event's
 pytestmark = pytest.mark.nodb
@@ -71,6 +73,26 @@ def test_rehearsal_plays_a_whole_event_and_says_go(live_stack):
     for round_, out in ((1, "3 / 13"), (2, "1 / 6"), (3, "0 / 6")):
         assert any(line.split()[0] == str(round_) and line.endswith(out)
                    for line in lines), done.stdout
+
+
+@pytest.mark.live
+def test_rehearsal_plays_with_links_by_sms_only(tmp_path, redis_url):
+    """LINKS_IN_REGISTRATION=false: the public register answer has no links, the rehearsal (admin
+    token) gets them and plays on."""
+    redis.Redis.from_url(redis_url).flushall()
+    stack = LiveStack(tmp_path, redis_url, LINKS_IN_REGISTRATION="false")
+    try:
+        stack.start()
+        load_demo_bank(stack)
+        public = requests.post(f"{stack.url}/api/register", timeout=10, json={
+            "name": "Ada", "email": "ada@example.com", "phone": "+14155550100", "consent": True})
+        assert public.status_code == 201 and "form_urls" not in public.json()
+        done = rehearse(stack, "--players", "8", "--concurrency", "4", "--seed", "3",
+                        "--slack", "100", "--yes")
+        assert done.returncode == 0 and done.stdout.splitlines()[-1] == "GO", (
+            done.stdout + done.stderr)
+    finally:
+        stack.stop()
 
 
 @pytest.mark.live

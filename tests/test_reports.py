@@ -211,3 +211,22 @@ def test_out_winner_and_final_messages_link_to_the_report(client, load_bank, mak
     out = db.session.scalar(select(Message.body).where(Message.participant_id == ids["Cy"],
                                                        Message.kind == "result_out_shadow"))
     assert out.endswith(f"http://quiz.test/r/{reports['Cy']}")
+
+
+def test_an_open_rounds_score_and_time_wait_for_its_close(client, event_played, api_headers,
+                                                          open_round):
+    """A score seen while the round is open would tell a player with throwaway registrations which
+    answer is right: the row says "answers in" until the close, then shows everything."""
+    ids, reports = event_played
+    open_round(2)
+    play(client, ids["Ann"], 2, RIGHT)
+    play(client, ids["Bob"], 2, WRONG)
+    for name in ("Ann", "Bob"):
+        assert report_rows(client, reports[name])[2] == {
+            "score": "–", "rank": "–", "time": "–",
+            "verdict": "Answers in; results when the round ends."}
+    assert client.post("/api/admin/end-challenge/2", headers=api_headers).status_code == 200
+    for name in ("Ann", "Bob"):
+        row = report_rows(client, reports[name])[2]
+        assert {k: row[k] for k in ("score", "rank", "time")} == expected_cells(ids[name], 2)
+    assert report_rows(client, reports["Ann"])[2]["score"] != "–"

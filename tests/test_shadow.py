@@ -79,7 +79,8 @@ def knocked_out(app, client, make_participant, api_headers, open_round):
 
 # --- the player's side ---------------------------------------------------------------------------
 
-def test_a_knocked_out_player_plays_the_next_round_in_the_shadow_league(client, knocked_out):
+def test_a_knocked_out_player_plays_the_next_round_in_the_shadow_league(client, knocked_out,
+                                                                        api_headers):
     code = code_of(knocked_out["Cy"], 2)
     page = text(client.get(f"/f/{code}"))
     assert INVITE in page and "Ready?" in page and "Which service" not in page
@@ -88,6 +89,11 @@ def test_a_knocked_out_player_plays_the_next_round_in_the_shadow_league(client, 
     assert INVITE in questions and "Which service stores objects?" in questions
     assert "RDS, DynamoDB" not in questions  # never the answer key
     assert submit(client, code, RIGHT).status_code == 303
+    done = text(client.get(f"/f/{code}"))
+    # no score while the round is open: it would say which answers were right
+    assert ("Answers in" in done and "Shadow league — not ranked for the prize." in done
+            and "3 points" not in done and "Received in" not in done)
+    client.post("/api/admin/end-challenge/2", headers=api_headers)
     done = text(client.get(f"/f/{code}"))
     assert "Answers in" in done and "Shadow league — not ranked for the prize: 3 points" in done
     stored = db.session.scalar(select(Submission)
@@ -112,7 +118,7 @@ def test_shadow_players_who_would_rank_first_never_touch_the_real_round(
     play(client, ids["Di"], 2, RIGHT)
     play(client, ids["Ann"], 2, WRONG)
     play(client, ids["Bob"], 2, HALF)
-    board = client.get("/api/leaderboard/2").get_json()["entries"]
+    board = client.get("/api/leaderboard/2", headers=api_headers).get_json()["entries"]
     # ...yet not in the round's ranking
     assert [e["user_id"] for e in board] == [ids["Bob"], ids["Ann"]]
     assert client.get("/display", headers={"HX-Request": "true"}).status_code == 200
@@ -239,6 +245,13 @@ def test_the_report_lists_shadow_rounds_apart(client, knocked_out, api_headers):
             == "Open now in the shadow league — not ranked for the prize.")
     play(client, ids["Cy"], 2, RIGHT)
     seconds = db.session.scalar(select(Submission.response_time).where(Submission.shadow.is_(True)))
+    # While round 2 is open: answers in, no score, time or totals yet.
+    assert report_rows(client, report)[2] == {
+        "score": "–", "rank": "–", "time": "–",
+        "verdict": "Shadow league — not ranked for the prize. Answers in; results when the round "
+                   "ends."}
+    assert "over 1 round" not in " ".join(text(client.get(f"/r/{report}")).split())
+    client.post("/api/admin/end-challenge/2", headers=api_headers)
     row = report_rows(client, report)[2]
     assert row == {"score": "3", "rank": "–", "time": f"{seconds:.1f} s",
                    "verdict": "Shadow league — not ranked for the prize: 3 points in "
@@ -264,6 +277,12 @@ def test_standings_add_up_the_rounds_played_in_the_shadow_league(
     # the only real player left: 0, still never below the shadow league
     play(client, ids["Ann"], 3, WRONG)
     # Di: 3 over one round
+    # While round 3 is open the standings are round 2's: Cy's and Bob's round 3 doesn't show yet.
+    body = client.get("/api/shadow").get_json()
+    assert [(e["user_id"], e["score"], e["rounds"]) for e in body["entries"]] == [
+        (ids["Di"], 3, 1), (ids["Cy"], 1, 1)]
+    assert body["players"] == 3  # a count: who played, not how well
+    client.post("/api/admin/end-challenge/3", headers=api_headers)
     body = client.get("/api/shadow").get_json()
     assert body["players"] == 3
     entries = body["entries"]
@@ -350,17 +369,23 @@ def panel(page: str) -> list[str]:
             for n in re.findall(r'<span class="name">([^<]*)</span>', aside[0])] if aside else []
 
 
-def test_the_display_shows_the_shadow_league_in_its_own_panel(app, client, knocked_out):
+def test_the_display_shows_the_shadow_league_in_its_own_panel(app, client, knocked_out,
+                                                              api_headers):
     from quiz.web.display import live_stage
     assert panel(text(client.get("/display"))) == []
     play(client, knocked_out["Di"], 2, HALF)
     play(client, knocked_out["Cy"], 2, RIGHT)
     page = text(client.get("/display"))
-    assert panel(page) == ["Cy", "Di"] and "+ 2 in the shadow league" in page
+    # While round 2 is open: counts only, no standings that would say who scored.
+    assert panel(page) == [] and "+ 2 in the shadow league" in page
     assert "<strong>0</strong> of 2 answered" in page
     with app.test_request_context("/ws"):
         frame = live_stage()  # what the websocket sends every display, rendered once per tick
-    assert panel(frame) == ["Cy", "Di"]
+    assert panel(frame) == [] and "+ 2 in the shadow league" in frame
+    client.post("/api/admin/end-challenge/2", headers=api_headers)
+    assert panel(text(client.get("/display"))) == ["Cy", "Di"]
+    with app.test_request_context("/ws"):
+        assert panel(live_stage()) == ["Cy", "Di"]
 
 
 def test_the_console_counts_the_shadow_league(client, knocked_out, api_headers):
@@ -491,8 +516,8 @@ def test_the_warning_waits_for_the_last_round(client, knocked_out):
 @pytest.mark.live
 @pytest.mark.nodb
 def test_the_projector_socket_gets_the_shadow_panel_live(live_stack):
-    """The real stack: a shadow submission reaches a connected display's websocket as a frame with
-    the panel."""
+    """The real stack: a shadow submission reaches a connected display's websocket as a count, and
+    as the panel once its round has closed."""
     import requests
     load_demo_bank(live_stack)
     api = Api(live_stack.url)
@@ -506,8 +531,25 @@ def test_the_projector_socket_gets_the_shadow_panel_live(live_stack):
     ws = connect(live_stack)
     assert 'id="shadow-panel"' not in ws.recv()  # the state on connect: nobody in the league yet
     answer_over_http(links[1]["2"], 2)
+    frame = wait_for(ws, "+ 1 in the shadow league")
+    # round 2 open: a count, no standings
+    assert 'id="shadow-panel"' not in frame and "<strong>0</strong> of 1 answered" in frame
+    assert requests.get(f"{live_stack.url}/api/shadow").json() == {"players": 1, "entries": []}
+    api.end(2)
     frame = wait_for(ws, 'id="shadow-panel"')
     assert panel(frame) == ["Bo <i>Shadow</i>"] and "<i>" not in frame  # escaped, never markup
-    assert "+ 1 in the shadow league" in frame and "<strong>0</strong> of 1 answered" in frame
     ws.close()
     assert requests.get(f"{live_stack.url}/api/shadow").json()["players"] == 1
+
+
+@pytest.mark.config(LINKS_IN_REGISTRATION=False)
+def test_links_by_sms_only_a_report_links_to_shadow_rounds_alone(client, knocked_out):
+    """Round links come by SMS only, but the shadow league sends none: a knocked-out player's page
+    links to their shadow rounds (out of the prize, and their results wait for the close too),
+    never to a round they play for the prize."""
+    ids = knocked_out
+    cy = text(client.get(f"/r/{db.session.get(Participant, ids['Cy']).report_code}"))
+    assert f"/f/{code_of(ids['Cy'], 2)}" in cy and f"/f/{code_of(ids['Cy'], 3)}" in cy
+    assert code_of(ids["Cy"], 1) not in cy
+    ann = text(client.get(f"/r/{db.session.get(Participant, ids['Ann']).report_code}"))
+    assert "/f/" not in ann and "2. Round 2" in ann

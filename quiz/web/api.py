@@ -11,7 +11,7 @@ from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter
-from ..leaderboard import leaderboard
+from ..leaderboard import leaderboard, round_counts
 from ..links import link_url, report_url
 from ..models import Challenge, Message, RoundStatus
 from ..delivery import sms_progress
@@ -34,18 +34,32 @@ def json_body() -> dict:
     return data
 
 
+def check_admin_token() -> None:
+    """Bearer ADMIN_API_TOKEN, compared in constant time; a 401/403 that says what to send."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise QuizError("Send 'Authorization: Bearer <ADMIN_API_TOKEN>'.", code="unauthorized",
+                        status=401)
+    if not hmac.compare_digest(token.strip().encode(),
+                               current_app.config["ADMIN_API_TOKEN"].encode()):
+        raise QuizError("That API token is not valid.", code="forbidden", status=403)
+
+
+def is_staff() -> bool:
+    """The caller holds the admin token; False when it sends none (a wrong one is refused, as on
+    the admin calls, rather than quietly answered as the public)."""
+    if "Authorization" not in request.headers:
+        return False
+    check_admin_token()
+    return True
+
+
 def admin_required(view):
-    """Bearer ADMIN_API_TOKEN, compared in constant time."""
+    """Only for callers with the admin token."""
     @wraps(view)
     def wrapper(*args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise QuizError("Send 'Authorization: Bearer <ADMIN_API_TOKEN>'.", code="unauthorized",
-                            status=401)
-        if not hmac.compare_digest(token.strip().encode(),
-                                   current_app.config["ADMIN_API_TOKEN"].encode()):
-            raise QuizError("That API token is not valid.", code="forbidden", status=403)
+        check_admin_token()
         return view(*args, **kwargs)
     return wrapper
 
@@ -54,14 +68,17 @@ def admin_required(view):
 @limiter.limit("10 per minute", key_func=registration_key)
 @limiter.limit("1200 per minute")
 def register():
-    """Register a participant → 201 with their links."""
+    """Register a participant → 201 with their report link, and their round links when
+    LINKS_IN_REGISTRATION is on or the caller holds the admin token (else they come by SMS only)."""
+    with_links = is_staff() or current_app.config["LINKS_IN_REGISTRATION"]  # before the write
     joined = write(register_participant, validate_registration(json_body()))
-    current = rounds.current_number([(number, status) for number, status, _ in joined.links])
-    current_url = next((link_url(code) for number, _, code in joined.links
-                        if number == current), None)
-    return jsonify(user_id=joined.id,
-                   form_urls={str(n): link_url(code) for n, _, code in joined.links},
-                   current_form_url=current_url, report_url=report_url(joined.report_code)), 201
+    body = {"user_id": joined.id, "report_url": report_url(joined.report_code)}
+    if with_links:
+        current = rounds.current_number([(number, status) for number, status, _ in joined.links])
+        body["form_urls"] = {str(n): link_url(code) for n, _, code in joined.links}
+        body["current_form_url"] = next((link_url(code) for number, _, code in joined.links
+                                         if number == current), None)
+    return jsonify(body), 201
 
 
 @bp.post("/admin/start-challenge/<int:number>")
@@ -92,8 +109,12 @@ def sms_progress_view(number):
 
 @bp.get("/leaderboard/<int:number>")
 def leaderboard_view(number):
-    """Everyone who took part in round `number`, best first."""
-    return jsonify(challenge=number, entries=leaderboard(rounds.get_challenge(number)))
+    """Everyone who took part in round `number`, best first; until it closes, counts only (staff
+    with the admin token: the provisional standings)."""
+    challenge = rounds.get_challenge(number)
+    if is_staff() or challenge.is_closed:  # a wrong token is refused, whatever the round
+        return jsonify(challenge=number, status=challenge.status, entries=leaderboard(challenge))
+    return jsonify(challenge=number, entries=[], **round_counts(challenge))
 
 
 @bp.get("/shadow")

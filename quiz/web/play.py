@@ -20,7 +20,7 @@ from ..links import find_link, find_participant, link_url, report_url
 from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
 from ..qr import qr_svg
-from ..reports import participant_report, report_version
+from ..reports import linked_rounds, participant_report, report_version
 from ..registration import register_participant, registration_open, validate_registration
 from ..storage import StorageError, get_storage
 from .handling import wants_fragment, write
@@ -165,14 +165,13 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
                  fragment=False, help_error: QuizError | None = None):
     """The round page for `state`, with an optional message on top."""
     submission, final, won = None, False, False
-    if state == answers.SUBMITTED:
+    if state == answers.SUBMITTED and link.challenge.is_closed:  # no result while it is open
         submission = db.session.scalar(select(Submission).where(
             Submission.participant_id == link.participant_id,
             Submission.challenge_id == link.challenge_id))
-        if link.challenge.is_closed:
-            champion = rounds.winner()
-            final = champion is not None and link.challenge.is_last
-            won = final and champion.id == link.participant_id
+        champion = rounds.winner()
+        final = champion is not None and link.challenge.is_last
+        won = final and champion.id == link.participant_id
     desk = {} if fragment else help_context(link.participant, "f", link.code, help_error)
     response = current_app.make_response(render_template(
         "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge,
@@ -212,7 +211,8 @@ def render_report(participant: Participant, welcome: bool = False,
     playable = [row for row in rows if not row.challenge.is_closed
                 and shadow.in_shadow_league(participant, row.challenge)]
     return render_template("play/report.html", participant=participant, rows=rows,
-                           shadow_playable=playable, shadow_totals=shadow.totals_of(participant.id),
+                           linked=linked_rounds(participant, rows), shadow_playable=playable,
+                           shadow_totals=shadow.totals_of(participant.id),
                            qr=qr_svg, welcome=welcome, link_url=link_url,
                            checkin=display_code(participant.checkin_code),
                            report_url=report_url(participant.report_code),
