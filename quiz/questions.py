@@ -84,8 +84,8 @@ def _draw(node, where: str, questions: list[dict], nodes: list) -> int:
             points = next((v for k, v in q_node.value if k.value == "points"), q_node)
             raise BankError(line_of(points),
                             f"{where} draws {draw} of its questions per player, so they must "
-                            f"all be worth the same: question {i} is worth {question['points']} "
-                            f"points, question 1 {questions[0]['points']}.")
+                            f"all be worth the same: question {i} is worth {question['points']}, "
+                            f"question 1 {questions[0]['points']}.")
     return draw
 
 
