@@ -435,3 +435,18 @@ def test_the_stored_form_and_the_live_page_carry_the_same_values_in_the_same_ord
     assert not values[grace] & values[alan]
     assert answer(client, links_of(grace)[1].code, [["S3"], ["RDS", "DynamoDB"]]).status_code == 303
     assert db.session.scalar(select(Submission.score)) == 3
+
+
+def test_forms_regenerate_renders_stored_forms_afresh_after_an_upgrade(app, storage, event,
+                                                                      runner):
+    """A form stored by an older version (index values: the same for everyone) is rendered again
+    with the player's own values."""
+    grace = event[0]
+    key = stored_forms.form_key("forms", 1, grace)
+    storage.put(key, b'<input type="radio" name="q1" value="0"><span>EC2</span>')
+    result = runner.invoke(args=["forms", "regenerate", "--round", "1"])
+    assert result.exit_code == 0 and "3 form(s) rendered afresh" in result.output
+    dealt = [(f"q{q.id}", value, label) for q, choices in dealt_questions(links_of(grace)[1])
+             for value, label in choices]
+    assert inputs(stored(storage, "forms", 1, grace)) == dealt
+    assert runner.invoke(args=["forms", "regenerate", "--round", "9"]).exit_code != 0
