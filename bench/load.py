@@ -26,6 +26,7 @@ from sqlalchemy import func, select, text, update
 from quiz import create_app
 from quiz.clock import utcnow
 from quiz.config import ROOT, Config
+from quiz.deal import choice_value
 from quiz.embedded import server_args, wait_for
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Question, Submission
@@ -182,6 +183,9 @@ class Run:
         codes = db.session.scalars(select(FormLink.code).join(Participant).where(
             Participant.email.like("load%")).order_by(FormLink.id)).all()
         question = db.session.scalar(select(Question.id))
+        # S3 as each phone's page names it: its value is this link's own (quiz/deal.py), the same
+        # function the page renders with, so no page needs fetching before the measurement
+        secret = self.app.config["SECRET_KEY"]
         cookies = self.sessions()
         files, at = {}, 0
         for name, count in counts.items():
@@ -192,7 +196,8 @@ class Run:
                 random.Random(2).shuffle(batch)
             path = self.directory / f"{name}.txt"
             path.write_text("".join(
-                f"POST\t/f/{code}/submit\tcsrf_token={cookies[i % SESSIONS][0]}&q{question}=1\t"
+                f"POST\t/f/{code}/submit\tcsrf_token={cookies[i % SESSIONS][0]}"
+                f"&q{question}={choice_value(secret, code, question, 1)}\t"
                 f"session={cookies[i % SESSIONS][1]}\n" for i, code in enumerate(batch)))
             files[name] = str(path)
         return files

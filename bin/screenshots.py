@@ -184,9 +184,10 @@ def answer_in_browser(page, number: int, shoot: Path | None = None) -> None:
     """Tick the right answers like a thumb would, then submit."""
     questions = page.locator("fieldset.question")
     expect(questions).to_have_count(len(KEY[number]))
-    for index, correct in enumerate(KEY[number]):
+    for question, correct in KEY[number].items():  # each player has their own order: by text
+        fieldset = questions.filter(has=page.locator("legend", has_text=question))
         for choice in correct:
-            questions.nth(index).locator(
+            fieldset.locator(
                 "label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
     if shoot:
         page.evaluate("window.scrollTo(0, 0)")

@@ -16,14 +16,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from . import scoring
+from .answer_sheet import Asked, deal_sheet, parse_answers
 from .checkin import needs_checkin
-from .errors import QuizError, ValidationError
+from .errors import QuizError
 from .extensions import db
 from .effects import CHANGED, Drain, Pending, owe
-from .links import CODE_PATTERN, shuffled_choices
-from .models import ByKind, Challenge, FormLink, Participant, Question, RoundStatus, Submission
+from .links import CODE_PATTERN, dealt_questions
+from .models import Challenge, FormLink, Participant, Question, RoundStatus, Submission
 from .photos import photo_key, store_photos
-from .question_types import AnswerError
 from .shadow import in_shadow_league, invited
 
 # The page states of /f/<code>, in the order a player meets them.
@@ -116,46 +116,8 @@ def start_clock(link: FormLink, now: datetime) -> None:
 
 
 def questions_for(link: FormLink) -> list[tuple]:
-    """The round's questions with this participant's shuffled choices; never the answer key."""
-    return [(q, shuffled_choices(link, q)) for q in link.challenge.questions]
-
-
-@dataclass(frozen=True, slots=True)
-class Asked(ByKind):
-    """A question as the submit needs it (a plain row, no ORM object)."""
-
-    id: int
-    kind: str
-    choices: list
-    answer: list
-    points: int
-
-
-def parse_answers(questions: list[Asked], form, files=None) -> list:
-    """Each question's answer, in question order, read by its kind; ValidationError says what to
-    fix."""
-    known = {f"q{q.id}" for q in questions}
-    if any(key.startswith("q") and key not in known
-           for key in [*form.keys(), *(files or {}).keys()]):
-        raise QuizError("These answers are for questions that are not in this round. "
-                        "Reload the page.",
-                        code="unknown_question", status=422)
-    errors, answers, status = {}, [], 422
-    for number, question in enumerate(questions, start=1):
-        try:
-            answers.append(question.type.read(question, form, files, number))
-        except AnswerError as error:
-            errors[f"q{question.id}"] = error.message
-            status = 413 if 413 in (status, error.status) else status  # a photo over the limit
-            answers.append(None)
-    if errors:
-        # 413: the message says the limit.
-        message = (next(iter(errors.values())) if status == 413
-                   else "Some answers need another look.")
-        error = ValidationError(errors, message)
-        error.status = status
-        raise error
-    return answers
+    """This participant's questions and choices in their order, with their values; never the key."""
+    return dealt_questions(link)
 
 
 def submit_answers(code: str, form, now: datetime, files=None) -> int:
@@ -176,7 +138,7 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
     if state != QUESTIONS:
         raise refusal(state, link.number, link.eliminated_in)
-    questions = _questions(connection, row.challenge_id, row.opened_at)
+    questions = _dealt(connection, row, code)
     if answers is None:
         answers = parse_answers(questions, form, files)
     photos = {q.id: answer for q, answer in zip(questions, answers) if q.type.upload}
@@ -221,7 +183,7 @@ def _read_uploads_first(connection, code: str, form, files, now: datetime) -> li
     """
     row, link = _link(connection, _statements()["peek"], code)
     try:
-        return parse_answers(_questions(connection, row.challenge_id, row.opened_at), form, files)
+        return parse_answers(_dealt(connection, row, code), form, files)
     except QuizError:
         state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
         if state != QUESTIONS:
@@ -232,6 +194,12 @@ def _read_uploads_first(connection, code: str, form, files, now: datetime) -> li
 # An open round's questions never change (the bank refuses to), so each web process reads them once
 # per round and database: keyed by the engine (held weakly) and the round's id and opening time.
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+
+
+def _dealt(connection, row, code: str) -> list[Asked]:
+    """This player's questions (a pool's draw, in their order), each with its choice values."""
+    return deal_sheet(_questions(connection, row.challenge_id, row.opened_at), code, row.seed,
+                      row.draw, current_app.config["SECRET_KEY"])
 
 
 def _questions(connection, challenge_id: int, opened_at: datetime | None) -> list[Asked]:
@@ -264,6 +232,7 @@ def _statements() -> dict:
         submitted = exists().where(Submission.participant_id == FormLink.participant_id,
                                    Submission.challenge_id == FormLink.challenge_id)
         link = (select(FormLink.participant_id, FormLink.challenge_id, FormLink.started_at,
+                       FormLink.seed, Challenge.draw,
                        Participant.eliminated_in, Participant.elimination_reason,
                        Participant.checked_in_at,
                        Challenge.number, Challenge.status, Challenge.opened_at, Challenge.closes_at,

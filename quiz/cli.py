@@ -42,6 +42,15 @@ def reconcile_forms(number: int | None):
                f"{result['duplicated']} duplicate(s) and {result['orphaned']} orphan(s) removed.")
 
 
+@forms_cli.command("regenerate")
+@click.option("--round", "number", type=int, help="Only this round (default: every round).")
+def regenerate_forms(number: int | None):
+    """Render every stored form afresh into its place (e.g. after an upgrade changed what a form
+    carries: each player's own choice values); safe during the event."""
+    done = stored_forms.regenerate(None, [_round_id(number)] if number else None)
+    click.echo(f"{done} form(s) rendered afresh.")
+
+
 @forms_cli.command("status")
 def forms_status():
     """Per round: forms expected in each place (database) against forms found there (storage)."""

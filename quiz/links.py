@@ -1,6 +1,5 @@
 """Personal links: /f/<code>, one per participant per round, checked against the database on every
-click."""
-import random
+click; what each link is dealt (quiz/deal.py)."""
 import re
 import secrets
 
@@ -8,6 +7,7 @@ from flask import current_app
 from sqlalchemy import and_, insert, select
 from sqlalchemy.orm import joinedload
 
+from .deal import choice_order, choice_value, drawn
 from .errors import QuizError
 from .extensions import db
 from .models import Challenge, FormLink, Participant, Question
@@ -80,11 +80,13 @@ def create_links(participant_id: int, challenge_ids: list[int]) -> list[str]:
     return codes
 
 
-def shuffled_choices(link: FormLink, question: Question) -> list[tuple[int, str]]:
-    """This participant's order of a question's choices, as (original index, text)."""
-    choices = list(enumerate(question.choices))
-    random.Random(link.seed * 1_000_003 + question.id).shuffle(choices)
-    return choices
+def dealt_questions(link: FormLink) -> list[tuple[Question, list[tuple[str, str]]]]:
+    """This participant's questions in their order (a pool's draw), each with its choices in their
+    order as (opaque value, text): what the live page and the stored form show; never the key."""
+    secret, challenge = current_app.config["SECRET_KEY"], link.challenge
+    return [(q, [(choice_value(secret, link.code, q.id, i), q.choices[i])
+                 for i in choice_order(link.seed, q.id, len(q.choices))])
+            for q in drawn(challenge.questions, link.seed, challenge.draw)]
 
 
 def find_participant(report_code: str) -> Participant:

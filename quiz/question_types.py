@@ -15,11 +15,16 @@ from .images import PhotoError, off_the_loop, prepare_photo
 from .statuses import PhotoStatus
 
 
+# A choice value that isn't one of this player's for the question (another player's, another
+# round's, an older page's, made up): quiz/deal.py.
+FOREIGN_CHOICE = "foreign_choice"
+
+
 class AnswerError(QuizError):
     """One question's answer cannot be taken as sent; the message says what to fix."""
 
-    def __init__(self, message: str, status: int = 422):
-        super().__init__(message, code="invalid", status=status)
+    def __init__(self, message: str, status: int = 422, code: str = "invalid"):
+        super().__init__(message, code=code, status=status)
 
 
 class QuestionType:
@@ -51,7 +56,9 @@ class QuestionType:
                 "points": points}
 
     def read(self, question, form, files, number: int):
-        """The answer to store (JSON), from the submitted form; AnswerError says what to fix."""
+        """The answer to store (JSON), from the submitted form; AnswerError says what to fix.
+        `question` is the player's (answer_sheet.Asked): `values` maps their choice values to
+        choices."""
         raise NotImplementedError
 
     def mark(self, question, answer, review: str | None) -> bool:
@@ -89,13 +96,12 @@ class MultipleChoice(QuestionType):
 
     def read(self, question, form, files, number: int) -> list[str]:
         raw = form.getlist(f"q{question.id}")
-        try:
-            picked = sorted({int(value) for value in raw})
-        except ValueError:
-            picked = [-1]
-        if any(not 0 <= i < len(question.choices) for i in picked) or len(picked) != len(raw):
-            raise AnswerError(f"Question {number}: that choice isn't one of the options. "
-                              "Pick again.")
+        # Only this player's values for this question count: nothing else names a choice.
+        picked = sorted({question.values.get(value, -1) for value in raw})
+        if -1 in picked or len(picked) != len(raw):
+            raise AnswerError(f"Question {number}: that choice isn't one of the options on your "
+                              "page (another player's, or an older page's). Reload the page and "
+                              "choose again.", code=FOREIGN_CHOICE)
         if not picked:
             raise AnswerError(f"Question {number} needs an answer.")
         if len(picked) > 1 and not question.multiple:

@@ -12,7 +12,7 @@ from .models import SCORING_MODES, Challenge, Question
 from .question_types import QUESTION_TYPES
 
 ROUND_KEYS = {"number", "title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring",
-              "questions"}
+              "draw", "questions"}
 QUESTION_KEYS = {"type", "text", "choices", "answer", "points"}  # each kind takes some of them
 
 
@@ -24,6 +24,7 @@ class RoundSpec:
     keep_fraction: float = 0.5
     keep_count: int | None = None
     scoring: str = "accuracy"
+    draw: int | None = None  # a pool: each player gets this many of the questions
     questions: list[dict] = field(default_factory=list)
 
 
@@ -67,7 +68,25 @@ def _round(node, index: int) -> RoundSpec:
     if not nodes:
         raise BankError(line_of(spec["questions"]), f"{where} has no questions.")
     result.questions = [_question(q, f"{where} question {i}") for i, q in enumerate(nodes, start=1)]
+    if "draw" in spec:
+        result.draw = _draw(spec["draw"], where, result.questions, nodes)
     return result
+
+
+def _draw(node, where: str, questions: list[dict], nodes: list) -> int:
+    """A pool's `draw: K`: 1 to the number of questions, all worth the same (so no player's draw is
+    worth more than another's)."""
+    draw = scalar(node, f"{where} draw", int, lambda v: 1 <= v <= len(questions),
+                  f"should be 1 to {len(questions)}, the number of its questions")
+    for i, (question, q_node) in enumerate(zip(questions, nodes), start=1):
+        if question["points"] != questions[0]["points"]:
+            # the line of its points (or of the question, when it takes the default)
+            points = next((v for k, v in q_node.value if k.value == "points"), q_node)
+            raise BankError(line_of(points),
+                            f"{where} draws {draw} of its questions per player, so they must "
+                            f"all be worth the same: question {i} is worth {question['points']}, "
+                            f"question 1 {questions[0]['points']}.")
+    return draw
 
 
 def parse_bank(text: str) -> list[RoundSpec]:
@@ -114,7 +133,7 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
     for spec in rounds:
         challenge = existing.get(spec.number)
         settings = {k: getattr(spec, k) for k in ("title", "time_limit_seconds", "keep_fraction",
-                                                  "keep_count", "scoring")}
+                                                  "keep_count", "scoring", "draw")}
         if challenge is None:
             challenge = Challenge(number=spec.number, **settings)
             db.session.add(challenge)
@@ -135,7 +154,7 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
                 changed.append("questions")
             if changed:
                 changes.append(f"updated round {spec.number}: {', '.join(changed)}")
-            if {"title", "questions"} & set(changed):
+            if {"title", "questions", "draw"} & set(changed):
                 restyled.append(challenge)
         if not challenge.questions:
             challenge.questions.extend(Question(position=i, **q)

@@ -1,5 +1,8 @@
 """What a synthetic player reads off Knockout's pages, as a phone would: the form's token, each
 question's choices, and a phone number of its own (the rehearsal and the live tests use these).
+
+Every submission is built from the page's own form: a choice's value is opaque and differs per
+player (quiz/deal.py), and the questions come in the player's order, so nothing here assumes either.
 """
 import html
 import re
@@ -9,8 +12,9 @@ from .errors import QuizError
 # Fictional-looking numbers (the 555 exchange) across area codes: 10,000 players per area code.
 AREA_CODES = (201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 217, 218, 219,
               224, 225, 228)
-CHOICE = re.compile(r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>'
+CHOICE = re.compile(r'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"[^>]*>'
                     r'\s*<span>([^<]*)</span>')
+QUESTION = re.compile(r'<legend><span class="qnum">\d+</span>\s*([^<]*?)\s*(?:<small>|</legend>)')
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ANSWER_TOKEN = re.compile(r'name="(form_token|csrf_token)" value="([^"]+)"')
 
@@ -38,6 +42,16 @@ def question_choices(page: str) -> dict[str, dict[str, str]]:
     for name, value, label in CHOICE.findall(page):
         questions.setdefault(name, {})[html.unescape(label)] = value
     return questions
+
+
+def question_texts(page: str) -> dict[str, str]:
+    """A round page's questions: field name → question text, in page order."""
+    texts = {}
+    for part in page.split("<fieldset")[1:]:
+        label, choice = QUESTION.search(part), CHOICE.search(part)
+        if label and choice:
+            texts[choice.group(1)] = html.unescape(label.group(1))
+    return texts
 
 
 def synthetic_phone(n: int) -> str:

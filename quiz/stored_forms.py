@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload
 
 from .effects import Job, Task, owe
 from .extensions import db
-from .links import report_url, shuffled_choices
+from .links import dealt_questions, report_url
 from .models import Challenge, FormLink, Participant, RoundStatus, Submission
 from .storage import get_storage
 
@@ -125,9 +125,10 @@ def form_rows(participant_ids: list[int] | None = None,
 
 
 def render_form(row: FormRow) -> bytes:
-    """The stored page: the participant's questions in their own order, never the answer key."""
+    """The stored page: the participant's questions and choices in their own order, with their own
+    choice values (the live page's), never the answer key."""
     link, challenge = row.link, row.link.challenge
-    questions = [(q, shuffled_choices(link, q)) for q in challenge.questions]
+    questions = dealt_questions(link)
     answered = None
     if row.submission is not None:
         answered = {int(qid): set(picked) for qid, picked in row.submission.answers.items()}

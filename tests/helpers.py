@@ -137,13 +137,14 @@ def token_field(page: str) -> tuple[str, str]:
 
 
 def choice_values(page: str) -> dict[str, dict[str, str]]:
-    """Per question field of a question page, choice text → value."""
+    """Per question field of a question page, choice text → the player's (opaque) value; in the
+    bank's order (by question id), whatever order the page shows them in."""
     fields: dict[str, dict[str, str]] = {}
     for name, value, label in re.findall(
-            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>\s*'
+            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"[^>]*>\s*'
             r'<span>([^<]*)</span>', page):
         fields.setdefault(name, {})[html.unescape(label)] = value
-    return fields
+    return dict(sorted(fields.items(), key=lambda field: int(field[0][1:])))
 
 
 def rows_of(page: str) -> dict[int, dict]:

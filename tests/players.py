@@ -7,18 +7,20 @@ import requests
 import websocket
 import yaml
 
-from quiz.rehearsal_pages import answer_token, csrf, question_choices
+from quiz.rehearsal_pages import answer_token, csrf, question_choices, question_texts
 
 from .helpers import ROOT
 
 DEMO_BANK = ROOT / "questions" / "demo.yaml"
 
 
-def answer_key() -> dict[int, list[set[str]]]:
-    """Round number → the right choices of each question, in order, from the demo bank."""
+def answer_key() -> dict[int, dict[str, set[str]]]:
+    """Round number → question text → its right choices, from the demo bank (each player gets the
+    questions in an order of their own: a page is read by its question texts, never by position)."""
     bank = yaml.safe_load(DEMO_BANK.read_text())
-    return {c["number"]: [set(q["answer"]) if isinstance(q["answer"], list) else {q["answer"]}
-                          for q in c["questions"]] for c in bank["challenges"]}
+    return {c["number"]: {q["text"]: set(q["answer"]) if isinstance(q["answer"], list)
+                          else {q["answer"]} for q in c["questions"]}
+            for c in bank["challenges"]}
 
 
 KEY = answer_key()
@@ -80,10 +82,11 @@ def answer_over_http(link: str, number: int, right: bool = True, think: float = 
     assert "Ready?" in page, page[:2000]
     assert http.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
     page = http.get(link).text
-    questions = question_choices(page)
+    questions, texts = question_choices(page), question_texts(page)
     assert len(questions) == len(KEY[number]), page[:2000]
     data = answer_token(page)
-    for (name, options), correct in zip(questions.items(), KEY[number]):
+    for name, options in questions.items():
+        correct = KEY[number][texts[name]]
         chosen = sorted(correct) if right else [next(o for o in options if o not in correct)]
         data[name] = [options[c] for c in chosen]
     time.sleep(think)
@@ -97,9 +100,9 @@ def ready_phone(link: str, number: int) -> tuple[requests.Session, dict]:
     page = phone.get(link).text
     assert phone.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
     page = phone.get(link).text
-    data = answer_token(page)
-    for (name, choices), correct in zip(question_choices(page).items(), KEY[number]):
-        data[name] = [choices[c] for c in sorted(correct)]
+    data, texts = answer_token(page), question_texts(page)
+    for name, choices in question_choices(page).items():
+        data[name] = [choices[c] for c in sorted(KEY[number][texts[name]])]
     return phone, data
 
 

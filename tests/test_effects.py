@@ -176,10 +176,11 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
         token = dict([re.search(r'name="(form_token|csrf_token)" value="([^"]+)"', page).groups()])
         client.post(f"/f/{code}/start", data=token)
         page = client.get(f"/f/{code}").get_data(as_text=True)
-        choices = re.findall(r'name="(q\d+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page)
+        choices = re.findall(r'name="(q\d+)" value="([^"]+)"[^>]*>\s*<span>([^<]*)</span>', page)
         answers = {name: value for name, value, label in reversed(choices)}  # any choice for each
-        first = choices[0][0]  # the first question: which service stores objects?
-        answers[first] = next(value for name, value, label in choices if label == picks[0])
+        # which service stores objects? (each player has their own order of questions)
+        first, value = next((name, value) for name, value, label in choices if label == picks[0])
+        answers[first] = value
         token = dict([re.search(r'name="(form_token|csrf_token)" value="([^"]+)"', page).groups()])
         answered = client.post(f"/f/{code}/submit", data={**token, **answers})
         assert answered.status_code == 303, answered.get_data(as_text=True)

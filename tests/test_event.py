@@ -131,9 +131,11 @@ def play(stack, player: Player, number: int, picks, double: bool) -> str:
     data = token(page)
     fields = {}
     for name, value, label in re.findall(
-            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="(\d+)"[^>]*>'
+            r'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"[^>]*>'
             r'\s*<span>([^<]*)</span>', page):
         fields.setdefault(name, {})[html.unescape(label)] = value
+    # picks are in the bank's order, the page in the player's own: by question id
+    fields = dict(sorted(fields.items(), key=lambda field: int(field[0][1:])))
     for (name, options), chosen in zip(fields.items(), picks):
         data[name] = [options[c] for c in chosen]
     results = []

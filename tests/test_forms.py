@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from quiz import stored_forms, tasks
 from quiz.extensions import db, get_queue, state
-from quiz.links import shuffled_choices
+from quiz.links import dealt_questions
 from quiz.models import Challenge, FormLink, Participant, Submission
 from quiz.storage import FileStorage
 
@@ -49,6 +49,13 @@ def answer(client, code, picks: list[list[str]]):
     return client.post(f"/f/{code}/submit", data=data)
 
 
+def inputs(page: str) -> list[tuple[str, str, str]]:
+    """A questions page's choices as it shows them, in order: (field, value, label)."""
+    return [(name, value, html.unescape(label)) for name, value, label in re.findall(
+        r'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"[^>]*>\s*'
+        r'<span>([^<]*)</span>', page)]
+
+
 def play_round_1(client, api_headers, participant_id: int) -> None:
     """Open round 1 and have this participant answer it (one right, one wrong)."""
     client.post("/api/admin/start-challenge/1", headers=api_headers)
@@ -83,11 +90,10 @@ def test_a_stored_form_is_personal_and_never_holds_the_answer_key(app, storage, 
     links = links_of(first)
     assert "<strong>Grace</strong>" in page and "Warm-up" in page
     assert f'/f/{links[1].code}/submit"' in page and 'name="form_token"' in page
-    # The participant's own order of choices, as the live page shuffles them.
-    for question in links[1].challenge.questions:
-        order = [text for _, text in shuffled_choices(links[1], question)]
-        positions = [page.index(f"<span>{text}</span>") for text in order]
-        assert positions == sorted(positions)
+    # The participant's own order of questions and choices, with their own values, as dealt.
+    dealt = [(f"q{q.id}", value, label) for q, choices in dealt_questions(links[1])
+             for value, label in choices]
+    assert inputs(page) == dealt
     assert "checked" not in page and "answer" not in page.lower().replace("submit answers", "")
     assert page != stored(storage, "forms", 1, second).replace("Alan", "Grace")
 
@@ -111,7 +117,7 @@ def test_the_link_serves_the_stored_form_and_its_answers_count(
     answered = stored(storage, "answered", 1, player)
     assert stored(storage, "forms", 1, player) is None
     assert "Answers in" in answered and answered.count("checked") == 3 and "disabled" in answered
-    assert re.search(r'value="\d+"\s+checked[^>]*>\s*<span>S3</span>', answered)
+    assert re.search(r'value="[^"]+"\s+checked[^>]*>\s*<span>S3</span>', answered)
 
 
 def test_closing_the_round_moves_the_rest_to_unanswered(app, client, storage, event, api_headers,
@@ -408,3 +414,39 @@ def test_storage_down_players_still_get_their_form(
     page = client.get(f"/f/{code}")
     assert page.status_code == 200 and "Submit answers" in page.get_data(as_text=True)
     assert answer(client, code, [["S3"], ["RDS"]]).status_code == 303
+
+
+def test_the_stored_form_and_the_live_page_carry_the_same_values_in_the_same_order(
+        app, client, storage, event, api_headers, run_jobs):
+    grace, alan, _ = event
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    pages = {}
+    for player in (grace, alan):
+        code = links_of(player)[1].code
+        press_start(client, code)
+        served = client.get(f"/f/{code}").get_data(as_text=True)
+        assert 'data-stored-form="forms"' in served  # the stored form, from storage
+        live = client.get(f"/f/{code}", headers={"HX-Request": "true"}).get_data(as_text=True)
+        assert "data-stored-form" not in live  # the page Knockout renders itself
+        assert inputs(served) == inputs(live) and len(inputs(live)) == 6
+        pages[player] = inputs(live)
+    # Another player: other values for the very same choices.
+    values = {player: {value for _, value, _ in shown} for player, shown in pages.items()}
+    assert not values[grace] & values[alan]
+    assert answer(client, links_of(grace)[1].code, [["S3"], ["RDS", "DynamoDB"]]).status_code == 303
+    assert db.session.scalar(select(Submission.score)) == 3
+
+
+def test_forms_regenerate_renders_stored_forms_afresh_after_an_upgrade(app, storage, event,
+                                                                      runner):
+    """A form stored by an older version (index values: the same for everyone) is rendered again
+    with the player's own values."""
+    grace = event[0]
+    key = stored_forms.form_key("forms", 1, grace)
+    storage.put(key, b'<input type="radio" name="q1" value="0"><span>EC2</span>')
+    result = runner.invoke(args=["forms", "regenerate", "--round", "1"])
+    assert result.exit_code == 0 and "3 form(s) rendered afresh" in result.output
+    dealt = [(f"q{q.id}", value, label) for q, choices in dealt_questions(links_of(grace)[1])
+             for value, label in choices]
+    assert inputs(stored(storage, "forms", 1, grace)) == dealt
+    assert runner.invoke(args=["forms", "regenerate", "--round", "9"]).exit_code != 0

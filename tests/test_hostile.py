@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import func, select
 
+from quiz.config import TestConfig
+from quiz.deal import choice_value
 from quiz.extensions import db
 from quiz.models import AuditEntry, Challenge, FormLink, Message, Participant, Submission
 
@@ -133,7 +135,9 @@ CASES = [
                                   {"data": {"csrf_token": e.token}}),
      422, "needs an answer"),
     ("two answers to a one-answer question", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit",
-                                                        {"data": answers(e, **{q(e): ["0", "1"]})}),
+                                                        {"data": answers(e, **{q(e): [
+                                                            e.fields[q(e)]["3"],
+                                                            e.fields[q(e)]["4"]]})}),
      422, "takes one answer"),
     ("the same answer twice", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit",
                                          {"data": answers(e, **{q(e): ["1", "1"]})}),
@@ -226,7 +230,32 @@ CASES = [
      401, "Authorization: Bearer"),
     ("open round's leaderboard, public", lambda e: ("get", "/api/leaderboard/2", {}),
      200, '"entries":[],"players":1,"status":"open","submitted":0'),
+    # Opaque choices (quiz/deal.py): only this link's own values name a choice. "4" is choice 1.
+    ("a bank index as the choice (value 0)", lambda e: ("post", f"/f/{e.links['P1', 2]}/submit",
+                                                        {"data": answers(e, **{q(e): "0"})}),
+     422, "Reload the page and choose again"),
+    ("another player's value for the right choice", lambda e: (
+        "post", f"/f/{e.links['P1', 2]}/submit",
+        {"data": answers(e, **{q(e): value_of(e.links["P2", 2], q(e), 1)})}),
+     422, "Reload the page and choose again"),
+    ("the right choice's value from the player's own round-1 link", lambda e: (
+        "post", f"/f/{e.links['P1', 2]}/submit",
+        {"data": answers(e, **{q(e): value_of(e.links["P1", 1], q(e), 1)})}),
+     422, "Reload the page and choose again"),
+    ("a value made with another secret", lambda e: (
+        "post", f"/f/{e.links['P1', 2]}/submit",
+        {"data": answers(e, **{q(e): value_of(e.links["P1", 2], q(e), 1, "guessed")})}),
+     422, "Reload the page and choose again"),
+    ("a value of one question sent for another", lambda e: (
+        "post", f"/f/{e.links['P1', 2]}/submit",
+        {"data": answers(e, **{q(e): value_of(e.links["P1", 2], "q1", 1)})}),
+     422, "Reload the page and choose again"),
 ]
+
+
+def value_of(code: str, field: str, index: int, secret: str = TestConfig.SECRET_KEY) -> str:
+    """The value link `code` would send for choice `index` of the question in `field`."""
+    return choice_value(secret, code, int(field[1:]), index)
 
 
 # Joining, while registration is open (one player, "Taken", already in).

@@ -97,7 +97,7 @@ def fields(page: str) -> dict:
     """The question page's inputs: choice text → value for the choice question, and the photo
     field's name."""
     choices = dict((label, value) for value, label in re.findall(
-        r'<input type="radio" name="q\d+" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>', page))
+        r'<input type="radio" name="q\d+" value="([^"]+)"[^>]*>\s*<span>([^<]*)</span>', page))
     return {"choice": re.search(r'<input type="radio" name="(q\d+)"', page).group(1),
             "choices": choices,
             "photo": re.search(r'<input type="file" name="(q\d+)"', page).group(1)}
@@ -183,7 +183,7 @@ def test_a_bad_file_gets_422_with_what_to_do_and_nothing_is_written(client, phot
     page = text(response)
     assert response.status_code == 422 and message in page
     assert nothing_written(storage)
-    assert re.search(r'value="\d+"\s+checked', page)  # the player's choice is kept on the page
+    assert re.search(r'value="[^"]+"\s+checked', page)  # the player's choice is kept on the page
     assert "Pick the photo again" in page
 
 

@@ -96,7 +96,8 @@ def test_double_submit_gets_already_submitted_and_one_row(client, player, open_r
     (lambda d, f: d.pop(next(iter(f))), "needs an answer"),
     (lambda d, f: d.update({next(iter(f)): "99"}), "isn't one of the options"),
     (lambda d, f: d.update({next(iter(f)): "abc"}), "isn't one of the options"),
-    (lambda d, f: d.update({next(iter(f)): ["0", "1"]}), "takes one answer"),
+    (lambda d, f: d.update({next(iter(f)): list(next(iter(f.values())).values())[:2]}),
+     "takes one answer"),
     (lambda d, f: d.update({"q999999": "0"}), "not in this round"),
 ])
 def test_bad_answers_are_refused_and_nothing_is_stored(client, player, open_round, mangle, message):
@@ -229,6 +230,7 @@ def test_questions_remembered_per_database_never_leak_into_another(tmp_path, red
 
     from quiz import create_app
     from quiz.answers import submit_answers
+    from quiz.deal import choice_value
     from quiz.models import Challenge
     from quiz.questions import apply_bank, parse_bank
     from werkzeug.datastructures import MultiDict
@@ -253,7 +255,8 @@ def test_questions_remembered_per_database_never_leak_into_another(tmp_path, red
             link.started_at = opened
             question_id = challenge.questions[0].id
             db.session.commit()
-            submit_answers(link.code, MultiDict({f"q{question_id}": "0"}), opened)  # picks "a"
+            picks_a = choice_value(app.config["SECRET_KEY"], link.code, question_id, 0)
+            submit_answers(link.code, MultiDict({f"q{question_id}": picks_a}), opened)
             db.session.commit()
             scores.append(db.session.scalar(select(Submission.score)))
             db.session.remove()

@@ -168,3 +168,50 @@ def test_photo_questions_load_with_their_kind_and_reloading_changes_nothing(runn
     assert [q.type.upload for q in questions] == [False, True]
     again = runner.invoke(args=["questions", "load", str(bank)])
     assert "nothing to change" in again.output
+
+
+def pool(draw: str, points: tuple = (1, 1, 1)) -> str:
+    """A round of three questions drawing `draw` of them per player; `points` of each (1 unsaid)."""
+    questions = "".join(f"      - text: Q{i}\n        choices: [a, b]\n        answer: a\n"
+                        + (f"        points: {p}\n" if p != 1 else "")
+                        for i, p in enumerate(points, start=1))
+    return ("challenges:\n  - number: 1\n    title: A\n"
+            f"    draw: {draw}\n    questions:\n{questions}")
+
+
+def test_a_pool_loads_with_its_draw_and_a_round_without_draw_asks_everything(load_bank):
+    load_bank(pool("2", (3, 3, 3)) + "  - number: 2\n    title: B\n    questions:\n"
+              "      - text: Q\n        choices: [a, b]\n        answer: a\n")
+    first, second = db.session.scalars(select(Challenge).order_by(Challenge.number))
+    assert (first.draw, first.asked, len(first.questions)) == (2, 2, 3)
+    assert (second.draw, second.asked) == (None, 1)
+
+
+@pytest.mark.parametrize("text, line, problem", [
+    (pool("4"), 4, "draw should be 1 to 3, the number of its questions (got '4')"),
+    (pool("0"), 4, "draw should be 1 to 3"),
+    (pool("two"), 4, "draw should be 1 to 3"),
+    (pool("[2]"), 4, "draw should be a single value"),
+    (pool("2", (1, 2, 1)), 12, "round 1 draws 2 of its questions per player, so they must all be "
+                               "worth the same: question 2 is worth 2, question 1 1."),
+    # question 3 takes the default 1 point: the line of the question itself
+    (pool("1", (5, 5, 1)), 14, "question 3 is worth 1, question 1 5"),
+])
+def test_a_bad_pool_names_line_and_problem(text, line, problem):
+    with pytest.raises(BankError) as caught:
+        parse_bank(text)
+    assert caught.value.line == line
+    assert problem in caught.value.problem
+
+
+def test_a_pools_draw_is_a_setting_that_cannot_change_once_open(load_bank, make_participant,
+                                                                client, api_headers):
+    load_bank(pool("2"))
+    make_participant()
+    load_bank(pool("3"))  # a draft: fine
+    assert db.session.scalar(select(Challenge.draw)) == 3
+    assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
+    with pytest.raises(BankError, match="round 1 is open"):
+        load_bank(pool("1"))
+    db.session.rollback()
+    assert db.session.scalar(select(Challenge.draw)) == 3

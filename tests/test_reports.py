@@ -163,7 +163,7 @@ def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, ma
             question = db.session.scalar(select(Challenge)
                                          .where(Challenge.number == number)).questions[0]
             page = client.get(f"/f/{code_of(pid, number)}").get_data(as_text=True)
-            value = re.search(rf'name="q{question.id}" value="(\d+)"[^>]*>\s*<span>a</span>',
+            value = re.search(rf'name="q{question.id}" value="([^"]+)"[^>]*>\s*<span>a</span>',
                               page)[1]
             client.post(f"/f/{code_of(pid, number)}/submit",
                         data={"csrf_token": token, f"q{question.id}": value})

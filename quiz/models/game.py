@@ -26,6 +26,9 @@ class Challenge(db.Model):
     keep_fraction: Mapped[float] = mapped_column(default=0.5)
     keep_count: Mapped[int | None]
     scoring: Mapped[str] = mapped_column(String(20), default="accuracy")
+    # A pool: each player is asked this many of the round's questions, drawn per player
+    # (quiz/deal.py); None asks them all.
+    draw: Mapped[int | None]
     status: Mapped[RoundStatus] = status_column(RoundStatus, RoundStatus.DRAFT)
     opened_at: Mapped[datetime | None]
     closes_at: Mapped[datetime | None]
@@ -42,6 +45,11 @@ class Challenge(db.Model):
 
     questions: Mapped[list["Question"]] = relationship(
         back_populates="challenge", order_by="Question.position", cascade="all, delete-orphan")
+
+    @property
+    def asked(self) -> int:
+        """How many questions each player answers: the draw of a pool, or every question."""
+        return len(self.questions) if self.draw is None else min(self.draw, len(self.questions))
 
     @hybrid_property
     def is_draft(self) -> bool:
@@ -95,8 +103,8 @@ def _round_after(number):
 
 
 class ByKind:
-    """What a question's kind decides, for the ORM row and the submit's plain row (answers.Asked)
-    alike."""
+    """What a question's kind decides, for the ORM row and the submit's plain row
+    (answer_sheet.Asked) alike."""
 
     __slots__ = ()
 
@@ -136,7 +144,7 @@ class FormLink(db.Model):
     challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"),
                                               index=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
-    seed: Mapped[int]  # shuffles this participant's choices
+    seed: Mapped[int]  # draws and orders this participant's questions and choices (quiz/deal.py)
     started_at: Mapped[datetime | None]  # the Start press; the response clock runs from here
 
     participant: Mapped[Participant] = relationship(back_populates="links")
