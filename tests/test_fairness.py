@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from quiz.checkin import display_code
 from quiz.extensions import db
-from quiz.models import FormLink, Participant
+from quiz.models import FormLink, Participant, Submission
 from quiz.questions import apply_bank, parse_bank
 from quiz.web.display import live_stage
 
@@ -45,7 +45,7 @@ BANK = yaml.safe_dump({"challenges": [
     for n, questions in ROUNDS.items()]})
 IN_BANK = {t: c for questions in ROUNDS.values() for t, c, _ in questions}
 NAMES = ("Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India",
-         "Juliett", "Kilo", "Lima", "Mike")
+         "Juliett", "Kilo", "Lima", "Mike", "November")
 FIELDSET = re.compile(r"<fieldset class=\"question.*?</fieldset>", re.S)
 LEGEND = re.compile(r'<span class="qnum">\d+</span>\s*([^<]*?)\s*(?:<small>|</legend>)')
 CHOICE = re.compile(r'name="([^"]+)" value="([^"]+)"[^>]*>\s*<span>([^<]*)</span>')
@@ -119,6 +119,16 @@ def play(player: Throwaway, number: int, pick) -> None:
         data[name] = choices[pick(text, list(choices))]
     response = player.client.post(f"{link}/submit", data=data)
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
+
+
+def send_value_zero(player: Throwaway, number: int):
+    """Start, then send 0 (a choice's index in the bank, alike for everyone) for every question."""
+    link = player.links[number]
+    page = player.client.get(link).get_data(as_text=True)
+    player.client.post(f"{link}/start", data={"csrf_token": csrf_from(page)})
+    page = player.client.get(link).get_data(as_text=True)
+    data = {"csrf_token": csrf_from(page), **{name: "0" for name, _ in questions_on(page).values()}}
+    return player.client.post(f"{link}/submit", data=data)
 
 
 def first_question_is(number: int, k: int):
@@ -206,6 +216,13 @@ def test_throwaways_differing_in_one_answer_learn_nothing_while_the_round_is_ope
         play(player, 1, first_question_is(1, 0))
     play(all_first, 1, all_first_on_page)
     assert_nothing_tells_them_apart(app, [*round1, all_first, *round2], everyone, 1, set())
+    # The all-value-0 strategy (a bank index for every answer) is refused; nothing is stored.
+    zero = everyone[13]
+    refused = send_value_zero(zero, 1)
+    assert refused.status_code == 422
+    assert "Reload the page and choose again" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Submission)
+                             .where(Submission.participant_id == zero.user_id)) == 0
 
     # Closed: the results show, and differ (the mask hides none of it).
     client.post("/api/admin/end-challenge/1", headers=api_headers)
