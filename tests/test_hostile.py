@@ -217,7 +217,20 @@ CASES = [
     ("JSON over the size limit", lambda e: ("post", "/api/register",
                                             {"json": {**REGISTER, "name": "x" * 70_000}}),
      413, "more data"),
+    # Photos to a link that can't take answers: refused on the link's state, nothing decoded
+    ("a photo to a finished round's link", lambda e: photo_to(e, e.links["P1", 1]),
+     200, "already in"),
+    ("a photo to a closed round's link", lambda e: photo_to(e, e.links["P2", 1]), 409, "is closed"),
+    ("a photo to a round not open yet", lambda e: photo_to(e, e.links["P1", 3]),
+     409, "hasn't started yet"),
 ]
+
+
+def photo_to(e: Event, code: str):
+    """A multipart submit carrying an image file (a PNG header, then nothing a decoder wants)."""
+    photo = io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 1000)
+    return ("post", f"/f/{code}/submit", {"content_type": "multipart/form-data", "data": {
+        "csrf_token": e.token, "q1": (photo, "bomb.png")}})
 
 
 # Joining, while registration is open (one player, "Taken", already in).
