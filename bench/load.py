@@ -50,7 +50,10 @@ PROBES, PROBE_GAP = 5, 3.0  # idle sockets: broadcasts timed, seconds between th
 # figure (outbox throughput), so it is kept out of the HTTP load.
 SETTINGS = {"ADMIN_API_TOKEN": "live-token", "ADMIN_PASSWORD": "live-password",
             "SECRET_KEY": "live-secret", "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
-            "SUBMIT_GRACE_SECONDS": "1", "RECONCILE_SECONDS": "3600"}
+            "SUBMIT_GRACE_SECONDS": "1", "RECONCILE_SECONDS": "3600",
+            # 5,000 idle sockets on two web processes: past the default cap (1,000 a process), up
+            # to gunicorn's WORKER_CONNECTIONS
+            "WS_MAX_SOCKETS_PER_PROCESS": "4000"}
 
 
 @dataclass

@@ -176,19 +176,14 @@ def _link(connection, statement, code: str) -> tuple:
 
 
 def _read_uploads_first(connection, code: str, form, files, now: datetime) -> list:
-    """A form with files: its answers read (photos decoded) before the lock, from an unlocked look
-    at the link.
-
-    A refused answer in a round the player can't submit to says why they can't, not what to fix.
-    """
+    """A form with files: its answers read (photos decoded) before the lock, once an unlocked look
+    at the link found it open to answers (a refused link never costs a decode; the lock checks
+    again)."""
     row, link = _link(connection, _statements()["peek"], code)
-    try:
-        return parse_answers(_dealt(connection, row, code), form, files)
-    except QuizError:
-        state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
-        if state != QUESTIONS:
-            raise refusal(state, link.number, link.eliminated_in)
-        raise
+    state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
+    if state != QUESTIONS:
+        raise refusal(state, link.number, link.eliminated_in)
+    return parse_answers(_dealt(connection, row, code), form, files)
 
 
 # An open round's questions never change (the bank refuses to), so each web process reads them once

@@ -106,6 +106,11 @@ class Config:
     # Largest photo a player may send for a photo question (only those rounds' submits take more
     # than the above).
     PHOTO_MAX_BYTES = int(os.environ.get("PHOTO_MAX_BYTES", str(8 * 1000 * 1000)))
+    # The most pixels a photo may decode to (a JPEG decodes at 1/2, 1/4 or 1/8 scale when that still
+    # gives 2048 px, so phones' 48 MP photos fit), and how many photos one web process decodes at
+    # once (each takes up to ~15 bytes a pixel while it does; the others wait their turn).
+    PHOTO_MAX_PIXELS = int(os.environ.get("PHOTO_MAX_PIXELS", str(16_000_000)))
+    PHOTO_DECODES_PER_PROCESS = int(os.environ.get("PHOTO_DECODES_PER_PROCESS", "1"))
     # Reverse proxies in front (nginx = 1, a load balancer before nginx = 2) whose X-Forwarded-For
     # and X-Forwarded-Proto are trusted; 0 trusts none. Rate limits key on the address this yields.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
@@ -135,6 +140,12 @@ class Config:
     REPORT_MAX_AGE = int(os.environ.get("REPORT_MAX_AGE", "15"))
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.
     LIVE_TICK_SECONDS = float(os.environ.get("LIVE_TICK_SECONDS", "0.5"))
+    # Websockets one web process holds at once (projectors, consoles): past it /ws answers 503 and
+    # the page retries. A total, never per address: a venue's phones share one.
+    WS_MAX_SOCKETS_PER_PROCESS = int(os.environ.get("WS_MAX_SOCKETS_PER_PROCESS", "1000"))
+    # flask-sock's options for simple-websocket's Server: /ws only sends, so a client's message past
+    # this many bytes closes its socket (1009) before it is buffered; smaller ones are dropped.
+    SOCK_SERVER_OPTIONS = {"max_message_size": 1024}
 
 
 class TestConfig(Config):

@@ -1,14 +1,24 @@
 """An uploaded photo checked and re-encoded, before it is stored as a photo answer.
 
 A photo is decoded (never trusted by its name or the client's content type), only JPEG, PNG or
-WebP, with a pixel limit against decompression bombs; it is stored re-encoded as JPEG, at most
-MAX_SIDE pixels on its longest side, turned upright, with EXIF (GPS!) and every other metadata
-dropped.
+WebP; it is stored re-encoded as JPEG, at most MAX_SIDE pixels on its longest side, turned upright,
+with EXIF (GPS!) and every other metadata dropped.
+
+Decoding is what costs memory (4 bytes a pixel, more while it is resized), so it is bounded: the
+size in the file's header is checked before any pixel is decoded, a JPEG decoding at 1/2, 1/4 or 1/8
+scale when that still gives MAX_SIDE (Image.draft); at most `max_pixels` are decoded; a process
+decodes `decodes` photos at once, the others wait their turn; and what a decode freed is handed back
+to the system at once.
 """
+import ctypes
 import io
+import threading
 import warnings
+from contextlib import contextmanager
+from typing import BinaryIO
 
 from gevent import get_hub
+from gevent.lock import BoundedSemaphore
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import QuizError
@@ -16,9 +26,10 @@ from .extensions import under_gevent
 
 FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_SIDE = 2048
-# 50 megapixels: any phone camera's full resolution, far below what a small file can inflate to.
-MAX_PIXELS = 50_000_000
 JPEG_QUALITY = 85
+# glibc keeps what a pool thread freed in that thread's arena (a large photo: hundreds of MB, for
+# good); malloc_trim(3) gives it back. Other C libraries return large blocks by themselves.
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 class PhotoError(QuizError):
@@ -32,27 +43,46 @@ def megabytes(size: int) -> str:
     return f"{size / 1_000_000:g} MB"
 
 
-def prepare_photo(data: bytes, max_bytes: int) -> bytes:
-    """The upload as a clean JPEG: decoded, upright, bounded in size, without metadata; PhotoError
-    otherwise."""
-    if len(data) > max_bytes:
+def prepare_photo(upload: bytes | BinaryIO, max_bytes: int, max_pixels: int,
+                  decodes: int = 1) -> bytes:
+    """The upload (bytes, or a file at its start) as a clean JPEG: decoded, upright, bounded in
+    size, without metadata; PhotoError otherwise. At most `max_pixels` are decoded, and at most
+    `decodes` photos at once in this process."""
+    stream = io.BytesIO(upload) if isinstance(upload, bytes) else upload
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    if size > max_bytes:
         raise PhotoError(f"that photo is larger than {megabytes(max_bytes)}, the limit. "
                          "Take it again at a lower resolution, or send a smaller one.", status=413)
-    if not data:
+    if not size:
         raise PhotoError("that file is empty. Take the photo again.")
+    with _refusals(max_pixels), _opened(stream, max_pixels) as image, decode_slots(decodes):
+        return off_the_loop(_reencode_and_give_back, image)
+
+
+@contextmanager
+def _opened(stream: BinaryIO, max_pixels: int):
+    """The photo opened from its header, set to decode at the smallest scale that still gives
+    MAX_SIDE, and refused past `max_pixels`: nothing decoded yet."""
+    # Pillow's own check (past Image.MAX_IMAGE_PIXELS, before any scaling), as an error: a backstop
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(stream, formats=FORMATS)
+    with image:
+        image.draft("RGB", fitted(image.size))  # JPEG only; the others decode whole
+        if image.width * image.height > max_pixels:
+            raise Image.DecompressionBombError("too many pixels")
+        yield image
+
+
+@contextmanager
+def _refusals(max_pixels: int):
+    """Pillow's errors as what the player can do about them."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise Image.DecompressionBombError("too many pixels")
-                # JPEG: decode at a reduced scale, much faster.
-                image.draft("RGB", (MAX_SIDE, MAX_SIDE))
-                image.load()
-                return _reencode(image)
+        yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoError("that image has too many pixels "
-                         f"(more than {MAX_PIXELS // 1_000_000} million). "
+                         f"(more than {max_pixels / 1_000_000:g} million). "
                          "Send a normal photo from your phone's camera.")
     except UnidentifiedImageError:
         raise PhotoError("that file isn't a photo we can read. Send a JPEG, PNG or WebP image "
@@ -62,21 +92,51 @@ def prepare_photo(data: bytes, max_bytes: int) -> bytes:
                          "Take it again, or pick it again and resend.")
 
 
+def fitted(size: tuple[int, int]) -> tuple[int, int]:
+    """`size` shrunk to fit MAX_SIDE × MAX_SIDE, its aspect kept (never grown)."""
+    scale = min(1.0, MAX_SIDE / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
 def _reencode(image: Image.Image) -> bytes:
-    """Upright, RGB on white, longest side at most MAX_SIDE, saved as a JPEG that carries no
-    metadata."""
+    """Decoded and shrunk to MAX_SIDE before anything else (no full-size copy but what resizing
+    needs), upright, RGB on white, saved as a JPEG that carries no metadata."""
+    image.load()
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):  # P, 1, CMYK, I;16: they resize badly
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    image.thumbnail((MAX_SIDE, MAX_SIDE))  # in place; its EXIF (orientation) stays on it
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
         background = Image.new("RGB", image.size, "white")
         background.paste(image, mask=image.getchannel("A"))
         image = background
     clean = image.convert("RGB")
-    clean.thumbnail((MAX_SIDE, MAX_SIDE))
     clean.info = {}  # nothing of the original's metadata (EXIF, XMP, ICC, comments) travels on
     out = io.BytesIO()
     clean.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
     return out.getvalue()
+
+
+def _reencode_and_give_back(image: Image.Image) -> bytes:
+    """_reencode, then the memory it used handed back to the system."""
+    try:
+        return _reencode(image)
+    finally:
+        image.close()  # the decoded pixels (a converted copy went with _reencode's frame)
+        if _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)
+
+
+_SLOTS: dict[tuple[bool, int], object] = {}
+
+
+def decode_slots(decodes: int):
+    """This process's semaphore for `decodes` photos at once: gevent's when gevent runs the server
+    (a request waiting its turn lets the others go on), made on first use."""
+    key = (under_gevent(), decodes)
+    if key not in _SLOTS:
+        _SLOTS[key] = (BoundedSemaphore if key[0] else threading.BoundedSemaphore)(decodes)
+    return _SLOTS[key]
 
 
 def off_the_loop(func, *args):

@@ -11,7 +11,7 @@ from flask import current_app
 from . import scoring
 from .bank_yaml import BankError, line_of, scalar, sequence
 from .errors import QuizError
-from .images import PhotoError, off_the_loop, prepare_photo
+from .images import PhotoError, prepare_photo
 from .statuses import PhotoStatus
 
 
@@ -127,11 +127,12 @@ class Photo(QuestionType):
         if upload is None or not upload.filename:
             raise AnswerError(f"Question {number} needs a photo: "
                               "take one, or pick one from your phone.")
-        limit = current_app.config["PHOTO_MAX_BYTES"]
+        config = current_app.config
         # from the start: write() runs the submit again when the database was busy
         upload.stream.seek(0)
         try:
-            return off_the_loop(prepare_photo, upload.stream.read(limit + 1), limit)
+            return prepare_photo(upload.stream, config["PHOTO_MAX_BYTES"],
+                                 config["PHOTO_MAX_PIXELS"], config["PHOTO_DECODES_PER_PROCESS"])
         except PhotoError as error:
             raise AnswerError(f"Question {number}: {error.message}", error.status)
 

@@ -250,12 +250,25 @@ CASES = [
         "post", f"/f/{e.links['P1', 2]}/submit",
         {"data": answers(e, **{q(e): value_of(e.links["P1", 2], "q1", 1)})}),
      422, "Reload the page and choose again"),
+    # Photos to a link that can't take answers: refused on the link's state, nothing decoded
+    ("a photo to a finished round's link", lambda e: photo_to(e, e.links["P1", 1]),
+     200, "already in"),
+    ("a photo to a closed round's link", lambda e: photo_to(e, e.links["P2", 1]), 409, "is closed"),
+    ("a photo to a round not open yet", lambda e: photo_to(e, e.links["P1", 3]),
+     409, "hasn't started yet"),
 ]
 
 
 def value_of(code: str, field: str, index: int, secret: str = TestConfig.SECRET_KEY) -> str:
     """The value link `code` would send for choice `index` of the question in `field`."""
     return choice_value(secret, code, int(field[1:]), index)
+
+
+def photo_to(e: Event, code: str):
+    """A multipart submit carrying an image file (a PNG header, then nothing a decoder wants)."""
+    photo = io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 1000)
+    return ("post", f"/f/{code}/submit", {"content_type": "multipart/form-data", "data": {
+        "csrf_token": e.token, "q1": (photo, "bomb.png")}})
 
 
 # Joining, while registration is open (one player, "Taken", already in).

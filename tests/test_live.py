@@ -2,6 +2,7 @@
 import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -450,3 +451,93 @@ def test_the_ticker_renders_on_its_own_connection_not_one_from_the_pool(app, mak
             assert hub.connection is None and hub.renders == 7
         finally:
             event.remove(db.engine, "checkout", listener)
+
+
+# --- what a client can make a web process hold ----------------------------------------------------
+
+def closed_by_server(ws) -> int | None:
+    """Read until the server closes the socket: its close code (None when the connection just
+    dropped); fails if it is still open after 10 s."""
+    from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
+    ws.settimeout(10)
+    while True:
+        try:
+            opcode, data = ws.recv_data(control_frame=True)
+        except WebSocketTimeoutException:
+            pytest.fail("the server kept the socket open")
+        except (WebSocketConnectionClosedException, ConnectionError):
+            return None
+        if opcode == ABNF.OPCODE_CLOSE:
+            return int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+
+
+def test_an_oversized_client_message_closes_that_socket_and_the_process_lives_on(live_stack):
+    workers = live_stack.web_workers
+    ws = connect(live_stack)
+    ws.recv()
+    try:
+        ws.send("x" * 256_000)  # /ws reads nothing from a client: far past max_message_size
+    except (ConnectionError, websocket.WebSocketConnectionClosedException):
+        pass  # the server closed it while the message was still going out
+    assert closed_by_server(ws) in (1009, None)  # 1009: "message too big"
+    ws.shutdown()
+    deadline = time.monotonic() + 10
+    while open_sockets(live_stack) != 0:
+        assert time.monotonic() < deadline, "the server still holds the socket"
+        time.sleep(0.2)
+    assert live_stack.web_workers == workers  # no web process died or restarted
+    again = connect(live_stack)
+    assert 'id="stage"' in again.recv()
+    again.close()
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+
+def test_messages_a_client_sends_are_dropped_not_kept(live_stack):
+    """40 MB in 1 KB messages (each under the size limit) leave the process as it was."""
+    from websocket import ABNF
+    ws = connect(live_stack)
+    ws.recv()
+    before = {pid: rss_mb(pid) for pid in live_stack.web_workers}
+    message = "m" * 1000
+    for _ in range(40_000):
+        ws.send(message)
+    ws.ping(b"sync")  # answered after every message before it was read
+    while ws.recv_data(control_frame=True)[0] != ABNF.OPCODE_PONG:
+        pass
+    grown = {pid: rss_mb(pid) - mb for pid, mb in before.items()}
+    assert max(grown.values()) < 15, grown
+    ws.close()
+
+
+def test_a_web_process_holds_at_most_its_socket_cap_and_takes_more_once_one_closes(
+        tmp_path, redis_url):
+    import redis
+    redis.Redis.from_url(redis_url).flushall()
+    stack = LiveStack(tmp_path, redis_url, workers=1, WS_MAX_SOCKETS_PER_PROCESS="2").start()
+    try:
+        held = [connect(stack), connect(stack)]
+        for ws in held:
+            ws.recv()
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            connect(stack)
+        assert refused.value.status_code == 503
+        assert "connects again by itself" in refused.value.resp_body.decode()
+        held.pop().close()
+        deadline = time.monotonic() + 10
+        while True:  # the closed socket's slot is free once the server has seen it go
+            try:
+                held.append(connect(stack))
+                break
+            except websocket.WebSocketBadStatusException:
+                assert time.monotonic() < deadline, "the closed socket's slot never came back"
+                time.sleep(0.2)
+        assert 'id="stage"' in held[-1].recv()
+        for ws in held:
+            ws.close()
+    finally:
+        stack.stop()

@@ -6,6 +6,7 @@ import re
 import struct
 import zlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -455,3 +456,163 @@ def test_through_gunicorn_a_photo_goes_in_and_an_oversized_one_gets_the_413_page
     board = requests.get(f"{live_stack.url}/api/leaderboard/1",  # open: staff see who is in
                          headers={"Authorization": "Bearer live-token"}).json()["entries"]
     assert [e["name"] for e in board] == ["ada"]
+
+
+# --- what a photo costs the server ----------------------------------------------------------------
+
+def flat_png(size: tuple[int, int], mode: str = "RGB", level: int = 9) -> bytes:
+    """A mostly flat image as a PNG: a small file that decodes to size[0] × size[1] pixels."""
+    image = Image.new(mode, size, "white")
+    image.paste((200, 30, 30, 255)[:len(mode)], (100, 100, 900, 900))
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=level)
+    return out.getvalue()
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """How many times a photo was opened for decoding."""
+    from quiz import images
+    opened, real = [], images.Image.open
+    monkeypatch.setattr(images.Image, "open", lambda *a, **k: opened.append(1) or real(*a, **k))
+    return opened
+
+
+@pytest.mark.parametrize("situation, message", [
+    ("not started", "Press Start first"), ("submitted", "already in"), ("closed", "is closed")])
+def test_a_link_that_cannot_submit_never_decodes_the_photo(client, photo_round, storage,
+                                                           api_headers, decodes, situation,
+                                                           message):
+    code = photo_round[0]
+    page, found = start_and_read(client, code)
+    if situation == "not started":
+        code = photo_round[1]
+    elif situation == "submitted":
+        assert send(client, code, jpeg(), started=(page, found)).status_code == 303
+    else:
+        client.post("/api/admin/end-challenge/1", headers=api_headers)
+    decodes.clear()
+    response = send(client, code, flat_png((3000, 3000)), "big.png", started=(page, found))
+    assert message in text(response)
+    assert decodes == []  # refused on the link's state alone: not one pixel decoded
+
+
+@pytest.mark.config(PHOTO_MAX_PIXELS=4_000_000)
+@pytest.mark.parametrize("photo, taken", [
+    (lambda: flat_png((2500, 2000)), False),  # 5 MP, decoded whole: over the cap
+    (lambda: flat_png((2000, 2000)), True),
+    # 12.6 MP, but a JPEG decodes at half scale here (2100 × 1500): under the cap
+    (lambda: jpeg((4200, 3000)), True),
+])
+def test_the_pixel_cap_counts_what_is_decoded_and_is_configurable(client, photo_round, storage,
+                                                                  photo, taken):
+    response = send(client, photo_round[0], photo())
+    if taken:
+        assert response.status_code == 303
+    else:
+        assert response.status_code == 422 and "more than 4 million" in text(response)
+        assert nothing_written(storage)
+
+
+def test_a_process_decodes_one_photo_at_a_time(monkeypatch):
+    import threading
+
+    from quiz import images
+    inside, most, both = [], [], threading.Barrier(2, timeout=0.5)
+    real = images.Image.Image.load
+
+    def load(image):
+        inside.append(1)
+        most.append(len(inside))
+        try:
+            both.wait()  # two decodes at once meet here; one at a time, the wait gives up
+        except threading.BrokenBarrierError:
+            pass
+        inside.pop()
+        return real(image)
+    monkeypatch.setattr(images.Image.Image, "load", load)
+    photo = jpeg((800, 600))
+    threads = [threading.Thread(target=images.prepare_photo, args=(photo, 10**7, 10**7))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(most) == 1
+
+
+def memory(pid: int) -> dict[str, int]:
+    """A process's resident memory now and at its peak (VmRSS, VmHWM), in MB."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {line.split(":")[0]: int(line.split()[1]) // 1024 for line in lines
+            if line.startswith(("VmRSS:", "VmHWM:"))}
+
+
+PHOTO_ONLY_BANK = """
+challenges:
+  - number: 1
+    title: Selfies
+    questions:
+      - type: photo
+        text: A selfie at booth 12
+  - number: 2
+    title: Final
+    questions:
+      - text: 2 + 2?
+        choices: ["3", "4", "5"]
+        answer: "4"
+"""
+
+
+@pytest.mark.live
+def test_six_photos_decoding_at_once_keep_each_web_process_within_300_mb(live_stack, tmp_path,
+                                                                         capsys):
+    """Six players send a photo at the same moment: each web process stays within 300 MB of where
+    it was (VmHWM, its peak) and gives it back (VmRSS after)."""
+    import requests
+    from concurrent.futures import ThreadPoolExecutor
+
+    from quiz.rehearsal_pages import answer_token, csrf
+
+    from .players import Api
+    bank = tmp_path / "photos.yaml"
+    bank.write_text(PHOTO_ONLY_BANK)
+    live_stack.flask("questions", "load", str(bank))
+    api = Api(live_stack.url)
+    links = [api.register(f"p{n}", n)["form_urls"]["1"] for n in range(6)]
+    api.start(1)
+    phones = []
+    for link in links:
+        phone = requests.Session()
+        phone.post(f"{link}/start", data={"csrf_token": csrf(phone.get(link).text)})
+        page = phone.get(link).text
+        field = re.search(r'<input type="file" name="(q\d+)"', page).group(1)
+        phones.append((phone, link, answer_token(page), field))
+
+    def send_all(photo: bytes) -> list:
+        def one(args):
+            phone, link, token, field = args
+            return phone.post(f"{link}/submit", data=token, allow_redirects=False, timeout=120,
+                              files={field: ("p.png", photo, "image/png")})
+        with ThreadPoolExecutor(len(phones)) as pool:
+            return list(pool.map(one, phones))
+
+    for name, photo, status in [
+            ("49 MP PNG", flat_png((7000, 7000)), 422),  # past the cap: refused from its header
+            ("16 MP RGBA PNG", flat_png((4000, 4000), "RGBA"), 303)]:  # at the cap: decoded
+        pids = live_stack.web_workers
+        for pid in pids:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM starts again from VmRSS
+        before = {pid: memory(pid)["VmRSS"] for pid in pids}
+        responses = send_all(photo)
+        after = {pid: memory(pid) for pid in pids}
+        figures = {pid: (before[pid], after[pid]["VmHWM"] - before[pid],
+                         after[pid]["VmRSS"] - before[pid]) for pid in pids}
+        with capsys.disabled():  # the figures, for the record (pytest -s shows them)
+            print(f"\n{name} × 6: " + "; ".join(
+                f"pid {pid}: base {base} MB, peak +{peak} MB, after +{kept} MB"
+                for pid, (base, peak, kept) in figures.items()))
+        assert [r.status_code for r in responses] == [status] * 6, responses[0].text[:2000]
+        for pid in pids:
+            assert after[pid]["VmHWM"] - before[pid] < 300, figures
+            assert after[pid]["VmRSS"] - before[pid] < 60, figures  # given back after

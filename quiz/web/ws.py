@@ -8,6 +8,7 @@ import gevent.socket
 
 from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
+from simple_websocket import ConnectionClosed
 
 from ..extensions import sock, state
 from ..live import Frame
@@ -19,6 +20,7 @@ RESTART_CODE = 1012  # "service restart": htmx's ws extension reconnects on it
 # seconds; only a safety net: a frame, the peer leaving, or a restart wakes a socket's greenlet
 # at once
 WAIT = 30.0
+SLOT = "knockout.socket_slot"  # in a /ws request's environ while it holds one of socket_slots()
 
 
 def origin_allowed() -> bool:
@@ -32,7 +34,8 @@ def origin_allowed() -> bool:
 
 @bp.before_app_request
 def guard_websocket():
-    """Refuse foreign origins before the upgrade, and turn per-message compression off."""
+    """Refuse foreign origins before the upgrade, turn per-message compression off, and take one of
+    the process's socket slots (503 when none is free)."""
     if request.path != "/ws":
         return None
     if not origin_allowed():
@@ -45,7 +48,32 @@ def guard_websocket():
         abort(404, "Unknown live topic.")
     if topic in ("admin", "help") and not current_user.is_authenticated:
         abort(403, "Log in to the console first.")
+    if not socket_slots().acquire(blocking=False):
+        abort(503, "This server holds as many live connections as it takes; "
+                   "the page connects again by itself in a moment.")
+    # Given back when this request ends, however it ends. Marked on the request itself, not on `g`:
+    # the hub's renders run in request contexts of their own that share this one's `g`.
+    request.environ[SLOT] = True
     return None
+
+
+@bp.teardown_app_request
+def release_socket_slot(_error=None):
+    """The socket's slot back, once its request is over (the socket closed, or never opened)."""
+    if request.environ.pop(SLOT, False):
+        socket_slots().release()
+
+
+@bp.record_once
+def _make_socket_slots(setup) -> None:
+    limit = setup.app.config["WS_MAX_SOCKETS_PER_PROCESS"]
+    setup.app.extensions["knockout.sockets"] = threading.BoundedSemaphore(limit)
+
+
+def socket_slots() -> threading.BoundedSemaphore:
+    """This process's websockets: WS_MAX_SOCKETS_PER_PROCESS in all, whoever opens them (a venue's
+    phones share one address). Only ever taken without waiting."""
+    return current_app.extensions["knockout.sockets"]
 
 
 @sock.route("/ws", bp=bp)
@@ -84,6 +112,16 @@ class Wire:
         self.written = 0
         self.on_close = lambda: None
         ws.sock = self  # the Server's reader writes through send() below from now on
+
+    def recv(self, size: int) -> bytes:
+        """The Server's reader reading on: what the client sent so far is dropped first (/ws only
+        sends, and nothing would ever read it)."""
+        try:
+            while self.ws.receive(timeout=0) is not None:
+                pass
+        except ConnectionClosed:
+            pass
+        return self.sock.recv(size)
 
     def send(self, data: bytes, flags: int = 0) -> int:
         """The Server's own writes (it calls socket.send and ignores a short count)."""
@@ -139,7 +177,7 @@ class Wire:
         except OSError:
             pass
 
-    def __getattr__(self, name):  # recv, close, fileno: the socket's own
+    def __getattr__(self, name):  # shutdown, fileno: the socket's own
         return getattr(self.sock, name)
 
 
