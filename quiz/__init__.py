@@ -31,6 +31,10 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
         if not app.config[key]:
             app.config[key] = persistent_secret(Path(app.instance_path), filename)
 
+    # Served over https: the session and remember-me cookies never travel over plain http.
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        app.config[key] = app.config.get(key) or app.config["PUBLIC_BASE_URL"].startswith("https://")
+
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))
     app.extensions["knockout"] = AppState(redis=redis.Redis.from_url(app.config["REDIS_URL"]))

@@ -35,6 +35,12 @@ def registration_key() -> str:
     return f"register:{request.remote_addr}:{phone}"
 
 
+def login_key() -> str:
+    """Rate-limit key for console logins: the account tried together with the address."""
+    username = request.form.get("username", "admin")[:80].strip().lower()
+    return f"login:{request.remote_addr}:{username}"
+
+
 def reject_garbled_forms():
     """A form body that isn't UTF-8 would reach the database as mojibake: refuse it with what to
     do."""
