@@ -104,7 +104,7 @@ class Rehearsal:
         """POST /api/register for the n-th synthetic player."""
         response = self.timed("register", self.session().post, f"{self.url}/api/register", json={
             "name": f"Rehearsal {n:05d}", "email": f"rehearsal-{run}-{n}@example.com",
-            "phone": synthetic_phone(n), "company": "Rehearsal"})
+            "phone": synthetic_phone(n), "company": "Rehearsal", "consent": True})
         if response is None:
             return None
         if response.status_code != 201:

@@ -50,7 +50,7 @@ def test_start_is_limited_per_link_not_per_address(client, load_bank, make_parti
 
 @pytest.mark.config(RATELIMIT_ENABLED=True)
 def test_registration_limit_is_per_address_and_phone(client):
-    body = {"name": "X", "email": "x@example.com", "phone": "+14155550100"}
+    body = {"name": "X", "email": "x@example.com", "phone": "+14155550100", "consent": True}
     statuses = [client.post("/api/register",
                             json={**body, "email": f"x{i}@example.com"}).status_code
                 for i in range(11)]
