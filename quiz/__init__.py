@@ -45,6 +45,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
 
     observability.init_app(app)
     security.init_app(app)  # first: its check must read the raw body before CSRF parses the form
+    app.url_map.converters["int"] = security.BoundedInt  # before the blueprints add their routes
     db.init_app(app)
     with app.app_context():
         _ping_when_idle(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
