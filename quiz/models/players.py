@@ -36,6 +36,9 @@ class Participant(db.Model):
     # place (HOT).
     eliminated_in: Mapped[int | None]
     elimination_reason: Mapped[str | None] = mapped_column(String(20))
+    # When `privacy shred` replaced their personal data: what says a row is shredded (an email
+    # that merely starts with "shredded-" says nothing).
+    shredded_at: Mapped[datetime | None]
 
     links: Mapped[list["FormLink"]] = relationship(back_populates="participant",
                                                    lazy="raise_on_sql")

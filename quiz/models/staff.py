@@ -53,6 +53,9 @@ class AuditEntry(db.Model):
     actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(80))
     detail: Mapped[str] = mapped_column(Text, default="")
+    # The player an entry is about (its detail names them): `privacy shred` finds their name here.
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participant.id", ondelete="SET NULL"))
 
 
 HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through",

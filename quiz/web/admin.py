@@ -148,7 +148,7 @@ def disqualify(participant_id):
         number = rounds.disqualify(participant, request.form.get("reason", ""))
         record(current_user.username, "disqualify", None,
                f"{participant.name} (round {number}): "
-               f"{' '.join(request.form.get('reason', '').split())}")
+               f"{' '.join(request.form.get('reason', '').split())}", about=participant)
     return act(operation, "Disqualified.", "admin.participants", q=request.form.get("q", ""))
 
 
@@ -227,7 +227,8 @@ def resend_link(participant_id, number):
     def operation():
         participant = db.get_or_404(Participant, participant_id)
         message_id = delivery.requeue_link(participant, rounds.get_challenge(number))
-        record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
+        record(current_user.username, "resend link", None, f"{participant.name}, round {number}",
+               about=participant)
         notify.hand_over([message_id], "resend")
     if request.form.get("back") == "help":
         return act(operation, f"Round {number} link is being sent again.", "desk.help_desk")
