@@ -1,9 +1,9 @@
 """Players without consent (rows from before the API required it) get no SMS and are not named on
 the projector or the public leaderboard; the ranking itself is untouched."""
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from quiz.extensions import db
-from quiz.models import Challenge, FormLink, Message, Participant
+from quiz.models import Challenge, FormLink, Message
 
 from .helpers import start, submit, text
 
@@ -17,9 +17,7 @@ def test_a_player_without_consent_gets_no_sms_and_no_name_in_public(
         client, load_bank, make_participant, api_headers, run_jobs):
     load_bank()
     named = make_participant("Named Nora").id
-    quiet = make_participant("Quiet Quentin").id
-    db.session.execute(update(Participant).where(Participant.id == quiet).values(consent=False))
-    db.session.commit()
+    quiet = make_participant("Quiet Quentin", consent=False).id
     anonymous = f"Player {quiet}"
 
     client.post("/api/admin/start-challenge/1", headers=api_headers)
@@ -48,10 +46,8 @@ def test_a_player_without_consent_gets_no_sms_and_no_name_in_public(
 def test_the_shadow_league_shows_no_name_without_consent(client, load_bank, make_participant,
                                                          api_headers):
     load_bank()
-    quiet = make_participant("Quiet Quentin").id
+    quiet = make_participant("Quiet Quentin", consent=False).id
     keeper = make_participant("Keeper").id
-    db.session.execute(update(Participant).where(Participant.id == quiet).values(consent=False))
-    db.session.commit()
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     start(client, code_of(keeper, 1))
     submit(client, code_of(keeper, 1), [["S3"], ["RDS", "DynamoDB"]])
