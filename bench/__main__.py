@@ -153,7 +153,7 @@ def register_latency(bench: Bench, rounds: int, count: int = 300) -> float:
     samples = []
     for i in range(count):
         body = {"name": f"R {i}", "email": f"r{i}@example.com",
-                "phone": f"+1628{2_000_000 + i:07d}"}
+                "phone": f"+1628{2_000_000 + i:07d}", "consent": True}
         started = time.perf_counter()
         response = bench.client.post("/api/register", json=body)
         samples.append(time.perf_counter() - started)

@@ -65,7 +65,7 @@ function request()
   elseif mode == "register" then
     local n = id * 1000000 + sent
     local body = string.format(
-      '{"name": "Bench %d", "email": "bench%d@example.com", "phone": "+1628%07d", "company": "Bench"}',
+      '{"name": "Bench %d", "email": "bench%d@example.com", "phone": "+1628%07d", "company": "Bench", "consent": true}',
       n, n, 2000000 + n)
     return wrk.format("POST", "/api/register", {["Content-Type"] = "application/json"}, body)
   end

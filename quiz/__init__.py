@@ -32,6 +32,10 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
             app.config[key] = persistent_secret(Path(app.instance_path), filename)
     app.config["LINKS_IN_REGISTRATION"] = links_in_registration(app.config)
 
+    # Served over https: the session and remember-me cookies never travel over plain http.
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        app.config[key] = app.config.get(key) or app.config["PUBLIC_BASE_URL"].startswith("https://")
+
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))
     app.extensions["knockout"] = AppState(redis=redis.Redis.from_url(app.config["REDIS_URL"]))
@@ -42,6 +46,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
 
     observability.init_app(app)
     security.init_app(app)  # first: its check must read the raw body before CSRF parses the form
+    app.url_map.converters["int"] = security.BoundedInt  # before the blueprints add their routes
     db.init_app(app)
     with app.app_context():
         _ping_when_idle(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])

@@ -1,6 +1,7 @@
 """Configuration from environment variables (a `.env` file is read too)."""
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -116,9 +117,14 @@ class Config:
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     # A phone left open all day must still be able to submit: no CSRF token expiry.
     WTF_CSRF_TIME_LIMIT = None
+    # Cookies: HttpOnly, SameSite=Lax, and Secure when PUBLIC_BASE_URL is https (create_app).
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_HTTPONLY = True
-    SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
+    # An organizer's "remember me" (Flask-Login) lasts an event, not a year; logout and a new
+    # password revoke it (and the session) everywhere.
+    REMEMBER_COOKIE_DURATION = timedelta(hours=float(os.environ.get("ADMIN_REMEMBER_HOURS", "36")))
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # "json" for one JSON object per line, with request ids
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")

@@ -9,10 +9,12 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
     """Everyone who took part in the round, best first, as it stood after that round.
 
     While the round is open the ranks are provisional. Once it has closed, `eliminated`
-    means out by the end of this round (then `rank` is null); no-shows come last.
+    means out by the end of this round (then `rank` is null); no-shows come last. A player who
+    gave no consent shows as "Player <id>" (Participant.public_name).
     """
     closed = challenge.is_closed
-    query = (select(Participant.id, Participant.name, Participant.eliminated_in, Submission.score,
+    query = (select(Participant.id, Participant.public_name.label("name"),
+                    Participant.eliminated_in, Submission.score,
                     Submission.response_time, Submission.rank)
              .join(Submission, Submission.participant_id == Participant.id)
              .where(Submission.challenge_id == challenge.id,
@@ -32,7 +34,7 @@ def leaderboard(challenge: Challenge, limit: int | None = None) -> list[dict]:
         entry["place"] = row.rank if closed else place if not out else None
         entries.append(entry)
     if closed and (limit is None or len(entries) < limit):
-        no_shows = select(Participant.id, Participant.name).where(
+        no_shows = select(Participant.id, Participant.public_name).where(
             Participant.eliminated_in == challenge.number,
             Participant.elimination_reason != "ranked_out",
             ~Participant.id.in_(select(Submission.participant_id)

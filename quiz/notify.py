@@ -126,7 +126,8 @@ def _values(challenge: Challenge | None = None, **extra) -> dict:
 
 def _queue(kind: str, scope: str, select_from, body, challenge_id=None, reminder_id=None) -> int:
     key = literal(f"{kind}:{scope}:") + cast(Participant.id, String)
-    rows = select_from.add_columns(
+    # No SMS to a player who never agreed to them (rows from before the API required consent).
+    rows = select_from.where(Participant.consent.is_(True)).add_columns(
         Participant.id, literal(challenge_id), literal(reminder_id), literal(kind), key,
         Participant.phone, body,
         literal(MessageStatus.QUEUED, Message.status.type), literal(0), literal(utcnow())

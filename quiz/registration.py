@@ -22,9 +22,18 @@ PHONE_MAX = 32
 
 
 YES = (True, "true", "on", "yes", "1", 1)  # a ticked box (form) or true (JSON)
+TEXT_FIELDS = ("name", "email", "phone", "company")
 
 # Bidi overrides would let a name reverse or garble the text beside it on the projector.
 BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Bidi marks (left-to-right, right-to-left, Arabic letter mark) come from keyboards, not mischief:
+# dropped, so they can't reorder the text beside a name either.
+BIDI_MARKS = str.maketrans("", "", "\u200e\u200f\u061c")
+# Letters that show as nothing though they aren't format characters (Unicode's
+# Default_Ignorable_Code_Point beside category Cf): Hangul fillers, the combining grapheme joiner,
+# variation selectors; and the blank Braille pattern.
+BLANK = set("\u115f\u1160\u3164\uffa0\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800"
+            + "".join(map(chr, range(0xFE00, 0xFE10))) + "".join(map(chr, range(0xE0100, 0xE01F0))))
 
 
 def _unprintable(ch: str) -> bool:
@@ -33,12 +42,17 @@ def _unprintable(ch: str) -> bool:
             or ch == "\ufffd")
 
 
+def _invisible(ch: str) -> bool:
+    """Shows as nothing: a format character (zero-width space, word joiner, BOM, …) or a blank."""
+    return ch.isspace() or unicodedata.category(ch) == "Cf" or ch in BLANK
+
+
 def _clean_text(value, field: str, maximum: int, required: bool, errors: dict) -> str:
-    """Trimmed single-line text without control characters."""
-    text = " ".join(str(value or "").split())
+    """Trimmed single-line text without control characters, and not made of invisible ones."""
+    text = " ".join(str(value or "").translate(BIDI_MARKS).split())
     if any(_unprintable(ch) for ch in text):
         errors[field] = "Please use letters, digits and punctuation only."
-    elif required and not text:
+    elif required and all(_invisible(ch) for ch in text):
         errors[field] = "Please fill this in."
     elif len(text) > maximum:
         errors[field] = f"Please keep this under {maximum} characters (it has {len(text)})."
@@ -73,6 +87,12 @@ def clean_phone(raw: str, region: str) -> str:
 
 def validate_registration(data) -> dict:
     """Check a join form (HTML or JSON); returns clean values or raises ValidationError."""
+    # JSON may send an object, a list, a number or true where text belongs: never stored as its
+    # Python spelling.
+    wrong = {field: f"Please send {field} as text (a JSON string)." for field in TEXT_FIELDS
+             if data.get(field) is not None and not isinstance(data.get(field), str)}
+    if wrong:
+        raise ValidationError(wrong, "Please send " + ", ".join(wrong) + " as text.")
     errors: dict[str, str] = {}
     clean = {
         "name": _clean_text(data.get("name"), "name", NAME_MAX, True, errors),
@@ -92,6 +112,10 @@ def validate_registration(data) -> dict:
         errors["phone"] = exc.message
     clean["consent"] = data.get("consent") in YES
     clean["sponsor_consent"] = data.get("sponsor_consent") in YES
+    if not clean["consent"]:
+        # The same on the page and through the API: no links by SMS, no name on the leaderboard,
+        # without it.
+        errors["consent"] = "Needed: your round links come by SMS."
     if errors:
         raise ValidationError(errors)
     return clean

@@ -105,7 +105,8 @@ class Rehearsal:
         the round links even with LINKS_IN_REGISTRATION off (synthetic players have no phone)."""
         response = self.timed("register", self.session().post, f"{self.url}/api/register", json={
             "name": f"Rehearsal {n:05d}", "email": f"rehearsal-{run}-{n}@example.com",
-            "phone": synthetic_phone(n), "company": "Rehearsal"}, headers=self.admin)
+            "phone": synthetic_phone(n), "company": "Rehearsal", "consent": True},
+            headers=self.admin)
         if response is None:
             return None
         if response.status_code != 201:

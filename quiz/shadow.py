@@ -37,10 +37,12 @@ def standings(limit: int | None = None) -> list[dict]:
     """The shadow league's table over its closed rounds, best first: one aggregate query, ordered
     as ranking.shadow_key orders."""
     score, seconds = func.sum(Submission.score), func.sum(Submission.response_time)
-    query = (select(Submission.participant_id, score, seconds, func.count(), Participant.name)
+    # the name the room may see (consent); grouped by the player's key, so any column of theirs
+    query = (select(Submission.participant_id, score, seconds, func.count(),
+                    Participant.public_name)
              .join(Participant, Participant.id == Submission.participant_id)
              .where(*_results())
-             .group_by(Submission.participant_id, Participant.name)
+             .group_by(Submission.participant_id, Participant.id)
              .order_by(score.desc(), seconds, Submission.participant_id))
     if limit:
         query = query.limit(limit)

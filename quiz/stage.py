@@ -52,4 +52,5 @@ def podium(shown, champion: Participant, top: list[dict]) -> list[dict]:
     score = db.session.scalar(select(Submission.score).where(
         Submission.challenge_id == shown.id, Submission.participant_id == champion.id))
     others = [e for e in top if e["user_id"] != champion.id]
-    return [{"user_id": champion.id, "name": champion.name, "score": score}, *others][:3]
+    return [{"user_id": champion.id, "name": champion.public_name, "score": score},
+            *others][:3]

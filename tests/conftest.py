@@ -79,17 +79,20 @@ def load_bank(app):
 
 @pytest.fixture
 def make_participant(app):
-    """Register a participant directly through the domain function."""
+    """Register a participant directly through the domain function; `consent=False` makes a row
+    from before registration required it."""
     from quiz.registration import register_participant, validate_registration
     counter = iter(range(1, 10_000))
 
-    def make(name: str | None = None, **fields):
+    def make(name: str | None = None, consent: bool = True, **fields):
         n = next(counter)
         data = {"name": name or f"Player {n}", "email": f"p{n}@example.com",
                 "phone": f"+1415555{n:04d}", "company": "Acme", "consent": True, **fields}
         joined = register_participant(validate_registration(data))
+        participant = db.session.get(Participant, joined.id)
+        participant.consent = consent
         db.session.commit()
-        return db.session.get(Participant, joined.id)
+        return participant
     return make
 
 

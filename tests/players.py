@@ -40,7 +40,7 @@ class Api:
     def register(self, name: str, n: int) -> dict:
         response = requests.post(f"{self.url}/api/register", json={
             "name": name, "email": f"player{n}@example.com", "phone": f"+1415555{n:04d}",
-            "company": "Acme"})
+            "company": "Acme", "consent": True})
         assert response.status_code == 201, response.text
         return response.json()
 

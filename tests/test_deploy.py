@@ -124,7 +124,8 @@ def test_pages_posts_and_static_files_through_nginx(proxied):
     assert "X-Request-ID" not in static.headers  # nginx served it; the app never saw the request
 
     api = requests.post(nginx.url + "/api/register", timeout=10, json={
-        "name": "Ada", "email": "ada@example.com", "phone": "+14155550100", "company": "Acme"})
+        "name": "Ada", "email": "ada@example.com", "phone": "+14155550100", "company": "Acme",
+        "consent": True})
     assert api.status_code == 201, api.text
     assert api.json()["report_url"].startswith(stack.url + "/r/")  # links use PUBLIC_BASE_URL
     browser = requests.Session()
@@ -157,7 +158,8 @@ def test_websocket_upgrade_through_nginx(proxied):
         first = ws.recv()
         assert 'id="stage"' in first and 'id="player-count">0<' in first
         requests.post(nginx.url + "/api/register", timeout=10, json={
-            "name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}).raise_for_status()
+            "name": "Ada", "email": "ada@example.com", "phone": "+14155550100",
+            "consent": True}).raise_for_status()
         deadline = time.monotonic() + 10
         # the update travels Redis → web → nginx → here
         while 'id="player-count">1<' not in ws.recv():
@@ -170,7 +172,8 @@ def register_from(client, address: str | None, n: int) -> int:
     """Status of joining with the same phone (the limit's key is address + phone) from `address`."""
     headers = {"X-Forwarded-For": address} if address else {}
     return client.post("/api/register", headers=headers, json={
-        "name": "X", "phone": "+14155550100", "email": f"x{n}@example.com"}).status_code
+        "name": "X", "phone": "+14155550100", "email": f"x{n}@example.com",
+        "consent": True}).status_code
 
 
 @pytest.mark.config(RATELIMIT_ENABLED=True, TRUSTED_PROXIES=1)

@@ -101,7 +101,8 @@ def register(stack, player: Player, via_form: bool) -> None:
         assert response.status_code == 303, response.text[:500]
     else:
         response = requests.post(f"{stack.url}/api/register", json={
-            "name": player.name, "email": player.email, "phone": player.phone, "company": "Acme"})
+            "name": player.name, "email": player.email, "phone": player.phone, "company": "Acme",
+            "consent": True})
         assert response.status_code == 201, response.text
         body = response.json()
         player.user_id = body["user_id"]
@@ -258,7 +259,7 @@ def test_whole_event_over_http(stack):
         list(pool.map(lambda p: register(stack, p, via_form=p.n % 2 == 0), players))
     # A second registration with the same phone is refused, never a second player.
     again = requests.post(f"{stack.url}/api/register", json={
-        "name": "Dup", "email": "dup@example.com", "phone": players[0].phone})
+        "name": "Dup", "email": "dup@example.com", "phone": players[0].phone, "consent": True})
     assert again.status_code == 409
 
     # every round's form made in the background

@@ -43,7 +43,8 @@ def test_redis_killed_mid_round_loses_nothing_and_work_catches_up(tmp_path):
         for n in range(1, 11):  # ten players answer while Redis is gone
             answer_over_http(links[n], 1, right=n % 2 == 0)
         late = requests.post(f"{stack.url}/api/register", json={
-            "name": "Late", "email": "late@example.com", "phone": "+14155550999"})
+            "name": "Late", "email": "late@example.com", "phone": "+14155550999",
+            "consent": True})
         assert late.status_code == 201  # joining still works too
         api.end(1)
         api.start(2)  # its link messages can't be queued now: Redis is down

@@ -256,6 +256,19 @@ CASES = [
     ("a photo to a closed round's link", lambda e: photo_to(e, e.links["P2", 1]), 409, "is closed"),
     ("a photo to a round not open yet", lambda e: photo_to(e, e.links["P1", 3]),
      409, "hasn't started yet"),
+    # Numbers past a database integer, JSON nested past any parser's patience, an unknown organizer
+    ("round number past a database integer",
+     lambda e: ("get", "/api/leaderboard/99999999999999999999", {}),
+     404, "nothing at this address"),
+    ("admin API on a round number past a database integer",
+     lambda e: ("post", "/api/admin/start-challenge/99999999999999999999", {"headers": API}),
+     404, "nothing at this address"),
+    ("JSON nested 30,000 deep", lambda e: ("post", "/api/register", {
+        "data": b'{"name": ' + b"[" * 30_000, "content_type": "application/json"}),
+     400, "nested too deeply"),
+    ("console login as an unknown organizer", lambda e: ("post", "/admin/login", {"data": {
+        "csrf_token": e.token, "username": "nobody", "password": "test-password"}}),
+     401, "don't match"),
 ]
 
 
@@ -309,6 +322,19 @@ SIGNUP_CASES = [
     # Asking for the round links with a wrong admin token: refused before anyone is registered.
     ("API: register with a wrong admin token", lambda e: ("post", "/api/register", {
         "json": REGISTER, "headers": {"Authorization": "Bearer nope"}}), 403, "not valid"),
+    ("API: an object as a name", lambda e: ("post", "/api/register", {"json": {
+        **REGISTER, "name": {"$gt": ""}}}), 422, "Please send name as text"),
+    ("API: a list as a phone", lambda e: ("post", "/api/register", {"json": {
+        **REGISTER, "phone": ["+14155550999"]}}), 422, "Please send phone as text"),
+    ("API: a number as an email", lambda e: ("post", "/api/register", {"json": {
+        **REGISTER, "email": 42}}), 422, "Please send email as text"),
+    ("API: true as a company", lambda e: ("post", "/api/register", {"json": {
+        **REGISTER, "company": True}}), 422, "Please send company as text"),
+    ("a name of invisible characters", lambda e: ("post", "/register", {"data": {
+        **REGISTER, "csrf_token": e.token, "name": "\u200b\u2060\u3164\ufeff"}}),
+     422, "Please fill this in"),
+    ("API: no consent", lambda e: ("post", "/api/register", {"json": {
+        k: v for k, v in REGISTER.items() if k != "consent"}}), 422, "Needed"),
 ]
 
 

@@ -39,7 +39,8 @@ def unstamped(frame) -> bytes:
 
 def register(stack, n: int) -> dict:
     response = requests.post(f"{stack.url}/api/register", json={
-        "name": f"Player {n}", "email": f"p{n}@example.com", "phone": f"+1415555{n:04d}"})
+        "name": f"Player {n}", "email": f"p{n}@example.com", "phone": f"+1415555{n:04d}",
+        "consent": True})
     assert response.status_code == 201, response.text
     return response.json()
 

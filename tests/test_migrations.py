@@ -107,3 +107,24 @@ def test_downgrades_keep_every_row_of_the_tables_they_rebuild(app, make_particip
     with db.engine.connect() as connection:
         assert tuple(connection.execute(text(counts)).one()) == before
         assert before[2] == 3
+
+
+def test_players_shredded_before_the_marker_are_marked_and_no_one_else(app):
+    """0010 marks who an earlier shred replaced by its phone placeholder (no typed phone looks
+    like it), not by an email anyone may register."""
+    db.drop_all()
+    upgrade(revision="0009_fair_sessions")
+    with db.engine.begin() as connection:
+        for pid, email, phone in ((1, "shredded-1@invalid", "shredded-1"),
+                                  (2, "shredded-sam@example.com", "+14155550102")):
+            connection.execute(text(
+                "INSERT INTO participant (id, name, email, phone, company, consent, "
+                "sponsor_consent, report_code, checkin_code, created_at) "
+                "VALUES (:id, 'P', :email, :phone, '', true, false, :code, :code, :at)"),
+                {"id": pid, "email": email, "phone": phone, "code": f"c{pid}",
+                 "at": datetime(2026, 11, 23)})
+    upgrade()
+    with db.engine.connect() as connection:
+        marked = connection.execute(text("SELECT id, shredded_at IS NOT NULL FROM participant "
+                                         "ORDER BY id")).all()
+    assert [tuple(row) for row in marked] == [(1, True), (2, False)]

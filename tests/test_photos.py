@@ -436,7 +436,7 @@ def test_through_gunicorn_a_photo_goes_in_and_an_oversized_one_gets_the_413_page
     live_stack.flask("questions", "load", str(bank))
     links = [requests.post(f"{live_stack.url}/api/register", json={
         "name": name, "email": f"{name}@example.com", "phone": f"+1415555{n:04d}",
-        "company": "Acme"}).json()
+        "company": "Acme", "consent": True}).json()
         ["form_urls"]["1"] for n, name in enumerate(["ada", "bob"], 1)]
     requests.post(f"{live_stack.url}/api/admin/start-challenge/1",
                   headers={"Authorization": "Bearer live-token"})

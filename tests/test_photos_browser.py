@@ -63,7 +63,7 @@ def stack(live_stack, tmp_path):
 def register(stack, name: str, n: int) -> str:
     response = requests.post(f"{stack.url}/api/register", json={
         "name": name, "email": f"photo{n}@example.com", "phone": f"+1415555{n:04d}",
-        "company": "Acme"})
+        "company": "Acme", "consent": True})
     assert response.status_code == 201, response.text
     return response.json()["form_urls"]["1"]
 

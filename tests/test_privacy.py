@@ -122,3 +122,69 @@ def test_backup_during_writes_and_restore(app, runner, client, load_bank, make_p
 def test_restore_refuses_a_missing_file(runner, tmp_path):
     result = runner.invoke(args=["restore", str(tmp_path / "nope.bak"), "--yes"])
     assert result.exit_code != 0 and "does not exist" in result.output
+
+
+def test_export_holds_help_requests_photos_and_check_in(runner, client, load_bank,
+                                                        make_participant, api_headers, run_jobs):
+    from quiz.checkin import check_in
+    from quiz.helpdesk import ask_for_help, resolve
+    from quiz.models import PhotoAnswer, Question
+    load_bank()
+    ids = play_round_one(client, make_participant, api_headers, run_jobs)
+    ada = db.session.get(Participant, ids[0])
+    check_in(ada.checkin_code, utcnow())
+    asked = ask_for_help(ada, "no_sms", "No text yet", utcnow())
+    db.session.flush()
+    resolve(asked, "Sent again", "desk1", utcnow())
+    submission = db.session.scalar(select(Submission).where(Submission.participant_id == ada.id))
+    question = db.session.scalar(select(Question).where(
+        Question.challenge_id == submission.challenge_id))
+    db.session.add(PhotoAnswer(submission_id=submission.id, question_id=question.id,
+                               participant_id=ada.id, challenge_id=submission.challenge_id,
+                               key="photos/challenge1/1-1.jpg"))
+    db.session.commit()
+    data = json.loads(runner.invoke(args=["privacy", "export", ada.email]).output)
+    assert data["participant"]["checked_in_at"].endswith("Z")
+    assert [(h["kind"], h["text"], h["reply"]) for h in data["help_requests"]] == [
+        ("no_sms", "No text yet", "Sent again")]
+    assert [(p["round"], p["question"], p["key"], p["status"]) for p in data["photos"]] == [
+        (1, question.position, "photos/challenge1/1-1.jpg", "pending")]
+
+
+def test_shred_takes_names_out_of_the_audit_log(runner, client, load_bank, make_participant,
+                                                api_headers, run_jobs):
+    from .helpers import csrf_from, login
+    load_bank()
+    ids = play_round_one(client, make_participant, api_headers, run_jobs)
+    ada = db.session.get(Participant, ids[0])
+    identity = (ada.name, ada.email, ada.phone)
+    login(client)
+    token = csrf_from(client.get("/admin/participants").get_data(as_text=True))
+    client.post(f"/admin/participants/{ids[0]}/disqualify",
+                data={"csrf_token": token, "reason": f"two phones ({ada.phone})"})
+    client.post(f"/admin/participants/{ids[1]}/resend/1", data={"csrf_token": token})
+    # an entry written before entries said which player they name
+    db.session.add(AuditEntry(actor="desk1", action="resend link", detail="Player Cy, round 1"))
+    db.session.commit()
+    named = db.session.scalars(select(AuditEntry.detail).where(
+        AuditEntry.action.in_(["disqualify", "resend link"]))).all()
+    assert any("Player Ada" in d and ada.phone in d for d in named)
+    assert any("Player Bo" in d for d in named)
+    result = runner.invoke(args=["privacy", "shred", "--force", "--yes"])
+    assert result.exit_code == 0, result.output
+    details = " ".join(db.session.scalars(select(AuditEntry.detail)))
+    for personal in (*identity, "Player Bo", "Player Cy"):
+        assert personal not in details
+    assert f"Player {ids[0]} (round 1): two phones (Player {ids[0]})" in details
+
+
+def test_a_real_email_starting_with_shredded_is_shredded_too(make_participant):
+    from quiz.privacy import shred_personal_data
+    make_participant("Sneaky Sam", email="shredded-sam@example.com")
+    make_participant("Plain Pat")
+    assert shred_personal_data(30, force=True) == 2
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(Participant.name.like("%Sam%"))) == 0
+    assert not db.session.scalar(select(func.count())
+                                 .where(Participant.email.like("%@example.com")))
+    assert shred_personal_data(30, force=True) == 0  # nobody left to shred

@@ -169,7 +169,8 @@ def test_players_joining_while_round_one_is_open_get_its_link_once_from_one_job(
     run_jobs()
     joined = [client.post("/api/register", json={"name": f"Late {n}",
                                                  "email": f"late{n}@example.com",
-                                                 "phone": f"+1415555{n:04d}"}).get_json()["user_id"]
+                                                 "phone": f"+1415555{n:04d}",
+                                                 "consent": True}).get_json()["user_id"]
               for n in range(3)]
     # One job stores the three forms, one texts the three links: a rush of late joiners doesn't
     # make a job each. The links' job waits with the messages, never behind stored forms.
@@ -180,3 +181,44 @@ def test_players_joining_while_round_one_is_open_get_its_link_once_from_one_job(
     assert {pid: texted[pid] for pid in joined} == {pid: 1 for pid in joined}
     assert db.session.scalar(select(func.count()).select_from(Message).where(
         Message.kind == "round_link", Message.status == "queued")) == 0  # sent, not left waiting
+
+
+API_GOOD = {**GOOD, "consent": True}
+
+
+@pytest.mark.parametrize("field", ["name", "email", "phone", "company"])
+@pytest.mark.parametrize("value", [{"$gt": ""}, ["Ada"], True, 42, 4.5])
+def test_api_refuses_a_non_string_field_by_name(client, field, value):
+    response = client.post("/api/register", json={**API_GOOD, field: value})
+    assert response.status_code == 422
+    body = response.get_json()
+    assert set(body["fields"]) == {field} and field in body["message"]
+    assert players() == 0
+
+
+@pytest.mark.parametrize("name", ["\u200b", "\u2060\u2060", "\u3164", "\ufeff", "\u200b \u00ad",
+                                  "\u115f\u1160", "\ufe0f", "\u2800", "\U000e0041"])
+def test_names_made_of_invisible_characters_are_empty(client, name):
+    response = client.post("/api/register", json={**API_GOOD, "name": name})
+    assert response.status_code == 422
+    assert response.get_json()["fields"] == {"name": "Please fill this in."}
+    assert players() == 0
+
+
+def test_bidi_marks_are_stripped_from_names(client):
+    name = "\u200fAda\u200e Love\u061clace\u200f"
+    assert client.post("/api/register", json={**API_GOOD, "name": name,
+                                              "company": "\u200eAnalytical"}).status_code == 201
+    assert db.session.execute(select(Participant.name, Participant.company)).one() == (
+        "Ada Lovelace", "Analytical")
+
+
+@pytest.mark.parametrize("consent", [None, False, "no", "", {"$ne": 0}, [True]])
+def test_api_requires_consent_like_the_page(client, consent):
+    body = {key: value for key, value in API_GOOD.items() if key != "consent"}
+    if consent is not None:
+        body["consent"] = consent
+    response = client.post("/api/register", json=body)
+    assert response.status_code == 422
+    assert set(response.get_json()["fields"]) == {"consent"}
+    assert players() == 0

@@ -102,7 +102,8 @@ def test_rehearsal_refuses_an_instance_without_rounds_with_participants_or_with_
     assert no_bank.returncode != 0 and "no round 1. Load the question bank first" in no_bank.stderr
     load_demo_bank(live_stack)
     requests.post(f"{live_stack.url}/api/register", timeout=10, json={
-        "name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}).raise_for_status()
+        "name": "Ada", "email": "ada@example.com", "phone": "+14155550100",
+        "consent": True}).raise_for_status()
     refused = rehearse(live_stack, "--players", "5")
     assert (refused.returncode != 0 and "already has 1 participant(s)" in refused.stderr
             and "--yes" in refused.stderr)

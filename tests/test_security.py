@@ -5,7 +5,7 @@ from sqlalchemy import select
 from quiz.extensions import db
 from quiz.models import FormLink
 
-from .helpers import csrf_from
+from .helpers import csrf_from, login
 
 
 def test_pages_carry_a_csp_without_unsafe_eval_and_no_referrer(client):
@@ -50,7 +50,7 @@ def test_start_is_limited_per_link_not_per_address(client, load_bank, make_parti
 
 @pytest.mark.config(RATELIMIT_ENABLED=True)
 def test_registration_limit_is_per_address_and_phone(client):
-    body = {"name": "X", "email": "x@example.com", "phone": "+14155550100"}
+    body = {"name": "X", "email": "x@example.com", "phone": "+14155550100", "consent": True}
     statuses = [client.post("/api/register",
                             json={**body, "email": f"x{i}@example.com"}).status_code
                 for i in range(11)]
@@ -59,3 +59,43 @@ def test_registration_limit_is_per_address_and_phone(client):
     other = client.post("/api/register",
                         json={**body, "email": "y@example.com", "phone": "+14155550101"})
     assert other.status_code == 201
+
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize("method, url", [
+    ("get", f"/api/leaderboard/{HUGE}"), ("get", "/api/leaderboard/2147483648"),
+    ("post", f"/api/admin/start-challenge/{HUGE}"), ("get", f"/api/admin/sms-progress/{HUGE}"),
+    ("post", f"/admin/rounds/{HUGE}/start"), ("get", f"/admin/rounds/{HUGE}/results"),
+    ("post", f"/admin/participants/{HUGE}/disqualify"),
+])
+def test_an_id_past_what_the_database_holds_is_a_404(client, load_bank, api_headers, method, url):
+    load_bank()
+    login(client)
+    token = csrf_from(client.get("/admin/").get_data(as_text=True))
+    response = getattr(client, method)(url, headers=api_headers, data={"csrf_token": token})
+    assert response.status_code == 404
+    assert "nothing at this address" in response.get_data(as_text=True)
+
+
+def test_the_largest_id_a_column_holds_still_reaches_the_view(client, load_bank):
+    load_bank()
+    response = client.get("/api/leaderboard/2147483647")
+    assert response.status_code == 404 and "no round 2147483647" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("body", [b"[" * 30_000, b'{"name": ' + b"{" * 30_000,
+                                  b'{"name": "Ada", "x": ' + b"[" * 33 + b"]" * 33 + b"}"])
+def test_deeply_nested_json_is_refused_before_parsing(client, body):
+    response = client.post("/api/register", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.get_json()["message"]
+
+
+def test_brackets_inside_strings_are_not_nesting(client, load_bank):
+    load_bank()
+    response = client.post("/api/register", json={
+        "name": "[" * 40, "email": "a@example.com", "phone": "+14155550100", "consent": True,
+        "company": "{\"[" * 30})
+    assert response.status_code == 201, response.get_json()

@@ -2,7 +2,8 @@
 import secrets
 from datetime import datetime
 
-from sqlalchemy import String, false
+from sqlalchemy import String, case, cast, false, literal
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -35,6 +36,9 @@ class Participant(db.Model):
     # place (HOT).
     eliminated_in: Mapped[int | None]
     elimination_reason: Mapped[str | None] = mapped_column(String(20))
+    # When `privacy shred` replaced their personal data: what says a row is shredded (an email
+    # that merely starts with "shredded-" says nothing).
+    shredded_at: Mapped[datetime | None]
 
     links: Mapped[list["FormLink"]] = relationship(back_populates="participant",
                                                    lazy="raise_on_sql")
@@ -46,6 +50,17 @@ class Participant(db.Model):
     @property
     def in_game(self) -> bool:
         return self.eliminated_in is None
+
+    @hybrid_property
+    def public_name(self) -> str:
+        """The name the room sees (projector, public leaderboard): theirs only with consent; a
+        player who joined without it (before the API required it) is "Player <id>"."""
+        return self.name if self.consent else f"Player {self.id}"
+
+    @public_name.inplace.expression
+    @classmethod
+    def _public_name_expression(cls):
+        return case((cls.consent, cls.name), else_=literal("Player ") + cast(cls.id, String))
 
 
 # Crockford's base32: no I, L, O or U, so a code read off a badge and typed at the desk

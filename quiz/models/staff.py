@@ -1,4 +1,5 @@
 """The staff's side: organizer accounts, the audit log, help requests."""
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -14,15 +15,31 @@ from .columns import status_column
 from .players import Participant
 
 
+def new_session_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
 class AdminUser(UserMixin, db.Model):
     """An organizer who can log in to the console."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
+    # Part of the id Flask-Login keeps in the session and the remember cookie (get_id): a new one
+    # (logout, a new password) makes every cookie issued before it worthless.
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
+
+    def get_id(self) -> str:
+        """Flask-Login's alternative id: the account and its current session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def rotate_session_token(self) -> None:
+        """Log this organizer out everywhere: their session and remember cookies stop working."""
+        self.session_token = new_session_token()
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
+        self.rotate_session_token()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -36,6 +53,9 @@ class AuditEntry(db.Model):
     actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(80))
     detail: Mapped[str] = mapped_column(Text, default="")
+    # The player an entry is about (its detail names them): `privacy shred` finds their name here.
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participant.id", ondelete="SET NULL"))
 
 
 HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through",

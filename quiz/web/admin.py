@@ -4,6 +4,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
 from .. import console, delivery, live, notify, rounds
+from ..accounts import authenticate, load_organizer
 from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
@@ -13,15 +14,14 @@ from ..models import AdminUser, Message, MessageStatus, Participant
 from ..delivery import sms_progress
 from ..observability import health
 from .handling import write
+from .security import login_key
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager.login_view = "admin.login"
 login_manager.login_message = "Please log in to run the event."
 
 
-@login_manager.user_loader
-def load_user(user_id: str):
-    return db.session.get(AdminUser, int(user_id)) if user_id.isdigit() else None
+login_manager.user_loader(load_organizer)
 
 
 def bootstrap_admin() -> None:
@@ -35,15 +35,18 @@ def bootstrap_admin() -> None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+# Per account and address, failures only: guessing one account is slowed, while the venue's other
+# organizers behind the same NAT address (other accounts) still get in.
+@limiter.limit("10 per minute", methods=["POST"], key_func=login_key,
+               deduct_when=lambda response: response.status_code == 401)
 def login():
     """Password login for organizers."""
     error = None
     if request.method == "POST":
         write(bootstrap_admin)
-        user = db.session.scalar(select(AdminUser).where(
-            AdminUser.username == request.form.get("username", "admin")))
-        if user and user.check_password(request.form.get("password", "")):
+        user = authenticate(request.form.get("username", "admin"),
+                            request.form.get("password", ""))
+        if user is not None:
             login_user(user, remember=True)
             return redirect(url_for("admin.dashboard"), 303)
         error = "That username and password don't match. Check them and try again."
@@ -53,6 +56,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    """Log out on every device: the session token changes, so no earlier cookie works again."""
+    write(current_user.rotate_session_token)
     logout_user()
     return redirect(url_for("admin.login"), 303)
 
@@ -143,7 +148,7 @@ def disqualify(participant_id):
         number = rounds.disqualify(participant, request.form.get("reason", ""))
         record(current_user.username, "disqualify", None,
                f"{participant.name} (round {number}): "
-               f"{' '.join(request.form.get('reason', '').split())}")
+               f"{' '.join(request.form.get('reason', '').split())}", about=participant)
     return act(operation, "Disqualified.", "admin.participants", q=request.form.get("q", ""))
 
 
@@ -222,7 +227,8 @@ def resend_link(participant_id, number):
     def operation():
         participant = db.get_or_404(Participant, participant_id)
         message_id = delivery.requeue_link(participant, rounds.get_challenge(number))
-        record(current_user.username, "resend link", None, f"{participant.name}, round {number}")
+        record(current_user.username, "resend link", None, f"{participant.name}, round {number}",
+               about=participant)
         notify.hand_over([message_id], "resend")
     if request.form.get("back") == "help":
         return act(operation, f"Round {number} link is being sent again.", "desk.help_desk")

@@ -65,7 +65,8 @@ def resolve(request_id):
         helpdesk.resolve(help_request, request.form.get("reply", ""), current_user.username,
                          utcnow())
         record(current_user.username, "answer help request", None,
-               f"#{help_request.id} {help_request.participant.name}")
+               f"#{help_request.id} {help_request.participant.name}",
+               about=help_request.participant)
     try:
         write(operation)
     except QuizError as error:

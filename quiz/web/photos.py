@@ -58,7 +58,7 @@ def review(photo_id):
                      f"{photo.participant.name}, question {photo.question.position}")
     try:
         write(lambda: record(current_user.username, f"{decision} photo", photos.review_photo(
-            photo_id, decision, current_user.username, utcnow()), who))
+            photo_id, decision, current_user.username, utcnow()), who, about=photo.participant))
     except QuizError as error:
         if wants_fragment():
             return render_template("admin/_photo_card.html", photo=photo, error=error), error.status

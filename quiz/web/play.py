@@ -48,12 +48,7 @@ def register():
     if not registration_open():
         return render_template("play/register.html", values={}, errors={}, is_open=False), 409
     try:
-        clean = validate_registration(request.form)
-        if not clean["consent"]:
-            raise QuizError("Please tick the box to agree to receive your round links by SMS.",
-                            code="invalid", status=422,
-                            fields={"consent": "Needed: your round links come by SMS."})
-        joined = write(register_participant, clean)
+        joined = write(register_participant, validate_registration(request.form))
     except QuizError as error:
         return render_template("play/register.html", values=request.form,
                                errors=error.fields or {"form": error.message},

@@ -1,8 +1,10 @@
-"""Security headers on every response, and the rate-limit keys (a venue shares one NAT address)."""
+"""Security headers on every response, the rate-limit keys (a venue shares one NAT address), and
+input refused before it reaches a view: garbled forms, deeply nested JSON, ids past a column."""
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask, abort, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 # No inline script and no eval (htmx runs with allowEval false); styles only from our files.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -35,6 +37,12 @@ def registration_key() -> str:
     return f"register:{request.remote_addr}:{phone}"
 
 
+def login_key() -> str:
+    """Rate-limit key for console logins: the account tried together with the address."""
+    username = request.form.get("username", "admin")[:80].strip().lower()
+    return f"login:{request.remote_addr}:{username}"
+
+
 def reject_garbled_forms():
     """A form body that isn't UTF-8 would reach the database as mojibake: refuse it with what to
     do."""
@@ -46,6 +54,53 @@ def reject_garbled_forms():
                        "it again.")
 
 
+# Deeper than any body our API takes; Python's parser would hit its recursion limit (a 500) on
+# thousands of levels.
+JSON_MAX_DEPTH = 32
+OPEN, CLOSE, QUOTE, BACKSLASH = b"[{", b"]}", ord('"'), ord("\\")
+
+
+def nested_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether a JSON text's brackets nest deeper than `limit` (brackets in strings don't count),
+    found in one pass without parsing it."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # every body we take
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == BACKSLASH:
+                escaped = True
+            elif byte == QUOTE:
+                in_string = False
+        elif byte == QUOTE:
+            in_string = True
+        elif byte in OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in CLOSE:
+            depth -= 1
+    return False
+
+
+def reject_deep_json():
+    """A JSON body nested past JSON_MAX_DEPTH is refused before anything parses it."""
+    if request.is_json and nested_deeper_than(request.get_data(cache=True), JSON_MAX_DEPTH):
+        abort(400, f"That JSON is nested too deeply (more than {JSON_MAX_DEPTH} levels). "
+                   "Send a flat object, e.g. {\"name\": \"Ada\", ...}.")
+
+
+class BoundedInt(IntegerConverter):
+    """`<int:…>` in a URL: a number a database integer column can hold (PostgreSQL's `integer`),
+    else a 404, never an overflow error from the database."""
+
+    def __init__(self, url_map, fixed_digits: int = 0, min: int | None = None,
+                 max: int | None = None, signed: bool = False) -> None:
+        super().__init__(url_map, fixed_digits, min, 2**31 - 1 if max is None else max, signed)
+
+
 def init_app(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXIES"]
     if hops:
@@ -53,4 +108,5 @@ def init_app(app: Flask) -> None:
         # and logs
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     app.before_request(reject_garbled_forms)
+    app.before_request(reject_deep_json)
     app.after_request(add_security_headers)

@@ -46,7 +46,8 @@ def regenerate(participant_id):
     """Render one participant's forms again, into the places the database says."""
     def operation():
         participant = db.get_or_404(Participant, participant_id)
-        record(current_user.username, "regenerate forms", None, participant.name)
+        record(current_user.username, "regenerate forms", None, participant.name,
+               about=participant)
         stored_forms.regenerate_later(participant.id)
     return act(operation, "Their forms are being made again.", "admin.participants",
                q=request.form.get("q", ""))
