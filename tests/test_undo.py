@@ -110,6 +110,16 @@ def test_results_wait_the_delay_after_a_close_then_go_out_once(
 
 
 @DELAYED
+def test_results_owed_whose_job_was_lost_are_sent_by_reconcile(client, api_headers, played):
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    get_round(1).results_due_at = utcnow() - timedelta(seconds=120)  # its job never ran
+    db.session.commit()
+    assert reconcile.reconcile_messages()["results"] == 1
+    assert len(result_messages()) == 6
+    assert get_round(1).results_due_at is None
+
+
+@DELAYED
 def test_a_close_after_a_reopen_is_not_texted_by_the_first_close_s_job(
         client, api_headers, played):
     client.post("/api/admin/end-challenge/1", headers=api_headers)
