@@ -264,6 +264,22 @@ def test_reinstate_brings_a_player_back_and_texts_them_the_open_round_s_link(
         == "P4 (was out in round 1: unanswered)"
 
 
+def test_a_player_reinstated_after_playing_in_the_shadow_league_is_ranked_for_real(
+        client, api_headers, played):
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    client.post("/api/admin/start-challenge/2", headers=api_headers)
+    out = played[4]
+    start(client, code_of(out, 2))
+    assert submit(client, code_of(out, 2), [["4"]]).status_code == 303
+    assert db.session.scalar(select(Submission.shadow).where(Submission.participant_id == out))
+    client.post(f"/api/admin/participants/{out}/reinstate", headers=api_headers)
+    client.post("/api/admin/end-challenge/2", headers=api_headers)
+    db.session.expire_all()
+    mine = db.session.scalar(select(Submission).where(Submission.participant_id == out))
+    assert (mine.shadow, mine.rank) == (False, 1)
+    assert db.session.get(Participant, out).eliminated_in is None  # the winner, in fact
+
+
 def test_reinstate_is_refused_once_the_game_is_over_or_for_nobody(client, api_headers, played):
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     client.post("/api/admin/start-challenge/2", headers=api_headers)
