@@ -84,6 +84,9 @@ class Config:
     SMS_SENDER_ID = os.environ.get("SMS_SENDER_ID", "")
     SMS_TYPE = os.environ.get("SMS_TYPE", "Transactional")
     SMS_RESULTS = _flag("SMS_RESULTS", True)  # text players "through" / "out" after each round
+    # Result SMS wait this long after a close; until then (and until the next round starts) a round
+    # closed by mistake can be reopened, its elimination reversed, and no one was told anything.
+    RESULTS_DELAY_SECONDS = float(os.environ.get("RESULTS_DELAY_SECONDS", "60"))
     # Round links in the answer to POST /api/register and on /r/<code> (admin token: always).
     # Unset: on for the outbox backend, off otherwise (see links_in_registration).
     LINKS_IN_REGISTRATION = _optional_flag("LINKS_IN_REGISTRATION")
@@ -164,3 +167,5 @@ class TestConfig(Config):
     PUBLIC_BASE_URL = "http://quiz.test"
     RATELIMIT_ENABLED = False
     SUBMIT_GRACE_SECONDS = 1.0
+    # Results at once, as the suite's close tests expect; tests of the delay and reopening set it.
+    RESULTS_DELAY_SECONDS = 0.0

@@ -1,12 +1,14 @@
 """The console's live numbers: the overview at the top, the rounds table, the audit log."""
+from datetime import timedelta
+
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from . import delivery, photos, rounds, shadow
 from .checkin import unchecked_finalists
 from .clock import utcnow
 from .extensions import db
-from .models import AuditEntry, Challenge, Participant, Submission
+from .models import AuditEntry, Challenge, FormLink, Message, MessageStatus, Participant, Submission
 from .delivery import sms_progress
 
 
@@ -44,5 +46,33 @@ def rounds_and_audit() -> dict:
         "counts": {"in_game": in_game},
         "send_warning": delivery.send_time_warning(in_game),
         "unreviewed": photos.unreviewed(),
+        "waiting": {c.id: not_started(c) for c in challenges if c.is_open},
+        "reopenable": reopenable(challenges, utcnow()),
         "now": utcnow(),
     }
+
+
+def not_started(challenge: Challenge) -> tuple[int, int]:
+    """For End round's confirmation: of the players invited to the round (still in, with its
+    link), how many have not pressed Start, and how many of those have not had their link sent."""
+    sent = select(Message.id).where(Message.participant_id == FormLink.participant_id,
+                                    Message.challenge_id == challenge.id,
+                                    Message.kind == "round_link",
+                                    Message.status == MessageStatus.SENT).exists()
+    query = (select(func.count(), func.count().filter(~sent)).select_from(FormLink)
+             .join(Participant, and_(Participant.id == FormLink.participant_id,
+                                     Participant.eliminated_in.is_(None)))
+             .where(FormLink.challenge_id == challenge.id, FormLink.started_at.is_(None)))
+    if current_app.config["CHECKIN_REQUIRED"] and challenge.number == 1:
+        query = query.where(Participant.checked_in_at.is_not(None))  # the others get no link
+    unstarted, unsent = db.session.execute(query).one()
+    return unstarted, unsent
+
+
+def reopenable(challenges: list[Challenge], now) -> set[int]:
+    """The closed rounds the console offers to reopen: within RESULTS_DELAY_SECONDS of their
+    close, before the next round started (quiz/undo.py has the last word)."""
+    delay = timedelta(seconds=current_app.config["RESULTS_DELAY_SECONDS"])
+    later_started = [c.number for c in challenges if not c.is_draft]
+    return {c.id for c in challenges if c.is_closed and c.closed_at + delay > now
+            and max(later_started) == c.number}

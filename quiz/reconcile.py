@@ -27,7 +27,7 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
         notify.queue_round_links(challenge)
     owed = owed_results(timedelta(seconds=stale_after))
     for challenge in owed:
-        champion = rounds.winner() if rounds.is_last(challenge) else None
+        champion = rounds.winner() if challenge.is_last else None
         notify.send_results(challenge, champion.id if champion else None)
     reminders = due_reminders(timedelta(seconds=stale_after))
     for reminder in reminders:

@@ -2,7 +2,7 @@
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -97,9 +97,11 @@ def close_round(number: int, now: datetime) -> CloseSummary:
     owe(CHANGED, Job(Task.FILE_UNANSWERED_FORMS, (challenge.id,),
                      description=f"round {number}: move forms not answered to unanswered/"))
     if current_app.config["SMS_RESULTS"]:
-        # Owed in this transaction: reconcile queues them if the job below never runs.
-        challenge.results_due_at = now
-        owe(Job(Task.SEND_RESULTS, (challenge.id, winner_id),
+        # Owed in this transaction (reconcile queues them if the job below never runs), after
+        # RESULTS_DELAY_SECONDS: a round reopened by then (quiz/undo.py) has told no one anything.
+        delay = timedelta(seconds=current_app.config["RESULTS_DELAY_SECONDS"])
+        challenge.results_due_at = now + delay
+        owe(Job(Task.SEND_RESULTS, (challenge.id, winner_id), at=now + delay if delay else None,
                 description=f"round {number}: results by SMS"))
     return CloseSummary(number=number, submitted=len(outcome.order),
                         kept=len(outcome.order) - len(ranked_out), unanswered=unanswered,

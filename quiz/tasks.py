@@ -6,7 +6,7 @@ import logging
 
 from rq import get_current_job
 
-from . import delivery, notify, rounds, stored_forms
+from . import delivery, notify, rounds, stored_forms, undo
 from .clock import utcnow
 from .dispatcher import drain
 from .effects import Drain
@@ -28,9 +28,11 @@ def send_round_links(challenge_id: int) -> int:
 
 
 def send_results(challenge_id: int, winner_id: int | None) -> int:
-    """After a round closed: 'through' / 'out' (and 'winner') messages, unless already queued."""
-    challenge = db.session.get(Challenge, challenge_id)
-    if challenge is None or challenge.results_due_at is None:
+    """RESULTS_DELAY_SECONDS after a round closed: 'through' / 'out' (and 'winner') messages,
+    unless already queued or the round was reopened."""
+    challenge = undo.results_due(challenge_id, utcnow())
+    if challenge is None:
+        db.session.commit()
         return 0
     created = notify.send_results(challenge, winner_id)
     db.session.commit()

@@ -90,6 +90,29 @@ class Challenge(db.Model):
         self.status = RoundStatus.CLOSED
         self.closed_at = now
 
+    def extend(self, seconds: int, now: datetime) -> None:
+        """Move the round's own close `seconds` later (quiz/undo.py checks the number)."""
+        if not self.is_open:
+            raise QuizError(f"Round {self.number} is {self.status}: only an open round can be "
+                            "given more time.", code="not_open")
+        if self.closes_at is None:
+            raise QuizError(f"Round {self.number} has no time limit: it stays open until you end "
+                            "it.", code="no_time_limit")
+        if self.closes_at <= now:
+            raise QuizError(f"Round {self.number}'s time is already up: it is closing. Once it "
+                            "has closed, reopen it with more time.", code="time_up")
+        self.closes_at += timedelta(seconds=seconds)
+
+    def reopen(self) -> None:
+        """Back to open, without anything the close wrote on the round (quiz/undo.py checks when
+        that is still allowed and reverses the elimination)."""
+        if not self.is_closed:
+            raise QuizError(f"Round {self.number} is {self.status}: only a closed round can be "
+                            "reopened.", code="not_closed")
+        self.status = RoundStatus.OPEN
+        self.closed_at = self.results_due_at = None
+        self.ranked_count = self.cut_score = self.cut_response_time = None
+
     def deadline(self, grace: float) -> datetime | None:
         """The last moment a submission may arrive, or None while nothing limits it."""
         ends = [t for t in (self.closes_at, self.closed_at) if t is not None]

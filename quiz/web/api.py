@@ -6,14 +6,15 @@ from functools import wraps
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import rounds, shadow
+from .. import rounds, shadow, undo
 from ..audit import record
-from ..clock import utcnow
-from ..errors import QuizError
+from ..clock import local_time, utcnow
+from ..corrections import correct_participant
+from ..errors import QuizError, ValidationError
 from ..extensions import db, limiter
 from ..leaderboard import leaderboard, round_counts
 from ..links import link_url, report_url
-from ..models import Challenge, Message, RoundStatus
+from ..models import Challenge, Message, Participant, RoundStatus
 from ..delivery import sms_progress
 from ..registration import register_participant, validate_registration
 from .handling import write
@@ -98,6 +99,79 @@ def end_challenge(number):
     return jsonify(challenge=number, status=RoundStatus.CLOSED, submitted=summary.submitted,
                    kept=summary.kept, eliminated_unanswered=summary.unanswered,
                    eliminated_ranked_out=summary.ranked_out, winner_id=summary.winner_id)
+
+
+@bp.post("/admin/extend-challenge/<int:number>")
+@admin_required
+def extend_challenge(number):
+    """Give open, timed round `number` more time: {"seconds": 60}."""
+    seconds = json_body().get("seconds")
+
+    def operation():
+        challenge = undo.extend_round(number, seconds, utcnow())
+        return record("api", "extend round", challenge,
+                      f"round {number}: +{seconds} s, closes {local_time(challenge.closes_at)}")
+    challenge = write(operation)
+    return jsonify(challenge=number, status=challenge.status, closes_at=_iso(challenge.closes_at))
+
+
+@bp.post("/admin/reopen-challenge/<int:number>")
+@admin_required
+def reopen_challenge(number):
+    """Reopen round `number`, closed by mistake: its eliminations reversed, no results sent;
+    optional {"seconds": N} when its time limit ran out."""
+    seconds = json_body().get("seconds") if request.content_length else None
+
+    def operation():
+        done = undo.reopen_round(number, utcnow(), seconds)
+        return record("api", "reopen round", done, undo.reopened_detail(done))
+    done = write(operation)
+    return jsonify(challenge=number, status=RoundStatus.OPEN, reinstated=done.back_in,
+                   closes_at=_iso(done.closes_at))
+
+
+@bp.post("/admin/participants/<int:participant_id>/reinstate")
+@admin_required
+def reinstate_participant(participant_id):
+    """Bring a player knocked out or disqualified by mistake back into the game."""
+    def operation():
+        participant = _participant(participant_id)
+        number, reason = undo.reinstate(participant)
+        return record("api", "reinstate", participant,
+                      f"{participant.name} (was out in round {number}: {reason})")
+    participant = write(operation)
+    return jsonify(user_id=participant.id, eliminated=False)
+
+
+@bp.patch("/admin/participants/<int:participant_id>")
+@admin_required
+def correct_participant_view(participant_id):
+    """Correct name, email, phone or company (checked as registration checks them); "resend":
+    true texts their open round's link again."""
+    data = json_body()
+    resend = data.pop("resend", False)
+    if not isinstance(resend, bool):
+        raise ValidationError({"resend": "Send true or false."})
+
+    def operation():
+        participant = _participant(participant_id)
+        done = correct_participant(participant, data, resend=resend)
+        record("api", "correct participant", None,
+               f"{participant.name} (#{participant.id}): {', '.join(done.changed) or 'nothing'}"
+               f"{'; link resent' if done.resent else ''}")
+        return participant, done
+    participant, done = write(operation)
+    return jsonify(user_id=participant.id, name=participant.name, email=participant.email,
+                   phone=participant.phone, company=participant.company, changed=done.changed,
+                   link_resent=done.resent)
+
+
+def _participant(participant_id: int) -> Participant:
+    participant = db.session.get(Participant, participant_id)
+    if participant is None:
+        raise QuizError(f"There is no participant {participant_id}.", code="no_such_participant",
+                        status=404)
+    return participant
 
 
 @bp.get("/admin/sms-progress/<int:number>")

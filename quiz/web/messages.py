@@ -10,6 +10,7 @@ from ..errors import QuizError
 from ..extensions import db
 from ..models import Reminder
 from ..reminders import cancel_reminder, schedule_reminder
+from ..sample_sms import send_sample_sms
 from .handling import write
 from .admin import act
 
@@ -53,6 +54,25 @@ def save_template(kind):
     except QuizError as error:
         return _refused(error, kind, {kind: body})
     flash("Saved. New messages use this wording.", "ok")
+    return redirect(url_for("messages.settings"), 303)
+
+
+@bp.post("/test-sms")
+@login_required
+def send_test_sms():
+    """Text one message kind, with sample values, to any number (e.g. one's own) to see it
+    arrive."""
+    kind, phone = request.form.get("kind", ""), request.form.get("phone", "")
+
+    def operation():
+        message = send_sample_sms(kind, phone)
+        record(current_user.username, "send test SMS", None, f"{kind} to {message.to}")
+        return message
+    try:
+        message = write(operation)
+    except QuizError as error:
+        return _refused(error, "test", request.form)
+    flash(f"Test SMS ({kind}) on its way to {message.to}.", "ok")
     return redirect(url_for("messages.settings"), 303)
 
 
