@@ -45,6 +45,22 @@ def persistent_secret(instance: Path, name: str) -> str:
     return value
 
 
+class ConfigError(RuntimeError):
+    """A setting Knockout cannot start with; the message says what to set instead."""
+
+
+def check_database_url(url: str) -> None:
+    """SQLite or PostgreSQL (Aurora PostgreSQL-compatible included). MySQL never worked (the submit
+    and the close rely on INSERT … RETURNING and PostgreSQL's arrays) and is refused at start."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL is a {scheme} database: Knockout runs on PostgreSQL (Aurora "
+            "PostgreSQL-compatible included), e.g. "
+            "postgresql+psycopg://user:password@host/knockout, or on SQLite (leave DATABASE_URL "
+            "unset). MySQL is not supported.")
+
+
 class Config:
     """Production and embedded settings; every name here is documented in the README."""
 
