@@ -2,9 +2,11 @@
 from flask import Flask
 
 from ..extensions import csrf
-from . import admin, api, desk, display, errors, exports, messages, photos, play, stored_forms, ws
+from . import (admin, api, desk, display, errors, exports, messages, photos, play, roles, staff,
+               stored_forms, ws)
 
-BLUEPRINTS = (play, display, admin, messages, desk, stored_forms, exports, photos, api, ws, errors)
+BLUEPRINTS = (play, display, admin, messages, desk, stored_forms, exports, photos, staff, roles,
+              api, ws, errors)
 
 
 def register_blueprints(app: Flask) -> None:
