@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from quiz.clock import utcnow
@@ -262,3 +262,55 @@ def test_a_refused_htmx_request_gets_a_small_fragment(client, world):
     assert response.status_code == 403 and "<html" not in text(response)
     assert "needs the host role" in re.sub(r"<[^>]+>", "", text(response))
     assert snapshot() == before
+
+
+def buttons(page) -> set[str]:
+    """The labels of a page's submit buttons."""
+    return {" ".join(label.split()) for label in re.findall(
+        r'<button[^>]*type="submit"[^>]*>([^<]*)</button>', text(page))}
+
+
+@pytest.mark.parametrize("role, shown", [
+    (Role.HOST, {"End round 1", "Load", "Resend round 1 link", "Regenerate forms", "Disqualify",
+                 "Reply & resolve", "Check in", "Accept"}),
+    (Role.DESK, {"Resend round 1 link", "Reply & resolve", "Check in"}),
+    (Role.VIEWER, set()),
+])
+def test_the_console_shows_only_the_buttons_a_role_can_use(client, world, role, shown):
+    log_in(client, role)
+    pages = ["/admin/", "/admin/participants", "/admin/help", "/admin/checkin", "/admin/photos/1"]
+    seen = set().union(*(buttons(client.get(page)) for page in pages)) - {"Log out", "Search"}
+    every = {"End round 1", "Load", "Resend round 1 link", "Regenerate forms", "Disqualify",
+             "Reply & resolve", "Check in", "Accept", "Reject"}
+    assert seen & every == shown | ({"Reject"} if role == Role.HOST else set())
+
+
+def test_live_fragments_mark_their_actions_and_the_page_says_the_role(app, client, world):
+    """One render serves every organizer: its buttons carry the role they need, and the page's
+    stylesheet hides them from the roles without it."""
+    from quiz.web.admin import live_overview
+    from quiz.web.desk import live_help
+    with app.test_request_context():
+        overview, help_list = live_overview(), live_help()
+    assert re.search(r'<form method="post" data-needs="host" action="/admin/rounds/1/end"',
+                     overview)
+    assert re.search(r'<form method="post" data-needs="desk" action="/admin/help/\d+/resolve"',
+                     help_list)
+    log_in(client, Role.VIEWER)
+    assert re.search(r'<body class="admin"[^>]* data-role="viewer"', text(client.get("/admin/")))
+    with open(f"{app.static_folder}/css/app.css") as stylesheet:
+        rules = stylesheet.read()
+    assert 'body:not([data-role="host"]) [data-needs="host"]' in rules
+    assert 'body:not([data-role="host"]):not([data-role="desk"]) [data-needs="desk"]' in rules
+
+
+def test_console_actions_are_audited_with_who_did_them(client, world):
+    token = log_in(client, Role.DESK)
+    client.post(f"/admin/help/{world['request_id']}/resolve",
+                data={"csrf_token": token, "reply": "On its way"})
+    client.post(f"/admin/participants/{world['participant_id']}/resend/1",
+                data={"csrf_token": token})
+    assert db.session.scalars(select(AuditEntry.actor).order_by(AuditEntry.id)).all()[-2:] == [
+        "desk", "desk"]
+    page = text(client.get("/admin/"))
+    assert re.search(r"<strong>desk</strong> resend link", page)
