@@ -213,6 +213,8 @@ def check(app, client, world: dict, endpoint: str, role: Role | None, token: str
     for method in sorted(console_routes(app)[endpoint]):
         before = snapshot()
         response = request_route(client, app, endpoint, method, world, token)
+        response.get_data()  # to its end: a streamed export closes its database cursor
+        response.close()
         status, where = response.status_code, response.headers.get("Location", "")
         to_login = status == 302 and "/admin/login?next=" in where
         if needed is None or (role is not None and role.allows(needed)):
