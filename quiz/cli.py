@@ -11,7 +11,8 @@ from flask.cli import AppGroup
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from . import reconcile, stored_forms
+from . import reconcile, staff, stored_forms
+from .audit import record
 from .backup import backup_database, restore_database
 from .clock import utcnow
 from .config import persistent_secret
@@ -19,7 +20,7 @@ from .embedded import embedded_redis_args, redis_answers, stop_redis
 from .errors import QuizError
 from .exports import EXPORTS, filename, write_csv
 from .extensions import db
-from .models import AdminUser, Challenge, Participant
+from .models import AdminUser, Challenge, Participant, Role
 from .privacy import export_participant, shred_personal_data
 from .questions import apply_bank, parse_bank
 from .rehearse import rehearse_command
@@ -102,21 +103,36 @@ def load_questions(path: Path):
 @admin_cli.command("create")
 @click.option("--username", default="admin", show_default=True)
 @click.password_option(help="The organizer's password (asked for if not given).")
-def create_admin(username: str, password: str):
-    """Create an organizer account, or set a new password for an existing one."""
-    ensure_admin(username, password, reset=True)
-    click.echo(f"Organizer '{username}' can log in at /admin.")
+@click.option("--role", type=click.Choice([role.value for role in Role]), default=None,
+              help="host (everything; the default for a new account), desk (check-in, help desk, "
+                   "resend a link, correct a participant) or viewer (read-only). An existing "
+                   "account keeps its role unless given one.")
+def create_admin(username: str, password: str, role: str | None):
+    """Create a staff account, or set a new password (and role) for an existing one."""
+    try:
+        ensure_admin(username, password, reset=True, role=Role(role) if role else None)
+    except QuizError as error:
+        db.session.rollback()
+        raise click.ClickException(f"{error.message} Nothing was changed.")
+    user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
+    click.echo(f"{user.role.capitalize()} '{username}' can log in at /admin.")
 
 
-def ensure_admin(username: str, password: str, reset: bool = False) -> bool:
-    """Create `username` with `password` if missing (or reset it); True if the password is now
-    `password`."""
+def ensure_admin(username: str, password: str, reset: bool = False,
+                 role: Role | None = None) -> bool:
+    """Create `username` with `password` (a host unless `role` says) if missing, or reset its
+    password (and role); True if the password is now `password`. Audited as "cli"."""
     user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
     if user is None:
-        user = AdminUser(username=username)
+        user = AdminUser(username=username, role=role or Role.HOST)
         db.session.add(user)
+        record("cli", "add account", None, f"{username} ({user.role})")
     elif not reset:
         return user.check_password(password)
+    else:
+        if role is not None:
+            staff.change_role(user, role, "cli")
+        record("cli", "reset password", None, username)
     user.set_password(password)
     db.session.commit()
     return True

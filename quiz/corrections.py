@@ -34,7 +34,9 @@ def correct_participant(participant: Participant, data: dict, resend: bool = Fal
     if errors:
         raise ValidationError(errors)
     current = {field: getattr(participant, field) for field in FIELDS}
-    clean = validate_registration({**current, **given})  # the join form's checks, field by field
+    # The join form's checks, field by field; consent is not what is corrected here (an older row
+    # may lack it: it keeps what it has).
+    clean = validate_registration({**current, **given, "consent": True})
     changed = [field for field in FIELDS if clean[field] != current[field]]
     check_not_taken(participant, {field: clean[field] for field in changed})
     for field in changed:

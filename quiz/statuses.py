@@ -1,4 +1,5 @@
-"""The states a row moves through, as enums (str: JSON, CSV and templates see the same words).
+"""The states a row moves through, and the staff's roles, as enums (str: JSON, CSV and templates
+see the same words).
 
 Stored as their lowercase values (models.status_column); the models add state properties
 (`Challenge.is_open`, …) usable in Python and in SQL.
@@ -44,3 +45,32 @@ class HelpStatus(StrEnum):
 
     OPEN = "open"
     RESOLVED = "resolved"
+
+
+class Role(StrEnum):
+    """What a staff account may do in the console; each role can do everything the one before can.
+
+    viewer: read every page; desk: also check-in, the help desk, resend a player's link, correct a
+    participant; host: everything, including accounts.
+    """
+
+    VIEWER = "viewer"
+    DESK = "desk"
+    HOST = "host"
+
+    def allows(self, needed: "Role") -> bool:
+        """This role may do what `needed` may."""
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+    @property
+    def summary(self) -> str:
+        """What the role is for, in a sentence (the console's account page and its 403 page)."""
+        return ROLE_SUMMARIES[self]
+
+
+ROLE_SUMMARIES = {
+    Role.VIEWER: "reads every page of the console, changes nothing",
+    Role.DESK: "check-in, the help desk, resending a player's link, correcting a participant",
+    Role.HOST: "everything: rounds, questions, messages, photos, accounts",
+}

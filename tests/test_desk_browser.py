@@ -186,6 +186,29 @@ def test_help_request_round_trip(stack, api, new_page):
     assert "You&#39;re fine!" in report
 
 
+def test_a_viewer_watches_the_live_console_without_the_hosts_buttons(stack, api, new_page):
+    """The rounds table pushed live is one render for every organizer: it carries End round, and
+    a viewer's page hides it (the server would refuse it anyway)."""
+    stack.flask("admin", "create", "--username", "vic", "--password", "viewer-password",
+                "--role", "viewer")
+    api.register("Katherine Johnson", 341)
+    page = new_page(viewport={"width": 1280, "height": 860})
+    page.goto(f"{stack.url}/admin/")
+    page.get_by_label("Username").fill("vic")
+    page.get_by_label("Password").fill("viewer-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#rounds")).to_contain_text("draft")
+    assert page.get_by_role("button", name="Start round 1").count() == 0
+    mark_page(page)
+    api.start(1)
+    expect(page.locator("#rounds .badge-open")).to_be_visible(timeout=POLL)  # pushed, no reload
+    actions = page.locator("#rounds form[data-needs=host]")  # End round 1, Start the others
+    expect(actions.filter(has_text="End round 1")).to_have_count(1)
+    for index in range(actions.count()):
+        expect(actions.nth(index)).to_be_hidden()
+    assert_not_reloaded(page)
+
+
 def test_reports_of_winner_survivor_and_knocked_out_players_match_the_data(stack, api, new_page):
     names = ["Ann", "Bob", "Cy", "Di"]
     players = {name: api.register(name, 340 + n) for n, name in enumerate(names)}

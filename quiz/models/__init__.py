@@ -2,7 +2,7 @@
 
 One module per part of the game; import the models from here (`from quiz.models import Challenge`).
 """
-from ..statuses import HelpStatus, MessageStatus, PhotoStatus, ReminderStatus, RoundStatus
+from ..statuses import HelpStatus, MessageStatus, PhotoStatus, ReminderStatus, Role, RoundStatus
 from .columns import (ELIMINATION_REASONS, PARTICIPANT_FILLFACTOR, SCORING_MODES,
                       SUBMISSION_FILLFACTOR, status_column)
 from .game import (RANKING_ORDER, ByKind, Challenge, FormLink, PhotoAnswer, Question,
@@ -16,5 +16,5 @@ __all__ = [
     "status_column", "RANKING_ORDER", "ByKind", "Challenge", "FormLink", "PhotoAnswer", "Question",
     "Submission", "Message", "MessageTemplate", "Reminder", "CHECKIN_ALPHABET", "CHECKIN_LENGTH",
     "Participant", "new_checkin_code", "HELP_KINDS", "AdminUser", "AuditEntry", "HelpRequest",
-    "HelpStatus", "MessageStatus", "PhotoStatus", "ReminderStatus", "RoundStatus",
+    "HelpStatus", "MessageStatus", "PhotoStatus", "ReminderStatus", "Role", "RoundStatus",
 ]

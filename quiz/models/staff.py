@@ -10,7 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..clock import utcnow
 from ..extensions import db
-from ..statuses import HelpStatus
+from ..statuses import HelpStatus, Role
 from .columns import status_column
 from .players import Participant
 
@@ -20,7 +20,8 @@ def new_session_token() -> str:
 
 
 class AdminUser(UserMixin, db.Model):
-    """An organizer who can log in to the console."""
+    """A staff account that can log in to the console, with its role (accounts from before roles
+    are hosts)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
@@ -36,6 +37,12 @@ class AdminUser(UserMixin, db.Model):
     def rotate_session_token(self) -> None:
         """Log this organizer out everywhere: their session and remember cookies stop working."""
         self.session_token = new_session_token()
+
+    role: Mapped[Role] = status_column(Role, Role.HOST, server_default=Role.HOST.value)
+
+    def can(self, needed: Role) -> bool:
+        """This account's role may do what `needed` may."""
+        return Role(self.role).allows(needed)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)

@@ -1,6 +1,6 @@
 """The organizer's console: log in, run the rounds, watch the outbox."""
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
 
 from .. import console, delivery, live, notify, rounds
@@ -10,11 +10,12 @@ from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db, limiter, login_manager
 from ..leaderboard import leaderboard
-from ..models import AdminUser, Message, MessageStatus, Participant
+from ..models import AdminUser, Message, MessageStatus, Participant, Role
 from ..delivery import sms_progress
 from ..observability import health
 from .handling import write
 from .security import login_key
+from .roles import requires
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager.login_view = "admin.login"
@@ -54,7 +55,7 @@ def login():
 
 
 @bp.post("/logout")
-@login_required
+@requires(Role.VIEWER)
 def logout():
     """Log out on every device: the session token changes, so no earlier cookie works again."""
     write(current_user.rotate_session_token)
@@ -71,7 +72,7 @@ def live_overview() -> str:
 
 
 @bp.get("/")
-@login_required
+@requires(Role.VIEWER)
 def dashboard():
     """Rounds with their counts and actions, the latest SMS and the audit log."""
     outbox = db.session.scalars(select(Message).order_by(Message.id.desc()).limit(20)).all()
@@ -80,7 +81,7 @@ def dashboard():
 
 
 @bp.post("/rounds/<int:number>/start")
-@login_required
+@requires(Role.HOST)
 def start_round(number):
     """Open a round from the console."""
     return act(lambda: record(current_user.username, "start round",
@@ -89,7 +90,7 @@ def start_round(number):
 
 
 @bp.post("/rounds/<int:number>/end")
-@login_required
+@requires(Role.HOST)
 def end_round(number):
     """Close a round and eliminate, from the console."""
     return act(lambda: record(current_user.username, "end round",
@@ -98,7 +99,7 @@ def end_round(number):
 
 
 @bp.get("/health")
-@login_required
+@requires(Role.VIEWER)
 def health_panel():
     """The console's system strip: database, Redis, live workers and queue depths (polls itself)."""
     report, _ = health()
@@ -124,7 +125,7 @@ PAGE_SIZE = 50
 
 
 @bp.get("/participants")
-@login_required
+@requires(Role.VIEWER)
 def participants():
     """Find a player by name, email, phone or company; see where they stand; act on them."""
     query = " ".join(request.args.get("q", "").split())[:100]
@@ -140,7 +141,7 @@ def participants():
 
 
 @bp.post("/participants/<int:participant_id>/disqualify")
-@login_required
+@requires(Role.HOST)
 def disqualify(participant_id):
     """Take a player out, with a reason for the audit log."""
     def operation():
@@ -153,7 +154,7 @@ def disqualify(participant_id):
 
 
 @bp.post("/questions")
-@login_required
+@requires(Role.HOST)
 def load_questions():
     """Load a question bank (YAML, pasted or uploaded) from the console; all or nothing."""
     from ..questions import apply_bank, parse_bank
@@ -173,7 +174,7 @@ def load_questions():
 
 
 @bp.get("/rounds/<int:number>/results")
-@login_required
+@requires(Role.VIEWER)
 def results(number):
     """A round's full standing: who stayed, who is out and why."""
     challenge = rounds.get_challenge(number)
@@ -186,7 +187,7 @@ def results(number):
 # --- SMS: progress, failures, resend, wording, reminders -----------------------------------------
 
 @bp.get("/rounds/<int:number>/sms")
-@login_required
+@requires(Role.VIEWER)
 def sms_panel(number):
     """The round's SMS progress widget; it polls itself while sending runs."""
     challenge = rounds.get_challenge(number)
@@ -194,7 +195,7 @@ def sms_panel(number):
 
 
 @bp.get("/rounds/<int:number>/failed")
-@login_required
+@requires(Role.VIEWER)
 def failed_messages(number):
     """Messages of a round that could not be delivered, with the provider's reason."""
     challenge = rounds.get_challenge(number)
@@ -207,7 +208,7 @@ def failed_messages(number):
 
 
 @bp.post("/rounds/<int:number>/retry-failed")
-@login_required
+@requires(Role.HOST)
 def retry_failed(number):
     """Send every failed message of the round again."""
     def operation():
@@ -221,7 +222,7 @@ def retry_failed(number):
 
 
 @bp.post("/participants/<int:participant_id>/resend/<int:number>")
-@login_required
+@requires(Role.DESK)
 def resend_link(participant_id, number):
     """Send one player's round link again."""
     def operation():

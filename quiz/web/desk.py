@@ -3,7 +3,7 @@ from datetime import timezone
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from .. import helpdesk, live, rounds
 from ..audit import record
@@ -11,8 +11,9 @@ from ..checkin import check_in, checkin_counts
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db
-from ..models import HelpRequest
+from ..models import HelpRequest, Role
 from .handling import wants_fragment, write
+from .roles import requires
 
 bp = Blueprint("desk", __name__, url_prefix="/admin")
 
@@ -24,14 +25,14 @@ def venue_time(moment) -> str:
 
 
 @bp.get("/checkin")
-@login_required
+@requires(Role.VIEWER)
 def kiosk():
     """The check-in kiosk: camera scan or a typed code."""
     return render_template("desk/checkin.html", result=None, counts=checkin_counts())
 
 
 @bp.post("/checkin")
-@login_required
+@requires(Role.DESK)
 def checkin():
     """Check a badge's owner in; the kiosk shows who, or why not, in big letters."""
     code = request.form.get("code", "")
@@ -50,14 +51,14 @@ def help_page(status: int = 200, error: QuizError | None = None, failed_id: int 
 
 
 @bp.get("/help")
-@login_required
+@requires(Role.VIEWER)
 def help_desk():
     """Help requests, oldest open first; pushed live over /ws?topic=help."""
     return help_page()
 
 
 @bp.post("/help/<int:request_id>/resolve")
-@login_required
+@requires(Role.DESK)
 def resolve(request_id):
     """Answer a help request; the participant sees the reply on their page."""
     def operation():

@@ -1,21 +1,22 @@
 """The console's exports: results as CSV files to download."""
 from flask import Blueprint, Response, abort, current_app, render_template, stream_with_context
-from flask_login import login_required
 
 from ..exports import EXPORTS, csv_lines, filename
+from ..models import Role
+from .roles import requires
 
 bp = Blueprint("exports", __name__, url_prefix="/admin/exports")
 
 
 @bp.get("")
-@login_required
+@requires(Role.VIEWER)
 def index():
     """Every export, with what it holds and a download link."""
     return render_template("admin/exports.html", exports=EXPORTS.values())
 
 
 @bp.get("/<name>.csv")
-@login_required
+@requires(Role.VIEWER)
 def download(name):
     """One export as a CSV attachment, streamed row by row."""
     export = EXPORTS.get(name)

@@ -1,6 +1,6 @@
 """The console's messages page: the wording of every SMS, and scheduled reminders."""
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from .. import notify
@@ -8,17 +8,18 @@ from ..audit import record
 from ..clock import local_time, parse_local_time
 from ..errors import QuizError
 from ..extensions import db
-from ..models import Reminder
+from ..models import Reminder, Role
 from ..reminders import cancel_reminder, schedule_reminder
 from ..sample_sms import send_sample_sms
 from .handling import write
 from .admin import act
+from .roles import requires
 
 bp = Blueprint("messages", __name__, url_prefix="/admin")
 
 
 @bp.get("/messages")
-@login_required
+@requires(Role.VIEWER)
 def settings():
     """The wording of every SMS, and scheduled reminders."""
     return _messages_page()
@@ -39,7 +40,7 @@ def _refused(error: QuizError, field: str, values):
 
 
 @bp.post("/messages/<kind>")
-@login_required
+@requires(Role.HOST)
 def save_template(kind):
     """Save the organizer's wording of one kind of SMS."""
     if kind not in notify.TEMPLATES:
@@ -58,7 +59,7 @@ def save_template(kind):
 
 
 @bp.post("/test-sms")
-@login_required
+@requires(Role.HOST)
 def send_test_sms():
     """Text one message kind, with sample values, to any number (e.g. one's own) to see it
     arrive."""
@@ -77,7 +78,7 @@ def send_test_sms():
 
 
 @bp.post("/reminders")
-@login_required
+@requires(Role.HOST)
 def add_reminder():
     """Schedule a reminder to everyone still in the game."""
     try:
@@ -91,7 +92,7 @@ def add_reminder():
 
 
 @bp.post("/reminders/<int:reminder_id>/cancel")
-@login_required
+@requires(Role.HOST)
 def cancel_reminder_view(reminder_id):
     """Call off a scheduled reminder."""
     def operation():

@@ -1,7 +1,7 @@
 """The console's photo review: a grid per round, Accept / Reject, and the photos themselves (staff
 only)."""
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from .. import photos
@@ -9,16 +9,17 @@ from ..audit import record
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db
-from ..models import Challenge, PhotoAnswer, PhotoStatus, Question
+from ..models import Challenge, PhotoAnswer, PhotoStatus, Question, Role
 from ..storage import StorageError
 from .handling import wants_fragment, write
+from .roles import requires
 
 bp = Blueprint("photos", __name__, url_prefix="/admin/photos")
 FILTERS = (*PhotoStatus, "all")
 
 
 @bp.get("/")
-@login_required
+@requires(Role.VIEWER)
 def index():
     """Rounds that have photo questions, with their photos per review status."""
     challenges = db.session.scalars(
@@ -31,7 +32,7 @@ def index():
 
 
 @bp.get("/<int:number>")
-@login_required
+@requires(Role.VIEWER)
 def review_page(number):
     """One round's photos, pending first by default; ?status= pending, accepted, rejected or all."""
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == number)) or abort(404)
@@ -45,7 +46,7 @@ def review_page(number):
 
 
 @bp.post("/review/<int:photo_id>")
-@login_required
+@requires(Role.HOST)
 def review(photo_id):
     """Accept or reject one photo (htmx swaps its card; without JS, back to the round's grid with a
     message)."""
@@ -76,7 +77,7 @@ def review(photo_id):
 
 
 @bp.get("/image/<int:photo_id>.jpg")
-@login_required
+@requires(Role.VIEWER)
 def image(photo_id):
     """The stored photo, streamed from storage through Knockout (never a public or pre-signed
     URL)."""

@@ -1,21 +1,22 @@
 """The console's view of stored forms: where they are against where the database says, repair,
 regenerate."""
 from flask import Blueprint, render_template, request
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from .. import stored_forms
 from ..audit import record
 from ..extensions import db
-from ..models import Challenge, Participant
+from ..models import Challenge, Participant, Role
 from ..storage import StorageError
 from .admin import act
+from .roles import requires
 
 bp = Blueprint("stored_forms", __name__, url_prefix="/admin/forms")
 
 
 @bp.get("/")
-@login_required
+@requires(Role.VIEWER)
 def state():
     """Per round: forms expected in each place (database) and found there (storage), and any
     drift."""
@@ -30,7 +31,7 @@ def state():
 
 
 @bp.post("/repair")
-@login_required
+@requires(Role.HOST)
 def repair():
     """Compare storage with the database and repair every difference, in the background."""
     def operation():
@@ -41,7 +42,7 @@ def repair():
 
 
 @bp.post("/participants/<int:participant_id>/regenerate")
-@login_required
+@requires(Role.HOST)
 def regenerate(participant_id):
     """Render one participant's forms again, into the places the database says."""
     def operation():

@@ -1,7 +1,7 @@
 """The console's undo and fix: more time for a round, a round reopened, a player reinstated, a
 participant's details corrected (quiz/undo.py, quiz/corrections.py)."""
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from .. import undo
 from ..undo import reopened_detail
@@ -10,15 +10,16 @@ from ..clock import local_time, utcnow
 from ..corrections import FIELDS, correct_participant
 from ..errors import QuizError
 from ..extensions import db
-from ..models import Participant
+from ..models import Participant, Role
 from .admin import act
 from .handling import write
+from .roles import requires
 
 bp = Blueprint("undo", __name__, url_prefix="/admin")
 
 
 @bp.post("/rounds/<int:number>/extend")
-@login_required
+@requires(Role.HOST)
 def extend_round(number):
     """Give an open, timed round more time."""
     def operation():
@@ -30,7 +31,7 @@ def extend_round(number):
 
 
 @bp.post("/rounds/<int:number>/reopen")
-@login_required
+@requires(Role.HOST)
 def reopen_round(number):
     """Reopen a round ended by mistake: its eliminations are reversed, no results go out."""
     seconds = request.form.get("seconds") or None
@@ -44,7 +45,7 @@ def reopen_round(number):
 
 
 @bp.post("/participants/<int:participant_id>/reinstate")
-@login_required
+@requires(Role.HOST)
 def reinstate(participant_id):
     """Bring a player knocked out or disqualified by mistake back into the game."""
     def operation():
@@ -57,7 +58,7 @@ def reinstate(participant_id):
 
 
 @bp.route("/participants/<int:participant_id>/edit", methods=["GET", "POST"])
-@login_required
+@requires(Role.DESK)
 def edit_participant(participant_id):
     """Correct a participant's name, email, phone or company; optionally resend their link."""
     participant = db.get_or_404(Participant, participant_id)
