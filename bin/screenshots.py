@@ -156,6 +156,10 @@ def play(browser, stack, api: Api, out: Path) -> None:
             expect(admin.get_by_text("in sync").first).to_be_visible()
             settle(admin)
             admin.screenshot(path=out / "admin-forms.png", scale="css")
+            admin.goto(f"{stack.url}/admin/staff")
+            expect(admin.get_by_role("heading", name="Staff accounts")).to_be_visible()
+            settle(admin)
+            admin.screenshot(path=out / "admin-staff.png", scale="css")
             admin.goto(f"{stack.url}/admin")
         api.end(number)
         if number == 1:

@@ -17,6 +17,13 @@ from .extensions import db
 from .models import Challenge, Message, MessageStatus, Reminder, ReminderStatus
 
 
+# Results and reminders are scheduled jobs. A worker killed while it held RQ's scheduler lock keeps
+# every scheduled job waiting until the lock expires and another worker's maintenance takes it (a
+# minute or more), and a job lost with Redis never runs: past their time by this much, reconcile
+# queues them itself (both are idempotent: one message per purpose per person).
+SCHEDULED_GRACE_SECONDS = 10
+
+
 def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) -> dict:
     """Hand lost message work over again (one commit), then close the rounds past their time.
 
@@ -25,11 +32,11 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
     """
     for challenge in db.session.scalars(select(Challenge).where(Challenge.is_open)).all():
         notify.queue_round_links(challenge)
-    owed = owed_results(timedelta(seconds=stale_after))
+    owed = owed_results(timedelta(seconds=SCHEDULED_GRACE_SECONDS))
     for challenge in owed:
         champion = rounds.winner() if challenge.is_last else None
         notify.send_results(challenge, champion.id if champion else None)
-    reminders = due_reminders(timedelta(seconds=stale_after))
+    reminders = due_reminders(timedelta(seconds=SCHEDULED_GRACE_SECONDS))
     for reminder in reminders:
         notify.send_reminder(reminder)
     stale = delivery.stale_sending(timedelta(seconds=stale_after))

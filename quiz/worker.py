@@ -12,6 +12,11 @@ from .extensions import QUEUE_NAMES, db, get_queue, get_redis
 
 log = logging.getLogger(__name__)
 
+# How often a worker cleans RQ's registries and, if no live scheduler holds the lock, takes the
+# scheduler over (RQ's default is 10 minutes: a worker killed with the lock left scheduled jobs
+# waiting that long).
+MAINTENANCE_SECONDS = 30
+
 
 class AppWorker(SimpleWorker):
     """Runs jobs in-process inside the app context, with a fresh database session per job."""
@@ -30,7 +35,8 @@ def run_worker(burst: bool = False, name: str | None = None) -> bool:
     A long-running worker also reconciles every RECONCILE_SECONDS (one worker at a time), so work
     lost in a Redis outage or with a dead worker is found again without anyone asking.
     """
-    worker = AppWorker([get_queue(n) for n in QUEUE_NAMES], connection=get_redis(), name=name)
+    worker = AppWorker([get_queue(n) for n in QUEUE_NAMES], connection=get_redis(), name=name,
+                       maintenance_interval=MAINTENANCE_SECONDS)
     if not burst:
         app = current_app._get_current_object()
         threading.Thread(target=reconcile_forever, args=(app,), name="reconcile",

@@ -35,6 +35,27 @@ challenges:
         answer: "4"
 """
 
+# A round with a photo question (scored once staff accept the photo), then a plain final.
+PHOTO_BANK = """
+challenges:
+  - number: 1
+    title: Booth hunt
+    keep_fraction: 0.5
+    questions:
+      - text: Which service stores objects?
+        choices: [EC2, S3, SQS]
+        answer: S3
+      - type: photo
+        text: A selfie at booth 12
+        points: 2
+  - number: 2
+    title: Final
+    questions:
+      - text: 2 + 2?
+        choices: ["3", "4", "5"]
+        answer: "4"
+"""
+
 # The suite runs on SQLite by default, and on PostgreSQL when this names a server's database.
 POSTGRES_URL = os.environ.get("KNOCKOUT_TEST_POSTGRES_URL", "")
 

@@ -502,17 +502,21 @@ def test_messages_a_client_sends_are_dropped_not_kept(live_stack):
     """40 MB in 1 KB messages (each under the size limit) leave the process as it was."""
     from websocket import ABNF
     ws = connect(live_stack)
-    ws.recv()
-    before = {pid: rss_mb(pid) for pid in live_stack.web_workers}
-    message = "m" * 1000
-    for _ in range(40_000):
-        ws.send(message)
-    ws.ping(b"sync")  # answered after every message before it was read
-    while ws.recv_data(control_frame=True)[0] != ABNF.OPCODE_PONG:
-        pass
-    grown = {pid: rss_mb(pid) - mb for pid, mb in before.items()}
-    assert max(grown.values()) < 15, grown
-    ws.close()
+    try:
+        ws.recv()
+        before = {pid: rss_mb(pid) for pid in live_stack.web_workers}
+        message = "m" * 1000
+        for _ in range(40_000):
+            ws.send(message)
+        ws.ping(b"sync")  # answered after every message before it was read
+        while ws.recv_data(control_frame=True)[0] != ABNF.OPCODE_PONG:
+            pass
+        grown = {pid: rss_mb(pid) - mb for pid, mb in before.items()}
+    finally:
+        ws.close()
+    # Kept, the 40 MB would stay (+49 MB measured before the fix); read and dropped, what grows is
+    # the process's own churn (up to ~20 MB seen under a loaded machine).
+    assert max(grown.values()) < 30, grown
 
 
 def test_a_web_process_holds_at_most_its_socket_cap_and_takes_more_once_one_closes(

@@ -16,27 +16,8 @@ from quiz.extensions import db
 from quiz.models import AuditEntry, FormLink, PhotoAnswer, Submission
 from quiz.storage import StorageError
 
-from .helpers import ROOT, csrf_from, post_form
+from .helpers import PHOTO_BANK, ROOT, csrf_from, post_form
 
-PHOTO_BANK = """
-challenges:
-  - number: 1
-    title: Booth hunt
-    keep_fraction: 0.5
-    questions:
-      - text: Which service stores objects?
-        choices: [EC2, S3, SQS]
-        answer: S3
-      - type: photo
-        text: A selfie at booth 12
-        points: 2
-  - number: 2
-    title: Final
-    questions:
-      - text: 2 + 2?
-        choices: ["3", "4", "5"]
-        answer: "4"
-"""
 GPS = 0x8825
 ORIENTATION = 0x0112
 

@@ -14,25 +14,8 @@ from quiz.helpdesk import ask_for_help
 from quiz.models import AdminUser, AuditEntry, FormLink, Participant, PhotoAnswer, Role
 from quiz.reminders import schedule_reminder
 
-from .helpers import csrf_from, post_form, text
+from .helpers import PHOTO_BANK, csrf_from, post_form, text
 
-PHOTO_BANK = """
-challenges:
-  - number: 1
-    title: Booth hunt
-    questions:
-      - text: Which service stores objects?
-        choices: [EC2, S3, SQS]
-        answer: S3
-      - type: photo
-        text: A selfie at booth 12
-  - number: 2
-    title: Final
-    questions:
-      - text: 2 + 2?
-        choices: ["3", "4", "5"]
-        answer: "4"
-"""
 
 # Every console route (from app.url_map: each path under /admin) → the least role that may use it;
 # None: anyone, logged in or not. A route added without a line here fails
