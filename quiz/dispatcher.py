@@ -70,7 +70,7 @@ class Gathered:
         self.changed = self.changed or other.changed
         for where, ids in other.pending.items():
             self.pending[where].update(ids)
-        self.others[:0] = other.others  # the older ones first
+        self.others.extend(other.others)  # `other` came after: its effects go after these
 
     def __bool__(self) -> bool:
         return self.changed or bool(self.pending) or bool(self.others)

@@ -13,6 +13,7 @@ from ..leaderboard import leaderboard
 from ..models import AdminUser, Message, MessageStatus, Participant, Role
 from ..delivery import sms_progress
 from ..observability import health
+from ..questions import apply_bank, parse_bank
 from .handling import write
 from .security import login_key
 from .roles import requires
@@ -157,7 +158,6 @@ def disqualify(participant_id):
 @requires(Role.HOST)
 def load_questions():
     """Load a question bank (YAML, pasted or uploaded) from the console; all or nothing."""
-    from ..questions import apply_bank, parse_bank
     upload = request.files.get("file")
     text = (upload.read().decode("utf-8", "replace") if upload and upload.filename
             else request.form.get("yaml", ""))
