@@ -4,6 +4,7 @@
 -- MODE: "file" (one request a line: METHOD \t PATH \t BODY \t COOKIE, each sent once, then the connection idles),
 --       "register" (POST /api/register with a unique phone and email each time), "get" (GET FILE, e.g. /ping).
 -- RATE: requests per second over all threads, 0 = as fast as the server answers.
+-- HEADER, VALUE (optional, after THREADS): one request header for "get", e.g. If-None-Match "v1".
 local ffi = require("ffi")
 ffi.cdef [[
   typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -26,6 +27,7 @@ local IDLE = 3600 * 1000  -- ms: a connection with nothing left to send waits ou
 
 function init(args)
   mode, source, nthreads = args[1], args[2], tonumber(args[4])
+  if args[5] then extra = {[args[5]] = args[6]} end
   rate = tonumber(args[3]) / nthreads
   prepared, sent, answered, statuses = {}, 0, 0, {}
   first, last = 0, 0
@@ -69,7 +71,7 @@ function request()
       n, n, 2000000 + n)
     return wrk.format("POST", "/api/register", {["Content-Type"] = "application/json"}, body)
   end
-  return wrk.format("GET", source)
+  return wrk.format("GET", source, extra)
 end
 
 function response(status, headers, body)

@@ -76,10 +76,11 @@ class Sizes:
 
 
 def wrk(url: str, mode: str, source: str, seconds: float, connections: int,
-        rate: float = 0) -> dict:
-    """Run wrk with bench/load.lua; its JSON line, plus the rate it answered at."""
+        rate: float = 0, *header: str) -> dict:
+    """Run wrk with bench/load.lua; its JSON line, plus the rate it answered at. `header`: a name
+    and a value, sent with every "get"."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA,
-               url, "--", mode, source, str(rate), "1"]
+               url, "--", mode, source, str(rate), "1", *header]
     output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next((l for l in output.splitlines() if l.startswith("BENCH ")), None)
     if line is None:

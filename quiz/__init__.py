@@ -8,11 +8,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
-from . import cli, dispatcher, live, observability, web
+from . import cli, dispatcher, live, observability, waiting, web
 from .config import Config, check_database_url, links_in_registration, persistent_secret
 from .embedded import ensure_redis
 from .extensions import AppState, csrf, db, htmx, limiter, login_manager, migrate, sock
-from .web import security
+from .web import security, status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,8 +59,10 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     limiter.init_app(app)
     login_manager.init_app(app)
 
+    waiting.init_app(app)
     live.init_app(app)  # before the blueprints: they register their live renderers with its hub
     web.register_blueprints(app)
+    status.install(app)  # GET /api/status answered before Flask: thousands of phones poll it
     cli.register(app)
     return app
 

@@ -163,6 +163,9 @@ class Config:
     # How long a browser may reuse a report page (/r/<code>) without asking again; it revalidates by
     # ETag.
     REPORT_MAX_AGE = int(os.environ.get("REPORT_MAX_AGE", "15"))
+    # Waiting phones poll one shared status (GET /api/status, quiz/waiting.py): each web process
+    # keeps its copy this long (nginx may cache it as long), then reads it again from Redis.
+    STATUS_CACHE_SECONDS = float(os.environ.get("STATUS_CACHE_SECONDS", "1"))
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.
     LIVE_TICK_SECONDS = float(os.environ.get("LIVE_TICK_SECONDS", "0.5"))
     # Websockets one web process holds at once (projectors, consoles): past it /ws answers 503 and

@@ -6,7 +6,7 @@ from functools import wraps
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import rounds, shadow, undo
+from .. import rounds, shadow, undo, waiting
 from ..audit import record
 from ..clock import local_time, utcnow
 from ..corrections import correct_participant
@@ -19,6 +19,7 @@ from ..delivery import sms_progress
 from ..registration import register_participant, validate_registration
 from .handling import write
 from .security import registration_key
+from .status import answer
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -223,3 +224,11 @@ def outbox():
 
 def _iso(moment):
     return moment.isoformat() + "Z" if moment else None
+
+
+@bp.get("/status")
+def status():
+    """What a waiting phone polls (quiz/waiting.py): the open round, the last closed, how often to
+    ask; 304 when the version the phone holds is current."""
+    code, headers, body = answer(waiting.current_status(), request.headers.get("If-None-Match"))
+    return current_app.response_class(body, code, headers)

@@ -1,0 +1,127 @@
+"""Waiting phones on the real stack: what they poll, what it costs the web processes, and the herd
+after "Start round".
+
+10,000 players wait for round 1. Measured in one run, on one stack (gunicorn gevent ×2, worker, a
+real Redis, one database), with wrk:
+- as fast as served (64 connections): `/ping`; `GET /api/status` answered 304 (the phone holds the
+  current version) and 200; the fragment waiting phones polled before (`/f/<code>`, htmx);
+- at the rate 10,000 phones really poll (each every poll_seconds plus its jitter, what the status
+  says): the web processes' CPU from /proc, as a share of the machine's cores;
+- the herd: round 1 opens and every phone opens its link (10,000 distinct `/f/<code>` pages, as
+  fast as served), then their per-request database statements.
+"""
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from sqlalchemy import select
+
+from quiz.models import FormLink
+
+from .load import Run, progress, wrk
+from .stack import insert_players
+from .table import Row
+
+PHONES = 10_000
+JITTER = 0.25  # a phone waits poll_seconds × (1 + uniform(0, 0.5)) (static/js/waiting.js): mean
+CPU_SHARE_GOAL = 0.25
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (from /proc/<pid>/stat)."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def fixed_rate(run: Run, path: str, rate: float, seconds: int, *header: str) -> dict:
+    """`path` at `rate` requests a second for `seconds`: wrk's figures and the web processes' CPU
+    share."""
+    pids = run.stack.web_workers
+    before, started = cpu_seconds(pids), time.monotonic()
+    result = wrk(run.stack.url, "get", path, seconds, 64, rate, *header)
+    wall = time.monotonic() - started
+    result["cpu_share"] = (cpu_seconds(pids) - before) / (wall * os.cpu_count())
+    return result
+
+
+def herd(run: Run, codes: list[str]) -> dict:
+    """Every phone opens its link (the full page, round 1 open), each once, as fast as served."""
+    source = run.directory / "herd.txt"
+    source.write_text("".join(f"GET\t/f/{code}\t\t\n" for code in codes))
+    pids = run.stack.web_workers
+    before = cpu_seconds(pids)
+    result = wrk(run.stack.url, "file", str(source), 60, 64)
+    result["cpu_s_per_page_ms"] = (cpu_seconds(pids) - before) / max(result["answered"], 1) * 1000
+    return result
+
+
+def measure_run(run: Run, seconds: int, phones_s: int) -> dict:
+    """Every waiting-phone figure on one stack."""
+    url, figures = run.stack.url, {}
+    insert_players(PHONES, "Waiting {i}", "w{i}@example.com", "+1888{i:07d}")
+    from quiz.extensions import db
+    db.session.commit()
+    codes = db.session.scalars(select(FormLink.code).order_by(FormLink.id)).all()
+    status = requests.get(url + "/api/status", timeout=10)
+    etag, poll = status.headers["ETag"], status.json()["poll_seconds"]
+    figures["ping"] = progress("waiting: /ping", wrk, url, "get", "/ping", seconds, 64)
+    figures["status304"] = progress("waiting: /api/status 304", wrk, url, "get", "/api/status",
+                                    seconds, 64, 0, "If-None-Match", etag)
+    figures["status200"] = progress("waiting: /api/status 200", wrk, url, "get", "/api/status",
+                                    seconds, 64)
+    figures["fragment"] = progress("waiting: old poll (fragment)", wrk, url, "get",
+                                   f"/f/{codes[0]}", seconds, 64, 0, "HX-Request", "true")
+    rate = PHONES / (poll * (1 + JITTER))
+    figures["phones"] = progress(f"waiting: {PHONES:,} phones at {rate:,.0f}/s", fixed_rate, run,
+                                 "/api/status", rate, phones_s, "If-None-Match", etag)
+    figures["phones"].update(poll_seconds=poll, target_rate=rate)
+    run.open_round()
+    opened = requests.get(url + "/api/status", timeout=10)
+    figures["herd"] = progress("waiting: the herd", herd, run, codes)
+    figures["herd"]["version_changed"] = opened.headers["ETag"] != etag
+    return figures
+
+
+def measure(database_url_for, quick: bool) -> dict:
+    """The waiting-phone figures on a fresh database and stack of their own."""
+    seconds, phones_s = (3, 10) if quick else (5, 20)
+    with tempfile.TemporaryDirectory() as tmp:
+        from .load import Sizes
+        with Run(Path(tmp), database_url_for(Path(tmp)), Sizes()) as run:
+            return {"waiting": measure_run(run, seconds, phones_s)}
+
+
+def _ratio(f: dict, key: str) -> float:
+    return f["waiting"][key]["rate"] / f["waiting"]["ping"]["rate"]
+
+
+def rows() -> list[Row]:
+    """The table's rows for waiting phones."""
+    w = lambda f: f["waiting"]  # noqa: E731
+    return [
+        Row("waiting: /ping in the same run", lambda f: f"{w(f)['ping']['rate']:,.0f} req/s"),
+        Row("waiting: GET /api/status → 304",
+            lambda f: f"{w(f)['status304']['rate']:,.0f} req/s = {_ratio(f, 'status304'):.2f}×"),
+        Row("waiting: GET /api/status → 200",
+            lambda f: f"{w(f)['status200']['rate']:,.0f} req/s = {_ratio(f, 'status200'):.2f}×"),
+        Row("waiting: old poll, /f/<code> fragment",
+            lambda f: f"{w(f)['fragment']['rate']:,.0f} req/s = {_ratio(f, 'fragment'):.2f}×"),
+        Row(f"{PHONES:,} waiting phones: web CPU (of all cores)",
+            lambda f: f"{100 * w(f)['phones']['cpu_share']:.1f}% at "
+            f"{w(f)['phones']['rate']:,.0f} req/s (poll {w(f)['phones']['poll_seconds']} s"
+            f" + jitter, {w(f)['phones']['errors']} errors)",
+            f"≤ {100 * CPU_SHARE_GOAL:.0f}%",
+            lambda f: w(f)["phones"]["cpu_share"] <= CPU_SHARE_GOAL
+            and w(f)["phones"]["errors"] == 0),
+        Row(f"herd: {PHONES:,} phones open their link (round open)",
+            lambda f: f"{w(f)['herd']['rate']:,.0f} pages/s, p99 {w(f)['herd']['p99_ms']:.0f} ms,"
+            f" {w(f)['herd']['cpu_s_per_page_ms']:.2f} ms CPU a page"
+            f" ({w(f)['herd']['errors']} errors)",
+            "all within 30 s", lambda f: w(f)["herd"]["rate"] * 30 >= PHONES
+            and w(f)["herd"]["errors"] == 0),
+    ]

@@ -1,0 +1,214 @@
+"""Waiting phones: one small shared status that every waiting phone polls instead of its own page.
+
+A phone whose round hasn't opened, or which has answered while the round is open, asks
+`GET /api/status` every `poll_seconds` (plus jitter) with the version it holds, and fetches its own
+page only when the version changed. The status says which round is open, which closed last, and how
+often to ask; its version is a hash of the rounds' state (each round's status, opening and close)
+and of that cadence, so every process and node that computes it gets the same one.
+
+Where it lives: in Redis (STATUS_KEY), computed from the database by whoever finds it missing, kept
+STATUS_TTL_SECONDS at most (a safety net for a change whose invalidation was lost), and dropped
+after any commit that changed a round's status, opening or close (whatever path changed it: the
+console, the API, a worker's close at the time limit, a reopen). Each process keeps its copy for
+STATUS_CACHE_SECONDS (1 s, as long as nginx may cache it): thousands of polls a second cost no
+database query and at most one Redis read a second per process.
+
+A generation counter guards the race between a recompute and an invalidation: a process that read
+the database before a change committed cannot store its (older) status after the change dropped
+the key, because the change bumped the generation it read first.
+"""
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import chain
+
+import redis
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import event, func, inspect, select
+from sqlalchemy.orm import Session
+
+from .extensions import db, get_redis
+from .models import Challenge, Participant, RoundStatus
+
+log = logging.getLogger(__name__)
+
+STATUS_KEY = "knockout:status"
+GENERATION_KEY = "knockout:status:generation"
+# A change whose invalidation never reached Redis (Redis down at that moment) shows within this.
+STATUS_TTL_SECONDS = 30
+# The cadence: total polling of the whole room stays near this many requests a second, each phone
+# asking every POLL_MIN to POLL_MAX seconds (so it learns of its round within POLL_MAX + jitter).
+POLLS_PER_SECOND = 400
+POLL_MIN, POLL_MAX = 3, 10
+# What a waiting phone's page depends on among a round's columns.
+WATCHED = ("status", "opened_at", "closed_at")
+SESSION_FLAG = "knockout_status_changed"
+EXTENSION = "knockout_waiting"
+
+# Store the status only if no change bumped the generation since it was read (before the database).
+SAVE_IF_CURRENT = """
+if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The shared status: its version (the ETag) and the JSON body every waiting phone gets."""
+
+    version: str
+    body: bytes
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+    @property
+    def poll_seconds(self) -> int:
+        return json.loads(self.body)["poll_seconds"]
+
+    @classmethod
+    def from_body(cls, body: bytes) -> "Status":
+        return cls(json.loads(body)["version"], body)
+
+
+def poll_seconds(players: int) -> int:
+    """How often each phone asks: total polling ≈ POLLS_PER_SECOND, within POLL_MIN..POLL_MAX s."""
+    return min(max(math.ceil(players / POLLS_PER_SECOND), POLL_MIN), POLL_MAX)
+
+
+def build_status(rounds: list[tuple], players: int) -> Status:
+    """The status from each round's (number, status, opened_at, closed_at) and the number of players
+    (a pure function: every process computes the same version from the same rows)."""
+    poll = poll_seconds(players)
+    open_round = min((n for n, s, _, _ in rounds if s == RoundStatus.OPEN), default=None)
+    last_closed = max((n for n, s, _, _ in rounds if s == RoundStatus.CLOSED), default=None)
+    fingerprint = json.dumps([[n, str(s), _iso(o), _iso(c)] for n, s, o, c in sorted(rounds)]
+                             + [poll]).encode()
+    version = hashlib.blake2b(fingerprint, digest_size=8).hexdigest()
+    body = json.dumps({"version": version, "open_round": open_round,
+                       "last_closed_round": last_closed, "poll_seconds": poll},
+                      separators=(",", ":")).encode()
+    return Status(version, body)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="microseconds")
+
+
+def compute_status() -> Status:
+    """The status as the database has it now (two small queries)."""
+    rounds = db.session.execute(select(Challenge.number, Challenge.status, Challenge.opened_at,
+                                       Challenge.closed_at)).all()
+    players = db.session.scalar(select(func.count()).select_from(Participant))
+    return build_status([tuple(row) for row in rounds], players)
+
+
+def read_status() -> Status:
+    """The shared status from Redis; computed from the database (and stored) if Redis lost it, or
+    from the database alone while Redis is unreachable."""
+    connection = get_redis()
+    try:
+        generation, stored = connection.mget(GENERATION_KEY, STATUS_KEY)
+    except redis.RedisError as error:
+        log.warning("status: Redis unreachable (%s), computed from the database", error)
+        return compute_status()
+    if stored:
+        return Status.from_body(stored)
+    status = compute_status()  # after reading the generation: a change from here on wins
+    try:
+        connection.eval(SAVE_IF_CURRENT, 2, GENERATION_KEY, STATUS_KEY, generation or b"0",
+                        status.body, STATUS_TTL_SECONDS)
+    except redis.RedisError as error:
+        log.warning("status: could not store it in Redis: %s", error)
+    return status
+
+
+class StatusCache:
+    """One process's copy of the shared status, kept STATUS_CACHE_SECONDS; one greenlet refreshes it
+    while the others keep answering with the copy they have."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.status: Status | None = None
+        self.until = 0.0
+        self.lock = threading.Lock()
+
+    def get(self) -> Status:
+        status = self.status
+        if status is not None and time.monotonic() < self.until:
+            return status
+        if not self.lock.acquire(blocking=status is None):
+            return status  # being refreshed right now: this copy is at most a moment older
+        try:
+            if self.status is None or time.monotonic() >= self.until:
+                with self.app.app_context():
+                    self.status = read_status()
+                self.until = time.monotonic() + self.app.config["STATUS_CACHE_SECONDS"]
+            return self.status
+        finally:
+            self.lock.release()
+
+    def forget(self) -> None:
+        """Drop this process's copy (a change committed here: no need to wait out the second)."""
+        self.until = 0.0
+
+
+def current_status() -> Status:
+    """The shared status, from this process's copy when it is fresh (no database, usually no
+    Redis)."""
+    return current_app.extensions[EXTENSION].get()
+
+
+def invalidate_status() -> None:
+    """A change waiting phones must see committed: drop the shared status (it is computed again on
+    the next request) and bump the generation, so that no older computation can store itself."""
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.incr(GENERATION_KEY)
+    pipe.delete(STATUS_KEY)
+    pipe.execute()
+
+
+def _changes_rounds(session: Session) -> bool:
+    for row in chain(session.new, session.deleted, session.dirty):
+        if isinstance(row, Challenge) and (
+                row in session.new or row in session.deleted
+                or any(inspect(row).attrs[name].history.has_changes() for name in WATCHED)):
+            return True
+    return False
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context) -> None:
+    if not session.info.get(SESSION_FLAG) and _changes_rounds(session):
+        session.info[SESSION_FLAG] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    if session.info.pop(SESSION_FLAG, False) and has_app_context():
+        if (cache := current_app.extensions.get(EXTENSION)) is not None:
+            cache.forget()
+        try:
+            invalidate_status()
+        except redis.RedisError as error:
+            log.warning("status: Redis unreachable, waiting phones see the change within %d s: %s",
+                        STATUS_TTL_SECONDS, error)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(SESSION_FLAG, None)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION] = StatusCache(app)
