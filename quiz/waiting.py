@@ -32,6 +32,7 @@ from flask import Flask, current_app, has_app_context
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
+from .answers import NOT_OPEN, SUBMITTED
 from .extensions import db, get_redis
 from .models import Challenge, Participant, RoundStatus
 
@@ -78,6 +79,12 @@ class Status:
     @classmethod
     def from_body(cls, body: bytes) -> "Status":
         return cls(json.loads(body)["version"], body)
+
+
+def waits(state: str, round_closed: bool) -> bool:
+    """A page in `state` waits on the shared status: its round hasn't opened, or the player's
+    answers are in and the round is still open (what ends either wait is the same for everyone)."""
+    return state == NOT_OPEN or (state == SUBMITTED and not round_closed)
 
 
 def poll_seconds(players: int) -> int:

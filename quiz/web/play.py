@@ -9,7 +9,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import answers, helpdesk, rounds, shadow
+from .. import answers, helpdesk, rounds, shadow, waiting
 from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
@@ -176,10 +176,18 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
         shadow_next=(state in (answers.SUBMITTED, answers.CLOSED)
                      and shadow.invited_after(link.participant, link.challenge)),
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
-        report_url=report_url(link.participant.report_code),
-        poll_delay=round(random.uniform(3, 6), 1), **desk))
+        report_url=report_url(link.participant.report_code), **waiting_context(link, state),
+        **desk))
     response.headers["Vary"] = "HX-Request"
     return response
+
+
+def waiting_context(link: FormLink, state: str) -> dict:
+    """What a waiting page polls with: the shared status it was rendered at (quiz/waiting.py), and
+    for "check in first" (this player's own wait) its delay, jittered."""
+    status = waiting.current_status()
+    return {"status": status, "waits": waiting.waits(state, link.challenge.is_closed),
+            "poll_delay": round(status.poll_seconds * random.uniform(1, 1.5), 1)}
 
 
 @bp.get("/r/<code>")

@@ -1,0 +1,206 @@
+"""The shared status waiting phones poll (quiz/waiting.py, GET /api/status): its contract, when its
+version changes, that it costs no database work while nothing changes, and that it survives Redis
+losing it."""
+import json
+import re
+
+import pytest
+import redis
+from sqlalchemy import event, insert, select
+
+from quiz import create_app, waiting
+from quiz.clock import utcnow
+from quiz.extensions import db
+from quiz.models import Challenge, Participant
+
+from .helpers import make_config
+
+
+def status(client, etag: str | None = None):
+    return client.get("/api/status", headers={"If-None-Match": etag} if etag else {})
+
+
+def test_status_says_which_round_is_open_with_an_etag_and_no_cookie(client, load_bank,
+                                                                    open_round):
+    load_bank()
+    first = status(client)
+    body = first.get_json()
+    assert first.status_code == 200 and first.mimetype == "application/json"
+    assert set(body) == {"version", "open_round", "last_closed_round", "poll_seconds"}
+    assert body["open_round"] is None and body["last_closed_round"] is None
+    assert body["poll_seconds"] == 3  # a small room asks often
+    assert first.headers["ETag"] == f'"{body["version"]}"'
+    assert first.headers["Cache-Control"] == "public, max-age=1"
+    assert "Set-Cookie" not in first.headers
+    open_round()
+    assert status(client).get_json()["open_round"] == 1
+
+
+def test_the_version_the_phone_holds_gets_a_304_with_no_body(client, load_bank):
+    load_bank()
+    etag = status(client).headers["ETag"]
+    again = status(client, etag)
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag and "Set-Cookie" not in again.headers
+    assert status(client, f"W/{etag}").status_code == 304  # a weak match is a match
+    assert status(client, '"other", ' + etag).status_code == 304
+    assert status(client, '"an-older-version"').status_code == 200
+    head = client.head("/api/status")
+    assert head.status_code == 200 and head.data == b"" and head.headers["ETag"] == etag
+
+
+def test_only_reads_are_answered(client):
+    refused = client.post("/api/status")
+    assert refused.status_code == 405
+
+
+@pytest.mark.config(RESULTS_DELAY_SECONDS=60)
+def test_the_version_changes_on_open_close_and_reopen(client, load_bank, open_round,
+                                                      api_headers):
+    load_bank()
+    seen = [status(client).get_json()]
+    open_round()
+    seen.append(status(client).get_json())
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    seen.append(status(client).get_json())
+    assert client.post("/api/admin/reopen-challenge/1", headers=api_headers).status_code == 200
+    seen.append(status(client).get_json())
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    seen.append(status(client).get_json())
+    assert [(s["open_round"], s["last_closed_round"]) for s in seen] == [
+        (None, None), (1, None), (None, 1), (1, None), (None, 1)]
+    versions = [s["version"] for s in seen]
+    assert all(a != b for a, b in zip(versions, versions[1:]))
+    # Closed again later than the first time: a phone that saw the first close fetches again.
+    assert versions[4] != versions[2]
+    # Reopened, the round is as it was before its close (the version is a hash of that state): a
+    # phone that never saw the close has nothing to fetch.
+    assert versions[3] == versions[1]
+
+
+def test_a_change_made_outside_the_console_is_seen_too(client, load_bank):
+    """Whatever path changes a round (here the model itself, as a script would), waiting phones
+    hear it once it commits, and not before."""
+    load_bank()
+    before = status(client).headers["ETag"]
+    challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
+    challenge.open(utcnow())
+    db.session.flush()
+    assert status(client, before).status_code == 304  # not committed yet
+    db.session.rollback()
+    assert status(client, before).status_code == 304  # rolled back: nothing to see
+    challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
+    challenge.open(utcnow())
+    db.session.commit()
+    assert status(client, before).get_json()["open_round"] == 1
+
+
+@pytest.mark.config(STATUS_CACHE_SECONDS=0)
+def test_two_app_instances_sharing_redis_give_the_same_version(app, client, load_bank, open_round,
+                                                               tmp_path, redis_url):
+    load_bank()
+    other = create_app(make_config(tmp_path, redis_url, STATUS_CACHE_SECONDS=0)).test_client()
+    assert status(client).headers["ETag"] == status(other).headers["ETag"]
+    open_round()  # through the first instance
+    changed = status(other)
+    assert changed.get_json()["open_round"] == 1
+    assert changed.headers["ETag"] == status(client).headers["ETag"]
+
+
+def count_statements(app):
+    statements = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    return statements
+
+
+@pytest.mark.parametrize("cache_seconds", [0, 1])
+def test_polling_costs_no_database_query_while_nothing_changes(app, client, load_bank, open_round,
+                                                               cache_seconds):
+    """With no local copy (each request reads Redis) and with the default one."""
+    app.config["STATUS_CACHE_SECONDS"] = cache_seconds
+    load_bank()
+    open_round()
+    etag = status(client).headers["ETag"]  # computed once after the change
+    statements = count_statements(app)
+    answers = [status(client, etag).status_code for _ in range(200)]
+    answers += [status(client).status_code for _ in range(20)]
+    assert answers == [304] * 200 + [200] * 20
+    assert statements == []
+
+
+@pytest.mark.config(STATUS_CACHE_SECONDS=0)
+def test_redis_losing_the_status_computes_it_again_once(app, client, load_bank, open_round):
+    load_bank()
+    open_round()
+    before = status(client).get_json()
+    redis.Redis.from_url(app.config["REDIS_URL"]).flushall()
+    statements = count_statements(app)
+    after = [status(client).get_json() for _ in range(5)]
+    assert after == [before] * 5  # the same version: nothing changed, no phone fetches its page
+    assert len(statements) == 2  # the rounds and the players, once: stored again for the others
+
+
+@pytest.mark.config(STATUS_CACHE_SECONDS=0)
+def test_an_older_computation_never_overwrites_a_newer_change(app, client, load_bank,
+                                                              monkeypatch):
+    """A process reads the database, a round opens and commits, then the first process would store
+    what it read: the generation it read first has moved, so it is not stored."""
+    load_bank()
+    compute = waiting.compute_status
+
+    def compute_then_the_round_opens():
+        stale = compute()
+        monkeypatch.setattr(waiting, "compute_status", compute)
+        challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
+        challenge.open(utcnow())
+        db.session.commit()
+        return stale
+    monkeypatch.setattr(waiting, "compute_status", compute_then_the_round_opens)
+    assert status(client).get_json()["open_round"] is None  # what that request read
+    assert status(client).get_json()["open_round"] == 1  # not the stale copy
+
+
+@pytest.mark.config(REDIS_URL="redis://127.0.0.1:1/0", STATUS_CACHE_SECONDS=0)
+def test_without_redis_the_status_comes_from_the_database(client, load_bank, open_round):
+    load_bank()
+    answer = status(client)
+    assert answer.status_code == 200 and answer.get_json()["open_round"] is None
+
+
+@pytest.mark.parametrize("players, seconds", [(0, 3), (1200, 3), (1201, 4), (2000, 5),
+                                              (4000, 10), (10_000, 10), (100_000, 10)])
+def test_the_cadence_grows_with_the_room(players, seconds):
+    assert waiting.poll_seconds(players) == seconds
+    # total polling stays bounded: about 400 a second below the 10 s cap
+    assert players / seconds <= max(400, players / 10)
+
+
+@pytest.mark.config(STATUS_CACHE_SECONDS=0)
+def test_a_big_room_is_told_to_poll_less_often(app, client, load_bank):
+    load_bank()
+    assert status(client).get_json()["poll_seconds"] == 3
+    db.session.execute(insert(Participant), [
+        {"name": f"P{i}", "email": f"p{i}@example.com", "phone": f"+1415{i:07d}", "company": "",
+         "consent": True, "report_code": f"report-code-{i:08d}", "created_at": utcnow()}
+        for i in range(2000)])
+    db.session.commit()
+    # Registrations don't drop the status: the room's size shows when it is next computed (a round
+    # changes, or STATUS_TTL_SECONDS pass).
+    redis.Redis.from_url(app.config["REDIS_URL"]).delete(waiting.STATUS_KEY)
+    answer = status(client).get_json()
+    assert answer["poll_seconds"] == 5
+
+
+def test_waiting_pages_carry_the_version_they_were_rendered_at(client, player, open_round):
+    _, links = player
+    version = status(client).get_json()["version"]
+    page = client.get(f"/f/{links[1]}").get_data(as_text=True)
+    assert f'data-status-version="{version}"' in page and 'data-poll-seconds="3"' in page
+    assert "js/waiting.js" in page
+    # without JavaScript: the page reloads itself at the room's cadence
+    assert re.search(r'<noscript><meta http-equiv="refresh" content="3"></noscript>', page)
+    open_round()
+    ready = client.get(f"/f/{links[1]}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Ready?" in ready and "data-status-version" not in ready
+    assert json.loads(status(client).data)["version"] != version
