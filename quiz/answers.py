@@ -68,11 +68,13 @@ def state_of(link: LinkState, now: datetime, grace: float) -> str:
     return QUESTIONS if link.started_at else READY
 
 
-def page_state(link: FormLink, now: datetime) -> str:
-    """Which page /f/<code> shows right now."""
+def page_state(link: FormLink, now: datetime, submitted: bool | None = None) -> str:
+    """Which page /f/<code> shows right now (`submitted`: whether they have answered, when known
+    already)."""
     challenge, participant = link.challenge, link.participant
+    submitted = has_submitted(link) if submitted is None else submitted
     state = LinkState(challenge.number, challenge.status, challenge.closes_at, challenge.closed_at,
-                      participant.eliminated_in, link.started_at, has_submitted(link),
+                      participant.eliminated_in, link.started_at, submitted,
                       needs_checkin(challenge.number, participant.checked_in_at),
                       in_shadow_league(participant, challenge))
     return state_of(state, now, current_app.config["SUBMIT_GRACE_SECONDS"])

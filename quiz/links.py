@@ -2,15 +2,16 @@
 click; what each link is dealt (quiz/deal.py)."""
 import re
 import secrets
+from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, exists, insert, select
 from sqlalchemy.orm import joinedload
 
 from .deal import choice_order, choice_value, drawn
 from .errors import QuizError
 from .extensions import db
-from .models import Challenge, FormLink, Participant, Question
+from .models import Challenge, FormLink, HelpRequest, Participant, Question, Submission
 
 # 16 random bytes: 128 bits, far past guessing; 22 URL-safe characters.
 CODE_BYTES = 16
@@ -49,6 +50,33 @@ def find_link(code: str) -> FormLink:
                     "This link is not valid. Check that you opened the whole link from your SMS.",
                     "unknown_link", joinedload(FormLink.challenge),
                     joinedload(FormLink.participant))
+
+
+@dataclass(frozen=True, slots=True)
+class RoundPage:
+    """A link with what its page needs: whether its player has answered, and asked the help
+    desk."""
+
+    link: FormLink
+    submitted: bool
+    asked_for_help: bool
+
+
+def find_round_page(code: str) -> RoundPage:
+    """`find_link` and the rest of what /f/<code> needs, in one query (the round's questions come
+    along): the page every phone opens within seconds of "Start round"."""
+    if not CODE_PATTERN.fullmatch(code or ""):
+        find_link(code)  # the same 404
+    submitted = exists().where(Submission.participant_id == FormLink.participant_id,
+                               Submission.challenge_id == FormLink.challenge_id)
+    asked = exists().where(HelpRequest.participant_id == FormLink.participant_id)
+    row = db.session.execute(
+        select(FormLink, submitted, asked).where(FormLink.code == code)
+        .options(joinedload(FormLink.challenge).joinedload(Challenge.questions),
+                 joinedload(FormLink.participant))).unique().first()
+    if row is None:
+        find_link(code)
+    return RoundPage(*row)
 
 
 def ensure_links(participant_ids: list[int] | None = None) -> int:

@@ -11,6 +11,7 @@ from sqlalchemy import event, insert, select
 from quiz import create_app, waiting
 from quiz.clock import utcnow
 from quiz.extensions import db
+from quiz.helpdesk import ask_for_help
 from quiz.models import Challenge, Participant
 
 from .helpers import make_config
@@ -204,3 +205,23 @@ def test_waiting_pages_carry_the_version_they_were_rendered_at(client, player, o
     ready = client.get(f"/f/{links[1]}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "Ready?" in ready and "data-status-version" not in ready
     assert json.loads(status(client).data)["version"] != version
+
+
+def test_the_herd_after_start_costs_one_query_a_page(app, client, player, open_round):
+    """Every phone opens its link within seconds of "Start round": the link, its player, its round
+    (with the questions), whether they answered and asked for help come in one query."""
+    participant, links = player
+    open_round()
+    status(client)  # the shared status, computed once after the change
+    statements = count_statements(app)
+    page = client.get(f"/f/{links[1]}")
+    assert "Ready?" in page.get_data(as_text=True) and len(statements) == 1
+    statements.clear()
+    client.get(f"/f/{links[1]}", headers={"HX-Request": "true"})
+    assert len(statements) == 1
+    # Someone who asked the help desk sees their requests: one query more.
+    ask_for_help(participant, "other", "Where is my link?", utcnow())
+    db.session.commit()
+    statements.clear()
+    page = client.get(f"/f/{links[1]}").get_data(as_text=True)
+    assert "Where is my link?" in page and len(statements) == 2

@@ -16,7 +16,7 @@ from ..errors import QuizError
 from ..effects import Drain, Pending, dispatch
 from ..extensions import csrf, db, limiter, state
 from ..stored_forms import TIMER_MARK, form_key, form_token_ok
-from ..links import find_link, find_participant, link_url, report_url
+from ..links import find_link, find_participant, find_round_page, link_url, report_url
 from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
 from ..qr import qr_svg
@@ -60,15 +60,17 @@ def register():
 def round_page(code):
     """A player's round: one clear page per state; the questions are their stored form when it is
     there."""
-    link = find_link(code)
-    state = answers.page_state(link, utcnow())
+    page = find_round_page(code)
+    link = page.link
+    state = answers.page_state(link, utcnow(), page.submitted)
     # A shadow-league player gets the live page: the stored form can't say "shadow league".
     if (state == answers.QUESTIONS and not wants_fragment()
             and not shadow.in_shadow_league(link.participant, link.challenge)):
         stored = stored_form(link)
         if stored is not None:
             return stored
-    return render_round(link, state, fragment=wants_fragment())
+    return render_round(link, state, fragment=wants_fragment(),
+                        help_requests=None if page.asked_for_help else [])
 
 
 def stored_form(link: FormLink):
@@ -157,8 +159,9 @@ def read_body(link: FormLink) -> QuizError | None:
 
 
 def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None,
-                 fragment=False, help_error: QuizError | None = None):
-    """The round page for `state`, with an optional message on top."""
+                 fragment=False, help_error: QuizError | None = None, help_requests=None):
+    """The round page for `state`, with an optional message on top (`help_requests`: the
+    player's, when known already)."""
     submission, final, won = None, False, False
     if state == answers.SUBMITTED and link.challenge.is_closed:  # no result while it is open
         submission = db.session.scalar(select(Submission).where(
@@ -167,7 +170,8 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
         champion = rounds.winner()
         final = champion is not None and link.challenge.is_last
         won = final and champion.id == link.participant_id
-    desk = {} if fragment else help_context(link.participant, "f", link.code, help_error)
+    desk = {} if fragment else help_context(link.participant, "f", link.code, help_error,
+                                            help_requests)
     response = current_app.make_response(render_template(
         "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge,
         participant=link.participant, state=state,
@@ -246,9 +250,11 @@ def badge(code):
 # --- the help desk, from the participant's side ---------------------------------------------------
 
 def help_context(participant: Participant, scope: str, code: str,
-                 error: QuizError | None = None) -> dict:
-    """What the help form and the replies on a participant's page need."""
-    return {"help_requests": helpdesk.requests_of(participant.id), "help_kinds": HELP_KINDS,
+                 error: QuizError | None = None, requests=None) -> dict:
+    """What the help form and the replies on a participant's page need (`requests`: theirs, when
+    known already)."""
+    requests = helpdesk.requests_of(participant.id) if requests is None else requests
+    return {"help_requests": requests, "help_kinds": HELP_KINDS,
             "help_error": error, "help_values": request.form if error else {}, "help_scope": scope,
             "help_code": code, "help_max": helpdesk.TEXT_MAX,
             "help_poll": round(random.uniform(5, 9), 1)}
