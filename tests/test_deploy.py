@@ -42,7 +42,8 @@ def render_nginx_conf(upstream: str, port: int, prefix: Path) -> str:
              "listen 80 default_server": f"listen 127.0.0.1:{port} default_server",
              "/srv/knockout/static/": f"{ROOT / 'static'}/",
              "/var/run/nginx.pid": f"{prefix}/nginx.pid",
-             "/var/log/nginx/": f"{prefix}/", "http {": "http {" + temp_paths}
+             "/var/log/nginx/": f"{prefix}/", "/var/cache/nginx/": f"{prefix}/",
+             "http {": "http {" + temp_paths}
     for old, new in swaps.items():
         assert old in text, f"deploy/nginx.conf no longer has {old!r}"
         text = text.replace(old, new)
@@ -135,6 +136,30 @@ def test_pages_posts_and_static_files_through_nginx(proxied):
         "phone": "+14155550101", "company": "Navy", "consent": "yes"})
     assert joined.status_code == 200 and joined.url.startswith(nginx.url + "/r/"), joined.text[:500]
     assert player_count(nginx.url) == 2
+
+
+@pytest.mark.live
+def test_nginx_answers_the_waiting_phones_status_from_its_cache(proxied):
+    """GET /api/status is cached for a second: nginx answers the room, 304 on a current ETag, and a
+    round that opens shows within about a second."""
+    stack, nginx = proxied
+    stack.flask("questions", "load", str(ROOT / "questions" / "demo.yaml"))
+    first = requests.get(nginx.url + "/api/status", timeout=10)
+    assert first.status_code == 200 and first.json()["open_round"] is None
+    answers = [requests.get(nginx.url + "/api/status", timeout=10) for _ in range(20)]
+    assert "HIT" in [a.headers.get("X-Cache-Status") for a in answers]
+    assert {a.headers["ETag"] for a in answers} == {first.headers["ETag"]}
+    again = requests.get(nginx.url + "/api/status", timeout=10,
+                         headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert "Set-Cookie" not in again.headers
+    started = requests.post(f"{stack.url}/api/admin/start-challenge/1",
+                            headers={"Authorization": "Bearer live-token"}, timeout=10)
+    assert started.status_code == 200, started.text
+    deadline = time.monotonic() + 5
+    while requests.get(nginx.url + "/api/status", timeout=10).json()["open_round"] != 1:
+        assert time.monotonic() < deadline, "the cached status never showed the round open"
+        time.sleep(0.2)
 
 
 @pytest.mark.live
