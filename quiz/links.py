@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import and_, exists, insert, select
+from sqlalchemy import and_, bindparam, exists, insert, select
 from sqlalchemy.orm import joinedload
 
 from .deal import choice_order, choice_value, drawn
@@ -67,16 +67,21 @@ def find_round_page(code: str) -> RoundPage:
     along): the page every phone opens within seconds of "Start round"."""
     if not CODE_PATTERN.fullmatch(code or ""):
         find_link(code)  # the same 404
-    submitted = exists().where(Submission.participant_id == FormLink.participant_id,
-                               Submission.challenge_id == FormLink.challenge_id)
-    asked = exists().where(HelpRequest.participant_id == FormLink.participant_id)
-    row = db.session.execute(
-        select(FormLink, submitted, asked).where(FormLink.code == code)
-        .options(joinedload(FormLink.challenge).joinedload(Challenge.questions),
-                 joinedload(FormLink.participant))).unique().first()
+    row = db.session.execute(_ROUND_PAGE, {"code": code}).unique().first()
     if row is None:
         find_link(code)
     return RoundPage(*row)
+
+
+# Built once: thousands of phones ask it within seconds; building it cost more than running it.
+_ROUND_PAGE = (
+    select(FormLink,
+           exists().where(Submission.participant_id == FormLink.participant_id,
+                          Submission.challenge_id == FormLink.challenge_id),
+           exists().where(HelpRequest.participant_id == FormLink.participant_id))
+    .where(FormLink.code == bindparam("code"))
+    .options(joinedload(FormLink.challenge).joinedload(Challenge.questions),
+             joinedload(FormLink.participant)))
 
 
 def ensure_links(participant_ids: list[int] | None = None) -> int:
