@@ -10,11 +10,11 @@ from sqlalchemy import event, insert, select
 
 from quiz import create_app, waiting
 from quiz.clock import utcnow
+from quiz.config import TestConfig
 from quiz.extensions import db
 from quiz.helpdesk import ask_for_help
 from quiz.models import Challenge, Participant
 
-from .helpers import make_config
 
 
 def status(client, etag: str | None = None):
@@ -100,12 +100,20 @@ def test_a_change_made_outside_the_console_is_seen_too(client, load_bank):
 def test_two_app_instances_sharing_redis_give_the_same_version(app, client, load_bank, open_round,
                                                                tmp_path, redis_url):
     load_bank()
-    other = create_app(make_config(tmp_path, redis_url, STATUS_CACHE_SECONDS=0)).test_client()
-    assert status(client).headers["ETag"] == status(other).headers["ETag"]
-    open_round()  # through the first instance
-    changed = status(other)
-    assert changed.get_json()["open_round"] == 1
-    assert changed.headers["ETag"] == status(client).headers["ETag"]
+    same = {name: app.config[name] for name in ("SQLALCHEMY_DATABASE_URI", "STORAGE_URL")}
+    second = create_app(type("Other", (TestConfig,), dict(
+        same, INSTANCE_PATH=str(tmp_path / "other"), REDIS_URL=redis_url,
+        STATUS_CACHE_SECONDS=0)))
+    other = second.test_client()
+    try:
+        assert status(client).headers["ETag"] == status(other).headers["ETag"]
+        open_round()  # through the first instance
+        changed = status(other)
+        assert changed.get_json()["open_round"] == 1
+        assert changed.headers["ETag"] == status(client).headers["ETag"]
+    finally:
+        with second.app_context():
+            db.engine.dispose()
 
 
 def count_statements(app):
