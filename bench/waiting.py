@@ -110,7 +110,7 @@ def rows() -> list[Row]:
             lambda f: f"{w(f)['status304']['rate']:,.0f} req/s = {_ratio(f, 'status304'):.2f}×"),
         Row("waiting: GET /api/status → 200",
             lambda f: f"{w(f)['status200']['rate']:,.0f} req/s = {_ratio(f, 'status200'):.2f}×"),
-        Row("waiting: what phones polled before, the /f/<code> fragment",
+        Row("waiting: what phones polled before, /f/<code> fragment",
             lambda f: f"{w(f)['fragment']['rate']:,.0f} req/s = {_ratio(f, 'fragment'):.2f}×"),
         Row(f"before: {PHONES:,} phones polling the fragment every 3–6 s",
             lambda f: f"{OLD_RATE:,.0f} req/s = {OLD_RATE / w(f)['fragment']['rate']:.1f}× what"
