@@ -66,19 +66,17 @@ class Status:
     """The shared status: its version (the ETag) and the JSON body every waiting phone gets."""
 
     version: str
+    poll_seconds: int
     body: bytes
 
     @property
     def etag(self) -> str:
         return f'"{self.version}"'
 
-    @property
-    def poll_seconds(self) -> int:
-        return json.loads(self.body)["poll_seconds"]
-
     @classmethod
     def from_body(cls, body: bytes) -> "Status":
-        return cls(json.loads(body)["version"], body)
+        fields = json.loads(body)
+        return cls(fields["version"], fields["poll_seconds"], body)
 
 
 def waits(state: str, round_closed: bool) -> bool:
@@ -104,7 +102,7 @@ def build_status(rounds: list[tuple], players: int) -> Status:
     body = json.dumps({"version": version, "open_round": open_round,
                        "last_closed_round": last_closed, "poll_seconds": poll},
                       separators=(",", ":")).encode()
-    return Status(version, body)
+    return Status(version, poll, body)
 
 
 def _iso(moment: datetime | None) -> str | None:
