@@ -2,7 +2,7 @@
 input refused before it reaches a view: garbled forms, deeply nested JSON, ids past a column."""
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, abort, request
+from flask import Flask, abort, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -35,6 +35,11 @@ def registration_key() -> str:
     phone = (str((data or {}).get("phone", ""))[:32]
              if isinstance(data, dict) or hasattr(data, "get") else "")
     return f"register:{request.remote_addr}:{phone}"
+
+
+def form_session_key() -> str:
+    """Rate-limit key for a browser's form checks: its session (which holds its CSRF token)."""
+    return f"session:{session.get('csrf_token') or request.remote_addr}"
 
 
 def login_key() -> str:
