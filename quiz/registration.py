@@ -3,8 +3,6 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import exists, insert, or_, select
 
@@ -70,6 +68,9 @@ class PhoneError(QuizError):
 
 def clean_phone(raw: str, region: str) -> str:
     """The phone number in E.164, or PhoneError with what to fix."""
+    # phonenumbers (~0.07 s to import, its metadata) and email-validator on the first join a process
+    # serves, not at its start: a restarted process answers sooner.
+    import phonenumbers
     if not raw:
         raise PhoneError("Please enter your mobile number: your round links come by SMS.")
     if len(raw) > PHONE_MAX:
@@ -87,6 +88,7 @@ def clean_phone(raw: str, region: str) -> str:
 
 def _clean_email(value, errors: dict) -> str:
     """The email address, normalized (lower case), checked for its format only: no DNS lookup."""
+    from email_validator import EmailNotValidError, validate_email
     email = str(value or "").strip()
     try:
         if len(email) > EMAIL_MAX:
@@ -109,6 +111,7 @@ def _clean_phone(value, errors: dict) -> str:
 
 def phone_readback(e164: str) -> str:
     """A valid number as a person reads it, with its country: "+1 415-555-0199 (US)"."""
+    import phonenumbers
     number = phonenumbers.parse(e164)
     return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
             + f" ({phonenumbers.region_code_for_country_code(number.country_code)})")
