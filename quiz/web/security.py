@@ -1,5 +1,6 @@
 """Security headers on every response, the rate-limit keys (a venue shares one NAT address), and
 input refused before it reaches a view: garbled forms, deeply nested JSON, ids past a column."""
+import hashlib
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask, abort, request, session
@@ -38,8 +39,12 @@ def registration_key() -> str:
 
 
 def form_session_key() -> str:
-    """Rate-limit key for a browser's form checks: its session (which holds its CSRF token)."""
-    return f"session:{session.get('csrf_token') or request.remote_addr}"
+    """Rate-limit key for a browser's form checks: its session, named by a digest of the CSRF
+    secret it holds (the secret itself stays out of Redis)."""
+    secret = session.get("csrf_token")
+    if not secret:
+        return f"session:{request.remote_addr}"
+    return "session:" + hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
 def login_key() -> str:
