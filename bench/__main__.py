@@ -26,7 +26,7 @@ from quiz.embedded import server_args, wait_for  # noqa: E402
 from quiz.extensions import db  # noqa: E402
 
 
-from . import load, table, waiting  # noqa: E402
+from . import load, starts, table, waiting  # noqa: E402
 from .stack import insert_players, raise_open_files  # noqa: E402
 
 BANK = """
@@ -197,9 +197,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes and shorter runs (a smoke run)")
-    parser.add_argument("--only", choices=["domain", "http", "sockets", "waiting"],
-                        help="one half of the table, or the websocket or waiting-phone figures "
-                             "alone")
+    parser.add_argument("--only", choices=["domain", "http", "sockets", "waiting", "starts"],
+                        help="one half of the table, or the websocket, waiting-phone or process "
+                             "start figures alone")
     args = parser.parse_args()
     raise_open_files()
     databases = {"SQLite": sqlite_file}
@@ -216,13 +216,15 @@ def main() -> None:
         figures = {}
         if args.only in (None, "domain"):
             figures.update(domain_figures(database_url_for, args.quick))
-        if args.only != "domain":
+        if args.only in (None, "starts"):
+            figures.update(load.progress("process starts", starts.measure, database_url_for))
+        if args.only not in ("domain", "starts"):
             # Stopped (e.g. by `timeout`): unwind, so the stack goes too. Set here: RQ's worker
             # takes SIGTERM over.
             signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: stopped"))
         if args.only in (None, "http", "waiting"):
             figures.update(waiting.measure(database_url_for, args.quick))
-        if args.only not in ("domain", "waiting"):
+        if args.only in (None, "http", "sockets"):
             figures.update(load.measure(database_url_for, sizes,
                                         sockets_only=args.only == "sockets"))
         measured[name] = figures

@@ -11,7 +11,8 @@ from sqlalchemy.exc import DisconnectionError
 from . import cli, dispatcher, live, observability, waiting, web
 from .config import Config, check_database_url, links_in_registration, persistent_secret
 from .embedded import ensure_redis
-from .extensions import AppState, csrf, db, htmx, limiter, login_manager, migrate, sock
+from .extensions import (AppState, MigrationCommands, csrf, db, htmx, limiter, login_manager,
+                         sock)
 from .web import security, status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,8 +52,8 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     db.init_app(app)
     with app.app_context():
         _ping_when_idle(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
-    # Batch mode: SQLite can only change a table by rebuilding it.
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    # Flask-Migrate (Alembic) is bound when `flask db` runs (extensions.init_migrations), not here.
+    app.cli.add_command(MigrationCommands("db", help="Perform database migrations."))
     csrf.init_app(app)
     htmx.init_app(app)
     sock.init_app(app)

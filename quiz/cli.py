@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from . import reconcile, staff, stored_forms
@@ -19,11 +18,10 @@ from .config import persistent_secret
 from .embedded import embedded_redis_args, redis_answers, stop_redis
 from .errors import QuizError
 from .exports import EXPORTS, filename, write_csv
-from .extensions import db
+from .extensions import db, init_migrations
 from .models import AdminUser, Challenge, Participant, Role
 from .privacy import export_participant, shred_personal_data
 from .questions import apply_bank, parse_bank
-from .rehearse import rehearse_command
 from .supervisor import Child, Supervisor, record_restart, web_answers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +143,8 @@ def ensure_admin(username: str, password: str, reset: bool = False,
 def demo(port: int, host: str):
     """Set up the database and the demo bank, then run web, worker and Redis until Ctrl-C; a part
     that dies is started again (quiz/supervisor.py)."""
+    init_migrations(current_app)
+    from flask_migrate import upgrade  # Alembic: for the commands that migrate only
     upgrade(directory=str(ROOT / "migrations"))
     if not db.session.scalar(select(func.count()).select_from(Challenge)):
         apply_bank(parse_bank((ROOT / "questions" / "demo.yaml").read_text()))
@@ -269,6 +269,14 @@ def export(kind: str, output: Path | None):
         click.echo(f"Wrote {path}")
 
 
+class RehearseCommand(click.Command):
+    """`flask rehearse`: its module (and requests) imported when it runs, not by every process."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        from .rehearse import rehearse_command
+        return rehearse_command.make_context(info_name, args, parent=parent, **extra)
+
+
 def register(app) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(questions_cli)
@@ -279,5 +287,6 @@ def register(app) -> None:
     app.cli.add_command(backup)
     app.cli.add_command(restore)
     app.cli.add_command(demo)
-    app.cli.add_command(rehearse_command)
+    app.cli.add_command(RehearseCommand("rehearse", help="Play a whole event against a running "
+                                        "rehearsal instance and print a go/no-go table."))
     app.cli.add_command(export)

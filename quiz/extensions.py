@@ -1,15 +1,17 @@
 """Extensions, created once here and bound to the app in create_app; the process's own state
 beside them."""
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import click
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
+from flask.cli import ScriptInfo
 from gevent import monkey
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -27,7 +29,6 @@ metadata = MetaData(naming_convention={
 })
 
 db = SQLAlchemy(metadata=metadata)
-migrate = Migrate()
 sock = Sock()
 csrf = CSRFProtect()
 htmx = Htmx()
@@ -35,8 +36,28 @@ login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
 QUEUE_NAMES = ("forms", "notify", "default")  # effects.Queue, in the order workers take them
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def init_migrations(app: Flask) -> None:
+    """Bind Flask-Migrate to the app, once: for `flask db …` and code that migrates. It imports
+    Alembic (~0.1 s), so a web or worker process, which never migrates, starts without it."""
+    if "migrate" not in app.extensions:
+        from flask_migrate import Migrate
+        # Batch mode: SQLite can only change a table by rebuilding it.
+        Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+
+
+class MigrationCommands(click.Group):
+    """`flask db …`: Flask-Migrate's command group, imported when it runs; `flask --help` lists it
+    without importing it."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # The app: Flask's CLI has pushed its context by now; a test's CLI runner has not.
+        init_migrations(current_app._get_current_object() if has_app_context()
+                        else parent.find_object(ScriptInfo).load_app())
+        from flask_migrate.cli import db as commands
+        return commands.make_context(info_name, args, parent=parent, **extra)
 
 
 @dataclass

@@ -10,6 +10,8 @@ scale when that still gives MAX_SIDE (Image.draft); at most `max_pixels` are dec
 decodes `decodes` photos at once, the others wait their turn; and what a decode freed is handed back
 to the system at once.
 """
+from __future__ import annotations  # Image.Image in signatures: Pillow is imported where used
+
 import ctypes
 import io
 import threading
@@ -19,7 +21,6 @@ from typing import BinaryIO
 
 from gevent import get_hub
 from gevent.lock import BoundedSemaphore
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import QuizError
 from .extensions import under_gevent
@@ -64,6 +65,8 @@ def prepare_photo(upload: bytes | BinaryIO, max_bytes: int, max_pixels: int,
 def _opened(stream: BinaryIO, max_pixels: int):
     """The photo opened from its header, set to decode at the smallest scale that still gives
     MAX_SIDE, and refused past `max_pixels`: nothing decoded yet."""
+    # Pillow only once a photo comes: a process starts without it (as without boto3 or Alembic).
+    from PIL import Image
     # Pillow's own check (past Image.MAX_IMAGE_PIXELS, before any scaling), as an error: a backstop
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -78,6 +81,7 @@ def _opened(stream: BinaryIO, max_pixels: int):
 @contextmanager
 def _refusals(max_pixels: int):
     """Pillow's errors as what the player can do about them."""
+    from PIL import Image, UnidentifiedImageError
     try:
         yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -101,6 +105,7 @@ def fitted(size: tuple[int, int]) -> tuple[int, int]:
 def _reencode(image: Image.Image) -> bytes:
     """Decoded and shrunk to MAX_SIDE before anything else (no full-size copy but what resizing
     needs), upright, RGB on white, saved as a JPEG that carries no metadata."""
+    from PIL import Image, ImageOps
     image.load()
     if image.mode not in ("RGB", "RGBA", "L", "LA"):  # P, 1, CMYK, I;16: they resize badly
         image = image.convert("RGBA" if image.has_transparency_data else "RGB")

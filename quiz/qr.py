@@ -2,7 +2,6 @@
 import functools
 import io
 
-import segno
 from flask import current_app
 
 
@@ -14,6 +13,7 @@ def join_qr_svg() -> str:
 @functools.lru_cache(maxsize=64)
 def qr_svg(url: str) -> str:
     """An SVG QR code for `url` (cached: the projector polls)."""
+    import segno  # on the first page with a QR code, not at a process start
     out = io.BytesIO()
     # micro=False: a short text (a check-in code) would otherwise become a Micro QR, which phones
     # and jsQR can't read.

@@ -3,8 +3,6 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import exists, insert, or_, select
 
@@ -70,6 +68,9 @@ class PhoneError(QuizError):
 
 def clean_phone(raw: str, region: str) -> str:
     """The phone number in E.164, or PhoneError with what to fix."""
+    # phonenumbers (~0.07 s to import, its metadata) and email-validator on the first join a process
+    # serves, not at its start: a restarted process answers sooner.
+    import phonenumbers
     if not raw:
         raise PhoneError("Please enter your mobile number: your round links come by SMS.")
     if len(raw) > PHONE_MAX:
@@ -85,6 +86,56 @@ def clean_phone(raw: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _clean_email(value, errors: dict) -> str:
+    """The email address, normalized (lower case), checked for its format only: no DNS lookup."""
+    from email_validator import EmailNotValidError, validate_email
+    email = str(value or "").strip()
+    try:
+        if len(email) > EMAIL_MAX:
+            raise EmailNotValidError("That email address is too long.")
+        return validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        errors["email"] = "Please enter your email address." if not email else str(exc)
+        return email
+
+
+def _clean_phone(value, errors: dict) -> str:
+    """The phone number in E.164 (read in PHONE_DEFAULT_REGION without a +country)."""
+    raw = str(value or "").strip()
+    try:
+        return clean_phone(raw, current_app.config["PHONE_DEFAULT_REGION"])
+    except PhoneError as exc:
+        errors["phone"] = exc.message
+        return raw
+
+
+def phone_readback(e164: str) -> str:
+    """A valid number as a person reads it, with its country: "+1 415-555-0199 (US)"."""
+    import phonenumbers
+    number = phonenumbers.parse(e164)
+    return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+            + f" ({phonenumbers.region_code_for_country_code(number.country_code)})")
+
+
+# Each text field's check, as the submit makes it and as the form checks a field when it is left.
+FIELD_CHECKS = {
+    "name": lambda value, errors: _clean_text(value, "name", NAME_MAX, True, errors),
+    "email": _clean_email,
+    "phone": _clean_phone,
+    "company": lambda value, errors: _clean_text(value, "company", COMPANY_MAX, False, errors),
+}
+
+
+def check_field(field: str, value) -> tuple[str, str | None]:
+    """One join-form field's clean value and what to fix (None: fine), by the submit's own check.
+
+    Its format only: never whether an email or phone is already registered (no database read).
+    """
+    errors: dict[str, str] = {}
+    clean = FIELD_CHECKS[field](value, errors)
+    return clean, errors.get(field)
+
+
 def validate_registration(data) -> dict:
     """Check a join form (HTML or JSON); returns clean values or raises ValidationError."""
     # JSON may send an object, a list, a number or true where text belongs: never stored as its
@@ -94,22 +145,7 @@ def validate_registration(data) -> dict:
     if wrong:
         raise ValidationError(wrong, "Please send " + ", ".join(wrong) + " as text.")
     errors: dict[str, str] = {}
-    clean = {
-        "name": _clean_text(data.get("name"), "name", NAME_MAX, True, errors),
-        "company": _clean_text(data.get("company"), "company", COMPANY_MAX, False, errors),
-    }
-    email = str(data.get("email") or "").strip()
-    try:
-        if len(email) > EMAIL_MAX:
-            raise EmailNotValidError("That email address is too long.")
-        clean["email"] = validate_email(email, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        errors["email"] = "Please enter your email address." if not email else str(exc)
-    try:
-        clean["phone"] = clean_phone(str(data.get("phone") or "").strip(),
-                                     current_app.config["PHONE_DEFAULT_REGION"])
-    except PhoneError as exc:
-        errors["phone"] = exc.message
+    clean = {field: check(data.get(field), errors) for field, check in FIELD_CHECKS.items()}
     clean["consent"] = data.get("consent") in YES
     clean["sponsor_consent"] = data.get("sponsor_consent") in YES
     if not clean["consent"]:

@@ -10,9 +10,6 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
 from flask import current_app
 
 from .extensions import state
@@ -101,7 +98,13 @@ class S3Storage:
     presigns = True
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-                 region: str | None = None, session: boto3.Session | None = None):
+                 region: str | None = None, session=None):
+        # boto3 (~0.1 s to import) only where S3 is used: a web or worker process on a folder
+        # never loads it, and one on S3 when its storage is first asked for.
+        import boto3
+        from botocore.config import Config as BotoConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+        self.ClientError, self.BotoCoreError = ClientError, BotoCoreError
         self.bucket, self.prefix = bucket, prefix.strip("/")
         # Standard retry mode: throttling and 5xx are retried with backoff before we ever see them.
         config = BotoConfig(retries={"mode": "standard", "max_attempts": 5},
@@ -116,7 +119,7 @@ class S3Storage:
     def _call(self, operation: str, **params):
         try:
             return getattr(self.client, operation)(Bucket=self.bucket, **params)
-        except (ClientError, BotoCoreError) as error:
+        except (self.ClientError, self.BotoCoreError) as error:
             raise StorageError(f"S3 {operation} failed: {error}") from error
 
     def put(self, key: str, body: bytes, content_type: str = HTML) -> None:
@@ -127,34 +130,34 @@ class S3Storage:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body,
                                    ContentType=content_type, IfNoneMatch="*")
             return True
-        except ClientError as error:
+        except self.ClientError as error:
             code = error.response.get("Error", {}).get("Code")
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or \
                     error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
                 return False
             raise StorageError(f"S3 put_object failed: {error}") from error
-        except BotoCoreError as error:
+        except self.BotoCoreError as error:
             raise StorageError(f"S3 put_object failed: {error}") from error
 
     def get(self, key: str) -> bytes | None:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as error:
+        except self.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise StorageError(f"S3 get_object failed: {error}") from error
-        except BotoCoreError as error:
+        except self.BotoCoreError as error:
             raise StorageError(f"S3 get_object failed: {error}") from error
 
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
-        except ClientError as error:
+        except self.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
                 return False
             raise StorageError(f"S3 head_object failed: {error}") from error
-        except BotoCoreError as error:
+        except self.BotoCoreError as error:
             raise StorageError(f"S3 head_object failed: {error}") from error
 
     def delete(self, key: str) -> None:
@@ -176,7 +179,7 @@ class S3Storage:
             for page in self.client.get_paginator("list_objects_v2").paginate(
                     Bucket=self.bucket, Prefix=self._key(prefix)):
                 found.extend(item["Key"][strip:] for item in page.get("Contents", []))
-        except (ClientError, BotoCoreError) as error:
+        except (self.ClientError, self.BotoCoreError) as error:
             raise StorageError(f"S3 list_objects_v2 failed: {error}") from error
         return sorted(found)
 

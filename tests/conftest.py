@@ -16,7 +16,7 @@ from quiz import create_app
 from quiz.clock import utcnow
 from quiz.config import TestConfig
 from quiz.embedded import server_args, wait_for
-from quiz.extensions import QUEUE_NAMES, db, get_queue, state
+from quiz.extensions import QUEUE_NAMES, db, get_queue, init_migrations, state
 from quiz.models import FormLink, Participant
 from quiz.stack import free_port
 
@@ -48,6 +48,7 @@ def app(request, tmp_path, redis_url):
     batched = request.node.get_closest_marker("batch_effects") is not None
     app = create_app(make_config(tmp_path, redis_url, **(marker.kwargs if marker else {})),
                      batch_effects=batched)
+    init_migrations(app)  # what `flask db` binds (tests call flask_migrate's upgrade and stamp)
     with app.app_context():
         db.create_all()
         yield app

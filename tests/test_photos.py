@@ -453,9 +453,8 @@ def flat_png(size: tuple[int, int], mode: str = "RGB", level: int = 9) -> bytes:
 @pytest.fixture
 def decodes(monkeypatch):
     """How many times a photo was opened for decoding."""
-    from quiz import images
-    opened, real = [], images.Image.open
-    monkeypatch.setattr(images.Image, "open", lambda *a, **k: opened.append(1) or real(*a, **k))
+    opened, real = [], Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real(*a, **k))
     return opened
 
 
@@ -500,7 +499,7 @@ def test_a_process_decodes_one_photo_at_a_time(monkeypatch):
 
     from quiz import images
     inside, most, both = [], [], threading.Barrier(2, timeout=0.5)
-    real = images.Image.Image.load
+    real = Image.Image.load
 
     def load(image):
         inside.append(1)
@@ -511,7 +510,7 @@ def test_a_process_decodes_one_photo_at_a_time(monkeypatch):
             pass
         inside.pop()
         return real(image)
-    monkeypatch.setattr(images.Image.Image, "load", load)
+    monkeypatch.setattr(Image.Image, "load", load)
     photo = jpeg((800, 600))
     threads = [threading.Thread(target=images.prepare_photo, args=(photo, 10**7, 10**7))
                for _ in range(2)]

@@ -21,39 +21,15 @@ from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
 from ..qr import qr_svg
 from ..reports import linked_rounds, participant_report, report_version
-from ..registration import register_participant, registration_open, validate_registration
 from ..storage import StorageError, get_storage
 from .handling import wants_fragment, write
-from .security import link_key, registration_key
+from .security import link_key
 
 bp = Blueprint("play", __name__)
 log = logging.getLogger(__name__)
 # After a storage failure, players get the live-rendered form for this long before storage is tried
 # again.
 STORAGE_PAUSE_SECONDS = 15
-
-
-@bp.get("/")
-@bp.get("/register")
-def register_form():
-    """The join form."""
-    return render_template("play/register.html", values={}, errors={}, is_open=registration_open())
-
-
-@bp.post("/register")
-@limiter.limit("10 per minute", key_func=registration_key)
-@limiter.limit("1200 per minute")  # per address: a whole venue behind one NAT still gets in
-def register():
-    """Join the game; errors come back inline with what was typed kept."""
-    if not registration_open():
-        return render_template("play/register.html", values={}, errors={}, is_open=False), 409
-    try:
-        joined = write(register_participant, validate_registration(request.form))
-    except QuizError as error:
-        return render_template("play/register.html", values=request.form,
-                               errors=error.fields or {"form": error.message},
-                               is_open=registration_open()), error.status
-    return redirect(url_for("play.report", code=joined.report_code, welcome=1), 303)
 
 
 @bp.get("/f/<code>")

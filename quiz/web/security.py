@@ -1,8 +1,9 @@
 """Security headers on every response, the rate-limit keys (a venue shares one NAT address), and
 input refused before it reaches a view: garbled forms, deeply nested JSON, ids past a column."""
+import hashlib
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, abort, request
+from flask import Flask, abort, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -35,6 +36,15 @@ def registration_key() -> str:
     phone = (str((data or {}).get("phone", ""))[:32]
              if isinstance(data, dict) or hasattr(data, "get") else "")
     return f"register:{request.remote_addr}:{phone}"
+
+
+def form_session_key() -> str:
+    """Rate-limit key for a browser's form checks: its session, named by a digest of the CSRF
+    secret it holds (the secret itself stays out of Redis)."""
+    secret = session.get("csrf_token")
+    if not secret:
+        return f"session:{request.remote_addr}"
+    return "session:" + hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
 def login_key() -> str:
