@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 
 from .clock import utcnow
-from .effects import Job, Task, owe
+from .effects import Job, Queue, Task, owe
 from .errors import QuizError
 from .extensions import db
 from .models import (Challenge, FormLink, Message, MessageStatus, MessageTemplate, Participant,
@@ -16,6 +16,7 @@ from .models import (Challenge, FormLink, Message, MessageStatus, MessageTemplat
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+LINK_KIND = "round_link"  # sent before any other kind (quiz/delivery.py gives way to them)
 RESULT_KINDS = ("result_through", "result_out", "result_out_shadow", "winner", "final_result")
 
 # The wording of every message; organizers edit them in the console (MessageTemplate rows).
@@ -204,13 +205,24 @@ def queued_ids(**where) -> list[int]:
 
 def hand_over(message_ids: list[int], label: str) -> int:
     """Owe a send job per BATCH_SIZE messages, and note when (reconcile hands over again what a lost
-    job forgot); the jobs are enqueued once this transaction commits. Returns how many jobs."""
+    job forgot); the jobs are enqueued once this transaction commits. Link messages get jobs of
+    their own in Queue.LINKS, which every worker takes first. Returns how many jobs."""
+    kinds: dict[int, str] = {}
+    for start in range(0, len(message_ids), 1000):
+        kinds.update(db.session.execute(select(Message.id, Message.kind).where(
+            Message.id.in_(message_ids[start:start + 1000]))).all())
+    links = [i for i in message_ids if kinds.get(i) == LINK_KIND]
+    others = [i for i in message_ids if kinds.get(i) != LINK_KIND]
+    return _owe_sends(links, label, Queue.LINKS) + _owe_sends(others, label, Queue.NOTIFY)
+
+
+def _owe_sends(message_ids: list[int], label: str, queue: Queue) -> int:
     now, total = utcnow(), len(message_ids)
     for start in range(0, total, BATCH_SIZE):
         batch = message_ids[start:start + BATCH_SIZE]
         db.session.execute(update(Message).where(Message.id.in_(batch)).values(enqueued_at=now)
                            .execution_options(synchronize_session=False))
-        owe(Job(Task.SEND_MESSAGES, (batch,),
+        owe(Job(Task.SEND_MESSAGES, (batch,), queue=queue,
                 description=f"{label}: SMS {start + 1}–{start + len(batch)} of {total}"))
     return -(-total // BATCH_SIZE)
 
