@@ -53,17 +53,18 @@ def throttle(rate: float) -> None:
         time.sleep(max(0.0, second + 1 - time.time()) + 0.001)
 
 
-def mark_links_sending() -> None:
-    """A round link is being sent: other messages wait until LINKS_BUSY_SECONDS after the last."""
-    get_redis().set(LINKS_BUSY_KEY, 1, px=int(LINKS_BUSY_SECONDS * 1000))
+def mark_links_sending(worker: str) -> None:
+    """`worker` is sending a round link: other workers' messages wait until LINKS_BUSY_SECONDS after
+    the last."""
+    get_redis().set(LINKS_BUSY_KEY, worker, px=int(LINKS_BUSY_SECONDS * 1000))
 
 
-def links_waiting() -> bool:
-    """Must a batch of other messages give way to round links? Yes while a links job waits in its
-    queue, or a worker is sending links (one Redis round trip)."""
-    queued, busy = (get_redis().pipeline(transaction=False)
-                    .llen(get_queue(Queue.LINKS).key).exists(LINKS_BUSY_KEY).execute())
-    return bool(queued or busy)
+def links_waiting(worker: str) -> bool:
+    """Must `worker`'s batch of other messages give way to round links? Yes while a links job waits
+    in its queue, or another worker is sending links (one Redis round trip)."""
+    queued, sending = (get_redis().pipeline(transaction=False)
+                       .llen(get_queue(Queue.LINKS).key).get(LINKS_BUSY_KEY).execute())
+    return bool(queued) or sending not in (None, worker.encode())
 
 
 def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, int, list[int]]:
@@ -88,8 +89,8 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
         if time.monotonic() - looked >= LOOK_SECONDS:  # at every send, unless sends are quicker
             looked = time.monotonic()
             if message.kind == "round_link":
-                mark_links_sending()
-            elif links_waiting():
+                mark_links_sending(worker)
+            elif links_waiting(worker):
                 give_way(pending[index:], sender.external)
                 break
         throttle(rate)  # wait first, so nothing sits claimed while we wait

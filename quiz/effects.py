@@ -67,10 +67,13 @@ class Drain(StrEnum):
     # just submitted in a round: move that round's form to answered/
     ANSWERED_FORMS = "answered_forms"
     LATE_LINKS = "late_links"  # joined while a round was open: text them its link
+    CONFIRMATIONS = "confirmations"  # just registered: text them their results page (after links)
 
     @property
     def queue(self) -> Queue:
-        return Queue.LINKS if self is Drain.LATE_LINKS else Queue.FORMS
+        if self is Drain.LATE_LINKS:
+            return Queue.LINKS
+        return Queue.NOTIFY if self is Drain.CONFIRMATIONS else Queue.FORMS
 
 
 @dataclass(frozen=True)

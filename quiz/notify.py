@@ -34,6 +34,8 @@ TEMPLATES = {
     "winner": "{event}: {name}, you won! Congratulations. Your results: {report}",
     "final_result": "{event}: the final is over. Well played, {name}! Your final results: {report}",
     "reminder": "{event}: {text}",
+    "confirmation": "{event}: you're in, {name}! Your round links come by SMS. "
+                    "Your results and QR code: {report}",
 }
 PLACEHOLDERS = {
     "round_link": {"event", "number", "title", "name", "link", "report"},
@@ -43,6 +45,7 @@ PLACEHOLDERS = {
     "winner": {"event", "number", "title", "name", "report"},
     "final_result": {"event", "number", "title", "name", "report"},
     "reminder": {"event", "text", "name"},
+    "confirmation": {"event", "name", "report"},
 }
 SMS_MAX = 640  # four concatenated SMS; longer texts are refused when the template is saved
 
@@ -193,6 +196,21 @@ def queue_reminder(reminder) -> int:
     body = render_sql(template_for("reminder"), _values(text=reminder.text), _player_columns())
     base = select().select_from(Participant).where(Participant.eliminated_in.is_(None))
     return _queue("reminder", f"r{reminder.id}", base, body, reminder_id=reminder.id)
+
+
+def send_confirmations(participant_ids: list[int]) -> int:
+    """The confirmation SMS these players are owed, queued (one per player, ever) and handed over;
+    they owe none any more. Returns how many were queued."""
+    owed = Participant.id.in_(participant_ids) & Participant.confirmation_owed
+    body = render_sql(template_for("confirmation"), _values(), _player_columns())
+    created = _queue("confirmation", "p", select().select_from(Participant).where(owed), body)
+    db.session.execute(update(Participant).where(owed).values(confirmation_owed=False)
+                       .execution_options(synchronize_session=False))
+    db.session.flush()
+    hand_over(db.session.scalars(select(Message.id).where(
+        Message.kind == "confirmation", Message.status == MessageStatus.QUEUED,
+        Message.participant_id.in_(participant_ids)).order_by(Message.id)).all(), "confirmations")
+    return created
 
 
 def queued_ids(**where) -> list[int]:

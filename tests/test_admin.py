@@ -251,7 +251,8 @@ def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_part
     make_participant("Fay")
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     run_jobs()
-    db.session.execute(db.update(Message).values(status="failed", error="OptedOut: opted out"))
+    db.session.execute(db.update(Message).where(Message.kind == "round_link")
+                       .values(status="failed", error="OptedOut: opted out"))
     db.session.commit()
     login(client)
     page = client.get("/admin/rounds/1/failed").get_data(as_text=True)
@@ -261,7 +262,7 @@ def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_part
     assert "queued again" in response.get_data(as_text=True)
     run_jobs()
     db.session.expire_all()
-    assert db.session.scalar(select(Message.status)) == "sent"
+    assert db.session.scalar(select(Message.status).where(Message.kind == "round_link")) == "sent"
 
 
 def test_console_shows_system_health(client):

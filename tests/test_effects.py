@@ -170,8 +170,8 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
     assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
     state(app).dispatcher.flush()
     run_jobs()
-    assert db.session.scalar(select(db.func.count()).select_from(Message)
-                             .where(Message.status == "sent")) == 4
+    sent = db.session.scalars(select(Message.kind).where(Message.status == "sent")).all()
+    assert sorted(sent) == ["confirmation"] * 4 + ["round_link"] * 4  # (joining confirmed too)
     for code, picks in zip(codes[:3], (["S3"], ["S3"], ["EC2"])):
         page = client.get(f"/f/{code}").get_data(as_text=True)  # the stored form (the job made it)
         token = dict([re.search(r'name="(form_token|csrf_token)" value="([^"]+)"', page).groups()])
@@ -194,4 +194,5 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
     kinds = db.session.scalars(select(Message.kind).where(Message.kind != "round_link")).all()
     # 3 answered, ⌈3 × 0.5⌉ = 2 stay; the wrong answer and the no-show are out
     # (the shadow league is on)
-    assert sorted(kinds) == ["result_out_shadow"] * 2 + ["result_through"] * 2
+    assert sorted(kinds) == (["confirmation"] * 4 + ["result_out_shadow"] * 2
+                             + ["result_through"] * 2)
