@@ -16,10 +16,12 @@ from .sms import SendError, backend
 MAX_ATTEMPTS = 5
 # Transient SMS failures wait this long before the next try (seconds, by attempt).
 RETRY_BACKOFF = (2, 10, 30, 60)
-# Set while any worker sends round links: other messages wait (links_waiting); it lapses this long
-# after the last link went out, or after a worker died sending them.
+# Names the worker sending round links: other workers' messages wait (links_waiting). Removed when
+# its batch ends; lapses this long after its last link if the worker died sending them.
 LINKS_BUSY_KEY = "knockout:sms:links-sending"
 LINKS_BUSY_SECONDS = 2.0
+RELEASE_MARK = ("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) "
+                "end return 0")
 GIVE_WAY_SECONDS = 2.0  # a batch that gave way to links is tried again this much later
 LOOK_SECONDS = 0.1  # how often a batch looks (at most): at 3 SMS/s, before every send
 
@@ -59,6 +61,11 @@ def mark_links_sending(worker: str) -> None:
     get_redis().set(LINKS_BUSY_KEY, worker, px=int(LINKS_BUSY_SECONDS * 1000))
 
 
+def links_sent(worker: str) -> None:
+    """`worker`'s batch of links is done: other messages need not wait for it any more."""
+    get_redis().eval(RELEASE_MARK, 1, LINKS_BUSY_KEY, worker)
+
+
 def links_waiting(worker: str) -> bool:
     """Must `worker`'s batch of other messages give way to round links? Yes while a links job waits
     in its queue, or another worker is sending links (one Redis round trip)."""
@@ -83,13 +90,14 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
     rows = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_(pending)))}
     sent = failed = 0
     retry = []
-    looked = -LOOK_SECONDS
+    looked, marked = -LOOK_SECONDS, False
     for index, message_id in enumerate(pending):
         message = rows[message_id]
         if time.monotonic() - looked >= LOOK_SECONDS:  # at every send, unless sends are quicker
             looked = time.monotonic()
             if message.kind == "round_link":
                 mark_links_sending(worker)
+                marked = True
             elif links_waiting(worker):
                 give_way(pending[index:], sender.external)
                 break
@@ -115,6 +123,8 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
         if sender.external:
             db.session.commit()  # a real SMS left the building: record it before the next one
     db.session.commit()
+    if marked:
+        links_sent(worker)
     return sent, failed, retry
 
 

@@ -123,3 +123,13 @@ def wait_until(done, api: Api, seconds: float = 90) -> list[dict]:
         assert time.monotonic() < deadline, Counter((m["kind"], m["status"]) for m in outbox)
         time.sleep(0.2)
     return outbox
+
+
+def test_other_messages_wait_while_another_worker_sends_links_never_for_their_own(app):
+    assert not delivery.links_waiting("me")
+    delivery.mark_links_sending("other")  # another worker is in the middle of a links batch
+    assert delivery.links_waiting("me") and not delivery.links_waiting("other")
+    delivery.links_sent("me")  # not mine to clear
+    assert delivery.links_waiting("me")
+    delivery.links_sent("other")  # its batch is done
+    assert not delivery.links_waiting("me")
