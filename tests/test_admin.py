@@ -182,11 +182,12 @@ def test_resend_a_link_from_the_participants_page(client, load_bank, make_partic
                            data={"csrf_token": token, "back": "participants"},
                            follow_redirects=True)
     assert "link is being sent again" in response.get_data(as_text=True)
-    assert db.session.scalar(select(Message.status)
-                             .where(Message.participant_id == player)) == "queued"
+    # her link message (not her confirmation)
+    link = (Message.participant_id == player) & (Message.kind == "round_link")
+    assert db.session.scalar(select(Message.status).where(link)) == "queued"
     run_jobs()
     db.session.expire_all()
-    message = db.session.scalar(select(Message).where(Message.participant_id == player))
+    message = db.session.scalar(select(Message).where(link))
     assert (message.status, message.attempts) == ("sent", 1)
 
 
