@@ -1,5 +1,5 @@
-"""The RQ worker: `python worker.py` works the forms, notify and default queues, with RQ's
-scheduler."""
+"""The RQ worker: `python worker.py` works the links, forms, notify and default queues (in that
+order), with RQ's scheduler."""
 from quiz import create_app
 from quiz.worker import run_worker
 

@@ -82,7 +82,8 @@ def reconcile_sms(stale_after: float, forgotten_after: float):
     result = reconcile.reconcile_messages(stale_after, forgotten_after)
     click.echo(f"{result['reclaimed']} message(s) reclaimed from dead workers, "
                f"{result['requeued']} queued message(s) handed to the workers, "
-               f"{result['closed']} round(s) closed at their time limit.")
+               f"{result['closed']} round(s) closed at their time limit, "
+               f"{result['confirmations']} confirmation(s) owed queued.")
 
 
 @questions_cli.command("load")

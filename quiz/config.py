@@ -100,6 +100,8 @@ class Config:
     SMS_SENDER_ID = os.environ.get("SMS_SENDER_ID", "")
     SMS_TYPE = os.environ.get("SMS_TYPE", "Transactional")
     SMS_RESULTS = _flag("SMS_RESULTS", True)  # text players "through" / "out" after each round
+    # text each new player their results/QR page link (/r/<code>) once they have joined
+    SMS_CONFIRMATION = _flag("SMS_CONFIRMATION", True)
     # Result SMS wait this long after a close; until then (and until the next round starts) a round
     # closed by mistake can be reopened, its elimination reversed, and no one was told anything.
     RESULTS_DELAY_SECONDS = float(os.environ.get("RESULTS_DELAY_SECONDS", "60"))

@@ -7,15 +7,23 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from .clock import utcnow
-from .effects import Job, Task, owe
+from .effects import Job, Queue, Task, owe
 from .errors import QuizError
-from .extensions import db, get_redis
+from .extensions import db, get_queue, get_redis
 from .models import Challenge, Message, MessageStatus, Participant
 from .sms import SendError, backend
 
 MAX_ATTEMPTS = 5
 # Transient SMS failures wait this long before the next try (seconds, by attempt).
 RETRY_BACKOFF = (2, 10, 30, 60)
+# Names the worker sending round links: other workers' messages wait (links_waiting). Removed when
+# its batch ends; lapses this long after its last link if the worker died sending them.
+LINKS_BUSY_KEY = "knockout:sms:links-sending"
+LINKS_BUSY_SECONDS = 2.0
+RELEASE_MARK = ("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) "
+                "end return 0")
+GIVE_WAY_SECONDS = 2.0  # a batch that gave way to links is tried again this much later
+LOOK_SECONDS = 0.1  # how often a batch looks (at most): at 3 SMS/s, before every send
 
 
 def claim(message_ids: list[int], worker: str) -> list[int]:
@@ -47,12 +55,33 @@ def throttle(rate: float) -> None:
         time.sleep(max(0.0, second + 1 - time.time()) + 0.001)
 
 
+def mark_links_sending(worker: str) -> None:
+    """`worker` is sending a round link: other workers' messages wait until LINKS_BUSY_SECONDS after
+    the last."""
+    get_redis().set(LINKS_BUSY_KEY, worker, px=int(LINKS_BUSY_SECONDS * 1000))
+
+
+def links_sent(worker: str) -> None:
+    """`worker`'s batch of links is done: other messages need not wait for it any more."""
+    get_redis().eval(RELEASE_MARK, 1, LINKS_BUSY_KEY, worker)
+
+
+def links_waiting(worker: str) -> bool:
+    """Must `worker`'s batch of other messages give way to round links? Yes while a links job waits
+    in its queue, or another worker is sending links (one Redis round trip)."""
+    queued, sending = (get_redis().pipeline(transaction=False)
+                       .llen(get_queue(Queue.LINKS).key).get(LINKS_BUSY_KEY).execute())
+    return bool(queued) or sending not in (None, worker.encode())
+
+
 def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, int, list[int]]:
     """Send a batch; each message at most once. Returns (sent, failed, ids to retry later).
 
     A real provider's message is claimed just before it is sent and recorded just after, so a
     worker killed mid-batch leaves at most one message in doubt ('sending'; reconcile decides).
     The outbox sends nothing outside the database, so it claims and records the batch at once.
+    Round links go first: a batch of other messages (results, reminders) checks between sends and,
+    while links wait, hands the rest of itself back as a job GIVE_WAY_SECONDS later.
     """
     sender, rate = backend(), float(current_app.config["SMS_RATE_PER_SECOND"])
     pending = message_ids if sender.external else claim(message_ids, worker)
@@ -61,11 +90,20 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
     rows = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_(pending)))}
     sent = failed = 0
     retry = []
-    for message_id in pending:
+    looked, marked = -LOOK_SECONDS, False
+    for index, message_id in enumerate(pending):
+        message = rows[message_id]
+        if time.monotonic() - looked >= LOOK_SECONDS:  # at every send, unless sends are quicker
+            looked = time.monotonic()
+            if message.kind == "round_link":
+                mark_links_sending(worker)
+                marked = True
+            elif links_waiting(worker):
+                give_way(pending[index:], sender.external)
+                break
         throttle(rate)  # wait first, so nothing sits claimed while we wait
         if sender.external and not claim([message_id], worker):
             continue  # sent or being sent by someone else
-        message = rows[message_id]
         try:
             provider_id = sender.send(message.to, message.body)
         except SendError as error:
@@ -85,7 +123,22 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
         if sender.external:
             db.session.commit()  # a real SMS left the building: record it before the next one
     db.session.commit()
+    if marked:
+        links_sent(worker)
     return sent, failed, retry
+
+
+def give_way(rest: list[int], external: bool) -> None:
+    """Hand the rest of a batch back (the outbox's claims undone) as a job a moment later: this
+    worker takes the links meanwhile (their queue comes first), or another worker sends them."""
+    unsent = update(Message).where(Message.id.in_(rest)).execution_options(
+        synchronize_session=False)
+    if not external:
+        db.session.execute(unsent.where(Message.status == MessageStatus.SENDING)
+                           .values(status=MessageStatus.QUEUED, claimed_by=None, claimed_at=None))
+    db.session.execute(unsent.values(enqueued_at=utcnow()))
+    owe(Job(Task.SEND_MESSAGES, (rest,), at=utcnow() + timedelta(seconds=GIVE_WAY_SECONDS),
+            description=f"SMS: {len(rest)} after the round links"))
 
 
 def retry_later(message_ids: list[int]) -> None:
@@ -93,7 +146,10 @@ def retry_later(message_ids: list[int]) -> None:
     attempts = max(db.session.scalars(select(Message.attempts)
                                       .where(Message.id.in_(message_ids))).all())
     delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+    links = db.session.scalar(select(func.count()).where(
+        Message.id.in_(message_ids), Message.kind == "round_link"))
     owe(Job(Task.SEND_MESSAGES, (message_ids,), at=utcnow() + timedelta(seconds=delay),
+            queue=Queue.LINKS if links else None,
             description=f"SMS retry of {len(message_ids)} (attempt {attempts + 1})"))
 
 

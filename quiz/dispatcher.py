@@ -185,7 +185,7 @@ def enqueue(job: Job, queue: Queue | None = None) -> None:
                    retry=Retry(max=3, interval=[2, 10, 30]))
     if job.job_id:
         options["job_id"] = job.job_id
-    rq_queue = get_queue(queue or job.task.queue)
+    rq_queue = get_queue(queue or job.queue or job.task.queue)
     if job.at is None:
         rq_queue.enqueue(job.task.path, *job.args, **options)
     else:

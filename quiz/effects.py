@@ -20,8 +20,10 @@ SESSION_KEY = "knockout_effects"
 
 
 class Queue(StrEnum):
-    """The RQ queues: stored forms, messages, everything else."""
+    """The RQ queues: round links, stored forms, other messages, everything else. Workers take them
+    in this order (extensions.QUEUE_NAMES): a round's links never wait behind result SMS."""
 
+    LINKS = "links"
     FORMS = "forms"
     NOTIFY = "notify"
     DEFAULT = "default"
@@ -51,7 +53,7 @@ class Task(StrEnum):
 
 
 TASK_QUEUES = {
-    Task.SEND_ROUND_LINKS: Queue.NOTIFY, Task.SEND_RESULTS: Queue.NOTIFY,
+    Task.SEND_ROUND_LINKS: Queue.LINKS, Task.SEND_RESULTS: Queue.NOTIFY,
     Task.SEND_MESSAGES: Queue.NOTIFY, Task.SEND_REMINDER: Queue.NOTIFY,
     Task.FILE_UNANSWERED_FORMS: Queue.FORMS, Task.SETTLE_FORMS: Queue.FORMS,
     Task.REGENERATE_FORMS: Queue.FORMS, Task.RECONCILE_FORMS: Queue.FORMS,
@@ -65,16 +67,19 @@ class Drain(StrEnum):
     # just submitted in a round: move that round's form to answered/
     ANSWERED_FORMS = "answered_forms"
     LATE_LINKS = "late_links"  # joined while a round was open: text them its link
+    CONFIRMATIONS = "confirmations"  # just registered: text them their results page (after links)
 
     @property
     def queue(self) -> Queue:
-        return Queue.NOTIFY if self is Drain.LATE_LINKS else Queue.FORMS
+        if self is Drain.LATE_LINKS:
+            return Queue.LINKS
+        return Queue.NOTIFY if self is Drain.CONFIRMATIONS else Queue.FORMS
 
 
 @dataclass(frozen=True)
 class Job:
     """A job to enqueue: `task(*args)`, now or `at` (naive UTC), retried with backoff if it
-    fails."""
+    fails; in its task's queue unless `queue` says (a batch of link SMS goes in Queue.LINKS)."""
 
     task: Task
     args: tuple = ()
@@ -82,6 +87,7 @@ class Job:
     description: str = ""
     job_id: str | None = None
     timeout: int = 300
+    queue: Queue | None = None
 
 
 @dataclass(frozen=True)

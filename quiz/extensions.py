@@ -35,7 +35,8 @@ htmx = Htmx()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
-QUEUE_NAMES = ("forms", "notify", "default")  # effects.Queue, in the order workers take them
+# effects.Queue, in the order workers take them: round links first
+QUEUE_NAMES = ("links", "forms", "notify", "default")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 

@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 
 from .clock import utcnow
-from .effects import Job, Task, owe
+from .effects import Job, Queue, Task, owe
 from .errors import QuizError
 from .extensions import db
 from .models import (Challenge, FormLink, Message, MessageStatus, MessageTemplate, Participant,
@@ -16,6 +16,7 @@ from .models import (Challenge, FormLink, Message, MessageStatus, MessageTemplat
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+LINK_KIND = "round_link"  # sent before any other kind (quiz/delivery.py gives way to them)
 RESULT_KINDS = ("result_through", "result_out", "result_out_shadow", "winner", "final_result")
 
 # The wording of every message; organizers edit them in the console (MessageTemplate rows).
@@ -33,6 +34,8 @@ TEMPLATES = {
     "winner": "{event}: {name}, you won! Congratulations. Your results: {report}",
     "final_result": "{event}: the final is over. Well played, {name}! Your final results: {report}",
     "reminder": "{event}: {text}",
+    "confirmation": "{event}: you're in, {name}! Your round links come by SMS. "
+                    "Your results and QR code: {report}",
 }
 PLACEHOLDERS = {
     "round_link": {"event", "number", "title", "name", "link", "report"},
@@ -42,6 +45,7 @@ PLACEHOLDERS = {
     "winner": {"event", "number", "title", "name", "report"},
     "final_result": {"event", "number", "title", "name", "report"},
     "reminder": {"event", "text", "name"},
+    "confirmation": {"event", "name", "report"},
 }
 SMS_MAX = 640  # four concatenated SMS; longer texts are refused when the template is saved
 
@@ -194,6 +198,21 @@ def queue_reminder(reminder) -> int:
     return _queue("reminder", f"r{reminder.id}", base, body, reminder_id=reminder.id)
 
 
+def send_confirmations(participant_ids: list[int]) -> int:
+    """The confirmation SMS these players are owed, queued (one per player, ever) and handed over;
+    they owe none any more. Returns how many were queued."""
+    owed = Participant.id.in_(participant_ids) & Participant.confirmation_owed
+    body = render_sql(template_for("confirmation"), _values(), _player_columns())
+    created = _queue("confirmation", "p", select().select_from(Participant).where(owed), body)
+    db.session.execute(update(Participant).where(owed).values(confirmation_owed=False)
+                       .execution_options(synchronize_session=False))
+    db.session.flush()
+    hand_over(db.session.scalars(select(Message.id).where(
+        Message.kind == "confirmation", Message.status == MessageStatus.QUEUED,
+        Message.participant_id.in_(participant_ids)).order_by(Message.id)).all(), "confirmations")
+    return created
+
+
 def queued_ids(**where) -> list[int]:
     """The ids of queued messages matching `where` (column=value), oldest first."""
     query = select(Message.id).where(Message.status == MessageStatus.QUEUED).order_by(Message.id)
@@ -204,13 +223,24 @@ def queued_ids(**where) -> list[int]:
 
 def hand_over(message_ids: list[int], label: str) -> int:
     """Owe a send job per BATCH_SIZE messages, and note when (reconcile hands over again what a lost
-    job forgot); the jobs are enqueued once this transaction commits. Returns how many jobs."""
+    job forgot); the jobs are enqueued once this transaction commits. Link messages get jobs of
+    their own in Queue.LINKS, which every worker takes first. Returns how many jobs."""
+    kinds: dict[int, str] = {}
+    for start in range(0, len(message_ids), 1000):
+        kinds.update(db.session.execute(select(Message.id, Message.kind).where(
+            Message.id.in_(message_ids[start:start + 1000]))).all())
+    links = [i for i in message_ids if kinds.get(i) == LINK_KIND]
+    others = [i for i in message_ids if kinds.get(i) != LINK_KIND]
+    return _owe_sends(links, label, Queue.LINKS) + _owe_sends(others, label, Queue.NOTIFY)
+
+
+def _owe_sends(message_ids: list[int], label: str, queue: Queue) -> int:
     now, total = utcnow(), len(message_ids)
     for start in range(0, total, BATCH_SIZE):
         batch = message_ids[start:start + BATCH_SIZE]
         db.session.execute(update(Message).where(Message.id.in_(batch)).values(enqueued_at=now)
                            .execution_options(synchronize_session=False))
-        owe(Job(Task.SEND_MESSAGES, (batch,),
+        owe(Job(Task.SEND_MESSAGES, (batch,), queue=queue,
                 description=f"{label}: SMS {start + 1}–{start + len(batch)} of {total}"))
     return -(-total // BATCH_SIZE)
 

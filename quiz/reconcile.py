@@ -3,7 +3,8 @@
 A nudge to the workers (an RQ job) can be lost: Redis down at the moment of a commit, a worker
 killed mid-job. The database keeps what is owed, so this pass, run every RECONCILE_SECONDS by a
 worker (quiz/worker.py) and by `flask --app quiz sms reconcile`, finds it: open rounds get their
-link messages, closed rounds their result messages, due reminders go out, rounds past their time
+link messages, closed rounds their result messages, due reminders go out, players who joined get
+the confirmation they are owed, rounds past their time
 close, messages claimed by a dead worker or never handed to a job are handed over again. Safe to
 run any time, during the event too.
 """
@@ -14,7 +15,7 @@ from sqlalchemy import select, update
 from . import delivery, notify, rounds
 from .clock import utcnow
 from .extensions import db
-from .models import Challenge, Message, MessageStatus, Reminder, ReminderStatus
+from .models import Challenge, Message, MessageStatus, Participant, Reminder, ReminderStatus
 
 
 # Results and reminders are scheduled jobs. A worker killed while it held RQ's scheduler lock keeps
@@ -22,6 +23,9 @@ from .models import Challenge, Message, MessageStatus, Reminder, ReminderStatus
 # minute or more), and a job lost with Redis never runs: past their time by this much, reconcile
 # queues them itself (both are idempotent: one message per purpose per person).
 SCHEDULED_GRACE_SECONDS = 10
+# A confirmation SMS is queued by a drain job within seconds of joining (a rush drains 100 at a
+# time); still owed this long after, its job was lost.
+CONFIRMATION_GRACE_SECONDS = 60
 
 
 def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) -> dict:
@@ -39,6 +43,9 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
     reminders = due_reminders(timedelta(seconds=SCHEDULED_GRACE_SECONDS))
     for reminder in reminders:
         notify.send_reminder(reminder)
+    confirmations = owed_confirmations(timedelta(seconds=CONFIRMATION_GRACE_SECONDS))
+    for start in range(0, len(confirmations), 1000):
+        notify.send_confirmations(confirmations[start:start + 1000])
     stale = delivery.stale_sending(timedelta(seconds=stale_after))
     if stale:
         db.session.execute(update(Message)
@@ -54,13 +61,22 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
     notify.hand_over(forgotten, "reconcile")
     db.session.commit()
     return {"reclaimed": len(stale), "requeued": len(forgotten), "closed": close_expired_rounds(),
-            "results": len(owed), "reminders": len(reminders)}
+            "results": len(owed), "reminders": len(reminders),
+            "confirmations": len(confirmations)}
 
 
 def owed_results(older_than: timedelta) -> list[Challenge]:
     """Closed rounds whose result messages were owed longer ago than their job takes to run."""
     return db.session.scalars(select(Challenge).where(
         Challenge.is_closed, Challenge.results_due_at < utcnow() - older_than)).all()
+
+
+def owed_confirmations(older_than: timedelta) -> list[int]:
+    """Players who joined longer ago than their drain job takes and are still owed a confirmation
+    SMS: the job was lost (Redis down as they joined, a worker killed)."""
+    return db.session.scalars(select(Participant.id).where(
+        Participant.confirmation_owed, Participant.created_at < utcnow() - older_than)
+        .order_by(Participant.id)).all()
 
 
 def due_reminders(late_by: timedelta) -> list[Reminder]:

@@ -188,12 +188,17 @@ def register_participant(clean: dict) -> Registered:
     if taken:
         raise duplicate_error(email_taken=taken.email == clean["email"])
     report_code = secrets.token_urlsafe(16)
-    participant_id = db.session.execute(insert(Participant).values(report_code=report_code, **clean)
-                                        .returning(Participant.id)).scalar_one()
+    # A confirmation SMS owed in the same row; texted by a drain job, in batches like their forms.
+    confirm = bool(current_app.config["SMS_CONFIRMATION"] and clean["consent"])
+    participant_id = db.session.execute(insert(Participant).values(
+        report_code=report_code, confirmation_owed=confirm, **clean)
+        .returning(Participant.id)).scalar_one()
     codes = create_links(participant_id, [challenge_id for challenge_id, _, _ in rounds])
     # Their forms are rendered in the background (joining never waits for storage); the projector's
     # count moves.
     owe(Pending(Drain.NEW_FORMS, (participant_id,)), CHANGED)
+    if confirm:
+        owe(Pending(Drain.CONFIRMATIONS, (participant_id,)))
     open_round = next((challenge_id for challenge_id, _, status in rounds
                        if status == RoundStatus.OPEN), None)
     # joined mid-round: their link goes out like everyone's did (one job per rush)

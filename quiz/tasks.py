@@ -75,8 +75,8 @@ def close_expired_round(challenge_id: int) -> bool:
 
 def drain_pending(drain_kind: str, round_id: int | None) -> int:
     """Do what requests left pending, a batch at a time (each batch is committed before it leaves
-    the set): store new players' forms, move answered forms, or text late joiners their round's
-    link."""
+    the set): store new players' forms, move answered forms, text late joiners their round's
+    link, or text new players their confirmation."""
     kind = Drain(drain_kind)
     if kind is Drain.NEW_FORMS:
         def handle(ids):
@@ -84,6 +84,8 @@ def drain_pending(drain_kind: str, round_id: int | None) -> int:
     elif kind is Drain.ANSWERED_FORMS:
         def handle(ids):
             stored_forms.move_forms(stored_forms.form_rows(ids, [round_id]))
+    elif kind is Drain.CONFIRMATIONS:
+        handle = notify.send_confirmations
     else:
         def handle(ids):  # everyone in without a link message gets theirs, these players included
             challenge = db.session.get(Challenge, round_id)

@@ -1,25 +1,64 @@
 """The worker's side: an RQ worker inside the app, and the reconcile loop beside it
 (`python worker.py`)."""
 import logging
+import os
 import threading
 import time
 
 from flask import Flask, current_app
 from rq import SimpleWorker
+from rq.scheduler import RQScheduler
 
 from . import reconcile, stored_forms
 from .extensions import QUEUE_NAMES, db, get_queue, get_redis
 
 log = logging.getLogger(__name__)
 
-# How often a worker cleans RQ's registries and, if no live scheduler holds the lock, takes the
-# scheduler over (RQ's default is 10 minutes: a worker killed with the lock left scheduled jobs
-# waiting that long).
-MAINTENANCE_SECONDS = 30
+# Scheduled jobs (delayed results, reminders, a round's close) run on time with one worker's RQ
+# scheduler, which holds a lock. RQ's lock lives 61 s past its last refresh, a worker looks for a
+# lapsed lock at its maintenance (RQ: every 10 minutes) and an idle worker only between waits for a
+# job (RQ: 405 s). Here a killed holder's lock lapses within SCHEDULER_LOCK_SECONDS, and every
+# worker looks at least every MAINTENANCE_SECONDS + DEQUEUE_WAIT_SECONDS: another worker, or the
+# same one restarted, takes the scheduler over within 35 s.
+SCHEDULER_LOCK_SECONDS = 15
+MAINTENANCE_SECONDS = 10
+DEQUEUE_WAIT_SECONDS = 10
+WORKER_TTL_SECONDS = DEQUEUE_WAIT_SECONDS + 15  # RQ waits for a job this long, less 15 s
+
+
+class AppScheduler(RQScheduler):
+    """RQ's scheduler (a process the worker forks) with a lock that lapses SCHEDULER_LOCK_SECONDS
+    after its last refresh (every second), and that stops when its worker is gone: a worker
+    killed alone must not leave an orphan holding the lock."""
+
+    def work(self):
+        self.worker_pid = os.getppid()
+        super().work()
+
+    def acquire_locks(self, auto_start=False):
+        locks = super().acquire_locks(auto_start)
+        self._shorten_locks()
+        return locks
+
+    def heartbeat(self):
+        if os.getppid() != getattr(self, "worker_pid", os.getppid()):
+            log.warning("scheduler: its worker died; stopping (another takes over)")
+            self._stop_requested = True  # the loop stops next: locks released
+            return
+        super().heartbeat()
+        self._shorten_locks()
+
+    def _shorten_locks(self) -> None:
+        if self._acquired_locks:  # ours (just verified by RQ): they lapse sooner than RQ's 61 s
+            pipe = self.connection.pipeline()
+            for name in self._acquired_locks:
+                pipe.expire(self.get_locking_key(name), SCHEDULER_LOCK_SECONDS)
+            pipe.execute()
 
 
 class AppWorker(SimpleWorker):
-    """Runs jobs in-process inside the app context, with a fresh database session per job."""
+    """Runs jobs in-process inside the app context, with a fresh database session per job; its
+    scheduler is an AppScheduler."""
 
     def perform_job(self, *args, **kwargs):
         try:
@@ -27,16 +66,38 @@ class AppWorker(SimpleWorker):
         finally:
             db.session.remove()
 
+    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None,
+                         log_format=None):
+        """RQ's own (rq.worker.base), with an AppScheduler: try for the lock now; maintenance
+        tries again."""
+        options = {"date_format": date_format, "log_format": log_format}
+        self.scheduler = AppScheduler(self.queues, connection=self.connection,
+                                      logging_level=logging_level or self.log.level,
+                                      serializer=self.serializer,
+                                      **{k: v for k, v in options.items() if v is not None})
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
+
 
 def run_worker(burst: bool = False, name: str | None = None) -> bool:
-    """Work the forms, notify and default queues (with RQ's scheduler) until stopped, or until
-    empty.
+    """Work the links, forms, notify and default queues (with RQ's scheduler) until stopped, or
+    until empty.
 
     A long-running worker also reconciles every RECONCILE_SECONDS (one worker at a time), so work
     lost in a Redis outage or with a dead worker is found again without anyone asking.
     """
     worker = AppWorker([get_queue(n) for n in QUEUE_NAMES], connection=get_redis(), name=name,
-                       maintenance_interval=MAINTENANCE_SECONDS)
+                       maintenance_interval=MAINTENANCE_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     if not burst:
         app = current_app._get_current_object()
         threading.Thread(target=reconcile_forever, args=(app,), name="reconcile",

@@ -64,7 +64,7 @@ def test_a_rollback_drops_what_the_transaction_owed(app):
     db.session.rollback()
     db.session.commit()  # a later commit does not send what the rolled-back one owed
     assert pending(Drain.NEW_FORMS) == set()
-    assert get_queue("notify").count == 0 and get_queue("forms").count == 0
+    assert get_queue("links").count == 0 and get_queue("forms").count == 0
 
 
 def test_each_kind_of_pending_set_drains_in_its_own_queue(app):
@@ -72,7 +72,8 @@ def test_each_kind_of_pending_set_drains_in_its_own_queue(app):
     db.session.commit()
     assert pending(Drain.ANSWERED_FORMS, 7) == {4} and pending(Drain.LATE_LINKS, 7) == {4}
     assert get_queue("forms").count == 1
-    assert get_queue("notify").count == 1  # late joiners' links never wait behind stored forms
+    # late joiners' links never wait behind stored forms, nor behind other messages
+    assert get_queue("links").count == 1 and get_queue("notify").count == 0
 
 
 def test_a_batch_sends_many_commits_effects_at_once_with_one_job_per_set_and_one_publish(app):
@@ -114,7 +115,7 @@ def test_a_batch_redis_refused_is_kept_and_sent_once_redis_is_back(app):
 
     assert pending(Drain.NEW_FORMS) == {1, 2}
     assert get_queue("forms").count == 1
-    assert [job.description for job in get_queue("notify").jobs] == ["links"]  # kept, sent once
+    assert [job.description for job in get_queue("links").jobs] == ["links"]  # kept, sent once
     assert published(pubsub) == 1  # the publish was kept too
 
 
@@ -169,8 +170,8 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
     assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
     state(app).dispatcher.flush()
     run_jobs()
-    assert db.session.scalar(select(db.func.count()).select_from(Message)
-                             .where(Message.status == "sent")) == 4
+    sent = db.session.scalars(select(Message.kind).where(Message.status == "sent")).all()
+    assert sorted(sent) == ["confirmation"] * 4 + ["round_link"] * 4  # (joining confirmed too)
     for code, picks in zip(codes[:3], (["S3"], ["S3"], ["EC2"])):
         page = client.get(f"/f/{code}").get_data(as_text=True)  # the stored form (the job made it)
         token = dict([re.search(r'name="(form_token|csrf_token)" value="([^"]+)"', page).groups()])
@@ -193,4 +194,5 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
     kinds = db.session.scalars(select(Message.kind).where(Message.kind != "round_link")).all()
     # 3 answered, ⌈3 × 0.5⌉ = 2 stay; the wrong answer and the no-show are out
     # (the shadow league is on)
-    assert sorted(kinds) == ["result_out_shadow"] * 2 + ["result_through"] * 2
+    assert sorted(kinds) == (["confirmation"] * 4 + ["result_out_shadow"] * 2
+                             + ["result_through"] * 2)

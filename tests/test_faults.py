@@ -1,17 +1,25 @@
-"""Faults, with real processes: Redis killed mid-round under submissions; submissions racing the
-close."""
+"""Faults, with real processes: Redis killed mid-round under submissions, and across a close and
+reminders; submissions racing the close."""
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections import Counter
+from contextlib import contextmanager
+from datetime import timedelta
 from urllib.parse import urljoin
 
 import pytest
 import requests
 import sqlalchemy
 
+from quiz import create_app
+from quiz.clock import utcnow
+from quiz.config import TestConfig
 from quiz.embedded import server_args, wait_for
+from quiz.extensions import db
+from quiz.reminders import schedule_reminder
 
 from .live_fixtures import LiveStack
 from .players import Api, answer_over_http, load_demo_bank, ready_phone, round_links
@@ -159,3 +167,86 @@ def test_submissions_racing_the_close_are_counted_or_refused_never_both(live_sta
                 and (rows[to].eliminated_in, rows[to].elimination_reason) == (1, "unanswered"))
     summary = ended.json()
     assert (summary["submitted"], summary["eliminated_unanswered"]) == (len(counted), len(refused))
+
+
+@contextmanager
+def organizer(stack):
+    """The app in this process on the stack's database and Redis, as the console acts (its
+    dispatcher sends at once: a nudge Redis refuses is lost, and only the database remembers)."""
+    config = type("Config", (TestConfig,), dict(
+        INSTANCE_PATH=stack.env["KNOCKOUT_INSTANCE"], REDIS_URL=stack.env["REDIS_URL"],
+        SQLALCHEMY_DATABASE_URI=stack.env["DATABASE_URL"],
+        STORAGE_URL=f"file://{stack.directory / 'storage'}"))
+    app = create_app(config)
+    with app.app_context():
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_redis_killed_across_a_close_and_reminders_each_owed_sms_arrives_once(tmp_path):
+    """kill -9 Redis between a reminder's scheduling and its time; close the round and schedule
+    another reminder while it is down; restart it on its AOF at the same address: the result SMS
+    and both reminders reach each player once (counted in the outbox), by the worker's scheduler
+    or reconcile, whichever gets there."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    socket = directory / "redis.sock"
+    url = f"unix://{socket}"
+    redis_server = subprocess.Popen(server_args(directory, socket), stdout=subprocess.DEVNULL)
+    wait_for(url)
+    stack = LiveStack(tmp_path, url, RECONCILE_SECONDS="1", RESULTS_DELAY_SECONDS="2")
+    try:
+        stack.start()
+        load_demo_bank(stack)
+        api = Api(stack.url)
+        for n in range(1, 7):
+            api.register(f"Player {n}", n)
+        api.start(1)
+        links = round_links(api, 1, 6)
+        for to in sorted(links)[:4]:  # 4 answer: 2 go through
+            answer_over_http(links[to], 1)
+        with organizer(stack):
+            schedule_reminder("Before the outage, due during it",
+                              utcnow() + timedelta(seconds=4))
+            db.session.commit()  # its job waits in RQ's scheduled registry (and the AOF)
+        time.sleep(1.5)  # the AOF is written every second
+        os.kill(redis_server.pid, signal.SIGKILL)
+        redis_server.wait()
+        closed = api.end(1)  # its result SMS are owed; the job that sends them can't be queued
+        assert closed["submitted"] == 4
+        with organizer(stack):
+            schedule_reminder("Scheduled during the outage", utcnow() + timedelta(seconds=1))
+            db.session.commit()  # its job is lost: Redis refused it
+        time.sleep(4)  # both reminders are due while Redis is away
+
+        redis_server = subprocess.Popen(server_args(directory, socket), stdout=subprocess.DEVNULL)
+        wait_for(url)
+        if stack.processes[1].poll() is not None:
+            stack.restart_worker()  # as compose or `make run`'s supervisor does
+        deadline = time.monotonic() + 90
+        while True:
+            outbox = api.outbox()
+            kinds = Counter(m["kind"] for m in outbox if m["status"] == "sent")
+            if kinds["reminder"] == 2 * 2 and sum(
+                    n for kind, n in kinds.items() if kind.startswith("result")) == 6:
+                break
+            assert time.monotonic() < deadline, kinds
+            time.sleep(0.5)
+        time.sleep(3)  # three more reconcile passes: nothing owed is sent again
+        outbox = api.outbox()
+    finally:
+        stack.stop()
+        redis_server.terminate()
+        redis_server.wait()
+    each = Counter((m["kind"], m["body"].split("http")[0], m["to"]) for m in outbox)
+    assert max(each.values()) == 1  # nobody got any message twice
+    results = sorted(m["to"] for m in outbox if m["kind"].startswith("result"))
+    assert results == sorted(links)  # everyone who played round 1 heard how it went
+    survivors = sorted(m["to"] for m in outbox if m["kind"] == "result_through")
+    assert len(survivors) == 2
+    for text in ("Before the outage, due during it", "Scheduled during the outage"):
+        reminded = sorted(m["to"] for m in outbox if text in m["body"])
+        assert reminded == survivors  # each player still in, once

@@ -173,8 +173,8 @@ def test_players_joining_while_round_one_is_open_get_its_link_once_from_one_job(
                                                  "consent": True}).get_json()["user_id"]
               for n in range(3)]
     # One job stores the three forms, one texts the three links: a rush of late joiners doesn't
-    # make a job each. The links' job waits with the messages, never behind stored forms.
-    assert get_queue("forms").count == 1 and get_queue("notify").count == 1
+    # make a job each. The links' job waits in the links queue, never behind stored forms.
+    assert get_queue("forms").count == 1 and get_queue("links").count == 1
     run_jobs()
     texted = Counter(db.session.scalars(select(Message.participant_id)
                                         .where(Message.kind == "round_link")))

@@ -31,6 +31,9 @@ class Participant(db.Model):
                                               default=lambda: new_checkin_code())
     checked_in_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A confirmation SMS (SMS_CONFIRMATION) is owed: set when they join, cleared in the transaction
+    # that queues it; reconcile queues what a lost drain job left owed.
+    confirmation_owed: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Number of the round that knocked this player out; None while in the game. Not indexed: the
     # close writes it for half the players, and without an index PostgreSQL updates those rows in
     # place (HOT).

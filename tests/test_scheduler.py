@@ -1,0 +1,94 @@
+"""RQ's scheduler taken over within a minute: kill -9 the worker that holds its lock, and another
+(or the same, restarted) runs the scheduled jobs — real worker processes, a real Redis."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from rq.job import Job as RQJob
+from sqlalchemy import select
+
+from quiz.clock import utcnow
+from quiz.extensions import db, get_redis
+from quiz.models import Message
+from quiz.reminders import job_id, schedule_reminder
+
+from .helpers import ROOT
+
+LOCK = "rq:scheduler-lock:notify"
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("killed", ["worker and its scheduler", "the worker alone"])
+def test_a_killed_scheduler_holder_is_taken_over_and_a_scheduled_job_runs_within_a_minute(
+        app, load_bank, make_participant, redis_url, tmp_path, killed):
+    """kill -9 the worker holding the lock (with its forked scheduler, as a dying machine takes
+    both; or the worker alone, leaving its scheduler orphaned), start another: a reminder
+    scheduled 5 s ahead runs from RQ's scheduler, not from reconcile, within 60 s of the kill."""
+    load_bank()
+    for _ in range(3):
+        make_participant()
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "REDIS_URL": redis_url, "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
+           "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x", "LOG_LEVEL": "WARNING",
+           "RECONCILE_SECONDS": "3600", "FORMS_RECONCILE_SECONDS": "3600"}  # the scheduler alone
+
+    def worker():
+        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                                start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    first, second = worker(), None
+    try:
+        deadline = time.monotonic() + 30
+        while not (get_redis().exists(LOCK) and children(first.pid)):
+            assert time.monotonic() < deadline, "the first worker never took the scheduler"
+            time.sleep(0.1)
+        [scheduler] = children(first.pid)
+        holder = get_redis().get(LOCK)
+        if killed == "the worker alone":
+            os.kill(first.pid, signal.SIGKILL)
+        else:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        killed_at = time.monotonic()
+        second = worker()
+        reminder = schedule_reminder("Round 2 starts soon", utcnow() + timedelta(seconds=5))
+        db.session.commit()
+        while get_redis().get(LOCK) in (None, holder):
+            assert time.monotonic() < killed_at + 60, "nobody took the scheduler over"
+            time.sleep(0.2)
+        job = RQJob.fetch(job_id(reminder), connection=get_redis())
+        while job.get_status(refresh=True) != "finished":
+            assert time.monotonic() < killed_at + 60, f"the reminder's job is {job.get_status()}"
+            time.sleep(0.2)
+        db.session.expire_all()
+        assert reminder.status == "sent"
+        assert len(db.session.scalars(select(Message).where(
+            Message.reminder_id == reminder.id)).all()) == 3
+        assert not alive(scheduler)  # an orphaned scheduler stopped itself (a killed one is gone)
+    finally:
+        for process in (first, second):
+            if process is not None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait()
