@@ -88,6 +88,21 @@ def check_sms_settings(config) -> None:
                           f"service SID (MG + 32 hex digits), not {config['TWILIO_FROM']!r}.")
 
 
+def check_alert_settings(config) -> None:
+    """ALERT_WEBHOOK_URL is an http(s) URL (or unset: alerts only in the console and the log);
+    ALERT_FAILURE_RATE a share between 0 and 1; the intervals positive."""
+    url = config["ALERT_WEBHOOK_URL"]
+    if url and not re.fullmatch(r"https?://[^\s/]+\S*", url):
+        raise ConfigError(f"ALERT_WEBHOOK_URL must be an http(s) URL (a Slack or Discord incoming "
+                          f"webhook), not {url!r}; leave it unset for alerts in the console only.")
+    if not 0 <= config["ALERT_FAILURE_RATE"] <= 1:
+        raise ConfigError("ALERT_FAILURE_RATE is a share of a round's messages, between 0 and 1 "
+                          f"(0.2 = 20%), not {config['ALERT_FAILURE_RATE']:g}.")
+    for name in ("ALERT_CHECK_SECONDS", "ALERT_NO_WORKER_SECONDS"):
+        if config[name] <= 0:
+            raise ConfigError(f"{name} must be a number of seconds above 0.")
+
+
 class Config:
     """Production and embedded settings; every name here is documented in the README."""
 
@@ -180,6 +195,16 @@ class Config:
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # "json" for one JSON object per line, with request ids
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    # Ops alerts (quiz/alerts.py): a Slack- or Discord-compatible webhook, how often each web
+    # process and worker looks, and when to speak: no worker for this long, a round's messages
+    # failing at more than this share (once at least ALERT_FAILURE_MIN failed), a disk with less
+    # free.
+    ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
+    ALERT_CHECK_SECONDS = float(os.environ.get("ALERT_CHECK_SECONDS", "10"))
+    ALERT_NO_WORKER_SECONDS = float(os.environ.get("ALERT_NO_WORKER_SECONDS", "30"))
+    ALERT_FAILURE_RATE = float(os.environ.get("ALERT_FAILURE_RATE", "0.2"))
+    ALERT_FAILURE_MIN = int(os.environ.get("ALERT_FAILURE_MIN", "10"))
+    ALERT_DISK_FREE_PERCENT = float(os.environ.get("ALERT_DISK_FREE_PERCENT", "5"))
     # How often a worker looks for lost work (a Redis outage, a dead worker) and hands it out again.
     RECONCILE_SECONDS = float(os.environ.get("RECONCILE_SECONDS", "30"))
     # Days after the last round before `flask --app quiz privacy shred` may remove personal data.
