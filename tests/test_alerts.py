@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -24,7 +23,8 @@ from quiz.extensions import db
 from quiz.models import Challenge
 from quiz.stack import free_port
 
-from .helpers import POSTGRES_URL, ROOT, login, make_config
+from .helpers import POSTGRES_URL, login, make_config
+from .live_fixtures import LiveStack
 from .test_twilio import twilio  # noqa: F401  (a fixture)
 
 
@@ -66,6 +66,24 @@ def receiver(app):
     hook.httpd.server_close()
 
 
+@pytest.fixture
+def another(app):
+    """Another process's app: this one's settings, `overrides` on top (engines closed after)."""
+    made = []
+
+    def make(**overrides):
+        keys = ("SQLALCHEMY_DATABASE_URI", "STORAGE_URL", "REDIS_URL", "INSTANCE_PATH",
+                "ALERT_WEBHOOK_URL", "ALERT_CHECK_SECONDS", "ALERT_FAILURE_RATE",
+                "ALERT_FAILURE_MIN")
+        made.append(create_app(type("Config", (TestConfig,),
+                                    {key: app.config[key] for key in keys} | overrides)))
+        return made[-1]
+    yield make
+    for other in made:
+        with other.app_context():
+            db.engine.dispose()
+
+
 def until(condition, what: str, timeout: float = 30):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -77,54 +95,33 @@ def kinds(texts: list[str]) -> list[str]:
     return ["alert" if "ALERT:" in t else "resolved" if "RESOLVED" in t else t for t in texts]
 
 
-def test_a_killed_worker_is_one_alert_and_its_return_one_recovery(app, receiver, redis_url,
-                                                                   tmp_path):
-    """The web's check (two of them at once, as two web processes would) sees no live worker once
-    a real worker process is killed; one alert, then one recovery when a worker is back."""
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-           "REDIS_URL": redis_url, "KNOCKOUT_INSTANCE": str(tmp_path / "worker-instance"),
-           "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x", "LOG_LEVEL": "WARNING",
-           "ALERT_CHECK_SECONDS": "0.3", "ALERT_NO_WORKER_SECONDS": "2"}
-    client = redis.Redis.from_url(redis_url)
-
-    def worker():
-        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
-                                start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-
-    def web_checks():  # two web processes' watchers looking at the same moment
-        threads = [threading.Thread(target=check_in, args=(app, "web", since)) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    since = time.time()
-    first = worker()
+def test_a_killed_worker_is_one_alert_and_its_return_one_recovery(tmp_path, redis_url):
+    """The real stack: gunicorn's two web processes each watch (ALERT_CHECK_SECONDS); kill -9 the
+    worker process: one alert between them; start it again: one recovery."""
+    redis.Redis.from_url(redis_url).flushall()
+    hook = Receiver()
+    stack = LiveStack(tmp_path, redis_url, ALERT_WEBHOOK_URL=hook.url, ALERT_CHECK_SECONDS="0.3",
+                      ALERT_NO_WORKER_SECONDS="2")
     try:
+        stack.start()
+        assert len(stack.web_workers) == 2
+        client = redis.Redis.from_url(redis_url)
         until(lambda: client.zcard(BEATS_KEY) == 1, "the worker never said it was alive")
-        web_checks()
-        assert receiver.posts == []
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        until(lambda: web_checks() or receiver.posts, "no alert for the dead worker")
-        for _ in range(5):
-            web_checks()
-        [alert] = receiver.texts()
+        os.killpg(stack.processes[1].pid, signal.SIGKILL)
+        stack.processes[1].wait()
+        until(lambda: hook.posts, "no alert for the dead worker")
+        time.sleep(1.5)  # five more checks by each web process: still the one alert
+        [alert] = hook.texts()
         assert "ALERT: no live worker for 2 s" in alert and "python worker.py" in alert
-        second = worker()
-        try:
-            until(lambda: web_checks() or len(receiver.posts) == 2, "no recovery")
-            for _ in range(3):
-                web_checks()
-        finally:
-            second.terminate()
-            second.wait(timeout=15)
+        stack.restart_worker()
+        until(lambda: len(hook.posts) == 2, "no recovery")
+        time.sleep(1)
+        assert kinds(hook.texts()) == ["alert", "resolved"]
+        assert "RESOLVED after" in hook.texts()[1] and "no live worker" in hook.texts()[1]
     finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-    assert kinds(receiver.texts()) == ["alert", "resolved"]
-    assert "RESOLVED after" in receiver.texts()[1] and "no live worker" in receiver.texts()[1]
+        stack.stop()
+        hook.httpd.shutdown()
+        hook.httpd.server_close()
 
 
 def check_in(app, role, since=None):
@@ -148,11 +145,8 @@ def own_redis(tmp_path):
     server["process"].wait(timeout=10)
 
 
-def test_a_stopped_redis_is_one_alert_and_its_return_one_recovery(app, receiver, own_redis):
-    other = create_app(type("Config", (TestConfig,), {
-        key: app.config[key] for key in ("SQLALCHEMY_DATABASE_URI", "STORAGE_URL", "INSTANCE_PATH",
-                                         "ALERT_WEBHOOK_URL", "ALERT_CHECK_SECONDS")}
-        | {"REDIS_URL": own_redis["url"]}))
+def test_a_stopped_redis_is_one_alert_and_its_return_one_recovery(receiver, own_redis, another):
+    other = another(REDIS_URL=own_redis["url"])
     check_in(other, "worker")
     assert receiver.posts == []
     own_redis["process"].terminate()
@@ -173,7 +167,7 @@ def test_a_stopped_redis_is_one_alert_and_its_return_one_recovery(app, receiver,
 
 def test_sms_failures_above_the_rate_one_alert_one_recovery_once_retried(
         app, client, receiver, twilio, load_bank, make_participant, api_headers, run_jobs,
-        tmp_path):
+        tmp_path, another):
     app.config.update(ALERT_FAILURE_RATE=0.2, ALERT_FAILURE_MIN=3)
     load_bank()
     phones = [make_participant().phone for _ in range(12)]
@@ -183,11 +177,7 @@ def test_sms_failures_above_the_rate_one_alert_one_recovery_once_retried(
     run_jobs()
     # Workers on two machines (instance folders of their own) on one Redis: the claim lets one
     # speak, and the same one tells the end.
-    machine_2 = create_app(type("Config", (TestConfig,), {
-        key: app.config[key] for key in ("SQLALCHEMY_DATABASE_URI", "STORAGE_URL", "REDIS_URL",
-                                         "ALERT_WEBHOOK_URL", "ALERT_FAILURE_RATE",
-                                         "ALERT_FAILURE_MIN")}
-        | {"INSTANCE_PATH": str(tmp_path / "machine-2")}))
+    machine_2 = another(INSTANCE_PATH=str(tmp_path / "machine-2"))
     for _ in range(3):
         check_in(machine_2, "worker")
         alerts.check("worker")
@@ -248,15 +238,13 @@ def test_a_disk_almost_full_is_one_alert_and_one_recovery(app, receiver):
     assert kinds(receiver.texts()) == ["alert", "resolved"]
 
 
-def test_the_database_unreachable_is_one_alert_and_one_recovery(app, receiver, tmp_path):
+def test_the_database_unreachable_is_one_alert_and_one_recovery(app, receiver, tmp_path,
+                                                                another):
     """A process whose database is gone (nothing listens there) and one whose isn't, sharing the
     instance folder."""
     gone = (f"postgresql+psycopg://knockout@127.0.0.1:{free_port()}/knockout" if POSTGRES_URL
             else f"sqlite:///{tmp_path / 'no-such-folder' / 'knockout.db'}")
-    down = create_app(type("Config", (TestConfig,), {
-        key: app.config[key] for key in ("STORAGE_URL", "REDIS_URL", "INSTANCE_PATH",
-                                         "ALERT_WEBHOOK_URL")}
-        | {"SQLALCHEMY_DATABASE_URI": gone}))
+    down = another(SQLALCHEMY_DATABASE_URI=gone)
     for _ in range(3):
         check_in(down, "web")
     [alert] = receiver.texts()
