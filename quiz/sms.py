@@ -6,6 +6,10 @@ from flask import current_app
 from .config import check_sms_settings
 
 log = logging.getLogger(__name__)
+# Twilio's library logs every request's URL and headers, and every response's, at INFO (about ten
+# lines an SMS): only its warnings.
+TWILIO_HTTP_LOG = logging.getLogger(__name__ + ".twilio_http")
+TWILIO_HTTP_LOG.setLevel(logging.WARNING)
 
 
 class SendError(Exception):
@@ -103,7 +107,8 @@ class TwilioBackend:
         config = current_app.config
         check_sms_settings(config)
         self.client = Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
-                             http_client=TwilioHttpClient(timeout=10), environment={})
+                             http_client=TwilioHttpClient(timeout=10, logger=TWILIO_HTTP_LOG),
+                             environment={})
         if config["TWILIO_API_URL"]:  # the library has no setting for it: its API domain's URL
             self.client.api.base_url = config["TWILIO_API_URL"].rstrip("/")
         sender = config["TWILIO_FROM"]

@@ -49,6 +49,20 @@ def test_links_go_out_through_twilio_each_sent_with_its_sid(
         "rate_per_second": 0, "eta_seconds": 0}
 
 
+def test_a_send_through_twilio_logs_no_request_lines(app, twilio, load_bank, make_participant,
+                                                     caplog):
+    """The library would log each request's URL and headers at INFO: ten lines an SMS."""
+    load_bank()
+    participant = make_participant()
+    message = Message(participant_id=participant.id, to=participant.phone, body="Hi", kind="test",
+                      key="test:quiet")
+    db.session.add(message)
+    db.session.commit()
+    with caplog.at_level("INFO"):
+        assert delivery.send_messages([message.id])[0] == 1
+    assert not [r for r in caplog.records if "Twilio API Request" in r.getMessage()]
+
+
 def test_a_messaging_service_sid_is_sent_as_one(app, twilio, load_bank, make_participant,
                                                 client, api_headers, run_jobs):
     app.config["TWILIO_FROM"] = SERVICE
