@@ -66,6 +66,11 @@ def beat(client, worker: str) -> None:
         .zremrangebyscore(BEATS_KEY, "-inf", now - 86400).execute()
 
 
+def beating(client, within: float) -> set[str]:
+    """The workers whose watcher beat in the last `within` seconds."""
+    return {name.decode() for name in client.zrangebyscore(BEATS_KEY, time.time() - within, "+inf")}
+
+
 def worker_alive(client, watching_since: float) -> Finding:
     """`worker`: no worker's watcher has beaten for ALERT_NO_WORKER_SECONDS (counted from when this
     process started looking, if none ever beat)."""
