@@ -115,6 +115,8 @@ def test_a_killed_worker_is_one_alert_and_its_return_one_recovery(tmp_path, redi
         stack.processes[1].wait()
         until(lambda: hook.posts, "no alert for the dead worker")
         time.sleep(1.5)  # five more checks by each web process: still the one alert
+        assert len(hook.posts) == 1, (hook.texts(), ledger.read_text(), [
+            line for line in stack.logs.read_text().splitlines() if "alerts" in line][-20:])
         [alert] = hook.texts()
         assert "ALERT: no live worker for 2 s" in alert and "python worker.py" in alert
         stack.restart_worker()
