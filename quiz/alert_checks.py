@@ -30,6 +30,7 @@ class Finding:
 
     scope: str
     active: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)  # when it was seen (an older look never wins)
 
 
 def redis_client():

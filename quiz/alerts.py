@@ -43,7 +43,13 @@ def record(findings: list[checks.Finding], state: dict, shared: Shared, now: flo
     for key, incident in incidents.items():
         if incident["owner"]:
             incident["owner"] = shared.keep(key, incident)
+    observed = state.setdefault("observed", {})
     for finding in findings:
+        # Processes look, then queue for the file: a look older than one recorded already (another
+        # process's, newer) would open or close again what that one just decided.
+        if finding.at < observed.get(finding.scope, 0):
+            continue
+        observed[finding.scope] = finding.at
         for key, text in finding.active.items():
             if key in incidents:
                 incidents[key]["text"] = text

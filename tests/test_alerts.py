@@ -16,7 +16,8 @@ import pytest
 import redis
 
 from quiz import alerts, create_app, delivery, notify
-from quiz.alert_checks import BEATS_KEY
+from quiz.alert_checks import BEATS_KEY, Finding
+from quiz.alert_state import Shared
 from quiz.config import ConfigError, TestConfig
 from quiz.embedded import server_args, wait_for
 from quiz.extensions import db
@@ -128,6 +129,18 @@ def test_a_killed_worker_is_one_alert_and_its_return_one_recovery(tmp_path, redi
         stack.stop()
         hook.httpd.shutdown()
         hook.httpd.server_close()
+
+
+def test_an_older_look_recorded_after_a_newer_one_changes_nothing(app):
+    """Two web processes look at nearly the same moment and take turns with the file: the one that
+    looked first (the worker not yet gone 2 s) must not close what the other just opened."""
+    state, shared = {}, Shared(None, "group", 60)
+    newer = Finding("worker", {"worker": "no live worker for 2 s"})
+    older = Finding("worker", {}, at=newer.at - 0.1)
+    assert len(alerts.record([newer], state, shared, newer.at)) == 1
+    assert alerts.record([older], state, shared, newer.at) == []
+    assert list(state["open"]) == ["worker"]
+    assert alerts.record([Finding("worker", {})], state, shared, time.time())  # over: said once
 
 
 def check_in(app, role, since=None):
