@@ -1,5 +1,6 @@
 """The SMS providers: each backend sends one text to one phone number, or raises SendError."""
 import logging
+import re
 
 from flask import current_app
 
@@ -10,6 +11,7 @@ log = logging.getLogger(__name__)
 # lines an SMS): only its warnings.
 TWILIO_HTTP_LOG = logging.getLogger(__name__ + ".twilio_http")
 TWILIO_HTTP_LOG.setLevel(logging.WARNING)
+MESSAGING_SERVICE = re.compile(r"MG[0-9a-fA-F]{32}")  # else a number or an alphanumeric sender ID
 
 
 class SendError(Exception):
@@ -112,7 +114,7 @@ class TwilioBackend:
         if config["TWILIO_API_URL"]:  # the library has no setting for it: its API domain's URL
             self.client.api.base_url = config["TWILIO_API_URL"].rstrip("/")
         sender = config["TWILIO_FROM"]
-        self.sender = ({"messaging_service_sid": sender} if sender.startswith("MG")
+        self.sender = ({"messaging_service_sid": sender} if MESSAGING_SERVICE.fullmatch(sender)
                        else {"from_": sender})
 
     @classmethod

@@ -71,6 +71,8 @@ def test_a_messaging_service_sid_is_sent_as_one(app, twilio, load_bank, make_par
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     run_jobs()
     assert [m.sender for m in twilio.sent] == [{"MessagingServiceSid": SERVICE}]
+    app.config["TWILIO_FROM"] = "MGM Event"  # an alphanumeric sender ID that starts with MG
+    assert sms.TwilioBackend().sender == {"from_": "MGM Event"}
 
 
 def test_throttled_and_unavailable_sends_come_back_later_invalid_numbers_fail_once(
