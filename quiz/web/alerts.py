@@ -1,5 +1,7 @@
 """The console's alerts panel: incidents open now and the latest alerts and recoveries (what
-ALERT_WEBHOOK_URL was told), readable with Redis or the database down."""
+ALERT_WEBHOOK_URL was told). It reads the instance folder's file (and Redis, when it answers): with
+Redis down it still shows what this folder knows; with the database down only the webhook speaks
+(logging in needs it)."""
 from flask import Blueprint, render_template
 
 from .. import alerts
