@@ -17,6 +17,10 @@ def post_worker_init(worker):
     """Let open websockets see a graceful restart coming, so they close with 1012 and clients
     reconnect."""
     worker.wsgi.config["KNOCKOUT_ALIVE"] = lambda: worker.alive
+    # Ops alerts a dead worker can't raise (no live worker; Redis and the database): each web
+    # process looks every ALERT_CHECK_SECONDS (quiz/alerts.py keeps it to one message).
+    from quiz import alerts
+    alerts.watch(worker.wsgi, "web")
 
 
 def worker_exit(server, worker):

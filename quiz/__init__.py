@@ -9,7 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
 from . import cli, dispatcher, live, observability, waiting, web
-from .config import Config, check_database_url, links_in_registration, persistent_secret
+from .config import (Config, check_alert_settings, check_database_url, check_sms_settings,
+                     links_in_registration, persistent_secret)
 from .embedded import ensure_redis
 from .extensions import (AppState, MigrationCommands, csrf, db, htmx, limiter, login_manager,
                          sock)
@@ -28,6 +29,8 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
                 static_folder=str(ROOT / "static"), instance_path=(config or Config).INSTANCE_PATH)
     app.config.from_object(config or Config)
     check_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    check_sms_settings(app.config)
+    check_alert_settings(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
         if not app.config[key]:

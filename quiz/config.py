@@ -1,5 +1,6 @@
 """Configuration from environment variables (a `.env` file is read too)."""
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -61,6 +62,47 @@ def check_database_url(url: str) -> None:
             "unset). MySQL is not supported.")
 
 
+TWILIO_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
+TWILIO_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+# A number (E.164), a messaging service SID, a short code, an alphanumeric sender ID.
+TWILIO_SENDER = re.compile(r"\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32}|[0-9]{3,8}"
+                           r"|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+
+def check_sms_settings(config) -> None:
+    """SMS_BACKEND=twilio needs its account, token and sender, each in the shape Twilio gives them:
+    refused at start (and by the backend) with what to set, rather than 5,000 failed messages."""
+    if config["SMS_BACKEND"] != "twilio":
+        return
+    missing = [name for name in TWILIO_SETTINGS if not config.get(name)]
+    if missing:
+        raise ConfigError(f"SMS_BACKEND=twilio needs {', '.join(missing)}: the account SID (AC…) "
+                          "and auth token from Twilio's console, and TWILIO_FROM, the sending "
+                          "number (+E.164) or a messaging service SID (MG…).")
+    if not TWILIO_SID.fullmatch(config["TWILIO_ACCOUNT_SID"]):
+        raise ConfigError("TWILIO_ACCOUNT_SID is AC followed by 32 hex digits (Twilio's console, "
+                          "Account Info); an API key SID (SK…) is not an account SID.")
+    if not TWILIO_SENDER.fullmatch(config["TWILIO_FROM"]):
+        raise ConfigError("TWILIO_FROM is a number in E.164 form (+14155550100), a short code, an "
+                          "alphanumeric sender ID (up to 11 letters and digits) or a messaging "
+                          f"service SID (MG + 32 hex digits), not {config['TWILIO_FROM']!r}.")
+
+
+def check_alert_settings(config) -> None:
+    """ALERT_WEBHOOK_URL is an http(s) URL (or unset: alerts only in the console and the log);
+    ALERT_FAILURE_RATE a share between 0 and 1; the intervals positive."""
+    url = config["ALERT_WEBHOOK_URL"]
+    if url and not re.fullmatch(r"https?://[^\s/]+\S*", url):
+        raise ConfigError(f"ALERT_WEBHOOK_URL must be an http(s) URL (a Slack or Discord incoming "
+                          f"webhook), not {url!r}; leave it unset for alerts in the console only.")
+    if not 0 <= config["ALERT_FAILURE_RATE"] <= 1:
+        raise ConfigError("ALERT_FAILURE_RATE is a share of a round's messages, between 0 and 1 "
+                          f"(0.2 = 20%), not {config['ALERT_FAILURE_RATE']:g}.")
+    for name in ("ALERT_CHECK_SECONDS", "ALERT_NO_WORKER_SECONDS"):
+        if config[name] <= 0:
+            raise ConfigError(f"{name} must be a number of seconds above 0.")
+
+
 class Config:
     """Production and embedded settings; every name here is documented in the README."""
 
@@ -108,6 +150,12 @@ class Config:
     # Round links in the answer to POST /api/register and on /r/<code> (admin token: always).
     # Unset: on for the outbox backend, off otherwise (see links_in_registration).
     LINKS_IN_REGISTRATION = _optional_flag("LINKS_IN_REGISTRATION")
+    # SMS_BACKEND=twilio (check_sms_settings): the account, its auth token, the sender (a number or
+    # a messaging service SID, MG…); TWILIO_API_URL replaces https://api.twilio.com (tests).
+    TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+    TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+    TWILIO_FROM = os.environ.get("TWILIO_FROM", "")
+    TWILIO_API_URL = os.environ.get("TWILIO_API_URL", "")
     AWS_REGION = os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     SNS_ENDPOINT_URL = os.environ.get("SNS_ENDPOINT_URL") or None
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -149,6 +197,16 @@ class Config:
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # "json" for one JSON object per line, with request ids
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    # Ops alerts (quiz/alerts.py): a Slack- or Discord-compatible webhook, how often each web
+    # process and worker looks, and when to speak: no worker for this long, a round's messages
+    # failing at more than this share (once at least ALERT_FAILURE_MIN failed), a disk with less
+    # free.
+    ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
+    ALERT_CHECK_SECONDS = float(os.environ.get("ALERT_CHECK_SECONDS", "10"))
+    ALERT_NO_WORKER_SECONDS = float(os.environ.get("ALERT_NO_WORKER_SECONDS", "30"))
+    ALERT_FAILURE_RATE = float(os.environ.get("ALERT_FAILURE_RATE", "0.2"))
+    ALERT_FAILURE_MIN = int(os.environ.get("ALERT_FAILURE_MIN", "10"))
+    ALERT_DISK_FREE_PERCENT = float(os.environ.get("ALERT_DISK_FREE_PERCENT", "5"))
     # How often a worker looks for lost work (a Redis outage, a dead worker) and hands it out again.
     RECONCILE_SECONDS = float(os.environ.get("RECONCILE_SECONDS", "30"))
     # Days after the last round before `flask --app quiz privacy shred` may remove personal data.

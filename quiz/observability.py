@@ -15,6 +15,7 @@ from rq import Queue
 from rq.worker import Worker
 from sqlalchemy import text
 
+from .alert_checks import beating
 from .extensions import QUEUE_NAMES, db, get_redis
 from .supervisor import RESTARTS_KEY
 
@@ -98,9 +99,12 @@ def health() -> tuple[dict, bool]:
         get_redis().ping()
         report["redis"] = "ok"
         now = time.time()
-        workers = [w for w in Worker.all(connection=get_redis())
+        # RQ's own heartbeat comes every ~7 minutes from an idle worker: its alerts watcher's beat
+        # (every few seconds) says it is alive too.
+        workers = {w.name for w in Worker.all(connection=get_redis())
                    if w.last_heartbeat
-                   and now - w.last_heartbeat.timestamp() < WORKER_STALE_SECONDS]
+                   and now - w.last_heartbeat.timestamp() < WORKER_STALE_SECONDS}
+        workers |= beating(get_redis(), WORKER_STALE_SECONDS)
         report["workers"] = len(workers)
         report["queues"] = {name: Queue(name, connection=get_redis()).count for name in QUEUE_NAMES}
         restarts = get_redis().hgetall(RESTARTS_KEY)  # `flask demo`'s supervisor counts them

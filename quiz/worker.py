@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from rq import SimpleWorker
 from rq.scheduler import RQScheduler
 
-from . import reconcile, stored_forms
+from . import alerts, reconcile, stored_forms
 from .extensions import QUEUE_NAMES, db, get_queue, get_redis
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def run_worker(burst: bool = False, name: str | None = None) -> bool:
         app = current_app._get_current_object()
         threading.Thread(target=reconcile_forever, args=(app,), name="reconcile",
                          daemon=True).start()
+        alerts.watch(app, "worker", worker.name)  # ops alerts, and the heartbeat the web reads
     return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 

@@ -19,6 +19,16 @@ def test_healthz_says_what_is_missing_when_no_worker_runs(client):
     assert "start `python worker.py`" in body["worker_status"]
 
 
+def test_an_idle_worker_counts_as_live_by_its_alerts_heartbeat(client):
+    """RQ's heartbeat comes every ~7 minutes from an idle worker (past WORKER_STALE_SECONDS, 2
+    min): the beat its alerts watcher gives every few seconds counts."""
+    from quiz.alert_checks import beat
+    from quiz.extensions import get_redis
+    beat(get_redis(), "idle-worker")
+    body = client.get("/healthz").get_json()
+    assert body["workers"] == 1 and body["status"] == "ok"
+
+
 def test_ping_answers_with_neither_database_nor_redis(tmp_path, redis_url):
     from quiz import create_app
     app = create_app(make_config(tmp_path, "redis://127.0.0.1:1/0",

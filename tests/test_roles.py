@@ -30,6 +30,7 @@ MATRIX = {
     "admin.logout": Role.VIEWER,
     "admin.dashboard": Role.VIEWER,
     "admin.health_panel": Role.VIEWER,
+    "alerts.panel": Role.VIEWER,
     "admin.participants": Role.VIEWER,
     "admin.results": Role.VIEWER,
     "admin.sms_panel": Role.VIEWER,
