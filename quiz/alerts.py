@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import redis as redis_lib
-import requests
 from flask import Flask, current_app
 
 from . import alert_checks as checks
@@ -93,10 +92,18 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
+class WebhookError(Exception):
+    """The webhook could not be reached, or said no."""
+
+
 def post(url: str, text: str) -> None:
     """Slack reads `text`, Discord `content` (at most 2,000 characters)."""
-    response = requests.post(url, json={"text": text, "content": text[:2000]}, timeout=5)
-    response.raise_for_status()
+    import requests  # only a process with something to post pays for the import
+    try:
+        response = requests.post(url, json={"text": text, "content": text[:2000]}, timeout=5)
+        response.raise_for_status()
+    except requests.RequestException as error:
+        raise WebhookError(str(error)) from error
 
 
 def deliver(ledger: Ledger, url: str) -> int:
@@ -112,7 +119,7 @@ def deliver(ledger: Ledger, url: str) -> int:
     for item in batch:
         try:
             post(url, item["text"])
-        except requests.RequestException as error:
+        except WebhookError as error:
             log.warning("alerts: webhook failed (%s); %s message(s) kept for the next check",
                         error, len(batch) - len(done))
             break
