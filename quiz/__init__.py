@@ -9,7 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
 from . import cli, dispatcher, live, observability, web
-from .config import Config, check_database_url, links_in_registration, persistent_secret
+from .config import (Config, check_database_url, check_email_config, links_in_registration,
+                     persistent_secret)
 from .embedded import ensure_redis
 from .extensions import AppState, csrf, db, htmx, limiter, login_manager, migrate, sock
 from .web import security
@@ -27,6 +28,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
                 static_folder=str(ROOT / "static"), instance_path=(config or Config).INSTANCE_PATH)
     app.config.from_object(config or Config)
     check_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    check_email_config(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
         if not app.config[key]:

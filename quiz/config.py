@@ -61,6 +61,61 @@ def check_database_url(url: str) -> None:
             "unset). MySQL is not supported.")
 
 
+EMAIL_BACKENDS = ("outbox", "smtp", "ses")
+SMTP_SECURITIES = {"starttls": 587, "ssl": 465, "none": 25}  # and each one's usual port
+
+
+def check_email_config(config) -> None:
+    """EMAIL_* and SMTP_* as the email backend needs them (numbers parsed in place), or a
+    ConfigError saying what to set."""
+    backend = config["EMAIL_BACKEND"] = str(config["EMAIL_BACKEND"]).strip().lower()
+    if backend not in EMAIL_BACKENDS:
+        raise ConfigError(f"EMAIL_BACKEND={backend!r} is not one of: {', '.join(EMAIL_BACKENDS)} "
+                          "(outbox keeps emails in the console, smtp sends through SMTP_HOST, "
+                          "ses through Amazon SES).")
+    config["EMAIL_RATE_PER_SECOND"] = _number(config, "EMAIL_RATE_PER_SECOND", float,
+                                              "emails a second, e.g. 10 (0: no limit)")
+    security = config["SMTP_SECURITY"] = str(config["SMTP_SECURITY"]).strip().lower()
+    if security not in SMTP_SECURITIES:
+        raise ConfigError(f"SMTP_SECURITY={security!r} is not one of: starttls (port 587), "
+                          "ssl (port 465), none (port 25, only inside a trusted network).")
+    if config["SMTP_PORT"] in (None, ""):
+        config["SMTP_PORT"] = SMTP_SECURITIES[security]
+    config["SMTP_PORT"] = _number(config, "SMTP_PORT", int, "a port number, e.g. 587")
+    if not 0 < config["SMTP_PORT"] < 65536:
+        raise ConfigError(f"SMTP_PORT={config['SMTP_PORT']} is not a port (1-65535).")
+    config["SMTP_TIMEOUT_SECONDS"] = _number(config, "SMTP_TIMEOUT_SECONDS", float,
+                                             "seconds, e.g. 10")
+    if backend == "outbox":
+        return
+    sender = str(config["EMAIL_FROM"]).strip()
+    address = sender.rpartition("<")[2].rstrip(">").strip()
+    if "@" not in address or " " in address:
+        raise ConfigError(f"EMAIL_BACKEND={backend} needs EMAIL_FROM, the sender, e.g. "
+                          "quiz@example.com or 'Knockout <quiz@example.com>' "
+                          f"(got {sender!r}).")
+    if backend == "smtp" and not str(config["SMTP_HOST"]).strip():
+        raise ConfigError("EMAIL_BACKEND=smtp needs SMTP_HOST, your mail server, e.g. "
+                          "smtp.example.com (with SMTP_USERNAME and SMTP_PASSWORD if it asks).")
+    if bool(config["SMTP_USERNAME"]) != bool(config["SMTP_PASSWORD"]):
+        raise ConfigError("Set SMTP_USERNAME and SMTP_PASSWORD together (or neither, for a "
+                          "server that takes mail without logging in).")
+    if config["SMTP_USERNAME"] and security == "none" and backend == "smtp":
+        raise ConfigError("SMTP_SECURITY=none would send SMTP_PASSWORD in clear text: use "
+                          "starttls or ssl.")
+
+
+def _number(config, name: str, kind: type, example: str):
+    value = config[name]
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not a number: set {example}.")
+    if number < 0:
+        raise ConfigError(f"{name}={value!r} can't be negative: set {example}.")
+    return number
+
+
 class Config:
     """Production and embedded settings; every name here is documented in the README."""
 
@@ -106,6 +161,23 @@ class Config:
     # Round links in the answer to POST /api/register and on /r/<code> (admin token: always).
     # Unset: on for the outbox backend, off otherwise (see links_in_registration).
     LINKS_IN_REGISTRATION = _optional_flag("LINKS_IN_REGISTRATION")
+    # Email (confirmation, a failed link SMS's fallback, final results): outbox (kept in the
+    # console), smtp or ses; checked at start by check_email_config.
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "outbox")
+    EMAIL_FROM = os.environ.get("EMAIL_FROM", "")
+    # Emails per second across all workers; 0 = as fast as the backend takes them.
+    EMAIL_RATE_PER_SECOND = os.environ.get("EMAIL_RATE_PER_SECOND", "0")
+    SMTP_HOST = os.environ.get("SMTP_HOST", "")
+    SMTP_PORT = os.environ.get("SMTP_PORT", "")  # empty: 587 for starttls, 465 ssl, 25 none
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "starttls")
+    # A CA bundle to check the SMTP server's certificate against (a private relay); empty: the
+    # system's.
+    SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
+    SMTP_TIMEOUT_SECONDS = os.environ.get("SMTP_TIMEOUT_SECONDS", "10")
+    SES_ENDPOINT_URL = os.environ.get("SES_ENDPOINT_URL") or None
+    SES_CONFIGURATION_SET = os.environ.get("SES_CONFIGURATION_SET", "")
     AWS_REGION = os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     SNS_ENDPOINT_URL = os.environ.get("SNS_ENDPOINT_URL") or None
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -8,6 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import exists, insert, or_, select
 
+from . import emails
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .links import create_links
@@ -158,6 +159,7 @@ def register_participant(clean: dict) -> Registered:
     # Their forms are rendered in the background (joining never waits for storage); the projector's
     # count moves.
     owe(Pending(Drain.NEW_FORMS, (participant_id,)), CHANGED)
+    emails.queue_confirmation(participant_id)  # their results page and QR code, by email
     open_round = next((challenge_id for challenge_id, _, status in rounds
                        if status == RoundStatus.OPEN), None)
     # joined mid-round: their link goes out like everyone's did (one job per rush)

@@ -6,7 +6,7 @@ import logging
 
 from rq import get_current_job
 
-from . import delivery, notify, rounds, stored_forms, undo
+from . import delivery, emails, notify, rounds, stored_forms, undo
 from .clock import utcnow
 from .dispatcher import drain
 from .effects import Drain
@@ -35,6 +35,7 @@ def send_results(challenge_id: int, winner_id: int | None) -> int:
         db.session.commit()
         return 0
     created = notify.send_results(challenge, winner_id)
+    emails.send_final_results(challenge)  # after the last round: the final results by email
     db.session.commit()
     log.info("round %s: %s result messages queued", challenge.number, created)
     return created

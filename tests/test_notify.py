@@ -31,6 +31,8 @@ def sns(app, moto_server, monkeypatch):
 
 
 def messages(**where):
+    """The SMS (registration's confirmation emails are in the same table: tests/test_email.py)."""
+    where.setdefault("channel", "sms")
     query = select(Message).order_by(Message.id)
     for column, value in where.items():
         query = query.where(getattr(Message, column) == value)

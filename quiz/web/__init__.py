@@ -2,11 +2,11 @@
 from flask import Flask
 
 from ..extensions import csrf
-from . import (admin, api, desk, display, errors, exports, messages, photos, play, roles, staff,
-               stored_forms, undo, ws)
+from . import (admin, api, desk, display, email_admin, errors, exports, messages, photos, play,
+               roles, staff, stored_forms, undo, unsubscribe, ws)
 
-BLUEPRINTS = (play, display, admin, messages, desk, stored_forms, exports, photos, staff, roles,
-              undo, api, ws, errors)
+BLUEPRINTS = (play, display, admin, messages, email_admin, desk, stored_forms, exports, photos,
+              staff, roles, undo, unsubscribe, api, ws, errors)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,0 +1,217 @@
+"""Email: who gets which email, queued as Message rows (channel "email") and sent like SMS by
+quiz/delivery.py, each at most once; the unsubscribe link every email carries.
+
+- the registration confirmation, with the player's results page (/r/<code>) and their check-in
+  QR code;
+- a fallback when a player's round-link SMS failed for good: their round link by email, or, when
+  LINKS_IN_REGISTRATION is off (an email address is no proof of a phone), a word to ask at the
+  help desk;
+- the final results, once the last round's results go out.
+
+A player who unsubscribed (/u/<token>) gets none of them, even one queued before they did.
+"""
+import io
+from datetime import datetime
+
+import segno
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import String, and_, cast, func, literal, select
+from sqlalchemy.exc import IntegrityError
+
+from . import email_templates, notify
+from .clock import utcnow
+from .errors import QuizError
+from .extensions import db
+from .links import link_url, report_url
+from .mail import QR_CID, Email
+from .models import Challenge, FormLink, Message, MessageStatus, Participant
+from .sms import SendError
+
+CHUNK = 500  # players rendered and inserted at a time for the final results
+
+
+# --- unsubscribing ------------------------------------------------------------------------------
+
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="knockout-unsubscribe")
+
+
+def unsubscribe_url(participant_id: int) -> str:
+    """The player's signed unsubscribe link (it never expires: an old email's link still works)."""
+    token = _signer().dumps(participant_id)
+    return f"{current_app.config['PUBLIC_BASE_URL']}/u/{token}"
+
+
+def participant_for(token: str) -> Participant:
+    """The player an unsubscribe token names, or a 404 QuizError saying what went wrong."""
+    try:
+        participant_id = _signer().loads(token)
+    except BadSignature:
+        participant_id = None
+    participant = (db.session.get(Participant, participant_id)
+                   if isinstance(participant_id, int) else None)
+    if participant is None:
+        raise QuizError("This unsubscribe link isn't valid: copy the whole link from the email, "
+                        "or ask the help desk.", code="bad_unsubscribe_link", status=404)
+    return participant
+
+
+def opt_out(participant: Participant, now: datetime) -> bool:
+    """Record that the player wants no more emails; False if they already had (the caller
+    commits)."""
+    if participant.email_opted_out_at is not None:
+        return False
+    participant.email_opted_out_at = now
+    return True
+
+
+def reachable(participant: Participant | None) -> bool:
+    """May this player be emailed: agreed to messages, not unsubscribed, data not shredded."""
+    return bool(participant is not None and participant.consent
+                and participant.email_opted_out_at is None and participant.shredded_at is None)
+
+
+# --- queueing -----------------------------------------------------------------------------------
+
+def _values(participant: Participant, **extra) -> dict:
+    return {"event": current_app.config["EVENT_NAME"], "name": participant.name,
+            "report": report_url(participant.report_code),
+            "unsubscribe": unsubscribe_url(participant.id), **extra}
+
+
+def _row(kind: str, key: str, participant: Participant, values: dict,
+         challenge_id: int | None = None, words=None) -> dict:
+    email = email_templates.render(kind, values, words)
+    return {"participant_id": participant.id, "challenge_id": challenge_id, "kind": kind,
+            "key": key, "channel": "email", "to": participant.email, "subject": email.subject,
+            "body": email.text, "html": email.html, "status": MessageStatus.QUEUED,
+            "attempts": 0, "created_at": utcnow()}
+
+
+def _add(row: dict) -> int | None:
+    """Insert one email unless its key is taken (another worker's, a retried job's); its id."""
+    if db.session.scalar(select(Message.id).where(Message.key == row["key"])) is not None:
+        return None
+    try:
+        with db.session.begin_nested():
+            message = Message(**row)
+            db.session.add(message)
+        return message.id
+    except IntegrityError:  # queued by someone else a moment ago
+        return None
+
+
+def queue_confirmation(participant_id: int) -> int | None:
+    """The new player's confirmation email, handed to a send job once the registration commits."""
+    participant = db.session.get(Participant, participant_id)
+    if not reachable(participant):
+        return None
+    message_id = _add(_row("confirmation", f"email:confirmation:{participant_id}", participant,
+                           _values(participant, qr=f"cid:{QR_CID}")))
+    if message_id is not None:
+        notify.hand_over([message_id], "confirmation email")
+    return message_id
+
+
+def _fallback_key(challenge_id, participant_id) -> str:
+    return f"email:fallback:{challenge_id}:{participant_id}"
+
+
+def link_fallback(challenge_id: int, participant_id: int) -> int | None:
+    """A player's round-link SMS failed for good: the link by email (or, with
+    LINKS_IN_REGISTRATION off, a word to ask at the help desk). Once per player and round."""
+    participant = db.session.get(Participant, participant_id)
+    challenge = db.session.get(Challenge, challenge_id)
+    if not reachable(participant) or challenge is None:
+        return None
+    values = _values(participant, number=challenge.number, title=challenge.title)
+    kind = "link_fallback_desk"
+    if current_app.config["LINKS_IN_REGISTRATION"]:
+        code = db.session.scalar(select(FormLink.code).where(
+            FormLink.participant_id == participant_id, FormLink.challenge_id == challenge_id))
+        if code is not None:
+            kind, values["link"] = "link_fallback", link_url(code)
+    message_id = _add(_row(kind, _fallback_key(challenge_id, participant_id), participant, values,
+                           challenge_id=challenge_id))
+    if message_id is not None:
+        notify.hand_over([message_id], f"round {challenge.number} link by email")
+    return message_id
+
+
+def missing_fallbacks() -> int:
+    """For reconcile: round-link SMS failed for good whose fallback email was never queued (the
+    worker died between the two); queued now. Returns how many."""
+    key = (literal("email:fallback:") + cast(Message.challenge_id, String) + literal(":")
+           + cast(Message.participant_id, String))
+    fallback = Message.__table__.alias("fallback")
+    rows = db.session.execute(
+        select(Message.challenge_id, Message.participant_id)
+        .join(Participant, Participant.id == Message.participant_id)
+        .outerjoin(fallback, fallback.c.key == key)
+        .where(Message.channel == "sms", Message.kind == "round_link",
+               Message.status == MessageStatus.FAILED, fallback.c.id.is_(None),
+               Participant.consent.is_(True), Participant.email_opted_out_at.is_(None),
+               Participant.shredded_at.is_(None))).all()
+    return sum(link_fallback(c, p) is not None for c, p in rows)
+
+
+def send_final_results(challenge: Challenge) -> int:
+    """After the last round's results: every player who may be emailed gets the final results
+    email (once: safe to run again). Returns how many were queued."""
+    if not challenge.is_last:
+        return 0
+    words, created, after = email_templates.wording("results"), [], 0
+    while True:
+        players = db.session.scalars(select(Participant).where(
+            Participant.id > after, Participant.consent.is_(True),
+            Participant.email_opted_out_at.is_(None), Participant.shredded_at.is_(None))
+            .order_by(Participant.id).limit(CHUNK)).all()
+        if not players:
+            break
+        after = players[-1].id
+        keys = {p.id: f"email:results:{p.id}" for p in players}
+        taken = set(db.session.scalars(select(Message.key).where(
+            Message.key.in_(keys.values()))).all())
+        for participant in players:
+            if keys[participant.id] not in taken:
+                message_id = _add(_row("results", keys[participant.id], participant,
+                                       _values(participant), challenge.id, words))
+                if message_id is not None:
+                    created.append(message_id)
+    notify.hand_over(created, "final results emails")
+    return len(created)
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+def qr_png(url: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(out, kind="png", scale=6, border=2)
+    return out.getvalue()
+
+
+def outgoing(message: Message) -> Email:
+    """What leaves for one email row; SendError (permanent) for a player who unsubscribed since it
+    was queued."""
+    participant = (db.session.get(Participant, message.participant_id)
+                   if message.participant_id is not None else None)
+    if participant is not None and not reachable(participant):
+        raise SendError("not sent: the player unsubscribed from emails", permanent=True)
+    # The badge's check-in code, as on their page: what the desk scans (a key for staff, never a
+    # credential).
+    qr = qr_png(participant.checkin_code) if (
+        participant is not None and message.kind == "confirmation") else None
+    return Email(to=message.to, subject=message.subject or "", text=message.body,
+                 html=message.html, qr_png=qr,
+                 unsubscribe=unsubscribe_url(participant.id) if participant else None)
+
+
+def email_progress(challenge: Challenge) -> dict:
+    """A round's emails (link fallbacks; the last round's results): total, sent, failed."""
+    counts = dict(db.session.execute(
+        select(Message.status, func.count()).where(and_(Message.challenge_id == challenge.id,
+                                                        Message.channel == "email"))
+        .group_by(Message.status)).all())
+    return {"total": sum(counts.values()), "sent": counts.get(MessageStatus.SENT, 0),
+            "failed": counts.get(MessageStatus.FAILED, 0)}
