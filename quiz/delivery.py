@@ -126,8 +126,11 @@ def retry_later(message_ids: list[int]) -> None:
     attempts = max(db.session.scalars(select(Message.attempts)
                                       .where(Message.id.in_(message_ids))).all())
     delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
-    owe(Job(Task.SEND_MESSAGES, (message_ids,), at=utcnow() + timedelta(seconds=delay),
-            description=f"SMS retry of {len(message_ids)} (attempt {attempts + 1})"))
+    email = db.session.scalar(select(Message.channel).where(Message.id == message_ids[0]))
+    task = Task.SEND_EMAILS if email == "email" else Task.SEND_MESSAGES
+    owe(Job(task, (message_ids,), at=utcnow() + timedelta(seconds=delay),
+            description=f"{'email' if task is Task.SEND_EMAILS else 'SMS'} retry of "
+                        f"{len(message_ids)} (attempt {attempts + 1})"))
 
 
 def requeue_failed(challenge: Challenge) -> list[int]:

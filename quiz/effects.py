@@ -20,11 +20,12 @@ SESSION_KEY = "knockout_effects"
 
 
 class Queue(StrEnum):
-    """The RQ queues: stored forms, messages, everything else."""
+    """The RQ queues: stored forms, messages, everything else, emails."""
 
     FORMS = "forms"
     NOTIFY = "notify"
     DEFAULT = "default"
+    EMAIL = "email"
 
 
 class Task(StrEnum):
@@ -33,6 +34,7 @@ class Task(StrEnum):
     SEND_ROUND_LINKS = "send_round_links"
     SEND_RESULTS = "send_results"
     SEND_MESSAGES = "send_messages"
+    SEND_EMAILS = "send_emails"
     SEND_REMINDER = "send_reminder"
     CLOSE_EXPIRED_ROUND = "close_expired_round"
     DRAIN_PENDING = "drain_pending"
@@ -53,6 +55,7 @@ class Task(StrEnum):
 TASK_QUEUES = {
     Task.SEND_ROUND_LINKS: Queue.NOTIFY, Task.SEND_RESULTS: Queue.NOTIFY,
     Task.SEND_MESSAGES: Queue.NOTIFY, Task.SEND_REMINDER: Queue.NOTIFY,
+    Task.SEND_EMAILS: Queue.EMAIL,
     Task.FILE_UNANSWERED_FORMS: Queue.FORMS, Task.SETTLE_FORMS: Queue.FORMS,
     Task.REGENERATE_FORMS: Queue.FORMS, Task.RECONCILE_FORMS: Queue.FORMS,
 }

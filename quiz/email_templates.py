@@ -7,6 +7,7 @@ sandbox: an organizer's template can read the values it is given and nothing els
 of Python objects, no imports), HTML bodies escape every value, and a template that names a
 value its kind does not have is refused when it is saved.
 """
+import functools
 from dataclasses import dataclass
 
 from jinja2 import StrictUndefined, TemplateError as JinjaError, meta
@@ -106,12 +107,19 @@ def wording(kind: str) -> Wording:
     return Wording(stored.subject, stored.text, stored.html) if stored else DEFAULTS[kind]
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(html: bool, source: str):
+    """A template compiled once (compiling costs far more than filling in: a registration rush
+    renders the same confirmation thousands of times)."""
+    return (HTML_ENV if html else TEXT_ENV).from_string(source)
+
+
 def render(kind: str, values: dict, words: Wording | None = None) -> Wording:
     """The email of `kind` filled in with `values` (HTML escaped in the HTML body)."""
     words = words or wording(kind)
-    return Wording(" ".join(TEXT_ENV.from_string(words.subject).render(values).split()),
-                   TEXT_ENV.from_string(words.text).render(values),
-                   HTML_ENV.from_string(words.html).render(values))
+    return Wording(" ".join(_compiled(False, words.subject).render(values).split()),
+                   _compiled(False, words.text).render(values),
+                   _compiled(True, words.html).render(values))
 
 
 def check(kind: str, subject: str, text: str, html: str) -> Wording:

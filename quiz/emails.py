@@ -16,11 +16,12 @@ from datetime import datetime
 import segno
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import String, and_, cast, func, literal, select
+from sqlalchemy import String, and_, cast, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import email_templates, notify
+from . import email_templates
 from .clock import utcnow
+from .effects import Job, Task, owe
 from .errors import QuizError
 from .extensions import db
 from .links import link_url, report_url
@@ -29,6 +30,7 @@ from .models import Challenge, FormLink, Message, MessageStatus, Participant
 from .sms import SendError
 
 CHUNK = 500  # players rendered and inserted at a time for the final results
+BATCH = 100  # emails a send job takes
 
 
 # --- unsubscribing ------------------------------------------------------------------------------
@@ -74,6 +76,19 @@ def reachable(participant: Participant | None) -> bool:
 
 # --- queueing -----------------------------------------------------------------------------------
 
+def hand_over(message_ids: list[int], label: str) -> int:
+    """Owe a send job per BATCH (100) emails, in the email queue (workers take it after the SMS),
+    and note when (reconcile hands over again what a lost job forgot). Returns how many jobs."""
+    now, total = utcnow(), len(message_ids)
+    for start in range(0, total, BATCH):
+        batch = message_ids[start:start + BATCH]
+        db.session.execute(update(Message).where(Message.id.in_(batch)).values(enqueued_at=now)
+                           .execution_options(synchronize_session=False))
+        owe(Job(Task.SEND_EMAILS, (batch,),
+                description=f"{label}: email {start + 1}–{start + len(batch)} of {total}"))
+    return -(-total // BATCH)
+
+
 def _values(participant: Participant, **extra) -> dict:
     return {"event": current_app.config["EVENT_NAME"], "name": participant.name,
             "report": report_url(participant.report_code),
@@ -110,7 +125,7 @@ def queue_confirmation(participant_id: int) -> int | None:
     message_id = _add(_row("confirmation", f"email:confirmation:{participant_id}", participant,
                            _values(participant, qr=f"cid:{QR_CID}")))
     if message_id is not None:
-        notify.hand_over([message_id], "confirmation email")
+        hand_over([message_id], "confirmation email")
     return message_id
 
 
@@ -135,7 +150,7 @@ def link_fallback(challenge_id: int, participant_id: int) -> int | None:
     message_id = _add(_row(kind, _fallback_key(challenge_id, participant_id), participant, values,
                            challenge_id=challenge_id))
     if message_id is not None:
-        notify.hand_over([message_id], f"round {challenge.number} link by email")
+        hand_over([message_id], f"round {challenge.number} link by email")
     return message_id
 
 
@@ -179,7 +194,7 @@ def send_final_results(challenge: Challenge) -> int:
                                        _values(participant), challenge.id, words))
                 if message_id is not None:
                     created.append(message_id)
-    notify.hand_over(created, "final results emails")
+    hand_over(created, "final results emails")
     return len(created)
 
 

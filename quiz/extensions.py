@@ -34,7 +34,9 @@ htmx = Htmx()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
-QUEUE_NAMES = ("forms", "notify", "default")  # effects.Queue, in the order workers take them
+# effects.Queue, in the order workers take them: emails last, so a round's links never wait behind
+# a rush of confirmations
+QUEUE_NAMES = ("forms", "notify", "default", "email")
 
 
 

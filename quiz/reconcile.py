@@ -48,12 +48,14 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
                            .execution_options(synchronize_session=False))
     fallbacks = emails.missing_fallbacks()  # a worker died between a failed SMS and its email
     db.session.flush()
-    forgotten = db.session.scalars(select(Message.id).where(
+    forgotten = db.session.execute(select(Message.id, Message.channel).where(
         Message.status == MessageStatus.QUEUED,
         db.or_(Message.enqueued_at.is_(None),
                Message.enqueued_at < utcnow() - timedelta(seconds=forgotten_after)))
         .order_by(Message.id)).all()
-    notify.hand_over(forgotten, "reconcile")
+    # each channel to its own queue (emails after the links)
+    notify.hand_over([i for i, channel in forgotten if channel != "email"], "reconcile")
+    emails.hand_over([i for i, channel in forgotten if channel == "email"], "reconcile")
     db.session.commit()
     return {"reclaimed": len(stale), "requeued": len(forgotten), "closed": close_expired_rounds(),
             "results": len(owed), "reminders": len(reminders), "email_fallbacks": fallbacks}

@@ -54,6 +54,11 @@ def send_messages(message_ids: list[int]) -> tuple[int, int]:
     return sent, failed
 
 
+def send_emails(message_ids: list[int]) -> tuple[int, int]:
+    """Send one batch of queued emails: the same as SMS, in the email queue (after the links)."""
+    return send_messages(message_ids)
+
+
 def send_reminder(reminder_id: int) -> int:
     """At its time: the reminder to everyone still in the game (unless cancelled or sent)."""
     reminder = db.session.get(Reminder, reminder_id)

@@ -182,11 +182,12 @@ def test_resend_a_link_from_the_participants_page(client, load_bank, make_partic
                            data={"csrf_token": token, "back": "participants"},
                            follow_redirects=True)
     assert "link is being sent again" in response.get_data(as_text=True)
-    assert db.session.scalar(select(Message.status)
-                             .where(Message.participant_id == player)) == "queued"
+    assert db.session.scalar(select(Message.status).where(Message.participant_id == player,
+                                                          Message.channel == "sms")) == "queued"
     run_jobs()
     db.session.expire_all()
-    message = db.session.scalar(select(Message).where(Message.participant_id == player))
+    message = db.session.scalar(select(Message).where(Message.participant_id == player,
+                                                      Message.channel == "sms"))
     assert (message.status, message.attempts) == ("sent", 1)
 
 
@@ -251,7 +252,8 @@ def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_part
     make_participant("Fay")
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     run_jobs()
-    db.session.execute(db.update(Message).values(status="failed", error="OptedOut: opted out"))
+    db.session.execute(db.update(Message).where(Message.channel == "sms")
+                       .values(status="failed", error="OptedOut: opted out"))
     db.session.commit()
     login(client)
     page = client.get("/admin/rounds/1/failed").get_data(as_text=True)
@@ -261,7 +263,7 @@ def test_failed_list_and_retry_all_from_the_console(client, load_bank, make_part
     assert "queued again" in response.get_data(as_text=True)
     run_jobs()
     db.session.expire_all()
-    assert db.session.scalar(select(Message.status)) == "sent"
+    assert db.session.scalar(select(Message.status).where(Message.channel == "sms")) == "sent"
 
 
 def test_console_shows_system_health(client):

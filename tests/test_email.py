@@ -15,7 +15,7 @@ from quiz.config import ConfigError
 from quiz.extensions import QUEUE_NAMES, db, get_queue
 from quiz.models import FormLink, Message, Participant
 
-from .helpers import ROOT, csrf_from, make_config
+from .helpers import ROOT, csrf_from, login, make_config, post_form, text
 from .mail_fixtures import SENDER, smtp, smtp_certificate, smtp_server  # noqa: F401 (fixtures)
 from .test_notify import FakeHTTP, phone_of, sns  # noqa: F401 (the sns fixture)
 
@@ -75,6 +75,18 @@ def test_confirmation_arrives_once_over_starttls_with_results_link_qr_and_unsubs
     assert qr.get_content().startswith(b"\x89PNG")
     [row] = emails_to("p1@example.com")
     assert row.status == "sent" and row.kind == "confirmation" and row.provider_id
+
+
+def test_emails_wait_in_a_queue_of_their_own_that_workers_take_last(
+        client, load_bank, api_headers):
+    """A registration rush's confirmations never hold up a round's links."""
+    load_bank()
+    for n in (1, 2, 3):
+        register(client, n)
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    assert QUEUE_NAMES[-1] == "email" and get_queue("email").count == 3
+    assert [job.func_name for job in get_queue("email").get_jobs()] == ["quiz.tasks.send_emails"] * 3
+    assert get_queue("notify").count == 1
 
 
 def test_outbox_backend_keeps_emails_and_the_api_lists_them_by_channel(
@@ -275,6 +287,65 @@ def test_final_results_email_once_per_player_even_if_run_twice(
         Challenge.number == 2))) == 0
     results = [m for _, m in smtp.received if "final results" in m["Subject"]]
     assert sorted(m["To"] for m in results) == [f"p{n}@example.com" for n in (1, 2, 3)]
+
+
+# --- the console ----------------------------------------------------------------------------------
+
+def test_organizer_edits_email_wording_and_new_emails_use_it(client, load_bank, run_jobs, smtp):
+    load_bank()
+    login(client)
+    page = text(client.get("/admin/emails"))
+    assert "Registration confirmation" in page and "{{ unsubscribe }}" in page
+    saved = post_form(client, "/admin/emails", "/admin/emails/confirmation", {
+        "subject": "Welcome to {{ event }}",
+        "text": "Hello {{ name }}! Results: {{ report }} Stop: {{ unsubscribe }}",
+        "html": "<h1>Hello {{ name }}</h1><img src=\"{{ qr }}\"> "
+                "<a href=\"{{ unsubscribe }}\">stop</a>"})
+    assert saved.status_code == 303
+    joined = register(client, name="Ada & Co")
+    drain(run_jobs)
+    [mail] = smtp.to("p1@example.com")
+    assert mail["Subject"] == "Welcome to Knockout"
+    assert text_of(mail).startswith(f"Hello Ada & Co! Results: {joined['report_url']} Stop: ")
+    assert "<h1>Hello Ada &amp; Co</h1>" in html_of(mail)
+    reset = post_form(client, "/admin/emails", "/admin/emails/confirmation/reset", {})
+    assert reset.status_code == 303
+    assert "you&#39;re in" in client.get("/admin/emails").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("part, typed, says", [
+    ("text", "Hi {{ nme }} {{ unsubscribe }}", "Unknown value {{ nme }} in the text"),
+    ("html", "<p>Hi {{ name }}</p>", "must contain {{ unsubscribe }}"),
+    ("text", "Hi {{ name } {{ unsubscribe }}", "isn't a valid template (line 1)"),
+    ("subject", "", "The subject can't be empty"),
+    # the sandbox: no reaching into Python objects from a template
+    ("text", "{{ name.__class__.__mro__ }} {{ unsubscribe }}", "can't be filled in"),
+    ("html", "{{ unsubscribe }} {% for x in ().__class__.__base__.__subclasses__() %}{% endfor %}",
+     "can't be filled in"),
+])
+def test_email_wording_that_cannot_be_sent_is_refused_beside_its_field(
+        client, part, typed, says):
+    login(client)
+    words = {"subject": "Hi", "text": "Hi {{ name }} {{ unsubscribe }}",
+             "html": "<p>Hi {{ name }} {{ unsubscribe }}</p>", part: typed}
+    response = post_form(client, "/admin/emails", "/admin/emails/confirmation", words)
+    assert response.status_code == 422 and says in text(response)
+    from quiz.models import EmailTemplate
+    assert db.session.scalar(select(func.count()).select_from(EmailTemplate)) == 0
+
+
+def test_the_round_panel_shows_its_emails_beside_the_sms(
+        client, load_bank, run_jobs, api_headers, sns, smtp, monkeypatch):
+    load_bank()
+    register(client, 1)
+    register(client, 2)
+    refuse_phones(monkeypatch, {"+14155550002"})
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    drain(run_jobs)
+    login(client)
+    panel = text(client.get("/admin/rounds/1/sms"))
+    assert "1/2 sent" in panel and "email 1/1 sent" in panel
+    assert "email 1/1 sent" in text(client.get("/admin/"))
 
 
 # --- settings -----------------------------------------------------------------------------------
