@@ -68,10 +68,12 @@ class Drain(StrEnum):
     # just submitted in a round: move that round's form to answered/
     ANSWERED_FORMS = "answered_forms"
     LATE_LINKS = "late_links"  # joined while a round was open: text them its link
+    CONFIRMATIONS = "confirmations"  # just registered: hand their confirmation emails to send jobs
 
     @property
     def queue(self) -> Queue:
-        return Queue.NOTIFY if self is Drain.LATE_LINKS else Queue.FORMS
+        return {Drain.LATE_LINKS: Queue.NOTIFY, Drain.CONFIRMATIONS: Queue.EMAIL}.get(self,
+                                                                                   Queue.FORMS)
 
 
 @dataclass(frozen=True)

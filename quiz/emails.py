@@ -16,12 +16,12 @@ from datetime import datetime
 import segno
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import String, and_, cast, func, literal, select, update
+from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import email_templates
 from .clock import utcnow
-from .effects import Job, Task, owe
+from .effects import Drain, Job, Pending, Task, owe
 from .errors import QuizError
 from .extensions import db
 from .links import link_url, report_url
@@ -117,16 +117,29 @@ def _add(row: dict) -> int | None:
         return None
 
 
-def queue_confirmation(participant_id: int) -> int | None:
-    """The new player's confirmation email, handed to a send job once the registration commits."""
-    participant = db.session.get(Participant, participant_id)
-    if not reachable(participant):
-        return None
-    message_id = _add(_row("confirmation", f"email:confirmation:{participant_id}", participant,
-                           _values(participant, qr=f"cid:{QR_CID}")))
-    if message_id is not None:
-        hand_over([message_id], "confirmation email")
-    return message_id
+def queue_confirmation(participant_id: int, clean: dict, report_code: str) -> None:
+    """The new player's confirmation email, in the registration's transaction: one INSERT (no
+    read, no job of its own: the player joins a pending set whose one drain job hands every
+    confirmation waiting to send jobs)."""
+    values = {"event": current_app.config["EVENT_NAME"], "name": clean["name"],
+              "report": report_url(report_code), "unsubscribe": unsubscribe_url(participant_id),
+              "qr": f"cid:{QR_CID}"}
+    email = email_templates.render("confirmation", values)
+    db.session.execute(insert(Message).values(
+        participant_id=participant_id, kind="confirmation", channel="email",
+        key=f"email:confirmation:{participant_id}", to=clean["email"], subject=email.subject,
+        body=email.text, html=email.html, status=MessageStatus.QUEUED, attempts=0,
+        created_at=utcnow()))
+    owe(Pending(Drain.CONFIRMATIONS, (participant_id,)))
+
+
+def hand_over_confirmations(participant_ids: list[int]) -> int:
+    """From the drain job: these new players' queued confirmations to send jobs."""
+    ids = db.session.scalars(select(Message.id).where(
+        Message.participant_id.in_(participant_ids), Message.kind == "confirmation",
+        Message.channel == "email", Message.status == MessageStatus.QUEUED)
+        .order_by(Message.id)).all()
+    return hand_over(ids, "confirmation emails")
 
 
 def _fallback_key(challenge_id, participant_id) -> str:

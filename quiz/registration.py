@@ -159,7 +159,8 @@ def register_participant(clean: dict) -> Registered:
     # Their forms are rendered in the background (joining never waits for storage); the projector's
     # count moves.
     owe(Pending(Drain.NEW_FORMS, (participant_id,)), CHANGED)
-    emails.queue_confirmation(participant_id)  # their results page and QR code, by email
+    # their results page and QR code, by email
+    emails.queue_confirmation(participant_id, clean, report_code)
     open_round = next((challenge_id for challenge_id, _, status in rounds
                        if status == RoundStatus.OPEN), None)
     # joined mid-round: their link goes out like everyone's did (one job per rush)

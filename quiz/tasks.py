@@ -87,6 +87,9 @@ def drain_pending(drain_kind: str, round_id: int | None) -> int:
     if kind is Drain.NEW_FORMS:
         def handle(ids):
             stored_forms.write_forms(stored_forms.form_rows(participant_ids=ids))
+    elif kind is Drain.CONFIRMATIONS:
+        def handle(ids):
+            emails.hand_over_confirmations(ids)
     elif kind is Drain.ANSWERED_FORMS:
         def handle(ids):
             stored_forms.move_forms(stored_forms.form_rows(ids, [round_id]))
