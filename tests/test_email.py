@@ -211,6 +211,22 @@ def test_a_failed_link_sms_brings_the_link_by_email_once(
     assert UNSUBSCRIBE.search(text_of(fallback))
 
 
+def test_no_fallback_email_to_a_player_who_unsubscribed(
+        client, load_bank, run_jobs, api_headers, sns, smtp, monkeypatch):
+    load_bank()
+    register(client, 1)
+    drain(run_jobs)
+    path = UNSUBSCRIBE.search(text_of(smtp.to("p1@example.com")[0])).group().removeprefix(
+        "http://quiz.test")
+    page = client.get(path).get_data(as_text=True)
+    assert client.post(path, data={"csrf_token": csrf_from(page)}).status_code == 200
+    refuse_phones(monkeypatch, {"+14155550001"})
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    drain(run_jobs)
+    assert reconcile.reconcile_messages()["email_fallbacks"] == 0
+    assert not emails_to("p1@example.com", kind="link_fallback") and len(smtp.received) == 1
+
+
 def test_reconcile_queues_a_fallback_a_dead_worker_never_did(
         client, load_bank, run_jobs, api_headers, sns, smtp, monkeypatch):
     """The SMS is recorded failed but its fallback email is missing (a worker died between the two
