@@ -11,9 +11,11 @@ quiz/delivery.py, each at most once; the unsubscribe link every email carries.
 A player who unsubscribed (/u/<token>) gets none of them, even one queued before they did.
 """
 import io
+import secrets
 from datetime import datetime
 
 import segno
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import String, and_, cast, func, insert, literal, select, update
@@ -22,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from . import email_templates
 from .clock import utcnow
 from .effects import Drain, Job, Pending, Task, owe
-from .errors import QuizError
+from .errors import QuizError, ValidationError
 from .extensions import db
 from .links import link_url, report_url
 from .mail import QR_CID, Email
@@ -209,6 +211,30 @@ def send_final_results(challenge: Challenge) -> int:
                     created.append(message_id)
     hand_over(created, "final results emails")
     return len(created)
+
+
+def send_sample(kind: str, address: str) -> Message:
+    """A test email: `kind`'s current wording with sample values, to any address (e.g. one's own),
+    through the configured backend, before the event sends it to everyone."""
+    errors = {}
+    if kind not in email_templates.DEFAULTS:
+        errors["kind"] = "Pick one of the emails listed."
+    try:
+        address = validate_email(str(address or "").strip()[:254],
+                                 check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        errors["to"] = "Please enter an email address." if not str(address).strip() else str(error)
+    if errors:
+        raise ValidationError(errors, next(iter(errors.values())))
+    sample = dict(email_templates.SAMPLE, event=current_app.config["EVENT_NAME"])
+    email = email_templates.render(kind, sample)
+    message = Message(kind="test", channel="email", key=f"email:test:{secrets.token_hex(8)}",
+                      to=address, subject=email.subject, body=email.text, html=email.html,
+                      status=MessageStatus.QUEUED, attempts=0)
+    db.session.add(message)
+    db.session.flush()
+    hand_over([message.id], f"test email ({kind})")
+    return message
 
 
 # --- sending ------------------------------------------------------------------------------------

@@ -330,6 +330,21 @@ def test_organizer_edits_email_wording_and_new_emails_use_it(client, load_bank, 
     assert "you&#39;re in" in client.get("/admin/emails").get_data(as_text=True)
 
 
+def test_a_test_email_arrives_with_sample_values_and_a_bad_address_is_refused(
+        client, run_jobs, smtp):
+    login(client)
+    sent = post_form(client, "/admin/emails", "/admin/emails/test",
+                     {"kind": "link_fallback", "to": "me@example.com"}, follow_redirects=True)
+    assert "Test email (link_fallback) on its way to me@example.com" in text(sent)
+    run_jobs()
+    [mail] = smtp.to("me@example.com")
+    assert "https://quiz.example/f/sample" in text_of(mail) and "Ada Lovelace" in text_of(mail)
+    refused = post_form(client, "/admin/emails", "/admin/emails/test",
+                        {"kind": "confirmation", "to": "not-an-address"})
+    assert refused.status_code == 422 and "@-sign" in text(refused)
+    assert len(smtp.received) == 1
+
+
 @pytest.mark.parametrize("part, typed, says", [
     ("text", "Hi {{ nme }} {{ unsubscribe }}", "Unknown value {{ nme }} in the text"),
     ("html", "<p>Hi {{ name }}</p>", "must contain {{ unsubscribe }}"),

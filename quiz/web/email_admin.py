@@ -3,7 +3,7 @@ filled in with sample values."""
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import email_templates
+from .. import email_templates, emails
 from ..audit import record
 from ..errors import QuizError
 from ..models import Role
@@ -63,3 +63,22 @@ def reset(kind):
         email_templates.reset(kind)
         record(current_user.username, "reset email wording", None, kind)
     return act(operation, "Back to the default wording.", "email_admin.settings")
+
+
+@bp.post("/emails/test")
+@requires(Role.HOST)
+def send_test():
+    """Send one email, as it reads now with sample values, to any address to see it arrive."""
+    kind, to = request.form.get("kind", ""), request.form.get("to", "")
+
+    def operation():
+        message = emails.send_sample(kind, to)
+        record(current_user.username, "send test email", None, f"{kind} to {message.to}")
+        return message
+    try:
+        message = write(operation)
+    except QuizError as error:
+        return _page({"test": error.fields or {"to": error.message}}, {"test": request.form},
+                     error.status)
+    flash(f"Test email ({kind}) on its way to {message.to}.", "ok")
+    return redirect(url_for("email_admin.settings"), 303)
