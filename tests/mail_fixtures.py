@@ -110,6 +110,21 @@ def smtp_server(smtp_certificate):
 
 
 @pytest.fixture
+def smtp_ssl_server(smtp_certificate):
+    """The same server speaking TLS from the first byte (SMTP_SECURITY=ssl, port 465's way); no
+    login (aiosmtpd offers AUTH only after STARTTLS)."""
+    cert, key = smtp_certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    mailbox = Mailbox("127.0.0.1", free_port(), cert)
+    controller = Controller(Handler(mailbox), hostname="127.0.0.1", port=mailbox.port,
+                            ssl_context=context)
+    controller.start()
+    yield mailbox
+    controller.stop()
+
+
+@pytest.fixture
 def smtp(app, smtp_server):
     """The app sending email through the test SMTP server."""
     app.config.update(smtp_server.settings(), SMTP_PORT=smtp_server.port)

@@ -16,7 +16,8 @@ from quiz.extensions import QUEUE_NAMES, db, get_queue
 from quiz.models import FormLink, Message, Participant
 
 from .helpers import ROOT, csrf_from, login, make_config, post_form, text
-from .mail_fixtures import SENDER, smtp, smtp_certificate, smtp_server  # noqa: F401 (fixtures)
+from .mail_fixtures import (SENDER, smtp, smtp_certificate, smtp_server,  # noqa: F401 (fixtures)
+                            smtp_ssl_server)
 from .test_notify import FakeHTTP, phone_of, sns  # noqa: F401 (the sns fixture)
 
 
@@ -106,6 +107,29 @@ def test_outbox_backend_keeps_emails_and_the_api_lists_them_by_channel(
     bad = client.get("/api/admin/outbox?channel=fax", headers=api_headers)
     assert bad.status_code == 400 and bad.get_json()["error"] == "bad_channel"
     assert "channel must be sms or email" in bad.get_json()["message"]
+
+
+def test_smtp_over_ssl_from_the_first_byte(client, load_bank, run_jobs, app, smtp_ssl_server):
+    load_bank()
+    app.config.update(smtp_ssl_server.settings(), SMTP_PORT=smtp_ssl_server.port,
+                      SMTP_SECURITY="ssl", SMTP_USERNAME="", SMTP_PASSWORD="")
+    joined = register(client)
+    drain(run_jobs)
+    [mail] = smtp_ssl_server.to("p1@example.com")
+    assert joined["report_url"] in text_of(mail)
+
+
+def test_smtp_refuses_a_server_whose_certificate_it_cannot_check(client, load_bank, run_jobs,
+                                                                  smtp, app):
+    """Without SMTP_CA_FILE the system's CAs don't know the test server: nothing is sent in clear,
+    the email waits to be retried."""
+    load_bank()
+    app.config["SMTP_CA_FILE"] = ""
+    register(client)
+    run_jobs()
+    [row] = emails_to("p1@example.com")
+    assert row.status == "queued" and "CERTIFICATE_VERIFY_FAILED" in row.error
+    assert not smtp.received
 
 
 def test_smtp_refusals_map_to_permanent_and_retry(client, load_bank, run_jobs, smtp, monkeypatch):
