@@ -203,12 +203,15 @@ def send_final_results(challenge: Challenge) -> int:
         keys = {p.id: f"email:results:{p.id}" for p in players}
         taken = set(db.session.scalars(select(Message.key).where(
             Message.key.in_(keys.values()))).all())
-        for participant in players:
-            if keys[participant.id] not in taken:
-                message_id = _add(_row("results", keys[participant.id], participant,
-                                       _values(participant), challenge.id, words))
-                if message_id is not None:
-                    created.append(message_id)
+        rows = [_row("results", keys[p.id], p, _values(p), challenge.id, words)
+                for p in players if keys[p.id] not in taken]
+        if not rows:
+            continue
+        try:  # the chunk in one statement
+            with db.session.begin_nested():
+                created += db.session.scalars(insert(Message).returning(Message.id), rows).all()
+        except IntegrityError:  # another run queued some a moment ago: one at a time
+            created += [i for i in map(_add, rows) if i is not None]
     hand_over(created, "final results emails")
     return len(created)
 
