@@ -62,47 +62,6 @@ def check_database_url(url: str) -> None:
             "unset). MySQL is not supported.")
 
 
-TWILIO_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
-TWILIO_SID = re.compile(r"AC[0-9a-fA-F]{32}")
-# A number (E.164), a messaging service SID, a short code, an alphanumeric sender ID.
-TWILIO_SENDER = re.compile(r"\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32}|[0-9]{3,8}"
-                           r"|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
-
-
-def check_sms_settings(config) -> None:
-    """SMS_BACKEND=twilio needs its account, token and sender, each in the shape Twilio gives them:
-    refused at start (and by the backend) with what to set, rather than 5,000 failed messages."""
-    if config["SMS_BACKEND"] != "twilio":
-        return
-    missing = [name for name in TWILIO_SETTINGS if not config.get(name)]
-    if missing:
-        raise ConfigError(f"SMS_BACKEND=twilio needs {', '.join(missing)}: the account SID (AC…) "
-                          "and auth token from Twilio's console, and TWILIO_FROM, the sending "
-                          "number (+E.164) or a messaging service SID (MG…).")
-    if not TWILIO_SID.fullmatch(config["TWILIO_ACCOUNT_SID"]):
-        raise ConfigError("TWILIO_ACCOUNT_SID is AC followed by 32 hex digits (Twilio's console, "
-                          "Account Info); an API key SID (SK…) is not an account SID.")
-    if not TWILIO_SENDER.fullmatch(config["TWILIO_FROM"]):
-        raise ConfigError("TWILIO_FROM is a number in E.164 form (+14155550100), a short code, an "
-                          "alphanumeric sender ID (up to 11 letters and digits) or a messaging "
-                          f"service SID (MG + 32 hex digits), not {config['TWILIO_FROM']!r}.")
-
-
-def check_alert_settings(config) -> None:
-    """ALERT_WEBHOOK_URL is an http(s) URL (or unset: alerts only in the console and the log);
-    ALERT_FAILURE_RATE a share between 0 and 1; the intervals positive."""
-    url = config["ALERT_WEBHOOK_URL"]
-    if url and not re.fullmatch(r"https?://[^\s/]+\S*", url):
-        raise ConfigError(f"ALERT_WEBHOOK_URL must be an http(s) URL (a Slack or Discord incoming "
-                          f"webhook), not {url!r}; leave it unset for alerts in the console only.")
-    if not 0 <= config["ALERT_FAILURE_RATE"] <= 1:
-        raise ConfigError("ALERT_FAILURE_RATE is a share of a round's messages, between 0 and 1 "
-                          f"(0.2 = 20%), not {config['ALERT_FAILURE_RATE']:g}.")
-    for name in ("ALERT_CHECK_SECONDS", "ALERT_NO_WORKER_SECONDS"):
-        if config[name] <= 0:
-            raise ConfigError(f"{name} must be a number of seconds above 0.")
-
-
 class Config:
     """Production and embedded settings; every name here is documented in the README."""
 
@@ -156,6 +115,23 @@ class Config:
     TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
     TWILIO_FROM = os.environ.get("TWILIO_FROM", "")
     TWILIO_API_URL = os.environ.get("TWILIO_API_URL", "")
+    # Email (confirmation, a failed link SMS's fallback, final results): outbox (kept in the
+    # console), smtp or ses; checked at start by check_email_config.
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "outbox")
+    EMAIL_FROM = os.environ.get("EMAIL_FROM", "")
+    # Emails per second across all workers; 0 = as fast as the backend takes them.
+    EMAIL_RATE_PER_SECOND = os.environ.get("EMAIL_RATE_PER_SECOND", "0")
+    SMTP_HOST = os.environ.get("SMTP_HOST", "")
+    SMTP_PORT = os.environ.get("SMTP_PORT", "")  # empty: 587 for starttls, 465 ssl, 25 none
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "starttls")
+    # A CA bundle to check the SMTP server's certificate against (a private relay); empty: the
+    # system's.
+    SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
+    SMTP_TIMEOUT_SECONDS = os.environ.get("SMTP_TIMEOUT_SECONDS", "10")
+    SES_ENDPOINT_URL = os.environ.get("SES_ENDPOINT_URL") or None
+    SES_CONFIGURATION_SET = os.environ.get("SES_CONFIGURATION_SET", "")
     AWS_REGION = os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     SNS_ENDPOINT_URL = os.environ.get("SNS_ENDPOINT_URL") or None
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

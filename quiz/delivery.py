@@ -1,11 +1,13 @@
-"""Sending queued SMS, each at most once; retrying what failed for a while; how far a round's links
-have got. What the messages say and who gets them: quiz/notify.py; the providers: quiz/sms.py."""
+"""Sending queued SMS and emails, each at most once; retrying what failed for a while; how far a
+round's links have got. What the messages say and who gets them: quiz/notify.py (SMS),
+quiz/emails.py (email); the providers: quiz/sms.py, quiz/mail.py."""
 import time
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, update
 
+from . import emails, mail
 from .clock import utcnow
 from .effects import Job, Queue, Task, owe
 from .errors import QuizError
@@ -41,14 +43,14 @@ def claim(message_ids: list[int], worker: str) -> list[int]:
         Message.claimed_by == worker, Message.claimed_at == now).order_by(Message.id)).all()
 
 
-def throttle(rate: float) -> None:
+def throttle(rate: float, channel: str = "sms") -> None:
     """Keep every worker together under `rate` messages a second (a Redis counter per second)."""
     if rate <= 0:
         return
     redis = get_redis()
     while True:
         second = int(time.time())
-        key = f"knockout:sms:rate:{second}"
+        key = f"knockout:{channel}:rate:{second}"
         count, _ = redis.pipeline().incr(key).expire(key, 5).execute()
         if count <= rate:
             return
@@ -74,16 +76,41 @@ def links_waiting(worker: str) -> bool:
     return bool(queued) or sending not in (None, worker.encode())
 
 
+def _channel(channel: str):
+    """A channel's backend, its rate (messages a second) and how one row is handed to it."""
+    if channel == "email":
+        return (mail.backend(), float(current_app.config["EMAIL_RATE_PER_SECOND"]),
+                lambda sender, message: sender.send(emails.outgoing(message)))
+    return (backend(), float(current_app.config["SMS_RATE_PER_SECOND"]),
+            lambda sender, message: sender.send(message.to, message.body))
+
+
 def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, int, list[int]]:
-    """Send a batch; each message at most once. Returns (sent, failed, ids to retry later).
+    """Send a batch, SMS and emails each by their channel's backend; each message at most once.
+    Returns (sent, failed, ids to retry later)."""
+    channels = dict(db.session.execute(select(Message.id, Message.channel)
+                                       .where(Message.id.in_(message_ids))).all())
+    sent = failed = 0
+    retry = []
+    for channel in sorted(set(channels.values())):
+        done = _send_channel([i for i in message_ids if channels.get(i) == channel], worker,
+                             channel)
+        sent, failed, retry = sent + done[0], failed + done[1], retry + done[2]
+    return sent, failed, retry
+
+
+def _send_channel(message_ids: list[int], worker: str, channel: str
+                  ) -> tuple[int, int, list[int]]:
+    """Send one channel's messages of a batch.
 
     A real provider's message is claimed just before it is sent and recorded just after, so a
     worker killed mid-batch leaves at most one message in doubt ('sending'; reconcile decides).
     The outbox sends nothing outside the database, so it claims and records the batch at once.
+    A round-link SMS that failed for good owes its player the link by email, in the same commit.
     Round links go first: a batch of other messages (results, reminders) checks between sends and,
     while links wait, hands the rest of itself back as a job GIVE_WAY_SECONDS later.
     """
-    sender, rate = backend(), float(current_app.config["SMS_RATE_PER_SECOND"])
+    sender, rate, deliver = _channel(channel)
     pending = message_ids if sender.external else claim(message_ids, worker)
     # One query for the batch's rows (claimed ones, for the outbox); external sends re-check each
     # claim.
@@ -91,37 +118,43 @@ def send_messages(message_ids: list[int], worker: str = "inline") -> tuple[int, 
     sent = failed = 0
     retry = []
     looked, marked = -LOOK_SECONDS, False
-    for index, message_id in enumerate(pending):
-        message = rows[message_id]
-        if time.monotonic() - looked >= LOOK_SECONDS:  # at every send, unless sends are quicker
-            looked = time.monotonic()
-            if message.kind == "round_link":
-                mark_links_sending(worker)
-                marked = True
-            elif links_waiting(worker):
-                give_way(pending[index:], sender.external)
-                break
-        throttle(rate)  # wait first, so nothing sits claimed while we wait
-        if sender.external and not claim([message_id], worker):
-            continue  # sent or being sent by someone else
-        try:
-            provider_id = sender.send(message.to, message.body)
-        except SendError as error:
-            message.attempts += 1
-            if error.permanent or message.attempts >= MAX_ATTEMPTS:
-                message.status, message.error = MessageStatus.FAILED, error.reason[:500]
-                failed += 1
+    try:
+        for index, message_id in enumerate(pending):
+            message = rows[message_id]
+            if channel == "sms" and time.monotonic() - looked >= LOOK_SECONDS:
+                looked = time.monotonic()  # at every send, unless sends are quicker
+                if message.kind == "round_link":
+                    mark_links_sending(worker)
+                    marked = True
+                elif links_waiting(worker):
+                    give_way(pending[index:], sender.external)
+                    break
+            throttle(rate, channel)  # wait first, so nothing sits claimed while we wait
+            if sender.external and not claim([message_id], worker):
+                continue  # sent or being sent by someone else
+            try:
+                provider_id = deliver(sender, message)
+            except SendError as error:
+                message.attempts += 1
+                if error.permanent or message.attempts >= MAX_ATTEMPTS:
+                    message.status, message.error = MessageStatus.FAILED, error.reason[:500]
+                    failed += 1
+                    if channel == "sms" and message.kind == "round_link":
+                        emails.link_fallback(message.challenge_id, message.participant_id)
+                else:
+                    message.status, message.error = MessageStatus.QUEUED, error.reason[:500]
+                    message.claimed_by = None
+                    retry.append(message_id)
             else:
-                message.status, message.error = MessageStatus.QUEUED, error.reason[:500]
-                message.claimed_by = None
-                retry.append(message_id)
-        else:
-            message.status, message.sent_at = MessageStatus.SENT, utcnow()
-            message.provider_id = provider_id
-            message.attempts += 1
-            sent += 1
-        if sender.external:
-            db.session.commit()  # a real SMS left the building: record it before the next one
+                message.status, message.sent_at = MessageStatus.SENT, utcnow()
+                message.provider_id = provider_id
+                message.attempts += 1
+                sent += 1
+            if sender.external:
+                db.session.commit()  # it left the building: record it before the next one
+    finally:
+        if hasattr(sender, "close"):
+            sender.close()
     db.session.commit()
     if marked:
         links_sent(worker)
@@ -146,11 +179,13 @@ def retry_later(message_ids: list[int]) -> None:
     attempts = max(db.session.scalars(select(Message.attempts)
                                       .where(Message.id.in_(message_ids))).all())
     delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
-    links = db.session.scalar(select(func.count()).where(
-        Message.id.in_(message_ids), Message.kind == "round_link"))
-    owe(Job(Task.SEND_MESSAGES, (message_ids,), at=utcnow() + timedelta(seconds=delay),
+    channel, links = db.session.execute(select(func.max(Message.channel), func.count().filter(
+        Message.kind == "round_link")).where(Message.id.in_(message_ids))).one()
+    task = Task.SEND_EMAILS if channel == "email" else Task.SEND_MESSAGES
+    owe(Job(task, (message_ids,), at=utcnow() + timedelta(seconds=delay),
             queue=Queue.LINKS if links else None,
-            description=f"SMS retry of {len(message_ids)} (attempt {attempts + 1})"))
+            description=f"{'email' if task is Task.SEND_EMAILS else 'SMS'} retry of "
+                        f"{len(message_ids)} (attempt {attempts + 1})"))
 
 
 def requeue_failed(challenge: Challenge) -> list[int]:
@@ -188,7 +223,8 @@ def sms_progress(challenge: Challenge) -> dict:
     """Where sending the round's links stands: status, total, sent, failed, percent, rate, ETA."""
     counts = dict(db.session.execute(
         select(Message.status, func.count()).where(Message.challenge_id == challenge.id,
-                                                   Message.kind == "round_link")
+                                                   Message.kind == "round_link",
+                                                   Message.channel == "sms")
         .group_by(Message.status)).all())
     total = sum(counts.values())
     sent, failed = counts.get(MessageStatus.SENT, 0), counts.get(MessageStatus.FAILED, 0)

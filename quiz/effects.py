@@ -20,13 +20,15 @@ SESSION_KEY = "knockout_effects"
 
 
 class Queue(StrEnum):
-    """The RQ queues: round links, stored forms, other messages, everything else. Workers take them
-    in this order (extensions.QUEUE_NAMES): a round's links never wait behind result SMS."""
+    """The RQ queues: round links, stored forms, other messages, everything else, emails. Workers
+    take them in this order (extensions.QUEUE_NAMES): a round's links never wait behind result SMS,
+    and a rush of confirmation emails holds up nothing."""
 
     LINKS = "links"
     FORMS = "forms"
     NOTIFY = "notify"
     DEFAULT = "default"
+    EMAIL = "email"
 
 
 class Task(StrEnum):
@@ -35,6 +37,7 @@ class Task(StrEnum):
     SEND_ROUND_LINKS = "send_round_links"
     SEND_RESULTS = "send_results"
     SEND_MESSAGES = "send_messages"
+    SEND_EMAILS = "send_emails"
     SEND_REMINDER = "send_reminder"
     CLOSE_EXPIRED_ROUND = "close_expired_round"
     DRAIN_PENDING = "drain_pending"
@@ -55,6 +58,7 @@ class Task(StrEnum):
 TASK_QUEUES = {
     Task.SEND_ROUND_LINKS: Queue.LINKS, Task.SEND_RESULTS: Queue.NOTIFY,
     Task.SEND_MESSAGES: Queue.NOTIFY, Task.SEND_REMINDER: Queue.NOTIFY,
+    Task.SEND_EMAILS: Queue.EMAIL,
     Task.FILE_UNANSWERED_FORMS: Queue.FORMS, Task.SETTLE_FORMS: Queue.FORMS,
     Task.REGENERATE_FORMS: Queue.FORMS, Task.RECONCILE_FORMS: Queue.FORMS,
 }
@@ -68,12 +72,13 @@ class Drain(StrEnum):
     ANSWERED_FORMS = "answered_forms"
     LATE_LINKS = "late_links"  # joined while a round was open: text them its link
     CONFIRMATIONS = "confirmations"  # just registered: text them their results page (after links)
+    # just registered: hand their confirmation emails to send jobs
+    EMAIL_CONFIRMATIONS = "email_confirmations"
 
     @property
     def queue(self) -> Queue:
-        if self is Drain.LATE_LINKS:
-            return Queue.LINKS
-        return Queue.NOTIFY if self is Drain.CONFIRMATIONS else Queue.FORMS
+        return {Drain.LATE_LINKS: Queue.LINKS, Drain.CONFIRMATIONS: Queue.NOTIFY,
+                Drain.EMAIL_CONFIRMATIONS: Queue.EMAIL}.get(self, Queue.FORMS)
 
 
 @dataclass(frozen=True)

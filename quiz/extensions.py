@@ -35,8 +35,9 @@ htmx = Htmx()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
-# effects.Queue, in the order workers take them: round links first
-QUEUE_NAMES = ("links", "forms", "notify", "default")
+# effects.Queue, in the order workers take them: round links first; emails last, so a rush of
+# confirmations never holds up anything
+QUEUE_NAMES = ("links", "forms", "notify", "default", "email")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 

@@ -30,8 +30,9 @@ def export_participant(participant: Participant) -> dict:
                          "response_time_seconds": s.response_time,
                          "submitted_at": _iso(s.submitted_at)}
                         for s, number in submissions],
-        "messages": [{"kind": m.kind, "to": m.to, "body": m.body, "status": m.status,
-                      "created_at": _iso(m.created_at)} for m in messages],
+        "messages": [{"kind": m.kind, "channel": m.channel, "to": m.to, "subject": m.subject,
+                      "body": m.body, "status": m.status, "created_at": _iso(m.created_at)}
+                     for m in messages],
         **_sent(participant),
     }
 
@@ -45,6 +46,7 @@ def _about(participant: Participant) -> dict:
                         "phone": participant.phone, "company": participant.company,
                         "consent": participant.consent,
                         "sponsor_consent": participant.sponsor_consent,
+                        "email_opted_out_at": _iso(participant.email_opted_out_at),
                         "registered_at": _iso(participant.created_at),
                         "checked_in_at": _iso(participant.checked_in_at),
                         "eliminated_in": participant.eliminated_in,
@@ -111,7 +113,7 @@ def shred_personal_data(retention_days: float, now: datetime | None = None,
         name="Player " + pid, email="shredded-" + pid + "@invalid", phone="shredded-" + pid,
         company="", report_code="shredded-" + pid, shredded_at=now)
         .execution_options(synchronize_session=False))
-    db.session.execute(update(Message).values(to="", body="")
+    db.session.execute(update(Message).values(to="", body="", subject=None, html=None)
                        .execution_options(synchronize_session=False))
     db.session.execute(update(HelpRequest).values(text="", reply="")
                        .execution_options(synchronize_session=False))

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from . import delivery, notify, rounds
+from . import delivery, emails, notify, rounds
 from .clock import utcnow
 from .extensions import db
 from .models import Challenge, Message, MessageStatus, Participant, Reminder, ReminderStatus
@@ -40,6 +40,7 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
     for challenge in owed:
         champion = rounds.winner() if challenge.is_last else None
         notify.send_results(challenge, champion.id if champion else None)
+        emails.send_final_results(challenge)
     reminders = due_reminders(timedelta(seconds=SCHEDULED_GRACE_SECONDS))
     for reminder in reminders:
         notify.send_reminder(reminder)
@@ -52,17 +53,20 @@ def reconcile_messages(stale_after: float = 60, forgotten_after: float = 600) ->
                            .where(Message.id.in_(stale), Message.status == MessageStatus.SENDING)
                            .values(status=MessageStatus.QUEUED, claimed_by=None, enqueued_at=None)
                            .execution_options(synchronize_session=False))
+    fallbacks = emails.missing_fallbacks()  # a worker died between a failed SMS and its email
     db.session.flush()
-    forgotten = db.session.scalars(select(Message.id).where(
+    forgotten = db.session.execute(select(Message.id, Message.channel).where(
         Message.status == MessageStatus.QUEUED,
         db.or_(Message.enqueued_at.is_(None),
                Message.enqueued_at < utcnow() - timedelta(seconds=forgotten_after)))
         .order_by(Message.id)).all()
-    notify.hand_over(forgotten, "reconcile")
+    # each channel to its own queue (emails after the links)
+    notify.hand_over([i for i, channel in forgotten if channel != "email"], "reconcile")
+    emails.hand_over([i for i, channel in forgotten if channel == "email"], "reconcile")
     db.session.commit()
     return {"reclaimed": len(stale), "requeued": len(forgotten), "closed": close_expired_rounds(),
             "results": len(owed), "reminders": len(reminders),
-            "confirmations": len(confirmations)}
+            "confirmations": len(confirmations), "email_fallbacks": fallbacks}
 
 
 def owed_results(older_than: timedelta) -> list[Challenge]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import exists, insert, or_, select
 
+from . import emails
 from .errors import QuizError, ValidationError
 from .extensions import db
 from .links import create_links
@@ -199,6 +200,8 @@ def register_participant(clean: dict) -> Registered:
     owe(Pending(Drain.NEW_FORMS, (participant_id,)), CHANGED)
     if confirm:
         owe(Pending(Drain.CONFIRMATIONS, (participant_id,)))
+    # their results page and QR code, by email
+    emails.queue_confirmation(participant_id, clean, report_code)
     open_round = next((challenge_id for challenge_id, _, status in rounds
                        if status == RoundStatus.OPEN), None)
     # joined mid-round: their link goes out like everyone's did (one job per rush)

@@ -4,7 +4,7 @@ import re
 
 from flask import current_app
 
-from .config import check_sms_settings
+from .config_checks import check_sms_settings
 
 log = logging.getLogger(__name__)
 # Twilio's library logs every request's URL and headers, and every response's, at INFO (about ten

@@ -6,7 +6,7 @@ import logging
 
 from rq import get_current_job
 
-from . import delivery, notify, rounds, stored_forms, undo
+from . import delivery, emails, notify, rounds, stored_forms, undo
 from .clock import utcnow
 from .dispatcher import drain
 from .effects import Drain
@@ -35,6 +35,7 @@ def send_results(challenge_id: int, winner_id: int | None) -> int:
         db.session.commit()
         return 0
     created = notify.send_results(challenge, winner_id)
+    emails.send_final_results(challenge)  # after the last round: the final results by email
     db.session.commit()
     log.info("round %s: %s result messages queued", challenge.number, created)
     return created
@@ -51,6 +52,11 @@ def send_messages(message_ids: list[int]) -> tuple[int, int]:
     db.session.commit()
     log.info("SMS batch: %s sent, %s failed, %s to retry", sent, failed, len(retry))
     return sent, failed
+
+
+def send_emails(message_ids: list[int]) -> tuple[int, int]:
+    """Send one batch of queued emails: the same as SMS, in the email queue (after the links)."""
+    return send_messages(message_ids)
 
 
 def send_reminder(reminder_id: int) -> int:
@@ -76,11 +82,14 @@ def close_expired_round(challenge_id: int) -> bool:
 def drain_pending(drain_kind: str, round_id: int | None) -> int:
     """Do what requests left pending, a batch at a time (each batch is committed before it leaves
     the set): store new players' forms, move answered forms, text late joiners their round's
-    link, or text new players their confirmation."""
+    link, or send new players their confirmation (SMS and email)."""
     kind = Drain(drain_kind)
     if kind is Drain.NEW_FORMS:
         def handle(ids):
             stored_forms.write_forms(stored_forms.form_rows(participant_ids=ids))
+    elif kind is Drain.EMAIL_CONFIRMATIONS:
+        def handle(ids):
+            emails.hand_over_confirmations(ids)
     elif kind is Drain.ANSWERED_FORMS:
         def handle(ids):
             stored_forms.move_forms(stored_forms.form_rows(ids, [round_id]))

@@ -104,10 +104,10 @@ def stage_fits(page: Page) -> None:
 def fill_join_form(page: Page, name: str, email: str, phone: str, company: str) -> None:
     """Type the join form as a person would, consent included (not submitted yet)."""
     page.get_by_label("Your name").fill(name)
-    page.get_by_label("Email").fill(email)
+    page.get_by_label("Email", exact=True).fill(email)
     page.get_by_label("Mobile number").fill(phone)
     page.get_by_label("Company").fill(company)
-    page.get_by_label("Text me my round links").check()
+    page.get_by_label("Send me my round links").check()
 
 
 def console_login(page: Page, url: str, then: str) -> None:

@@ -170,7 +170,8 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
     assert client.post("/api/admin/start-challenge/1", headers=api_headers).status_code == 200
     state(app).dispatcher.flush()
     run_jobs()
-    sent = db.session.scalars(select(Message.kind).where(Message.status == "sent")).all()
+    sent = db.session.scalars(select(Message.kind).where(Message.status == "sent",
+                                                         Message.channel == "sms")).all()
     assert sorted(sent) == ["confirmation"] * 4 + ["round_link"] * 4  # (joining confirmed too)
     for code, picks in zip(codes[:3], (["S3"], ["S3"], ["EC2"])):
         page = client.get(f"/f/{code}").get_data(as_text=True)  # the stored form (the job made it)
@@ -191,7 +192,8 @@ def test_a_whole_round_runs_on_batched_effects(app, client, load_bank, run_jobs,
     assert sorted(get_redis().keys("knockout:pending:*")) == []  # every pending set drained
     closed = db.session.scalar(select(Challenge).where(Challenge.number == 1))
     assert closed.results_due_at is None  # the results job ran and owes nothing more
-    kinds = db.session.scalars(select(Message.kind).where(Message.kind != "round_link")).all()
+    kinds = db.session.scalars(select(Message.kind).where(Message.kind != "round_link",
+                                                          Message.channel == "sms")).all()
     # 3 answered, ⌈3 × 0.5⌉ = 2 stay; the wrong answer and the no-show are out
     # (the shadow league is on)
     assert sorted(kinds) == (["confirmation"] * 4 + ["result_out_shadow"] * 2

@@ -50,7 +50,7 @@ def test_healthz_and_metrics_on_the_real_stack(live_stack):
         time.sleep(0.3)
     body = requests.get(f"{live_stack.url}/healthz").json()
     assert (body["status"] == "ok" and body["workers"] >= 1
-            and set(body["queues"]) == {"links", "forms", "notify", "default"})
+            and set(body["queues"]) == {"links", "forms", "notify", "default", "email"})
     load_demo_bank(live_stack)
     api = Api(live_stack.url)
     api.register("Mo", 1)

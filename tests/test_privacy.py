@@ -38,7 +38,9 @@ def test_export_one_participant(runner, client, load_bank, make_participant, api
     data = json.loads(result.output)
     assert data["participant"]["name"] == "Player Ada" and data["participant"]["email"] == email
     assert data["submissions"][0]["round"] == 1 and data["submissions"][0]["score"] == 3
-    assert data["messages"][0]["kind"] == "round_link" and "/f/" in data["messages"][0]["body"]
+    assert [(m["channel"], m["kind"]) for m in data["messages"]] == [
+        ("email", "confirmation"), ("sms", "round_link")]  # every message about them, by channel
+    assert "/f/" in data["messages"][1]["body"] and data["messages"][0]["subject"]
     missing = runner.invoke(args=["privacy", "export", "nobody@example.com"])
     assert missing.exit_code != 0 and "No participant registered" in missing.output
 
@@ -78,6 +80,10 @@ def test_shred_keeps_anonymous_results(runner, client, load_bank, make_participa
     assert db.session.execute(select(Submission.participant_id, Submission.score, Submission.rank)
                               .order_by(Submission.id)).all() == scores_before
     assert not db.session.scalar(select(func.count()).where(Message.body != ""))
+    # the emails' subjects and HTML carried names too
+    assert db.session.scalar(select(func.count()).where(Message.channel == "email"))
+    assert not db.session.scalar(select(func.count()).where(
+        db.or_(Message.subject.is_not(None), Message.html.is_not(None), Message.to != "")))
     assert client.get(f"/r/{report}").status_code == 404
     board = client.get("/api/leaderboard/1").get_json()["entries"]
     assert {e["name"] for e in board} == {f"Player {i}" for i in ids}

@@ -202,7 +202,7 @@ def test_out_winner_and_final_messages_link_to_the_report(client, load_bank, mak
     run_jobs()
     sent = {(m.participant_id, m.kind): m.body for m in db.session.scalars(
         select(Message).join(Challenge, Challenge.id == Message.challenge_id)
-        .where(Challenge.number == 2))}
+        .where(Challenge.number == 2, Message.channel == "sms"))}
     assert set(sent) - {(pid, "round_link") for pid in ids.values()} == {
         (ids["Ann"], "winner"), (ids["Bob"], "final_result")}
     assert sent[ids["Ann"], "winner"].endswith(f"http://quiz.test/r/{reports['Ann']}")

@@ -49,6 +49,10 @@ MATRIX = {
     "messages.save_template": Role.HOST,
     "messages.add_reminder": Role.HOST,
     "messages.cancel_reminder_view": Role.HOST,
+    "email_admin.settings": Role.VIEWER,
+    "email_admin.save": Role.HOST,
+    "email_admin.reset": Role.HOST,
+    "email_admin.send_test": Role.HOST,
     "photos.index": Role.VIEWER,
     "photos.review_page": Role.VIEWER,
     "photos.image": Role.VIEWER,
@@ -75,6 +79,7 @@ FORMS = {
     "messages.save_template": {"body": "Round {number} is open: {link}"},
     "messages.add_reminder": {"text": "Final at 16:00 in Hall B", "send_at": "23:59"},
     "photos.review": {"decision": "accept"},
+    "email_admin.send_test": {"kind": "confirmation", "to": "host@example.com"},
     "staff.add": {"username": "newcomer", "password": "a-long-password", "role": "desk"},
     "staff.set_role": {"role": "desk"},
     "staff.reset_password": {"password": "another-long-one"},
@@ -85,6 +90,7 @@ FORMS = {
 WRITES = {"admin.start_round", "admin.end_round", "admin.disqualify", "admin.load_questions",
           "admin.retry_failed", "admin.resend_link", "desk.checkin", "desk.resolve",
           "messages.save_template", "messages.add_reminder", "messages.cancel_reminder_view",
+          "email_admin.send_test",
           "photos.review", "stored_forms.repair", "stored_forms.regenerate", "staff.add",
           "staff.set_role", "staff.reset_password", "staff.remove"}
 

@@ -464,7 +464,8 @@ def test_the_prize_goes_to_the_best_ranked_player_who_checked_in(client, final_p
     assert re.search(r'step-1">\s*<span class="name">Bob</span>', podium)
     run_jobs()
     kinds = {m.participant_id: m.kind for m in db.session.scalars(
-        select(Message).join(Challenge).where(Challenge.number == 2, Message.kind != "round_link"))}
+        select(Message).join(Challenge).where(Challenge.number == 2, Message.kind != "round_link",
+                                              Message.channel == "sms"))}
     assert kinds == {ids["Bob"]: "winner", ids["Ann"]: "final_result"}
     bob = report_rows(client, db.session.get(Participant, ids["Bob"]).report_code)
     assert bob[2]["verdict"] == ("Winner! Ranked 2 in the final, and the best-ranked player who "

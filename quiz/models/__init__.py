@@ -7,14 +7,15 @@ from .columns import (ELIMINATION_REASONS, PARTICIPANT_FILLFACTOR, SCORING_MODES
                       SUBMISSION_FILLFACTOR, status_column)
 from .game import (RANKING_ORDER, ByKind, Challenge, FormLink, PhotoAnswer, Question,
                    Submission)
-from .messages import Message, MessageTemplate, Reminder
+from .messages import EmailTemplate, Message, MessageTemplate, Reminder
 from .players import CHECKIN_ALPHABET, CHECKIN_LENGTH, Participant, new_checkin_code
 from .staff import HELP_KINDS, AdminUser, AuditEntry, HelpRequest
 
 __all__ = [
     "ELIMINATION_REASONS", "PARTICIPANT_FILLFACTOR", "SCORING_MODES", "SUBMISSION_FILLFACTOR",
     "status_column", "RANKING_ORDER", "ByKind", "Challenge", "FormLink", "PhotoAnswer", "Question",
-    "Submission", "Message", "MessageTemplate", "Reminder", "CHECKIN_ALPHABET", "CHECKIN_LENGTH",
+    "Submission", "EmailTemplate", "Message", "MessageTemplate", "Reminder", "CHECKIN_ALPHABET",
+    "CHECKIN_LENGTH",
     "Participant", "new_checkin_code", "HELP_KINDS", "AdminUser", "AuditEntry", "HelpRequest",
     "HelpStatus", "MessageStatus", "PhotoStatus", "ReminderStatus", "Role", "RoundStatus",
 ]

@@ -12,8 +12,8 @@ from .columns import status_column
 
 
 class Message(db.Model):
-    """An SMS: queued → sending (claimed by one worker) → sent or failed. The outbox backend just
-    keeps it here."""
+    """An SMS or an email: queued → sending (claimed by one worker) → sent or failed. The outbox
+    backends just keep it here."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     participant_id: Mapped[int | None] = mapped_column(
@@ -25,8 +25,12 @@ class Message(db.Model):
     # "<kind>:<round or reminder>:<participant>": one message per purpose per person, however often
     # sending is retried (NULLs would make a composite unique key let duplicates through).
     key: Mapped[str] = mapped_column(String(80), unique=True)
-    to: Mapped[str] = mapped_column(String(20))
+    # "sms" (to: E.164) or "email" (to: an address; body: the plain text, html beside it)
+    channel: Mapped[str] = mapped_column(String(10), default="sms", server_default="sms")
+    to: Mapped[str] = mapped_column(String(254))
     body: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str | None] = mapped_column(String(200))
+    html: Mapped[str | None] = mapped_column(Text)
     status: Mapped[MessageStatus] = status_column(MessageStatus, MessageStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(default=0)
@@ -48,6 +52,13 @@ class MessageTemplate(db.Model):
     body: Mapped[str] = mapped_column(Text)
 
 
+class EmailTemplate(db.Model):
+    """The organizer's wording of one kind of email (defaults live in quiz/email_templates.py)."""
+
+    kind: Mapped[str] = mapped_column(String(30), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
 
 
 class Reminder(db.Model):

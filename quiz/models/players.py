@@ -25,6 +25,8 @@ class Participant(db.Model):
     # (the sponsor-leads export holds only these).
     sponsor_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
     report_code: Mapped[str] = mapped_column(String(32), unique=True)
+    # When they followed an email's unsubscribe link: no more emails (SMS are unaffected).
+    email_opted_out_at: Mapped[datetime | None]
     # What the badge's QR code holds: only a key for staff at the kiosk (login required),
     # never a credential.
     checkin_code: Mapped[str] = mapped_column(String(16), unique=True,

@@ -12,6 +12,7 @@ from ..extensions import db, limiter, login_manager
 from ..leaderboard import leaderboard
 from ..models import AdminUser, Message, MessageStatus, Participant, Role
 from ..delivery import sms_progress
+from ..emails import email_progress
 from ..observability import health
 from ..questions import apply_bank, parse_bank
 from .handling import write
@@ -191,7 +192,8 @@ def results(number):
 def sms_panel(number):
     """The round's SMS progress widget; it polls itself while sending runs."""
     challenge = rounds.get_challenge(number)
-    return render_template("admin/_sms_progress.html", c=challenge, p=sms_progress(challenge))
+    return render_template("admin/_sms_progress.html", c=challenge, p=sms_progress(challenge),
+                           e=email_progress(challenge))
 
 
 @bp.get("/rounds/<int:number>/failed")

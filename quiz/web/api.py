@@ -210,16 +210,32 @@ def shadow_view():
 @bp.get("/admin/outbox")
 @admin_required
 def outbox():
-    """What the outbox SMS backend holds, newest first (?limit=, default 1000)."""
+    """What the outbox holds, newest first (?limit=, default 1000): the SMS, or the emails with
+    ?channel=email."""
     limit = request.args.get("limit", 1000, type=int)
     if not 1 <= limit <= 100_000:
         raise QuizError("limit must be between 1 and 100000.", code="bad_limit", status=400)
+    channel = request.args.get("channel", "sms")
+    if channel not in CHANNELS:
+        raise QuizError(f"channel must be sms or email (got {channel[:20]!r}); leave it out for "
+                        "SMS.", code="bad_channel", status=400)
     messages = db.session.execute(select(Message, Challenge.number)
                                   .outerjoin(Challenge, Challenge.id == Message.challenge_id)
+                                  .where(Message.channel == channel)
                                   .order_by(Message.id.desc()).limit(limit)).all()
-    return jsonify(messages=[{"to": m.to, "body": m.body, "challenge": n, "status": m.status,
-                              "kind": m.kind, "created_at": _iso(m.created_at),
-                              "sent_at": _iso(m.sent_at)} for m, n in messages])
+    return jsonify(messages=[_outbox_entry(m, n) for m, n in messages])
+
+
+CHANNELS = ("sms", "email")
+
+
+def _outbox_entry(m: Message, number: int | None) -> dict:
+    entry = {"to": m.to, "body": m.body, "challenge": number, "status": m.status,
+             "kind": m.kind, "channel": m.channel, "created_at": _iso(m.created_at),
+             "sent_at": _iso(m.sent_at)}
+    if m.channel == "email":
+        entry.update(subject=m.subject, html=m.html)
+    return entry
 
 
 def _iso(moment):
