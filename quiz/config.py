@@ -1,6 +1,5 @@
 """Configuration from environment variables (a `.env` file is read too)."""
 import os
-import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
