@@ -224,24 +224,32 @@ def queued_ids(**where) -> list[int]:
 def hand_over(message_ids: list[int], label: str) -> int:
     """Owe a send job per BATCH_SIZE messages, and note when (reconcile hands over again what a lost
     job forgot); the jobs are enqueued once this transaction commits. Link messages get jobs of
-    their own in Queue.LINKS, which every worker takes first. Returns how many jobs."""
-    kinds: dict[int, str] = {}
+    their own in Queue.LINKS, which every worker takes first; emails go to Queue.EMAIL, taken
+    last. Returns how many jobs."""
+    kinds: dict[int, tuple[str, str]] = {}
     for start in range(0, len(message_ids), 1000):
-        kinds.update(db.session.execute(select(Message.id, Message.kind).where(
-            Message.id.in_(message_ids[start:start + 1000]))).all())
-    links = [i for i in message_ids if kinds.get(i) == LINK_KIND]
-    others = [i for i in message_ids if kinds.get(i) != LINK_KIND]
-    return _owe_sends(links, label, Queue.LINKS) + _owe_sends(others, label, Queue.NOTIFY)
+        kinds.update((i, (kind, channel)) for i, kind, channel in db.session.execute(
+            select(Message.id, Message.kind, Message.channel).where(
+                Message.id.in_(message_ids[start:start + 1000]))))
+    by_queue: dict[Queue, list[int]] = {Queue.LINKS: [], Queue.NOTIFY: [], Queue.EMAIL: []}
+    for i in message_ids:
+        kind, channel = kinds.get(i, ("", "sms"))
+        queue = (Queue.EMAIL if channel == "email" else
+                 Queue.LINKS if kind == LINK_KIND else Queue.NOTIFY)
+        by_queue[queue].append(i)
+    return sum(_owe_sends(ids, label, queue) for queue, ids in by_queue.items())
 
 
 def _owe_sends(message_ids: list[int], label: str, queue: Queue) -> int:
     now, total = utcnow(), len(message_ids)
+    task, what = (Task.SEND_EMAILS, "email") if queue is Queue.EMAIL else (Task.SEND_MESSAGES,
+                                                                           "SMS")
     for start in range(0, total, BATCH_SIZE):
         batch = message_ids[start:start + BATCH_SIZE]
         db.session.execute(update(Message).where(Message.id.in_(batch)).values(enqueued_at=now)
                            .execution_options(synchronize_session=False))
-        owe(Job(Task.SEND_MESSAGES, (batch,), queue=queue,
-                description=f"{label}: SMS {start + 1}–{start + len(batch)} of {total}"))
+        owe(Job(task, (batch,), queue=queue,
+                description=f"{label}: {what} {start + 1}–{start + len(batch)} of {total}"))
     return -(-total // BATCH_SIZE)
 
 
