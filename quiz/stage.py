@@ -2,7 +2,7 @@
 from flask import current_app
 from sqlalchemy import func, select
 
-from . import rounds, shadow
+from . import clocks, rounds, shadow
 from .clock import utcnow
 from .extensions import db
 from .leaderboard import leaderboard
@@ -26,8 +26,10 @@ def what_the_room_sees() -> dict:
         context["phase"] = "before"
     elif challenge.is_open:
         context["phase"] = "during"
-        context["submitted"] = db.session.scalar(select(func.count()).where(
-            Submission.challenge_id == challenge.id, Submission.shadow.is_(False)))
+        # Answered / playing, and when the round closes itself (it moves as players start,
+        # submit, run out of time, or get more): one aggregate per render, not per player.
+        context["plan"] = plan = clocks.plan(challenge, context["now"])
+        context["submitted"] = plan.answered
         league = current_app.config["SHADOW_LEAGUE"]
         context["shadow_submitted"] = shadow.submitted(challenge) if league else 0
     else:
