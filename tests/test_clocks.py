@@ -363,3 +363,23 @@ def test_the_last_player_to_get_a_link_still_has_their_full_time_and_is_ranked(
 def _link(message: dict) -> str:
     import re
     return re.search(r"(http://\S+/f/\S+)", message["body"]).group(1)
+
+
+def test_start_and_extend_answer_with_the_planned_close_and_the_latest(
+        client, load_bank, make_participant, api_headers):
+    from datetime import datetime
+    from quiz.questions import apply_bank, parse_bank
+    apply_bank(parse_bank(TIMED_BANK))
+    db.session.commit()
+    make_participant()
+    started = client.post("/api/admin/start-challenge/1", headers=api_headers).get_json()
+    planned, latest = (datetime.fromisoformat(started[k].rstrip("Z"))
+                       for k in ("closes_at", "latest_close_at"))
+    opened = get_round(1).opened_at
+    # Planned: the link still to send, then its start window (60 s); latest: limit + start window.
+    assert abs((planned - opened).total_seconds() - 60) < 2
+    assert abs((latest - opened).total_seconds() - 120) < 1
+    extended = client.post("/api/admin/extend-challenge/1", headers=api_headers,
+                           json={"seconds": 30}).get_json()
+    assert abs((datetime.fromisoformat(extended["latest_close_at"].rstrip("Z")) - opened)
+               .total_seconds() - 150) < 1

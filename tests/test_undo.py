@@ -315,7 +315,7 @@ def test_console_extends_reopens_and_reinstates(client, api_headers, played):
     extended = client.post("/admin/rounds/2/extend",
                            data={"csrf_token": csrf_from(page), "seconds": "30"},
                            follow_redirects=True)
-    assert "Round 2 now closes" in text(extended)
+    assert "it now closes" in text(extended) and "at the latest" in text(extended)
     refused = client.post("/admin/rounds/2/extend",
                           data={"csrf_token": csrf_from(page), "seconds": "0"},
                           follow_redirects=True)
