@@ -128,6 +128,7 @@ def start_clock(link: FormLink, now: datetime) -> None:
                        .values(started_at=now, window_ends_at=ends)
                        .execution_options(synchronize_session=False))
     db.session.refresh(link)
+    owe(CHANGED)  # the projector counts who is playing
 
 
 def questions_for(link: FormLink) -> list[tuple]:

@@ -46,7 +46,7 @@ def rounds_and_audit() -> dict:
         "counts": {"in_game": in_game},
         "send_warning": delivery.send_time_warning(in_game),
         "links_take": links_take(in_game),
-        "plans": {c.id: clocks.plan(c, utcnow()) for c in challenges if c.is_open},
+        "plans": {c.id: clocks.shown_plan(c, utcnow()) for c in challenges if c.is_open},
         "unreviewed": photos.unreviewed(),
         "waiting": {c.id: not_started(c) for c in challenges if c.is_open},
         "reopenable": reopenable(challenges, utcnow()),

@@ -283,4 +283,5 @@ def close_if_due(challenge_id: int, now: datetime,
             return close_round(challenge.number, now)
     if recheck and challenge.is_open:
         clocks.owe_check(challenge, clocks.next_check(challenge, now))
+        owe(CHANGED)  # the projector's countdown: the planned close may have moved
     return None

@@ -26,10 +26,11 @@ def what_the_room_sees() -> dict:
         context["phase"] = "before"
     elif challenge.is_open:
         context["phase"] = "during"
-        # Answered / playing, and when the round closes itself (it moves as players start,
-        # submit, run out of time, or get more): one aggregate per render, not per player.
-        context["plan"] = plan = clocks.plan(challenge, context["now"])
-        context["submitted"] = plan.answered
+        context["submitted"] = db.session.scalar(select(func.count()).where(
+            Submission.challenge_id == challenge.id, Submission.shadow.is_(False)))
+        # Playing, and when the round closes itself (it moves as players start, run out of time,
+        # or get more): one aggregate, reused for a moment (clocks.SHOWN_PLAN_SECONDS).
+        context["plan"] = clocks.shown_plan(challenge, context["now"])
         league = current_app.config["SHADOW_LEAGUE"]
         context["shadow_submitted"] = shadow.submitted(challenge) if league else 0
     else:
