@@ -384,3 +384,33 @@ def test_start_and_extend_answer_with_the_planned_close_and_the_latest(
                            json={"seconds": 30}).get_json()
     assert abs((datetime.fromisoformat(extended["latest_close_at"].rstrip("Z")) - opened)
                .total_seconds() - 150) < 1
+
+
+@pytest.mark.config(RESULTS_DELAY_SECONDS=60)
+def test_a_round_ended_by_mistake_reopens_with_running_windows_as_they_were(
+        client, timed, api_headers):
+    playing, done = timed(2)
+    for player in (playing, done):
+        start(client, link_of(player.id).code)
+    submit(client, link_of(done.id).code, RIGHT)
+    ends = link_of(playing.id).window_ends_at
+    assert client.post("/api/admin/end-challenge/1", headers=api_headers).status_code == 200
+    assert submit(client, link_of(playing.id).code, RIGHT).status_code == 409
+    reopened = client.post("/api/admin/reopen-challenge/1", headers=api_headers)
+    assert reopened.status_code == 200, reopened.get_json()
+    assert link_of(playing.id).window_ends_at == ends  # their time runs on, as it was
+    assert submit(client, link_of(playing.id).code, RIGHT).status_code == 303
+
+
+@pytest.mark.config(RESULTS_DELAY_SECONDS=60)
+def test_a_round_whose_players_had_all_used_their_time_is_not_reopened(
+        client, timed, api_headers):
+    (player,) = timed(1)
+    code = link_of(player.id).code
+    start(client, code)
+    submit(client, code, RIGHT)
+    assert client.post("/api/admin/end-challenge/1", headers=api_headers).status_code == 200
+    refused = client.post("/api/admin/reopen-challenge/1", headers=api_headers)
+    assert refused.status_code == 409 and refused.get_json()["error"] == "time_up"
+    assert "Reinstate players" in refused.get_json()["message"]
+    assert get_round(1).is_closed
