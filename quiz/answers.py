@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from . import scoring
+from . import clocks, scoring
 from .answer_sheet import Asked, deal_sheet, parse_answers
 from .checkin import needs_checkin
 from .errors import QuizError
@@ -29,6 +29,7 @@ from .shadow import in_shadow_league, invited
 # The page states of /f/<code>, in the order a player meets them.
 NOT_OPEN, READY, QUESTIONS, SUBMITTED, CLOSED, ELIMINATED = (
     "not_open", "ready", "questions", "submitted", "closed", "eliminated")
+TIME_UP = "time_up"  # the round is open, but this player's own time (from their Start) ran out
 CHECK_IN = "check_in"  # round 1 open, but CHECKIN_REQUIRED and this player hasn't checked in
 UNKNOWN_LINK = "This link is not valid. Check that you opened the whole link from your SMS."
 
@@ -48,6 +49,7 @@ class LinkState:
     needs_checkin: bool
     # knocked out earlier, playing this round in the shadow league (quiz/shadow.py)
     shadow: bool = False
+    window_ends_at: datetime | None = None  # this player's own time is up (quiz/clocks.py)
 
 
 def state_of(link: LinkState, now: datetime, grace: float) -> str:
@@ -58,14 +60,22 @@ def state_of(link: LinkState, now: datetime, grace: float) -> str:
         return NOT_OPEN
     if link.submitted:
         return SUBMITTED
+    if (closed := accepts(link, now, grace)) is not None:
+        return closed
+    if link.needs_checkin:
+        return CHECK_IN
+    return QUESTIONS if link.started_at else READY
+
+
+def accepts(link: LinkState, now: datetime, grace: float) -> str | None:
+    """The acceptance check (pages and the submit's insert path alike): None while the round is
+    open to this player and their own time (plus grace) runs, else CLOSED or TIME_UP."""
     ends = [t for t in (link.closes_at, link.closed_at) if t is not None]
     late = bool(ends) and now > min(ends) + timedelta(seconds=grace)
     out = link.eliminated_in is not None and not link.shadow
     if link.status == RoundStatus.CLOSED or out or late:
         return CLOSED
-    if link.needs_checkin:
-        return CHECK_IN
-    return QUESTIONS if link.started_at else READY
+    return TIME_UP if clocks.time_is_up(link.window_ends_at, now, grace) else None
 
 
 def page_state(link: FormLink, now: datetime, submitted: bool | None = None) -> str:
@@ -76,7 +86,7 @@ def page_state(link: FormLink, now: datetime, submitted: bool | None = None) -> 
     state = LinkState(challenge.number, challenge.status, challenge.closes_at, challenge.closed_at,
                       participant.eliminated_in, link.started_at, submitted,
                       needs_checkin(challenge.number, participant.checked_in_at),
-                      in_shadow_league(participant, challenge))
+                      in_shadow_league(participant, challenge), link.window_ends_at)
     return state_of(state, now, current_app.config["SUBMIT_GRACE_SECONDS"])
 
 
@@ -96,6 +106,8 @@ def refusal(state: str, number: int, eliminated_in: int | None = None) -> QuizEr
                              code="already_submitted"),
         CLOSED: QuizError(f"Round {number} is closed: answers are no longer accepted.",
                           code="closed"),
+        TIME_UP: QuizError(f"Your time for round {number} is up (it ran from your Start): "
+                           "answers are no longer accepted.", code="time_up"),
         CHECK_IN: QuizError(f"Round {number} is only open to players who have checked in. "
                             "Show the QR code from your confirmation page at the registration "
                             "desk, then come back here.",
@@ -112,9 +124,13 @@ def start_clock(link: FormLink, now: datetime) -> None:
     state = page_state(link, now)
     if state not in (READY, QUESTIONS):
         raise refusal(state, link.challenge.number, link.participant.eliminated_in)
+    # The player's own time runs from here (a timed round): recorded with the press.
+    ends = clocks.window_end(link.challenge, now)
     db.session.execute(update(FormLink).where(FormLink.id == link.id, FormLink.started_at.is_(None))
-                       .values(started_at=now).execution_options(synchronize_session=False))
+                       .values(started_at=now, window_ends_at=ends)
+                       .execution_options(synchronize_session=False))
     db.session.refresh(link)
+    owe(CHANGED)  # the projector counts who is playing
 
 
 def questions_for(link: FormLink) -> list[tuple]:
@@ -149,7 +165,7 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     response_time = max((now - link.started_at).total_seconds(), 0.0)
     result = scoring.score_marks([(q.type.mark(q, answer, None), q.points)
                                   for q, answer in zip(questions, stored)],
-                                 row.scoring, response_time, row.time_limit_seconds)
+                                 row.scoring, response_time, own_limit(row, link))
     submission_id = connection.execute(statements["insert"], dict(
         participant_id=row.participant_id, challenge_id=row.challenge_id, submitted_at=now,
         answers={str(q.id): answer for q, answer in zip(questions, stored)},
@@ -174,7 +190,16 @@ def _link(connection, statement, code: str) -> tuple:
     return row, LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in,
                           row.started_at, bool(row.submitted),
                           needs_checkin(row.number, row.checked_in_at),
-                          invited(row.eliminated_in, row.elimination_reason, row.number))
+                          invited(row.eliminated_in, row.elimination_reason, row.number),
+                          row.window_ends_at)
+
+
+def own_limit(row, link: LinkState) -> float | None:
+    """The seconds speed scoring decays over: the player's own window (cut for a late joiner,
+    longer after an extension), else the round's limit."""
+    if link.window_ends_at is None or link.started_at is None:
+        return row.time_limit_seconds
+    return max((link.window_ends_at - link.started_at).total_seconds(), 0.0) or None
 
 
 def _read_uploads_first(connection, code: str, form, files, now: datetime) -> list:
@@ -229,7 +254,7 @@ def _statements() -> dict:
         submitted = exists().where(Submission.participant_id == FormLink.participant_id,
                                    Submission.challenge_id == FormLink.challenge_id)
         link = (select(FormLink.participant_id, FormLink.challenge_id, FormLink.started_at,
-                       FormLink.seed, Challenge.draw,
+                       FormLink.window_ends_at, FormLink.seed, Challenge.draw,
                        Participant.eliminated_in, Participant.elimination_reason,
                        Participant.checked_in_at,
                        Challenge.number, Challenge.status, Challenge.opened_at, Challenge.closes_at,

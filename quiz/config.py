@@ -45,6 +45,12 @@ def persistent_secret(instance: Path, name: str) -> str:
     return value
 
 
+def _optional_seconds(name: str) -> float | None:
+    """A number of seconds that may be left unset (None: a default worked out per round)."""
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else None
+
+
 class ConfigError(RuntimeError):
     """A setting Knockout cannot start with; the message says what to set instead."""
 
@@ -140,8 +146,15 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     # A Redis hiccup must not turn into errors for players: limits pause, requests go on.
     RATELIMIT_SWALLOW_ERRORS = True
-    # Submissions arriving this long after a round's time limit still count (requests in flight).
+    # Submissions arriving this long after a player's time is up still count (requests in flight).
     SUBMIT_GRACE_SECONDS = float(os.environ.get("SUBMIT_GRACE_SECONDS", "3"))
+    # A timed round's limit runs for each player from their own Start. A player who has not pressed
+    # Start this long after their link SMS was sent (or failed for good) no longer holds the round
+    # open. Empty: the round's time limit.
+    START_WINDOW_SECONDS = _optional_seconds("START_WINDOW_SECONDS")
+    # A timed round closes itself at the latest this long after it opened (players starting late get
+    # what is left). Empty: limit + start window + the links' send time at SMS_RATE_PER_SECOND.
+    ROUND_MAX_SECONDS = _optional_seconds("ROUND_MAX_SECONDS")
     # Region assumed for phone numbers typed without a +country code.
     PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
     EVENT_NAME = os.environ.get("EVENT_NAME", "Knockout")

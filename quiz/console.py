@@ -4,7 +4,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import and_, func, select
 
-from . import delivery, emails, photos, rounds, shadow
+from . import clocks, delivery, emails, photos, rounds, shadow
 from .checkin import unchecked_finalists
 from .clock import utcnow
 from .extensions import db
@@ -46,6 +46,8 @@ def rounds_and_audit() -> dict:
                                     .limit(20)).all(),
         "counts": {"in_game": in_game},
         "send_warning": delivery.send_time_warning(in_game),
+        "links_take": links_take(in_game),
+        "plans": {c.id: clocks.shown_plan(c, utcnow()) for c in challenges if c.is_open},
         "unreviewed": photos.unreviewed(),
         "waiting": {c.id: not_started(c) for c in challenges if c.is_open},
         "reopenable": reopenable(challenges, utcnow()),
@@ -56,9 +58,8 @@ def rounds_and_audit() -> dict:
 def not_started(challenge: Challenge) -> tuple[int, int]:
     """For End round's confirmation: of the players invited to the round (still in, with its
     link), how many have not pressed Start, and how many of those have not had their link sent."""
-    sent = select(Message.id).where(Message.participant_id == FormLink.participant_id,
-                                    Message.challenge_id == challenge.id,
-                                    Message.kind == "round_link",
+    # by the message's unique key: one index lookup per link, not a scan of the round's messages
+    sent = select(Message.id).where(Message.key == clocks.link_message_key(challenge),
                                     Message.status == MessageStatus.SENT).exists()
     query = (select(func.count(), func.count().filter(~sent)).select_from(FormLink)
              .join(Participant, and_(Participant.id == FormLink.participant_id,
@@ -77,3 +78,15 @@ def reopenable(challenges: list[Challenge], now) -> set[int]:
     later_started = [c.number for c in challenges if not c.is_draft]
     return {c.id for c in challenges if c.is_closed and c.closed_at + delay > now
             and max(later_started) == c.number}
+
+
+def links_take(messages: int) -> str | None:
+    """Before Start round: how long the links take at SMS_RATE_PER_SECOND (None: no limit set).
+    Each player's time runs from their own Start, so this adds to how long the round stays open,
+    not to anyone's time."""
+    rate = float(current_app.config["SMS_RATE_PER_SECOND"])
+    if rate <= 0:
+        return None
+    seconds = clocks.send_seconds(messages)
+    took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    return f"links to {messages:,} players take ≈ {took} at {rate:g}/s"

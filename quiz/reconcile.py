@@ -91,10 +91,11 @@ def due_reminders(late_by: timedelta) -> list[Reminder]:
 
 
 def close_expired_rounds() -> int:
-    """Close every open round past its time limit (plus grace), each in its own transaction."""
+    """Close every open round whose players' time is all used up, or past its latest close (a lost
+    close job), each in its own transaction."""
     closed = 0
     ids = db.session.scalars(select(Challenge.id).where(Challenge.is_open)).all()
     for challenge_id in ids:
-        closed += rounds.close_if_expired(challenge_id, utcnow()) is not None
+        closed += rounds.close_if_due(challenge_id, utcnow(), recheck=False) is not None
         db.session.commit()
     return closed

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from . import clocks
 from .bulk import apply_ranks, id_in, id_not_in
 from .errors import QuizError, ValidationError
 from .extensions import db
@@ -68,7 +69,10 @@ def start_round(number: int, now: datetime) -> Challenge:
                         code="out_of_order")
     if not challenge.questions:
         raise QuizError(f"Round {number} has no questions. Load them first.", code="no_questions")
-    challenge.open(now)
+    if challenge.time_limit_seconds:
+        challenge.open(now, clocks.round_max_seconds(challenge, clocks.invited_count(challenge)))
+    else:
+        challenge.open(now)
     ensure_links()
     db.session.flush()
     owe(Job(Task.SEND_ROUND_LINKS, (challenge.id,), description=f"round {number}: send links"),
@@ -77,10 +81,8 @@ def start_round(number: int, now: datetime) -> Challenge:
         # now.
         Job(Task.RECONCILE_FORMS, ([challenge.id],),
             description=f"round {number}: check its stored forms"))
-    deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
-    if deadline:
-        owe(Job(Task.CLOSE_EXPIRED_ROUND, (challenge.id,), at=deadline,
-                description=f"close round {number} at its time limit"))
+    if challenge.closes_at:
+        clocks.owe_check(challenge, clocks.next_check(challenge, now))
     return challenge
 
 
@@ -264,17 +266,22 @@ def disqualify(participant: Participant, reason: str) -> int:
     return number
 
 
-def close_if_expired(challenge_id: int, now: datetime) -> CloseSummary | None:
-    """Close a round whose time limit (plus grace) has passed; None if it is not due (a job that
-    fired early owes another at the deadline) or already closed."""
+def close_if_due(challenge_id: int, now: datetime,
+                 recheck: bool = True) -> CloseSummary | None:
+    """Close a timed round once every invited player's time is used up, or its latest close has
+    passed (quiz/clocks.py); None if it is not due, or not open. `recheck` (the close job) owes the
+    job again for when it could be (a drain or reconcile only looks).
+
+    Looked at without a lock first (submits go on meanwhile), then again under the round's lock.
+    """
     challenge = db.session.get(Challenge, challenge_id)
-    if challenge is None or not challenge.is_open:
+    if challenge is None or not challenge.is_open or challenge.closes_at is None:
         return None
-    deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
-    if deadline is None:
-        return None
-    if now < deadline:  # the scheduler fired early: try again at the deadline
-        owe(Job(Task.CLOSE_EXPIRED_ROUND, (challenge_id,), at=deadline,
-                description=f"close round {challenge.number}"))
-        return None
-    return close_round(challenge.number, now)
+    if clocks.plan(challenge, now).complete:
+        challenge = get_challenge(challenge.number, lock=True)
+        if challenge.is_open and clocks.plan(challenge, now).complete:
+            return close_round(challenge.number, now)
+    if recheck and challenge.is_open:
+        clocks.owe_check(challenge, clocks.next_check(challenge, now))
+        owe(CHANGED)  # the projector's countdown: the planned close may have moved
+    return None

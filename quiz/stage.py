@@ -2,7 +2,7 @@
 from flask import current_app
 from sqlalchemy import func, select
 
-from . import rounds, shadow
+from . import clocks, rounds, shadow
 from .clock import utcnow
 from .extensions import db
 from .leaderboard import leaderboard
@@ -28,6 +28,9 @@ def what_the_room_sees() -> dict:
         context["phase"] = "during"
         context["submitted"] = db.session.scalar(select(func.count()).where(
             Submission.challenge_id == challenge.id, Submission.shadow.is_(False)))
+        # Playing, and when the round closes itself (it moves as players start, run out of time,
+        # or get more): one aggregate, reused for a moment (clocks.SHOWN_PLAN_SECONDS).
+        context["plan"] = clocks.shown_plan(challenge, context["now"])
         league = current_app.config["SHADOW_LEAGUE"]
         context["shadow_submitted"] = shadow.submitted(challenge) if league else 0
     else:

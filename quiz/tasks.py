@@ -70,12 +70,13 @@ def send_reminder(reminder_id: int) -> int:
 
 
 def close_expired_round(challenge_id: int) -> bool:
-    """Close a round whose time limit (plus grace) has passed; a no-op if the organizer already
-    did."""
-    summary = rounds.close_if_expired(challenge_id, utcnow())
+    """Close a timed round once every invited player's time is used up (or at its latest close);
+    otherwise owe this job again for when it could be. A no-op if the organizer already closed
+    it."""
+    summary = rounds.close_if_due(challenge_id, utcnow())
     db.session.commit()
     if summary is not None:
-        log.info("round %s closed by its time limit: %s", summary.number, summary)
+        log.info("round %s closed by its time: %s", summary.number, summary)
     return summary is not None
 
 
@@ -102,6 +103,12 @@ def drain_pending(drain_kind: str, round_id: int | None) -> int:
                 notify.send_round_links(challenge)
     done = drain(kind, round_id, handle)
     log.info("pending %s: %s participant(s) done", kind, done)
+    if kind is Drain.ANSWERED_FORMS and done:
+        # Submissions came in: if that was everyone's, the round closes now, not at its plan.
+        summary = rounds.close_if_due(round_id, utcnow(), recheck=False)
+        db.session.commit()
+        if summary is not None:
+            log.info("round %s closed: every invited player's time is used up", summary.number)
     return done
 
 

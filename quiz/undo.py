@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from . import rounds
+from . import clocks, rounds
 from .clock import local_time
 from .effects import CHANGED, Drain, Job, Pending, Task, owe
 from .errors import QuizError, ValidationError
@@ -35,16 +35,15 @@ def check_seconds(value) -> int:
 
 
 def extend_round(number: int, seconds, now: datetime) -> Challenge:
-    """Give an open, timed round `seconds` more: its own close moves (and the job that closes it
-    at its time is owed again for the new deadline; the old one finds the round not due yet).
-
-    Time limits run per round (closes_at): while it runs, no player's window has ended, so moving
-    it revives no one.
+    """Give an open, timed round `seconds` more: every player's time still running and the round's
+    latest close move by that much, and players who have not started yet get the longer limit. A
+    player whose time already ran out is not revived (reinstate them). The close job asks again
+    at its time and finds the round not complete yet.
     """
     seconds = check_seconds(seconds)
     challenge = rounds.get_challenge(number, lock=True)
     challenge.extend(seconds, now)
-    owe_close_at_deadline(challenge)
+    clocks.extend_windows(challenge, seconds, now)
     owe(CHANGED)
     return challenge
 
@@ -66,12 +65,16 @@ def reopen_round(number: int, now: datetime, seconds=None) -> Reopened:
     if not challenge.is_closed:
         challenge.reopen()  # says why not
     check_reopenable(challenge, now)
+    closed_at = challenge.closed_at
     if seconds is not None:
-        extra = timedelta(seconds=check_seconds(seconds))
+        extra = check_seconds(seconds)
         if challenge.closes_at is None:
             raise QuizError(f"Round {number} has no time limit: reopen it without more time.",
                             code="no_time_limit")
-        challenge.closes_at = max(challenge.closes_at, now) + extra
+        challenge.closes_at = max(challenge.closes_at, now) + timedelta(seconds=extra)
+        challenge.extra_seconds += extra
+        # Whoever was still playing when it closed plays on, with the extra time from now.
+        clocks.extend_windows(challenge, extra, now, running_at=closed_at)
     grace = current_app.config["SUBMIT_GRACE_SECONDS"]
     if challenge.closes_at is not None and challenge.closes_at + timedelta(seconds=grace) <= now:
         raise QuizError(f"Round {number}'s time limit ran out at "
@@ -88,7 +91,12 @@ def reopen_round(number: int, now: datetime, seconds=None) -> Reopened:
     challenge.reopen()
     db.session.flush()
     db.session.expire_all()  # players and submissions loaded before the statements above
-    owe_close_at_deadline(challenge)
+    if challenge.closes_at is not None:
+        if clocks.plan(challenge, now).complete:
+            raise QuizError(f"Round {number} would close again at once: every invited player's "
+                            "time was used up when it closed. Reinstate players one by one "
+                            "instead.", code="time_up")
+        clocks.owe_check(challenge, clocks.next_check(challenge, now))
     # Forms the close filed under unanswered/ go back to forms/ (the database now says so).
     owe(CHANGED, Job(Task.RECONCILE_FORMS, ([challenge.id],),
                      description=f"round {number} reopened: forms back in place"))
@@ -117,14 +125,6 @@ def check_reopenable(challenge: Challenge, now: datetime) -> None:
         raise QuizError(f"Round {number}'s results are out (a round can be reopened for "
                         f"{delay.total_seconds():g} s after its close, RESULTS_DELAY_SECONDS): "
                         "reinstate players one by one instead.", code="results_out")
-
-
-def owe_close_at_deadline(challenge: Challenge) -> None:
-    """The job that closes a timed round at its (possibly moved) time limit."""
-    deadline = challenge.deadline(current_app.config["SUBMIT_GRACE_SECONDS"])
-    if deadline is not None:
-        owe(Job(Task.CLOSE_EXPIRED_ROUND, (challenge.id,), at=deadline,
-                description=f"close round {challenge.number} at its time limit"))
 
 
 def reinstate(participant: Participant) -> tuple[int, str]:

@@ -50,8 +50,16 @@ class Api:
         assert response.status_code == 200, response.text
 
     def end(self, number: int) -> dict:
+        """End Round; a timed round everyone has answered may have closed itself first (then its
+        counts come from its leaderboard, `closed_itself` set)."""
         response = requests.post(f"{self.url}/api/admin/end-challenge/{number}",
                                  headers=self.headers)
+        if response.status_code == 409 and response.json()["error"] == "not_open":
+            board = requests.get(f"{self.url}/api/leaderboard/{number}", headers=self.headers)
+            if board.json()["status"] == "closed":
+                entries = board.json()["entries"]
+                return {"closed_itself": True,
+                        "submitted": sum(e["score"] is not None for e in entries)}
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -146,15 +146,20 @@ def test_time_limit_plus_grace_closes_submissions(client, app, player, open_roun
     start(client, links[1])
     token, fields = answer_form(client, links[1])
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
-    # Move the deadline into the past instead of sleeping: 5 s limit, 1 s grace, started 7 s ago.
+    # Move the player's own time into the past instead of sleeping: 5 s limit, 1 s grace,
+    # started 7 s ago (their time runs from their Start; the round itself is still open).
     from datetime import timedelta
-    challenge.closes_at = challenge.closes_at - timedelta(seconds=7)
+    from quiz.models import FormLink
+    link = db.session.scalar(select(FormLink).where(FormLink.code == links[1]))
+    link.started_at -= timedelta(seconds=7)
+    link.window_ends_at -= timedelta(seconds=7)
     db.session.commit()
     names = list(fields)
     response = client.post(f"/f/{links[1]}/submit", data={
         "csrf_token": token, names[0]: fields[names[0]]["S3"], names[1]: [fields[names[1]]["RDS"]]})
     assert response.status_code == 409
-    assert "closed" in text(response)
+    assert "Your time for round 1 is up" in text(response)
+    assert challenge.is_open
 
 
 def test_unknown_and_malformed_links_are_404(client, player):

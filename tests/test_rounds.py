@@ -24,7 +24,10 @@ def test_opening_a_timed_round_schedules_its_close(client, load_bank, make_parti
     assert [job.func_name for job in jobs] == ["quiz.tasks.close_expired_round"]
     challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
     when = registry.get_scheduled_time(jobs[0]).replace(tzinfo=None)
-    assert abs((when - challenge.deadline(1.0)).total_seconds()) < 1.5
+    # The round may close (at the earliest) once the link is sent and its start window (the
+    # limit, 30 s) has passed; at the latest at limit + start window + send time (0 s: no rate).
+    assert abs((when - challenge.opened_at).total_seconds() - 30) < 1.5
+    assert abs((challenge.closes_at - challenge.opened_at).total_seconds() - 60) < 0.01
 
 
 def test_expired_round_is_closed_by_the_job_and_eliminates(app, client, load_bank, make_participant,

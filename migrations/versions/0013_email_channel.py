@@ -1,8 +1,8 @@
 """email beside SMS: a message's channel, room for an address, subject and HTML; email wording;
 a player's email opt-out
 
-Revision ID: 0012_email_channel
-Revises: 0011_staff_roles
+Revision ID: 0013_email_channel
+Revises: 0012_confirmation_owed
 Create Date: 2026-12-06
 
 """

@@ -31,7 +31,11 @@ class Challenge(db.Model):
     draw: Mapped[int | None]
     status: Mapped[RoundStatus] = status_column(RoundStatus, RoundStatus.DRAFT)
     opened_at: Mapped[datetime | None]
+    # A timed round's latest close (ROUND_MAX_SECONDS after opening, moved by an extension): it
+    # closes itself earlier once every invited player's time is used up (quiz/clocks.py).
     closes_at: Mapped[datetime | None]
+    # Seconds given on top of the limit (quiz/undo.py): players who start later get them too.
+    extra_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     closed_at: Mapped[datetime | None]
     # Set by the close, with the ranks (readers need no index on rank): how many submitters were
     # ranked, and the score and time of the last place that stayed (the cut line; None when nobody
@@ -73,15 +77,16 @@ class Challenge(db.Model):
     def _is_last_expression(cls):
         return ~_round_after(cls.number)
 
-    def open(self, now: datetime) -> None:
-        """Open the round; its clock (if it has a time limit) starts now."""
+    def open(self, now: datetime, max_seconds: float | None = None) -> None:
+        """Open the round; a timed one closes at the latest `max_seconds` from now (each player's
+        own time runs from their Start)."""
         if not self.is_draft:
             raise QuizError(f"Round {self.number} is already {self.status}.",
                             code=f"already_{self.status}")
         self.status = RoundStatus.OPEN
         self.opened_at = now
         if self.time_limit_seconds:
-            self.closes_at = now + timedelta(seconds=self.time_limit_seconds)
+            self.closes_at = now + timedelta(seconds=max_seconds or self.time_limit_seconds)
 
     def close(self, now: datetime) -> None:
         """Stop the round; elimination follows in the same transaction (rounds.close_round)."""
@@ -102,6 +107,7 @@ class Challenge(db.Model):
             raise QuizError(f"Round {self.number}'s time is already up: it is closing. Once it "
                             "has closed, reopen it with more time.", code="time_up")
         self.closes_at += timedelta(seconds=seconds)
+        self.extra_seconds += seconds
 
     def reopen(self) -> None:
         """Back to open, without anything the close wrote on the round (quiz/undo.py checks when
@@ -169,6 +175,9 @@ class FormLink(db.Model):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     seed: Mapped[int]  # draws and orders this participant's questions and choices (quiz/deal.py)
     started_at: Mapped[datetime | None]  # the Start press; the response clock runs from here
+    # A timed round: when this player's own time is up (Start + limit, cut at the round's latest
+    # close; moved by an extension while it runs).
+    window_ends_at: Mapped[datetime | None]
 
     participant: Mapped[Participant] = relationship(back_populates="links")
     challenge: Mapped[Challenge] = relationship()

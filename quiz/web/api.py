@@ -6,7 +6,7 @@ from functools import wraps
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import rounds, shadow, undo, waiting
+from .. import clocks, rounds, shadow, undo, waiting
 from ..audit import record
 from ..clock import local_time, utcnow
 from ..corrections import correct_participant
@@ -89,7 +89,7 @@ def start_challenge(number):
     """Open round `number`; its links go out in the background."""
     challenge = write(lambda: record("api", "start round", rounds.start_round(number, utcnow())))
     return jsonify(challenge=number, status=challenge.status, opened_at=_iso(challenge.opened_at),
-                   closes_at=_iso(challenge.closes_at))
+                   **_closes(challenge))
 
 
 @bp.post("/admin/end-challenge/<int:number>")
@@ -113,7 +113,13 @@ def extend_challenge(number):
         return record("api", "extend round", challenge,
                       f"round {number}: +{seconds} s, closes {local_time(challenge.closes_at)}")
     challenge = write(operation)
-    return jsonify(challenge=number, status=challenge.status, closes_at=_iso(challenge.closes_at))
+    return jsonify(challenge=number, status=challenge.status, **_closes(challenge))
+
+
+def _closes(challenge) -> dict:
+    """A timed round's planned close (when it closes itself, as things stand) and its latest."""
+    planned = clocks.plan(challenge, utcnow()).close_at
+    return {"closes_at": _iso(planned), "latest_close_at": _iso(challenge.closes_at)}
 
 
 @bp.post("/admin/reopen-challenge/<int:number>")

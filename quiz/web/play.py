@@ -65,7 +65,7 @@ def stored_form(link: FormLink):
             if store.exists(key):
                 return redirect(store.presigned_url(key, config["FORMS_URL_EXPIRY_SECONDS"]), 303)
         elif (body := store.get(key)) is not None:
-            timer = render_template("play/_timer.html", challenge=link.challenge,
+            timer = render_template("play/_timer.html", challenge=link.challenge, link=link,
                                     now=utcnow()).encode()
             response = current_app.make_response(body.replace(TIMER_MARK, timer))
             response.headers["Vary"] = "HX-Request"

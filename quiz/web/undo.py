@@ -27,7 +27,9 @@ def extend_round(number):
         return record(current_user.username, "extend round", challenge,
                       f"round {number}: +{request.form.get('seconds')} s, closes "
                       f"{local_time(challenge.closes_at)}")
-    return act(operation, lambda c: f"Round {number} now closes {local_time(c.closes_at)}.")
+    return act(operation, lambda c: f"Round {number}: every player still playing has "
+                                    f"{request.form.get('seconds')} s more; it now closes "
+                                    f"{local_time(c.closes_at)} at the latest.")
 
 
 @bp.post("/rounds/<int:number>/reopen")
