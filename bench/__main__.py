@@ -199,6 +199,9 @@ def main() -> None:
                         help="smaller sizes and shorter runs (a smoke run)")
     parser.add_argument("--only", choices=["domain", "http", "sockets"],
                         help="one half of the table, or the websocket figures alone")
+    parser.add_argument("--steps", type=lambda text: set(text.split(",")),
+                        help="HTTP steps to run, comma-separated (the no-op ceiling always runs): "
+                             "register, idle, submit, burst, read_burst, sustained")
     args = parser.parse_args()
     raise_open_files()
     databases = {"SQLite": sqlite_file}
@@ -220,7 +223,7 @@ def main() -> None:
             # takes SIGTERM over.
             signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: stopped"))
             figures.update(load.measure(database_url_for, sizes,
-                                        sockets_only=args.only == "sockets"))
+                                        sockets_only=args.only == "sockets", steps=args.steps))
         measured[name] = figures
     print(table.render(table.rows(sizes, args.quick), measured))
 
