@@ -172,7 +172,7 @@ class Run:
             self.figures["burst"] = progress("burst", self.burst, batches["burst"])
         if run("read_burst"):
             self.figures["plain_burst"] = progress("burst (no read load)", self.burst,
-                                                   batches["plain_burst"], 256, 0)
+                                                   batches["plain_burst"], 256, 0, 60)
             self.figures["read_burst"] = progress("burst under read load", self.read_burst,
                                                   batches["read_burst"])
         if run("sustained"):

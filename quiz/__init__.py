@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
-from . import cli, dispatcher, live, observability, submit_store, web
+from . import cli, dispatcher, join_store, live, observability, submit_store, web
 from .config import Config, check_database_url, links_in_registration, persistent_secret
 from .embedded import ensure_redis
 from .extensions import AppState, csrf, db, htmx, limiter, login_manager, migrate, sock
@@ -42,6 +42,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     app.extensions["knockout"] = AppState(redis=redis.Redis.from_url(app.config["REDIS_URL"]))
     dispatcher.init_app(app, batched=batch_effects)
     submit_store.init_app(app)
+    join_store.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _sqlite_busy_timeout(app)

@@ -154,7 +154,6 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     if photos:
         outcome = insert_rows([answered])[0]
     else:
-        db.session.rollback()  # only read so far: its connection goes back before the wait
         outcome = store(answered)
     # a doubled POST that passed the check at the same moment: the key stopped it; or the round
     # closed in between

@@ -12,9 +12,12 @@ runs at once in the caller's own transaction, and the caller commits, as with an
 """
 import logging
 import os
+import time
+from contextvars import ContextVar
 from typing import Callable
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from .extensions import db, under_gevent
 
@@ -24,6 +27,7 @@ BATCH_MAX = 500  # items per transaction at most; more wait for the next one
 # How long the writer lets a batch gather after the first item arrives: the requests already in
 # flight reach their queueing in this time, and a lone submit waits no longer than this.
 GATHER_SECONDS = 0.002
+IN_WRITER: ContextVar[bool] = ContextVar("in_group_commit_writer", default=False)
 
 
 class GroupCommit:
@@ -33,19 +37,23 @@ class GroupCommit:
         self.app, self.write, self.name = app, write, name
         self.queue: list = []
         self.pid: int | None = None
-        self.batches = 0  # committed by this process's writer (the tests read it)
+        self.batches = self.failed = 0  # committed and failed by this process's writer
         # None: decided on first use (a gunicorn gevent worker patches before it loads the app);
         # the tests set it to run the writer on greenlets of their own
         self.batched: bool | None = None
 
     def store(self, item):
         """`item`'s outcome, once the transaction that wrote it committed; or that transaction's
-        error."""
+        error. The caller must not have written anything yet: under gevent its transaction ends
+        here."""
         if self.batched is None:
             self.batched = under_gevent()
         if not self.batched:
             return self.write([item])[0]  # the caller's transaction; the caller commits
         from gevent.event import AsyncResult
+        # what the caller read so far ends here: its connection goes back to the pool while it
+        # waits (the writer needs one)
+        db.session.rollback()
         self._ensure_writer()
         waiter = AsyncResult()
         self.queue.append((item, waiter))
@@ -63,6 +71,7 @@ class GroupCommit:
 
     def _run(self) -> None:
         import gevent
+        IN_WRITER.set(True)  # this greenlet's own context
         while True:
             self.due.wait()
             gevent.sleep(GATHER_SECONDS)
@@ -87,9 +96,40 @@ class GroupCommit:
         except Exception as error:  # each request answers with it (a 503 "press again", a 500)
             log.warning("%s: a batch of %d failed: %s", self.name, len(batch),
                         str(error).splitlines()[0] if str(error) else type(error).__name__)
+            self.failed += 1
             for _, waiter in batch:
                 waiter.set_exception(error)
             return
         self.batches += 1
         for (_, waiter), outcome in zip(batch, outcomes):
             waiter.set(outcome)
+
+
+def take_sqlite_lock(connection, statement, params: dict | None = None) -> None:
+    """SQLite's write lock for the current transaction, by `statement` (a no-op write).
+
+    In a writer under gevent it is never waited for in SQLite's busy handler, which would hold the
+    whole process (every request of it) while another process writes: tried without waiting, then
+    again after a cooperative sleep, up to the connection's busy timeout (then "database is
+    locked", as anywhere else).
+    """
+    if not IN_WRITER.get():
+        connection.execute(statement, params or {})
+        return
+    import gevent
+    raw = connection.connection.driver_connection
+    timeout_ms = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute("PRAGMA busy_timeout = 0")
+    deadline, pause = time.monotonic() + timeout_ms / 1000, 0.0005
+    try:
+        while True:
+            try:
+                connection.execute(statement, params or {})
+                return
+            except OperationalError as error:
+                if "locked" not in str(error.orig) or time.monotonic() > deadline:
+                    raise
+            gevent.sleep(pause)
+            pause = min(pause * 2, 0.005)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")

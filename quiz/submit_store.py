@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .effects import CHANGED, Drain, Pending, owe
 from .extensions import db, state
-from .group_commit import GroupCommit
+from .group_commit import GroupCommit, take_sqlite_lock
 from .models import Challenge, RoundStatus, Submission
 
 DUPLICATE, CLOSED = "duplicate", "closed"
@@ -49,7 +49,7 @@ def insert_rows(rows: list[Answered]) -> list[int | str]:
     statements, connection = _statements(), db.session.connection()
     round_ids = sorted({row.challenge_id for row in rows})
     if "lock" in statements:
-        connection.execute(statements["lock"], {"ids": round_ids})
+        take_sqlite_lock(connection, statements["lock"], {"ids": round_ids})
     rounds = {r.id: r for r in connection.execute(statements["rounds"], {"ids": round_ids})}
     grace = timedelta(seconds=current_app.config["SUBMIT_GRACE_SECONDS"])
     outcomes: list[int | str | None] = [None] * len(rows)

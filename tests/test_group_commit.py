@@ -8,6 +8,7 @@ process's writer switched on as under gunicorn's gevent workers: a request runs 
 its row, so the requests posted together meet in the writer's same batch.
 """
 import html
+import sqlite3
 from dataclasses import replace
 
 import gevent
@@ -20,7 +21,7 @@ from quiz.extensions import db, get_redis, state
 from quiz.models import Challenge, FormLink, Participant, RoundStatus, Submission
 from quiz.submit_store import DUPLICATE, Answered, insert_rows
 
-from .helpers import answer_form, start, text
+from .helpers import POSTGRES_URL, answer_form, start, text
 
 PICKS = {"Which service stores objects?": ["S3"], "Which are databases?": ["RDS", "DynamoDB"]}
 
@@ -174,3 +175,117 @@ def test_a_round_closed_between_the_check_and_the_batch_refuses_its_rows(client,
         r.get_data(as_text=True)) for r in responses)
     assert stored() == {}
     assert db.session.scalar(select(func.count()).select_from(Participant)) == 12
+
+
+# Registrations go through a group commit of their own (quiz/join_store.py).
+
+def joiner(i: int, email: str | None = None, phone: str | None = None) -> dict:
+    return {"name": f"Joiner {i}", "email": email or f"joiner{i}@example.com",
+            "phone": phone or f"+1628{2_000_000 + i:07d}", "consent": True}
+
+
+@pytest.fixture
+def join_writer(app, load_bank):
+    load_bank()
+    db.session.commit()
+    writer = state(app).join_writer
+    writer.batched = True
+    return writer
+
+
+def register_at_once(client, bodies: list[dict]) -> list:
+    greenlets = [gevent.spawn(client.post, "/api/register", json=body) for body in bodies]
+    gevent.joinall(greenlets, raise_error=True)
+    return [g.value for g in greenlets]
+
+
+def test_registrations_at_once_each_get_their_player_and_links_in_one_transaction(
+        client, join_writer, api_headers):
+    bodies = [joiner(i) for i in range(10)]
+    responses = register_at_once(client, bodies)
+    assert [r.status_code for r in responses] == [201] * 10
+    assert join_writer.batches == 1
+    db.session.rollback()
+    ids = [r.get_json()["user_id"] for r in responses]
+    assert sorted(ids) == sorted(db.session.scalars(select(Participant.id)).all())
+    for body, response in zip(bodies, responses):
+        participant = db.session.get(Participant, response.get_json()["user_id"])
+        assert (participant.email, participant.phone) == (body["email"], body["phone"])
+        assert response.get_json()["report_url"].endswith(participant.report_code)
+    # a link per round each, codes all different
+    links = db.session.execute(select(FormLink.participant_id, FormLink.code)).all()
+    assert len(links) == 20 and len({code for _, code in links}) == 20
+    new_forms = {int(i) for i in get_redis().smembers(pending_key(Drain.NEW_FORMS))}
+    assert new_forms == set(ids)
+    # the links the admin token sees are this player's own
+    again = client.post("/api/register", json=joiner(99), headers=api_headers).get_json()
+    own = db.session.scalars(select(FormLink.code).where(
+        FormLink.participant_id == again["user_id"])).all()
+    assert {url.rsplit("/", 1)[1] for url in again["form_urls"].values()} == set(own)
+
+
+def test_a_second_registration_in_the_same_batch_gets_the_duplicate_answer(client, join_writer):
+    responses = register_at_once(client, [
+        joiner(1), joiner(2, email="joiner1@example.com"), joiner(3, phone="+16282000001"),
+        joiner(4)])
+    assert [r.status_code for r in responses] == [201, 409, 409, 201]
+    assert join_writer.batches == 1
+    assert responses[1].get_json()["fields"] == {
+        "email": "This email address is already registered. Your links come by SMS; ask the help "
+                 "desk if they don't."}
+    assert list(responses[2].get_json()["fields"]) == ["phone"]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 2
+    assert db.session.scalar(select(func.count()).select_from(FormLink)) == 4
+
+
+def test_registrations_once_a_round_closed_are_all_refused(client, join_writer):
+    db.session.execute(update(Challenge).where(Challenge.number == 1)
+                       .values(status=RoundStatus.CLOSED, closed_at=utcnow()))
+    db.session.commit()
+    responses = register_at_once(client, [joiner(1), joiner(2)])
+    assert [r.get_json()["error"] for r in responses] == ["registration_closed"] * 2
+    assert [r.status_code for r in responses] == [409, 409]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 0
+
+
+def test_a_failing_registration_batch_answers_every_request_with_an_error(client, join_writer):
+    insert = join_writer.write
+
+    def broken(cleans):
+        outcomes = insert(cleans)
+        db.session.connection().connection.dbapi_connection.close()
+        return outcomes
+
+    join_writer.write = broken
+    responses = register_at_once(client, [joiner(1), joiner(2)])
+    assert all(r.status_code in (500, 503) for r in responses)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 0
+    join_writer.write = insert
+    assert [r.status_code for r in register_at_once(client, [joiner(1), joiner(2)])] == [201] * 2
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
+@pytest.mark.config(SQLITE_BUSY_TIMEOUT_MS=2000)
+def test_the_writer_waits_for_sqlites_lock_without_holding_the_process(client, forms, writer):
+    """Another process holds SQLite's write lock: the writer tries again between cooperative sleeps,
+    so this process's other greenlets (here, the one that lets the lock go) keep running. In
+    SQLite's busy handler the whole process would wait out the busy timeout, then a 503."""
+    blocker = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    released = []
+
+    def release_soon():
+        gevent.sleep(0.2)  # the writer is waiting for the lock by now
+        released.append(writer.batches)  # ran while the batch was still waiting
+        blocker.execute("ROLLBACK")
+
+    helper = gevent.spawn(release_soon)
+    responses = post_at_once(client, [(url, data) for _, url, data in forms[:4]])
+    helper.join()
+    blocker.close()
+    assert released == [0] and writer.failed == 0  # the first batch waited, and went in
+    assert [r.status_code for r in responses] == [303] * 4
+    assert len(stored()) == 4
