@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--steps", type=lambda text: set(text.split(",")),
                         help="HTTP steps to run, comma-separated (the no-op ceiling always runs): "
                              "register, idle, submit, burst, read_burst, sustained")
+    parser.add_argument("--database", choices=["SQLite", "PostgreSQL"],
+                        help="one database only (default: both, PostgreSQL when there is one)")
     args = parser.parse_args()
     raise_open_files()
     databases = {"SQLite": sqlite_file}
@@ -211,6 +213,8 @@ def main() -> None:
     else:
         print("bench: no PostgreSQL (run through bin/with-postgres, as `make bench` does): "
               "SQLite only", file=sys.stderr)
+    if args.database:
+        databases = {args.database: databases[args.database]}
     sizes = load.Sizes.quick() if args.quick else load.Sizes()
     measured = {}
     for name, database_url_for in databases.items():

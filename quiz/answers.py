@@ -8,6 +8,7 @@ quiz/submit_store.py: under gevent, one INSERT … ON CONFLICT DO NOTHING and on
 submission that arrived in the same few milliseconds (group commit).
 """
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from . import scoring
 from .answer_sheet import Asked, deal_sheet, parse_answers
 from .checkin import needs_checkin
 from .errors import QuizError
-from .extensions import db
+from .extensions import db, state as app_state
 from .links import CODE_PATTERN, dealt_questions
 from .models import Challenge, FormLink, Participant, Question, RoundStatus, Submission
 from .photos import photo_key, store_photos
@@ -132,14 +133,14 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     ~0.2 s); a submission with photos is stored in the caller's transaction, the photos with it,
     so a doubled POST never overwrites one.
     """
-    statements, connection = _statements(), db.session.connection()
     if not CODE_PATTERN.fullmatch(code or ""):
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
-    row, link = _link(connection, statements["link"], code)
-    state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
-    if state != QUESTIONS:
-        raise refusal(state, link.number, link.eliminated_in)
-    questions = _dealt(connection, row, code)
+    with _reading() as connection:
+        row, link = _link(connection, _statements()["link"], code)
+        state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
+        if state != QUESTIONS:
+            raise refusal(state, link.number, link.eliminated_in)
+        questions = _dealt(connection, row, code)
     answers = parse_answers(questions, form, files)
     photos = {q.id: answer for q, answer in zip(questions, answers) if q.type.upload}
     stored = [[photo_key(row.number, row.participant_id, q.id)] if q.id in photos else answer
@@ -164,6 +165,21 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     return outcome
 
 
+@contextmanager
+def _reading():
+    """The submit's reads: with a group commit (under gevent), on a connection of their own in
+    autocommit, given back before the row is stored (on PostgreSQL one round trip a read: no BEGIN,
+    no ROLLBACK); otherwise in the caller's transaction."""
+    if not app_state().submit_writer.is_batched():
+        yield db.session.connection()
+        return
+    engine = _AUTOCOMMIT.get(db.engine)
+    if engine is None:
+        engine = _AUTOCOMMIT[db.engine] = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        yield connection
+
+
 def _link(connection, statement, code: str) -> tuple:
     """The submit's row for `code` and the LinkState it gives; a 404 for an unknown link."""
     row = connection.execute(statement, {"code": code}).first()
@@ -178,6 +194,7 @@ def _link(connection, statement, code: str) -> tuple:
 # An open round's questions never change (the bank refuses to), so each web process reads them once
 # per round and database: keyed by the engine (held weakly) and the round's id and opening time.
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+_AUTOCOMMIT: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
 
 
 def _dealt(connection, row, code: str) -> list[Asked]:

@@ -42,13 +42,18 @@ class GroupCommit:
         # the tests set it to run the writer on greenlets of their own
         self.batched: bool | None = None
 
+    def is_batched(self) -> bool:
+        """Whether `store` hands items to the writer (else it writes them in the caller's
+        transaction)."""
+        if self.batched is None:
+            self.batched = under_gevent()
+        return self.batched
+
     def store(self, item):
         """`item`'s outcome, once the transaction that wrote it committed; or that transaction's
         error. The caller must not have written anything yet: under gevent its transaction ends
         here."""
-        if self.batched is None:
-            self.batched = under_gevent()
-        if not self.batched:
+        if not self.is_batched():
             return self.write([item])[0]  # the caller's transaction; the caller commits
         from gevent.event import AsyncResult
         # what the caller read so far ends here: its connection goes back to the pool while it
