@@ -119,7 +119,10 @@ class Run:
                                               stdout=subprocess.DEVNULL)
         self.redis_url = f"unix://{directory / 'redis.sock'}"
         wait_for(self.redis_url)
-        self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS)
+        # BENCH_PROFILE_DIR: each web process's cProfile stats land there when it stops
+        profile = {"KNOCKOUT_PROFILE_DIR": os.environ["BENCH_PROFILE_DIR"]} \
+            if os.environ.get("BENCH_PROFILE_DIR") else {}
+        self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS, **profile)
         config = type("LoadConfig", (Config,), {
             "INSTANCE_PATH": str(directory / "instance"), "REDIS_URL": self.redis_url,
             "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": self.stack.env["SECRET_KEY"],
