@@ -3,14 +3,14 @@
 quiz/answers.py decides whether a player may submit and scores the answers; what comes here is a
 row to store. One transaction for a whole batch: the rounds' rows held (PostgreSQL FOR SHARE, so a
 close waits for the batch or the batch sees the close; SQLite's write lock, taken first), each
-row's round checked again (still open, not past its end), then one INSERT … ON CONFLICT DO NOTHING
-for all of them, a duplicate of a row already stored (or of an earlier row in the same batch)
-stopped by the unique key. Each row's outcome: its new id, DUPLICATE or CLOSED.
+row's round checked again (still open: not closed since the check), then one INSERT … ON CONFLICT
+DO NOTHING for all of them, a duplicate of a row already stored (or of an earlier row in the same
+batch) stopped by the unique key. Each row's outcome: its new id, DUPLICATE or CLOSED.
 """
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -51,12 +51,11 @@ def insert_rows(rows: list[Answered]) -> list[int | str]:
     if "lock" in statements:
         take_sqlite_lock(connection, statements["lock"], {"ids": round_ids})
     rounds = {r.id: r for r in connection.execute(statements["rounds"], {"ids": round_ids})}
-    grace = timedelta(seconds=current_app.config["SUBMIT_GRACE_SECONDS"])
     outcomes: list[int | str | None] = [None] * len(rows)
     first: dict[tuple[int, int], int] = {}
     for i, row in enumerate(rows):
         key = (row.participant_id, row.challenge_id)
-        if not _still_open(rounds.get(row.challenge_id), row.submitted_at, grace):
+        if not _still_open(rounds.get(row.challenge_id)):
             outcomes[i] = CLOSED
         elif key in first:
             outcomes[i] = DUPLICATE  # the same player twice in this batch: the first one counts
@@ -78,13 +77,11 @@ def insert_rows(rows: list[Answered]) -> list[int | str]:
     return outcomes
 
 
-def _still_open(round_row, submitted_at: datetime, grace: timedelta) -> bool:
-    """The round is open and was not past its end (plus grace) when the row was submitted: what a
-    close that came between the player's check and this transaction changed."""
-    if round_row is None or round_row.status != RoundStatus.OPEN:
-        return False
-    ends = [t for t in (round_row.closes_at, round_row.closed_at) if t is not None]
-    return not ends or submitted_at <= min(ends) + grace
+def _still_open(round_row) -> bool:
+    """The round is still open: what a close between the player's check and this transaction
+    changed. Time (the round's end, a player's own window) is the check's alone: the player's
+    `now` was checked against it already, and only a close can take that back."""
+    return round_row is not None and round_row.status == RoundStatus.OPEN
 
 
 _STATEMENTS: dict[str, dict] = {}
@@ -95,8 +92,7 @@ def _statements() -> dict:
     dialect = db.engine.dialect.name
     if dialect not in _STATEMENTS:
         ids = bindparam("ids", expanding=True)
-        rounds = select(Challenge.id, Challenge.status, Challenge.closes_at,
-                        Challenge.closed_at).where(Challenge.id.in_(ids))
+        rounds = select(Challenge.id, Challenge.status).where(Challenge.id.in_(ids))
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
         statements = {
             "rounds": rounds.with_for_update(read=True) if dialect == "postgresql" else rounds,
