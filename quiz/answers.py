@@ -127,8 +127,8 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
 
     The player's check and the scoring run here, on one unlocked read; the row is stored by
     quiz/submit_store.py, which checks the round again under its lock. In a web process under
-    gevent it goes through the process's group commit: this request's own transaction ends before
-    it waits (its connection back in the pool), and the row is committed once this returns.
+    gevent it goes through the process's group commit: the reads hold no connection while the
+    request waits for the writer, and the row is committed once this returns.
     Photos (`files`) are decoded once the link was found open to answers (a 12 MP photo takes
     ~0.2 s); a submission with photos is stored in the caller's transaction, the photos with it,
     so a doubled POST never overwrites one.
