@@ -77,14 +77,17 @@ class GroupCommit:
     def _run(self) -> None:
         import gevent
         IN_WRITER.set(True)  # this greenlet's own context
-        while True:
-            self.due.wait()
-            gevent.sleep(GATHER_SECONDS)
-            batch, self.queue = self.queue[:BATCH_MAX], self.queue[BATCH_MAX:]
-            if not self.queue:
-                self.due.clear()
-            if batch:
-                self._write(batch)
+        try:
+            while True:
+                self.due.wait()
+                gevent.sleep(GATHER_SECONDS)
+                batch, self.queue = self.queue[:BATCH_MAX], self.queue[BATCH_MAX:]
+                if not self.queue:
+                    self.due.clear()
+                if batch:
+                    self._write(batch)
+        finally:  # killed (a worker stopping): the next item starts another writer
+            self.pid = None
 
     def _write(self, batch: list) -> None:
         """One transaction for the batch; every waiting request gets its outcome or the error."""
@@ -98,12 +101,14 @@ class GroupCommit:
                     raise
                 finally:
                     db.session.remove()
-        except Exception as error:  # each request answers with it (a 503 "press again", a 500)
+        except BaseException as error:  # each request answers with it (503 "press again", 500)
             log.warning("%s: a batch of %d failed: %s", self.name, len(batch),
                         str(error).splitlines()[0] if str(error) else type(error).__name__)
             self.failed += 1
             for _, waiter in batch:
                 waiter.set_exception(error)
+            if not isinstance(error, Exception):
+                raise  # the writer itself was stopped
             return
         self.batches += 1
         for (_, waiter), outcome in zip(batch, outcomes):
