@@ -21,6 +21,10 @@ def post_worker_init(worker):
     # process looks every ALERT_CHECK_SECONDS (quiz/alerts.py keeps it to one message).
     from quiz import alerts
     alerts.watch(worker.wsgi, "web")
+    if os.environ.get("KNOCKOUT_PROFILE_DIR"):  # the bench's profile of each web process
+        import cProfile
+        worker.profile = cProfile.Profile()
+        worker.profile.enable()
 
 
 def worker_exit(server, worker):
@@ -28,6 +32,10 @@ def worker_exit(server, worker):
     from quiz.extensions import state
     if getattr(worker, "wsgi", None) is not None:  # None when the app failed to load
         state(worker.wsgi).dispatcher.stop()
+    if getattr(worker, "profile", None) is not None:
+        worker.profile.disable()
+        worker.profile.dump_stats(
+            Path(os.environ["KNOCKOUT_PROFILE_DIR"]) / f"web-{worker.pid}.prof")
 
 
 # /metrics adds up every web process (prometheus_client's multiprocess mode: each process writes its

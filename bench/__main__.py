@@ -200,6 +200,11 @@ def main() -> None:
     parser.add_argument("--only", choices=["domain", "http", "sockets", "waiting", "starts"],
                         help="one half of the table, or the websocket, waiting-phone or process "
                              "start figures alone")
+    parser.add_argument("--steps", type=lambda text: set(text.split(",")),
+                        help="HTTP steps to run, comma-separated (the no-op ceiling always runs): "
+                             "register, idle, submit, burst, read_burst, sustained")
+    parser.add_argument("--database", choices=["SQLite", "PostgreSQL"],
+                        help="one database only (default: both, PostgreSQL when there is one)")
     args = parser.parse_args()
     raise_open_files()
     databases = {"SQLite": sqlite_file}
@@ -209,6 +214,8 @@ def main() -> None:
     else:
         print("bench: no PostgreSQL (run through bin/with-postgres, as `make bench` does): "
               "SQLite only", file=sys.stderr)
+    if args.database:
+        databases = {args.database: databases[args.database]}
     sizes = load.Sizes.quick() if args.quick else load.Sizes()
     measured = {}
     for name, database_url_for in databases.items():
@@ -226,7 +233,7 @@ def main() -> None:
             figures.update(waiting.measure(database_url_for, args.quick))
         if args.only in (None, "http", "sockets"):
             figures.update(load.measure(database_url_for, sizes,
-                                        sockets_only=args.only == "sockets"))
+                                        sockets_only=args.only == "sockets", steps=args.steps))
         measured[name] = figures
     print(table.render(table.rows(sizes, args.quick) + waiting.rows(), measured))
 

@@ -78,6 +78,9 @@ function response(status, headers, body)
   answered = answered + 1
   last = now()
   statuses[tostring(status)] = (statuses[tostring(status)] or 0) + 1
+  if status ~= 405 then real = (real or 0) + 1 end
+  -- file mode: every prepared line answered; FILE.done tells bench/load.py it can stop wrk (SIGINT)
+  if mode == "file" and real == #prepared and nthreads == 1 then io.open(source .. ".done", "w"):close() end
 end
 
 function done(summary, latency, requests)

@@ -13,6 +13,7 @@ submissions alone.
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ challenges:
     title: Load
     questions: [{text: "Which service stores objects?", choices: [EC2, S3, SQS, RDS], answer: S3}]
 """
+READERS = 32  # connections GETting /ping during the read-load burst
 SESSIONS = 1000  # distinct phones' session cookies (with their CSRF tokens)
 PROBES, PROBE_GAP = 5, 3.0  # idle sockets: broadcasts timed, seconds between them
 # What the stack runs with under the bench: the secrets the sessions are minted and the API called
@@ -64,6 +66,9 @@ class Sizes:
     register_s: int = 10
     submit_s: int = 10
     burst: int = 5000
+    # the read-load pair: this many unique submits (+10% repeats) at once, alone and while
+    # READERS connections keep GETting /ping
+    read_burst: int = 2000
     sustained_s: int = 60
     sustained_rate: int = 1000
     stream_clients: int = 2000
@@ -76,12 +81,21 @@ class Sizes:
 
 
 def wrk(url: str, mode: str, source: str, seconds: float, connections: int,
-        rate: float = 0, *header: str) -> dict:
+        rate: float = 0, *header: str, until_done: bool = False) -> dict:
     """Run wrk with bench/load.lua; its JSON line, plus the rate it answered at. `header`: a name
-    and a value, sent with every "get"."""
+    and a value, sent with every "get". `until_done` (file mode): stopped as soon as every line of
+    `source` was answered, not after `seconds`."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA,
                url, "--", mode, source, str(rate), "1", *header]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    done = Path(source + ".done")
+    done.unlink(missing_ok=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    if until_done:
+        deadline = time.monotonic() + seconds + 60
+        while process.poll() is None and not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # wrk stops and prints its result
+    output = process.communicate(timeout=seconds + 60)[0]
     line = next((l for l in output.splitlines() if l.startswith("BENCH ")), None)
     if line is None:
         raise RuntimeError("wrk printed no result:\n" + output)
@@ -106,7 +120,10 @@ class Run:
                                               stdout=subprocess.DEVNULL)
         self.redis_url = f"unix://{directory / 'redis.sock'}"
         wait_for(self.redis_url)
-        self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS)
+        # BENCH_PROFILE_DIR: each web process's cProfile stats land there when it stops
+        profile = {"KNOCKOUT_PROFILE_DIR": os.environ["BENCH_PROFILE_DIR"]} \
+            if os.environ.get("BENCH_PROFILE_DIR") else {}
+        self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS, **profile)
         config = type("LoadConfig", (Config,), {
             "INSTANCE_PATH": str(directory / "instance"), "REDIS_URL": self.redis_url,
             "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": self.stack.env["SECRET_KEY"],
@@ -132,26 +149,39 @@ class Run:
         db.engine.dispose()
         self.context.pop()
         self.stack.stop()
+        if os.environ.get("BENCH_KEEP_LOG"):  # the stack's log, kept past the temporary directory
+            Path(os.environ["BENCH_KEEP_LOG"]).write_bytes(self.stack.logs.read_bytes())
         self.redis_process.terminate()
         self.redis_process.wait()
 
-    def measure(self) -> dict:
-        """Every HTTP figure, in an order that keeps each step's load its own."""
-        sizes, url = self.sizes, self.stack.url
+    def measure(self, steps: set[str] | None = None) -> dict:
+        """Every HTTP figure (or the `steps` named), in an order that keeps each step's load its
+        own."""
+        sizes, url, run = self.sizes, self.stack.url, (lambda step: not steps or step in steps)
         self.figures["ping"] = progress("no-op ceiling", wrk, url, "get", "/ping", sizes.ping_s, 64)
-        self.figures["register"] = progress("registration", wrk, url, "register", "-",
-                                            sizes.register_s, 32)
+        if run("register"):
+            self.figures["register"] = progress("registration", wrk, url, "register", "-",
+                                                sizes.register_s, 32)
         batches = progress("preparing players", self.prepare_players)
         self.open_round()
-        self.figures["idle"] = progress("idle sockets", self.idle_sockets)
+        if run("idle"):
+            self.figures["idle"] = progress("idle sockets", self.idle_sockets)
         # Each process's first submits fill its connection pool and caches: warm up on players of
         # their own.
         progress("submit warm-up", wrk, url, "file", batches["warmup"], 1, 64)
-        self.figures["submit"] = progress("submit rate", wrk, url, "file", batches["submit"],
-                                          sizes.submit_s, 64)
-        self.figures["burst"] = progress("burst", self.burst, batches["burst"])
-        self.figures["sustained"], self.figures["stream"] = progress(
-            "sustained + sockets", self.sustained, batches["sustained"])
+        if run("submit"):
+            self.figures["submit"] = progress("submit rate", wrk, url, "file", batches["submit"],
+                                              sizes.submit_s, 64)
+        if run("burst"):
+            self.figures["burst"] = progress("burst", self.burst, batches["burst"])
+        if run("read_burst"):
+            self.figures["plain_burst"] = progress("burst (no read load)", self.burst,
+                                                   batches["plain_burst"], 256, 0, 60)
+            self.figures["read_burst"] = progress("burst under read load", self.read_burst,
+                                                  batches["read_burst"])
+        if run("sustained"):
+            self.figures["sustained"], self.figures["stream"] = progress(
+                "sustained + sockets", self.sustained, batches["sustained"])
         # how busy the machine was, everyone's processes included
         self.figures["loadavg"] = os.getloadavg()[0]
         return self.figures
@@ -172,7 +202,8 @@ class Run:
         for wrk."""
         sizes = self.sizes
         counts = {"warmup": 2000, "submit": max(3000 * sizes.submit_s, 5000),
-                  "burst": sizes.burst * 9 // 10,
+                  "burst": sizes.burst * 9 // 10, "plain_burst": sizes.read_burst,
+                  "read_burst": sizes.read_burst,
                   "sustained": int(sizes.sustained_rate * (sizes.sustained_s + 5) * 1.1)}
         total = sum(counts.values())
         insert_players(total, "Load {i}", "load{i}@example.com", "+1999{i:08d}")
@@ -195,8 +226,9 @@ class Run:
         for name, count in counts.items():
             batch = codes[at:at + count]
             at += count
-            if name == "burst":  # 10% of the burst are repeats: a double tap, a retried POST
-                batch = batch + random.Random(1).sample(batch, sizes.burst - len(batch))
+            if name.endswith("burst"):  # 10% repeats: a double tap, a retried POST
+                repeats = sizes.burst - len(batch) if name == "burst" else len(batch) // 10
+                batch = batch + random.Random(1).sample(batch, repeats)
                 random.Random(2).shuffle(batch)
             path = self.directory / f"{name}.txt"
             path.write_text("".join(
@@ -229,12 +261,14 @@ class Run:
         db.session.commit()
         redis.Redis.from_url(self.redis_url).publish("knockout:live", b"changed")
 
-    def burst(self, source: str) -> dict:
-        """5,000 submissions sent within one second (10% repeated), then checked against the
-        database."""
+    def burst(self, source: str, connections: int = 1000, rate: int | None = None,
+              seconds: int = 15) -> dict:
+        """A burst of submissions (10% repeated): by default 5,000 sent within one second over
+        1,000 connections (`rate` 0: all at once), then checked against the database."""
         codes = [line.split("\t")[1].split("/")[2]
                  for line in Path(source).read_text().splitlines()]
-        result = wrk(self.stack.url, "file", source, 15, 1000, rate=self.sizes.burst)
+        result = wrk(self.stack.url, "file", source, seconds, connections,
+                     rate=self.sizes.burst if rate is None else rate, until_done=True)
         unique = set(codes)
         stored = db.session.execute(
             select(func.count(), func.count(func.distinct(Submission.participant_id)))
@@ -245,12 +279,27 @@ class Run:
         accepted = result["statuses"].get("303", 0)
         result.update(drain_s=result["last"] - result["first"], stored=stored[1],
                       unique=len(unique), lost=max(accepted - stored[1], 0),
-                      duplicates=stored[0] - stored[1])
-        # An error: any of the 5,000 without one of the two right answers
+                      duplicates=stored[0] - stored[1], sent=len(codes))
+        result["rate"] = len(codes) / result["drain_s"] if result["drain_s"] > 0 else 0.0
+        # An error: any of the burst without one of the two right answers
         # (timeouts and 5xx included).
-        result["errors"] = (self.sizes.burst - accepted
+        result["errors"] = (len(codes) - accepted
                             - result["statuses"].get("200", 0))  # 200: "already in"
         return result
+
+    def read_burst(self, source: str) -> dict:
+        """The same burst as the plain one while READERS connections keep GETting /ping (from
+        before its first submit to after its last answer)."""
+        seconds = 60
+        command = ["wrk", "-t1", f"-c{READERS}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA,
+                   self.stack.url, "--", "get", "/ping", "0", "1"]
+        readers = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1)
+            return self.burst(source, 256, 0, seconds=seconds - 5)
+        finally:
+            readers.terminate()
+            readers.wait()
 
     def sockets(self, mode: str, clients: int, *options: str) -> SocketProcesses:
         ws_url = self.stack.url.replace("http://", "ws://") + "/ws?topic=display"
@@ -311,11 +360,12 @@ def progress(label: str, step, *args):
     return result
 
 
-def measure(database_url_for, sizes: Sizes, sockets_only: bool = False) -> dict:
+def measure(database_url_for, sizes: Sizes, sockets_only: bool = False,
+            steps: set[str] | None = None) -> dict:
     """All HTTP figures on a fresh database (`database_url_for(directory)` gives its URL)."""
     with tempfile.TemporaryDirectory() as tmp:
         with Run(Path(tmp), database_url_for(Path(tmp)), sizes) as run:
-            return run.measure_sockets() if sockets_only else run.measure()
+            return run.measure_sockets() if sockets_only else run.measure(steps)
 
 
 def fresh_postgres(url: str):

@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
-from . import cli, dispatcher, live, observability, waiting, web
+from . import cli, dispatcher, join_store, live, observability, submit_store, waiting, web
 from .config import Config, check_database_url, links_in_registration, persistent_secret
 from .config_checks import check_alert_settings, check_email_config, check_sms_settings
 from .embedded import ensure_redis
@@ -46,6 +46,8 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
         app.config["REDIS_URL"] = ensure_redis(Path(app.instance_path))
     app.extensions["knockout"] = AppState(redis=redis.Redis.from_url(app.config["REDIS_URL"]))
     dispatcher.init_app(app, batched=batch_effects)
+    submit_store.init_app(app)
+    join_store.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _sqlite_busy_timeout(app)

@@ -2,29 +2,30 @@
 in.
 
 The submit is the busiest write of an event (thousands within seconds of a round's end), so it runs
-on plain rows through SQLAlchemy Core: one locking read of link, player, round and "already in?",
-one read of the questions, one INSERT that a duplicate cannot pass (ON CONFLICT DO NOTHING), one
-commit.
+on plain rows through SQLAlchemy Core: one read of link, player, round and "already in?" (the
+round's questions are read once per process), the check and the scoring, then the row goes to
+quiz/submit_store.py: under gevent, one INSERT … ON CONFLICT DO NOTHING and one commit for every
+submission that arrived in the same few milliseconds (group commit).
 """
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, exists, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from . import clocks, scoring
 from .answer_sheet import Asked, deal_sheet, parse_answers
 from .checkin import needs_checkin
 from .errors import QuizError
-from .extensions import db
-from .effects import CHANGED, Drain, Pending, owe
+from .extensions import db, state as app_state
 from .links import CODE_PATTERN, dealt_questions
 from .models import Challenge, FormLink, Participant, Question, RoundStatus, Submission
 from .photos import photo_key, store_photos
 from .shadow import in_shadow_league, invited
+from .submit_store import CLOSED as ROUND_CLOSED, DUPLICATE, Answered, insert_rows, store
 
 # The page states of /f/<code>, in the order a player meets them.
 NOT_OPEN, READY, QUESTIONS, SUBMITTED, CLOSED, ELIMINATED = (
@@ -142,23 +143,23 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     """Score and store a player's answers exactly once; returns the submission's id. The caller
     commits.
 
-    Photos (`files`) are decoded before any lock is taken (a 12 MP photo takes ~0.2 s) and stored
-    once the row is in, so a doubled POST never overwrites one.
+    The player's check and the scoring run here, on one unlocked read; the row is stored by
+    quiz/submit_store.py, which checks the round again under its lock. In a web process under
+    gevent it goes through the process's group commit: the reads hold no connection while the
+    request waits for the writer, and the row is committed once this returns.
+    Photos (`files`) are decoded once the link was found open to answers (a 12 MP photo takes
+    ~0.2 s); a submission with photos is stored in the caller's transaction, the photos with it,
+    so a doubled POST never overwrites one.
     """
-    statements, connection = _statements(), db.session.connection()
     if not CODE_PATTERN.fullmatch(code or ""):
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
-    answers = _read_uploads_first(connection, code, form, files, now) if files else None
-    # SQLite: its write lock first, so the checks below and the INSERT see one state
-    if "lock" in statements:
-        connection.execute(statements["lock"], {"code": code})
-    row, link = _link(connection, statements["link"], code)
-    state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
-    if state != QUESTIONS:
-        raise refusal(state, link.number, link.eliminated_in)
-    questions = _dealt(connection, row, code)
-    if answers is None:
-        answers = parse_answers(questions, form, files)
+    with _reading() as connection:
+        row, link = _link(connection, _statements()["link"], code)
+        state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
+        if state != QUESTIONS:
+            raise refusal(state, link.number, link.eliminated_in)
+        questions = _dealt(connection, row, code)
+    answers = parse_answers(questions, form, files)
     photos = {q.id: answer for q, answer in zip(questions, answers) if q.type.upload}
     stored = [[photo_key(row.number, row.participant_id, q.id)] if q.id in photos else answer
               for q, answer in zip(questions, answers)]
@@ -166,20 +167,35 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     result = scoring.score_marks([(q.type.mark(q, answer, None), q.points)
                                   for q, answer in zip(questions, stored)],
                                  row.scoring, response_time, own_limit(row, link))
-    submission_id = connection.execute(statements["insert"], dict(
-        participant_id=row.participant_id, challenge_id=row.challenge_id, submitted_at=now,
-        answers={str(q.id): answer for q, answer in zip(questions, stored)},
-        score=result.points, correct=result.correct, response_time=response_time,
-        shadow=link.shadow)).scalar()
-    # a doubled POST that passed the check at the same moment: the key stopped it
-    if submission_id is None:
-        raise refusal(SUBMITTED, link.number)
+    answered = Answered(row.participant_id, row.challenge_id, now,
+                        {str(q.id): answer for q, answer in zip(questions, stored)},
+                        result.points, result.correct, response_time, link.shadow)
     if photos:
-        store_photos(submission_id, row.participant_id, row.challenge_id, row.number, photos)
-    # The live pages count it; the player's stored form moves to answered/ (one Redis trip for
-    # both).
-    owe(Pending(Drain.ANSWERED_FORMS, (row.participant_id,), row.challenge_id), CHANGED)
-    return submission_id
+        outcome = insert_rows([answered])[0]
+    else:
+        outcome = store(answered)
+    # a doubled POST that passed the check at the same moment: the key stopped it; or the round
+    # closed in between
+    if outcome in (DUPLICATE, ROUND_CLOSED):
+        raise refusal(SUBMITTED if outcome == DUPLICATE else CLOSED, link.number)
+    if photos:
+        store_photos(outcome, row.participant_id, row.challenge_id, row.number, photos)
+    return outcome
+
+
+@contextmanager
+def _reading():
+    """The submit's reads: with a group commit (under gevent), on a connection of their own in
+    autocommit, given back before the row is stored (on PostgreSQL one round trip a read: no BEGIN,
+    no ROLLBACK); otherwise in the caller's transaction."""
+    if not app_state().submit_writer.is_batched():
+        yield db.session.connection()
+        return
+    engine = _AUTOCOMMIT.get(db.engine)
+    if engine is None:
+        engine = _AUTOCOMMIT[db.engine] = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        yield connection
 
 
 def _link(connection, statement, code: str) -> tuple:
@@ -202,20 +218,10 @@ def own_limit(row, link: LinkState) -> float | None:
     return max((link.window_ends_at - link.started_at).total_seconds(), 0.0) or None
 
 
-def _read_uploads_first(connection, code: str, form, files, now: datetime) -> list:
-    """A form with files: its answers read (photos decoded) before the lock, once an unlocked look
-    at the link found it open to answers (a refused link never costs a decode; the lock checks
-    again)."""
-    row, link = _link(connection, _statements()["peek"], code)
-    state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
-    if state != QUESTIONS:
-        raise refusal(state, link.number, link.eliminated_in)
-    return parse_answers(_dealt(connection, row, code), form, files)
-
-
 # An open round's questions never change (the bank refuses to), so each web process reads them once
 # per round and database: keyed by the engine (held weakly) and the round's id and opening time.
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+_AUTOCOMMIT: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
 
 
 def _dealt(connection, row, code: str) -> list[Asked]:
@@ -240,14 +246,8 @@ _STATEMENTS: dict[str, dict] = {}
 
 
 def _statements() -> dict:
-    """The submit's statements, built once per dialect (building and cache-keying them costs more
-    than running them).
-
-    PostgreSQL: the read takes FOR SHARE on the round's row (a close takes FOR UPDATE, so it waits
-    for this submit, or this submit sees the close). SQLite has no row locks: a no-op write takes
-    its write lock first (see rounds.lock_for_sqlite); without it pysqlite would run the read
-    outside the transaction.
-    """
+    """The submit's reads, built once per dialect (building and cache-keying them costs more than
+    running them). No lock: quiz/submit_store.py checks the round again under its lock."""
     dialect = db.engine.dialect.name
     if dialect not in _STATEMENTS:
         code, challenge = bindparam("code"), bindparam("challenge")
@@ -263,20 +263,9 @@ def _statements() -> dict:
                 .join(Participant, Participant.id == FormLink.participant_id)
                 .join(Challenge, Challenge.id == FormLink.challenge_id)
                 .where(FormLink.code == code))
-        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
-        statements = {
-            "link": (link.with_for_update(read=True, of=Challenge) if dialect == "postgresql"
-                     else link),
-            "peek": link,
+        _STATEMENTS[dialect] = {
+            "link": link,
             "questions": select(Question.id, Question.kind, Question.choices, Question.answer,
                                 Question.points)
-                         .where(Question.challenge_id == challenge).order_by(Question.position),
-            "insert": insert(Submission)
-                      .on_conflict_do_nothing(index_elements=["participant_id", "challenge_id"])
-                      .returning(Submission.id)}
-        if dialect == "sqlite":
-            statements["lock"] = (update(Challenge).values(status=Challenge.status)
-                                  .where(Challenge.id == select(FormLink.challenge_id)
-                                         .where(FormLink.code == code).scalar_subquery()))
-        _STATEMENTS[dialect] = statements
+                         .where(Question.challenge_id == challenge).order_by(Question.position)}
     return _STATEMENTS[dialect]

@@ -119,20 +119,24 @@ def _add(row: dict) -> int | None:
         return None
 
 
-def queue_confirmation(participant_id: int, clean: dict, report_code: str) -> None:
-    """The new player's confirmation email, in the registration's transaction: one INSERT (no
-    read, no job of its own: the player joins a pending set whose one drain job hands every
-    confirmation waiting to send jobs)."""
-    values = {"event": current_app.config["EVENT_NAME"], "name": clean["name"],
-              "report": report_url(report_code), "unsubscribe": unsubscribe_url(participant_id),
-              "qr": f"cid:{QR_CID}"}
-    email = email_templates.render("confirmation", values)
-    db.session.execute(insert(Message).values(
-        participant_id=participant_id, kind="confirmation", channel="email",
-        key=f"email:confirmation:{participant_id}", to=clean["email"], subject=email.subject,
-        body=email.text, html=email.html, status=MessageStatus.QUEUED, attempts=0,
-        created_at=utcnow()))
-    owe(Pending(Drain.EMAIL_CONFIRMATIONS, (participant_id,)))
+def queue_confirmations(joined: list[tuple[int, dict, str]]) -> None:
+    """New players' confirmation emails, in the registration's transaction, from (participant id,
+    clean values, report code): one INSERT (no read, no job of its own: the players join a pending
+    set whose one drain job hands every confirmation waiting to send jobs)."""
+    if not joined:
+        return
+    now, rows = utcnow(), []
+    for participant_id, clean, report_code in joined:
+        values = {"event": current_app.config["EVENT_NAME"], "name": clean["name"],
+                  "report": report_url(report_code),
+                  "unsubscribe": unsubscribe_url(participant_id), "qr": f"cid:{QR_CID}"}
+        email = email_templates.render("confirmation", values)
+        rows.append(dict(participant_id=participant_id, kind="confirmation", channel="email",
+                         key=f"email:confirmation:{participant_id}", to=clean["email"],
+                         subject=email.subject, body=email.text, html=email.html,
+                         status=MessageStatus.QUEUED, attempts=0, created_at=now))
+    db.session.execute(insert(Message), rows)
+    owe(Pending(Drain.EMAIL_CONFIRMATIONS, tuple(i for i, _, _ in joined)))
 
 
 def hand_over_confirmations(participant_ids: list[int]) -> int:

@@ -72,6 +72,8 @@ class AppState:
 
     redis: redis.Redis  # one connection pool per process
     dispatcher: Any = None  # effects.Dispatcher: sends what commits owe
+    submit_writer: Any = None  # group_commit.GroupCommit: this process's submissions' writer
+    join_writer: Any = None  # group_commit.GroupCommit: this process's registrations' writer
     hub: Any = None  # live.Hub: this process's websocket fan-out (web processes)
     storage: Any = None  # storage.FileStorage or S3Storage, made on first use
     storage_down_until: float = 0.0  # time.monotonic(): skip storage until then after it failed

@@ -101,18 +101,6 @@ def ensure_links(participant_ids: list[int] | None = None) -> int:
     return len(rows)
 
 
-def create_links(participant_id: int, challenge_ids: list[int]) -> list[str]:
-    """A new participant's links, one per round (they have none yet: no need to look); their codes,
-    in order."""
-    codes = [new_code() for _ in challenge_ids]
-    if challenge_ids:
-        db.session.execute(insert(FormLink),
-                           [{"participant_id": participant_id, "challenge_id": c, "code": code,
-                             "seed": secrets.randbits(31)}
-                            for c, code in zip(challenge_ids, codes)])
-    return codes
-
-
 def dealt_questions(link: FormLink) -> list[tuple[Question, list[tuple[str, str]]]]:
     """This participant's questions in their order (a pool's draw), each with its choices in their
     order as (opaque value, text): what the live page and the stored form show; never the key."""

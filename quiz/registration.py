@@ -1,18 +1,14 @@
 """Joining the game: validating what people type, and creating the participant."""
-import secrets
 import unicodedata
-from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import exists, insert, or_, select
+from sqlalchemy import exists, select
 
 from . import emails
 from .errors import QuizError, ValidationError
 from .extensions import db
-from .links import create_links
-from .effects import CHANGED, Drain, Pending, owe
-from .models import Challenge, Participant, RoundStatus
-from .rounds import lock_for_sqlite
+from .join_store import Registered, store
+from .models import Challenge
 
 NAME_MAX = 80
 COMPANY_MAX = 100
@@ -163,59 +159,7 @@ def registration_open() -> bool:
     return not db.session.scalar(select(exists().where(Challenge.is_closed)))
 
 
-@dataclass(frozen=True)
-class Registered:
-    """What joining gave a new player: their id, report code, and a link per round as (number,
-    status, code)."""
-
-    id: int
-    report_code: str
-    links: tuple[tuple[int, RoundStatus, str], ...]
-
-
 def register_participant(clean: dict) -> Registered:
-    """Create a participant and a link for every round; the caller commits."""
-    # The rounds (a handful: one read for all below), held against a concurrent close of round 1:
-    # PostgreSQL FOR SHARE (the close's FOR UPDATE waits for this registration, or it waits and sees
-    # "closed"); SQLite's write lock, taken first.
-    lock_for_sqlite(db.true())
-    rounds = db.session.execute(select(Challenge.id, Challenge.number, Challenge.status)
-                                .order_by(Challenge.number).with_for_update(read=True)).all()
-    if any(status == RoundStatus.CLOSED for _, _, status in rounds):
-        raise QuizError("Registration is closed: the game is already under way.",
-                        code="registration_closed")
-    taken = db.session.execute(select(Participant.email, Participant.phone).where(
-        or_(Participant.email == clean["email"], Participant.phone == clean["phone"]))).first()
-    if taken:
-        raise duplicate_error(email_taken=taken.email == clean["email"])
-    report_code = secrets.token_urlsafe(16)
-    # A confirmation SMS owed in the same row; texted by a drain job, in batches like their forms.
-    confirm = bool(current_app.config["SMS_CONFIRMATION"] and clean["consent"])
-    participant_id = db.session.execute(insert(Participant).values(
-        report_code=report_code, confirmation_owed=confirm, **clean)
-        .returning(Participant.id)).scalar_one()
-    codes = create_links(participant_id, [challenge_id for challenge_id, _, _ in rounds])
-    # Their forms are rendered in the background (joining never waits for storage); the projector's
-    # count moves.
-    owe(Pending(Drain.NEW_FORMS, (participant_id,)), CHANGED)
-    if confirm:
-        owe(Pending(Drain.CONFIRMATIONS, (participant_id,)))
-    # their results page and QR code, by email
-    emails.queue_confirmation(participant_id, clean, report_code)
-    open_round = next((challenge_id for challenge_id, _, status in rounds
-                       if status == RoundStatus.OPEN), None)
-    # joined mid-round: their link goes out like everyone's did (one job per rush)
-    if open_round is not None:
-        owe(Pending(Drain.LATE_LINKS, (participant_id,), open_round))
-    return Registered(participant_id, report_code,
-                      tuple((number, status, code)
-                            for (_, number, status), code in zip(rounds, codes)))
-
-
-def duplicate_error(email_taken: bool) -> QuizError:
-    """The answer to a second registration: never a second player."""
-    field = "email" if email_taken else "phone"
-    what = "email address" if email_taken else "phone number"
-    message = (f"This {what} is already registered. Your links come by SMS; "
-               "ask the help desk if they don't.")
-    return QuizError(message, code="already_registered", fields={field: message})
+    """Create a participant and a link for every round; the caller commits. Under gevent it goes
+    through the process's group commit (quiz/join_store.py): committed once this returns."""
+    return store(clean)

@@ -1,0 +1,145 @@
+"""Group commit: one writer per web process stores what many requests hand it in one transaction.
+
+Under gevent (gunicorn's workers) a request queues its item and waits; the process's writer (a
+greenlet) takes everything queued meanwhile (at most BATCH_MAX), runs `write(items)` in one
+transaction, commits, then answers each waiting request with its item's outcome, or with the
+batch's error (nothing of a failed batch is stored: it rolled back). So a thousand submissions make
+a handful of transactions and a handful of database round trips, not a thousand of each, and
+"answered means stored" still holds: no request hears back before its row's commit.
+
+Outside gevent (the tests' Flask client, the CLI, the worker) there is no writer: `write([item])`
+runs at once in the caller's own transaction, and the caller commits, as with any other write.
+"""
+import logging
+import os
+import time
+from contextvars import ContextVar
+from typing import Callable
+
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from .extensions import db, under_gevent
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 500  # items per transaction at most; more wait for the next one
+# How long the writer lets a batch gather after the first item arrives: the requests already in
+# flight reach their queueing in this time, and a lone submit waits no longer than this.
+GATHER_SECONDS = 0.002
+IN_WRITER: ContextVar[bool] = ContextVar("in_group_commit_writer", default=False)
+
+
+class GroupCommit:
+    """A process's writer for one kind of item: `store(item)` returns its outcome once committed."""
+
+    def __init__(self, app: Flask, write: Callable[[list], list], name: str):
+        self.app, self.write, self.name = app, write, name
+        self.queue: list = []
+        self.pid: int | None = None
+        self.batches = self.failed = 0  # committed and failed by this process's writer
+        # None: decided on first use (a gunicorn gevent worker patches before it loads the app);
+        # the tests set it to run the writer on greenlets of their own
+        self.batched: bool | None = None
+
+    def is_batched(self) -> bool:
+        """Whether `store` hands items to the writer (else it writes them in the caller's
+        transaction)."""
+        if self.batched is None:
+            self.batched = under_gevent()
+        return self.batched
+
+    def store(self, item):
+        """`item`'s outcome, once the transaction that wrote it committed; or that transaction's
+        error. The caller must not have written anything yet: under gevent its transaction ends
+        here."""
+        if not self.is_batched():
+            return self.write([item])[0]  # the caller's transaction; the caller commits
+        from gevent.event import AsyncResult
+        # what the caller read so far ends here: its connection goes back to the pool while it
+        # waits (the writer needs one)
+        db.session.rollback()
+        self._ensure_writer()
+        waiter = AsyncResult()
+        self.queue.append((item, waiter))
+        self.due.set()
+        return waiter.get()  # raises the batch's error
+
+    def _ensure_writer(self) -> None:
+        # Started on first use in each process (a server that forks after create_app gets its own).
+        if self.pid == os.getpid():
+            return
+        import gevent
+        from gevent.event import Event
+        self.pid, self.queue, self.due = os.getpid(), [], Event()
+        gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        import gevent
+        IN_WRITER.set(True)  # this greenlet's own context
+        try:
+            while True:
+                self.due.wait()
+                gevent.sleep(GATHER_SECONDS)
+                batch, self.queue = self.queue[:BATCH_MAX], self.queue[BATCH_MAX:]
+                if not self.queue:
+                    self.due.clear()
+                if batch:
+                    self._write(batch)
+        finally:  # killed (a worker stopping): the next item starts another writer
+            self.pid = None
+
+    def _write(self, batch: list) -> None:
+        """One transaction for the batch; every waiting request gets its outcome or the error."""
+        try:
+            with self.app.app_context():
+                try:
+                    outcomes = self.write([item for item, _ in batch])
+                    db.session.commit()  # sends what the batch owes (quiz/effects.py) once done
+                except BaseException:
+                    db.session.rollback()
+                    raise
+                finally:
+                    db.session.remove()
+        except BaseException as error:  # each request answers with it (503 "press again", 500)
+            log.warning("%s: a batch of %d failed: %s", self.name, len(batch),
+                        str(error).splitlines()[0] if str(error) else type(error).__name__)
+            self.failed += 1
+            for _, waiter in batch:
+                waiter.set_exception(error)
+            if not isinstance(error, Exception):
+                raise  # the writer itself was stopped
+            return
+        self.batches += 1
+        for (_, waiter), outcome in zip(batch, outcomes):
+            waiter.set(outcome)
+
+
+def take_sqlite_lock(connection, statement, params: dict | None = None) -> None:
+    """SQLite's write lock for the current transaction, by `statement` (a no-op write).
+
+    In a writer under gevent it is never waited for in SQLite's busy handler, which would hold the
+    whole process (every request of it) while another process writes: tried without waiting, then
+    again after a cooperative sleep, up to the connection's busy timeout (then "database is
+    locked", as anywhere else).
+    """
+    if not IN_WRITER.get():
+        connection.execute(statement, params or {})
+        return
+    import gevent
+    raw = connection.connection.driver_connection
+    timeout_ms = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute("PRAGMA busy_timeout = 0")
+    deadline, pause = time.monotonic() + timeout_ms / 1000, 0.0005
+    try:
+        while True:
+            try:
+                connection.execute(statement, params or {})
+                return
+            except OperationalError as error:
+                if "locked" not in str(error.orig) or time.monotonic() > deadline:
+                    raise
+            gevent.sleep(pause)
+            pause = min(pause * 2, 0.005)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")

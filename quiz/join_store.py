@@ -1,0 +1,140 @@
+"""Storing registrations: many new players in one transaction (the group commit's write), or one.
+
+quiz/registration.py checks what people typed; what comes here is clean values. One transaction
+for a batch: the rounds held against a concurrent close of round 1 (PostgreSQL FOR SHARE, so the
+close's FOR UPDATE waits for the batch, or the batch sees "closed"; SQLite's write lock, taken
+first), one read for every email and phone already taken, then one INSERT for the new players and
+one for their links (one per round). A player whose email or phone is taken, by an earlier player
+or an earlier row of the same batch, gets the duplicate answer; once a round has closed, everyone
+gets "registration is closed". Each row's outcome: Registered, or the QuizError to answer with.
+"""
+import secrets
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy import bindparam, insert, or_, select, update
+
+from . import emails
+from .clock import utcnow
+from .effects import CHANGED, Drain, Pending, owe
+from .errors import QuizError
+from .extensions import db, state
+from .group_commit import GroupCommit, take_sqlite_lock
+from .links import new_code
+from .models import Challenge, FormLink, Participant, RoundStatus
+from .models.players import new_checkin_code
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What joining gave a new player: their id, report code, and a link per round as (number,
+    status, code)."""
+
+    id: int
+    report_code: str
+    links: tuple[tuple[int, RoundStatus, str], ...]
+
+
+def store(clean: dict) -> Registered:
+    """Register through this process's group commit (web processes under gevent), or at once in the
+    caller's transaction (which the caller commits)."""
+    outcome = state().join_writer.store(clean)
+    if isinstance(outcome, QuizError):
+        raise outcome
+    return outcome
+
+
+def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
+    """Create the players and their links in the current transaction (the caller commits); each
+    row's outcome."""
+    statements, connection = _statements(), db.session.connection()
+    if "lock" in statements:
+        take_sqlite_lock(connection, statements["lock"])
+    rounds = connection.execute(statements["rounds"]).all()
+    if any(status == RoundStatus.CLOSED for _, _, status in rounds):
+        return [QuizError("Registration is closed: the game is already under way.",
+                          code="registration_closed") for _ in cleans]
+    emails, phones = set(), set()
+    for email, phone in connection.execute(statements["taken"], {
+            "emails": [c["email"] for c in cleans], "phones": [c["phone"] for c in cleans]}):
+        emails.add(email)
+        phones.add(phone)
+    outcomes: list[Registered | QuizError | None] = [None] * len(cleans)
+    rows, now = {}, utcnow()
+    texts = bool(current_app.config["SMS_CONFIRMATION"])
+    for i, clean in enumerate(cleans):
+        if clean["email"] in emails or clean["phone"] in phones:
+            outcomes[i] = duplicate_error(email_taken=clean["email"] in emails)
+            continue
+        emails.add(clean["email"])
+        phones.add(clean["phone"])
+        # A confirmation SMS owed in the same row; texted by a drain job, in batches like forms.
+        rows[i] = {**clean, "report_code": secrets.token_urlsafe(16),
+                   "checkin_code": new_checkin_code(), "created_at": now,
+                   "confirmation_owed": texts and bool(clean["consent"])}
+    if not rows:
+        return outcomes
+    ids = dict(connection.execute(statements["participants"], list(rows.values())).all())
+    links = [{"participant_id": ids[row["report_code"]], "challenge_id": challenge_id,
+              "code": new_code(), "seed": secrets.randbits(31)}
+             for row in rows.values() for challenge_id, _, _ in rounds]
+    if links:
+        connection.execute(statements["links"], links)
+    codes = iter(link["code"] for link in links)
+    for i, row in rows.items():
+        outcomes[i] = Registered(ids[row["report_code"]], row["report_code"], tuple(
+            (number, status, next(codes)) for _, number, status in rounds))
+    # Their forms are rendered in the background (joining never waits for storage); the projector's
+    # count moves.
+    joined = tuple(ids.values())
+    owe(Pending(Drain.NEW_FORMS, joined), CHANGED)
+    texted = tuple(ids[row["report_code"]] for row in rows.values() if row["confirmation_owed"])
+    if texted:
+        owe(Pending(Drain.CONFIRMATIONS, texted))
+    # their results page and QR code, by email
+    emails.queue_confirmations([(ids[row["report_code"]], row, row["report_code"])
+                                for row in rows.values()])
+    open_round = next((challenge_id for challenge_id, _, status in rounds
+                       if status == RoundStatus.OPEN), None)
+    # joined mid-round: their link goes out like everyone's did (one job per rush)
+    if open_round is not None:
+        owe(Pending(Drain.LATE_LINKS, joined, open_round))
+    return outcomes
+
+
+def duplicate_error(email_taken: bool) -> QuizError:
+    """The answer to a second registration: never a second player."""
+    field = "email" if email_taken else "phone"
+    what = "email address" if email_taken else "phone number"
+    message = (f"This {what} is already registered. Your links come by SMS; "
+               "ask the help desk if they don't.")
+    return QuizError(message, code="already_registered", fields={field: message})
+
+
+_STATEMENTS: dict[str, dict] = {}
+
+
+def _statements() -> dict:
+    """The batch's statements, built once per dialect (building them costs more than running
+    them)."""
+    dialect = db.engine.dialect.name
+    if dialect not in _STATEMENTS:
+        statements = {
+            # the rounds (a handful: one read for all), held against a close of round 1
+            "rounds": select(Challenge.id, Challenge.number, Challenge.status)
+                      .order_by(Challenge.number).with_for_update(read=True),
+            "taken": select(Participant.email, Participant.phone).where(or_(
+                Participant.email.in_(bindparam("emails", expanding=True)),
+                Participant.phone.in_(bindparam("phones", expanding=True)))),
+            "participants": insert(Participant).returning(Participant.report_code,
+                                                          Participant.id),
+            "links": insert(FormLink)}
+        if dialect == "sqlite":
+            # no row locks: a no-op write takes its write lock first (see rounds.lock_for_sqlite)
+            statements["lock"] = update(Challenge).values(status=Challenge.status)
+        _STATEMENTS[dialect] = statements
+    return _STATEMENTS[dialect]
+
+
+def init_app(app: Flask) -> None:
+    state(app).join_writer = GroupCommit(app, insert_registrations, "registrations")

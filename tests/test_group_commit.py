@@ -1,0 +1,291 @@
+"""Group commit (quiz/group_commit.py, quiz/submit_store.py): submissions posted at once are stored
+by one writer in few transactions, each exactly once, each request answered once its row is
+committed; a failed batch stores nothing and every request in it hears so; a refused one stores
+nothing.
+
+The requests run on gevent greenlets in this process, through Flask's test client, with the
+process's writer switched on as under gunicorn's gevent workers: a request runs until it waits for
+its row, so the requests posted together meet in the writer's same batch.
+"""
+import html
+import sqlite3
+from dataclasses import replace
+
+import gevent
+import pytest
+from sqlalchemy import func, select, update
+
+from quiz.clock import utcnow
+from quiz.effects import Drain, pending_key
+from quiz.extensions import db, get_redis, state
+from quiz.models import Challenge, FormLink, Participant, RoundStatus, Submission
+from quiz.submit_store import DUPLICATE, Answered, insert_rows
+
+from .helpers import POSTGRES_URL, answer_form, start, text
+
+PICKS = {"Which service stores objects?": ["S3"], "Which are databases?": ["RDS", "DynamoDB"]}
+
+
+@pytest.fixture
+def writer(app):
+    """The app's submissions writer, batching as in a gevent web process."""
+    writer = state(app).submit_writer
+    writer.batched = True
+    return writer
+
+
+@pytest.fixture
+def forms(app, client, load_bank, make_participant, open_round):
+    """Twelve players with round 1 open and Start pressed: (code, submit URL, form data) each, all
+    answers right."""
+    load_bank()
+    participants = [make_participant(f"Player {i}") for i in range(12)]
+    open_round()
+    made = []
+    for participant in participants:
+        code = db.session.scalar(select(FormLink.code).join(Challenge).where(
+            FormLink.participant_id == participant.id, Challenge.number == 1))
+        assert start(client, code).status_code == 303
+        token, fields = answer_form(client, code)
+        data = {"csrf_token": token}
+        for (name, options), chosen in zip(fields.items(), PICKS.values()):
+            data[name] = [options[c] for c in chosen]
+        made.append((code, f"/f/{code}/submit", data))
+    db.session.commit()
+    return made
+
+
+def post_at_once(client, posts: list[tuple[str, dict]]) -> list:
+    """Every (url, data) posted on a greenlet of its own, all at once; their responses in order."""
+    greenlets = [gevent.spawn(client.post, url, data=data) for url, data in posts]
+    gevent.joinall(greenlets, raise_error=True)
+    return [g.value for g in greenlets]
+
+
+def stored() -> dict[int, int]:
+    """Participant id → how many submission rows they have (what is committed now)."""
+    db.session.rollback()
+    return dict(db.session.execute(select(Submission.participant_id, func.count())
+                                   .group_by(Submission.participant_id)).all())
+
+
+def pending_forms() -> set[int]:
+    round_id = db.session.scalar(select(Challenge.id).where(Challenge.number == 1))
+    return {int(i) for i in get_redis().smembers(pending_key(Drain.ANSWERED_FORMS, round_id))}
+
+
+def test_a_burst_with_repeats_is_stored_once_each_in_fewer_transactions(client, forms, writer):
+    posts = [(url, data) for _, url, data in forms] + [(url, data) for _, url, data in forms[:3]]
+    responses = post_at_once(client, posts)
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 3 + [303] * 12  # the repeats: "already in"
+    for response in responses:
+        if response.status_code == 200:
+            assert "Your answers are already in" in text(response)
+    counts = stored()
+    assert len(counts) == 12 and set(counts.values()) == {1}
+    assert writer.batches < len(posts)
+    # what each stored row owes went out after its commit: its form moves to answered/
+    assert pending_forms() == set(counts)
+    scores = db.session.scalars(select(Submission.score)).all()
+    assert set(scores) == {3}  # scored as one at a time would: every answer right
+
+
+def test_a_duplicate_in_the_same_batch_as_its_original_gets_the_duplicate_answer(
+        client, forms, writer):
+    _, url, data = forms[0]
+    first, second = post_at_once(client, [(url, data), (url, data)])
+    assert writer.batches == 1  # both in one transaction
+    assert sorted([first.status_code, second.status_code]) == [200, 303]
+    repeat = first if first.status_code == 200 else second
+    assert "Your answers are already in. Only the first submission counts." in text(repeat)
+    assert list(stored().values()) == [1]
+
+
+def test_insert_rows_keeps_the_first_of_twins_and_refuses_a_row_already_stored(app, player,
+                                                                               open_round):
+    participant, _ = player
+    open_round()
+    round_id = db.session.scalar(select(Challenge.id).where(Challenge.number == 1))
+    row = Answered(participant.id, round_id, utcnow(), {}, 1, 1, 2.0, False)
+    outcomes = insert_rows([row, replace(row, score=0)])
+    assert isinstance(outcomes[0], int) and outcomes[1] == DUPLICATE
+    db.session.commit()
+    assert insert_rows([replace(row, score=0)]) == [DUPLICATE]
+    db.session.commit()
+    assert db.session.scalar(select(Submission.score)) == 1
+
+
+def broken_constraint(rows):
+    """The batch's last row names a player who doesn't exist: its foreign key refuses the INSERT."""
+    return insert_rows([*rows[:-1], replace(rows[-1], participant_id=10**9)])
+
+
+def broken_connection(rows):
+    """The batch's rows written, then its database connection closed under it before the commit."""
+    outcomes = insert_rows(rows)
+    db.session.connection().connection.dbapi_connection.close()
+    return outcomes
+
+
+@pytest.mark.parametrize("failure", [broken_constraint, broken_connection])
+def test_a_failing_batch_answers_every_request_with_an_error_and_stores_nothing(
+        client, forms, writer, failure):
+    insert = writer.write
+    writer.write = failure
+    responses = post_at_once(client, [(url, data) for _, url, data in forms])
+    assert all(r.status_code in (500, 503) for r in responses), [r.status_code for r in responses]
+    for response in responses:
+        assert "Try again" in text(response) or "press the button again" in text(response)
+    assert stored() == {} and pending_forms() == set()
+    writer.write = insert  # the database is back: pressed again, each counts once
+    assert [r.status_code for r in post_at_once(client, [(url, data) for _, url, data in forms])
+            ] == [303] * len(forms)
+    assert set(stored().values()) == {1} and len(stored()) == len(forms)
+
+
+def test_refused_submissions_store_nothing_and_say_why(client, forms, writer):
+    (_, url, data), (_, other_url, other_data) = forms[:2]
+    unknown = {**data, next(k for k in data if k.startswith("q")): "0123456789abcdef"}
+    bad, good = post_at_once(client, [(url, unknown), (other_url, other_data)])
+    assert bad.status_code == 422 and "reload the page and choose again" in text(bad).lower()
+    assert good.status_code == 303
+    assert len(stored()) == 1
+    db.session.execute(update(Challenge).values(status=RoundStatus.CLOSED, closed_at=utcnow()))
+    db.session.commit()
+    [closed] = post_at_once(client, [(url, data)])
+    assert closed.status_code == 409 and "Round 1 is closed" in text(closed)
+    assert len(stored()) == 1
+
+
+def test_a_round_closed_between_the_check_and_the_batch_refuses_its_rows(client, forms, writer):
+    """The close came after the players' checks passed, before their batch took the round's lock:
+    the batch checks the round again, and stores none of them."""
+    insert = writer.write
+
+    def close_first(rows):
+        db.session.execute(update(Challenge).values(status=RoundStatus.CLOSED,
+                                                    closed_at=utcnow()))
+        return insert(rows)
+
+    writer.write = close_first
+    responses = post_at_once(client, [(url, data) for _, url, data in forms[:4]])
+    assert [r.status_code for r in responses] == [409] * 4
+    assert all("Round 1 is closed: answers are no longer accepted." in html.unescape(
+        r.get_data(as_text=True)) for r in responses)
+    assert stored() == {}
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 12
+
+
+# Registrations go through a group commit of their own (quiz/join_store.py).
+
+def joiner(i: int, email: str | None = None, phone: str | None = None) -> dict:
+    return {"name": f"Joiner {i}", "email": email or f"joiner{i}@example.com",
+            "phone": phone or f"+1628{2_000_000 + i:07d}", "consent": True}
+
+
+@pytest.fixture
+def join_writer(app, load_bank):
+    load_bank()
+    db.session.commit()
+    writer = state(app).join_writer
+    writer.batched = True
+    return writer
+
+
+def register_at_once(client, bodies: list[dict]) -> list:
+    greenlets = [gevent.spawn(client.post, "/api/register", json=body) for body in bodies]
+    gevent.joinall(greenlets, raise_error=True)
+    return [g.value for g in greenlets]
+
+
+def test_registrations_at_once_each_get_their_player_and_links_in_one_transaction(
+        client, join_writer, api_headers):
+    bodies = [joiner(i) for i in range(10)]
+    responses = register_at_once(client, bodies)
+    assert [r.status_code for r in responses] == [201] * 10
+    assert join_writer.batches == 1
+    db.session.rollback()
+    ids = [r.get_json()["user_id"] for r in responses]
+    assert sorted(ids) == sorted(db.session.scalars(select(Participant.id)).all())
+    for body, response in zip(bodies, responses):
+        participant = db.session.get(Participant, response.get_json()["user_id"])
+        assert (participant.email, participant.phone) == (body["email"], body["phone"])
+        assert response.get_json()["report_url"].endswith(participant.report_code)
+    # a link per round each, codes all different
+    links = db.session.execute(select(FormLink.participant_id, FormLink.code)).all()
+    assert len(links) == 20 and len({code for _, code in links}) == 20
+    new_forms = {int(i) for i in get_redis().smembers(pending_key(Drain.NEW_FORMS))}
+    assert new_forms == set(ids)
+    # the links the admin token sees are this player's own
+    again = client.post("/api/register", json=joiner(99), headers=api_headers).get_json()
+    own = db.session.scalars(select(FormLink.code).where(
+        FormLink.participant_id == again["user_id"])).all()
+    assert {url.rsplit("/", 1)[1] for url in again["form_urls"].values()} == set(own)
+
+
+def test_a_second_registration_in_the_same_batch_gets_the_duplicate_answer(client, join_writer):
+    responses = register_at_once(client, [
+        joiner(1), joiner(2, email="joiner1@example.com"), joiner(3, phone="+16282000001"),
+        joiner(4)])
+    assert [r.status_code for r in responses] == [201, 409, 409, 201]
+    assert join_writer.batches == 1
+    assert responses[1].get_json()["fields"] == {
+        "email": "This email address is already registered. Your links come by SMS; ask the help "
+                 "desk if they don't."}
+    assert list(responses[2].get_json()["fields"]) == ["phone"]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 2
+    assert db.session.scalar(select(func.count()).select_from(FormLink)) == 4
+
+
+def test_registrations_once_a_round_closed_are_all_refused(client, join_writer):
+    db.session.execute(update(Challenge).where(Challenge.number == 1)
+                       .values(status=RoundStatus.CLOSED, closed_at=utcnow()))
+    db.session.commit()
+    responses = register_at_once(client, [joiner(1), joiner(2)])
+    assert [r.get_json()["error"] for r in responses] == ["registration_closed"] * 2
+    assert [r.status_code for r in responses] == [409, 409]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 0
+
+
+def test_a_failing_registration_batch_answers_every_request_with_an_error(client, join_writer):
+    insert = join_writer.write
+
+    def broken(cleans):
+        outcomes = insert(cleans)
+        db.session.connection().connection.dbapi_connection.close()
+        return outcomes
+
+    join_writer.write = broken
+    responses = register_at_once(client, [joiner(1), joiner(2)])
+    assert all(r.status_code in (500, 503) for r in responses)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 0
+    join_writer.write = insert
+    assert [r.status_code for r in register_at_once(client, [joiner(1), joiner(2)])] == [201] * 2
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
+@pytest.mark.config(SQLITE_BUSY_TIMEOUT_MS=2000)
+def test_the_writer_waits_for_sqlites_lock_without_holding_the_process(client, forms, writer):
+    """Another process holds SQLite's write lock: the writer tries again between cooperative sleeps,
+    so this process's other greenlets (here, the one that lets the lock go) keep running. In
+    SQLite's busy handler the whole process would wait out the busy timeout, then a 503."""
+    blocker = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    released = []
+
+    def release_soon():
+        gevent.sleep(0.2)  # the writer is waiting for the lock by now
+        released.append(writer.batches)  # ran while the batch was still waiting
+        blocker.execute("ROLLBACK")
+
+    helper = gevent.spawn(release_soon)
+    responses = post_at_once(client, [(url, data) for _, url, data in forms[:4]])
+    helper.join()
+    blocker.close()
+    assert released == [0] and writer.failed == 0  # the first batch waited, and went in
+    assert [r.status_code for r in responses] == [303] * 4
+    assert len(stored()) == 4
