@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from . import clocks, scoring
 from .answer_sheet import Asked, deal_sheet, parse_answers
 from .checkin import needs_checkin
+from .effects import CHANGED, owe
 from .errors import QuizError
 from .extensions import db, state as app_state
 from .links import CODE_PATTERN, dealt_questions

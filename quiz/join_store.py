@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from sqlalchemy import bindparam, insert, or_, select, update
 
-from . import emails
+from . import emails as email_channel
 from .clock import utcnow
 from .effects import CHANGED, Drain, Pending, owe
 from .errors import QuizError
@@ -92,7 +92,7 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
     if texted:
         owe(Pending(Drain.CONFIRMATIONS, texted))
     # their results page and QR code, by email
-    emails.queue_confirmations([(ids[row["report_code"]], row, row["report_code"])
+    email_channel.queue_confirmations([(ids[row["report_code"]], row, row["report_code"])
                                 for row in rows.values()])
     open_round = next((challenge_id for challenge_id, _, status in rounds
                        if status == RoundStatus.OPEN), None)
