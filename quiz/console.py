@@ -4,7 +4,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import and_, func, select
 
-from . import delivery, photos, rounds, shadow
+from . import delivery, photos, reveal, rounds, shadow
 from .checkin import unchecked_finalists
 from .clock import utcnow
 from .extensions import db
@@ -48,6 +48,7 @@ def rounds_and_audit() -> dict:
         "unreviewed": photos.unreviewed(),
         "waiting": {c.id: not_started(c) for c in challenges if c.is_open},
         "reopenable": reopenable(challenges, utcnow()),
+        "reveals": reveal.console_states(challenges, utcnow()),
         "now": utcnow(),
     }
 

@@ -2,11 +2,11 @@
 from flask import Flask
 
 from ..extensions import csrf
-from . import (admin, api, desk, display, errors, exports, messages, photos, play, roles, staff,
-               stored_forms, undo, ws)
+from . import (admin, api, desk, display, errors, exports, messages, photos, play, reveal, roles,
+               staff, stored_forms, undo, ws)
 
 BLUEPRINTS = (play, display, admin, messages, desk, stored_forms, exports, photos, staff, roles,
-              undo, api, ws, errors)
+              undo, reveal, api, ws, errors)
 
 
 def register_blueprints(app: Flask) -> None:
