@@ -147,8 +147,8 @@ def current_step(challenge: Challenge, steps: int, now: datetime) -> tuple[int, 
 
 def stage_context(challenge: Challenge, now: datetime) -> dict | None:
     """What the projector shows of the round's reveal now, or None (not final yet, no questions,
-    or stepped through to the leaderboard)."""
-    if not can_reveal(challenge, now):
+    or stepped through to the leaderboard; or REVEAL_ANSWERS is off)."""
+    if not current_app.config["REVEAL_ANSWERS"] or not can_reveal(challenge, now):
         return None
     questions = revealed_questions(challenge)
     step, next_in = current_step(challenge, len(questions), now)
@@ -163,6 +163,8 @@ def move(number: int, delta: int, now: datetime) -> tuple[Challenge, int, int]:
     """The console's Next (+1) or Previous (-1): the reveal's new step and how many there are (the
     last one is the leaderboard)."""
     challenge = rounds.get_challenge(number, lock=True)
+    if not current_app.config["REVEAL_ANSWERS"]:
+        raise QuizError("The projector shows no reveal: REVEAL_ANSWERS is off.", code="reveal_off")
     if not challenge.is_closed:
         raise QuizError(f"Round {number} is {challenge.status}: its answers are revealed once it "
                         "has closed.", code="not_closed")
@@ -185,7 +187,10 @@ def step_label(step: int, steps: int) -> str:
 
 
 def console_states(challenges: list[Challenge], now: datetime) -> dict[int, str]:
-    """For the rounds table: each final round's reveal step, in words."""
+    """For the rounds table: each final round's reveal step, in words (none: REVEAL_ANSWERS is
+    off)."""
+    if not current_app.config["REVEAL_ANSWERS"]:
+        return {}
     final = revealable_ids(now)
     states = {}
     for challenge in challenges:
@@ -209,21 +214,19 @@ class MyAnswer:
 
 def answer_sheets(participant_id: int, now: datetime) -> dict[int, list[MyAnswer]]:
     """A player's answers to each final round they answered, by round id, in the bank's order of
-    the questions they were asked."""
+    the questions they were asked (two queries)."""
     final = revealable_ids(now)
     if not final:
         return {}
-    submissions = db.session.execute(select(Submission.challenge_id, Submission.answers).where(
-        Submission.participant_id == participant_id, Submission.challenge_id.in_(final))).all()
-    if not submissions:
-        return {}
-    questions = db.session.scalars(select(Question).where(
-        Question.challenge_id.in_([s.challenge_id for s in submissions]),
-        Question.kind == "choice").order_by(Question.challenge_id, Question.position)).all()
+    rows = db.session.execute(
+        select(Submission.answers, Question)
+        .join(Question, Question.challenge_id == Submission.challenge_id)
+        .where(Submission.participant_id == participant_id, Submission.challenge_id.in_(final),
+               Question.kind == "choice")
+        .order_by(Question.challenge_id, Question.position)).all()
     sheets: dict[int, list[MyAnswer]] = {}
-    answers = dict(submissions)
-    for question in questions:
-        picked = answers[question.challenge_id].get(str(question.id))
+    for answers, question in rows:
+        picked = answers.get(str(question.id))
         if picked is not None:
             sheets.setdefault(question.challenge_id, []).append(MyAnswer(question, picked))
     return sheets

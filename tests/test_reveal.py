@@ -34,6 +34,12 @@ challenges:
 """
 
 
+@pytest.fixture(autouse=True)
+def reveal_on(app):
+    """The suite's config keeps the leaderboard at a close; these tests are about the reveal."""
+    app.config["REVEAL_ANSWERS"] = True
+
+
 def codes_of(number: int) -> dict[int, str]:
     return {link.participant_id: link.code for link in db.session.scalars(
         select(FormLink).join(Challenge).where(Challenge.number == number))}
@@ -221,6 +227,18 @@ def test_the_report_shows_the_players_answers_beside_the_right_ones(client, pool
                 assert f"Right answer: <strong>{q.answer[0]}</strong>" in sheet
         others = [q for q in pool_round.questions if str(q.id) not in sub.answers]
         assert not any(q.text in sheet for q in others)
+
+
+def test_with_the_reveal_off_the_projector_shows_the_leaderboard_at_once(app, client,
+                                                                        pool_round):
+    app.config["REVEAL_ANSWERS"] = False
+    page = text(client.get("/display"))
+    assert 'class="reveal"' not in page and 'class="board"' in page
+    login(client)
+    assert "reveal/next" not in client.get("/admin/").get_data(as_text=True)
+    # the player's report still shows their answers: the round is final
+    participant = db.session.scalar(select(Participant))
+    assert "answers-card" in text(client.get(f"/r/{participant.report_code}"))
 
 
 def test_reopening_a_round_resets_its_reveal(app, pool_round):
