@@ -159,6 +159,15 @@ def stage_context(challenge: Challenge, now: datetime) -> dict | None:
             "next_in": None if next_in is None else math.ceil(next_in)}
 
 
+def starts_in(challenge: Challenge, now: datetime) -> int | None:
+    """Seconds until the closed round's reveal may start by itself (the projector fetches its stage
+    again then: nothing else announces it), or None."""
+    if not (current_app.config["REVEAL_ANSWERS"] and challenge.is_closed):
+        return None
+    wait = (final_since(challenge) - now).total_seconds()
+    return math.ceil(wait) if wait > 0 and not can_reveal(challenge, now) else None
+
+
 def move(number: int, delta: int, now: datetime) -> tuple[Challenge, int, int]:
     """The console's Next (+1) or Previous (-1): the reveal's new step and how many there are (the
     last one is the leaderboard)."""

@@ -42,6 +42,7 @@ def what_the_room_sees() -> dict:
         shown_reveal = reveal.stage_context(shown, context["now"])
         if shown_reveal is not None:
             context.update(phase="reveal", reveal=shown_reveal)
+        context["reveal_in"] = reveal.starts_in(shown, context["now"])
     # The shadow league's panel, beside whatever the room sees once a round has been played.
     played = context["phase"] != "before" and current_app.config["SHADOW_LEAGUE"]
     context["shadow"] = shadow.standings(limit=SHADOW_ROWS) if played else []
