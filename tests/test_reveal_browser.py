@@ -9,7 +9,8 @@ import redis
 import sqlalchemy
 from playwright.sync_api import expect
 
-from .browser_fixtures import POLL, PROJECTOR, assert_not_reloaded, console_login, mark_page
+from .browser_fixtures import (POLL, PROJECTOR, assert_not_reloaded, console_login, mark_page,
+                               stage_fits)
 from .live_fixtures import LiveStack
 from .players import Api, answer_over_http, load_demo_bank
 
@@ -65,6 +66,7 @@ def check_question(page, truth: dict) -> str:
         percent = round(100 * count / expected["answered"]) if expected["answered"] else 0
         expect(bar.locator(".count")).to_have_text(f"{percent}% · {count}")
         expect(bar).to_have_class("bar right" if choice in expected["right"] else "bar wrong")
+    stage_fits(page)
     return text
 
 
