@@ -247,3 +247,19 @@ def test_reopening_a_round_resets_its_reveal(app, pool_round):
     from quiz.undo import reopen_round
     reopen_round(1, utcnow())
     assert (pool_round.reveal_step, pool_round.reveal_moved_at) == (0, None)
+
+
+def test_the_projector_asks_again_when_the_reveal_is_due_to_move(app, client, pool_round):
+    app.config["RESULTS_DELAY_SECONDS"] = 600
+    page = client.get("/display").get_data(as_text=True)
+    # inside the window: the leaderboard, and a fetch when the round becomes final
+    assert 'class="board"' in page
+    wait = int(re.search(r'hx-trigger="load delay:(\d+)s"', page)[1])
+    assert 590 <= wait <= 600
+    app.config["RESULTS_DELAY_SECONDS"] = 0
+    app.config["REVEAL_SECONDS_PER_QUESTION"] = 10**6  # far from its next step
+    page = client.get("/display").get_data(as_text=True)
+    assert 'class="reveal"' in page
+    assert int(re.search(r'hx-trigger="load delay:(\d+)s"', page)[1]) > 10**6 - 60
+    app.config["REVEAL_SECONDS_PER_QUESTION"] = 0  # manual: nothing to fetch by itself
+    assert "load delay" not in client.get("/display").get_data(as_text=True)
