@@ -60,7 +60,8 @@ def main(out: Path) -> None:
         stack = None
         try:
             wait_for(f"unix://{sock}")
-            stack = LiveStack(tmp, f"unix://{sock}").start()
+            # Rounds are final (and their answers revealed) 8 s after their close, not 60.
+            stack = LiveStack(tmp, f"unix://{sock}", RESULTS_DELAY_SECONDS="8").start()
             load_demo_bank(stack)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
@@ -171,6 +172,11 @@ def play(browser, stack, api: Api, out: Path) -> None:
             expect(bobby.locator(".out")).to_be_visible()
             settle(bobby)
             bobby.screenshot(path=out / "phone-out.png", full_page=True, scale="css")
+            # Final 8 s after the close: the projector reveals the round's first question.
+            expect(display.locator(".reveal")).to_be_visible(timeout=20_000)
+            settle(display)
+            stage_fits(display)
+            display.screenshot(path=out / "display-reveal.png", scale="css")
     expect(display.get_by_text("wins!")).to_be_visible(timeout=POLL)
     settle(display)
     display.screenshot(path=out / "display-podium.png", scale="css")

@@ -111,6 +111,11 @@ class Config:
     # Result SMS wait this long after a close; until then (and until the next round starts) a round
     # closed by mistake can be reopened, its elimination reversed, and no one was told anything.
     RESULTS_DELAY_SECONDS = float(os.environ.get("RESULTS_DELAY_SECONDS", "60"))
+    # Once a closed round can no longer be reopened, the projector reveals its questions one by one
+    # before its leaderboard (quiz/reveal.py; REVEAL_ANSWERS=false: the leaderboard at once), this
+    # many seconds each, or 0 to step them from the console.
+    REVEAL_ANSWERS = _flag("REVEAL_ANSWERS", True)
+    REVEAL_SECONDS_PER_QUESTION = float(os.environ.get("REVEAL_SECONDS_PER_QUESTION", "0"))
     # Round links in the answer to POST /api/register and on /r/<code> (admin token: always).
     # Unset: on for the outbox backend, off otherwise (see links_in_registration).
     LINKS_IN_REGISTRATION = _optional_flag("LINKS_IN_REGISTRATION")
@@ -236,3 +241,5 @@ class TestConfig(Config):
     SUBMIT_GRACE_SECONDS = 1.0
     # Results at once, as the suite's close tests expect; tests of the delay and reopening set it.
     RESULTS_DELAY_SECONDS = 0.0
+    # The leaderboard at a close, as the suite's projector tests expect; tests of the reveal set it.
+    REVEAL_ANSWERS = False

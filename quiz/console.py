@@ -1,10 +1,8 @@
 """The console's live numbers: the overview at the top, the rounds table, the audit log."""
-from datetime import timedelta
-
 from flask import current_app
 from sqlalchemy import and_, func, select
 
-from . import clocks, delivery, emails, photos, rounds, shadow
+from . import clocks, delivery, emails, photos, reveal, rounds, shadow
 from .checkin import unchecked_finalists
 from .clock import utcnow
 from .extensions import db
@@ -51,6 +49,7 @@ def rounds_and_audit() -> dict:
         "unreviewed": photos.unreviewed(),
         "waiting": {c.id: not_started(c) for c in challenges if c.is_open},
         "reopenable": reopenable(challenges, utcnow()),
+        "reveals": reveal.console_states(challenges, utcnow()),
         "now": utcnow(),
     }
 
@@ -72,12 +71,10 @@ def not_started(challenge: Challenge) -> tuple[int, int]:
 
 
 def reopenable(challenges: list[Challenge], now) -> set[int]:
-    """The closed rounds the console offers to reopen: within RESULTS_DELAY_SECONDS of their
-    close, before the next round started (quiz/undo.py has the last word)."""
-    delay = timedelta(seconds=current_app.config["RESULTS_DELAY_SECONDS"])
-    later_started = [c.number for c in challenges if not c.is_draft]
-    return {c.id for c in challenges if c.is_closed and c.closed_at + delay > now
-            and max(later_started) == c.number}
+    """The closed rounds the console offers to reopen: those not final yet (within
+    RESULTS_DELAY_SECONDS of their close, results not sent, the next round not started:
+    quiz/undo.is_final, whose finality also lets the reveal show)."""
+    return {c.id for c in challenges if c.is_closed} - reveal.revealable_ids(now)
 
 
 def links_take(messages: int) -> str | None:

@@ -1,4 +1,5 @@
-"""Results as CSV files: participants, submissions, rounds, eliminations, companies, sponsor leads.
+"""Results as CSV files: participants, submissions, rounds, questions, eliminations, companies,
+sponsor leads.
 
 Every export is a header and a stream of rows from one query (companies: three), written with
 the csv module; text cells that a spreadsheet would run as a formula are defused first.
@@ -14,8 +15,9 @@ from sqlalchemy import case, func, select
 
 from .clock import utcnow
 from .extensions import db
-from .models import Challenge, Participant, Submission
+from .models import Challenge, Participant, Question, Submission
 from .ranking import keep_size
+from .reveal import count_answers, revealable_ids
 
 # OWASP "CSV injection": a cell starting with one of these is a formula (or a DDE call) in Excel,
 # LibreOffice and Google Sheets; a leading apostrophe makes it plain text.
@@ -57,7 +59,8 @@ def participant_rows() -> Iterator[tuple]:
                           Participant.company, Participant.consent, Participant.sponsor_consent,
                           Participant.created_at,
                           case((Participant.eliminated_in.is_(None), "in"), else_="out"),
-                          Participant.eliminated_in, Participant.elimination_reason)
+                          Participant.eliminated_in, Participant.elimination_reason,
+                          Participant.checked_in_at)
                    .order_by(Participant.id))
 
 
@@ -100,6 +103,23 @@ def round_rows() -> Iterator[tuple]:
                sum(reasons.values()) if closed else None,
                *((reasons.get(r, 0) if closed else None)
                  for r in ("unanswered", "ranked_out", "disqualified")))
+
+
+def question_rows() -> Iterator[tuple]:
+    """Per question of each final round (quiz/reveal.py), a row per choice: how many answered the
+    question, the share right, and how often the choice was picked. Time is measured per round
+    (the submissions export), not per question."""
+    final = revealable_ids(utcnow())
+    questions = db.session.execute(
+        select(Question, Challenge.number).join(Challenge)
+        .where(Challenge.id.in_(final), Question.kind == "choice")
+        .order_by(Challenge.number, Question.position)).all()
+    number = {q.id: n for q, n in questions}
+    for tally in count_answers([q for q, _ in questions]):
+        q = tally.question
+        for choice in tally.choices:
+            yield (number[q.id], q.position, q.text, tally.answered, tally.right,
+                   tally.right_percent, choice.text, choice.right, choice.count, choice.percent)
 
 
 def elimination_rows() -> Iterator[tuple]:
@@ -165,7 +185,7 @@ EXPORTS = {e.name: e for e in (
     Export("participants", "Everyone who registered, with their status.",
            ("id", "name", "email", "phone", "company", "consent", "sponsor_consent",
             "registered_at", "status", "eliminated_in_round",
-            "elimination_reason"), participant_rows),
+            "elimination_reason", "checked_in_at"), participant_rows),
     Export("submissions",
            "One row per participant per round they answered: score, right answers, time, rank.",
            ("round", "participant_id", "name", "company", "score", "correct",
@@ -174,6 +194,12 @@ EXPORTS = {e.name: e for e in (
            "Each round: status, times, how many answered, stayed and went out (by reason).",
            ("round", "title", "scoring", "status", "opened_at", "closed_at", "submitted", "kept",
             "out", "out_unanswered", "out_ranked_out", "out_disqualified"), round_rows),
+    Export("questions",
+           "Per question of each round whose answers are out: how many answered it, the share "
+           "right, and a row per choice with how often it was picked (% of those who answered "
+           "it; a pool asks each player only some questions).",
+           ("round", "position", "question", "answered", "right", "right_percent", "choice",
+            "right_answer", "picked", "picked_percent"), question_rows),
     Export("eliminations",
            "Who went out, in which round and why; their rank and the cut line (the top N stayed).",
            ("round", "participant_id", "name", "company", "reason", "rank", "ranked", "cut_line"),

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import func, select
 
+from .clock import utcnow
 from .extensions import db
 from .helpdesk import help_version
 from .models import Challenge, FormLink, Participant, RoundStatus, Submission
 from .ranking import keep_size
+from .reveal import revealable_ids
 from .rounds import winner
 from .shadow import in_shadow_league
 
@@ -156,7 +158,7 @@ def linked_rounds(participant: Participant, rows: list[RoundReport]) -> set[int]
 
 
 def report_version(participant: Participant, *extra) -> str:
-    """A cheap fingerprint of everything the report shows (for its ETag): three small queries, no
+    """A cheap fingerprint of everything the report shows (for its ETag): five small queries, no
     ranking."""
     rounds = db.session.execute(select(Challenge.id, Challenge.status, Challenge.closed_at)
                                 .order_by(Challenge.number)).all()
@@ -166,5 +168,6 @@ def report_version(participant: Participant, *extra) -> str:
     state = (participant.id, participant.name, participant.company, participant.eliminated_in,
              participant.elimination_reason, participant.checked_in_at, tuple(map(tuple, rounds)),
              tuple(played), help_version(participant.id), current_app.config["CHECKIN_REQUIRED"],
-             current_app.config["SHADOW_LEAGUE"], champion.id if champion else None, *extra)
+             current_app.config["SHADOW_LEAGUE"], champion.id if champion else None,
+             sorted(revealable_ids(utcnow())), *extra)
     return hashlib.sha256(repr(state).encode()).hexdigest()[:32]

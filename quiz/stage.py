@@ -2,7 +2,7 @@
 from flask import current_app
 from sqlalchemy import func, select
 
-from . import clocks, rounds, shadow
+from . import clocks, reveal, rounds, shadow
 from .clock import utcnow
 from .extensions import db
 from .leaderboard import leaderboard
@@ -41,6 +41,11 @@ def what_the_room_sees() -> dict:
         context.update(phase="podium" if champion else "after", shown=shown, winner=champion,
                        entries=podium(shown, champion, entries) if champion else entries,
                        next_challenge=challenge if challenge.is_draft else None)
+        # Once the round is final, its questions and answers come first (quiz/reveal.py).
+        shown_reveal = reveal.stage_context(shown, context["now"])
+        if shown_reveal is not None:
+            context.update(phase="reveal", reveal=shown_reveal)
+        context["reveal_in"] = reveal.starts_in(shown, context["now"])
     # The shadow league's panel, beside whatever the room sees once a round has been played.
     played = context["phase"] != "before" and current_app.config["SHADOW_LEAGUE"]
     context["shadow"] = shadow.standings(limit=SHADOW_ROWS) if played else []

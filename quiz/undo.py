@@ -112,19 +112,38 @@ def reopened_detail(done: Reopened) -> str:
 def check_reopenable(challenge: Challenge, now: datetime) -> None:
     """A closed round may be reopened while its results have not gone out and the next round has
     not started; otherwise a QuizError saying which."""
+    blocker = reopen_blocker(challenge, now)
+    if blocker is not None:
+        raise blocker
+
+
+def reopen_blocker(challenge: Challenge, now: datetime) -> QuizError | None:
+    """Why the closed round can no longer be reopened (the next round started, or its results are
+    out), or None while it still can."""
     number = challenge.number
     started = db.session.scalar(select(Challenge.number).where(
         Challenge.number > number, ~Challenge.is_draft).order_by(Challenge.number))
     if started is not None:
-        raise QuizError(f"Round {started} has started since: round {number} can no longer be "
-                        "reopened. Reinstate players one by one instead.", code="next_started")
-    delay = timedelta(seconds=current_app.config["RESULTS_DELAY_SECONDS"])
+        return QuizError(f"Round {started} has started since: round {number} can no longer be "
+                         "reopened. Reinstate players one by one instead.", code="next_started")
+    delay = current_app.config["RESULTS_DELAY_SECONDS"]
     told = db.session.scalar(select(Message.id).where(Message.challenge_id == challenge.id,
                                                       Message.kind.in_(RESULT_KINDS)).limit(1))
-    if told is not None or now >= challenge.closed_at + delay:
-        raise QuizError(f"Round {number}'s results are out (a round can be reopened for "
-                        f"{delay.total_seconds():g} s after its close, RESULTS_DELAY_SECONDS): "
-                        "reinstate players one by one instead.", code="results_out")
+    if is_final(challenge.closed_at, now, next_started=False, told=told is not None):
+        return QuizError(f"Round {number}'s results are out (a round can be reopened for "
+                         f"{delay:g} s after its close, RESULTS_DELAY_SECONDS): "
+                         "reinstate players one by one instead.", code="results_out")
+    return None
+
+
+def is_final(closed_at: datetime | None, now: datetime, next_started: bool, told: bool) -> bool:
+    """The one rule of when a closed round (closed at `closed_at`) can no longer be reopened: the
+    next round has started, its results went out, or RESULTS_DELAY_SECONDS have passed. The reopen
+    and the reveal (quiz/reveal.py: a round's answers show only once it is final) both ask it."""
+    if closed_at is None:
+        return False  # not closed
+    delay = timedelta(seconds=current_app.config["RESULTS_DELAY_SECONDS"])
+    return next_started or told or now >= closed_at + delay
 
 
 def reinstate(participant: Participant) -> tuple[int, str]:

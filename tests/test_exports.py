@@ -81,7 +81,7 @@ def expected_rows(kind: str) -> list[list[str]]:
         return [[str(p.id), p.name, p.email, p.phone, p.company, "yes" if p.consent else "no",
                  "yes" if p.sponsor_consent else "no", iso(p.created_at),
                  "in" if p.eliminated_in is None else "out", blank(p.eliminated_in),
-                 blank(p.elimination_reason)]
+                 blank(p.elimination_reason), iso(p.checked_in_at)]
                 for p in people]
     if kind == "submissions":
         return [[str(number_of[s.challenge_id]), str(s.participant_id),
@@ -90,6 +90,8 @@ def expected_rows(kind: str) -> list[list[str]]:
                 for s in subs]
     if kind == "rounds":
         return [round_row(c, people, subs) for c in challenges]
+    if kind == "questions":
+        return [row for c in challenges if c.is_closed for row in question_table(c, subs)]
     if kind == "eliminations":
         ranked = defaultdict(int)
         for s in subs:
@@ -120,6 +122,22 @@ def round_row(c, people, subs) -> list[str]:
                for r in ("unanswered", "ranked_out", "disqualified")]
     return [str(c.number), c.title, c.scoring, c.status, iso(c.opened_at), iso(c.closed_at),
             str(len(submitters)), str(len(kept)), str(len(out)), *reasons]
+
+
+def question_table(c, subs) -> list[list[str]]:
+    """A row per choice of each choice question: answered, right, right %, picked, picked %."""
+    rows = []
+    for q in (q for q in c.questions if q.kind == "choice"):
+        answers = [s.answers[str(q.id)] for s in subs
+                   if s.challenge_id == c.id and str(q.id) in s.answers]
+        right = sum(set(a) == set(q.answer) for a in answers)
+        for choice in q.choices:
+            picked = sum(choice in a for a in answers)
+            rows.append([str(c.number), str(q.position), q.text, str(len(answers)), str(right),
+                         str(round(100 * right / len(answers)) if answers else 0), choice,
+                         "yes" if choice in q.answer else "no", str(picked),
+                         str(round(100 * picked / len(answers)) if answers else 0)])
+    return rows
 
 
 def company_table(people, subs, number_of) -> list[list[str]]:
@@ -267,3 +285,24 @@ def test_each_export_takes_a_fixed_number_of_queries(played, kind):
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     assert len(lines) > 2 and len(statements) <= 4, statements
+
+
+def test_the_participants_export_says_when_each_player_checked_in(client, played):
+    from quiz.checkin import check_in
+    from quiz.clock import utcnow
+    ada = db.session.get(Participant, played["ada"].id)
+    check_in(ada.checkin_code, utcnow())
+    db.session.commit()
+    login(client)
+    rows = {row[0]: row for row in console_csv(client, "participants")[1:]}
+    assert rows[str(ada.id)][-1] == iso(db.session.get(Participant, ada.id).checked_in_at) != ""
+    assert rows[str(played["bo"].id)][-1] == ""
+
+
+def test_the_questions_export_holds_only_rounds_whose_answers_are_out(app, client, played):
+    login(client)
+    assert {row[0] for row in console_csv(client, "questions")[1:]} == {"1", "2"}
+    app.config["RESULTS_DELAY_SECONDS"] = 3600  # round 2 (the last) is back inside its window
+    assert {row[0] for row in console_csv(client, "questions")[1:]} == {"1"}
+    s3 = next(row for row in console_csv(client, "questions")[1:] if row[6] == "S3")
+    assert s3[3:] == ["5", "4", "80", "S3", "yes", "4", "80"]

@@ -172,6 +172,8 @@ def mask(text: str, me: Throwaway, everyone: list[Throwaway], closed: set[int]) 
     for number in closed:  # a closed round's results are public: not what this test is about
         text = re.sub(rf'<tr class="round-row" data-round="{number}">.*?</tr>', "", text,
                       flags=re.S)
+        text = re.sub(rf'<section class="card answers-card" id="answers-{number}">.*?</section>',
+                      "", text, flags=re.S)  # and, once final, their answers beside the right ones
     for player in everyone:
         who = "ME" if player is me else "OTHER"
         text = text.replace(f"@id{player.user_id}@", who).replace(player.name, who)

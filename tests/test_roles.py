@@ -24,6 +24,8 @@ MATRIX = {
     "undo.extend_round": Role.HOST,
     "undo.reopen_round": Role.HOST,
     "undo.reinstate": Role.HOST,
+    "reveal.reveal_next": Role.HOST,
+    "reveal.reveal_previous": Role.HOST,
     "undo.edit_participant": Role.DESK,
     "messages.send_test_sms": Role.HOST,
     "admin.login": None,

@@ -46,6 +46,10 @@ class Challenge(db.Model):
     # Set by the close when results are to be texted, cleared once their messages are queued:
     # reconcile queues them if the nudge to the workers was lost (Redis down at the close).
     results_due_at: Mapped[datetime | None]
+    # The projector's reveal of this round once closed (quiz/reveal.py): the step the console last
+    # moved it to, and when (None: not moved; REVEAL_SECONDS_PER_QUESTION steps on from there).
+    reveal_step: Mapped[int] = mapped_column(default=0, server_default="0")
+    reveal_moved_at: Mapped[datetime | None]
 
     questions: Mapped[list["Question"]] = relationship(
         back_populates="challenge", order_by="Question.position", cascade="all, delete-orphan")
@@ -118,6 +122,7 @@ class Challenge(db.Model):
         self.status = RoundStatus.OPEN
         self.closed_at = self.results_due_at = None
         self.ranked_count = self.cut_score = self.cut_response_time = None
+        self.reveal_step, self.reveal_moved_at = 0, None
 
     def deadline(self, grace: float) -> datetime | None:
         """The last moment a submission may arrive, or None while nothing limits it."""

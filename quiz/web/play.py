@@ -9,7 +9,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import answers, helpdesk, rounds, shadow, waiting
+from .. import answers, helpdesk, reveal, rounds, shadow, waiting
 from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
@@ -197,6 +197,7 @@ def render_report(participant: Participant, welcome: bool = False,
                            linked=linked_rounds(participant, rows), shadow_playable=playable,
                            shadow_totals=shadow.totals_of(participant.id),
                            qr=qr_svg, welcome=welcome, link_url=link_url,
+                           sheets=reveal.answer_sheets(participant.id, utcnow()),
                            checkin=display_code(participant.checkin_code),
                            report_url=report_url(participant.report_code),
                            event=current_app.config["EVENT_NAME"],
