@@ -3,10 +3,10 @@ from flask import Flask
 
 from ..extensions import csrf
 from . import (admin, alerts, api, desk, display, errors, exports, join, messages, photos, play,
-               roles, staff, stored_forms, undo, ws)
+               question_images, roles, staff, stored_forms, undo, ws)
 
 BLUEPRINTS = (play, display, admin, messages, desk, stored_forms, exports, photos, staff, roles,
-              undo, alerts, api, ws, errors, join)
+              undo, alerts, api, ws, errors, join, question_images)
 
 
 def register_blueprints(app: Flask) -> None:
