@@ -11,7 +11,7 @@ which choice is right (the choice values of quiz/deal.py are what differ per pla
 """
 from pathlib import Path
 
-from flask import current_app, url_for
+from flask import current_app
 
 from .bank_images import SIZES, ImageRef, content_hash, render, resolve
 from .errors import QuizError
@@ -88,7 +88,7 @@ def picture(image: dict | None, size: str, alt: str = "", base_url: str | None =
     if not image:
         return None
     width, height = image[size]
-    path = url_for("question_images.image", digest=image["hash"], size=size)
+    path = f"/q/img/{image['hash']}.{size}.webp"  # the worker renders forms outside a request
     return {"src": f"{base_url.rstrip('/')}{path}" if base_url else path,
             "width": width, "height": height, "alt": image.get("alt") or alt}
 
