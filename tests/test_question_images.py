@@ -13,6 +13,7 @@ from quiz.bank_images import PHONE_BUDGET
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Question
 from quiz.question_images import PREFIX, image_key
+from quiz.rehearsal_pages import question_choices
 from quiz.storage import get_storage
 from quiz.stored_forms import FormRow, render_form
 
@@ -234,6 +235,9 @@ def test_the_phone_and_the_stored_form_show_the_pictures_the_same_for_everyone(
     assert (f'<img class="choice-image" src="/q/img/{cat}.phone.webp" width="300" height="300" '
             'alt="" loading="lazy" decoding="async">') in tags
     assert len(tags) == 3
+    # The rehearsal's and the live tests' players still read every choice (a picture follows it).
+    assert sorted(sorted(c) for c in question_choices(pages[0]).values()) == [
+        ["Cat", "Dog", "Owl"], ["no", "yes"]]
     # Fair: the same URLs for every player (content hashes), whatever their order of choices.
     assert sorted(_page_images(pages[1])) == sorted(tags)
 
