@@ -192,7 +192,7 @@ def test_a_pasted_bank_with_pictures_says_to_load_the_file(app, client, tmp_path
     assert counts() == (0, 0)
 
 
-def test_the_picture_is_served_with_a_year_of_cache_and_an_etag(runner, client, tmp_path):
+def test_the_picture_is_served_with_a_year_of_cache_and_an_etag(runner, client, storage, tmp_path):
     assert runner.invoke(args=["questions", "load", str(write_bank(tmp_path))]).exit_code == 0
     digest = db.session.scalar(select(Question.images).where(Question.position == 1))[
         "question"]["hash"]
