@@ -246,3 +246,16 @@ def test_the_phone_and_the_stored_form_show_the_pictures_the_same_for_everyone(
     base = app.config["PUBLIC_BASE_URL"]
     assert f'src="{base}/q/img/{digest}.phone.webp"' in stored
     assert f'src="{base}/q/img/{cat}.phone.webp"' in stored
+
+
+def test_the_projector_partial_shows_the_stage_size(app, runner, tmp_path):
+    """The reveal includes display/_question_image.html where it shows a question."""
+    from flask import render_template
+    assert runner.invoke(args=["questions", "load", str(write_bank(tmp_path))]).exit_code == 0
+    question, plain = db.session.scalars(select(Question).order_by(Question.position)).all()
+    with app.test_request_context():
+        html = render_template("display/_question_image.html", question=question)
+        assert render_template("display/_question_image.html", question=plain).strip() == ""
+    digest = question.images["question"]["hash"]
+    assert (f'<img class="stage-image" src="/q/img/{digest}.stage.webp" width="1620" '
+            'height="1080" alt="A grey blur" decoding="async">') in html
