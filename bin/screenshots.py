@@ -126,6 +126,7 @@ def play(browser, stack, api: Api, out: Path) -> None:
     phone.get_by_role("button", name="Start").click()
     # the stored form, served by Knockout
     expect(phone.locator('main[data-stored-form="forms"]')).to_have_count(1)
+    shoot_picture_question(phone, out / "phone-image-question.png")
     answer_in_browser(phone, 1, shoot=out / "phone-questions.png")
     expect(phone.get_by_role("heading", name="Answers in")).to_be_visible()
     settle(phone)
@@ -205,6 +206,20 @@ def answer_in_browser(page, number: int, shoot: Path | None = None) -> None:
         page.screenshot(path=shoot, full_page=True, scale="css")
     page.get_by_role("button", name="Submit answers").click()
     expect(page.get_by_role("heading", name="Answers in")).to_be_visible()
+
+
+def shoot_picture_question(page, path: Path) -> None:
+    """The phone's screen with the round's picture question at its top (its place in the player's
+    order is their own)."""
+    picture = page.locator("img.question-image").first
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=picture.element_handle())
+    # below the sticky countdown
+    page.locator("fieldset.question", has=picture).evaluate(
+        "f => window.scrollTo(0, f.getBoundingClientRect().top + window.scrollY - 72)")
+    settle(page)
+    page.screenshot(path=path, scale="css")
+    page.evaluate("window.scrollTo(0, 0)")
 
 
 def settle(page) -> None:

@@ -91,7 +91,7 @@ def reconcile_sms(stale_after: float, forgotten_after: float):
 def load_questions(path: Path):
     """Load rounds and questions from a YAML file (idempotent; all or nothing)."""
     try:
-        changes = apply_bank(parse_bank(path.read_text(encoding="utf-8")))
+        changes = apply_bank(parse_bank(path.read_text(encoding="utf-8"), path.parent))
         db.session.commit()
     except (QuizError, UnicodeDecodeError) as error:
         db.session.rollback()
@@ -148,7 +148,7 @@ def demo(port: int, host: str):
     from flask_migrate import upgrade  # Alembic: for the commands that migrate only
     upgrade(directory=str(ROOT / "migrations"))
     if not db.session.scalar(select(func.count()).select_from(Challenge)):
-        apply_bank(parse_bank((ROOT / "questions" / "demo.yaml").read_text()))
+        apply_bank(parse_bank((ROOT / "questions" / "demo.yaml").read_text(), ROOT / "questions"))
         db.session.commit()
     instance = Path(current_app.instance_path)
     password = current_app.config["ADMIN_PASSWORD"] or persistent_secret(instance, "admin_password")

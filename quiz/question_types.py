@@ -9,6 +9,7 @@ import yaml
 from flask import current_app
 
 from . import scoring
+from .bank_images import choice_node, image_ref
 from .bank_yaml import BankError, line_of, scalar, sequence
 from .errors import QuizError
 from .images import PhotoError, prepare_photo
@@ -33,7 +34,7 @@ class QuestionType:
     kind = ""
     partial = ""
     upload = False  # its answer is a file: the round's form becomes multipart/form-data
-    keys = {"type", "text", "points"}
+    keys = {"type", "text", "points", "image", "alt"}
     required = ("text",)
 
     def parse(self, spec: dict, where: str, node) -> dict:
@@ -52,8 +53,12 @@ class QuestionType:
         if "points" in spec:
             points = scalar(spec["points"], f"{where} points", int, lambda v: 1 <= v <= 1000,
                             "should be 1 to 1000")
-        return {"kind": self.kind, "text": text.strip(), "choices": [], "answer": [],
-                "points": points}
+        result = {"kind": self.kind, "text": text.strip(), "choices": [], "answer": [],
+                  "points": points}
+        picture = image_ref(spec, where)  # read and stored by quiz/question_images.py
+        if picture:
+            result["images"] = {"question": picture, "choices": {}}
+        return result
 
     def read(self, question, form, files, number: int):
         """The answer to store (JSON), from the submitted form; AnswerError says what to fix.
@@ -71,13 +76,18 @@ class MultipleChoice(QuestionType):
 
     kind = "choice"
     partial = "play/_question_choice.html"
-    keys = {"type", "text", "choices", "answer", "points"}
+    keys = {"type", "text", "choices", "answer", "points", "image", "alt"}
     required = ("text", "choices", "answer")
 
     def parse(self, spec: dict, where: str, node) -> dict:
         result = super().parse(spec, where, node)
-        choices = [scalar(c, f"{where} choice", str, lambda v: v.strip(), "should not be empty")
-                   for c in sequence(spec["choices"], f"{where} choices")]
+        choices, pictures = [], {}
+        for c in sequence(spec["choices"], f"{where} choices"):
+            text_node, picture = choice_node(c, f"{where} choice")
+            choices.append(scalar(text_node, f"{where} choice", str, lambda v: v.strip(),
+                                  "should not be empty"))
+            if picture:
+                pictures[choices[-1]] = picture
         if len(choices) < 2:
             raise BankError(line_of(spec["choices"]), f"{where} needs at least two choices.")
         if len(set(choices)) != len(choices):
@@ -92,6 +102,8 @@ class MultipleChoice(QuestionType):
         if not answer or len(set(answer)) != len(answer):
             raise BankError(line_of(spec["answer"]),
                             f"{where} needs one answer, or a list of distinct answers.")
+        if pictures:
+            result["images"] = {"question": None, **result.get("images", {}), "choices": pictures}
         return {**result, "choices": choices, "answer": answer}
 
     def read(self, question, form, files, number: int) -> list[str]:

@@ -1,9 +1,11 @@
 """The question bank: YAML in, rounds and questions out, all or nothing."""
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 from sqlalchemy import select
 
+from . import question_images
 from .bank_yaml import BankError, line_of, mapping, scalar, sequence
 from .extensions import db
 from .effects import Job, Task, owe
@@ -13,7 +15,8 @@ from .question_types import QUESTION_TYPES
 
 ROUND_KEYS = {"number", "title", "time_limit_seconds", "keep_fraction", "keep_count", "scoring",
               "draw", "questions"}
-QUESTION_KEYS = {"type", "text", "choices", "answer", "points"}  # each kind takes some of them
+# each kind takes some of them
+QUESTION_KEYS = {"type", "text", "choices", "answer", "points", "image", "alt"}
 
 
 @dataclass
@@ -26,6 +29,7 @@ class RoundSpec:
     scoring: str = "accuracy"
     draw: int | None = None  # a pool: each player gets this many of the questions
     questions: list[dict] = field(default_factory=list)
+    drawings: dict[str, bytes] = field(default_factory=dict, repr=False)  # its pictures, by key
 
 
 def _question(node, where: str) -> dict:
@@ -89,8 +93,9 @@ def _draw(node, where: str, questions: list[dict], nodes: list) -> int:
     return draw
 
 
-def parse_bank(text: str) -> list[RoundSpec]:
-    """Read and check a whole bank; BankError names the line and the problem."""
+def parse_bank(text: str, folder: Path | None = None) -> list[RoundSpec]:
+    """Read and check a whole bank, and the pictures it names in `folder` (the bank file's);
+    BankError names the line and the problem."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -109,12 +114,14 @@ def parse_bank(text: str) -> list[RoundSpec]:
         if spec.number in seen:
             raise BankError(line_of(node), f"round {spec.number} appears twice.")
         seen[spec.number] = spec
+    for spec in rounds:
+        spec.drawings = question_images.prepare(spec.questions, folder)
     return sorted(rounds, key=lambda r: r.number)
 
 
 def _same_questions(challenge: Challenge, spec: RoundSpec) -> bool:
     current = [{"kind": q.kind, "text": q.text, "choices": q.choices, "answer": q.answer,
-                "points": q.points}
+                "points": q.points, **({"images": q.images} if q.images else {})}
                for q in challenge.questions]
     return current == spec.questions
 
@@ -160,6 +167,8 @@ def apply_bank(rounds: list[RoundSpec]) -> list[str]:
             challenge.questions.extend(Question(position=i, **q)
                                        for i, q in enumerate(spec.questions, start=1))
     db.session.flush()
+    # Last, once the bank is known to fit: storage down raises, and the caller rolls back.
+    question_images.store({k: v for spec in rounds for k, v in spec.drawings.items()})
     ensure_links()
     if restyled:  # stored forms show the title and questions: render them again
         owe(Job(Task.REGENERATE_FORMS, (None, [c.id for c in restyled]),

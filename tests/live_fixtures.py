@@ -35,7 +35,9 @@ class LiveStack(Stack):
         config = type("Config", (TestConfig,), dict(
             INSTANCE_PATH=self.env["KNOCKOUT_INSTANCE"], REDIS_URL=self.env["REDIS_URL"],
             SQLALCHEMY_DATABASE_URI=self.env["DATABASE_URL"],
-            STORAGE_URL=self.env.get("STORAGE_URL", f"file://{self.directory / 'storage'}"),
+            # the stack's own storage (config.py's default), where question pictures are stored
+            STORAGE_URL=self.env.get("STORAGE_URL",
+                                     f"file://{Path(self.env['KNOCKOUT_INSTANCE']) / 'storage'}"),
             S3_ENDPOINT_URL=self.env.get("S3_ENDPOINT_URL")))
         app = create_app(config)
         try:

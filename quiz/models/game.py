@@ -164,6 +164,9 @@ class Question(ByKind, db.Model):
     choices: Mapped[list] = mapped_column(JSON)
     answer: Mapped[list] = mapped_column(JSON)
     points: Mapped[int] = mapped_column(default=1)
+    # Its pictures, when the bank gives any (quiz/question_images.py): {"question": image,
+    # "choices": {choice text: image}}, an image being {"hash", "alt", "phone": [w, h], "stage"}.
+    images: Mapped[dict | None] = mapped_column(JSON, default=None)
 
     challenge: Mapped[Challenge] = relationship(back_populates="questions")
 
