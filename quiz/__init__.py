@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
 from . import cli, dispatcher, live, observability, waiting, web
-from .config import (Config, check_alert_settings, check_database_url, check_sms_settings,
-                     links_in_registration, persistent_secret)
+from .config import (Config, check_alert_settings, check_brand_settings, check_database_url,
+                     check_sms_settings, links_in_registration, persistent_secret)
 from .embedded import ensure_redis
 from .extensions import (AppState, MigrationCommands, csrf, db, htmx, limiter, login_manager,
                          sock)
@@ -31,6 +31,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     check_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     check_sms_settings(app.config)
     check_alert_settings(app.config)
+    check_brand_settings(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
         if not app.config[key]:

@@ -2,11 +2,11 @@
 from flask import Flask
 
 from ..extensions import csrf
-from . import (admin, alerts, api, desk, display, errors, exports, join, messages, photos, play,
-               roles, staff, stored_forms, undo, ws)
+from . import (admin, alerts, api, brand, desk, display, errors, exports, join, look, messages,
+               photos, play, roles, staff, stored_forms, undo, ws)
 
 BLUEPRINTS = (play, display, admin, messages, desk, stored_forms, exports, photos, staff, roles,
-              undo, alerts, api, ws, errors, join)
+              undo, alerts, api, ws, errors, join, brand, look)
 
 
 def register_blueprints(app: Flask) -> None:
