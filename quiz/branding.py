@@ -11,12 +11,11 @@ object storage, and served with long cache headers (a new logo is a new key).
 import hashlib
 import io
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from flask import current_app
+from flask import current_app, g, has_request_context
 from sqlalchemy.exc import SQLAlchemyError
 
 from .audit import record
@@ -35,7 +34,6 @@ PHONE_BACKGROUND = "#f3f5fb"  # app.css --bg: links and headings in the brand co
 URL_PREFIX = "/brand/"  # quiz/web/brand.py serves what is stored under brand/
 CONFIGURED_LOGO = "/brand/configured/logo"
 MAX_SPONSORS = 12
-CACHE_SECONDS = 2.0
 log = logging.getLogger(__name__)
 
 
@@ -105,23 +103,23 @@ def stored_sponsors(row: EventLook) -> list[tuple[str, str]]:
 
 def current_look() -> Look:
     """The look pages show: each field from the console if set there, else from the
-    configuration. Each process reads it at most once every CACHE_SECONDS (a save in this process
-    clears it at once); with the database out of reach, the configuration's."""
-    cached = current_app.extensions.get("knockout_look")
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
+    configuration; read once a request (or live render), by primary key. With the database out of
+    reach, the configuration's."""
+    if has_request_context() and "knockout_look" in g:  # a worker's app context lives on
+        return g.knockout_look
     try:
         row = db.session.get(EventLook, 1)
     except SQLAlchemyError as error:
         log.warning("the look could not be read, the configuration's is shown: %s", error)
         return _look(current_app.config, None)
     look = _look(current_app.config, row)
-    current_app.extensions["knockout_look"] = (look, time.monotonic() + CACHE_SECONDS)
+    if has_request_context():
+        g.knockout_look = look
     return look
 
 
 def forget_look() -> None:
-    current_app.extensions.pop("knockout_look", None)
+    g.pop("knockout_look", None)
 
 
 def _look(config, row: EventLook | None) -> Look:
