@@ -10,7 +10,8 @@ from sqlalchemy.exc import DisconnectionError
 
 from . import cli, dispatcher, join_store, live, observability, submit_store, waiting, web
 from .config import Config, check_database_url, links_in_registration, persistent_secret
-from .config_checks import check_alert_settings, check_email_config, check_sms_settings
+from .config_checks import (check_alert_settings, check_brand_settings, check_email_config,
+                            check_sms_settings)
 from .embedded import ensure_redis
 from .extensions import (AppState, MigrationCommands, csrf, db, htmx, limiter, login_manager,
                          sock)
@@ -32,6 +33,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     check_sms_settings(app.config)
     check_alert_settings(app.config)
     check_email_config(app.config)
+    check_brand_settings(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
         if not app.config[key]:

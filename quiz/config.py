@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path(os.environ.get("KNOCKOUT_INSTANCE", ROOT / "instance"))
 
@@ -163,6 +164,15 @@ class Config:
     # Region assumed for phone numbers typed without a +country code.
     PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
     EVENT_NAME = os.environ.get("EVENT_NAME", "Knockout")
+    # The event's own look (quiz/branding.py; the console's Look page wins over these): a logo (a
+    # path or an http(s) URL), two hex colours, sponsors (comma-separated names, or a path to a YAML
+    # list of {name, logo}). Unset: Knockout's own look.
+    EVENT_LOGO = os.environ.get("EVENT_LOGO", "")
+    BRAND_PRIMARY = os.environ.get("BRAND_PRIMARY", "")
+    BRAND_ACCENT = os.environ.get("BRAND_ACCENT", "")
+    SPONSORS = os.environ.get("SPONSORS", "")
+    # Largest logo the console takes (it is re-encoded as PNG, at most 1024 px a side).
+    LOGO_MAX_BYTES = int(os.environ.get("LOGO_MAX_BYTES", str(2 * 1000 * 1000)))
     # The venue's time zone: times organizers type and read in the console.
     EVENT_TIMEZONE = os.environ.get("EVENT_TIMEZONE", "UTC")
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(64 * 1024)))

@@ -2,6 +2,7 @@
 to set, rather than thousands of failed messages later."""
 import re
 
+from .colours import ColourError, parse_colour
 from .config import ConfigError
 
 
@@ -97,3 +98,14 @@ def _number(config, name: str, kind: type, example: str):
     if number < 0:
         raise ConfigError(f"{name}={value!r} can't be negative: set {example}.")
     return number
+
+
+def check_brand_settings(config) -> None:
+    """BRAND_PRIMARY and BRAND_ACCENT are hex colours (or unset: Knockout's own); refused at start
+    with what to write, and stored as #rrggbb."""
+    for name in ("BRAND_PRIMARY", "BRAND_ACCENT"):
+        if config.get(name):
+            try:
+                config[name] = parse_colour(config[name], name)
+            except ColourError as error:
+                raise ConfigError(str(error)) from None

@@ -6,6 +6,7 @@ import string
 from flask import current_app
 from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 
+from .branding import current_look
 from .clock import utcnow
 from .effects import Job, Queue, Task, owe
 from .errors import QuizError
@@ -120,7 +121,7 @@ def _player_columns(link_code=None) -> dict:
 
 
 def _values(challenge: Challenge | None = None, **extra) -> dict:
-    values = {"event": current_app.config["EVENT_NAME"], **extra}
+    values = {"event": current_look().name, **extra}
     if challenge is not None:
         values.update(number=challenge.number, title=challenge.title)
     return values

@@ -5,6 +5,7 @@ import secrets
 from flask import current_app
 
 from . import notify
+from .branding import current_look
 from .errors import ValidationError
 from .extensions import db
 from .models import Message, MessageStatus
@@ -17,7 +18,7 @@ SAMPLE_VALUES = {"number": 1, "title": "Sample round", "name": "Ada Lovelace",
 def sample_body(kind: str) -> str:
     """The organizer's wording of `kind` with sample values (links to nowhere: it is a test)."""
     base = current_app.config["PUBLIC_BASE_URL"]
-    values = {"event": current_app.config["EVENT_NAME"], **SAMPLE_VALUES,
+    values = {"event": current_look().name, **SAMPLE_VALUES,
               "link": f"{base}/f/sample", "report": f"{base}/r/sample"}
     return notify.template_for(kind).format(**values)
 

@@ -69,6 +69,8 @@ MATRIX = {
     "staff.set_role": Role.HOST,
     "staff.reset_password": Role.HOST,
     "staff.remove": Role.HOST,
+    "look.index": Role.HOST,
+    "look.save": Role.HOST,
 }
 
 # What a route's form sends, so that an allowed request does the real thing (optional: without a
@@ -85,6 +87,7 @@ FORMS = {
     "staff.add": {"username": "newcomer", "password": "a-long-password", "role": "desk"},
     "staff.set_role": {"role": "desk"},
     "staff.reset_password": {"password": "another-long-one"},
+    "look.save": {"name": "Acme Summit", "primary": "#0a5f38"},
 }
 
 # Routes shown to write for their least role in the world below: so that "a forbidden request
@@ -94,7 +97,7 @@ WRITES = {"admin.start_round", "admin.end_round", "admin.disqualify", "admin.loa
           "messages.save_template", "messages.add_reminder", "messages.cancel_reminder_view",
           "email_admin.send_test",
           "photos.review", "stored_forms.repair", "stored_forms.regenerate", "staff.add",
-          "staff.set_role", "staff.reset_password", "staff.remove"}
+          "staff.set_role", "staff.reset_password", "staff.remove", "look.save"}
 
 # Routes a host tries on round 2, round 1 ended (a round starts once the one before it is over);
 # every other route sees round 1 open.

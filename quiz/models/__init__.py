@@ -7,6 +7,7 @@ from .columns import (ELIMINATION_REASONS, PARTICIPANT_FILLFACTOR, SCORING_MODES
                       SUBMISSION_FILLFACTOR, status_column)
 from .game import (RANKING_ORDER, ByKind, Challenge, FormLink, PhotoAnswer, Question,
                    Submission)
+from .look import EventLook
 from .messages import EmailTemplate, Message, MessageTemplate, Reminder
 from .players import CHECKIN_ALPHABET, CHECKIN_LENGTH, Participant, new_checkin_code
 from .staff import HELP_KINDS, AdminUser, AuditEntry, HelpRequest
@@ -17,5 +18,6 @@ __all__ = [
     "Submission", "EmailTemplate", "Message", "MessageTemplate", "Reminder", "CHECKIN_ALPHABET",
     "CHECKIN_LENGTH",
     "Participant", "new_checkin_code", "HELP_KINDS", "AdminUser", "AuditEntry", "HelpRequest",
-    "HelpStatus", "MessageStatus", "PhotoStatus", "ReminderStatus", "Role", "RoundStatus",
+    "EventLook", "HelpStatus", "MessageStatus", "PhotoStatus", "ReminderStatus", "Role",
+    "RoundStatus",
 ]

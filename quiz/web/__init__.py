@@ -2,13 +2,13 @@
 from flask import Flask
 
 from ..extensions import csrf
-from . import (admin, alerts, api, desk, display, email_admin, errors, exports, join, messages,
-               photos, play, question_images, reveal, roles, staff, stored_forms, undo,
+from . import (admin, alerts, api, brand, desk, display, email_admin, errors, exports, join, look,
+               messages, photos, play, question_images, reveal, roles, staff, stored_forms, undo,
                unsubscribe, ws)
 
 BLUEPRINTS = (play, display, admin, messages, email_admin, desk, stored_forms, exports, photos,
               staff, roles, undo, reveal, alerts, unsubscribe, api, ws, errors, join,
-              question_images)
+              question_images, brand, look)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -2,6 +2,7 @@
 checked as the person leaves it and the submit answered in place."""
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
+from ..branding import current_look
 from ..checkin import display_code
 from ..errors import QuizError
 from ..extensions import db, limiter
@@ -49,7 +50,7 @@ def register():
     participant = db.session.get(Participant, joined.id)
     response = current_app.make_response(render_template(
         "play/_joined.html", participant=participant, qr=qr_svg,
-        checkin=display_code(participant.checkin_code), event=current_app.config["EVENT_NAME"]))
+        checkin=display_code(participant.checkin_code), event=current_look().name))
     response.headers["HX-Push-Url"] = welcome
     return response
 

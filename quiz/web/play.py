@@ -10,6 +10,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import answers, helpdesk, reveal, rounds, shadow, waiting
+from ..branding import current_look
 from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
@@ -200,7 +201,7 @@ def render_report(participant: Participant, welcome: bool = False,
                            sheets=reveal.answer_sheets(participant.id, utcnow()),
                            checkin=display_code(participant.checkin_code),
                            report_url=report_url(participant.report_code),
-                           event=current_app.config["EVENT_NAME"],
+                           event=current_look().name,
                            **help_context(participant, "r", participant.report_code, help_error))
 
 
@@ -221,7 +222,7 @@ def badge(code):
     return render_template("play/badge.html", participant=participant,
                            qr=qr_svg(participant.checkin_code),
                            checkin=display_code(participant.checkin_code),
-                           event=current_app.config["EVENT_NAME"])
+                           event=current_look().name)
 
 
 # --- the help desk, from the participant's side ---------------------------------------------------

@@ -1,0 +1,256 @@
+"""The event's own look: name, colours, logo and sponsors on every page, the console's setting
+over the configuration's.
+
+Unset everywhere, every page is exactly Knockout's own (no style, no logo, no strip). Colours
+become CSS custom properties (--brand, --brand-ink, --accent, --accent-ink) in the pages' head and
+in the projector's stage (so a change reaches projectors over the websocket); the text colour on a
+brand colour is black or white, whichever contrasts more. Logos are decoded with Pillow (never
+trusted by name), bounded in bytes and pixels, stored re-encoded as PNG under `brand/<hash>.png` in
+object storage, and served with long cache headers (a new logo is a new key).
+"""
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from flask import current_app, g, has_request_context
+from sqlalchemy.exc import SQLAlchemyError
+
+from .audit import record
+from .clock import utcnow
+from .colours import AA_NORMAL, WHITE, ColourError, contrast, ink_on, parse_colour
+from .effects import CHANGED, owe
+from .errors import QuizError, ValidationError
+from .extensions import db
+from .images import decode_slots, megabytes, off_the_loop
+from .models import EventLook
+from .storage import get_storage
+
+LOGO_SIDE = 1024
+LOGO_MAX_PIXELS = 16_000_000
+PHONE_BACKGROUND = "#f3f5fb"  # app.css --bg: links and headings in the brand colour sit on it
+URL_PREFIX = "/brand/"  # quiz/web/brand.py serves what is stored under brand/
+CONFIGURED_LOGO = "/brand/configured/logo"
+MAX_SPONSORS = 12
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Look:
+    """What the pages show; empty strings mean Knockout's own."""
+
+    name: str
+    primary: str = ""
+    accent: str = ""
+    logo_url: str = ""
+    sponsors: list[tuple[str, str]] = field(default_factory=list)  # (name, logo URL or "")
+
+    @property
+    def primary_ink(self) -> str:
+        return ink_on(self.primary) if self.primary else ""
+
+    @property
+    def accent_ink(self) -> str:
+        return ink_on(self.accent) if self.accent else ""
+
+    @property
+    def styled(self) -> bool:
+        return bool(self.primary or self.accent)
+
+
+class LogoError(QuizError):
+    """An upload that is not a logo Knockout can take; the message says what to send instead."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message, code="bad_logo", status=status)
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def configured_sponsors(config) -> list[dict]:
+    """SPONSORS: comma-separated names, or a path to a YAML list of {name, logo} (logo a path or a
+    URL)."""
+    value = config.get("SPONSORS", "").strip()
+    if not value:
+        return []
+    if value.endswith((".yaml", ".yml")):
+        entries = yaml.safe_load(Path(value).read_text()) or []
+        return [{"name": str(e["name"]), "logo": str(e.get("logo") or "")} for e in entries]
+    return [{"name": name.strip(), "logo": ""} for name in value.split(",") if name.strip()]
+
+
+def _configured_logo_url(logo: str, index: int | None = None) -> str:
+    if not logo:
+        return ""
+    if is_url(logo):
+        return logo
+    return CONFIGURED_LOGO if index is None else f"/brand/configured/sponsor/{index}"
+
+
+def stored_sponsors(row: EventLook) -> list[tuple[str, str]]:
+    """The row's sponsors as (name, logo key or "")."""
+    pairs = []
+    for line in row.sponsors.splitlines():
+        name, _, key = line.partition("\t")
+        if name.strip():
+            pairs.append((name.strip(), key.strip()))
+    return pairs
+
+
+def current_look() -> Look:
+    """The look pages show: each field from the console if set there, else from the
+    configuration; read once a request (or live render), by primary key. With the database out of
+    reach, the configuration's."""
+    if has_request_context() and "knockout_look" in g:  # a worker's app context lives on
+        return g.knockout_look
+    try:
+        row = db.session.get(EventLook, 1)
+    except SQLAlchemyError as error:
+        log.warning("the look could not be read, the configuration's is shown: %s", error)
+        return _look(current_app.config, None)
+    look = _look(current_app.config, row)
+    if has_request_context():
+        g.knockout_look = look
+    return look
+
+
+def forget_look() -> None:
+    g.pop("knockout_look", None)
+
+
+def _look(config, row: EventLook | None) -> Look:
+    row = row or EventLook(name="", primary="", accent="", logo_key="", sponsors="")
+    sponsors = ([(name, URL_PREFIX + key if key else "") for name, key in stored_sponsors(row)]
+                if row.sponsors.strip() else
+                [(s["name"], _configured_logo_url(s["logo"], i))
+                 for i, s in enumerate(configured_sponsors(config))])
+    look = Look(name=row.name or config["EVENT_NAME"],
+                primary=row.primary or config.get("BRAND_PRIMARY", ""),
+                accent=row.accent or config.get("BRAND_ACCENT", ""),
+                logo_url=(URL_PREFIX + row.logo_key if row.logo_key
+                          else _configured_logo_url(config.get("EVENT_LOGO", ""))),
+                sponsors=sponsors)
+    return look
+
+
+def contrast_notes(look: Look) -> list[str]:
+    """What the console says about the colours' contrast (WCAG 2.1 AA: 4.5:1 for text)."""
+    notes = []
+    for label, colour in (("Primary", look.primary), ("Accent", look.accent)):
+        if not colour:
+            continue
+        on_white = contrast(colour, WHITE)
+        ink = ink_on(colour)
+        if on_white < AA_NORMAL:
+            notes.append(f"{label} {colour} with white text on it: contrast {on_white:.1f}:1, "
+                         f"below WCAG AA's {AA_NORMAL}:1. Its buttons use "
+                         f"{'black' if ink != WHITE else 'white'} text instead "
+                         f"({contrast(colour, ink):.1f}:1).")
+        on_page = contrast(colour, PHONE_BACKGROUND)
+        if on_page < AA_NORMAL:
+            notes.append(f"{label} {colour} as text on the phones' light background: contrast "
+                         f"{on_page:.1f}:1, below {AA_NORMAL}:1. Pick a darker shade for "
+                         "readable links and headings.")
+    return notes
+
+
+def prepare_logo(upload: bytes, max_bytes: int) -> bytes:
+    """The upload as a clean PNG (transparency kept, no metadata, at most LOGO_SIDE a side);
+    LogoError otherwise."""
+    if len(upload) > max_bytes:
+        raise LogoError(f"that logo is larger than {megabytes(max_bytes)}, the limit. Send a "
+                        "smaller file (a PNG or SVG export at 1024 px is plenty).", status=413)
+    if not upload:
+        raise LogoError("that logo file is empty. Pick the file again.")
+    from PIL import Image, UnidentifiedImageError
+    try:
+        image = Image.open(io.BytesIO(upload), formats=("PNG", "JPEG", "WEBP"))
+        if image.width * image.height > LOGO_MAX_PIXELS:
+            raise LogoError(f"that logo has too many pixels (more than "
+                            f"{LOGO_MAX_PIXELS / 1_000_000:g} million). Export it at 1024 px.")
+        with decode_slots(1):
+            return off_the_loop(_reencode, image)
+    except UnidentifiedImageError:
+        raise LogoError("that file isn't an image we can read. Send a PNG, JPEG or WebP logo.")
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        raise LogoError("that logo arrived damaged or incomplete. Export it again and resend.")
+
+
+def _reencode(image) -> bytes:
+    image.load()
+    image = image.convert("RGBA")
+    image.thumbnail((LOGO_SIDE, LOGO_SIDE))
+    image.info = {}
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def store_logo(png: bytes) -> str:
+    """Put a prepared logo in storage; its key (under brand/, named by its content)."""
+    key = f"{hashlib.sha256(png).hexdigest()[:32]}.png"
+    get_storage().put(f"brand/{key}", png, content_type="image/png")
+    return key
+
+
+def read_logo(key: str) -> bytes | None:
+    return get_storage().get(f"brand/{key}")
+
+
+def checked_colours(form: dict) -> dict[str, str]:
+    """The form's colours as #rrggbb ("" for unset); ValidationError naming the field."""
+    colours, errors = {}, {}
+    for field_name, label in (("primary", "Primary colour"), ("accent", "Accent colour")):
+        value = (form.get(field_name) or "").strip()
+        try:
+            colours[field_name] = parse_colour(value, label) if value else ""
+        except ColourError as error:
+            errors[field_name] = str(error)
+    if errors:
+        raise ValidationError(errors, " ".join(errors.values()))
+    return colours
+
+
+def save_look(actor: str, form: dict, logo: bytes | None, sponsor_logo: bytes | None) -> EventLook:
+    """Check everything the Look form sent, then store the logos and the row (audited; projectors
+    told). Nothing is stored unless all of it is good."""
+    colours = checked_colours(form)
+    name = (form.get("name") or "").strip()
+    if len(name) > 120:
+        raise ValidationError({"name": "The event's name is at most 120 characters."},
+                              "The event's name is at most 120 characters.")
+    names = [line.strip() for line in (form.get("sponsors") or "").splitlines() if line.strip()]
+    if len(names) > MAX_SPONSORS or any(len(n) > 80 for n in names):
+        raise ValidationError({"sponsors": f"At most {MAX_SPONSORS} sponsors, one a line, each "
+                                           "at most 80 characters."},
+                              f"At most {MAX_SPONSORS} sponsors, one a line, 80 characters each.")
+    logo_for = (form.get("sponsor_logo_for") or "").strip()
+    if sponsor_logo and logo_for not in names:
+        raise ValidationError({"sponsor_logo_for": "Name the sponsor the logo belongs to, as "
+                                                   "written in the list of sponsors."},
+                              "Name the sponsor the logo belongs to, as written in the list.")
+    limit = current_app.config["LOGO_MAX_BYTES"]
+    logo_png = prepare_logo(logo, limit) if logo else None
+    sponsor_png = prepare_logo(sponsor_logo, limit) if sponsor_logo else None
+    row = db.session.get(EventLook, 1) or EventLook(id=1, logo_key="", sponsors="")
+    db.session.add(row)
+    kept = dict(stored_sponsors(row)) if row.sponsors else {}
+    if sponsor_png:
+        kept[logo_for] = store_logo(sponsor_png)
+    if logo_png:
+        row.logo_key = store_logo(logo_png)
+    elif form.get("remove_logo"):
+        row.logo_key = ""
+    row.name, row.primary, row.accent = name, colours["primary"], colours["accent"]
+    row.sponsors = "\n".join(f"{n}\t{kept.get(n, '')}" for n in names)
+    row.updated_at = utcnow()
+    forget_look()
+    owe(CHANGED)
+    return record(actor, "set the look", row,
+                  f"name {name or '(configured)'}, colours {colours['primary'] or '-'} "
+                  f"{colours['accent'] or '-'}, {len(names)} sponsors"
+                  + (", new logo" if logo_png else ""))
