@@ -9,6 +9,8 @@ from .browser_fixtures import (PHONE, PROJECTOR, assert_not_reloaded, console_lo
                                mark_page, stage_fits)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+BRAND_IS = ("colour => getComputedStyle(document.documentElement).getPropertyValue('--brand')"
+            ".trim() === colour")
 
 
 def a_logo(path: Path) -> Path:
@@ -42,6 +44,8 @@ def test_a_branded_projector_and_phone(stack, new_page, tmp_path):
     expect(projector.locator(".topbar .brand")).to_have_text("Acme Summit 2026", timeout=15_000)
     expect(projector.locator(".topbar .logo")).to_be_visible()
     expect(projector.locator("footer.sponsors")).to_contain_text("Hooli")
+    # The colours arrive as a stylesheet of their own (the CSP allows no inline style): applied.
+    projector.wait_for_function(BRAND_IS, arg="#ffcc00", timeout=15_000)
     assert_not_reloaded(projector)
     stage_fits(projector)
     projector.wait_for_function("() => [...document.images].every(i => i.complete)")
@@ -51,5 +55,6 @@ def test_a_branded_projector_and_phone(stack, new_page, tmp_path):
     phone.goto(f"{stack.url}/register")
     expect(phone.locator(".brand-logo img")).to_be_visible()
     expect(phone.locator(".eyebrow")).to_have_text("Acme Summit 2026")
+    phone.wait_for_function(BRAND_IS, arg="#ffcc00", timeout=10_000)
     fits_phone(phone)
     phone.screenshot(path=str(DOCS / "phone-branded.png"))

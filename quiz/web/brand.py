@@ -29,6 +29,15 @@ def stored(key):
     return response
 
 
+@bp.get("/look.css")
+def stylesheet():
+    """The event's colours (templates/brand/_style.html links it with its version: a new look is a
+    new address, so this one may be cached for good)."""
+    response = current_app.response_class(branding.current_look().css, mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
 @bp.app_context_processor
 def the_look():
     """`look` in every template (quiz/branding.py)."""
