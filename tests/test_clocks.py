@@ -1,5 +1,6 @@
 """Links before clocks: each player's time runs from their own Start, and a timed round closes
 itself once every invited player's time is used up (quiz/clocks.py)."""
+import shutil
 import time
 from datetime import timedelta
 from types import SimpleNamespace
@@ -325,6 +326,8 @@ def test_the_last_player_to_get_a_link_still_has_their_full_time_and_is_ranked(
     bank["challenges"][0]["time_limit_seconds"] = 10
     path = tmp_path / "ten-seconds.yaml"
     path.write_text(yaml.safe_dump(bank))
+    for picture in DEMO_BANK.parent.glob("*.png"):  # the demo bank's pictures, beside it
+        shutil.copy(picture, tmp_path)
     stack.flask("questions", "load", str(path))
     api = Api(stack.url)
     phones = {f"+1415555{n:04d}": api.register(f"Player {n}", n)["user_id"]
