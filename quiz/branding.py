@@ -11,11 +11,12 @@ object storage, and served with long cache headers (a new logo is a new key).
 import hashlib
 import io
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from flask import current_app, g, has_request_context
+from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from .audit import record
@@ -116,25 +117,30 @@ def stored_sponsors(row: EventLook) -> list[tuple[str, str]]:
     return pairs
 
 
+LOOK_CACHE_SECONDS = 2.0  # how soon another process's pages show a look saved in the console
+COPY = "knockout_look"  # app.extensions: this process's (until when, look), read from the database
+
+
 def current_look() -> Look:
     """The look pages show: each field from the console if set there, else from the
-    configuration; read once a request (or live render), by primary key. With the database out of
-    reach, the configuration's."""
-    if has_request_context() and "knockout_look" in g:  # a worker's app context lives on
-        return g.knockout_look
+    configuration. Read by primary key at most every LOOK_CACHE_SECONDS per process (a herd of
+    phones costs no query for it); with the database out of reach, the configuration's."""
+    until, look = current_app.extensions.get(COPY, (0.0, None))
+    if look is not None and time.monotonic() < until:
+        return look
     try:
         row = db.session.get(EventLook, 1)
     except SQLAlchemyError as error:
         log.warning("the look could not be read, the configuration's is shown: %s", error)
         return _look(current_app.config, None)
     look = _look(current_app.config, row)
-    if has_request_context():
-        g.knockout_look = look
+    current_app.extensions[COPY] = (time.monotonic() + LOOK_CACHE_SECONDS, look)
     return look
 
 
 def forget_look() -> None:
-    g.pop("knockout_look", None)
+    """A look saved here: this process's pages show it at once."""
+    current_app.extensions.pop(COPY, None)
 
 
 def _look(config, row: EventLook | None) -> Look:

@@ -17,6 +17,7 @@ A generation counter guards the race between a recompute and an invalidation: a 
 the database before a change committed cannot store its (older) status after the change dropped
 the key, because the change bumped the generation it read first.
 """
+import contextlib
 import hashlib
 import json
 import logging
@@ -155,12 +156,22 @@ class StatusCache:
             return status  # being refreshed right now: this copy is at most a moment older
         try:
             if self.status is None or time.monotonic() >= self.until:
-                with self.app.app_context():
+                with self._context():
                     self.status = read_status()
                 self.until = time.monotonic() + self.app.config["STATUS_CACHE_SECONDS"]
             return self.status
         finally:
             self.lock.release()
+
+    def _context(self):
+        """Where to read it: the request's own session, unless it holds a change to the rounds not
+        committed yet (the status must say what is committed) or there is none (GET /api/status
+        is answered before Flask); then a context of its own, with a connection of its own. A
+        waiting page never needs a second connection from a pool a rush may have emptied."""
+        if has_app_context() and not db.session.info.get(SESSION_FLAG) and not _changes_rounds(
+                db.session):
+            return contextlib.nullcontext()
+        return self.app.app_context()
 
     def forget(self) -> None:
         """Drop this process's copy (a change committed here: no need to wait out the second)."""

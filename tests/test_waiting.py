@@ -221,6 +221,7 @@ def test_the_herd_after_start_costs_one_query_a_page(app, client, player, open_r
     participant, links = player
     open_round()
     status(client)  # the shared status, computed once after the change
+    client.get("/register")  # the event's look: read by each process once every 2 s, not a page
     statements = count_statements(app)
     page = client.get(f"/f/{links[1]}")
     assert "Ready?" in page.get_data(as_text=True) and len(statements) == 1
