@@ -14,8 +14,6 @@ import io
 import secrets
 from datetime import datetime
 
-import segno
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import String, and_, cast, func, insert, literal, select, update
@@ -223,6 +221,7 @@ def send_final_results(challenge: Challenge) -> int:
 def send_sample(kind: str, address: str) -> Message:
     """A test email: `kind`'s current wording with sample values, to any address (e.g. one's own),
     through the configured backend, before the event sends it to everyone."""
+    from email_validator import EmailNotValidError, validate_email  # the console's test only
     errors = {}
     if kind not in email_templates.DEFAULTS:
         errors["kind"] = "Pick one of the emails listed."
@@ -247,6 +246,7 @@ def send_sample(kind: str, address: str) -> Message:
 # --- sending ------------------------------------------------------------------------------------
 
 def qr_png(url: str) -> bytes:
+    import segno  # the worker's, when it sends a confirmation: a web process never needs it
     out = io.BytesIO()
     segno.make(url, error="m", micro=False).save(out, kind="png", scale=6, border=2)
     return out.getvalue()

@@ -209,14 +209,17 @@ def send_confirmations(participant_ids: list[int]) -> int:
                        .execution_options(synchronize_session=False))
     db.session.flush()
     hand_over(db.session.scalars(select(Message.id).where(
-        Message.kind == "confirmation", Message.status == MessageStatus.QUEUED,
-        Message.participant_id.in_(participant_ids)).order_by(Message.id)).all(), "confirmations")
+        Message.kind == "confirmation", Message.channel == "sms",
+        Message.status == MessageStatus.QUEUED, Message.participant_id.in_(participant_ids))
+        .order_by(Message.id)).all(), "confirmations")
     return created
 
 
 def queued_ids(**where) -> list[int]:
-    """The ids of queued messages matching `where` (column=value), oldest first."""
-    query = select(Message.id).where(Message.status == MessageStatus.QUEUED).order_by(Message.id)
+    """The ids of queued SMS matching `where` (column=value), oldest first (emails are
+    quiz/emails.py's)."""
+    query = select(Message.id).where(Message.status == MessageStatus.QUEUED,
+                                     Message.channel == "sms").order_by(Message.id)
     for column, value in where.items():
         query = query.where(getattr(Message, column) == value)
     return db.session.scalars(query).all()
