@@ -14,12 +14,12 @@ def test_a_bad_email_says_so_when_the_field_is_left(stack, new_page):
     page = new_page(**PHONE)
     page.goto(f"{stack.url}/register")
     mark_page(page)
-    email = page.get_by_label("Email")
+    email = page.get_by_label("Email", exact=True)
     email.fill("ada.example.com")
     email.press("Tab")  # on to the phone: the email is checked on the server
     message = page.locator("#email-message")
     expect(message).to_have_text("An email address must have an @-sign.")
-    email = page.get_by_label("Email")  # the field's block was swapped in
+    email = page.get_by_label("Email", exact=True)  # the field's block was swapped in
     expect(email).to_have_attribute("aria-invalid", "true")
     expect(email).to_have_attribute("aria-describedby", "email-message")
     expect(email).to_have_value("ada.example.com")
@@ -30,7 +30,7 @@ def test_a_bad_email_says_so_when_the_field_is_left(stack, new_page):
     email.fill("ada@example.com")
     email.press("Tab")
     expect(message).to_have_count(0)
-    expect(page.get_by_label("Email")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Email", exact=True)).not_to_have_attribute("aria-invalid", "true")
     phone = page.get_by_label("Mobile number")
     phone.fill("415 555 0142")
     phone.press("Tab")
@@ -65,13 +65,13 @@ def test_a_refused_submit_answers_in_place_and_keeps_what_was_typed(stack, api, 
     page.goto(f"{stack.url}/register")
     mark_page(page)
     fill_join_form(page, "Bo", "bo@example.com", "+1 415 555 0044", "")
-    page.get_by_label("Text me my round links").uncheck()
+    page.get_by_label("Send me my round links").uncheck()
     page.get_by_role("button", name="Join the game").click()  # 422: the box
     expect(page.get_by_text("Needed: your round links come by SMS.")).to_be_visible()
     expect(page.get_by_label("Your name")).to_have_value("Bo")
     # The phone checked like any other as it was left; only the submit says it is taken (409).
     expect(page.locator("#phone-message")).to_contain_text("+1 415-555-0044 (US)")
-    page.get_by_label("Text me my round links").check()
+    page.get_by_label("Send me my round links").check()
     page.get_by_role("button", name="Join the game").click()
     expect(page.locator("#phone-message")).to_have_text(
         "This phone number is already registered. Your links come by SMS; ask the help desk if "
@@ -84,13 +84,13 @@ def test_without_javascript_it_is_a_full_page_post(stack, new_page):
     page = new_page(**PHONE, java_script_enabled=False)
     page.goto(f"{stack.url}/register")
     fill_join_form(page, "Grace Hopper", "grace.example.com", "+1 415 555 0145", "Navy")
-    page.get_by_label("Email").press("Tab")  # no check without JavaScript: nothing happens
+    page.get_by_label("Email", exact=True).press("Tab")  # no check without JavaScript: nothing happens
     expect(page.locator("#email-message")).to_have_count(0)
     page.get_by_role("button", name="Join the game").click()
     expect(page.locator("#email-message")).to_have_text("An email address must have an @-sign.")
-    expect(page.get_by_label("Email")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Email", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Your name")).to_have_value("Grace Hopper")
-    page.get_by_label("Email").fill("grace@example.com")
+    page.get_by_label("Email", exact=True).fill("grace@example.com")
     page.get_by_role("button", name="Join the game").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("You're in, Grace Hopper!")
     assert re.fullmatch(rf"{re.escape(stack.url)}/r/[\w-]+\?welcome=1", page.url)
