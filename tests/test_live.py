@@ -137,12 +137,13 @@ def test_a_submission_on_one_process_updates_a_display_on_another(tmp_path, redi
         assert 'id="player-count">0<' in ws.recv()
         register(first, 1)
         wait_for(ws, 'id="player-count">1<')
+        register(first, 2)  # two: once everyone has answered, the round closes itself
         api = Api(first.url)
         api.start(1)
         link = api.sms_link("+14155550001", 1)
         answer_over_http(link, 1)  # the submission arrives at the first process…
         # …and the display on the second shows it
-        wait_for(ws, "<strong>1</strong> of 1 answered")
+        wait_for(ws, "<strong>1</strong> of 2 answered")
         ws.close()
     finally:
         second.stop()
