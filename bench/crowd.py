@@ -272,8 +272,9 @@ class Crowd:
         page = self.http.request("open", "GET", f"/f/{code}", phone.headers())
         phone.keep_cookie(page)
         token = ANSWER_TOKEN.search(page.body) if page is not None else None
-        if token is None:
-            self.http.statuses["open"]["unreadable page"] += 1
+        if token is None:  # (no answer at all is counted as an error already)
+            if page is not None:
+                self.http.statuses["open"]["unreadable page"] += 1
             return
         gevent.sleep(max(0.0, self.t0 + starts - time.monotonic()))
         started = self.http.request("start", "POST", f"/f/{code}/start", phone.headers(),
@@ -286,7 +287,8 @@ class Crowd:
         for name, value in CHOICE.findall(form.body if form is not None else b""):
             choices[name.decode()].append(value.decode())
         if token is None or not choices:
-            self.http.statuses["questions"]["unreadable page"] += 1
+            if form is not None:
+                self.http.statuses["questions"]["unreadable page"] += 1
             return
         data = {token.group(1).decode(): token.group(2).decode(),
                 **{name: rng.choice(values) for name, values in choices.items()}}

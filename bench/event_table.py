@@ -25,6 +25,8 @@ def count(f: dict, *kinds: str) -> int:
 def cores(f: dict, phase: str, part: str) -> float:
     """A part's average busy cores over that phase of every round."""
     phases = [r[phase] for r in f["rounds"]]
+    if part not in phases[0]:
+        raise KeyError(part)  # not on this database (PostgreSQL on SQLite): the cell shows "–"
     return (sum(p.get(part, 0) * p["wall_s"] for p in phases)
             / max(sum(p["wall_s"] for p in phases), 1e-9))
 
