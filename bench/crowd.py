@@ -155,11 +155,13 @@ class Http:
                     if fresh:
                         connection = Connection(self.host, self.port)
                     response = connection.request(raw)
-                except (OSError, Closed):
+                except (OSError, Closed) as error:
                     if connection is not None:
                         connection.close()
                     if fresh or attempt == 2:
-                        self.statuses[category]["error"] += 1
+                        # a phone gives up after 30 s without an answer
+                        self.statuses[category]["no answer in 30 s" if isinstance(
+                            error, TimeoutError) else "connection error"] += 1
                         return None
                     continue
                 if connection.alive:
