@@ -26,7 +26,7 @@ from quiz.embedded import server_args, wait_for  # noqa: E402
 from quiz.extensions import db  # noqa: E402
 
 
-from . import load, starts, table, waiting  # noqa: E402
+from . import event10k, event_table, load, starts, table, two_nodes, waiting  # noqa: E402
 from .stack import insert_players, raise_open_files  # noqa: E402
 
 BANK = """
@@ -197,9 +197,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes and shorter runs (a smoke run)")
-    parser.add_argument("--only", choices=["domain", "http", "sockets", "waiting", "starts"],
-                        help="one half of the table, or the websocket, waiting-phone or process "
-                             "start figures alone")
+    parser.add_argument("--only",
+                        choices=["domain", "http", "sockets", "waiting", "starts", "event10k"],
+                        help="one half of the table, or the websocket, waiting-phone, process "
+                             "start or 10,000-player event figures alone")
     parser.add_argument("--steps", type=lambda text: set(text.split(",")),
                         help="HTTP steps to run, comma-separated (the no-op ceiling always runs): "
                              "register, idle, submit, burst, read_burst, sustained")
@@ -217,7 +218,11 @@ def main() -> None:
     if args.database:
         databases = {args.database: databases[args.database]}
     sizes = load.Sizes.quick() if args.quick else load.Sizes()
-    measured = {}
+    event_sizes = event10k.EventSizes.quick() if args.quick else event10k.EventSizes()
+    measured, events = {}, {}
+    # Stopped (e.g. by `timeout`): unwind, so the stack goes too. Set here: RQ's worker takes
+    # SIGTERM over.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: stopped"))
     for name, database_url_for in databases.items():
         print(f"bench: {name}", file=sys.stderr)
         figures = {}
@@ -225,17 +230,22 @@ def main() -> None:
             figures.update(domain_figures(database_url_for, args.quick))
         if args.only in (None, "starts"):
             figures.update(load.progress("process starts", starts.measure, database_url_for))
-        if args.only not in ("domain", "starts"):
-            # Stopped (e.g. by `timeout`): unwind, so the stack goes too. Set here: RQ's worker
-            # takes SIGTERM over.
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: stopped"))
         if args.only in (None, "http", "waiting"):
             figures.update(waiting.measure(database_url_for, args.quick))
         if args.only in (None, "http", "sockets"):
             figures.update(load.measure(database_url_for, sizes,
                                         sockets_only=args.only == "sockets", steps=args.steps))
         measured[name] = figures
-    print(table.render(table.rows(sizes, args.quick) + waiting.rows(), measured))
+        if args.only in (None, "event10k"):
+            events[name] = event10k.measure(database_url_for, event_sizes)
+            events[name]["a_to_b"] = load.progress("two nodes: B → A", two_nodes.measure,
+                                                   database_url_for, event_sizes.probes)
+    if args.only != "event10k":
+        print(table.render(table.rows(sizes, args.quick) + waiting.rows(), measured))
+    if events:
+        print(f"\n{event_sizes.players:,} players, {event_sizes.rounds} rounds "
+              "(bench/event10k.py):")
+        print(table.render(event_table.rows(event_sizes), events))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ class LiveStack(Stack):
     """The real stack (quiz/stack.py) on this test's database, sharing the test Redis; `env`
     overrides the settings."""
 
-    def __init__(self, tmp_path: Path, redis_url: str, workers: int = 2, **env):
-        super().__init__(tmp_path, redis_url, database_url(tmp_path), workers,
+    def __init__(self, tmp_path: Path, redis_url: str, workers: int = 2,
+                 database: str | None = None, **env):
+        """`database`: another node's DATABASE_URL, to share it (by default a fresh one)."""
+        super().__init__(tmp_path, redis_url, database or database_url(tmp_path), workers,
                          **{**SETTINGS, **env})
         self.directory = tmp_path
 

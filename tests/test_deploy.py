@@ -2,9 +2,7 @@
 import os
 import re
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,15 +12,13 @@ import websocket
 import yaml
 
 from quiz.config import Config
-from quiz.stack import free_port
 
 from .helpers import ROOT, csrf_from
 from .live_fixtures import LiveStack
+from .nginx import DEPLOY, Nginx
 
 pytestmark = pytest.mark.nodb  # nginx and compose: the same on any database
 
-DEPLOY = ROOT / "deploy"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # Compose v1 (Debian's docker-compose) validates and interpolates the file without a Docker engine.
 DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
 APP_SERVICES = ("migrate", "web", "worker")
@@ -30,60 +26,6 @@ APP_SERVICES = ("migrate", "web", "worker")
 BOTO3_NAMES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 DESIGN_NAMES = {"DATABASE_URL", "REDIS_URL", "STORAGE_URL", "SMS_BACKEND", "PUBLIC_BASE_URL",
                 "SECRET_KEY", "ADMIN_API_TOKEN", "ADMIN_PASSWORD", "RATELIMIT_ENABLED"}
-
-
-def render_nginx_conf(upstream: str, port: int, prefix: Path) -> str:
-    """deploy/nginx.conf with loopback addresses and paths under `prefix`: the only changes made to
-    it."""
-    text = (DEPLOY / "nginx.conf").read_text()
-    temp_paths = "".join(f"\n    {kind}_temp_path {prefix}/{kind};" for kind in
-                         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    swaps = {"server web:8000": f"server {upstream}",
-             "listen 80 default_server": f"listen 127.0.0.1:{port} default_server",
-             "/srv/knockout/static/": f"{ROOT / 'static'}/",
-             "/var/run/nginx.pid": f"{prefix}/nginx.pid",
-             "/var/log/nginx/": f"{prefix}/", "/var/cache/nginx/": f"{prefix}/",
-             "http {": "http {" + temp_paths}
-    for old, new in swaps.items():
-        assert old in text, f"deploy/nginx.conf no longer has {old!r}"
-        text = text.replace(old, new)
-    return text
-
-
-class Nginx:
-    """Debian's nginx running deploy/nginx.conf on a loopback port, in front of `upstream`."""
-
-    def __init__(self, upstream: str):
-        self.prefix = Path(tempfile.mkdtemp(prefix="knockout-nginx-"))
-        self.prefix.chmod(0o755)  # nginx's workers drop root: they must reach their temp dirs
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.conf = self.prefix / "nginx.conf"
-        self.conf.write_text(render_nginx_conf(upstream, self.port, self.prefix))
-
-    def start(self) -> "Nginx":
-        args = [NGINX, "-p", str(self.prefix), "-c", str(self.conf),
-                "-e", str(self.prefix / "error.log")]
-        checked = subprocess.run(args + ["-t"], capture_output=True, text=True)
-        assert checked.returncode == 0, checked.stderr
-        self.process = subprocess.Popen(args + ["-g", "daemon off;"], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                assert time.monotonic() < deadline and self.process.poll() is None, self.log()
-                time.sleep(0.1)
-
-    def log(self) -> str:
-        path = self.prefix / "error.log"
-        return path.read_text() if path.exists() else "(no nginx error log)"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        shutil.rmtree(self.prefix, ignore_errors=True)
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_without_javascript_it_is_a_full_page_post(stack, new_page):
     page = new_page(**PHONE, java_script_enabled=False)
     page.goto(f"{stack.url}/register")
     fill_join_form(page, "Grace Hopper", "grace.example.com", "+1 415 555 0145", "Navy")
-    page.get_by_label("Email", exact=True).press("Tab")  # no check without JavaScript: nothing happens
+    page.get_by_label("Email", exact=True).press("Tab")  # no JavaScript: no check
     expect(page.locator("#email-message")).to_have_count(0)
     page.get_by_role("button", name="Join the game").click()
     expect(page.locator("#email-message")).to_have_text("An email address must have an @-sign.")

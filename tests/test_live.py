@@ -8,6 +8,7 @@ import pytest
 import requests
 import websocket
 
+from .helpers import csrf_from as csrf
 from .live_fixtures import LiveStack
 from .players import Api, answer_over_http, connect, load_demo_bank, wait_for
 
@@ -70,6 +71,31 @@ def test_admin_topic_needs_a_login(live_stack):
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         connect(live_stack, topic="admin")
     assert refused.value.status_code == 403
+
+
+def test_open_console_sockets_hold_no_database_connection(tmp_path, redis_url):
+    """More console sockets than the pool has connections: requests are still served."""
+    stack = LiveStack(tmp_path, redis_url, workers=1, DATABASE_POOL_SIZE="2",
+                      DATABASE_MAX_OVERFLOW="0").start()
+    sockets = []
+    try:
+        browser = requests.Session()
+        page = browser.get(stack.url + "/admin/login", timeout=10).text
+        browser.post(stack.url + "/admin/login", timeout=10, data={
+            "csrf_token": csrf(page), "username": "admin", "password": "live-password"})
+        cookie = "; ".join(f"{c.name}={c.value}" for c in browser.cookies)
+        for _ in range(4):
+            sockets.append(websocket.create_connection(
+                stack.url.replace("http", "ws") + "/ws?topic=admin", timeout=10, cookie=cookie))
+            assert 'id="live-overview"' in sockets[-1].recv()
+        joined = requests.post(stack.url + "/api/register", timeout=60, json={
+            "name": "Ada", "email": "ada@example.com", "phone": "+14155550100",
+            "consent": True})
+        assert joined.status_code == 201, joined.text
+    finally:
+        for ws in sockets:
+            ws.close()
+        stack.stop()
 
 
 def test_compression_is_not_negotiated(live_stack):

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
-from ..extensions import sock, state
+from ..extensions import db, sock, state
 from ..live import Frame
 
 bp = Blueprint("ws", __name__)
@@ -79,6 +79,10 @@ def socket_slots() -> threading.BoundedSemaphore:
 @sock.route("/ws", bp=bp)
 def stream(ws):
     """Stream the topic's fragments until the socket closes, the process stops, or a send stalls."""
+    # The console's login check read the staff account through the request's session: its pooled
+    # connection goes back now, not when the socket closes (each console tab would hold one, and a
+    # few dozen would leave nothing for the requests).
+    db.session.close()
     wire = Wire(ws)
     hub = state().hub
     client = hub.connect(request.args.get("topic", "display"), wire.write_now)
