@@ -151,6 +151,10 @@ def test_the_editor_page_shows_every_round(client, load_bank):
     page = text(client.get("/admin/questions/"))
     assert "Round 1: Warm-up" in page and "Which are databases?" in page
     assert "Save round 2" in page and "Add a round" in page
+    # each question's buttons name it (not the up/down loop's own count)
+    assert 'action="/admin/questions/rounds/1/questions/2/move"' in page
+    assert 'aria-label="Move question 2 up">' in page
+    assert 'aria-label="Move question 2 down" disabled' in page
 
 
 def test_add_a_question(editor):
