@@ -339,3 +339,26 @@ def test_an_edit_keeps_the_pictures(app, editor, runner, tmp_path):
     question = db.session.scalars(select(Question).where(Question.challenge_id == question
                                                          .challenge_id)).one()
     assert question.images == {"question": images["question"], "choices": {}}
+
+
+def test_choice_pictures_round_trip_through_an_exported_file(runner, tmp_path):
+    Image.new("RGB", (40, 30), (0, 90, 200)).save(tmp_path / "blue.png")
+    Image.new("RGB", (30, 40), (200, 0, 0)).save(tmp_path / "red.jpg")
+    (tmp_path / "bank.yaml").write_text("""challenges:
+  - number: 1
+    title: Pictures
+    questions:
+      - text: Which colour?
+        choices: [{text: Blue, image: blue.png, alt: Blue square}, {text: Red, image: red.jpg}]
+        answer: Blue
+""")
+    load(runner, tmp_path / "bank.yaml")
+    rows = bank_rows()
+    out = tmp_path / "out"
+    out.mkdir()
+    first = export(runner, out / "bank.yaml")
+    assert "- text: Blue\n" in first and "alt: Blue square" in first and ".jpg" in first
+    assert "# Pictures not exported" not in first
+    result = runner.invoke(args=["questions", "load", str(out / "bank.yaml")])
+    assert result.exit_code == 0 and "nothing to change" in result.output, result.output
+    assert bank_rows() == rows and export(runner, out / "bank.yaml") == first
