@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from . import reconcile, staff, stored_forms
+from . import bank_edit, reconcile, staff, stored_forms
 from .audit import record
 from .backup import backup_database, restore_database
 from .clock import utcnow
@@ -44,8 +44,7 @@ def reconcile_forms(number: int | None):
 @forms_cli.command("regenerate")
 @click.option("--round", "number", type=int, help="Only this round (default: every round).")
 def regenerate_forms(number: int | None):
-    """Render every stored form afresh into its place (e.g. after an upgrade changed what a form
-    carries: each player's own choice values); safe during the event."""
+    """Render every stored form afresh (after an upgrade changed what forms carry); safe live."""
     done = stored_forms.regenerate(None, [_round_id(number)] if number else None)
     click.echo(f"{done} form(s) rendered afresh.")
 
@@ -97,6 +96,14 @@ def load_questions(path: Path):
         db.session.rollback()
         raise click.ClickException(f"{path}: {error}. Nothing was changed.")
     click.echo("\n".join(changes) if changes else f"{path}: already loaded, nothing to change.")
+
+
+@questions_cli.command("export")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def export_questions(path: Path | None):
+    """Write the bank as YAML to PATH (its pictures into pictures/ beside it), or to the screen."""
+    with click.open_file(str(path or "-"), "w", encoding="utf-8") as out:
+        out.write(bank_edit.bank_yaml(bank_edit.current_bank(), path and path.parent))
 
 
 @admin_cli.command("create")

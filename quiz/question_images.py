@@ -4,7 +4,9 @@ content-hashed keys, and shown on phones, in stored forms and on the projector.
 A question's `images` column holds {"question": image or None, "choices": {choice text: image}},
 an image being {"hash", "alt", "phone": [w, h], "stage": [w, h]}. Its drawings are stored as
 `question-images/<hash>.<size>.webp` and served by /q/img/<hash>.<size>.webp with a year's cache
-(the key changes whenever the picture does).
+(the key changes whenever the picture does). The file as the bank gave it is kept too, unserved
+(it may carry metadata), as `question-images/<hash>.original`: `questions export FILE` writes it
+next to the exported bank, so that loading the export gives the same hash (quiz/bank_edit.py).
 
 Fairness: a picture's URL is its content hash, the same for every player and saying nothing about
 which choice is right (the choice values of quiz/deal.py are what differ per player).
@@ -24,6 +26,10 @@ HASH_LENGTH = 32
 
 def image_key(digest: str, size: str) -> str:
     return f"{PREFIX}/{digest}.{size}.webp"
+
+
+def original_key(digest: str) -> str:
+    return f"{PREFIX}/{digest}.original"
 
 
 def prepare(questions: list[dict], folder: Path | None) -> dict[str, bytes]:
@@ -57,6 +63,7 @@ def _image(ref: ImageRef, folder: Path | None, config, drawn: dict, bodies: dict
         sizes, drawings = render(ref, data, config["PHOTO_MAX_PIXELS"])
         drawn[digest] = sizes
         bodies.update({image_key(digest, size): body for size, body in drawings.items()})
+        bodies[original_key(digest)] = data
     return {"hash": digest, "alt": ref.alt, **drawn[digest]}
 
 
@@ -67,7 +74,8 @@ def store(bodies: dict[str, bytes]) -> int:
     try:
         for key, body in sorted(bodies.items()):
             if not store_.exists(key):
-                new += store_.put_once(key, body, content_type=WEBP)
+                new += store_.put_once(key, body, content_type=WEBP if key.endswith(".webp")
+                                       else "application/octet-stream")
     except (StorageError, OSError) as error:
         current_app.logger.warning("question image not stored: %s", error)
         raise QuizError(f"The question pictures could not be stored just now ({error}). "
@@ -81,6 +89,14 @@ def read(digest: str, size: str) -> bytes | None:
     if size not in SIZES or len(digest) != HASH_LENGTH or not digest.isalnum():
         return None
     return get_storage().get(image_key(digest, size))
+
+
+def original(digest: str) -> bytes | None:
+    """The file a bank named for a picture, as it was loaded; None when not kept (loaded before
+    originals were kept)."""
+    if len(digest) != HASH_LENGTH or not digest.isalnum():
+        return None
+    return get_storage().get(original_key(digest))
 
 
 def picture(image: dict | None, size: str, alt: str = "", base_url: str | None = None):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from quiz.bank_images import PHONE_BUDGET
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Question
-from quiz.question_images import PREFIX, image_key
+from quiz.question_images import PREFIX, image_key, original_key
 from quiz.rehearsal_pages import question_choices
 from quiz.storage import get_storage
 from quiz.stored_forms import FormRow, render_form
@@ -76,7 +76,8 @@ def test_a_bank_with_pictures_loads_draws_and_stores_them_once(runner, storage, 
     assert first.images["choices"]["Owl"]["alt"] == "An owl"
     assert first.images["choices"]["Cat"]["phone"] == [300, 300]  # never grown
     hashes = {picture["hash"], *(i["hash"] for i in first.images["choices"].values())}
-    assert stored_keys() == sorted(image_key(h, s) for h in hashes for s in ("phone", "stage"))
+    assert stored_keys() == sorted([image_key(h, s) for h in hashes for s in ("phone", "stage")]
+                                   + [original_key(h) for h in hashes])
     phone = storage.get(image_key(picture["hash"], "phone"))
     assert len(phone) <= PHONE_BUDGET  # a phone's data budget, even for noise
     with Image.open(io.BytesIO(phone)) as drawn:

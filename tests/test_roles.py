@@ -71,6 +71,14 @@ MATRIX = {
     "staff.remove": Role.HOST,
     "look.index": Role.HOST,
     "look.save": Role.HOST,
+    "questions.editor": Role.VIEWER,
+    "questions.export": Role.VIEWER,
+    "questions.add_round": Role.HOST,
+    "questions.save_round": Role.HOST,
+    "questions.add_question": Role.HOST,
+    "questions.save_question": Role.HOST,
+    "questions.delete_question": Role.HOST,
+    "questions.move_question": Role.HOST,
 }
 
 # What a route's form sends, so that an allowed request does the real thing (optional: without a
@@ -88,6 +96,8 @@ FORMS = {
     "staff.set_role": {"role": "desk"},
     "staff.reset_password": {"password": "another-long-one"},
     "look.save": {"name": "Acme Summit", "primary": "#0a5f38"},
+    "questions.add_round": {"number": "3", "title": "Extra", "scoring": "accuracy",
+                            "text": "Pick a", "choices": "a\nb", "answer": "a"},
 }
 
 # Routes shown to write for their least role in the world below: so that "a forbidden request
@@ -97,7 +107,8 @@ WRITES = {"admin.start_round", "admin.end_round", "admin.disqualify", "admin.loa
           "messages.save_template", "messages.add_reminder", "messages.cancel_reminder_view",
           "email_admin.send_test",
           "photos.review", "stored_forms.repair", "stored_forms.regenerate", "staff.add",
-          "staff.set_role", "staff.reset_password", "staff.remove", "look.save"}
+          "staff.set_role", "staff.reset_password", "staff.remove", "look.save",
+          "questions.add_round"}
 
 # Routes a host tries on round 2, round 1 ended (a round starts once the one before it is over);
 # every other route sees round 1 open.
@@ -138,7 +149,7 @@ def world(app, client, load_bank, make_participant, run_jobs, api_headers):
     return {"number": 1, "participant_id": ada.id, "request_id": help_request.id,
             "photo_id": db.session.scalar(select(PhotoAnswer.id)), "reminder_id": reminder.id,
             "kind": "round_link", "name": "participants", "user_id": other.id,
-            "code": ada.checkin_code}
+            "code": ada.checkin_code, "index": 1}
 
 
 def answer_with_a_photo(client, code: str) -> None:

@@ -3,12 +3,12 @@ from flask import Flask
 
 from ..extensions import csrf
 from . import (admin, alerts, api, brand, desk, display, email_admin, errors, exports, join, look,
-               messages, photos, play, question_images, reveal, roles, staff, stored_forms, undo,
-               unsubscribe, ws)
+               messages, photos, play, question_images, questions, reveal, roles, staff,
+               stored_forms, undo, unsubscribe, ws)
 
 BLUEPRINTS = (play, display, admin, messages, email_admin, desk, stored_forms, exports, photos,
               staff, roles, undo, reveal, alerts, unsubscribe, api, ws, errors, join,
-              question_images, brand, look)
+              question_images, brand, look, questions)
 
 
 def register_blueprints(app: Flask) -> None:
