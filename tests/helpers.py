@@ -191,3 +191,36 @@ def report_rows(client, code) -> dict:
     response = client.get(f"/r/{code}")
     assert response.status_code == 200
     return rows_of(response.get_data(as_text=True))
+
+
+def kill_a_worker_mid_batch(start_worker, count, total: int, going: int) -> tuple[int, int]:
+    """The real-worker fault: start a worker process (in its own process group), kill -9 it once
+    `going` messages are sent, let reconcile hand its work to a second one, wait until `total` are
+    sent. `count(status)` counts the messages in a status. Returns (how many were in doubt —
+    claimed, 'sending' — when it died: at most one; how many reconcile requeued)."""
+    import signal
+    import time
+
+    from quiz import reconcile
+    first, second = start_worker(), None
+    try:
+        deadline = time.monotonic() + 30
+        while count("sent") < going:
+            assert time.monotonic() < deadline, "the first worker never got going"
+            time.sleep(0.05)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        in_doubt = count("sending")
+        assert in_doubt <= 1 and count("queued") > 0  # killed mid-batch, with work left
+        time.sleep(0.6)
+        second = start_worker()
+        requeued = reconcile.reconcile_messages(stale_after=0.5, forgotten_after=0.5)["requeued"]
+        while count("sent") < total:
+            assert time.monotonic() < deadline + 30, f"{count('sent')} of {total} sent"
+            time.sleep(0.1)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    return in_doubt, requeued

@@ -1,10 +1,7 @@
 """The confirmation SMS a player gets once they have joined: their results/QR page, at most once,
 never lost, after the round links."""
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -17,7 +14,7 @@ from quiz.effects import Drain, pending_key
 from quiz.extensions import db, get_redis
 from quiz.models import Message, Participant
 
-from .helpers import ROOT, post_form
+from .helpers import ROOT, kill_a_worker_mid_batch, post_form
 from .test_notify import sns  # noqa: F401 (a fixture)
 
 JOIN = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 7911 123456",
@@ -122,28 +119,7 @@ def test_worker_killed_mid_batch_of_confirmations_nobody_twice_but_the_one_in_do
     def count(status):
         return sum(m.status == status for m in confirmations())
 
-    first = worker()
-    second = None
-    try:
-        deadline = time.monotonic() + 30
-        while count("sent") < 10:
-            assert time.monotonic() < deadline, "the first worker never got going"
-            time.sleep(0.05)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        in_doubt = count("sending")
-        assert in_doubt <= 1 and count("queued") > 0  # killed mid-batch, with work left
-        time.sleep(0.6)
-        second = worker()
-        reconcile.reconcile_messages(stale_after=0.5, forgotten_after=0.5)
-        while count("sent") < 40:
-            assert time.monotonic() < deadline + 30, f"{count('sent')} of 40 sent"
-            time.sleep(0.1)
-    finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    in_doubt, _ = kill_a_worker_mid_batch(worker, count, total=40, going=10)
     delivered = Counter(phone for phone, _ in sns.values())
     assert set(delivered) == set(phones)  # nobody without theirs
     assert sum(delivered.values()) - 40 <= in_doubt  # a repeat only for a message caught mid-send

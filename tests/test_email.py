@@ -15,7 +15,7 @@ from quiz.config import ConfigError
 from quiz.extensions import QUEUE_NAMES, db, get_queue
 from quiz.models import FormLink, Message, Participant
 
-from .helpers import ROOT, csrf_from, login, make_config, post_form, text
+from .helpers import ROOT, csrf_from, kill_a_worker_mid_batch, login, make_config, post_form, text
 from .mail_fixtures import (SENDER, smtp, smtp_certificate, smtp_server,  # noqa: F401 (fixtures)
                             smtp_ssl_server)
 from .test_notify import FakeHTTP, phone_of, sns  # noqa: F401 (the sns fixture)
@@ -440,8 +440,6 @@ def test_worker_killed_mid_batch_sends_no_email_twice_and_none_is_lost(
         app, client, load_bank, redis_url, smtp_server, tmp_path):
     """A real worker process sends 60 emails (one batch) over SMTP at 20/s; kill -9 it mid-batch,
     reconcile, start another: every address gets its email, a repeat only for the one in doubt."""
-    import os
-    import signal
     import subprocess
     import sys
 
@@ -465,30 +463,8 @@ def test_worker_killed_mid_batch_sends_no_email_twice_and_none_is_lost(
         db.session.expire_all()
         return db.session.scalar(select(func.count()).where(Message.status == status))
 
-    first = worker()
-    try:
-        deadline = time.monotonic() + 30
-        while count("sent") < 15:
-            assert time.monotonic() < deadline, "the first worker never got going"
-            time.sleep(0.05)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        in_doubt = count("sending")
-        assert in_doubt <= 1 and count("queued") > 0  # killed mid-batch, with work left
-        time.sleep(0.6)
-        second = worker()
-        try:
-            assert reconcile.reconcile_messages(stale_after=0.5,
-                                                forgotten_after=0.5)["requeued"] > 0
-            while count("sent") < 60:
-                assert time.monotonic() < deadline + 30, f"{count('sent')} of 60 sent"
-                time.sleep(0.1)
-        finally:
-            second.terminate()
-            second.wait(timeout=15)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+    in_doubt, requeued = kill_a_worker_mid_batch(worker, count, total=60, going=15)
+    assert requeued > 0
     got = Counter(address for recipients, _ in smtp_server.received for address in recipients)
     assert set(got) == {f"p{n}@example.com" for n in range(1, 61)}  # nothing unsent
     assert sum(got.values()) - 60 <= in_doubt  # a repeat only for a message caught mid-send

@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from quiz import delivery, notify, reconcile, sms, tasks
+from quiz import delivery, notify, sms, tasks
 from quiz.clock import utcnow
 from quiz.extensions import db
 from quiz.models import Challenge, Message, Participant, Reminder
 from quiz.reminders import cancel_reminder, schedule_reminder
 
-from .helpers import ROOT, start, submit
+from .helpers import ROOT, kill_a_worker_mid_batch, start, submit
 
 
 @pytest.fixture
@@ -269,8 +269,6 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
         tmp_path):
     """A real worker process sends through SNS (moto) at 20/s; kill -9 it mid-batch, start
     another."""
-    import os
-    import signal
     import subprocess
     import sys
 
@@ -294,31 +292,9 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
         return db.session.scalar(select(func.count()).where(Message.status == status,
                                                             Message.channel == "sms"))
 
-    first = worker()
-    try:
-        client.post("/api/admin/start-challenge/1", headers=api_headers)
-        deadline = time.monotonic() + 30
-        while count("sent") < 15:
-            assert time.monotonic() < deadline, "the first worker never got going"
-            time.sleep(0.05)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        in_doubt = count("sending")
-        assert in_doubt <= 1 and count("queued") > 0  # killed mid-batch, with work left
-        time.sleep(0.6)
-        second = worker()
-        try:
-            assert reconcile.reconcile_messages(stale_after=0.5,
-                                                forgotten_after=0.5)["requeued"] > 0
-            while count("sent") < 60:
-                assert time.monotonic() < deadline + 30, f"{count('sent')} of 60 sent"
-                time.sleep(0.1)
-        finally:
-            second.terminate()
-            second.wait(timeout=15)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    in_doubt, requeued = kill_a_worker_mid_batch(worker, count, total=60, going=15)
+    assert requeued > 0
     delivered = Counter(phone for phone, _ in sns.values())
     assert set(delivered) == set(phones)  # nothing unsent
     assert sum(delivered.values()) - 60 <= in_doubt  # a repeat only for a message caught mid-send
