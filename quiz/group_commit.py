@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from typing import Callable
 
 from flask import Flask
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .extensions import db, under_gevent
 
@@ -92,27 +92,42 @@ class GroupCommit:
     def _write(self, batch: list) -> None:
         """One transaction for the batch; every waiting request gets its outcome or the error."""
         try:
-            with self.app.app_context():
-                try:
-                    outcomes = self.write([item for item, _ in batch])
-                    db.session.commit()  # sends what the batch owes (quiz/effects.py) once done
-                except BaseException:
-                    db.session.rollback()
-                    raise
-                finally:
-                    db.session.remove()
-        except BaseException as error:  # each request answers with it (503 "press again", 500)
-            log.warning("%s: a batch of %d failed: %s", self.name, len(batch),
-                        str(error).splitlines()[0] if str(error) else type(error).__name__)
-            self.failed += 1
-            for _, waiter in batch:
-                waiter.set_exception(error)
-            if not isinstance(error, Exception):
-                raise  # the writer itself was stopped
-            return
+            outcomes = self._write_once(batch)
+        except IntegrityError:
+            # Another process committed a row this batch also wrote (the same email, registered
+            # on two web nodes at once): once more, its read now sees that row, and the item
+            # gets its own answer ("already registered") instead of the whole batch failing.
+            try:
+                outcomes = self._write_once(batch)
+            except BaseException as error:
+                return self._fail(batch, error)
+        except BaseException as error:
+            return self._fail(batch, error)
         self.batches += 1
         for (_, waiter), outcome in zip(batch, outcomes):
             waiter.set(outcome)
+
+    def _write_once(self, batch: list) -> list:
+        with self.app.app_context():
+            try:
+                outcomes = self.write([item for item, _ in batch])
+                db.session.commit()  # sends what the batch owes (quiz/effects.py) once done
+                return outcomes
+            except BaseException:
+                db.session.rollback()
+                raise
+            finally:
+                db.session.remove()
+
+    def _fail(self, batch: list, error: BaseException) -> None:
+        """Every request of a failed batch answers with its error (503 "press again", 500)."""
+        log.warning("%s: a batch of %d failed: %s", self.name, len(batch),
+                    str(error).splitlines()[0] if str(error) else type(error).__name__)
+        self.failed += 1
+        for _, waiter in batch:
+            waiter.set_exception(error)
+        if not isinstance(error, Exception):
+            raise error  # the writer itself was stopped
 
 
 def take_sqlite_lock(connection, statement, params: dict | None = None) -> None:

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import gevent
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import func, select, update
 
 from quiz.clock import utcnow
@@ -265,6 +266,33 @@ def test_a_failing_registration_batch_answers_every_request_with_an_error(client
     assert db.session.scalar(select(func.count()).select_from(Participant)) == 0
     join_writer.write = insert
     assert [r.status_code for r in register_at_once(client, [joiner(1), joiner(2)])] == [201] * 2
+
+
+def test_an_email_another_process_registered_meanwhile_gets_already_registered(
+        app, client, join_writer):
+    """Two web nodes take the same email at once: the later batch's insert breaks the unique key
+    (IntegrityError); it is written once more, its read now sees the other node's row, and only
+    that player is told "already registered" — the rest of the batch is stored."""
+    insert, calls = join_writer.write, []
+
+    def racing(cleans):
+        calls.append(len(cleans))
+        if len(calls) == 1:  # the other node commits first; our insert hits its row
+            raise IntegrityError("INSERT INTO participant …", {},
+                                 Exception("duplicate key value violates unique constraint"))
+        with app.app_context():  # what the other node committed, in a connection of its own
+            insert([joiner(7, email="joiner1@example.com", phone="+16282000777")])
+            db.session.commit()
+        return insert(cleans)
+
+    join_writer.write = racing
+    responses = register_at_once(client, [joiner(1), joiner(2)])
+    assert [r.status_code for r in responses] == [409, 201] and calls == [2, 2]
+    assert responses[0].get_json()["error"] == "already_registered"
+    db.session.rollback()
+    assert sorted(db.session.scalars(select(Participant.email)).all()) == [
+        "joiner1@example.com", "joiner2@example.com"]
+    join_writer.write = insert
 
 
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
