@@ -10,7 +10,7 @@ from email.utils import make_msgid
 
 from flask import current_app
 
-from .sms import SendError
+from .sms import SendError, aws_client
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +159,7 @@ class SesMail:
 
     @staticmethod
     def make_client(config):
-        import boto3
-        from botocore.config import Config as BotoConfig
-        return boto3.client("sesv2", region_name=config["AWS_REGION"],
-                            endpoint_url=config["SES_ENDPOINT_URL"],
-                            config=BotoConfig(retries={"max_attempts": 2, "mode": "standard"},
-                                              connect_timeout=5, read_timeout=10))
+        return aws_client("sesv2", config["SES_ENDPOINT_URL"], config)
 
     def send(self, email: Email) -> str | None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -22,6 +22,17 @@ class SendError(Exception):
         self.reason, self.permanent = reason, permanent
 
 
+def aws_client(service: str, endpoint_url: str | None, config):
+    """A boto3 client for a message provider (SNS, SES): two tries, short timeouts, so a dead
+    provider fails a send within seconds (the message is retried later). boto3 is imported here,
+    by the backend that uses it."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+    return boto3.client(service, region_name=config["AWS_REGION"], endpoint_url=endpoint_url,
+                        config=BotoConfig(retries={"max_attempts": 2, "mode": "standard"},
+                                          connect_timeout=5, read_timeout=10))
+
+
 class OutboxBackend:
     """The embedded default: the message stays in the database (the console lists it) and in the
     log."""
@@ -53,12 +64,7 @@ class SnsBackend:
 
     @staticmethod
     def make_client(config):
-        import boto3
-        from botocore.config import Config as BotoConfig
-        return boto3.client("sns", region_name=config["AWS_REGION"],
-                            endpoint_url=config["SNS_ENDPOINT_URL"],
-                            config=BotoConfig(retries={"max_attempts": 2, "mode": "standard"},
-                                              connect_timeout=5, read_timeout=10))
+        return aws_client("sns", config["SNS_ENDPOINT_URL"], config)
 
     def send(self, to: str, body: str) -> str | None:
         from botocore.exceptions import BotoCoreError, ClientError
