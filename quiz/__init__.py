@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
-from . import cli, dispatcher, join_store, live, observability, submit_store, waiting, web
+from . import cli, dispatcher, i18n, join_store, live, observability, submit_store, waiting, web
 from .config import Config, check_database_url, links_in_registration, persistent_secret
 from .config_checks import (check_alert_settings, check_brand_settings, check_email_config,
                             check_sms_settings)
@@ -34,6 +34,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     check_alert_settings(app.config)
     check_email_config(app.config)
     check_brand_settings(app.config)
+    i18n.init_app(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
         if not app.config[key]:

@@ -164,6 +164,10 @@ class Config:
     # Region assumed for phone numbers typed without a +country code.
     PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
     EVENT_NAME = os.environ.get("EVENT_NAME", "Knockout")
+    # Languages players may use (quiz/i18n.py: en, de, es), comma-separated; a phone's
+    # Accept-Language picks among them, else DEFAULT_LANGUAGE. The console stays English.
+    LANGUAGES = os.environ.get("LANGUAGES", "en,de,es")
+    DEFAULT_LANGUAGE = os.environ.get("DEFAULT_LANGUAGE", "en")
     # The event's own look (quiz/branding.py; the console's Look page wins over these): a logo (a
     # path or an http(s) URL), two hex colours, sponsors (comma-separated names, or a path to a YAML
     # list of {name, logo}). Unset: Knockout's own look.

@@ -32,6 +32,8 @@ class Participant(db.Model):
     checkin_code: Mapped[str] = mapped_column(String(16), unique=True,
                                               default=lambda: new_checkin_code())
     checked_in_at: Mapped[datetime | None]
+    # The language their pages, SMS and emails speak (quiz/i18n.py); None: the event's default.
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A confirmation SMS (SMS_CONFIRMATION) is owed: set when they join, cleared in the transaction
     # that queues it; reconcile queues what a lost drain job left owed.

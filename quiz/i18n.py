@@ -1,0 +1,97 @@
+"""Languages: which one a page, an SMS or an email speaks (Flask-Babel).
+
+A player's pages speak, in order: the language a page stored for this request (`use_language`: the
+participant's own, on their round page and report), the `lang` cookie (the switch on the page), the
+phone's Accept-Language among the event's LANGUAGES, else DEFAULT_LANGUAGE. What the worker sends a
+participant is rendered in `language_of(participant)` with `flask_babel.force_locale`. The console
+stays English.
+"""
+from pathlib import Path
+
+from flask import Flask, current_app, g, has_request_context, request
+from flask_babel import Babel
+
+from .config import ConfigError
+
+# Every language Knockout ships a translation for, by code, named in itself (for the switch).
+SUPPORTED = {"en": "English", "de": "Deutsch", "es": "Español"}
+COOKIE = "lang"
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+
+babel = Babel()
+
+
+def init_app(app: Flask) -> None:
+    """Check LANGUAGES and DEFAULT_LANGUAGE (refused at start with what to write) and bind Babel."""
+    app.config["LANGUAGES"] = check_languages(app.config["LANGUAGES"],
+                                              app.config["DEFAULT_LANGUAGE"])
+    app.config["BABEL_DEFAULT_LOCALE"] = app.config["DEFAULT_LANGUAGE"]
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
+    babel.init_app(app, locale_selector=select_language)
+    app.before_request(_choose_afresh)
+    app.jinja_env.globals.update(current_language=current_language, languages=enabled)
+
+
+def check_languages(languages: str | list[str], default: str) -> list[str]:
+    codes = languages if isinstance(languages, list) else \
+        [code.strip().lower() for code in languages.split(",") if code.strip()]
+    unknown = [code for code in codes if code not in SUPPORTED]
+    if unknown or not codes:
+        raise ConfigError(f"LANGUAGES={','.join(codes)!r}: Knockout speaks "
+                          f"{', '.join(SUPPORTED)}; list some of those, comma-separated.")
+    if default not in codes:
+        raise ConfigError(f"DEFAULT_LANGUAGE={default!r} is not among LANGUAGES "
+                          f"({', '.join(codes)}): add it there or choose one of those.")
+    return codes
+
+
+def _choose_afresh() -> None:
+    """Each request chooses its own language: Babel keeps its choice in `g`, which requests share
+    when an app context outlives them (the worker, the CLI, tests)."""
+    g.pop("_flask_babel", None)
+    g.pop("knockout_language", None)
+
+
+def enabled() -> list[str]:
+    return current_app.config["LANGUAGES"]
+
+
+def default() -> str:
+    return current_app.config["DEFAULT_LANGUAGE"]
+
+
+def use_language(code: str | None) -> None:
+    """This request speaks `code` (a participant's stored language), if the event offers it."""
+    if code in enabled():
+        g.knockout_language = code
+
+
+def language_of(participant) -> str:
+    """The language to write to a participant in: theirs while the event offers it, else the
+    event's default."""
+    code = getattr(participant, "language", None)
+    return code if code in enabled() else default()
+
+
+def select_language() -> str:
+    if not has_request_context():
+        return default()
+    chosen = g.get("knockout_language")
+    if chosen:
+        return chosen
+    return request_language()
+
+
+def request_language() -> str:
+    """What this phone asks for: the switch's cookie, else its Accept-Language, else the default."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie in enabled():
+        return cookie
+    return request.accept_languages.best_match(enabled()) or default()
+
+
+def current_language() -> str:
+    """The language this page is rendered in (`<html lang>`)."""
+    from flask_babel import get_locale
+    locale = get_locale()
+    return locale.language if locale else default()
