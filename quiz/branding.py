@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .audit import record
 from .clock import utcnow
+from .config_checks import sender_name_problem
 from .colours import AA_NORMAL, WHITE, ColourError, contrast, ink_on, parse_colour
 from .effects import CHANGED, owe
 from .errors import QuizError, ValidationError
@@ -47,6 +48,7 @@ class Look:
     accent: str = ""
     logo_url: str = ""
     sponsors: list[tuple[str, str]] = field(default_factory=list)  # (name, logo URL or "")
+    sms_sender: str = ""  # the SMS sender name (SNS's SenderID); "" for the provider's own
 
     @property
     def primary_ink(self) -> str:
@@ -144,7 +146,8 @@ def forget_look() -> None:
 
 
 def _look(config, row: EventLook | None) -> Look:
-    row = row or EventLook(name="", primary="", accent="", logo_key="", sponsors="")
+    row = row or EventLook(name="", primary="", accent="", logo_key="", sponsors="",
+                           sms_sender="")
     sponsors = ([(name, URL_PREFIX + key if key else "") for name, key in stored_sponsors(row)]
                 if row.sponsors.strip() else
                 [(s["name"], _configured_logo_url(s["logo"], i))
@@ -154,7 +157,7 @@ def _look(config, row: EventLook | None) -> Look:
                 accent=row.accent or config.get("BRAND_ACCENT", ""),
                 logo_url=(URL_PREFIX + row.logo_key if row.logo_key
                           else _configured_logo_url(config.get("EVENT_LOGO", ""))),
-                sponsors=sponsors)
+                sponsors=sponsors, sms_sender=row.sms_sender or config.get("SMS_SENDER_ID", ""))
     return look
 
 
@@ -249,6 +252,10 @@ def save_look(actor: str, form: dict, logo: bytes | None, sponsor_logo: bytes | 
         raise ValidationError({"sponsors": f"At most {MAX_SPONSORS} sponsors, one a line, each "
                                            "at most 80 characters."},
                               f"At most {MAX_SPONSORS} sponsors, one a line, 80 characters each.")
+    sender = (form.get("sms_sender") or "").strip()
+    problem = sender_name_problem(sender, "The SMS sender name")
+    if problem:
+        raise ValidationError({"sms_sender": problem}, problem)
     logo_for = (form.get("sponsor_logo_for") or "").strip()
     if sponsor_logo and logo_for not in names:
         raise ValidationError({"sponsor_logo_for": "Name the sponsor the logo belongs to, as "
@@ -267,6 +274,7 @@ def save_look(actor: str, form: dict, logo: bytes | None, sponsor_logo: bytes | 
     elif form.get("remove_logo"):
         row.logo_key = ""
     row.name, row.primary, row.accent = name, colours["primary"], colours["accent"]
+    row.sms_sender = sender
     row.sponsors = "\n".join(f"{n}\t{kept.get(n, '')}" for n in names)
     row.updated_at = utcnow()
     forget_look()
@@ -274,4 +282,5 @@ def save_look(actor: str, form: dict, logo: bytes | None, sponsor_logo: bytes | 
     return record(actor, "set the look", row,
                   f"name {name or '(configured)'}, colours {colours['primary'] or '-'} "
                   f"{colours['accent'] or '-'}, {len(names)} sponsors"
+                  + (f", SMS sender {sender}" if sender else "")
                   + (", new logo" if logo_png else ""))

@@ -13,9 +13,25 @@ TWILIO_SENDER = re.compile(r"\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32}|[0-9]{3,8}"
                            r"|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 
 
+# What carriers show as an SMS's sender (SNS's SenderID): 1-11 letters and digits, one a letter.
+SENDER_NAME = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9]{1,11}")
+
+
+def sender_name_problem(value: str, label: str) -> str | None:
+    """What is wrong with `value` as an SMS sender name (None: nothing, or unset)."""
+    if not value or SENDER_NAME.fullmatch(value):
+        return None
+    return (f"{label} {value!r} can't be an SMS sender name: 1 to 11 letters and digits, at "
+            "least one a letter, no spaces or punctuation (e.g. DevConf26).")
+
+
 def check_sms_settings(config) -> None:
     """SMS_BACKEND=twilio needs its account, token and sender, each in the shape Twilio gives them:
-    refused at start (and by the backend) with what to set, rather than 5,000 failed messages."""
+    refused at start (and by the backend) with what to set, rather than 5,000 failed messages.
+    SMS_SENDER_ID is refused in a shape no carrier shows."""
+    problem = sender_name_problem(config.get("SMS_SENDER_ID", ""), "SMS_SENDER_ID")
+    if problem:
+        raise ConfigError(problem)
     if config["SMS_BACKEND"] != "twilio":
         return
     missing = [name for name in TWILIO_SETTINGS if not config.get(name)]

@@ -4,6 +4,7 @@ import re
 
 from flask import current_app
 
+from .branding import current_look
 from .config_checks import check_sms_settings
 
 log = logging.getLogger(__name__)
@@ -58,19 +59,24 @@ class SnsBackend:
         self.client = self.make_client(config)
         self.attributes = {
             "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": config["SMS_TYPE"]}}
-        if config["SMS_SENDER_ID"]:
-            self.attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String",
-                                                       "StringValue": config["SMS_SENDER_ID"]}
 
     @staticmethod
     def make_client(config):
         return aws_client("sns", config["SNS_ENDPOINT_URL"], config)
 
+    def message_attributes(self) -> dict:
+        """The SMS type, and the sender name from the console's Look page or SMS_SENDER_ID."""
+        sender = current_look().sms_sender
+        if not sender:
+            return self.attributes
+        return {**self.attributes,
+                "AWS.SNS.SMS.SenderID": {"DataType": "String", "StringValue": sender}}
+
     def send(self, to: str, body: str) -> str | None:
         from botocore.exceptions import BotoCoreError, ClientError
         try:
             answer = self.client.publish(PhoneNumber=to, Message=body,
-                                         MessageAttributes=self.attributes)
+                                         MessageAttributes=self.message_attributes())
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             reason = f"{code}: {error.response.get('Error', {}).get('Message', '')}".strip(": ")

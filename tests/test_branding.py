@@ -185,3 +185,54 @@ def test_a_body_past_the_limit_is_refused_with_a_message(app, client):
     assert response.status_code == 413
     assert "That upload is larger than 0.002 MB a logo, the limit" in text(response)
     assert db.session.get(EventLook, 1) is None and stored(app) == []
+
+
+def test_the_sms_sender_name_set_in_the_console_goes_out_with_each_sms(app, client, sns_config):
+    """SNS's SenderID is read at each send: the console's name over SMS_SENDER_ID."""
+    from urllib.parse import parse_qs
+
+    from quiz import sms
+    sent = []
+
+    def publishing(backend):
+        backend.client.meta.events.register(
+            "before-send.sns.Publish",
+            lambda request, **_: sent.append(parse_qs(request.body if isinstance(request.body, str)
+                                                  else request.body.decode())))
+        return backend
+
+    backend = publishing(sms.SnsBackend())
+    backend.send("+14155550100", "configured")
+    assert look_form(client, sms_sender="DevConf26").status_code == 303
+    assert db.session.get(EventLook, 1).sms_sender == "DevConf26"
+    backend.send("+14155550100", "from the console")
+    senders = [next((b[k.replace(".Name", ".Value.StringValue")][0] for k in b
+                     if k.endswith(".Name") and b[k] == ["AWS.SNS.SMS.SenderID"]), None)
+               for b in sent]
+    assert senders == ["Conf", "DevConf26"]
+    assert "DevConf26" in text(client.get("/admin/look/"))
+
+
+@pytest.fixture
+def sns_config(app, moto_server, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    app.config.update(SMS_BACKEND="sns", SNS_ENDPOINT_URL=moto_server, AWS_REGION="us-east-1",
+                      SMS_SENDER_ID="Conf")
+
+
+@pytest.mark.parametrize("sender", ["Dev Conf", "DevConf2026XY", "12345", "Café"])
+def test_a_sender_name_no_carrier_shows_is_refused_whole(app, client, sender):
+    response = look_form(client, name="Acme", sms_sender=sender)
+    assert response.status_code == 422
+    assert "can't be an SMS sender name: 1 to 11 letters and digits" in text(response)
+    assert db.session.get(EventLook, 1) is None
+
+
+def test_a_bad_sms_sender_id_is_refused_at_start(tmp_path):
+    from quiz import create_app
+    from quiz.config import ConfigError, TestConfig
+    config = type("Config", (TestConfig,), {"SMS_SENDER_ID": "Dev Conf!",
+                                            "INSTANCE_PATH": str(tmp_path)})
+    with pytest.raises(ConfigError, match="SMS_SENDER_ID 'Dev Conf!' can't be an SMS sender"):
+        create_app(config)

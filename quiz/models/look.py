@@ -20,4 +20,6 @@ class EventLook(db.Model):
     logo_key: Mapped[str] = mapped_column(String(200), default="")
     # One sponsor a line: "name" or "name\tlogo key".
     sponsors: Mapped[str] = mapped_column(Text, default="")
+    # What phones show as the SMS sender (SNS's SenderID), over SMS_SENDER_ID.
+    sms_sender: Mapped[str] = mapped_column(String(11), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -17,7 +17,7 @@ def look_page(status: int = 200, error: QuizError | None = None, values=None):
     row = db.session.get(EventLook, 1)
     look = branding.current_look()
     saved = {"name": row.name if row else "", "primary": row.primary if row else "",
-             "accent": row.accent if row else "",
+             "accent": row.accent if row else "", "sms_sender": row.sms_sender if row else "",
              "sponsors": "\n".join(n for n, _ in branding.stored_sponsors(row)) if row else ""}
     return render_template("admin/look.html", look=look, notes=branding.contrast_notes(look),
                            values=values or saved, error=error,
