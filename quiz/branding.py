@@ -21,7 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .audit import record
 from .clock import utcnow
-from .colours import AA_NORMAL, WHITE, ColourError, contrast, ink_on, parse_colour
+from .colours import (AA_NORMAL, WHITE, ColourError, contrast, ink_on, lighter_until,
+                      parse_colour)
 from .effects import CHANGED, owe
 from .errors import QuizError, ValidationError
 from .extensions import db
@@ -32,6 +33,9 @@ from .storage import get_storage
 LOGO_SIDE = 1024
 LOGO_MAX_PIXELS = 16_000_000
 PHONE_BACKGROUND = "#f3f5fb"  # app.css --bg: links and headings in the brand colour sit on it
+# The lightest the projector's text sits on (display.css: the leader's row over the stage's
+# gradient): the brand colours as text there are made lighter until they read on it.
+STAGE_BACKGROUND = "#3c3281"
 URL_PREFIX = "/brand/"  # quiz/web/brand.py serves what is stored under brand/
 CONFIGURED_LOGO = "/brand/configured/logo"
 MAX_SPONSORS = 12
@@ -66,9 +70,11 @@ class Look:
         no inline style), named by its content so it can be cached for good."""
         rules = []
         if self.primary:
-            rules.append(f"--brand: {self.primary}; --brand-ink: {self.primary_ink};")
+            rules.append(f"--brand: {self.primary}; --brand-ink: {self.primary_ink}; "
+                         f"--brand-text: {lighter_until(self.primary, STAGE_BACKGROUND)};")
         if self.accent:
-            rules.append(f"--accent: {self.accent}; --accent-ink: {self.accent_ink};")
+            rules.append(f"--accent: {self.accent}; --accent-ink: {self.accent_ink}; "
+                         f"--accent-text: {lighter_until(self.accent, STAGE_BACKGROUND)};")
         return ":root { " + " ".join(rules) + " }\n"
 
     @property
@@ -176,6 +182,13 @@ def contrast_notes(look: Look) -> list[str]:
             notes.append(f"{label} {colour} as text on the phones' light background: contrast "
                          f"{on_page:.1f}:1, below {AA_NORMAL}:1. Pick a darker shade for "
                          "readable links and headings.")
+        on_stage = contrast(colour, STAGE_BACKGROUND)
+        if on_stage < AA_NORMAL:
+            lighter = lighter_until(colour, STAGE_BACKGROUND)
+            notes.append(f"{label} {colour} as text on the projector's dark stage: contrast "
+                         f"{on_stage:.1f}:1, below {AA_NORMAL}:1. The projector shows its text "
+                         f"in a lighter shade, {lighter} "
+                         f"({contrast(lighter, STAGE_BACKGROUND):.1f}:1).")
     return notes
 
 

@@ -16,10 +16,11 @@ from playwright.sync_api import expect
 from quiz.rehearsal_pages import answer_token, csrf, question_choices, question_texts
 
 from .a11y import Audits
-from .browser_fixtures import PHONE, POLL, PROJECTOR, console_login, fill_join_form
+from .browser_fixtures import PHONE, POLL, PROJECTOR, console_login, fill_join_form, stage_fits
 from .helpers import ROOT
 from .live_fixtures import SETTINGS, LiveStack
 from .players import Api
+from .projector_checks import readable_from_the_back
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -62,12 +63,13 @@ RIGHT = {"Which service stores objects?": {"S3"},
 
 
 @pytest.fixture
-def event(tmp_path, redis_url):
-    """The live stack with this file's bank, whose rounds are final 2 s after their close
-    (a player who has not pressed Start holds a round open for 2 minutes)."""
+def event(request, tmp_path, redis_url):
+    """The live stack with this file's bank, whose rounds are final 2 s after their close (a player
+    who has not pressed Start holds a round open for 2 minutes); more settings by indirect
+    parametrization."""
     redis.Redis.from_url(redis_url).flushall()
-    stack = LiveStack(tmp_path, redis_url, RESULTS_DELAY_SECONDS="2",
-                      START_WINDOW_SECONDS="120")
+    stack = LiveStack(tmp_path, redis_url, RESULTS_DELAY_SECONDS="2", START_WINDOW_SECONDS="120",
+                      **getattr(request, "param", {}))
     try:
         stack.start()
         (tmp_path / "bank").mkdir()
@@ -253,4 +255,60 @@ def test_every_participant_and_projector_page_has_no_wcag_violation(event, new_p
     audits.check(phone, "unsubscribe: asks")
     phone.get_by_role("button", name="Unsubscribe").click()
     audits.check(phone, "unsubscribe: done")
+    audits.assert_clean()
+
+
+# A look whose colours suit a light page: dark ones, unreadable as text on the dark projector
+# as they are.
+BRANDED = {"EVENT_NAME": "Acme Summit 2026", "BRAND_PRIMARY": "#1e3a8a",
+           "BRAND_ACCENT": "#7a1f3d", "SPONSORS": "Globex,Initech,Umbrella,Hooli"}
+
+
+@pytest.mark.parametrize("event", [{}, BRANDED], indirect=True, ids=["default", "branded"])
+def test_the_projector_reads_from_the_back_of_the_room(event, new_page, request):
+    """At 1920×1080, in every stage: every text at least 28 px and 4.5:1 over the stage's own
+    background, the headline and countdown bigger; and axe finds nothing."""
+    stack, api, audits = event, Api(event.url), Audits()
+    look = request.node.callspec.id
+    display = new_page(**PROJECTOR)
+    display.goto(f"{stack.url}/display")
+
+    def check(stage: str) -> None:
+        stage_fits(display)
+        readable_from_the_back(display, f"{look} projector: {stage}")
+        audits.check(display, f"{look} projector: {stage}")
+
+    expect(display.get_by_text("Scan to play")).to_be_visible()
+    check("before")
+    players = {name: api.register(name, n) for n, name in enumerate(
+        ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Bobby Tables", "Edsger Dijkstra"],
+        start=61)}
+    api.start(1)
+    expect(display.locator(".during .countdown")).to_be_visible(timeout=POLL)
+    check("during a round (countdown)")
+    for n, name in enumerate(["Ada Lovelace", "Grace Hopper", "Bobby Tables"]):
+        answer(players[name]["form_urls"]["1"], right=n < 2)  # all three kept, two no-shows out
+    api.end(1)
+    expect(display.locator(".reveal .round-label")).to_be_visible(timeout=POLL)
+    check("the reveal")
+    console = new_page(viewport={"width": 1440, "height": 900})
+    console_login(console, stack.url, "/admin/")
+    to_leaderboard(console, stack.url, 1)
+    expect(display.locator("ol.board li.cut")).to_have_count(1, timeout=POLL)
+    check("after a round (leaderboard, cut)")
+    api.start(2)
+    for name in ["Ada Lovelace", "Edsger Dijkstra"]:  # Ada alone is kept; Edsger plays on
+        answer(players[name]["form_urls"]["2"], right=True)
+    expect(display.locator(".shadow-count")).to_be_visible(timeout=POLL)
+    check("during a round (shadow league counts)")
+    api.end(2)
+    to_leaderboard(console, stack.url, 2)
+    expect(display.locator("#shadow-panel li").first).to_be_visible(timeout=POLL)
+    check("shadow league standings")
+    api.start(3)
+    answer(players["Ada Lovelace"]["form_urls"]["3"], right=True)
+    api.end(3)
+    to_leaderboard(console, stack.url, 3)
+    expect(display.locator(".podium")).to_be_visible(timeout=POLL)
+    check("the podium")
     audits.assert_clean()
