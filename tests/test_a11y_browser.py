@@ -312,3 +312,32 @@ def test_the_projector_reads_from_the_back_of_the_room(event, new_page, request)
     expect(display.locator(".podium")).to_be_visible(timeout=POLL)
     check("the podium")
     audits.assert_clean()
+
+
+# Every element's motion on a page, and a probe given a transition and an endless animation the
+# way a script would (the CSP lets scripts set styles): what the page's CSS leaves of them.
+MOTION = """() => {
+  const probe = document.createElement('div');
+  probe.className = 'button';
+  probe.style.transition = 'opacity 2s';
+  probe.style.animation = 'spin 2s infinite';
+  document.body.append(probe);
+  const moving = [...document.querySelectorAll('*')].map(e => [e, getComputedStyle(e)])
+    .filter(([e, s]) => s.animationName !== 'none'
+            || s.transitionDuration.split(',').some(d => parseFloat(d) > 0))
+    .map(([e, s]) => e.tagName + '.' + e.className + ' ' + s.animationName + ' '
+         + s.transitionDuration);
+  probe.remove();
+  return moving;
+}"""
+
+
+@pytest.mark.parametrize("path, options", [("/register", PHONE), ("/display", PROJECTOR)],
+                         ids=["phone", "projector"])
+def test_nothing_moves_for_who_asks_for_reduced_motion(stack, new_page, path, options):
+    calm = new_page(**options, reduced_motion="reduce")
+    calm.goto(f"{stack.url}{path}")
+    assert calm.evaluate(MOTION) == []
+    moving = new_page(**options, reduced_motion="no-preference")
+    moving.goto(f"{stack.url}{path}")
+    assert moving.evaluate(MOTION) == ["DIV.button spin 2s"]  # the probe alone moves
