@@ -9,7 +9,6 @@ trusted by name), bounded in bytes and pixels, stored re-encoded as PNG under `b
 object storage, and served with long cache headers (a new logo is a new key).
 """
 import hashlib
-import io
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,18 +20,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .audit import record
 from .clock import utcnow
+from .colours import (AA_NORMAL, WHITE, ColourError, contrast, ink_on, lighter_until,
+                      parse_colour)
 from .config_checks import sender_name_problem
-from .colours import AA_NORMAL, WHITE, ColourError, contrast, ink_on, parse_colour
 from .effects import CHANGED, owe
-from .errors import QuizError, ValidationError
+from .errors import ValidationError
 from .extensions import db
-from .images import decode_slots, megabytes, off_the_loop
+from .logos import prepare_logo, store_logo
 from .models import EventLook
-from .storage import get_storage
 
-LOGO_SIDE = 1024
-LOGO_MAX_PIXELS = 16_000_000
 PHONE_BACKGROUND = "#f3f5fb"  # app.css --bg: links and headings in the brand colour sit on it
+# The lightest the projector's text sits on (display.css: the leader's row over the stage's
+# gradient): the brand colours as text there are made lighter until they read on it.
+STAGE_BACKGROUND = "#3c3281"
 URL_PREFIX = "/brand/"  # quiz/web/brand.py serves what is stored under brand/
 CONFIGURED_LOGO = "/brand/configured/logo"
 MAX_SPONSORS = 12
@@ -68,21 +68,16 @@ class Look:
         no inline style), named by its content so it can be cached for good."""
         rules = []
         if self.primary:
-            rules.append(f"--brand: {self.primary}; --brand-ink: {self.primary_ink};")
+            rules.append(f"--brand: {self.primary}; --brand-ink: {self.primary_ink}; "
+                         f"--brand-text: {lighter_until(self.primary, STAGE_BACKGROUND)};")
         if self.accent:
-            rules.append(f"--accent: {self.accent}; --accent-ink: {self.accent_ink};")
+            rules.append(f"--accent: {self.accent}; --accent-ink: {self.accent_ink}; "
+                         f"--accent-text: {lighter_until(self.accent, STAGE_BACKGROUND)};")
         return ":root { " + " ".join(rules) + " }\n"
 
     @property
     def css_version(self) -> str:
         return hashlib.blake2b(self.css.encode(), digest_size=8).hexdigest()
-
-
-class LogoError(QuizError):
-    """An upload that is not a logo Knockout can take; the message says what to send instead."""
-
-    def __init__(self, message: str, status: int = 422):
-        super().__init__(message, code="bad_logo", status=status)
 
 
 def is_url(value: str) -> bool:
@@ -179,50 +174,14 @@ def contrast_notes(look: Look) -> list[str]:
             notes.append(f"{label} {colour} as text on the phones' light background: contrast "
                          f"{on_page:.1f}:1, below {AA_NORMAL}:1. Pick a darker shade for "
                          "readable links and headings.")
+        on_stage = contrast(colour, STAGE_BACKGROUND)
+        if on_stage < AA_NORMAL:
+            lighter = lighter_until(colour, STAGE_BACKGROUND)
+            notes.append(f"{label} {colour} as text on the projector's dark stage: contrast "
+                         f"{on_stage:.1f}:1, below {AA_NORMAL}:1. The projector shows its text "
+                         f"in a lighter shade, {lighter} "
+                         f"({contrast(lighter, STAGE_BACKGROUND):.1f}:1).")
     return notes
-
-
-def prepare_logo(upload: bytes, max_bytes: int) -> bytes:
-    """The upload as a clean PNG (transparency kept, no metadata, at most LOGO_SIDE a side);
-    LogoError otherwise."""
-    if len(upload) > max_bytes:
-        raise LogoError(f"that logo is larger than {megabytes(max_bytes)}, the limit. Send a "
-                        "smaller file (a PNG or SVG export at 1024 px is plenty).", status=413)
-    if not upload:
-        raise LogoError("that logo file is empty. Pick the file again.")
-    from PIL import Image, UnidentifiedImageError
-    try:
-        image = Image.open(io.BytesIO(upload), formats=("PNG", "JPEG", "WEBP"))
-        if image.width * image.height > LOGO_MAX_PIXELS:
-            raise LogoError(f"that logo has too many pixels (more than "
-                            f"{LOGO_MAX_PIXELS / 1_000_000:g} million). Export it at 1024 px.")
-        with decode_slots(1):
-            return off_the_loop(_reencode, image)
-    except UnidentifiedImageError:
-        raise LogoError("that file isn't an image we can read. Send a PNG, JPEG or WebP logo.")
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
-        raise LogoError("that logo arrived damaged or incomplete. Export it again and resend.")
-
-
-def _reencode(image) -> bytes:
-    image.load()
-    image = image.convert("RGBA")
-    image.thumbnail((LOGO_SIDE, LOGO_SIDE))
-    image.info = {}
-    out = io.BytesIO()
-    image.save(out, "PNG", optimize=True)
-    return out.getvalue()
-
-
-def store_logo(png: bytes) -> str:
-    """Put a prepared logo in storage; its key (under brand/, named by its content)."""
-    key = f"{hashlib.sha256(png).hexdigest()[:32]}.png"
-    get_storage().put(f"brand/{key}", png, content_type="image/png")
-    return key
-
-
-def read_logo(key: str) -> bytes | None:
-    return get_storage().get(f"brand/{key}")
 
 
 def checked_colours(form: dict) -> dict[str, str]:

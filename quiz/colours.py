@@ -42,3 +42,15 @@ def contrast(one: str, other: str) -> float:
 def ink_on(colour: str) -> str:
     """Black or white, whichever reads better on `colour`."""
     return WHITE if contrast(colour, WHITE) >= contrast(colour, BLACK) else BLACK
+
+
+def lighter_until(colour: str, background: str, minimum: float = AA_NORMAL) -> str:
+    """`colour` mixed with white, as little as it takes to reach `minimum` contrast as text on a
+    dark `background` (the colour itself when it does already)."""
+    for step in range(21):
+        mixed = "#" + "".join(
+            f"{round(int(colour[i:i + 2], 16) + (255 - int(colour[i:i + 2], 16)) * step / 20):02x}"
+            for i in (1, 3, 5))
+        if contrast(mixed, background) >= minimum:
+            return mixed
+    return WHITE

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app
 
-from .. import branding
+from .. import branding, logos
 from ..storage import StorageError
 
 bp = Blueprint("brand", __name__, url_prefix="/brand")
@@ -19,7 +19,7 @@ def stored(key):
     if not KEY.fullmatch(key):
         abort(404)
     try:
-        body = branding.read_logo(key)
+        body = logos.read_logo(key)
     except StorageError:
         abort(503, "The storage could not be read just now. Reload in a moment.")
     if body is None:

@@ -3,7 +3,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import branding
+from .. import branding, logos
 from ..errors import QuizError
 from ..extensions import csrf, db
 from ..models import EventLook, Role
@@ -46,7 +46,7 @@ def save():
     try:
         request.form, request.files
     except RequestEntityTooLarge:
-        return look_page(413, branding.LogoError(
+        return look_page(413, logos.LogoError(
             f"That upload is larger than {config['LOGO_MAX_BYTES'] / 1_000_000:g} MB a logo, the "
             "limit. Send a smaller file.", status=413))
     csrf.protect()

@@ -2,6 +2,10 @@
 // - a refused submit (422 what to fix, 409 taken or closed) is the form again saying why: swap it
 //   in place (htmx 2 swaps no 4xx answer by default); any other failure (429, 400, 5xx) is an
 //   error page: show its message in the page's place.
+// - focus: the submit's button is swapped out with the form, taking the keyboard's focus along;
+//   focus goes where the person acts next: the first field to fix, else the form's message, else
+//   the answer's heading (the confirmation). A field's own check swaps only the field it left, so
+//   focus stays where the person put it.
 // - a field's check swaps the field's whole block (input, message, aria-invalid); if the person
 //   has typed on in that field since it was sent, that answer is stale: drop it (their next
 //   change checks again), so no keystroke is ever overwritten.
@@ -30,5 +34,21 @@ document.addEventListener("htmx:beforeSwap", function (event) {
     event.detail.target = document.querySelector("main");
     event.detail.selectOverride = "main";
     event.detail.swapOverride = "outerHTML";
+  }
+});
+
+document.addEventListener("htmx:afterSettle", function (event) {
+  const config = event.detail.requestConfig;
+  if (!config || config.elt.id !== "join-form") {
+    return;
+  }
+  const scope = document.getElementById("join") || document.querySelector("main");
+  const next = scope && (scope.querySelector('[aria-invalid="true"], .has-error input')
+      || scope.querySelector(".flash-error, h1"));
+  if (next) {
+    if (!next.matches("input, button, a, textarea, select")) {
+      next.tabIndex = -1;
+    }
+    next.focus();
   }
 });

@@ -38,12 +38,27 @@
       if (known && known !== rendered) {
         // Once: the new fragment carries the new version (if it still waits). Should the fetch
         // fail, the next check finds the old version on the page and tries again.
-        htmx.ajax("GET", section.dataset.refreshUrl, {target: section, swap: "outerHTML"});
+        // Focus inside the old section (or nowhere) goes to what to do next in the new one.
+        var lost = !document.activeElement || document.activeElement === document.body
+            || section.contains(document.activeElement);
+        htmx.ajax("GET", section.dataset.refreshUrl, {target: section, swap: "outerHTML"})
+          .then(function () { if (lost) focusNext(); });
       }
       schedule(seconds);
     }).catch(function () {
       schedule(seconds); // offline for a moment: ask again later
     });
+  }
+
+  // The new state's button (Start), else its heading: never the page's top, nowhere.
+  function focusNext() {
+    var section = document.getElementById("round-state");
+    if (!section) return;
+    var next = section.querySelector("button.primary, a.button.primary")
+        || section.querySelector("h2");
+    if (!next) return;
+    if (next.tagName === "H2") next.tabIndex = -1;
+    next.focus();
   }
 
   function start() {
