@@ -46,16 +46,20 @@ class Message(db.Model):
 
 
 class MessageTemplate(db.Model):
-    """The organizer's wording of one kind of SMS (defaults live in notify.TEMPLATES)."""
+    """The organizer's wording of one kind of SMS in one language (defaults, per language, live in
+    quiz/sms_templates.py)."""
 
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
     body: Mapped[str] = mapped_column(Text)
 
 
 class EmailTemplate(db.Model):
-    """The organizer's wording of one kind of email (defaults live in quiz/email_templates.py)."""
+    """The organizer's wording of one kind of email in one language (defaults, per language, live
+    in quiz/email_templates.py)."""
 
     kind: Mapped[str] = mapped_column(String(30), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
     subject: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
