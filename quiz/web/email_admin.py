@@ -100,7 +100,7 @@ def send_test():
     def operation():
         message = emails.send_sample(kind, to, language)
         record(current_user.username, "send test email", None,
-               f"{kind} ({language or 'default'}) to {message.to}")
+               f"{kind} to {message.to}" + (f" in {language}" if language else ""))
         return message
     try:
         message = write(operation)

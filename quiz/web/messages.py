@@ -117,7 +117,7 @@ def send_test_sms():
     def operation():
         message = send_sample_sms(kind, phone, language)
         record(current_user.username, "send test SMS", None,
-               f"{kind} ({language or 'default'}) to {message.to}")
+               f"{kind} to {message.to}" + (f" in {language}" if language else ""))
         return message
     try:
         message = write(operation)
