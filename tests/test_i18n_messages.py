@@ -310,6 +310,8 @@ def test_every_default_sms_passes_the_checks_and_costs_no_more_parts_than_englis
         import string
         return {name for _, name, _, _ in string.Formatter().parse(wording) if name}
     assert placeholders(body) == placeholders(sms_templates.default_template(kind, "en"))
+    # GSM characters only (an á would make the whole SMS UCS-2: 70 characters a part)
+    assert set(body) <= sms_templates.GSM_BASIC | sms_templates.GSM_EXTENSION
     parts = sms_templates.sms_parts(sample_body(kind, language))
     assert parts <= sms_templates.sms_parts(sample_body(kind, "en")), sample_body(kind, language)
 
