@@ -66,12 +66,14 @@ def speaking(language: str):
     return or_(Participant.language.is_(None), Participant.language.not_in(others))
 
 
-def _queue(kind: str, scope: str, select_from, values: dict, columns: dict, challenge_id=None,
+def _queue(kind: str, scope: str, select_from, values, columns: dict, challenge_id=None,
            reminder_id=None) -> int:
-    """One message of `kind` per player `select_from` selects, in their language's wording: one
-    INSERT … SELECT per language the event offers."""
+    """One message of `kind` per player `select_from` selects, in their language's wording (and
+    `values`, a dict or a function of the language): one INSERT … SELECT per language the event
+    offers."""
     return sum(_insert(kind, scope, select_from.where(speaking(language)),
-                       render_sql(template_for(kind, language), values, columns),
+                       render_sql(template_for(kind, language),
+                                  values(language) if callable(values) else values, columns),
                        challenge_id, reminder_id) for language in enabled())
 
 
@@ -133,10 +135,11 @@ def queue_results(challenge: Challenge, winner_id: int | None) -> int:
 
 
 def queue_reminder(reminder) -> int:
-    """The reminder to everyone still in the game."""
+    """The reminder to everyone still in the game, each in their language's text."""
     base = select().select_from(Participant).where(Participant.eliminated_in.is_(None))
-    return _queue("reminder", f"r{reminder.id}", base, _values(text=reminder.text),
-                  _player_columns(), reminder_id=reminder.id)
+    return _queue("reminder", f"r{reminder.id}", base,
+                  lambda language: _values(text=reminder.text_in(language)), _player_columns(),
+                  reminder_id=reminder.id)
 
 
 def send_confirmations(participant_ids: list[int]) -> int:

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from quiz import email_templates, sms_templates, stored_forms
+from quiz import email_templates, sms_templates, stored_forms, tasks
 from quiz.extensions import db
 from quiz.i18n import SUPPORTED
 from quiz.models import Challenge, FormLink, Message, MessageTemplate, Participant
@@ -140,22 +140,53 @@ def test_a_language_the_event_no_longer_offers_falls_back_to_the_default(
     assert refused.status_code == 404 and "doesn't offer the language 'de'" in text(refused)
 
 
-def test_reminders_go_out_in_each_players_language(app, load_bank, run_jobs, sns):
+def test_reminders_go_out_in_each_players_language_and_text(client, load_bank, run_jobs, sns):
+    from quiz.models import Reminder
+    load_bank()
+    english, german, spanish = join(1, None), join(2, "de"), join(3, "es")
+    sms_templates.save_template("reminder", "{event} – Erinnerung: {text}", "de")
+    db.session.commit()
+    login(client)
+    page = text(client.get("/admin/messages"))
+    assert "Text in Deutsch (optional)" in page and "Text in Español (optional)" in page
+    scheduled = post_form(client, "/admin/messages", "/admin/reminders", {
+        "text": "Hall B at 14:00", "send_at": "23:59", "text_de": "Halle B um 14 Uhr",
+        "text_es": " "})
+    assert scheduled.status_code == 303
+    reminder = db.session.scalar(select(Reminder))
+    assert reminder.texts == {"de": "Halle B um 14 Uhr"}  # blank: the default language's text
+    assert "de: Halle B um 14 Uhr" in text(client.get("/admin/messages"))
+    tasks.send_reminder(reminder.id)
+    drain(run_jobs)
+    assert sms_to(sns, german)[-1] == "Knockout – Erinnerung: Halle B um 14 Uhr"
+    assert sms_to(sns, spanish)[-1] == "Knockout: Hall B at 14:00"
+    assert sms_to(sns, english)[-1] == "Knockout: Hall B at 14:00"
+
+
+@pytest.mark.parametrize("fields, field, says", [
+    ({"de": "x" * 301}, "text_de", "Keep the Deutsch text under 300 characters (it has 301)"),
+    ({"fr": "Salle B"}, "text_fr", "'fr' is not one of the event's other languages (de, es)"),
+    ({"en": "Hall B"}, "text_en", "'en' is not one of the event's other languages"),
+])
+def test_a_reminder_text_in_another_language_is_checked_too(app, fields, field, says):
     from datetime import timedelta
 
-    from quiz import notify
     from quiz.clock import utcnow
+    from quiz.errors import ValidationError
     from quiz.reminders import schedule_reminder
-    load_bank()
-    english, german = join(1, None), join(2, "de")
-    sms_templates.save_template("reminder", "{event} – Erinnerung: {text}", "de")
-    reminder = schedule_reminder("Hall B at 14:00", utcnow() + timedelta(hours=1))
-    db.session.commit()
-    notify.send_reminder(reminder)
-    db.session.commit()
-    drain(run_jobs)
-    assert sms_to(sns, german)[-1] == "Knockout – Erinnerung: Hall B at 14:00"
-    assert sms_to(sns, english)[-1] == "Knockout: Hall B at 14:00"
+    with pytest.raises(ValidationError) as refused:
+        schedule_reminder("Hall B", utcnow() + timedelta(hours=1), fields)
+    assert says in refused.value.fields[field]
+
+
+def test_a_reminder_text_too_long_is_refused_beside_its_language(client):
+    from quiz.models import Reminder
+    login(client)
+    refused = post_form(client, "/admin/messages", "/admin/reminders", {
+        "text": "Hall B", "send_at": "23:59", "text_es": "y" * 320})
+    assert refused.status_code == 422
+    assert "Keep the Español text under 300 characters (it has 320)" in text(refused)
+    assert db.session.scalar(select(Reminder)) is None
 
 
 # --- the console's Messages page ----------------------------------------------------------------

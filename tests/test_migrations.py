@@ -8,7 +8,7 @@ from flask_migrate import downgrade, stamp, upgrade
 from sqlalchemy import inspect, text
 
 from quiz.extensions import db
-from quiz.models import PARTICIPANT_FILLFACTOR, SUBMISSION_FILLFACTOR
+from quiz.models import PARTICIPANT_FILLFACTOR, SUBMISSION_FILLFACTOR, Reminder
 
 from .helpers import POSTGRES_URL
 
@@ -142,8 +142,15 @@ def test_wording_edited_before_languages_becomes_the_default_languages_version(a
         connection.execute(text("INSERT INTO email_template (kind, subject, text, html) "
                                 "VALUES ('results', 'S', 'T {{ unsubscribe }}', "
                                 "'H {{ unsubscribe }}')"))
+        connection.execute(text("INSERT INTO reminder (id, text, send_at, status, created_at) "
+                                "VALUES (1, 'Halle B', :at, 'scheduled', :at)"),
+                           {"at": datetime(2026, 12, 6, 14)})
     upgrade(revision="0019_template_languages")
     with db.engine.begin() as connection:
+        # a reminder from before: no text in other languages, everyone reads its text
+        assert connection.execute(text("SELECT text FROM reminder")).scalar() == "Halle B"
+        assert db.session.get(Reminder, 1).text_in("es") == "Halle B"
+        db.session.rollback()
         assert connection.execute(text("SELECT kind, language, body FROM message_template")).all() \
             == [("round_link", "de", "Runde {number}: {link}")]
         assert connection.execute(text("SELECT kind, language FROM email_template")).all() \

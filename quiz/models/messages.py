@@ -1,7 +1,7 @@
 """Text messages: each one sent at most once, the organizer's wording, scheduled reminders."""
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -69,10 +69,16 @@ class Reminder(db.Model):
     """An announcement sent to everyone still in the game at a set time, by RQ's scheduler."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    text: Mapped[str] = mapped_column(String(320))
+    text: Mapped[str] = mapped_column(String(320))  # in the event's DEFAULT_LANGUAGE
+    # The text in other languages, by code ({"de": "…"}); a language without one gets `text`.
+    texts: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     send_at: Mapped[datetime]
     status: Mapped[ReminderStatus] = status_column(ReminderStatus, ReminderStatus.SCHEDULED)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def text_in(self, language: str) -> str:
+        """What the reminder says to a player of `language`."""
+        return (self.texts or {}).get(language) or self.text
 
     @hybrid_property
     def is_scheduled(self) -> bool:

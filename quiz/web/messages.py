@@ -9,7 +9,7 @@ from ..audit import record
 from ..clock import local_time, parse_local_time
 from ..errors import QuizError
 from ..extensions import db
-from ..i18n import SUPPORTED, enabled
+from ..i18n import SUPPORTED, default, enabled
 from ..models import Reminder, Role
 from ..reminders import cancel_reminder, schedule_reminder
 from ..sample_sms import sample_body, send_sample_sms
@@ -133,8 +133,11 @@ def add_reminder():
     """Schedule a reminder to everyone still in the game."""
     try:
         send_at = parse_local_time(request.form.get("send_at", ""))
+        texts = {code: request.form.get(f"text_{code}", "") for code in enabled()
+                 if code != default()}
         reminder = write(lambda: record(current_user.username, "schedule reminder",
-                                        schedule_reminder(request.form.get("text", ""), send_at)))
+                                        schedule_reminder(request.form.get("text", ""), send_at,
+                                                          texts)))
     except QuizError as error:
         return _refused(error, "reminder", request.form)
     flash(f"Reminder scheduled for {local_time(reminder.send_at)}.", "ok")
