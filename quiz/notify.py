@@ -4,7 +4,7 @@ import logging
 import string
 
 from flask import current_app
-from sqlalchemy import String, and_, cast, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, case, cast, func, insert, literal, select, update
 
 from .branding import current_look
 from .clock import utcnow
@@ -57,24 +57,21 @@ def _values(challenge: Challenge | None = None, **extra) -> dict:
 
 # --- queueing (one statement each, safe to repeat) -----------------------------------------------
 
-def speaking(language: str):
-    """The players written to in `language`: i18n.language_of as SQL (theirs while the event
-    offers it, else the default)."""
-    if language != default():
-        return Participant.language == language
-    others = [code for code in enabled() if code != language]
-    return or_(Participant.language.is_(None), Participant.language.not_in(others))
-
-
 def _queue(kind: str, scope: str, select_from, values, columns: dict, challenge_id=None,
            reminder_id=None) -> int:
     """One message of `kind` per player `select_from` selects, in their language's wording (and
-    `values`, a dict or a function of the language): one INSERT … SELECT per language the event
-    offers."""
-    return sum(_insert(kind, scope, select_from.where(speaking(language)),
-                       render_sql(template_for(kind, language),
-                                  values(language) if callable(values) else values, columns),
-                       challenge_id, reminder_id) for language in enabled())
+    `values`, a dict or a function of the language): still one INSERT … SELECT, its body a CASE on
+    the player's language (i18n.language_of as SQL: theirs while the event offers it, else the
+    default)."""
+    def body(language: str):
+        return render_sql(template_for(kind, language),
+                          values(language) if callable(values) else values, columns)
+    others = [language for language in enabled() if language != default()]
+    wording = body(default())
+    if others:
+        wording = case(*((Participant.language == language, body(language))
+                         for language in others), else_=wording)
+    return _insert(kind, scope, select_from, wording, challenge_id, reminder_id)
 
 
 def _insert(kind: str, scope: str, select_from, body, challenge_id, reminder_id) -> int:
