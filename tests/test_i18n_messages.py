@@ -16,7 +16,8 @@ from quiz.sample_sms import sample_body
 from quiz.storage import get_storage
 
 from .helpers import login, post_form, start, submit, text
-from .test_email import drain, html_of, ses, text_of  # noqa: F401 (the ses fixture)
+from .test_email import (drain, html_of, refuse_phones, ses,  # noqa: F401 (the ses fixture)
+                         text_of)
 from .test_notify import sns  # noqa: F401 (the sns fixture)
 
 LANGUAGES = ("en", "de", "es")
@@ -256,6 +257,26 @@ def test_confirmation_email_in_each_players_language_through_ses(client, load_ba
     assert "te has inscrito en Knockout" in text_of(spanish)
     assert '<html lang="es">' in html_of(spanish) and "Darte de baja" in html_of(spanish)
     assert "No more emails from Knockout" in text_of(english)
+
+
+@pytest.mark.parametrize("links_in_registration", [True, False])
+def test_a_failed_link_sms_brings_the_link_by_email_in_the_players_language(
+        client, load_bank, api_headers, run_jobs, sns, app, monkeypatch, links_in_registration):
+    load_bank()
+    app.config["LINKS_IN_REGISTRATION"] = links_in_registration
+    spanish = join(1, "es")
+    refuse_phones(monkeypatch, {spanish.phone})
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    drain(run_jobs)
+    fallback = db.session.scalar(select(Message).where(Message.channel == "email",
+                                                       Message.kind.like("link_fallback%")))
+    if links_in_registration:
+        assert fallback.subject == "Knockout: tu enlace para la ronda 1"
+        assert f"Aquí lo tienes: http://quiz.test/f/{link_of(spanish)}" in fallback.body
+    else:
+        assert fallback.subject == "Knockout: la ronda 1 ha empezado"
+        assert "Pregunta en el punto de ayuda" in fallback.body and "/f/" not in fallback.body
+    assert '<html lang="es">' in fallback.html
 
 
 def test_the_unsubscribe_page_speaks_the_emails_language(client, load_bank):
