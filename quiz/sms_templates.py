@@ -142,10 +142,15 @@ def reset_template(kind: str, language: str | None = None) -> None:
         db.session.delete(stored)
 
 
+def is_gsm(text: str) -> bool:
+    """Only characters of the GSM alphabet (160 to an SMS)."""
+    return set(text) <= GSM_BASIC | GSM_EXTENSION
+
+
 def sms_parts(text: str) -> int:
     """How many SMS a text costs: 160 GSM characters in one, 153 a part when split; 70 and 67 once
     a character is not GSM (UCS-2, counted in UTF-16 units)."""
-    if set(text) <= GSM_BASIC | GSM_EXTENSION:
+    if is_gsm(text):
         units, single, part = len(text) + sum(ch in GSM_EXTENSION for ch in text), 160, 153
     else:
         units, single, part = len(text.encode("utf-16-le")) // 2, 70, 67

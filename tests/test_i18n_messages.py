@@ -202,7 +202,14 @@ def test_the_messages_page_edits_each_languages_version(client):
     german = text(client.get("/admin/messages?language=de"))
     assert "Dein persönlicher Link: {link}" in german and 'name="language" value="de"' in german
     assert 'aria-current="page" class="current">Deutsch' in german
-    assert "1 SMS with sample values" in german
+    assert "1 SMS with sample values" in german and "outside the GSM alphabet" not in german
+    sms_templates.save_template("winner", "{event}: ¡{name}, has ganado! Enhorabuena. "
+                                "Aquí están tus resultados: {report} " + "y" * 20, "es")
+    db.session.commit()
+    spanish = text(client.get("/admin/messages?language=es"))
+    parts = sms_templates.sms_parts(sample_body("winner", "es"))
+    assert parts == 3  # 139 characters: one GSM SMS, but three once "í" makes it UCS-2
+    assert "3 SMS with sample values (a character outside the GSM alphabet" in spanish
 
 
 def test_bad_wording_is_refused_in_the_language_it_was_typed_in(client):

@@ -46,13 +46,14 @@ def _messages_page(language=None, errors=None, values=None, status=200):
                            local=local_time), status
 
 
-def _parts(kind: str, language: str, body: str) -> int | None:
+def _parts(kind: str, language: str, body: str) -> tuple[int, bool] | None:
     """How many SMS the wording costs with the sample values (a player's name or the round's title
-    may add a part)."""
+    may add a part), and whether it keeps to the GSM alphabet (else 70 characters an SMS)."""
     try:
-        return sms_templates.sms_parts(sample_body(kind, language, body))
+        sample = sample_body(kind, language, body)
     except (KeyError, ValueError, IndexError):
         return None
+    return sms_templates.sms_parts(sample), sms_templates.is_gsm(body)
 
 
 def _refused(error: QuizError, field: str, values, language=None):
