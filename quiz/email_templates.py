@@ -1,5 +1,6 @@
-"""The wording of every email: a subject, a plain text and an HTML body per kind, with defaults;
-organizers edit them in the console (EmailTemplate rows).
+"""The wording of every email: a subject, a plain text and an HTML body per kind and language, with
+defaults in every language Knockout speaks (English here, the others in quiz/translations);
+organizers edit a language's version in the console (EmailTemplate rows, by kind and language).
 
 SMS wording is `{placeholder}` text filled in by SQL (quiz/notify.py); emails carry HTML, whose CSS
 braces would clash with that, so they are Jinja templates (`{{ name }}`) rendered in Jinja's
@@ -10,13 +11,18 @@ value its kind does not have is refused when it is saved.
 import functools
 from dataclasses import dataclass
 
+from flask import current_app
+from flask_babel import force_locale, lazy_gettext as _l
 from jinja2 import StrictUndefined, TemplateError as JinjaError, meta
 from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import select
 
 from .errors import QuizError
 from .extensions import db
+from .i18n import default
 from .mail import QR_CID
 from .models import EmailTemplate
+from .sms_templates import check_language
 
 TEXT_ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 HTML_ENV = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
@@ -24,14 +30,8 @@ PARTS = ("subject", "text", "html")
 SUBJECT_MAX = 200
 BODY_MAX = 20_000
 
-_FOOTER_TEXT = "\n\n--\nNo more emails from {{ event }}: {{ unsubscribe }}\n"
-_FOOTER_HTML = ('<p style="color:#666;font-size:12px">No more emails from {{ event }}? '
-                '<a href="{{ unsubscribe }}">Unsubscribe</a>.</p>')
-
-
-def _html(body: str) -> str:
-    return (f'<!doctype html><html><body style="font-family:sans-serif;line-height:1.4">{body}'
-            f"{_FOOTER_HTML}</body></html>")
+_FOOTER_TEXT = _l("No more emails from {{ event }}: {{ unsubscribe }}")
+_FOOTER_HTML = _l('No more emails from {{ event }}? <a href="{{ unsubscribe }}">Unsubscribe</a>.')
 
 
 @dataclass(frozen=True)
@@ -41,41 +41,42 @@ class Wording:
     html: str
 
 
+# Each kind's default subject, plain text and HTML body (without the unsubscribe footer, which
+# default_wording adds), in English; quiz/translations has them in every other language.
 DEFAULTS = {
-    "confirmation": Wording(
-        "{{ event }}: you're in, {{ name }}",
-        "Hi {{ name }},\n\nyou're registered for {{ event }}. Your round links come by SMS when "
-        "each round opens.\nYour results and your check-in QR code, any time: {{ report }}"
-        + _FOOTER_TEXT,
-        _html("<p>Hi {{ name }},</p><p>you're registered for <b>{{ event }}</b>. Your round links "
-              "come by SMS when each round opens.</p><p>Your results, any time: "
-              '<a href="{{ report }}">{{ report }}</a></p><p>Show this QR code at the check-in '
-              'desk:<br><img src="{{ qr }}" alt="Your check-in QR code" width="200" '
-              'height="200"></p>')),
-    "link_fallback": Wording(
-        "{{ event }}: your link for round {{ number }}",
-        "Hi {{ name }},\n\nwe couldn't text you the link for round {{ number }} "
-        "\"{{ title }}\". Here it is: {{ link }}\nYour results: {{ report }}" + _FOOTER_TEXT,
-        _html("<p>Hi {{ name }},</p><p>we couldn't text you the link for round {{ number }} "
-              "&ldquo;{{ title }}&rdquo;. Here it is:</p>"
-              '<p><a href="{{ link }}">{{ link }}</a></p>'
-              '<p>Your results: <a href="{{ report }}">{{ report }}</a></p>')),
+    "confirmation": (
+        _l("{{ event }}: you're in, {{ name }}"),
+        _l("Hi {{ name }},\n\nyou're registered for {{ event }}. Your round links come by SMS "
+           "when each round opens.\nYour results and your check-in QR code, any time: "
+           "{{ report }}"),
+        _l("<p>Hi {{ name }},</p><p>you're registered for <b>{{ event }}</b>. Your round links "
+           "come by SMS when each round opens.</p><p>Your results, any time: "
+           '<a href="{{ report }}">{{ report }}</a></p><p>Show this QR code at the check-in '
+           'desk:<br><img src="{{ qr }}" alt="Your check-in QR code" width="200" '
+           'height="200"></p>')),
+    "link_fallback": (
+        _l("{{ event }}: your link for round {{ number }}"),
+        _l("Hi {{ name }},\n\nwe couldn't text you the link for round {{ number }} "
+           "\"{{ title }}\". Here it is: {{ link }}\nYour results: {{ report }}"),
+        _l("<p>Hi {{ name }},</p><p>we couldn't text you the link for round {{ number }} "
+           "&ldquo;{{ title }}&rdquo;. Here it is:</p>"
+           '<p><a href="{{ link }}">{{ link }}</a></p>'
+           '<p>Your results: <a href="{{ report }}">{{ report }}</a></p>')),
     # Instead of link_fallback when LINKS_IN_REGISTRATION is off: an email address is no proof of a
     # phone, so the link is handed out at the desk only.
-    "link_fallback_desk": Wording(
-        "{{ event }}: round {{ number }} is open",
-        "Hi {{ name }},\n\nwe couldn't text you the link for round {{ number }} "
-        "\"{{ title }}\". Please ask at the help desk: they will give you your link."
-        + _FOOTER_TEXT,
-        _html("<p>Hi {{ name }},</p><p>we couldn't text you the link for round {{ number }} "
-              "&ldquo;{{ title }}&rdquo;. Please ask at the <b>help desk</b>: they will give you "
-              "your link.</p>")),
-    "results": Wording(
-        "{{ event }}: the final results",
-        "Hi {{ name }},\n\nthe final of {{ event }} is over. Thanks for playing! "
-        "Your results: {{ report }}" + _FOOTER_TEXT,
-        _html("<p>Hi {{ name }},</p><p>the final of <b>{{ event }}</b> is over. Thanks for "
-              'playing!</p><p>Your results: <a href="{{ report }}">{{ report }}</a></p>')),
+    "link_fallback_desk": (
+        _l("{{ event }}: round {{ number }} is open"),
+        _l("Hi {{ name }},\n\nwe couldn't text you the link for round {{ number }} "
+           "\"{{ title }}\". Please ask at the help desk: they will give you your link."),
+        _l("<p>Hi {{ name }},</p><p>we couldn't text you the link for round {{ number }} "
+           "&ldquo;{{ title }}&rdquo;. Please ask at the <b>help desk</b>: they will give you "
+           "your link.</p>")),
+    "results": (
+        _l("{{ event }}: the final results"),
+        _l("Hi {{ name }},\n\nthe final of {{ event }} is over. Thanks for playing! "
+           "Your results: {{ report }}"),
+        _l("<p>Hi {{ name }},</p><p>the final of <b>{{ event }}</b> is over. Thanks for "
+           'playing!</p><p>Your results: <a href="{{ report }}">{{ report }}</a></p>')),
 }
 COMMON = {"event", "name", "report", "unsubscribe"}
 PLACEHOLDERS = {
@@ -93,6 +94,24 @@ SAMPLE = {"event": "Knockout", "name": "Ada Lovelace", "report": "https://quiz.e
           "title": "Sample round", "link": "https://quiz.example/f/sample"}
 
 
+def default_wording(kind: str, language: str) -> Wording:
+    """Knockout's own wording of `kind` in `language`, with its unsubscribe footer."""
+    with force_locale(language):
+        subject, text, html = (str(part) for part in DEFAULTS[kind])
+        footer_text, footer_html = str(_FOOTER_TEXT), str(_FOOTER_HTML)
+    return Wording(subject, f"{text}\n\n--\n{footer_text}\n",
+                   f'<!doctype html><html lang="{language}"><body style="font-family:sans-serif;'
+                   f'line-height:1.4">{html}<p style="color:#666;font-size:12px">{footer_html}'
+                   "</p></body></html>")
+
+
+def sample(language: str) -> dict:
+    """The sample values a preview and a test email are filled in with, in `language`."""
+    with force_locale(language):
+        return dict(SAMPLE, title=str(_l("Sample round")),
+                    event=current_app.config["EVENT_NAME"])
+
+
 class EmailTemplateError(QuizError):
     """Email wording that cannot be sent; the message says what to fix and fields says where."""
 
@@ -102,9 +121,19 @@ class EmailTemplateError(QuizError):
         super().__init__(message, code="bad_template", fields={part: message})
 
 
-def wording(kind: str) -> Wording:
-    stored = db.session.get(EmailTemplate, kind)
-    return Wording(stored.subject, stored.text, stored.html) if stored else DEFAULTS[kind]
+def wording(kind: str, language: str | None = None) -> Wording:
+    """`kind`'s wording in `language` (the default language if None): the organizer's version if
+    they edited that language's, else that language's default."""
+    language = language or default()
+    stored = db.session.get(EmailTemplate, (kind, language))
+    return (Wording(stored.subject, stored.text, stored.html) if stored
+            else default_wording(kind, language))
+
+
+def edited(language: str) -> set[str]:
+    """The kinds whose `language` version the organizer edited."""
+    return set(db.session.scalars(select(EmailTemplate.kind)
+                                  .where(EmailTemplate.language == language)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -114,9 +143,11 @@ def _compiled(html: bool, source: str):
     return (HTML_ENV if html else TEXT_ENV).from_string(source)
 
 
-def render(kind: str, values: dict, words: Wording | None = None) -> Wording:
-    """The email of `kind` filled in with `values` (HTML escaped in the HTML body)."""
-    words = words or wording(kind)
+def render(kind: str, values: dict, words: Wording | None = None,
+           language: str | None = None) -> Wording:
+    """The email of `kind` in `language` filled in with `values` (HTML escaped in the HTML
+    body)."""
+    words = words or wording(kind, language)
     return Wording(" ".join(_compiled(False, words.subject).render(values).split()),
                    _compiled(False, words.text).render(values),
                    _compiled(True, words.html).render(values))
@@ -158,16 +189,19 @@ def check(kind: str, subject: str, text: str, html: str) -> Wording:
     return words
 
 
-def save(kind: str, subject: str, text: str, html: str) -> None:
-    """Store the organizer's wording (checked first); the caller commits."""
+def save(kind: str, subject: str, text: str, html: str, language: str | None = None) -> None:
+    """Store the organizer's wording of `kind` in `language` (checked first); the caller
+    commits."""
+    language = check_language(language)
     words = check(kind, subject, text, html)
-    stored = db.session.get(EmailTemplate, kind) or EmailTemplate(kind=kind)
+    stored = (db.session.get(EmailTemplate, (kind, language))
+              or EmailTemplate(kind=kind, language=language))
     stored.subject, stored.text, stored.html = words.subject, words.text, words.html
     db.session.add(stored)
 
 
-def reset(kind: str) -> None:
-    """Back to the default wording; the caller commits."""
-    stored = db.session.get(EmailTemplate, kind)
+def reset(kind: str, language: str | None = None) -> None:
+    """`language`'s version back to the default wording; the caller commits."""
+    stored = db.session.get(EmailTemplate, (kind, check_language(language)))
     if stored is not None:
         db.session.delete(stored)

@@ -12,6 +12,7 @@ A player who unsubscribed (/u/<token>) gets none of them, even one queued before
 """
 import io
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
@@ -24,6 +25,7 @@ from .clock import utcnow
 from .effects import Drain, Job, Pending, Task, owe
 from .errors import QuizError, ValidationError
 from .extensions import db
+from .i18n import enabled, language_of
 from .links import link_url, report_url
 from .mail import QR_CID, Email
 from .models import Challenge, FormLink, Message, MessageStatus, Participant
@@ -97,7 +99,9 @@ def _values(participant: Participant, **extra) -> dict:
 
 def _row(kind: str, key: str, participant: Participant, values: dict,
          challenge_id: int | None = None, words=None) -> dict:
-    email = email_templates.render(kind, values, words)
+    """One email row, in the participant's language (`words`: that language's wording, if the
+    caller has it)."""
+    email = email_templates.render(kind, values, words, language_of(participant))
     return {"participant_id": participant.id, "challenge_id": challenge_id, "kind": kind,
             "key": key, "channel": "email", "to": participant.email, "subject": email.subject,
             "body": email.text, "html": email.html, "status": MessageStatus.QUEUED,
@@ -123,18 +127,29 @@ def queue_confirmations(joined: list[tuple[int, dict, str]]) -> None:
     set whose one drain job hands every confirmation waiting to send jobs)."""
     if not joined:
         return
-    now, rows = utcnow(), []
+    now, rows, words = utcnow(), [], {}
     for participant_id, clean, report_code in joined:
         values = {"event": current_app.config["EVENT_NAME"], "name": clean["name"],
                   "report": report_url(report_code),
                   "unsubscribe": unsubscribe_url(participant_id), "qr": f"cid:{QR_CID}"}
-        email = email_templates.render("confirmation", values)
+        # in the language they joined in (registration stores it with the row)
+        language = language_of(_Joining(clean.get("language")))
+        if language not in words:
+            words[language] = email_templates.wording("confirmation", language)
+        email = email_templates.render("confirmation", values, words[language])
         rows.append(dict(participant_id=participant_id, kind="confirmation", channel="email",
                          key=f"email:confirmation:{participant_id}", to=clean["email"],
                          subject=email.subject, body=email.text, html=email.html,
                          status=MessageStatus.QUEUED, attempts=0, created_at=now))
     db.session.execute(insert(Message), rows)
     owe(Pending(Drain.EMAIL_CONFIRMATIONS, tuple(i for i, _, _ in joined)))
+
+
+@dataclass(frozen=True)
+class _Joining:
+    """A player not stored yet, as far as i18n.language_of is concerned."""
+
+    language: str | None
 
 
 def hand_over_confirmations(participant_ids: list[int]) -> int:
@@ -193,7 +208,8 @@ def send_final_results(challenge: Challenge) -> int:
     email (once: safe to run again). Returns how many were queued."""
     if not challenge.is_last:
         return 0
-    words, created, after = email_templates.wording("results"), [], 0
+    words = {language: email_templates.wording("results", language) for language in enabled()}
+    created, after = [], 0
     while True:
         players = db.session.scalars(select(Participant).where(
             Participant.id > after, Participant.consent.is_(True),
@@ -205,7 +221,7 @@ def send_final_results(challenge: Challenge) -> int:
         keys = {p.id: f"email:results:{p.id}" for p in players}
         taken = set(db.session.scalars(select(Message.key).where(
             Message.key.in_(keys.values()))).all())
-        rows = [_row("results", keys[p.id], p, _values(p), challenge.id, words)
+        rows = [_row("results", keys[p.id], p, _values(p), challenge.id, words[language_of(p)])
                 for p in players if keys[p.id] not in taken]
         if not rows:
             continue
@@ -218,13 +234,17 @@ def send_final_results(challenge: Challenge) -> int:
     return len(created)
 
 
-def send_sample(kind: str, address: str) -> Message:
-    """A test email: `kind`'s current wording with sample values, to any address (e.g. one's own),
-    through the configured backend, before the event sends it to everyone."""
+def send_sample(kind: str, address: str, language: str | None = None) -> Message:
+    """A test email: `kind`'s current wording in `language` with sample values, to any address
+    (e.g. one's own), through the configured backend, before the event sends it to everyone."""
     from email_validator import EmailNotValidError, validate_email  # the console's test only
     errors = {}
     if kind not in email_templates.DEFAULTS:
         errors["kind"] = "Pick one of the emails listed."
+    try:
+        language = email_templates.check_language(language)
+    except QuizError as error:
+        errors["language"] = error.message
     try:
         address = validate_email(str(address or "").strip()[:254],
                                  check_deliverability=False).normalized
@@ -232,14 +252,13 @@ def send_sample(kind: str, address: str) -> Message:
         errors["to"] = "Please enter an email address." if not str(address).strip() else str(error)
     if errors:
         raise ValidationError(errors, next(iter(errors.values())))
-    sample = dict(email_templates.SAMPLE, event=current_app.config["EVENT_NAME"])
-    email = email_templates.render(kind, sample)
+    email = email_templates.render(kind, email_templates.sample(language), language=language)
     message = Message(kind="test", channel="email", key=f"email:test:{secrets.token_hex(8)}",
                       to=address, subject=email.subject, body=email.text, html=email.html,
                       status=MessageStatus.QUEUED, attempts=0)
     db.session.add(message)
     db.session.flush()
-    hand_over([message.id], f"test email ({kind})")
+    hand_over([message.id], f"test email ({kind}, {language})")
     return message
 
 

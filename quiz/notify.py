@@ -4,15 +4,17 @@ import logging
 import string
 
 from flask import current_app
-from sqlalchemy import String, and_, cast, func, insert, literal, select, update
+from sqlalchemy import String, and_, case, cast, func, insert, literal, select, update
 
 from .branding import current_look
 from .clock import utcnow
 from .effects import Job, Queue, Task, owe
-from .errors import QuizError
 from .extensions import db
-from .models import (Challenge, FormLink, Message, MessageStatus, MessageTemplate, Participant,
-                     ReminderStatus)
+from .i18n import default, enabled
+from .models import Challenge, FormLink, Message, MessageStatus, Participant, ReminderStatus
+from .sms_templates import TEMPLATES, template_for
+
+__all__ = ["TEMPLATES", "template_for"]  # the wording: quiz/sms_templates.py
 
 log = logging.getLogger(__name__)
 
@@ -20,81 +22,7 @@ BATCH_SIZE = 100
 LINK_KIND = "round_link"  # sent before any other kind (quiz/delivery.py gives way to them)
 RESULT_KINDS = ("result_through", "result_out", "result_out_shadow", "winner", "final_result")
 
-# The wording of every message; organizers edit them in the console (MessageTemplate rows).
-TEMPLATES = {
-    "round_link": "{event}: round {number} \"{title}\" is open. Your personal link: {link}",
-    "result_through": "{event}: you're through round {number}, {name}! "
-                      "Your next link comes by SMS. Results: {report}",
-    "result_out": "{event}: you're out after round {number}. Thanks for playing, {name}! "
-                  "Your results: {report}",
-    # Instead of result_out when the shadow league is on and rounds remain: one SMS, no new link per
-    # round.
-    "result_out_shadow": "{event}: you're out of the prize after round {number}, {name}, "
-                         "but you can still play the next rounds in the shadow league. "
-                         "Your links and results: {report}",
-    "winner": "{event}: {name}, you won! Congratulations. Your results: {report}",
-    "final_result": "{event}: the final is over. Well played, {name}! Your final results: {report}",
-    "reminder": "{event}: {text}",
-    "confirmation": "{event}: you're in, {name}! Your round links come by SMS. "
-                    "Your results and QR code: {report}",
-}
-PLACEHOLDERS = {
-    "round_link": {"event", "number", "title", "name", "link", "report"},
-    "result_through": {"event", "number", "title", "name", "report"},
-    "result_out": {"event", "number", "title", "name", "report"},
-    "result_out_shadow": {"event", "number", "title", "name", "report"},
-    "winner": {"event", "number", "title", "name", "report"},
-    "final_result": {"event", "number", "title", "name", "report"},
-    "reminder": {"event", "text", "name"},
-    "confirmation": {"event", "name", "report"},
-}
-SMS_MAX = 640  # four concatenated SMS; longer texts are refused when the template is saved
-
-
-# --- wording -------------------------------------------------------------------------------------
-
-class TemplateError(QuizError):
-    """Wording the organizer typed that cannot be sent; the message says what to fix."""
-
-    status = 422
-
-    def __init__(self, message: str):
-        super().__init__(message, code="bad_template")
-
-
-def template_for(kind: str) -> str:
-    stored = db.session.get(MessageTemplate, kind)
-    return stored.body if stored else TEMPLATES[kind]
-
-
-def check_template(kind: str, body: str) -> str:
-    """A template the organizer typed, or TemplateError saying what to fix."""
-    body = body.strip()
-    if not body:
-        raise TemplateError("The message can't be empty.")
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(body) if name is not None}
-    except ValueError:
-        raise TemplateError("Curly braces must pair up, like {link}. "
-                            "Write {{ or }} for a literal brace.")
-    unknown = fields - PLACEHOLDERS[kind]
-    if unknown:
-        raise TemplateError(f"Unknown placeholder {{{sorted(unknown)[0]}}}; this message can use: "
-                            + ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS[kind])) + ".")
-    if kind == "round_link" and "link" not in fields:
-        raise TemplateError("The round message must contain {link}: it's how players get in.")
-    if len(body) > SMS_MAX:
-        raise TemplateError(f"Keep it under {SMS_MAX} characters (it has {len(body)}).")
-    return body
-
-
-def save_template(kind: str, body: str) -> None:
-    """Store the organizer's wording (checked first); the caller commits."""
-    body = check_template(kind, body)
-    stored = db.session.get(MessageTemplate, kind) or MessageTemplate(kind=kind)
-    stored.body = body
-    db.session.add(stored)
-
+# --- wording: each language's players get their language's version -------------------------------
 
 def render_sql(template: str, values: dict, columns: dict):
     """The template as one SQL expression: constants filled in, per-player parts as columns.
@@ -129,7 +57,24 @@ def _values(challenge: Challenge | None = None, **extra) -> dict:
 
 # --- queueing (one statement each, safe to repeat) -----------------------------------------------
 
-def _queue(kind: str, scope: str, select_from, body, challenge_id=None, reminder_id=None) -> int:
+def _queue(kind: str, scope: str, select_from, values, columns: dict, challenge_id=None,
+           reminder_id=None) -> int:
+    """One message of `kind` per player `select_from` selects, in their language's wording (and
+    `values`, a dict or a function of the language): still one INSERT … SELECT, its body a CASE on
+    the player's language (i18n.language_of as SQL: theirs while the event offers it, else the
+    default)."""
+    def body(language: str):
+        return render_sql(template_for(kind, language),
+                          values(language) if callable(values) else values, columns)
+    others = [language for language in enabled() if language != default()]
+    wording = body(default())
+    if others:
+        wording = case(*((Participant.language == language, body(language))
+                         for language in others), else_=wording)
+    return _insert(kind, scope, select_from, wording, challenge_id, reminder_id)
+
+
+def _insert(kind: str, scope: str, select_from, body, challenge_id, reminder_id) -> int:
     key = literal(f"{kind}:{scope}:") + cast(Participant.id, String)
     # No SMS to a player who never agreed to them (rows from before the API required consent).
     rows = select_from.where(Participant.consent.is_(True)).add_columns(
@@ -145,8 +90,6 @@ def _queue(kind: str, scope: str, select_from, body, challenge_id=None, reminder
 
 def queue_round_links(challenge: Challenge) -> int:
     """A link SMS for every player still in the game."""
-    body = render_sql(template_for("round_link"), _values(challenge),
-                      _player_columns(FormLink.code))
     base = (select().select_from(Participant)
             .join(FormLink, and_(FormLink.participant_id == Participant.id,
                                  FormLink.challenge_id == challenge.id))
@@ -155,7 +98,8 @@ def queue_round_links(challenge: Challenge) -> int:
             select(func.count()).where(Challenge.number < challenge.number)):
         # round 1: only those at the venue
         base = base.where(Participant.checked_in_at.is_not(None))
-    return _queue("round_link", str(challenge.id), base, body, challenge_id=challenge.id)
+    return _queue("round_link", str(challenge.id), base, _values(challenge),
+                  _player_columns(FormLink.code), challenge_id=challenge.id)
 
 
 def queue_results(challenge: Challenge, winner_id: int | None) -> int:
@@ -167,44 +111,40 @@ def queue_results(challenge: Challenge, winner_id: int | None) -> int:
                                   FormLink.challenge_id == challenge.id).exists())
     last = challenge.is_last
     out = played.where(Participant.eliminated_in == challenge.number)
-    total = 0
+    total, scope = 0, str(challenge.id)
     # the shadow league invites all but the disqualified
     if current_app.config["SHADOW_LEAGUE"] and not last:
         invited = Participant.elimination_reason.is_distinct_from("disqualified")
-        total += _queue("result_out_shadow", str(challenge.id), out.where(invited),
-                        render_sql(template_for("result_out_shadow"), values, columns),
+        total += _queue("result_out_shadow", scope, out.where(invited), values, columns,
                         challenge_id=challenge.id)
         out = out.where(~invited)
-    total += _queue("result_out", str(challenge.id), out,
-                    render_sql(template_for("result_out"), values, columns),
-                    challenge_id=challenge.id)
+    total += _queue("result_out", scope, out, values, columns, challenge_id=challenge.id)
     survivors = played.where(Participant.eliminated_in.is_(None))
     if winner_id is not None:
-        total += _queue("winner", str(challenge.id), survivors.where(Participant.id == winner_id),
-                        render_sql(template_for("winner"), values, columns),
-                        challenge_id=challenge.id)
+        total += _queue("winner", scope, survivors.where(Participant.id == winner_id), values,
+                        columns, challenge_id=challenge.id)
         survivors = survivors.where(Participant.id != winner_id)
     # After the last round there is no next link: the finalists who didn't win get their final
     # results.
     kind = "final_result" if last else "result_through"
-    total += _queue(kind, str(challenge.id), survivors,
-                    render_sql(template_for(kind), values, columns), challenge_id=challenge.id)
+    total += _queue(kind, scope, survivors, values, columns, challenge_id=challenge.id)
     return total
 
 
 def queue_reminder(reminder) -> int:
-    """The reminder to everyone still in the game."""
-    body = render_sql(template_for("reminder"), _values(text=reminder.text), _player_columns())
+    """The reminder to everyone still in the game, each in their language's text."""
     base = select().select_from(Participant).where(Participant.eliminated_in.is_(None))
-    return _queue("reminder", f"r{reminder.id}", base, body, reminder_id=reminder.id)
+    return _queue("reminder", f"r{reminder.id}", base,
+                  lambda language: _values(text=reminder.text_in(language)), _player_columns(),
+                  reminder_id=reminder.id)
 
 
 def send_confirmations(participant_ids: list[int]) -> int:
     """The confirmation SMS these players are owed, queued (one per player, ever) and handed over;
     they owe none any more. Returns how many were queued."""
     owed = Participant.id.in_(participant_ids) & Participant.confirmation_owed
-    body = render_sql(template_for("confirmation"), _values(), _player_columns())
-    created = _queue("confirmation", "p", select().select_from(Participant).where(owed), body)
+    created = _queue("confirmation", "p", select().select_from(Participant).where(owed),
+                     _values(), _player_columns())
     db.session.execute(update(Participant).where(owed).values(confirmation_owed=False)
                        .execution_options(synchronize_session=False))
     db.session.flush()

@@ -5,26 +5,42 @@ from .clock import utcnow
 from .effects import CancelJob, Job, Task, owe
 from .errors import ValidationError
 from .extensions import db
+from .i18n import SUPPORTED, default, enabled
 from .models import Reminder, ReminderStatus
+
+TEXT_MAX = 300
 
 
 def job_id(reminder: Reminder) -> str:
     return f"knockout-reminder-{reminder.id}"
 
 
-def schedule_reminder(text: str, send_at: datetime) -> Reminder:
-    """A reminder to everyone still in the game at `send_at` (naive UTC); the caller commits."""
+def schedule_reminder(text: str, send_at: datetime, texts: dict | None = None) -> Reminder:
+    """A reminder to everyone still in the game at `send_at` (naive UTC): `text` in the event's
+    default language, `texts` in others by code (optional: a language without one reads `text`).
+    The caller commits."""
     text = " ".join(text.split())
     errors = {}
     if not text:
         errors["text"] = "Write what the reminder should say."
-    elif len(text) > 300:
-        errors["text"] = f"Keep it under 300 characters (it has {len(text)})."
+    elif len(text) > TEXT_MAX:
+        errors["text"] = f"Keep it under {TEXT_MAX} characters (it has {len(text)})."
+    translated = {}
+    for code, value in (texts or {}).items():
+        value = " ".join(str(value or "").split())
+        if code not in enabled() or code == default():
+            errors[f"text_{code}"] = (f"'{code}' is not one of the event's other languages ("
+                                      + ", ".join(c for c in enabled() if c != default()) + ").")
+        elif len(value) > TEXT_MAX:
+            errors[f"text_{code}"] = (f"Keep the {SUPPORTED[code]} text under {TEXT_MAX} "
+                                      f"characters (it has {len(value)}).")
+        elif value:
+            translated[code] = value
     if send_at <= utcnow():
         errors["send_at"] = "Pick a time in the future."
     if errors:
         raise ValidationError(errors)
-    reminder = Reminder(text=text, send_at=send_at)
+    reminder = Reminder(text=text, texts=translated, send_at=send_at)
     db.session.add(reminder)
     db.session.flush()
     owe(Job(Task.SEND_REMINDER, (reminder.id,), at=send_at, job_id=job_id(reminder),

@@ -14,11 +14,13 @@ from collections import Counter
 from dataclasses import dataclass
 
 from flask import current_app, render_template
+from flask_babel import force_locale
 from sqlalchemy import and_, select
 from sqlalchemy.orm import joinedload
 
 from .effects import Job, Task, owe
 from .extensions import db
+from .i18n import language_of
 from .links import dealt_questions, report_url
 from .models import Challenge, FormLink, Participant, RoundStatus, Submission
 from .storage import get_storage
@@ -126,7 +128,12 @@ def form_rows(participant_ids: list[int] | None = None,
 
 def render_form(row: FormRow) -> bytes:
     """The stored page: the participant's questions and choices in their own order, with their own
-    choice values (the live page's), never the answer key."""
+    choice values (the live page's), never the answer key; in the participant's language."""
+    with force_locale(language_of(row.link.participant)):
+        return _render_form(row)
+
+
+def _render_form(row: FormRow) -> bytes:
     link, challenge = row.link, row.link.challenge
     questions = dealt_questions(link)
     answered = None

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from quiz import notify, reconcile
+from quiz import notify, reconcile, sms_templates
 from quiz.clock import utcnow
 from quiz.effects import Drain, pending_key
 from quiz.extensions import db, get_redis
@@ -45,7 +45,7 @@ def test_joining_over_the_api_gets_one_confirmation_with_the_results_page(
 def test_joining_with_the_form_gets_one_confirmation_in_the_organizer_s_wording(
         client, load_bank, run_jobs):
     load_bank()
-    notify.save_template("confirmation", "{name}, see {report}")
+    sms_templates.save_template("confirmation", "{name}, see {report}")
     db.session.commit()
     form = {**JOIN, "consent": "yes"}  # a ticked box
     assert post_form(client, "/register", "/register", form).status_code == 303

@@ -8,7 +8,7 @@ from flask_migrate import downgrade, stamp, upgrade
 from sqlalchemy import inspect, text
 
 from quiz.extensions import db
-from quiz.models import PARTICIPANT_FILLFACTOR, SUBMISSION_FILLFACTOR
+from quiz.models import PARTICIPANT_FILLFACTOR, SUBMISSION_FILLFACTOR, Reminder
 
 from .helpers import POSTGRES_URL
 
@@ -128,3 +128,47 @@ def test_players_shredded_before_the_marker_are_marked_and_no_one_else(app):
         marked = connection.execute(text("SELECT id, shredded_at IS NOT NULL FROM participant "
                                          "ORDER BY id")).all()
     assert [tuple(row) for row in marked] == [(1, True), (2, False)]
+
+
+@pytest.mark.config(LANGUAGES="en,de,es", DEFAULT_LANGUAGE="de")
+def test_wording_edited_before_languages_becomes_the_default_languages_version(app):
+    """0019 keys the organizer's SMS and email wording by (kind, language): what was edited before
+    is the event's DEFAULT_LANGUAGE version; down again, only that version is kept."""
+    db.drop_all()
+    upgrade(revision="0018_participant_language")
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO message_template (kind, body) "
+                                "VALUES ('round_link', 'Runde {number}: {link}')"))
+        connection.execute(text("INSERT INTO email_template (kind, subject, text, html) "
+                                "VALUES ('results', 'S', 'T {{ unsubscribe }}', "
+                                "'H {{ unsubscribe }}')"))
+        connection.execute(text("INSERT INTO reminder (id, text, send_at, status, created_at) "
+                                "VALUES (1, 'Halle B', :at, 'scheduled', :at)"),
+                           {"at": datetime(2026, 12, 6, 14)})
+    upgrade(revision="0019_template_languages")
+    with db.engine.begin() as connection:
+        # a reminder from before: no text in other languages, everyone reads its text
+        assert connection.execute(text("SELECT text FROM reminder")).scalar() == "Halle B"
+        assert db.session.get(Reminder, 1).text_in("es") == "Halle B"
+        db.session.rollback()
+        assert connection.execute(text("SELECT kind, language, body FROM message_template")).all() \
+            == [("round_link", "de", "Runde {number}: {link}")]
+        assert connection.execute(text("SELECT kind, language FROM email_template")).all() \
+            == [("results", "de")]
+        # a version per language: the same kind in another language is a row of its own
+        connection.execute(text("INSERT INTO message_template (kind, language, body) "
+                                "VALUES ('round_link', 'es', 'Ronda {number}: {link}')"))
+        connection.execute(text("INSERT INTO email_template (kind, language, subject, text, html) "
+                                "VALUES ('results', 'es', 'S', 'T', 'H')"))
+    for table in ("message_template", "email_template"):
+        assert inspect(db.engine).get_pk_constraint(table)["constrained_columns"] == \
+            ["kind", "language"]
+    downgrade(revision="0018_participant_language")
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT kind, body FROM message_template")).all() == \
+            [("round_link", "Runde {number}: {link}")]
+        assert connection.execute(text("SELECT kind, subject FROM email_template")).all() == \
+            [("results", "S")]
+    for table in ("message_template", "email_template"):
+        assert inspect(db.engine).get_pk_constraint(table)["constrained_columns"] == ["kind"]
+    upgrade()

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from quiz import delivery, notify, sms, tasks
+from quiz import delivery, notify, sms, sms_templates, tasks
 from quiz.clock import utcnow
 from quiz.extensions import db
 from quiz.models import Challenge, Message, Participant, Reminder
@@ -59,17 +59,18 @@ def drain(run_jobs, rounds=20):
     ("reminder", "x" * 700, "under 640 characters"),
 ])
 def test_bad_templates_are_refused_with_what_to_fix(app, kind, body, problem):
-    with pytest.raises(notify.TemplateError, match=problem.replace("{", r"\{").replace("}", r"\}")):
-        notify.save_template(kind, body)
+    with pytest.raises(sms_templates.TemplateError,
+                       match=problem.replace("{", r"\{").replace("}", r"\}")):
+        sms_templates.save_template(kind, body)
     db.session.rollback()
-    assert notify.template_for(kind) == notify.TEMPLATES[kind]
+    assert sms_templates.template_for(kind) == sms_templates.TEMPLATES[kind]
 
 
 def test_edited_template_is_what_players_get(client, load_bank, make_participant, api_headers,
                                              run_jobs):
     load_bank()
     phone = make_participant("Zoë {braces}").phone
-    notify.save_template("round_link", "Hi {name}! {{Round}} {number} ({title}): {link}")
+    sms_templates.save_template("round_link", "Hi {name}! {{Round}} {number} ({title}): {link}")
     db.session.commit()
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     run_jobs()

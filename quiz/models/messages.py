@@ -1,7 +1,7 @@
 """Text messages: each one sent at most once, the organizer's wording, scheduled reminders."""
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,16 +46,20 @@ class Message(db.Model):
 
 
 class MessageTemplate(db.Model):
-    """The organizer's wording of one kind of SMS (defaults live in notify.TEMPLATES)."""
+    """The organizer's wording of one kind of SMS in one language (defaults, per language, live in
+    quiz/sms_templates.py)."""
 
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
     body: Mapped[str] = mapped_column(Text)
 
 
 class EmailTemplate(db.Model):
-    """The organizer's wording of one kind of email (defaults live in quiz/email_templates.py)."""
+    """The organizer's wording of one kind of email in one language (defaults, per language, live
+    in quiz/email_templates.py)."""
 
     kind: Mapped[str] = mapped_column(String(30), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
     subject: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
@@ -65,10 +69,16 @@ class Reminder(db.Model):
     """An announcement sent to everyone still in the game at a set time, by RQ's scheduler."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    text: Mapped[str] = mapped_column(String(320))
+    text: Mapped[str] = mapped_column(String(320))  # in the event's DEFAULT_LANGUAGE
+    # The text in other languages, by code ({"de": "…"}); a language without one gets `text`.
+    texts: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     send_at: Mapped[datetime]
     status: Mapped[ReminderStatus] = status_column(ReminderStatus, ReminderStatus.SCHEDULED)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def text_in(self, language: str) -> str:
+        """What the reminder says to a player of `language`."""
+        return (self.texts or {}).get(language) or self.text
 
     @hybrid_property
     def is_scheduled(self) -> bool:

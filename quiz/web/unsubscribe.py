@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, render_template
 from .. import emails
 from ..clock import utcnow
 from ..extensions import limiter
+from ..i18n import language_of, use_language
 from .handling import write
 
 bp = Blueprint("unsubscribe", __name__)
@@ -18,6 +19,7 @@ bp = Blueprint("unsubscribe", __name__)
 def confirm(token):
     """'Stop emails from this event?' with one button (nothing changes yet)."""
     participant = emails.participant_for(token)
+    use_language(language_of(participant))  # the email's language: the one it was written in
     return render_template("play/unsubscribe.html", token=token, done=False,
                            already=participant.email_opted_out_at is not None,
                            event=current_app.config["EVENT_NAME"])
@@ -27,6 +29,10 @@ def confirm(token):
 @limiter.limit("60 per minute")
 def unsubscribe(token):
     """Record the opt-out: no more emails (SMS with round links still come)."""
-    write(lambda: emails.opt_out(emails.participant_for(token), utcnow()))
+    def operation():
+        participant = emails.participant_for(token)
+        use_language(language_of(participant))
+        emails.opt_out(participant, utcnow())
+    write(operation)
     return render_template("play/unsubscribe.html", token=token, done=True, already=False,
                            event=current_app.config["EVENT_NAME"])
