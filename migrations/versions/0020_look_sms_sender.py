@@ -1,7 +1,7 @@
 """look sms sender: the SMS sender name set on the console's Look page
 
-Revision ID: 0019_look_sms_sender
-Revises: 0018_participant_language
+Revision ID: 0020_look_sms_sender
+Revises: 0019_template_languages
 Create Date: 2026-12-06
 
 """
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0019_look_sms_sender"
-down_revision = "0018_participant_language"
+revision = "0020_look_sms_sender"
+down_revision = "0019_template_languages"
 branch_labels = None
 depends_on = None
 
