@@ -5,6 +5,7 @@ import re
 import pytest
 from sqlalchemy import event
 
+from quiz.emails import unsubscribe_url
 from quiz.extensions import db
 from quiz.models import Participant
 from quiz.stored_forms import form_token
@@ -287,3 +288,11 @@ def test_the_projectors_live_stage_is_rendered_per_language(app):
 def test_the_console_stays_english(client):
     page = client.get("/admin/login", headers=GERMAN)
     assert lang_of(page) == "en" and "language-switch" not in page.text
+
+
+def test_the_unsubscribe_page_speaks_the_language_of_their_emails(client, make_participant):
+    ada = make_participant("Ada")
+    ada.language = "de"
+    db.session.commit()
+    page = client.get(unsubscribe_url(ada.id).removeprefix("http://quiz.test"), headers=SPANISH)
+    assert lang_of(page) == "de" and "Keine E-Mails mehr von" in page.text

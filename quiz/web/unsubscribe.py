@@ -5,7 +5,7 @@ unsubscribe players who never clicked. So the page only asks, and its button's P
 """
 from flask import Blueprint, current_app, render_template
 
-from .. import emails
+from .. import emails, i18n
 from ..clock import utcnow
 from ..extensions import limiter
 from .handling import write
@@ -18,6 +18,7 @@ bp = Blueprint("unsubscribe", __name__)
 def confirm(token):
     """'Stop emails from this event?' with one button (nothing changes yet)."""
     participant = emails.participant_for(token)
+    i18n.use_language(participant.language)  # the page speaks the language of their emails
     return render_template("play/unsubscribe.html", token=token, done=False,
                            already=participant.email_opted_out_at is not None,
                            event=current_app.config["EVENT_NAME"])
@@ -27,6 +28,8 @@ def confirm(token):
 @limiter.limit("60 per minute")
 def unsubscribe(token):
     """Record the opt-out: no more emails (SMS with round links still come)."""
-    write(lambda: emails.opt_out(emails.participant_for(token), utcnow()))
+    participant = emails.participant_for(token)
+    i18n.use_language(participant.language)
+    write(lambda: emails.opt_out(participant, utcnow()))
     return render_template("play/unsubscribe.html", token=token, done=True, already=False,
                            event=current_app.config["EVENT_NAME"])
