@@ -25,14 +25,16 @@ WORDS = {
            "go": "Mitspielen", "in": "Du bist dabei, {}!", "checkin": "Dein Check-in-Code",
            "rounds": "Deine Runden", "ready": "Bereit?", "start": "Start",
            "submit": "Antworten senden", "answered": "Antworten sind da ✔",
-           "result": "Du bist weiter|Diesmal bist du raus", "time": "Deine Zeit:", "help": "Brauchst du Hilfe?"},
+           "result": "Du bist weiter|Diesmal bist du raus", "time": "Deine Zeit:",
+           "help": "Brauchst du Hilfe?"},
     "es": {"join": "Únete al quiz de eliminación", "name": "Tu nombre",
            "email": "Correo electrónico", "phone": "Número de móvil", "company": "Empresa",
            "consent": "Quiero recibir mis enlaces", "go": "¡A jugar!",
            "in": "¡Ya estás dentro, {}!", "checkin": "Tu código de check-in",
            "rounds": "Tus rondas", "ready": "¿Listo?", "start": "Empezar",
            "submit": "Enviar respuestas", "answered": "Respuestas recibidas ✔",
-           "result": "Sigues en juego|Esta vez quedas fuera", "time": "Tu tiempo:", "help": "¿Necesitas ayuda?"},
+           "result": "Sigues en juego|Esta vez quedas fuera", "time": "Tu tiempo:",
+           "help": "¿Necesitas ayuda?"},
 }
 
 
@@ -50,7 +52,7 @@ def join(page: Page, url: str, code: str, name: str, n: int, shot: Path) -> None
     page.get_by_label(words["phone"]).fill(f"+1 415 555 01{n:02d}")
     page.get_by_label(words["company"]).fill("Acme")
     page.get_by_label(words["consent"]).check()
-    fits_phone(page)
+    fits(page)
     page.screenshot(path=str(shot))
     page.get_by_role("button", name=words["go"]).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(words["in"].format(name))
@@ -74,6 +76,18 @@ def drop_stored_forms(stack, players: int) -> None:
         form.unlink()
 
 
+def fits(page: Page) -> None:
+    """fits_phone once the page's stylesheets are in (a busy machine serves desk.css late), naming
+    what sticks out when something does."""
+    page.wait_for_load_state("load")
+    wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > 390)
+        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)
+             + ' ' + (e.textContent || '').slice(0, 60))""")
+    assert not wide, wide
+    fits_phone(page)
+
+
 def play(page: Page, code: str, shot: Path) -> None:
     """From the player's own page: open round 1, Start, answer right, submit."""
     words = WORDS[code]
@@ -83,7 +97,7 @@ def play(page: Page, code: str, shot: Path) -> None:
     expect(page.get_by_role("heading", name=words["ready"])).to_be_visible()
     expect(page.get_by_role("heading", name=words["help"])).to_be_visible()
     speaks(page, code)
-    fits_phone(page)
+    fits(page)
     page.screenshot(path=str(shot))
     page.get_by_role("button", name=words["start"], exact=True).click()
     expect(page.locator(".timer")).to_contain_text(words["time"])
@@ -96,7 +110,7 @@ def play(page: Page, code: str, shot: Path) -> None:
         for choice in correct:
             fieldset.locator(
                 "label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
-    fits_phone(page)
+    fits(page)
     page.get_by_role("button", name=words["submit"]).click()
     expect(page.get_by_role("heading", name=words["answered"])).to_be_visible()
     speaks(page, code)
