@@ -90,6 +90,12 @@ def test_the_round_page_adds_no_query_for_the_language(app, client, player, open
     assert len(statements) == without
 
 
+def test_pages_that_follow_the_phones_language_say_so_to_caches(client, player):
+    _, links = player
+    assert "Accept-Language" in client.get("/register").headers["Vary"]
+    assert "Accept-Language" in client.get(f"/f/{links[1]}").headers["Vary"]
+
+
 def test_the_report_is_cached_per_language(client, make_participant):
     ada = make_participant("Ada")
     first = client.get(f"/r/{ada.report_code}", headers=GERMAN)

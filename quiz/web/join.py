@@ -23,7 +23,7 @@ def join_page(values=None, errors=None, status: int = 200):
     body = render_template("play/register.html", values=values, errors=errors,
                            is_open=registration_open(), fragment=wants_fragment(),
                            checked="" if "phone" in errors else readback(values.get("phone")))
-    return current_app.make_response((body, status, {"Vary": "HX-Request"}))
+    return current_app.make_response((body, status, {"Vary": "HX-Request, Accept-Language"}))
 
 
 @bp.get("/")

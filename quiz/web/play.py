@@ -166,7 +166,7 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
         report_url=report_url(link.participant.report_code), **waiting_context(link, state),
         language_action=url_for("language.switch_round", code=link.code),
         **desk))
-    response.headers["Vary"] = "HX-Request"
+    response.headers["Vary"] = "HX-Request, Accept-Language"
     return response
 
 
