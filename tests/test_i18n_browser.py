@@ -77,8 +77,7 @@ def drop_stored_forms(stack, players: int) -> None:
 
 
 def fits(page: Page) -> None:
-    """fits_phone once the page's stylesheets are in (a busy machine serves desk.css late), naming
-    what sticks out when something does."""
+    """fits_phone, naming what sticks out when something does."""
     page.wait_for_load_state("load")
     wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
         .filter(e => e.getBoundingClientRect().right > 390)
