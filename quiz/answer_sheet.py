@@ -6,6 +6,8 @@ a player is a few keyed hashes per question (quiz/deal.py), no database work.
 """
 from dataclasses import dataclass, field, replace
 
+from flask_babel import lazy_gettext as _l
+
 from .deal import choice_values, drawn
 from .errors import QuizError, ValidationError
 from .models import ByKind
@@ -38,8 +40,8 @@ def parse_answers(questions: list[Asked], form, files=None) -> list:
     known = {f"q{q.id}" for q in questions}
     if any(key.startswith("q") and key not in known
            for key in [*form.keys(), *(files or {}).keys()]):
-        raise QuizError("These answers are for questions that are not in this round "
-                        "(not on your page). Reload the page.",
+        raise QuizError(_l("These answers are for questions that are not in this round "
+                                "(not on your page). Reload the page."),
                         code="unknown_question", status=422)
     errors, answers, refused = {}, [], []
     for number, question in enumerate(questions, start=1):
@@ -54,7 +56,7 @@ def parse_answers(questions: list[Asked], form, files=None) -> list:
         first = min(refused, key=lambda e: (e.status != 413, e.code != FOREIGN_CHOICE))
         urgent = first.status == 413 or first.code == FOREIGN_CHOICE
         error = ValidationError(errors, first.message if urgent
-                                else "Some answers need another look.")
+                                else _l("Some answers need another look."))
         error.status = first.status
         raise error
     return answers

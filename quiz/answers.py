@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.engine import Engine
 
@@ -33,7 +34,7 @@ NOT_OPEN, READY, QUESTIONS, SUBMITTED, CLOSED, ELIMINATED = (
     "not_open", "ready", "questions", "submitted", "closed", "eliminated")
 TIME_UP = "time_up"  # the round is open, but this player's own time (from their Start) ran out
 CHECK_IN = "check_in"  # round 1 open, but CHECKIN_REQUIRED and this player hasn't checked in
-UNKNOWN_LINK = "This link is not valid. Check that you opened the whole link from your SMS."
+UNKNOWN_LINK = _l("This link is not valid. Check that you opened the whole link from your SMS.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,23 +101,25 @@ def has_submitted(link: FormLink) -> bool:
 
 def refusal(state: str, number: int, eliminated_in: int | None = None) -> QuizError:
     """Why a player cannot start or submit in round `number` in `state`."""
+    # Lazy: worded when the page is rendered, in its player's language (chosen after the write).
     return {
-        NOT_OPEN: QuizError(f"Round {number} hasn't started yet. "
-                            "Keep this page: it opens when the round does.",
-                            code="not_open"),
-        SUBMITTED: QuizError("Your answers are already in. Only the first submission counts.",
+        NOT_OPEN: QuizError(_l("Round %(number)s hasn't started yet. Keep this page: it opens when "
+                               "the round does.", number=number), code="not_open"),
+        SUBMITTED: QuizError(_l("Your answers are already in. Only the first submission counts."),
                              code="already_submitted"),
-        CLOSED: QuizError(f"Round {number} is closed: answers are no longer accepted.",
-                          code="closed"),
-        TIME_UP: QuizError(f"Your time for round {number} is up (it ran from your Start): "
-                           "answers are no longer accepted.", code="time_up"),
-        CHECK_IN: QuizError(f"Round {number} is only open to players who have checked in. "
-                            "Show the QR code from your confirmation page at the registration "
-                            "desk, then come back here.",
+        CLOSED: QuizError(_l("Round %(number)s is closed: answers are no longer accepted.",
+                             number=number), code="closed"),
+        TIME_UP: QuizError(_l("Your time for round %(number)s is up (it ran from your Start): "
+                              "answers are no longer accepted.", number=number), code="time_up"),
+        CHECK_IN: QuizError(_l("Round %(number)s is only open to players who have checked in. "
+                               "Show the QR code from your confirmation page at the registration "
+                               "desk, then come back here.", number=number),
                             code="not_checked_in", status=403),
-        ELIMINATED: QuizError(f"You were knocked out in round {eliminated_in}, "
-                              "so this round isn't open to you.", code="eliminated", status=403),
-        READY: QuizError("Press Start first: your clock starts when you do.", code="not_started"),
+        ELIMINATED: QuizError(_l("You were knocked out in round %(number)s, so this round isn't "
+                                 "open to you.", number=eliminated_in),
+                              code="eliminated", status=403),
+        READY: QuizError(_l("Press Start first: your clock starts when you do."),
+                         code="not_started"),
     }[state]
 
 

@@ -1,4 +1,5 @@
 """Domain errors: a code for programs and a message a person can act on."""
+from flask_babel import lazy_gettext as _l
 
 
 class QuizError(Exception):
@@ -21,5 +22,6 @@ class ValidationError(QuizError):
 
     status = 422
 
-    def __init__(self, fields: dict[str, str], message: str = "Please fix the highlighted fields."):
-        super().__init__(message, code="invalid", fields=fields)
+    def __init__(self, fields: dict[str, str], message: str | None = None):
+        super().__init__(message or _l("Please fix the highlighted fields."), code="invalid",
+                         fields=fields)

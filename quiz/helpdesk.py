@@ -2,6 +2,7 @@
 on the page."""
 from datetime import datetime
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 
 from .errors import QuizError, ValidationError
@@ -21,8 +22,11 @@ def _clean(value, maximum: int, field: str, what: str) -> str:
     text = "\n".join(" ".join(line.split())
                      for line in str(value or "").strip().splitlines()).strip()
     if any(_unprintable(ch) for ch in text.replace("\n", "")):
-        message = "Please use letters, digits and punctuation only."
-    elif len(text) > maximum:
+        message = gettext("Please use letters, digits and punctuation only.")
+    elif len(text) > maximum and field == "text":
+        message = gettext("Please keep your message under %(maximum)s characters (it has "
+                          "%(length)s).", maximum=maximum, length=len(text))
+    elif len(text) > maximum:  # the desk's reply: the console speaks English
         message = f"Please keep {what} under {maximum} characters (it has {len(text)})."
     else:
         return text
@@ -32,17 +36,18 @@ def _clean(value, maximum: int, field: str, what: str) -> str:
 def ask_for_help(participant: Participant, kind: str, text: str, now: datetime) -> HelpRequest:
     """File a help request for the desk; the caller commits."""
     if kind not in HELP_KINDS:
-        message = "Pick what the problem is from the list."
+        message = gettext("Pick what the problem is from the list.")
         raise ValidationError({"kind": message}, message)
     text = _clean(text, TEXT_MAX, "text", "your message")
     if kind == "other" and not text:
-        message = "Tell us what's wrong, so the desk can help."
+        message = gettext("Tell us what's wrong, so the desk can help.")
         raise ValidationError({"text": message}, message)
     waiting = db.session.scalar(select(func.count()).where(
         HelpRequest.participant_id == participant.id, HelpRequest.is_open))
     if waiting >= OPEN_MAX:
-        raise QuizError(f"You already have {waiting} questions waiting at the help desk. "
-                        "They'll answer here soon; or come to the desk in person.",
+        raise QuizError(gettext("You already have %(waiting)s questions waiting at the help desk. "
+                                "They'll answer here soon; or come to the desk in person.",
+                                waiting=waiting),
                         code="too_many_open", status=429)
     request = HelpRequest(participant_id=participant.id, kind=kind, text=text, created_at=now)
     db.session.add(request)

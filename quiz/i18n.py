@@ -4,18 +4,22 @@ A player's pages speak, in order: the language a page stored for this request (`
 participant's own, on their round page and report), the `lang` cookie (the switch on the page), the
 phone's Accept-Language among the event's LANGUAGES, else DEFAULT_LANGUAGE. What the worker sends a
 participant is rendered in `language_of(participant)` with `flask_babel.force_locale`. The console
-stays English.
+(/admin) stays English. The switch on a page (quiz/web/language.py) sets the cookie and, on a
+participant's own pages, their stored language (`remember`).
 """
 from pathlib import Path
 
 from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import Babel
+from flask_babel import Babel, gettext, refresh
 
 from .config import ConfigError
+from .errors import QuizError
 
 # Every language Knockout ships a translation for, by code, named in itself (for the switch).
 SUPPORTED = {"en": "English", "de": "Deutsch", "es": "Español"}
 COOKIE = "lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+CONSOLE = "/admin"  # the console's pages speak English whatever the phone asks for
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 babel = Babel()
@@ -29,7 +33,8 @@ def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     babel.init_app(app, locale_selector=select_language)
     app.before_request(_choose_afresh)
-    app.jinja_env.globals.update(current_language=current_language, languages=enabled)
+    app.jinja_env.globals.update(current_language=current_language, languages=enabled,
+                                 language_name=SUPPORTED.get)
 
 
 def check_languages(languages: str | list[str], default: str) -> list[str]:
@@ -64,6 +69,7 @@ def use_language(code: str | None) -> None:
     """This request speaks `code` (a participant's stored language), if the event offers it."""
     if code in enabled():
         g.knockout_language = code
+        refresh()  # a message worded earlier in this request chose a language already
 
 
 def language_of(participant) -> str:
@@ -79,6 +85,8 @@ def select_language() -> str:
     chosen = g.get("knockout_language")
     if chosen:
         return chosen
+    if request.path.startswith(CONSOLE):
+        return "en"
     return request_language()
 
 
@@ -88,6 +96,23 @@ def request_language() -> str:
     if cookie in enabled():
         return cookie
     return request.accept_languages.best_match(enabled()) or default()
+
+
+def offered(code) -> str:
+    """`code` if the event offers it, else a 400 that names the languages it does."""
+    if isinstance(code, str) and code in enabled():
+        return code
+    choices = ", ".join(f"{c} ({SUPPORTED[c]})" for c in enabled())
+    message = gettext("%(code)s is not a language this event offers: choose one of %(choices)s.",
+                      code=repr(code)[:24] if code is not None else gettext("nothing"),
+                      choices=choices)
+    raise QuizError(message, code="bad_language", status=400, fields={"language": message})
+
+
+def remember(participant, code: str) -> None:
+    """The participant's pages, SMS and emails speak `code` from now on (the caller commits)."""
+    participant.language = code
+    use_language(code)
 
 
 def current_language() -> str:

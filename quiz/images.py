@@ -19,6 +19,7 @@ import warnings
 from contextlib import contextmanager
 from typing import BinaryIO
 
+from flask_babel import lazy_gettext as _l
 from gevent import get_hub
 from gevent.lock import BoundedSemaphore
 
@@ -53,10 +54,11 @@ def prepare_photo(upload: bytes | BinaryIO, max_bytes: int, max_pixels: int,
     size = stream.seek(0, io.SEEK_END)
     stream.seek(0)
     if size > max_bytes:
-        raise PhotoError(f"that photo is larger than {megabytes(max_bytes)}, the limit. "
-                         "Take it again at a lower resolution, or send a smaller one.", status=413)
+        raise PhotoError(_l("that photo is larger than %(size)s, the limit. Take it again at a "
+                            "lower resolution, or send a smaller one.", size=megabytes(max_bytes)),
+                         status=413)
     if not size:
-        raise PhotoError("that file is empty. Take the photo again.")
+        raise PhotoError(_l("that file is empty. Take the photo again."))
     with _refusals(max_pixels), _opened(stream, max_pixels) as image, decode_slots(decodes):
         return off_the_loop(_reencode_and_give_back, image)
 
@@ -85,15 +87,15 @@ def _refusals(max_pixels: int):
     try:
         yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PhotoError("that image has too many pixels "
-                         f"(more than {max_pixels / 1_000_000:g} million). "
-                         "Send a normal photo from your phone's camera.")
+        raise PhotoError(_l("that image has too many pixels (more than %(millions)s million). "
+                            "Send a normal photo from your phone's camera.",
+                            millions=f"{max_pixels / 1_000_000:g}"))
     except UnidentifiedImageError:
-        raise PhotoError("that file isn't a photo we can read. Send a JPEG, PNG or WebP image "
-                         "(the camera's own photos are fine).")
+        raise PhotoError(_l("that file isn't a photo we can read. Send a JPEG, PNG or WebP image "
+                            "(the camera's own photos are fine)."))
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise PhotoError("that photo arrived damaged or incomplete. "
-                         "Take it again, or pick it again and resend.")
+        raise PhotoError(_l("that photo arrived damaged or incomplete. Take it again, or pick it "
+                            "again and resend."))
 
 
 def fitted(size: tuple[int, int]) -> tuple[int, int]:

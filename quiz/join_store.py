@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, insert, or_, select, update
 
 from . import emails as email_channel
@@ -52,7 +53,8 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
         take_sqlite_lock(connection, statements["lock"])
     rounds = connection.execute(statements["rounds"]).all()
     if any(status == RoundStatus.CLOSED for _, _, status in rounds):
-        return [QuizError("Registration is closed: the game is already under way.",
+        # lazy: worded in each request's own language when answered (this runs in the writer)
+        return [QuizError(_l("Registration is closed: the game is already under way."),
                           code="registration_closed") for _ in cleans]
     emails, phones = set(), set()
     for email, phone in connection.execute(statements["taken"], {
@@ -105,9 +107,10 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
 def duplicate_error(email_taken: bool) -> QuizError:
     """The answer to a second registration: never a second player."""
     field = "email" if email_taken else "phone"
-    what = "email address" if email_taken else "phone number"
-    message = (f"This {what} is already registered. Your links come by SMS; "
-               "ask the help desk if they don't.")
+    message = (_l("This email address is already registered. Your links come by SMS; ask the "
+                  "help desk if they don't.") if email_taken else
+               _l("This phone number is already registered. Your links come by SMS; ask the help "
+                  "desk if they don't."))
     return QuizError(message, code="already_registered", fields={field: message})
 
 

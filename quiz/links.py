@@ -5,6 +5,7 @@ import secrets
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, exists, insert, select
 from sqlalchemy.orm import joinedload
 
@@ -47,7 +48,8 @@ def find_link(code: str) -> FormLink:
     """The link for `code`, or a clear 404; every page of a link needs its round and player, so they
     come along."""
     return _by_code(FormLink.code, code,
-                    "This link is not valid. Check that you opened the whole link from your SMS.",
+                    _l("This link is not valid. Check that you opened the whole link from your "
+                       "SMS."),
                     "unknown_link", joinedload(FormLink.challenge),
                     joinedload(FormLink.participant))
 
@@ -113,5 +115,5 @@ def dealt_questions(link: FormLink) -> list[tuple[Question, list[tuple[str, str]
 def find_participant(report_code: str) -> Participant:
     """The owner of a report link /r/<code>, or a clear 404."""
     return _by_code(Participant.report_code, report_code,
-                    "This report link is not valid. Check that you opened the whole link.",
+                    _l("This report link is not valid. Check that you opened the whole link."),
                     "unknown_report")

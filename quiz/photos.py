@@ -3,6 +3,7 @@ it."""
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from . import scoring
@@ -31,8 +32,8 @@ def store_photos(submission_id: int, participant_id: int, challenge_id: int, num
             store.put(key, body, content_type="image/jpeg")
         except (StorageError, OSError) as error:
             current_app.logger.warning("photo %s not stored: %s", key, error)
-            raise QuizError("We couldn't save your photo just now, so nothing was recorded. "
-                            "Please send your answers again in a moment.",
+            raise QuizError(_l("We couldn't save your photo just now, so nothing was "
+                                    "recorded. Please send your answers again in a moment."),
                             code="storage_unavailable", status=503)
         db.session.add(PhotoAnswer(submission_id=submission_id, question_id=question_id, key=key,
                                    participant_id=participant_id, challenge_id=challenge_id))

@@ -7,6 +7,7 @@ else.
 """
 import yaml
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from . import scoring
 from .bank_images import choice_node, image_ref
@@ -111,13 +112,14 @@ class MultipleChoice(QuestionType):
         # Only this player's values for this question count: nothing else names a choice.
         picked = sorted({question.values.get(value, -1) for value in raw})
         if -1 in picked or len(picked) != len(raw):
-            raise AnswerError(f"Question {number}: that choice isn't one of the options on your "
-                              "page (another player's, or an older page's). Reload the page and "
-                              "choose again.", code=FOREIGN_CHOICE)
+            raise AnswerError(_l("Question %(number)s: that choice isn't one of the options "
+                                      "on your page (another player's, or an older page's). "
+                                      "Reload the page and choose again.", number=number),
+                              code=FOREIGN_CHOICE)
         if not picked:
-            raise AnswerError(f"Question {number} needs an answer.")
+            raise AnswerError(_l("Question %(number)s needs an answer.", number=number))
         if len(picked) > 1 and not question.multiple:
-            raise AnswerError(f"Question {number} takes one answer.")
+            raise AnswerError(_l("Question %(number)s takes one answer.", number=number))
         return [question.choices[i] for i in picked]
 
     def mark(self, question, answer, review: str | None) -> bool:
@@ -137,8 +139,8 @@ class Photo(QuestionType):
         in."""
         upload = files.get(f"q{question.id}") if files else None
         if upload is None or not upload.filename:
-            raise AnswerError(f"Question {number} needs a photo: "
-                              "take one, or pick one from your phone.")
+            raise AnswerError(_l("Question %(number)s needs a photo: take one, or pick one "
+                                      "from your phone.", number=number))
         config = current_app.config
         # from the start: write() runs the submit again when the database was busy
         upload.stream.seek(0)
@@ -146,7 +148,8 @@ class Photo(QuestionType):
             return prepare_photo(upload.stream, config["PHOTO_MAX_BYTES"],
                                  config["PHOTO_MAX_PIXELS"], config["PHOTO_DECODES_PER_PROCESS"])
         except PhotoError as error:
-            raise AnswerError(f"Question {number}: {error.message}", error.status)
+            raise AnswerError(_l("Question %(number)s: %(problem)s", number=number,
+                                      problem=error.message), error.status)
 
     def mark(self, question, answer, review: str | None) -> bool:
         return review == PhotoStatus.ACCEPTED  # until staff accept it, a photo is not (yet) right

@@ -2,11 +2,13 @@
 import unicodedata
 
 from flask import current_app
+from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import exists, select
 
 from . import emails
 from .errors import QuizError, ValidationError
 from .extensions import db
+from .i18n import current_language
 from .join_store import Registered, store
 from .models import Challenge
 
@@ -46,11 +48,12 @@ def _clean_text(value, field: str, maximum: int, required: bool, errors: dict) -
     """Trimmed single-line text without control characters, and not made of invisible ones."""
     text = " ".join(str(value or "").translate(BIDI_MARKS).split())
     if any(_unprintable(ch) for ch in text):
-        errors[field] = "Please use letters, digits and punctuation only."
+        errors[field] = gettext("Please use letters, digits and punctuation only.")
     elif required and all(_invisible(ch) for ch in text):
-        errors[field] = "Please fill this in."
+        errors[field] = gettext("Please fill this in.")
     elif len(text) > maximum:
-        errors[field] = f"Please keep this under {maximum} characters (it has {len(text)})."
+        errors[field] = gettext("Please keep this under %(maximum)s characters (it has "
+                                "%(length)s).", maximum=maximum, length=len(text))
     return text
 
 
@@ -69,17 +72,18 @@ def clean_phone(raw: str, region: str) -> str:
     # serves, not at its start: a restarted process answers sooner.
     import phonenumbers
     if not raw:
-        raise PhoneError("Please enter your mobile number: your round links come by SMS.")
+        raise PhoneError(gettext("Please enter your mobile number: your round links come by "
+                                 "SMS."))
     if len(raw) > PHONE_MAX:
-        raise PhoneError("That is too long for a phone number.")
+        raise PhoneError(gettext("That is too long for a phone number."))
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        raise PhoneError("That doesn't look like a phone number. "
-                         "Include the country code, e.g. +1 415 555 0100.")
+        raise PhoneError(gettext("That doesn't look like a phone number. Include the country "
+                                 "code, e.g. +1 415 555 0100."))
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError("That phone number isn't valid. "
-                         "Include the country code, e.g. +44 7700 900123.")
+        raise PhoneError(gettext("That phone number isn't valid. Include the country code, e.g. "
+                                 "+44 7700 900123."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -89,11 +93,30 @@ def _clean_email(value, errors: dict) -> str:
     email = str(value or "").strip()
     try:
         if len(email) > EMAIL_MAX:
-            raise EmailNotValidError("That email address is too long.")
+            raise EmailNotValidError(gettext("That email address is too long."))
         return validate_email(email, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        errors["email"] = "Please enter your email address." if not email else str(exc)
+        errors["email"] = (gettext("Please enter your email address.") if not email
+                           else email_problem(exc))
         return email
+
+
+# email-validator's commonest reasons, which it words in English: translated by their own words.
+EMAIL_REASONS = (_l("An email address must have an @-sign."),
+                 _l("There must be something after the @-sign."),
+                 _l("There must be something before the @-sign."),
+                 _l("The part after the @-sign is not valid. It should have a period."),
+                 _l("An email address cannot have two periods in a row."))
+
+
+def email_problem(exc: Exception) -> str:
+    """What is wrong with an email address, in the page's language: one of EMAIL_REASONS, else a
+    general hint (in English, the library's own words)."""
+    reason = str(exc)
+    translated = gettext(reason)
+    if translated != reason or current_language() == "en":
+        return translated
+    return gettext("That email address isn't valid. Check it for typos.")
 
 
 def _clean_phone(value, errors: dict) -> str:
@@ -148,7 +171,7 @@ def validate_registration(data) -> dict:
     if not clean["consent"]:
         # The same on the page and through the API: no links by SMS, no name on the leaderboard,
         # without it.
-        errors["consent"] = "Needed: your round links come by SMS."
+        errors["consent"] = gettext("Needed: your round links come by SMS.")
     if errors:
         raise ValidationError(errors)
     return clean

@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import format_decimal, gettext
 from sqlalchemy import func, select
 
 from .clock import utcnow
@@ -53,11 +54,13 @@ def keep_rule(challenge: Challenge, ranked: int) -> str:
     """The round's keep rule and what it came to, in words."""
     cut = keep_size(ranked, challenge.keep_fraction, challenge.keep_count)
     if challenge.keep_count is not None:
-        return (f"this round kept a fixed {challenge.keep_count} (keep_count), so the top {cut} "
-                f"of {ranked} stayed")
-    share = f"{challenge.keep_fraction * 100:g}%"
-    return (f"this round kept the top {share} (keep_fraction {challenge.keep_fraction:g}): "
-            f"⌈{ranked} × {challenge.keep_fraction:g}⌉ = {cut} of {ranked} stayed")
+        return gettext("this round kept a fixed %(count)s (keep_count), so the top %(cut)s of "
+                       "%(ranked)s stayed", count=challenge.keep_count, cut=cut, ranked=ranked)
+    fraction = format_decimal(challenge.keep_fraction, "0.####")
+    return gettext("this round kept the top %(share)s%% (keep_fraction %(fraction)s): "
+                   "⌈%(ranked)s × %(fraction)s⌉ = %(cut)s of %(ranked)s stayed",
+                   share=format_decimal(challenge.keep_fraction * 100, "0.####"),
+                   fraction=fraction, ranked=ranked, cut=cut)
 
 
 def _rounds_with_counts(participant_id: int):
@@ -92,17 +95,19 @@ def participant_report(participant: Participant) -> list[RoundReport]:
         row.verdict = _verdict(participant, row)
         if (champion is not None and champion.id == participant.id
                 and challenge.number == last_number):
-            row.verdict = "Winner! First place in the final."
+            row.verdict = gettext("Winner! First place in the final.")
             # PRIZE_REQUIRES_CHECKIN passed over others
             if submission and submission.rank and submission.rank > 1:
-                row.verdict = (f"Winner! Ranked {submission.rank} in the final, and the "
-                               "best-ranked player who checked in: the prize needs check-in.")
+                row.verdict = gettext("Winner! Ranked %(rank)s in the final, and the best-ranked "
+                                      "player who checked in: the prize needs check-in.",
+                                      rank=submission.rank)
         elif (champion is not None and challenge.number == last_number and submission
               and submission.rank and current_app.config["PRIZE_REQUIRES_CHECKIN"]
               and (participant.checked_in_at is None
                    or participant.checked_in_at > challenge.closed_at)):
-            row.verdict = (f"Ranked {submission.rank} of {ranked} in the final, but the prize "
-                           "needs check-in and you hadn't checked in by its end.")
+            row.verdict = gettext("Ranked %(rank)s of %(ranked)s in the final, but the prize "
+                                  "needs check-in and you hadn't checked in by its end.",
+                                  rank=submission.rank, ranked=ranked)
         reports.append(row)
     return reports
 
@@ -114,22 +119,24 @@ def _verdict(participant: Participant, row: RoundReport) -> str:
         return _shadow_verdict(participant, row)
     if not challenge.is_closed:
         if row.answered:
-            return "Answers in; results when the round ends."
-        return "Open now." if challenge.is_open else "Not started yet."
+            return gettext("Answers in; results when the round ends.")
+        return gettext("Open now.") if challenge.is_open else gettext("Not started yet.")
     if participant.eliminated_in == number:
         if participant.elimination_reason == "unanswered":
-            return ("Out: no answers arrived before the round closed, and everyone who didn't "
-                    "answer is out.")
+            return gettext("Out: no answers arrived before the round closed, and everyone who "
+                           "didn't answer is out.")
         if participant.elimination_reason == "disqualified":
-            return "Out: disqualified by the organizers."
+            return gettext("Out: disqualified by the organizers.")
         line = ""
         if row.cut_line:
-            line = (f" The cut line was place {cut}: {row.cut_line[0]} points in "
-                    f"{row.cut_line[1]:.1f} s.")
-        return (f"Out: ranked {submission.rank} of {ranked}; {row.rule} "
-                f"(score first, then response time).{line}")
-    return (f"Through: ranked {submission.rank} of {ranked}; the top {cut} stayed." if submission
-            else "Through.")
+            line = " " + gettext("The cut line was place %(cut)s: %(points)s points in "
+                                 "%(seconds)s s.", cut=cut, points=row.cut_line[0],
+                                 seconds=format_decimal(row.cut_line[1], "0.0"))
+        return gettext("Out: ranked %(rank)s of %(ranked)s; %(rule)s (score first, then response "
+                       "time).", rank=submission.rank, ranked=ranked, rule=row.rule) + line
+    return (gettext("Through: ranked %(rank)s of %(ranked)s; the top %(cut)s stayed.",
+                    rank=submission.rank, ranked=ranked, cut=cut) if submission
+            else gettext("Through."))
 
 
 def _shadow_verdict(participant: Participant, row: RoundReport) -> str:
@@ -137,15 +144,17 @@ def _shadow_verdict(participant: Participant, row: RoundReport) -> str:
     played."""
     challenge, submission = row.challenge, row.submission
     if row.answered and not challenge.is_closed:
-        return "Shadow league — not ranked for the prize. Answers in; results when the round ends."
+        return gettext("Shadow league — not ranked for the prize. Answers in; results when the "
+                       "round ends.")
     if submission is not None and submission.shadow:
-        return (f"Shadow league — not ranked for the prize: {submission.score} points "
-                f"in {submission.response_time:.1f} s.")
+        return gettext("Shadow league — not ranked for the prize: %(score)s points in "
+                       "%(seconds)s s.", score=submission.score,
+                       seconds=format_decimal(submission.response_time, "0.0"))
     if not in_shadow_league(participant, challenge) or challenge.is_closed:
-        return "Not played: knocked out earlier."
+        return gettext("Not played: knocked out earlier.")
     if challenge.is_open:
-        return "Open now in the shadow league — not ranked for the prize."
-    return "Shadow league, when it opens."  # the box above says what the shadow league is
+        return gettext("Open now in the shadow league — not ranked for the prize.")
+    return gettext("Shadow league, when it opens.")  # the box above says what the shadow league is
 
 
 def linked_rounds(participant: Participant, rows: list[RoundReport]) -> set[int]:

@@ -85,7 +85,9 @@ def assert_not_reloaded(page: Page) -> None:
 
 
 def fits_phone(page: Page) -> None:
-    """Nothing to scroll sideways on a 390 px wide phone, however long the name."""
+    """Nothing to scroll sideways on a 390 px wide phone, however long the name (measured once the
+    page's stylesheets are in: on a busy machine one came late, and an unstyled field stuck out)."""
+    page.wait_for_load_state("load")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"page is {width} px wide"
 

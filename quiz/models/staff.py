@@ -2,6 +2,7 @@
 import secrets
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -65,8 +66,9 @@ class AuditEntry(db.Model):
         ForeignKey("participant.id", ondelete="SET NULL"))
 
 
-HELP_KINDS = {"no_sms": "I didn't get my SMS", "submit_failed": "My answers didn't go through",
-              "other": "Something else"}
+# Labels in the page's language (the participant's form; the console reads them in English).
+HELP_KINDS = {"no_sms": _l("I didn't get my SMS"),
+              "submit_failed": _l("My answers didn't go through"), "other": _l("Something else")}
 
 
 

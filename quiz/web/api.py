@@ -6,7 +6,7 @@ from functools import wraps
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import clocks, rounds, shadow, undo, waiting
+from .. import clocks, i18n, rounds, shadow, undo, waiting
 from ..audit import record
 from ..clock import local_time, utcnow
 from ..corrections import correct_participant
@@ -73,7 +73,12 @@ def register():
     """Register a participant → 201 with their report link, and their round links when
     LINKS_IN_REGISTRATION is on or the caller holds the admin token (else they come by SMS only)."""
     with_links = is_staff() or current_app.config["LINKS_IN_REGISTRATION"]  # before the write
-    joined = write(register_participant, validate_registration(json_body()))
+    data = json_body()
+    clean = validate_registration(data)
+    # "language" (optional): one of LANGUAGES; else the Accept-Language header's, else the default
+    clean["language"] = (i18n.current_language() if data.get("language") is None
+                         else i18n.offered(data["language"]))
+    joined = write(register_participant, clean)
     body = {"user_id": joined.id, "report_url": report_url(joined.report_code)}
     if with_links:
         current = rounds.current_number([(number, status) for number, status, _ in joined.links])

@@ -2,6 +2,8 @@
 import logging
 
 from flask import Blueprint, current_app, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -12,24 +14,31 @@ from ..extensions import db
 bp = Blueprint("errors", __name__)
 log = logging.getLogger(__name__)
 
+# Worded in the request's language when the page (or the JSON) is made.
 MESSAGES = {
-    400: "The request was not understood. Reload the page and try again.",
-    404: "There is nothing at this address. Check the link.",
-    405: "This address does not take that kind of request.",
-    413: "That was more data than this form takes. Shorten it and try again.",
-    429: "Too many tries in a short time. Wait a minute, then try again.",
-    500: "Something went wrong on our side. Try again in a moment; your earlier answers are safe.",
+    400: _l("The request was not understood. Reload the page and try again."),
+    404: _l("There is nothing at this address. Check the link."),
+    405: _l("This address does not take that kind of request."),
+    413: _l("That was more data than this form takes. Shorten it and try again."),
+    429: _l("Too many tries in a short time. Wait a minute, then try again."),
+    500: _l("Something went wrong on our side. Try again in a moment; your earlier answers are "
+            "safe."),
 }
 
 
 def respond(status: int, message: str, code: str, fields: dict | None = None):
     """JSON for the API, a page for people."""
     if request.path.startswith("/api/"):
-        body = {"error": code, "message": message}
+        body = {"error": code, "message": _plain(message)}
         if fields:
-            body["fields"] = fields
+            body["fields"] = {name: _plain(text) for name, text in fields.items()}
         return jsonify(body), status
     return render_template("errors/error.html", status=status, message=message), status
+
+
+def _plain(text):
+    """A message worded lazily (in the request's language) as the text JSON can carry."""
+    return str(text) if isinstance(text, LazyString) else text
 
 
 @bp.app_errorhandler(QuizError)
@@ -39,8 +48,8 @@ def quiz_error(error: QuizError):
 
 @bp.app_errorhandler(CSRFError)
 def csrf_error(error: CSRFError):
-    return respond(400, "This form is out of date (its security token is missing or expired). "
-                        "Reload the page and send it again.", "csrf")
+    return respond(400, _l("This form is out of date (its security token is missing or "
+                           "expired). Reload the page and send it again."), "csrf")
 
 
 @bp.app_errorhandler(HTTPException)
@@ -54,8 +63,8 @@ def http_error(error: HTTPException):
     return respond(status, message, error.name.lower().replace(" ", "_"))
 
 
-DATABASE_BUSY = ("We couldn't save that just now \u2014 nothing was lost; "
-                 "please press the button again in a moment.")
+DATABASE_BUSY = _l("We couldn't save that just now \u2014 nothing was lost; please press the "
+                   "button again in a moment.")
 
 
 @bp.app_errorhandler(DBAPIError)

@@ -2,6 +2,7 @@
 checked as the person leaves it and the submit answered in place."""
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
+from .. import i18n
 from ..branding import current_look
 from ..checkin import display_code
 from ..errors import QuizError
@@ -22,7 +23,7 @@ def join_page(values=None, errors=None, status: int = 200):
     body = render_template("play/register.html", values=values, errors=errors,
                            is_open=registration_open(), fragment=wants_fragment(),
                            checked="" if "phone" in errors else readback(values.get("phone")))
-    return current_app.make_response((body, status, {"Vary": "HX-Request"}))
+    return current_app.make_response((body, status, {"Vary": "HX-Request, Accept-Language"}))
 
 
 @bp.get("/")
@@ -41,7 +42,10 @@ def register():
     if not registration_open():
         return join_page(status=409)
     try:
-        joined = write(register_participant, validate_registration(request.form))
+        clean = validate_registration(request.form)
+        # the page's language (the switch, else the phone's): their pages, SMS and emails speak it
+        clean["language"] = i18n.current_language()
+        joined = write(register_participant, clean)
     except QuizError as error:
         return join_page(request.form, error.fields or {"form": error.message}, error.status)
     welcome = url_for("play.report", code=joined.report_code, welcome=1)

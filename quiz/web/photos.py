@@ -63,7 +63,7 @@ def review(photo_id):
     except QuizError as error:
         if wants_fragment():
             return render_template("admin/_photo_card.html", photo=photo, error=error), error.status
-        flash(error.message, "error")
+        flash(str(error.message), "error")  # a lazy message cannot go into the session
         return redirect(back, 303)
     if wants_fragment():  # the card, and the filters' counts out of band
         challenge = photo.question.challenge

@@ -5,11 +5,12 @@ import time
 
 from flask import (Blueprint, current_app, flash, redirect, render_template, request, session,
                    url_for)
+from flask_babel import gettext
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import answers, helpdesk, reveal, rounds, shadow, waiting
+from .. import answers, helpdesk, i18n, reveal, rounds, shadow, waiting
 from ..branding import current_look
 from ..checkin import display_code
 from ..clock import utcnow
@@ -39,6 +40,7 @@ def round_page(code):
     there."""
     page = find_round_page(code)
     link = page.link
+    i18n.use_language(link.participant.language)  # the row already loaded: no query
     state = answers.page_state(link, utcnow(), page.submitted)
     # A shadow-league player gets the live page: the stored form can't say "shadow league".
     if (state == answers.QUESTIONS and not wants_fragment()
@@ -85,6 +87,7 @@ def stored_form(link: FormLink):
 def start(code):
     """Press Start: the response clock starts now (never on the GET)."""
     link = find_link(code)
+    i18n.use_language(link.participant.language)
     try:
         write(answers.start_clock, link, utcnow())
     except QuizError as error:
@@ -100,6 +103,7 @@ def submit(code):
     if request.mimetype == "multipart/form-data":
         # a photo round's form: its own body limit, before reading it
         link = find_link(code)
+        i18n.use_language(link.participant.language)
         too_large = read_body(link)
         if too_large:
             return (render_round(link, answers.page_state(link, utcnow()), too_large),
@@ -110,6 +114,7 @@ def submit(code):
         write(answers.submit_answers, code, request.form, utcnow(), request.files)
     except QuizError as error:
         link = find_link(code)  # the page to answer with (an unknown link is a 404 from here)
+        i18n.use_language(link.participant.language)  # the message is worded as it is rendered
         state = answers.page_state(link, utcnow())
         if error.code == "already_submitted":
             return render_round(link, state, error)
@@ -129,9 +134,10 @@ def read_body(link: FormLink) -> QuizError | None:
     try:
         request.form, request.files
     except RequestEntityTooLarge:
-        return QuizError(f"That photo is larger than {config['PHOTO_MAX_BYTES'] / 1_000_000:g} "
-                         "MB, the limit. Send a smaller one, or take it again at a lower "
-                         "resolution.", code="too_large", status=413)
+        return QuizError(gettext("That photo is larger than %(size)s MB, the limit. Send a "
+                                 "smaller one, or take it again at a lower resolution.",
+                                 size=f"{config['PHOTO_MAX_BYTES'] / 1_000_000:g}"),
+                         code="too_large", status=413)
     return None
 
 
@@ -158,8 +164,9 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
                      and shadow.invited_after(link.participant, link.challenge)),
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), **waiting_context(link, state),
+        language_action=url_for("language.switch_round", code=link.code),
         **desk))
-    response.headers["Vary"] = "HX-Request"
+    response.headers["Vary"] = "HX-Request, Accept-Language"
     return response
 
 
@@ -175,13 +182,15 @@ def waiting_context(link: FormLink, state: str) -> dict:
 def report(code):
     """A participant's page: their links and, round by round, how they did. Cached by ETag."""
     participant = find_participant(code)
+    i18n.use_language(participant.language)
     welcome = request.args.get("welcome") == "1"
     # The page carries this session's CSRF token (help form): a cached copy must belong to the same
     # session.
     generate_csrf()
     if session.get("_flashes"):  # a one-off message on top: this copy must not be reused
         return render_report(participant, welcome), 200, {"Cache-Control": "no-store"}
-    etag = report_version(participant, welcome, session.get("csrf_token"))
+    etag = report_version(participant, welcome, session.get("csrf_token"),
+                          i18n.current_language())
     if request.if_none_match.contains(etag):
         return _cacheable(current_app.response_class(status=304), etag)
     return _cacheable(current_app.make_response(render_report(participant, welcome)), etag)
@@ -202,6 +211,8 @@ def render_report(participant: Participant, welcome: bool = False,
                            checkin=display_code(participant.checkin_code),
                            report_url=report_url(participant.report_code),
                            event=current_look().name,
+                           language_action=url_for("language.switch_report",
+                                                   code=participant.report_code),
                            **help_context(participant, "r", participant.report_code, help_error))
 
 
@@ -211,7 +222,7 @@ def _cacheable(response, etag: str):
     response.set_etag(etag)
     response.headers["Cache-Control"] = (
         f"private, max-age={current_app.config['REPORT_MAX_AGE']}, must-revalidate")
-    response.headers["Vary"] = "Cookie"
+    response.headers["Vary"] = "Cookie, Accept-Language"
     return response
 
 
@@ -219,6 +230,7 @@ def _cacheable(response, etag: str):
 def badge(code):
     """A printable badge: name, company, check-in QR code (print CSS)."""
     participant = find_participant(code)
+    i18n.use_language(participant.language)
     return render_template("play/badge.html", participant=participant,
                            qr=qr_svg(participant.checkin_code),
                            checkin=display_code(participant.checkin_code),
@@ -243,13 +255,15 @@ def help_context(participant: Participant, scope: str, code: str,
 def ask_help_round(code):
     """Ask the help desk from a round page."""
     link = find_link(code)
+    i18n.use_language(link.participant.language)
     try:
         write(helpdesk.ask_for_help, link.participant, request.form.get("kind", ""),
               request.form.get("text", ""), utcnow())
     except QuizError as error:
         return (render_round(link, answers.page_state(link, utcnow()), help_error=error),
                 error.status)
-    flash("Your request is with the help desk. Their answer will appear on this page.", "ok")
+    flash(gettext("Your request is with the help desk. Their answer will appear on this page."),
+          "ok")
     return redirect(url_for("play.round_page", code=code, _anchor="help"), 303)
 
 
@@ -258,12 +272,14 @@ def ask_help_round(code):
 def ask_help_report(code):
     """Ask the help desk from the report page."""
     participant = find_participant(code)
+    i18n.use_language(participant.language)
     try:
         write(helpdesk.ask_for_help, participant, request.form.get("kind", ""),
               request.form.get("text", ""), utcnow())
     except QuizError as error:
         return render_report(participant, help_error=error), error.status
-    flash("Your request is with the help desk. Their answer will appear on this page.", "ok")
+    flash(gettext("Your request is with the help desk. Their answer will appear on this page."),
+          "ok")
     return redirect(url_for("play.report", code=code, _anchor="help"), 303)
 
 
@@ -271,6 +287,7 @@ def ask_help_report(code):
 def help_status(scope, code):
     """The participant's requests and the desk's replies (polled while one is open)."""
     participant = find_link(code).participant if scope == "f" else find_participant(code)
+    i18n.use_language(participant.language)
     if not wants_fragment():
         return redirect(url_for("play.round_page" if scope == "f" else "play.report", code=code,
                                 _anchor="help"), 303)
