@@ -302,3 +302,28 @@ def test_the_unsubscribe_page_speaks_the_language_of_their_emails(client, make_p
     db.session.commit()
     page = client.get(unsubscribe_url(ada.id).removeprefix("http://quiz.test"), headers=SPANISH)
     assert lang_of(page) == "de" and "Keine E-Mails mehr von" in page.text
+
+
+@pytest.mark.batch_effects
+def test_a_phone_that_joins_in_german_gets_its_confirmation_sms_and_email_in_german(client,
+                                                                                    run_jobs):
+    """The language chosen on the join page travels with the new participant to the worker."""
+    from sqlalchemy import select
+
+    from quiz.models import Message
+    form = csrf_from(client.get("/register", headers=GERMAN).get_data(as_text=True))
+    joined = client.post("/register", headers=GERMAN, data={
+        **JOIN, "csrf_token": form})
+    assert joined.status_code == 303
+    spanish = client.post("/api/register", json={**JOIN, "email": "bea@example.com",
+                                                 "phone": "+14155550101", "consent": True,
+                                                 "language": "es"})
+    assert spanish.status_code == 201
+    run_jobs()
+    db.session.expire_all()
+    rows = {(m.to, m.channel): m.body for m in db.session.scalars(select(Message))}
+    assert "du bist für Knockout angemeldet" in rows[("ada@example.com", "email")]
+    assert "te has inscrito en Knockout" in rows[("bea@example.com", "email")]
+    german_sms = rows[("+14155550100", "sms")]
+    assert german_sms != rows[("+14155550101", "sms")]
+    assert any(word in german_sms for word in ("Du ", "du ", "Dein", "dein"))
