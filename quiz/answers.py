@@ -186,15 +186,19 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
 
 @contextmanager
 def _reading():
-    """The submit's reads: with a group commit (under gevent), on a connection of their own in
-    autocommit, given back before the row is stored (on PostgreSQL one round trip a read: no BEGIN,
-    no ROLLBACK); otherwise in the caller's transaction."""
+    """The submit's reads: with a group commit (under gevent), on a connection of their own, given
+    back before the row is stored; otherwise in the caller's transaction. On PostgreSQL that
+    connection is in autocommit (one round trip a read: no BEGIN, no ROLLBACK). On SQLite it is
+    not: pysqlite begins no transaction for a SELECT anyway, and switching a connection to
+    autocommit and back costs more than the read itself (two PRAGMAs a checkout)."""
     if not app_state().submit_writer.is_batched():
         yield db.session.connection()
         return
-    engine = _AUTOCOMMIT.get(db.engine)
+    engine = _READER.get(db.engine)
     if engine is None:
-        engine = _AUTOCOMMIT[db.engine] = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        engine = _READER[db.engine] = (
+            db.engine if db.engine.dialect.name == "sqlite"
+            else db.engine.execution_options(isolation_level="AUTOCOMMIT"))
     with engine.connect() as connection:
         yield connection
 
@@ -222,7 +226,7 @@ def own_limit(row, link: LinkState) -> float | None:
 # An open round's questions never change (the bank refuses to), so each web process reads them once
 # per round and database: keyed by the engine (held weakly) and the round's id and opening time.
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
-_AUTOCOMMIT: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
+_READER: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
 
 
 def _dealt(connection, row, code: str) -> list[Asked]:

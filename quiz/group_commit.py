@@ -57,8 +57,9 @@ class GroupCommit:
             return self.write([item])[0]  # the caller's transaction; the caller commits
         from gevent.event import AsyncResult
         # what the caller read so far ends here: its connection goes back to the pool while it
-        # waits (the writer needs one)
-        db.session.rollback()
+        # waits (the writer needs one); a request that never opened its session has none to end
+        if db.session.registry.has():
+            db.session.rollback()
         self._ensure_writer()
         waiter = AsyncResult()
         self.queue.append((item, waiter))
