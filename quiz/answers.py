@@ -8,7 +8,7 @@ quiz/submit_store.py: under gevent, one INSERT … ON CONFLICT DO NOTHING and on
 submission that arrived in the same few milliseconds (group commit).
 """
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -194,13 +194,26 @@ def _reading():
     if not app_state().submit_writer.is_batched():
         yield db.session.connection()
         return
-    engine = _READER.get(db.engine)
-    if engine is None:
-        engine = _READER[db.engine] = (
-            db.engine if db.engine.dialect.name == "sqlite"
-            else db.engine.execution_options(isolation_level="AUTOCOMMIT"))
-    with engine.connect() as connection:
+    reader = _READER.get(db.engine)
+    if reader is None:
+        reader = _READER[db.engine] = _Reader(db.engine)
+    with reader.slots, reader.engine.connect() as connection:
         yield connection
+
+
+class _Reader:
+    """A process's way to the submit's read: its engine, and on PostgreSQL as many slots as the
+    pool keeps connections (less two for the writers), so a rush waits for a pooled connection
+    instead of opening one more past the pool and closing it again on return (a new backend each:
+    hundreds a burst). SQLite's reads never yield: no slots needed."""
+
+    def __init__(self, engine: Engine):
+        if engine.dialect.name == "sqlite":
+            self.engine, self.slots = engine, nullcontext()
+            return
+        from gevent.lock import BoundedSemaphore
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.slots = BoundedSemaphore(max(engine.pool.size() - 2, 1))
 
 
 def _link(connection, statement, code: str) -> tuple:
@@ -226,7 +239,7 @@ def own_limit(row, link: LinkState) -> float | None:
 # An open round's questions never change (the bank refuses to), so each web process reads them once
 # per round and database: keyed by the engine (held weakly) and the round's id and opening time.
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
-_READER: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
+_READER: "weakref.WeakKeyDictionary[Engine, _Reader]" = weakref.WeakKeyDictionary()
 
 
 def _dealt(connection, row, code: str) -> list[Asked]:

@@ -317,3 +317,22 @@ def test_the_writer_waits_for_sqlites_lock_without_holding_the_process(client, f
     assert released == [0] and writer.failed == 0  # the first batch waited, and went in
     assert [r.status_code for r in responses] == [303] * 4
     assert len(stored()) == 4
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's pool (SQLite's reads never yield)")
+def test_a_rush_of_submit_reads_waits_for_pooled_connections(app, writer):
+    """More submits reading at once than the pool keeps: the rest wait for a pooled connection
+    instead of opening one past the pool (a new backend each, closed again on its return)."""
+    from quiz.answers import _reading
+    pool, inside, most = db.engine.pool, [0], [0]
+
+    def read():
+        with app.app_context(), _reading() as connection:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            connection.exec_driver_sql("SELECT 1")
+            gevent.sleep(0.05)  # a read that yields, as under gunicorn's gevent workers
+            assert pool.overflow() <= 0
+            inside[0] -= 1
+    gevent.joinall([gevent.spawn(read) for _ in range(pool.size() + 5)], raise_error=True)
+    assert most[0] == pool.size() - 2  # two kept for the writers
