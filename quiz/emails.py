@@ -124,11 +124,12 @@ def queue_confirmations(joined: list[tuple[int, dict, str]]) -> None:
     if not joined:
         return
     now, rows = utcnow(), []
+    words = email_templates.wording("confirmation")  # read once for the whole batch
     for participant_id, clean, report_code in joined:
         values = {"event": current_app.config["EVENT_NAME"], "name": clean["name"],
                   "report": report_url(report_code),
                   "unsubscribe": unsubscribe_url(participant_id), "qr": f"cid:{QR_CID}"}
-        email = email_templates.render("confirmation", values)
+        email = email_templates.render("confirmation", values, words)
         rows.append(dict(participant_id=participant_id, kind="confirmation", channel="email",
                          key=f"email:confirmation:{participant_id}", to=clean["email"],
                          subject=email.subject, body=email.text, html=email.html,

@@ -225,6 +225,23 @@ def test_registrations_at_once_each_get_their_player_and_links_in_one_transactio
     assert {url.rsplit("/", 1)[1] for url in again["form_urls"].values()} == set(own)
 
 
+def test_a_batch_of_registrations_reads_each_table_once(client, join_writer):
+    """One statement a table for the whole batch: the rounds, who is taken, the players, their
+    links, the confirmation's wording, the confirmation emails, not one of them per player."""
+    from sqlalchemy import event
+    statements = []
+    listener = lambda *args: statements.append(" ".join(args[2].split()[:4]))  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        responses = register_at_once(client, [joiner(i) for i in range(10)])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert [r.status_code for r in responses] == [201] * 10 and join_writer.batches == 1
+    wording = [s for s in statements if "email_template" in s]
+    assert len(wording) == 1, statements
+    assert len(statements) <= 8, statements
+
+
 def test_a_second_registration_in_the_same_batch_gets_the_duplicate_answer(client, join_writer):
     responses = register_at_once(client, [
         joiner(1), joiner(2, email="joiner1@example.com"), joiner(3, phone="+16282000001"),
