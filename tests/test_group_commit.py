@@ -353,3 +353,22 @@ def test_a_rush_of_submit_reads_waits_for_pooled_connections(app, writer):
             inside[0] -= 1
     gevent.joinall([gevent.spawn(read) for _ in range(pool.size() + 5)], raise_error=True)
     assert most[0] == pool.size() - 2  # two kept for the writers
+
+
+def test_the_writer_gathers_while_a_rush_keeps_arriving(writer):
+    """The writer waits once more each time its wait brought more items (a rush still arriving,
+    answered in large groups), and stops once a wait brought none, or the batch is full."""
+    from quiz import group_commit
+    arrivals, waits = [3, 2, 1], []
+
+    def sleep(seconds):  # stands for the gevent sleep: requests queue meanwhile
+        waits.append(seconds)
+        for _ in range(arrivals.pop(0) if arrivals else 0):
+            writer.queue.append(("item", None))
+    writer.queue = [("item", None)]
+    writer._gather(sleep)
+    assert len(waits) == 4 and len(writer.queue) == 7  # three waits brought more, the last none
+    writer.queue, waits[:] = [("item", None)], []
+    flood = lambda _seconds: writer.queue.extend([("item", None)] * 100)  # noqa: E731
+    writer._gather(flood)
+    assert len(writer.queue) == group_commit.BATCH_MAX + 1  # full: no more waiting
