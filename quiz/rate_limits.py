@@ -10,6 +10,8 @@ request's key, the CLI) is read from Redis as before.
 Used for the default limiter storage (`RATELIMIT_STORAGE_URI` unset: the app's Redis); a URL set
 by hand keeps the stock storage.
 """
+import time
+
 from flask import g, has_app_context
 from limits.storage import RedisStorage
 
@@ -38,7 +40,6 @@ class OneTripRedisStorage(RedisStorage):
         self.lua_incr_expire_ttl = self.get_connection().register_script(INCR_EXPIRE_TTL)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        import time
         current, ttl = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
         if has_app_context():  # this request's headers read it (g: one request's)
             g.setdefault("_rate_limit_counts", {})[key] = (
