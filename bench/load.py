@@ -158,10 +158,11 @@ class Run:
         """Every HTTP figure (or the `steps` named), in an order that keeps each step's load its
         own."""
         sizes, url, run = self.sizes, self.stack.url, (lambda step: not steps or step in steps)
-        self.figures["ping"] = progress("no-op ceiling", wrk, url, "get", "/ping", sizes.ping_s, 64)
+        self.figures["ping"] = progress("no-op ceiling", self.with_cpu, wrk, url, "get", "/ping",
+                                        sizes.ping_s, 64)
         if run("register"):
-            self.figures["register"] = progress("registration", wrk, url, "register", "-",
-                                                sizes.register_s, 32)
+            self.figures["register"] = progress("registration", self.with_cpu, wrk, url,
+                                                "register", "-", sizes.register_s, 32)
         batches = progress("preparing players", self.prepare_players)
         self.open_round()
         if run("idle"):
@@ -175,8 +176,8 @@ class Run:
         if run("burst"):
             self.figures["burst"] = progress("burst", self.burst, batches["burst"])
         if run("read_burst"):
-            self.figures["plain_burst"] = progress("burst (no read load)", self.burst,
-                                                   batches["plain_burst"], 256, 0, 60)
+            self.figures["plain_burst"] = progress("burst (no read load)", self.with_cpu,
+                                                   self.burst, batches["plain_burst"], 256, 0, 60)
             self.figures["read_burst"] = progress("burst under read load", self.read_burst,
                                                   batches["read_burst"])
         if run("sustained"):
@@ -196,6 +197,16 @@ class Run:
             "sustained + sockets", self.sustained, batches["sustained"])
         self.figures["loadavg"] = os.getloadavg()[0]
         return self.figures
+
+    def with_cpu(self, step, *args) -> dict:
+        """`step`'s figures, with the CPU the web processes spent on it (user + system, /proc) per
+        request answered: what a request costs, whatever else the machine runs meanwhile."""
+        before = web_cpu_s(self.stack.web_workers)
+        result = step(*args)
+        spent = web_cpu_s(self.stack.web_workers) - before
+        answered = result.get("sent") or result.get("answered") or 0
+        result["cpu_ms_per_request"] = spent * 1000 / answered if answered else 0.0
+        return result
 
     def prepare_players(self) -> dict:
         """Players in the database with their clock started (as after pressing Start); request files
@@ -349,6 +360,16 @@ class Run:
                       "dropped": sum(r["dropped"] for r in results), "samples": len(latencies),
                       "client_cpu": max(r["cpu_s"] / r["wall_s"] for r in results),
                       "processes": len(results), "connected": ready["connected"]}
+
+
+def web_cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) these processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def progress(label: str, step, *args):

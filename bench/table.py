@@ -40,6 +40,13 @@ def rows(sizes, quick: bool) -> list[Row]:
             lambda f: f"{plain(f)['drain_s']:.2f} s, {plain(f)['rate']:,.0f}/s"
             f" = {plain(f)['rate'] / f['ping']['rate']:.2f}×", "≥ 0.40 × ceiling",
             lambda f: plain(f)["rate"] >= 0.40 * f["ping"]["rate"]),
+        Row("… web CPU a request (both processes, /proc): a submit of that burst vs a /ping",
+            lambda f: f"{plain(f)['cpu_ms_per_request']:.2f} ms vs"
+            f" {f['ping']['cpu_ms_per_request']:.2f} ms ="
+            f" {plain(f)['cpu_ms_per_request'] / f['ping']['cpu_ms_per_request']:.1f} pings",
+            "≤ 2.5 pings (what 0.40× needs)",
+            lambda f: plain(f)["cpu_ms_per_request"]
+            <= 2.5 * f["ping"]["cpu_ms_per_request"]),
         Row(f"… the same while {READERS} connections GET /ping: drain",
             lambda f: f"{read(f)['drain_s']:.2f} s"
             f" = {read(f)['drain_s'] / plain(f)['drain_s']:.2f}×",
@@ -88,6 +95,10 @@ def rows(sizes, quick: bool) -> list[Row]:
             lambda f: f["register"]["rate"] >= 500 and f["register"]["errors"] == 0),
         Row("registration p99", lambda f: f"{f['register']['p99_ms']:.0f} ms", "≤ 200 ms",
             lambda f: f["register"]["p99_ms"] <= 200),
+        Row("… web CPU a registration vs a /ping",
+            lambda f: f"{f['register']['cpu_ms_per_request']:.2f} ms ="
+            f" {f['register']['cpu_ms_per_request'] / f['ping']['cpu_ms_per_request']:.1f}"
+            " pings"),
         Row("start-challenge, 5,000 players", lambda f: f"{f['start5k']:.0f} ms", "≤ 200 ms",
             lambda f: f["start5k"] <= 200),
         Row(f"start-challenge, {big} players", lambda f: f"{f['start50k']:.0f} ms", "≤ 200 ms",

@@ -8,7 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
-from . import cli, dispatcher, i18n, join_store, live, observability, submit_store, waiting, web
+from . import (cli, dispatcher, i18n, join_store, live, observability, rate_limits,
+               submit_store, waiting, web)
 from .config import Config, check_database_url, links_in_registration, persistent_secret
 from .config_checks import (check_alert_settings, check_brand_settings, check_email_config,
                             check_sms_settings)
@@ -51,7 +52,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     dispatcher.init_app(app, batched=batch_effects)
     submit_store.init_app(app)
     join_store.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", rate_limits.storage_uri(app.config["REDIS_URL"]))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _sqlite_busy_timeout(app)
 
@@ -75,13 +76,6 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     status.install(app)  # GET /api/status answered before Flask: thousands of phones poll it
     cli.register(app)
     return app
-
-
-def _limiter_uri(redis_url: str) -> str:
-    """Flask-Limiter's storage: the same Redis (its unix-socket scheme is spelled differently)."""
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://"):]
-    return redis_url
 
 
 def _sqlite_busy_timeout(app: Flask) -> None:

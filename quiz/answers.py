@@ -8,7 +8,7 @@ quiz/submit_store.py: under gevent, one INSERT … ON CONFLICT DO NOTHING and on
 submission that arrived in the same few milliseconds (group commit).
 """
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -189,17 +189,34 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
 
 @contextmanager
 def _reading():
-    """The submit's reads: with a group commit (under gevent), on a connection of their own in
-    autocommit, given back before the row is stored (on PostgreSQL one round trip a read: no BEGIN,
-    no ROLLBACK); otherwise in the caller's transaction."""
+    """The submit's reads: with a group commit (under gevent), on a connection of their own, given
+    back before the row is stored; otherwise in the caller's transaction. On PostgreSQL that
+    connection is in autocommit (one round trip a read: no BEGIN, no ROLLBACK). On SQLite it is
+    not: pysqlite begins no transaction for a SELECT anyway, and switching a connection to
+    autocommit and back costs more than the read itself (two PRAGMAs a checkout)."""
     if not app_state().submit_writer.is_batched():
         yield db.session.connection()
         return
-    engine = _AUTOCOMMIT.get(db.engine)
-    if engine is None:
-        engine = _AUTOCOMMIT[db.engine] = db.engine.execution_options(isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
+    reader = _READER.get(db.engine)
+    if reader is None:
+        reader = _READER[db.engine] = _Reader(db.engine)
+    with reader.slots, reader.engine.connect() as connection:
         yield connection
+
+
+class _Reader:
+    """A process's way to the submit's read: its engine, and on PostgreSQL as many slots as the
+    pool keeps connections (less two for the writers), so a rush waits for a pooled connection
+    instead of opening one more past the pool and closing it again on return (a new backend each:
+    hundreds a burst). SQLite's reads never yield: no slots needed."""
+
+    def __init__(self, engine: Engine):
+        if engine.dialect.name == "sqlite":
+            self.engine, self.slots = engine, nullcontext()
+            return
+        from gevent.lock import BoundedSemaphore
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.slots = BoundedSemaphore(max(engine.pool.size() - 2, 1))
 
 
 def _link(connection, statement, code: str) -> tuple:
@@ -225,7 +242,7 @@ def own_limit(row, link: LinkState) -> float | None:
 # An open round's questions never change (the bank refuses to), so each web process reads them once
 # per round and database: keyed by the engine (held weakly) and the round's id and opening time.
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
-_AUTOCOMMIT: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
+_READER: "weakref.WeakKeyDictionary[Engine, _Reader]" = weakref.WeakKeyDictionary()
 
 
 def _dealt(connection, row, code: str) -> list[Asked]:

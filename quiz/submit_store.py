@@ -7,7 +7,7 @@ row's round checked again (still open: not closed since the check), then one INS
 DO NOTHING for all of them, a duplicate of a row already stored (or of an earlier row in the same
 batch) stopped by the unique key. Each row's outcome: its new id, DUPLICATE or CLOSED.
 """
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask
@@ -34,6 +34,13 @@ class Answered:
     correct: int
     response_time: float
     shadow: bool
+
+    def row(self) -> dict:
+        """The INSERT's parameters (dataclasses.asdict would deep-copy the answers for nothing)."""
+        return {"participant_id": self.participant_id, "challenge_id": self.challenge_id,
+                "submitted_at": self.submitted_at, "answers": self.answers, "score": self.score,
+                "correct": self.correct, "response_time": self.response_time,
+                "shadow": self.shadow}
 
 
 def store(row: Answered) -> int | str:
@@ -64,7 +71,7 @@ def insert_rows(rows: list[Answered]) -> list[int | str]:
     if first:
         fresh = [rows[i] for i in first.values()]
         stored = {(r.participant_id, r.challenge_id): r.id
-                  for r in connection.execute(statements["insert"], [asdict(r) for r in fresh])}
+                  for r in connection.execute(statements["insert"], [r.row() for r in fresh])}
         for key, i in first.items():
             outcomes[i] = stored.get(key, DUPLICATE)  # the unique key stopped an earlier one's twin
         by_round: dict[int, list[int]] = {}

@@ -225,6 +225,23 @@ def test_registrations_at_once_each_get_their_player_and_links_in_one_transactio
     assert {url.rsplit("/", 1)[1] for url in again["form_urls"].values()} == set(own)
 
 
+def test_a_batch_of_registrations_reads_each_table_once(client, join_writer):
+    """One statement a table for the whole batch: the rounds, who is taken, the players, their
+    links, the confirmation's wording, the confirmation emails, not one of them per player."""
+    from sqlalchemy import event
+    statements = []
+    listener = lambda *args: statements.append(" ".join(args[2].split()[:4]))  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        responses = register_at_once(client, [joiner(i) for i in range(10)])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert [r.status_code for r in responses] == [201] * 10 and join_writer.batches == 1
+    wording = [s for s in statements if "email_template" in s]
+    assert len(wording) == 1, statements
+    assert len(statements) <= 8, statements
+
+
 def test_a_second_registration_in_the_same_batch_gets_the_duplicate_answer(client, join_writer):
     responses = register_at_once(client, [
         joiner(1), joiner(2, email="joiner1@example.com"), joiner(3, phone="+16282000001"),
@@ -317,3 +334,41 @@ def test_the_writer_waits_for_sqlites_lock_without_holding_the_process(client, f
     assert released == [0] and writer.failed == 0  # the first batch waited, and went in
     assert [r.status_code for r in responses] == [303] * 4
     assert len(stored()) == 4
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's pool (SQLite's reads never yield)")
+def test_a_rush_of_submit_reads_waits_for_pooled_connections(app, writer):
+    """More submits reading at once than the pool keeps: the rest wait for a pooled connection
+    instead of opening one past the pool (a new backend each, closed again on its return)."""
+    from quiz.answers import _reading
+    pool, inside, most = db.engine.pool, [0], [0]
+
+    def read():
+        with app.app_context(), _reading() as connection:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            connection.exec_driver_sql("SELECT 1")
+            gevent.sleep(0.05)  # a read that yields, as under gunicorn's gevent workers
+            assert pool.overflow() <= 0
+            inside[0] -= 1
+    gevent.joinall([gevent.spawn(read) for _ in range(pool.size() + 5)], raise_error=True)
+    assert most[0] == pool.size() - 2  # two kept for the writers
+
+
+def test_the_writer_gathers_while_a_rush_keeps_arriving(writer):
+    """The writer waits once more each time its wait brought more items (a rush still arriving,
+    answered in large groups), and stops once a wait brought none, or the batch is full."""
+    from quiz import group_commit
+    arrivals, waits = [3, 2, 1], []
+
+    def sleep(seconds):  # stands for the gevent sleep: requests queue meanwhile
+        waits.append(seconds)
+        for _ in range(arrivals.pop(0) if arrivals else 0):
+            writer.queue.append(("item", None))
+    writer.queue = [("item", None)]
+    writer._gather(sleep)
+    assert len(waits) == 4 and len(writer.queue) == 7  # three waits brought more, the last none
+    writer.queue, waits[:] = [("item", None)], []
+    flood = lambda _seconds: writer.queue.extend([("item", None)] * 100)  # noqa: E731
+    writer._gather(flood)
+    assert len(writer.queue) == group_commit.BATCH_MAX + 1  # full: no more waiting

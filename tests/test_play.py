@@ -4,7 +4,7 @@ import re
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from quiz.extensions import db
 from quiz.models import FormLink, Submission
@@ -90,6 +90,25 @@ def test_double_submit_gets_already_submitted_and_one_row(client, player, open_r
         assert "already in" in text(again)
     assert db.session.scalar(select(func.count()).select_from(Submission)) == 1
     assert db.session.scalar(select(Submission.score)) == 1
+
+
+def test_a_doubled_submit_is_answered_from_two_reads(client, player, open_round):
+    """A doubled tap comes with every burst: its page (the round, "already in") costs the submit's
+    own read and one more, not a read per part of the page."""
+    _, links = player
+    token, fields, names = started(client, links[1], open_round)
+    body = {"csrf_token": token, names[0]: fields[names[0]]["S3"],
+            names[1]: [fields[names[1]]["RDS"]]}
+    assert client.post(f"/f/{links[1]}/submit", data=body).status_code == 303
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        again = client.post(f"/f/{links[1]}/submit", data=body)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert again.status_code == 200 and "already in" in text(again)
+    assert len(statements) <= 2, statements
 
 
 @pytest.mark.parametrize("mangle, message", [

@@ -1,4 +1,6 @@
 """Security controls: headers and CSP, rate limits keyed by link (not only by address)."""
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -59,6 +61,38 @@ def test_registration_limit_is_per_address_and_phone(client):
     other = client.post("/api/register",
                         json={**body, "email": "y@example.com", "phone": "+14155550101"})
     assert other.status_code == 201
+
+
+@pytest.mark.config(RATELIMIT_ENABLED=True)
+def test_a_limited_request_makes_one_redis_round_trip_with_the_same_headers(
+        client, app, load_bank, make_participant, api_headers):
+    """The submit's limit (and every other): counted and its headers answered by one script, not
+    the script, a GET and a TTL (three yields a submit under gevent)."""
+    import redis
+    load_bank()
+    code = db.session.scalar(select(FormLink.code).where(
+        FormLink.participant_id == make_participant().id, FormLink.challenge_id == 1))
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    token = csrf_from(client.get(f"/f/{code}").get_data(as_text=True))
+    server = redis.Redis.from_url(app.config["REDIS_URL"])
+
+    def calls() -> dict:
+        stats = server.info("commandstats")  # (a script's own commands count too: its TTL)
+        return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0)
+                for name in ("evalsha", "eval", "get", "ttl", "script|load")}
+    first = client.post(f"/f/{code}/start", data={"csrf_token": token})  # loads the script
+    assert first.status_code == 303
+    assert first.headers["X-RateLimit-Limit"] == "30"
+    assert first.headers["X-RateLimit-Remaining"] == "29"
+    assert 0 <= int(first.headers["X-RateLimit-Reset"]) - time.time() <= 61
+    before = calls()
+    second = client.post(f"/f/{code}/start", data={"csrf_token": token})
+    after = calls()
+    # one script run, no GET, and no TTL but the script's own
+    assert {name: after[name] - before[name] for name in after} == {
+        "evalsha": 1, "eval": 0, "get": 0, "ttl": 1, "script|load": 0}
+    assert second.headers["X-RateLimit-Remaining"] == "28"
+    assert 0 <= int(second.headers["X-RateLimit-Reset"]) - time.time() <= 61
 
 
 HUGE = "99999999999999999999"

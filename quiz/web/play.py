@@ -113,12 +113,16 @@ def submit(code):
     try:
         write(answers.submit_answers, code, request.form, utcnow(), request.files)
     except QuizError as error:
-        link = find_link(code)  # the page to answer with (an unknown link is a 404 from here)
-        i18n.use_language(link.participant.language)  # the message is worded as it is rendered
-        state = answers.page_state(link, utcnow())
+        # the page to answer with, in one query (an unknown link is a 404 from here): a doubled
+        # tap comes with every burst
+        page = find_round_page(code)
+        i18n.use_language(page.link.participant.language)  # the message is worded as rendered
+        state = answers.page_state(page.link, utcnow(), page.submitted)
+        help_requests = None if page.asked_for_help else []
         if error.code == "already_submitted":
-            return render_round(link, state, error)
-        return render_round(link, state, error, chosen=request.form), error.status
+            return render_round(page.link, state, error, help_requests=help_requests)
+        return (render_round(page.link, state, error, chosen=request.form,
+                             help_requests=help_requests), error.status)
     SUBMISSIONS.inc()  # committed
     return redirect(url_for("play.round_page", code=code), 303)
 
