@@ -68,6 +68,12 @@ def rows(sizes) -> list[Row]:
     n = f"{sizes.players:,}"
     parts = ["web process 1", "web process 2", "RQ worker", "Redis", "PostgreSQL"]
     return [
+        Row("machine load (1-min average, 2 cores, shared): before / after the event",
+            lambda f: f"{f['load_before']:.1f} / {f['load_after']:.1f}"),
+        Row("no-op GET /ping on this stack before the event (wrk, 64 connections, 5 s)",
+            lambda f: f"{f['ping']['rate']:,.0f} req/s"),
+        Row("the scenario took (stack up → down, two nodes not included)",
+            lambda f: f"{f['took_s']:.0f} s"),
         Row(f"event: {n} players, {sizes.rounds} rounds (joined through POST /api/register)",
             lambda f: f"{f['players']:,} ({f['register_count']:,})"),
         Row("… registration POST /api/register, p50 / p99 (8 at once per process)",
