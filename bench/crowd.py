@@ -40,7 +40,10 @@ from gevent.queue import LifoQueue  # noqa: E402
 ANSWER_TOKEN = re.compile(rb'name="(form_token|csrf_token)" value="([^"]+)"')
 CHOICE = re.compile(rb'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"')
 RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
-CONNECTIONS = 150  # keep-alive connections per process (a proxy's upstream pool, in effect)
+# Connections per process at most. deploy/nginx.conf sets no max_conns: nginx opens an upstream
+# connection for every request in flight, so a slow server sees the whole queue, not a client-side
+# one (a bound of 150 a process held the herd back in the load generator, where it was not timed).
+CONNECTIONS = 1_000
 # An idle connection is dropped after this long, as deploy/nginx.conf's upstream pool does: gunicorn
 # closes one idle for 5 s (its keepalive), and a request sent as it closes would be lost.
 IDLE_S = 4.0
@@ -149,8 +152,8 @@ class Http:
                 lines.append("Content-Type: application/x-www-form-urlencoded")
             lines.append(f"Content-Length: {len(body)}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        started = time.monotonic()  # a wait for a connection is part of what the phone waits
         with self.slots:
-            started = time.monotonic()
             while True:
                 connection = self.reuse()
                 fresh = connection is None
