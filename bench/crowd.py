@@ -40,7 +40,13 @@ from gevent.queue import LifoQueue  # noqa: E402
 ANSWER_TOKEN = re.compile(rb'name="(form_token|csrf_token)" value="([^"]+)"')
 CHOICE = re.compile(rb'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"')
 RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
-CONNECTIONS = 150  # keep-alive connections per process (a proxy's upstream pool, in effect)
+# Connections per process at most. deploy/nginx.conf sets no max_conns: nginx opens an upstream
+# connection for every request in flight, so a slow server sees the whole queue, not a client-side
+# one (a bound of 150 a process held the herd back in the load generator, where it was not timed).
+CONNECTIONS = 1_000
+# An idle connection is dropped after this long, as deploy/nginx.conf's upstream pool does: gunicorn
+# closes one idle for 5 s (its keepalive), and a request sent as it closes would be lost.
+IDLE_S = 4.0
 FRAGMENT_POLL = (3.0, 6.0)  # today's phones: htmx re-GETs the fragment after 3–6 s
 
 
@@ -146,10 +152,10 @@ class Http:
                 lines.append("Content-Type: application/x-www-form-urlencoded")
             lines.append(f"Content-Length: {len(body)}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        started = time.monotonic()  # a wait for a connection is part of what the phone waits
         with self.slots:
-            started = time.monotonic()
-            for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile: once more
-                connection = self.idle.get() if not self.idle.empty() else None
+            while True:
+                connection = self.reuse()
                 fresh = connection is None
                 try:
                     if fresh:
@@ -158,18 +164,29 @@ class Http:
                 except (OSError, Closed) as error:
                     if connection is not None:
                         connection.close()
-                    if fresh or attempt == 2:
+                    timeout = isinstance(error, TimeoutError)
+                    if fresh or timeout:
                         # a phone gives up after 30 s without an answer
-                        self.statuses[category]["no answer in 30 s" if isinstance(
-                            error, TimeoutError) else "connection error"] += 1
+                        self.statuses[category]["no answer in 30 s" if timeout
+                                                else "connection error"] += 1
                         return None
-                    continue
+                    continue  # a kept-alive connection the server closed meanwhile: the next one
                 if connection.alive:
-                    self.idle.put(connection)
+                    self.idle.put((connection, time.monotonic()))
                 break
         self.latencies[category].append(time.monotonic() - started)
         self.statuses[category][str(response.status)] += 1
         return response
+
+    def reuse(self) -> "Connection | None":
+        """The most recently used idle connection, if it has been idle less than IDLE_S (older ones
+        are closed)."""
+        while not self.idle.empty():
+            connection, since = self.idle.get()
+            if time.monotonic() - since < IDLE_S:
+                return connection
+            connection.close()
+        return None
 
     def take(self) -> dict:
         """What was measured since the last take, as JSON-ready lists."""
@@ -203,8 +220,8 @@ class Phone:
 class Crowd:
     """This process's phones and what they do per round."""
 
-    def __init__(self, http: Http, phones: list[list[str]], mode: str):
-        self.http, self.mode, self.poll_seconds = http, mode, 5.0
+    def __init__(self, http: Http, phones: list[list[str]], mode: str, poll_seconds: float):
+        self.http, self.mode, self.poll_seconds = http, mode, poll_seconds
         self.phones = [Phone(codes) for codes in phones]
         self.go, self.closed, self.all_in = Event(), Event(), Event()
         self.t0, self.pending, self.greenlets = 0.0, 0, []
@@ -238,7 +255,7 @@ class Crowd:
                         category + "_fetch", "GET", f"/f/{code}",
                         phone.headers(**{"HX-Request": "true"})))
                 phone.version = status.get("version")
-            return self.poll_seconds * random.uniform(0.75, 1.25)
+            return self.poll_seconds * (1 + random.random() / 2)  # as static/js/waiting.js
         phone.keep_cookie(self.http.request(category, "GET", f"/f/{code}",
                                             phone.headers(**{"HX-Request": "true"})))
         return random.uniform(*FRAGMENT_POLL)
@@ -247,7 +264,9 @@ class Crowd:
         opens, starts, submits = times
         code = phone.codes[number - 1]
         try:
-            gevent.sleep(rng.uniform(0, FRAGMENT_POLL[1]))  # phones don't start polling in step
+            # phones don't poll in step: each starts at a random point of its cycle
+            gevent.sleep(rng.uniform(0, FRAGMENT_POLL[1] if self.mode == "fragment"
+                                     else self.poll_seconds * 1.5))
             while not (self.go.is_set() and time.monotonic() >= self.t0 + opens):
                 if self.closed.is_set():
                     return
@@ -309,8 +328,9 @@ class Crowd:
         then dropped); what this round measured."""
         self.closed.set()
         gevent.joinall(self.greenlets, timeout=10)
+        unfinished = self.pending  # (a phone stopped below counts itself done)
         gevent.killall(self.greenlets, timeout=5)
-        return {**self.http.take(), "accepted": self.accepted, "unfinished": self.pending,
+        return {**self.http.take(), "accepted": self.accepted, "unfinished": unfinished,
                 "last_answer": max(self.answered_at, default=0.0)}
 
 
@@ -406,7 +426,7 @@ def main() -> None:
         if kind == "register":
             answer(kind, register(http, command["numbers"], command["concurrency"]))
         elif kind == "phones":
-            crowd = Crowd(http, command["phones"], command["mode"])
+            crowd = Crowd(http, command["phones"], command["mode"], command["poll_seconds"])
             answer(kind, {"phones": len(crowd.phones)})
         elif kind == "sockets":
             answer(kind, sockets.connect(command["url"], command["count"], command.get("cookie")))

@@ -12,6 +12,7 @@ console websockets take every frame. CPU per process comes from /proc.
     python -m bench --only event10k [--quick]
 """
 import json
+import os
 import queue
 import random
 import subprocess
@@ -33,7 +34,7 @@ from quiz.models import Challenge, FormLink, Submission
 from quiz.rehearsal_pages import csrf
 from quiz.stack import Stack
 
-from .load import SETTINGS, progress
+from .load import SETTINGS, progress, wrk
 from .stack import insert_players
 from .usage import Cpu
 
@@ -198,11 +199,15 @@ class Event:
         db.engine.dispose()
         self.context.pop()
         self.stack.stop()
+        if os.environ.get("BENCH_KEEP_LOG"):  # the stack's log, kept past the temporary directory
+            Path(os.environ["BENCH_KEEP_LOG"]).write_bytes(self.stack.logs.read_bytes())
         self.redis_process.terminate()
         self.redis_process.wait()
 
     def run(self) -> dict:
-        sizes, figures = self.sizes, {}
+        sizes, figures = self.sizes, {"load_before": os.getloadavg()[0]}
+        # the same run's ceiling: the machine is shared, so the table's ratios are what compares
+        figures["ping"] = progress("event: /ping", wrk, self.stack.url, "get", "/ping", 5, 64)
         self.phones = Crowd(self.stack.port, sizes.phone_processes)
         self.sockets = Crowd(self.stack.port, sizes.socket_processes)
         figures["players"] = sizes.players
@@ -216,6 +221,7 @@ class Event:
                   [p.pid for p in self.phones.processes + self.sockets.processes])
         figures["rounds"] = [progress(f"event: round {n}", self.play_round, n, cpu)
                              for n in range(1, sizes.rounds + 1)]
+        figures["load_after"] = os.getloadavg()[0]
         figures["crowd_cpu_s"] = sum(a["cpu_s"] for a in self.phones.ask({"cmd": "quit"})
                                      + self.sockets.ask({"cmd": "quit"}))
         return figures
@@ -247,7 +253,8 @@ class Event:
                 requests.get(f"{self.stack.url}/f/{phone[-1]}", headers=headers, timeout=30)
         status = requests.get(self.stack.url + "/api/status", timeout=10)
         mode = "status" if status.status_code == 200 else "fragment"
-        self.phones.ask([{"cmd": "phones", "phones": share, "mode": mode}
+        poll = status.json()["poll_seconds"] if mode == "status" else None
+        self.phones.ask([{"cmd": "phones", "phones": share, "mode": mode, "poll_seconds": poll}
                          for share in shares(phones, sizes.phone_processes)])
         return mode
 
@@ -290,9 +297,15 @@ class Event:
         watcher.start()
         # every phone's answers in (or, on a server that can't keep up, a bound)
         all_in = self.phones.answers("go", timeout=sizes.answer_s + 60)
-        time.sleep(2)  # answered phones keep polling until the round ends
-        end_ms, end_retries = self.console(f"/api/admin/end-challenge/{number}")
-        closes = self.phones.ask({"cmd": "close"})
+        if all(all_in):
+            time.sleep(2)  # answered phones keep polling until the round ends
+            end_ms, end_retries = self.console(f"/api/admin/end-challenge/{number}")
+            closes = self.phones.ask({"cmd": "close"})
+        else:
+            # Not every phone done by the bound: the server is behind. The phones stop first (those
+            # not done are counted), so that End round isn't queued behind the rest of the herd.
+            closes = self.phones.ask({"cmd": "close"})
+            end_ms, end_retries = self.console(f"/api/admin/end-challenge/{number}")
         closed = cpu.snap()
         frames = self.sockets.ask({"cmd": "frames"})
         frames_s = time.monotonic() - frames_from
@@ -323,14 +336,13 @@ class Event:
                 "dropped": sum(f["dropped"] for f in frames), "frames_s": frames_s}
 
     def console(self, path: str) -> tuple[float, int]:
-        """An organizer's button (the JSON API): the last attempt's time in ms (inf: it never
-        answered within a minute), and how often it had to be pressed again (503, or no answer)."""
+        """An organizer's button (the JSON API): the last attempt's time in ms, and how often it
+        had to be pressed again (a 503: busy). One press is waited for as long as it takes (up to
+        10 minutes): pressing again while the first is still running would only be refused with a
+        409 (the round already open or closed) once the first is done."""
         for retries in range(5):
             started = time.monotonic()
-            try:
-                response = self.api.post(self.stack.url + path, timeout=60)
-            except requests.RequestException:
-                continue
+            response = self.api.post(self.stack.url + path, timeout=600)
             elapsed = (time.monotonic() - started) * 1000
             if response.status_code == 200:
                 return elapsed, retries
@@ -356,7 +368,10 @@ class Event:
 
 def measure(database_url_for, sizes: EventSizes) -> dict:
     """The event on a fresh database (`database_url_for(directory)` gives its URL)."""
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         with Event(Path(tmp), database_url_for(Path(tmp)), sizes) as event:
-            return event.run()
+            figures = event.run()
+    figures["took_s"] = time.monotonic() - started
+    return figures
 

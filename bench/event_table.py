@@ -14,6 +14,8 @@ def latencies(f: dict, *kinds: str) -> list[float]:
 
 def p50_p99(f: dict, *kinds: str) -> str:
     values = latencies(f, *kinds)
+    if not values:
+        return "– (none)"
     return (f"{percentile(values, 50) * 1000:.0f} / {percentile(values, 99) * 1000:.0f} ms"
             f" ({len(values):,})")
 
@@ -68,6 +70,12 @@ def rows(sizes) -> list[Row]:
     n = f"{sizes.players:,}"
     parts = ["web process 1", "web process 2", "RQ worker", "Redis", "PostgreSQL"]
     return [
+        Row("machine load (1-min average, 2 cores, shared): before / after the event",
+            lambda f: f"{f['load_before']:.1f} / {f['load_after']:.1f}"),
+        Row("no-op GET /ping on this stack before the event (wrk, 64 connections, 5 s)",
+            lambda f: f"{f['ping']['rate']:,.0f} req/s"),
+        Row("the scenario took (stack up → down, two nodes not included)",
+            lambda f: f"{f['took_s']:.0f} s"),
         Row(f"event: {n} players, {sizes.rounds} rounds (joined through POST /api/register)",
             lambda f: f"{f['players']:,} ({f['register_count']:,})"),
         Row("… registration POST /api/register, p50 / p99 (8 at once per process)",
@@ -83,7 +91,8 @@ def rows(sizes) -> list[Row]:
             lambda f: f"{worst(f, 'start_ms'):.0f} ms", "≤ 200 ms",
             lambda f: worst(f, "start_ms") <= 200),
         Row(f"… SMS: start → {n} round links sent, worst round",
-            lambda f: f"{worst(f, 'sms_s'):.1f} s"),
+            lambda f: f"{worst(f, 'sms_s'):.1f} s" if worst(f, "sms_s") < float("inf")
+            else "not all sent within 30 s of the round's end"),
         Row(f"herd: open the link (GET /f/<code>, opens over {sizes.open_s:.0f} s), p50 / p99",
             lambda f: p50_p99(f, "open")),
         Row("Start (POST /f/<code>/start), p50 / p99", lambda f: p50_p99(f, "start")),
