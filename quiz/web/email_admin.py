@@ -9,6 +9,7 @@ from ..errors import QuizError
 from ..i18n import SUPPORTED, enabled
 from ..models import Role
 from .handling import write
+from .wording import reset_to_default
 from .roles import requires
 
 bp = Blueprint("email_admin", __name__, url_prefix="/admin")
@@ -81,12 +82,8 @@ def reset(kind):
     language, refused = _kind_and_language(kind)
     if refused:
         return refused
-    write(lambda: (email_templates.reset(kind, language),
-                   record(current_user.username, "reset email wording", None,
-                          f"{kind} ({language})")))
-    flash(f"Back to the default wording in {SUPPORTED[language]}.", "ok")
-    return redirect(url_for("email_admin.settings", language=language, _anchor=f"email-{kind}"),
-                    303)
+    return reset_to_default(email_templates.reset, "email", kind, language,
+                            "email_admin.settings", "email")
 
 
 @bp.post("/emails/test")

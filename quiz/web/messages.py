@@ -14,6 +14,7 @@ from ..models import Reminder, Role
 from ..reminders import cancel_reminder, schedule_reminder
 from ..sample_sms import sample_body, send_sample_sms
 from .handling import write
+from .wording import reset_to_default
 from .admin import act
 from .roles import requires
 
@@ -100,11 +101,8 @@ def reset_template(kind):
     language, refused = _kind_and_language(kind)
     if refused:
         return refused
-    write(lambda: (sms_templates.reset_template(kind, language),
-                   record(current_user.username, "reset SMS wording", None,
-                          f"{kind} ({language})")))
-    flash(f"Back to the default wording in {SUPPORTED[language]}.", "ok")
-    return redirect(url_for("messages.settings", language=language, _anchor=f"sms-{kind}"), 303)
+    return reset_to_default(sms_templates.reset_template, "SMS", kind, language,
+                            "messages.settings", "sms")
 
 
 @bp.post("/test-sms")
