@@ -79,10 +79,13 @@ def worker_alive(client, watching_since: float) -> Finding:
     newest = client.zrevrange(BEATS_KEY, 0, 0, withscores=True)
     now = time.time()
     last = newest[0][1] if newest else watching_since
+    # `at=now`: the moment judged, not when the Finding is made (a process held up in between
+    # would have its older "alive" win over another's newer "dead", and the alert said again)
     if now - max(last, watching_since) < limit:
-        return Finding("worker")
+        return Finding("worker", at=now)
     return Finding("worker", {"worker": f"no live worker for {limit:g} s: SMS, results, reminders "
-                                        "and round time limits wait (start `python worker.py`)"})
+                                        "and round time limits wait (start `python worker.py`)"},
+                   at=now)
 
 
 def channels():
