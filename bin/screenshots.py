@@ -8,7 +8,6 @@ Needs Debian's Chromium (`make browser`). Everything runs on loopback in a tempo
 a real redis-server, gunicorn and the worker, the demo question bank. One phone plays the whole
 event in the browser; the others answer over HTTP; the projector page is never reloaded.
 """
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,9 +24,9 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from quiz.embedded import server_args, wait_for  # noqa: E402
 from tests.browser_fixtures import (CHROMIUM_ARGS, PHONE, PROJECTOR, fill_join_form,  # noqa: E402
-                                    fits_phone, stage_fits)
+                                    fits_phone, stage_fits, tick_right_answers)
 from tests.live_fixtures import LiveStack  # noqa: E402
-from tests.players import KEY, Api, answer_over_http, load_demo_bank  # noqa: E402
+from tests.players import Api, answer_over_http, load_demo_bank  # noqa: E402
 
 POLL = 12_000
 # The phone in the pictures: a long name, to show it never overflows.
@@ -193,13 +192,7 @@ def play(browser, stack, api: Api, out: Path) -> None:
 
 def answer_in_browser(page, number: int, shoot: Path | None = None) -> None:
     """Tick the right answers like a thumb would, then submit."""
-    questions = page.locator("fieldset.question")
-    expect(questions).to_have_count(len(KEY[number]))
-    for question, correct in KEY[number].items():  # each player has their own order: by text
-        fieldset = questions.filter(has=page.locator("legend", has_text=question))
-        for choice in correct:
-            fieldset.locator(
-                "label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
+    tick_right_answers(page, number)
     if shoot:
         page.evaluate("window.scrollTo(0, 0)")
         settle(page)

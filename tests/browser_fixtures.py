@@ -5,12 +5,13 @@ Chromium comes from apt (`make browser`); Playwright never downloads a browser h
 outside CI, where it must be there) the tests marked `browser` are skipped.
 """
 import os
+import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
-from .players import Api, load_demo_bank
+from .players import KEY, Api, load_demo_bank
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium's own connections are refused on a closed
@@ -101,6 +102,20 @@ def stage_fits(page: Page) -> None:
         + Math.round(e.getBoundingClientRect().top) + '+'
         + Math.round(e.getBoundingClientRect().height))""")
     assert size[0] <= size[1] and size[2] <= size[3], f"stage overflows: {size} {detail}"
+
+
+def tick_right_answers(page: Page, number: int) -> None:
+    """Tick round `number`'s right answers as a thumb would, each question found by its text (each
+    player has their own order); a radio question ends with one choice, a checkbox one with all the
+    right ones."""
+    questions = page.locator("fieldset.question")
+    expect(questions).to_have_count(len(KEY[number]))
+    for question, correct in KEY[number].items():
+        fieldset = questions.filter(has=page.locator("legend", has_text=question))
+        for choice in correct:
+            fieldset.locator(
+                "label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
+        expect(fieldset.locator("input:checked")).to_have_count(len(correct))
 
 
 def fill_join_form(page: Page, name: str, email: str, phone: str, company: str) -> None:

@@ -1,14 +1,13 @@
 """The shadow league in a real browser (Debian's Chromium via Playwright, the real stack): a
 knocked-out player plays round 2 on a phone, and the projector shows the shadow league in its own
 panel, live."""
-import re
 from pathlib import Path
 
 import pytest
 
 from .browser_fixtures import (PHONE, POLL, PROJECTOR, assert_not_reloaded, fits_phone, mark_page,
-                               stage_fits)
-from .players import KEY, answer_over_http
+                               stage_fits, tick_right_answers)
+from .players import answer_over_http
 
 from playwright.sync_api import expect  # noqa: E402
 
@@ -52,13 +51,7 @@ def test_a_knocked_out_phone_plays_round_2_in_the_shadow_league(stack, api, new_
     # The live page (it says "shadow league"), not the stored form.
     expect(phone.locator("main[data-stored-form]")).to_have_count(0)
     expect(note).to_be_visible()
-    questions = phone.locator("fieldset.question")
-    expect(questions).to_have_count(len(KEY[2]))
-    for question, correct in KEY[2].items():  # each player has their own order: by text
-        fieldset = questions.filter(has=phone.locator("legend", has_text=question))
-        for choice in correct:
-            fieldset.locator(
-                "label.choice", has_text=re.compile(rf"^\s*{re.escape(choice)}\s*$")).click()
+    tick_right_answers(phone, 2)
     fits_phone(phone)
     phone.evaluate("window.scrollTo(0, 0)")
     phone.screenshot(path=str(DOCS / "shadow-phone.png"))
