@@ -26,15 +26,12 @@ from pathlib import Path
 import requests
 from sqlalchemy import func, select, text
 
-from quiz import create_app
-from quiz.config import ROOT, Config
-from quiz.embedded import server_args, wait_for
+from quiz.config import ROOT
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Submission
 from quiz.rehearsal_pages import csrf
-from quiz.stack import Stack
 
-from .load import SETTINGS, progress, wrk
+from .load import SETTINGS, OnStack, progress, wrk
 from .stack import insert_players
 from .usage import Cpu
 
@@ -157,52 +154,23 @@ def errors(statuses: dict) -> dict:
             counts.items() if status not in EXPECTED.get(kind, set())}
 
 
-class Event:
+class Event(OnStack):
     """The stack on a fresh database and Redis, an app in this process to prepare data and check
     the database, and the crowd."""
 
     def __init__(self, directory: Path, database_url: str, sizes: EventSizes):
         self.directory, self.sizes, self.database_url = directory, sizes, database_url
-        self.redis_process = subprocess.Popen(server_args(directory, directory / "redis.sock"),
-                                              stdout=subprocess.DEVNULL)
-        self.redis_url = f"unix://{directory / 'redis.sock'}"
-        wait_for(self.redis_url)
-        self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS)
-        config = type("EventConfig", (Config,), {
-            "INSTANCE_PATH": str(directory / "instance"), "REDIS_URL": self.redis_url,
-            "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": SETTINGS["SECRET_KEY"],
-            "ADMIN_API_TOKEN": SETTINGS["ADMIN_API_TOKEN"], "PUBLIC_BASE_URL": self.stack.url,
-            "LOG_LEVEL": "WARNING"})
-        self.app = create_app(config)
+        self.bank = bank(sizes.rounds)
+        super().__init__(directory, database_url)
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {SETTINGS['ADMIN_API_TOKEN']}"
         self.phones = self.sockets = None
-
-    def __enter__(self):
-        self.context = self.app.app_context()
-        self.context.push()
-        try:
-            self.stack.start()
-            from quiz.questions import apply_bank, parse_bank
-            apply_bank(parse_bank(bank(self.sizes.rounds)))
-            db.session.commit()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
 
     def __exit__(self, *exc):
         for crowd in (self.phones, self.sockets):
             if crowd is not None:
                 crowd.stop()
-        db.session.remove()
-        db.engine.dispose()
-        self.context.pop()
-        self.stack.stop()
-        if os.environ.get("BENCH_KEEP_LOG"):  # the stack's log, kept past the temporary directory
-            Path(os.environ["BENCH_KEEP_LOG"]).write_bytes(self.stack.logs.read_bytes())
-        self.redis_process.terminate()
-        self.redis_process.wait()
+        super().__exit__(*exc)
 
     def run(self) -> dict:
         sizes, figures = self.sizes, {"load_before": os.getloadavg()[0]}

@@ -110,24 +110,22 @@ def wrk(url: str, mode: str, source: str, seconds: float, connections: int,
     return result
 
 
-class Run:
-    """One database: the stack, an app in this process for preparing data, and the figures
-    measured."""
+class OnStack:
+    """A bench on one database: its own Redis, the stack (SETTINGS), and an app in this process
+    for preparing data; `with` starts the stack with `bank` loaded and stops it all."""
 
-    def __init__(self, directory: Path, database_url: str, sizes: Sizes):
-        self.directory, self.sizes, self.figures = directory, sizes, {}
+    bank = BANK
+
+    def __init__(self, directory: Path, database_url: str, **env):
         self.redis_process = subprocess.Popen(server_args(directory, directory / "redis.sock"),
                                               stdout=subprocess.DEVNULL)
         self.redis_url = f"unix://{directory / 'redis.sock'}"
         wait_for(self.redis_url)
-        # BENCH_PROFILE_DIR: each web process's cProfile stats land there when it stops
-        profile = {"KNOCKOUT_PROFILE_DIR": os.environ["BENCH_PROFILE_DIR"]} \
-            if os.environ.get("BENCH_PROFILE_DIR") else {}
-        self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS, **profile)
-        config = type("LoadConfig", (Config,), {
+        self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS, **env)
+        config = type("BenchConfig", (Config,), {
             "INSTANCE_PATH": str(directory / "instance"), "REDIS_URL": self.redis_url,
-            "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": self.stack.env["SECRET_KEY"],
-            "ADMIN_API_TOKEN": "live-token", "PUBLIC_BASE_URL": self.stack.url,
+            "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": SETTINGS["SECRET_KEY"],
+            "ADMIN_API_TOKEN": SETTINGS["ADMIN_API_TOKEN"], "PUBLIC_BASE_URL": self.stack.url,
             "LOG_LEVEL": "WARNING"})
         self.app = create_app(config)
 
@@ -137,7 +135,7 @@ class Run:
         try:
             self.stack.start()
             from quiz.questions import apply_bank, parse_bank
-            apply_bank(parse_bank(BANK))
+            apply_bank(parse_bank(self.bank))
             db.session.commit()
         except BaseException:
             self.__exit__()
@@ -153,6 +151,17 @@ class Run:
             Path(os.environ["BENCH_KEEP_LOG"]).write_bytes(self.stack.logs.read_bytes())
         self.redis_process.terminate()
         self.redis_process.wait()
+
+
+class Run(OnStack):
+    """The HTTP figures on one database."""
+
+    def __init__(self, directory: Path, database_url: str, sizes: Sizes):
+        self.directory, self.sizes, self.figures = directory, sizes, {}
+        # BENCH_PROFILE_DIR: each web process's cProfile stats land there when it stops
+        profile = {"KNOCKOUT_PROFILE_DIR": os.environ["BENCH_PROFILE_DIR"]} \
+            if os.environ.get("BENCH_PROFILE_DIR") else {}
+        super().__init__(directory, database_url, **profile)
 
     def measure(self, steps: set[str] | None = None) -> dict:
         """Every HTTP figure (or the `steps` named), in an order that keeps each step's load its

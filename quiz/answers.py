@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from gevent.lock import BoundedSemaphore
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.engine import Engine
 
@@ -214,7 +215,6 @@ class _Reader:
         if engine.dialect.name == "sqlite":
             self.engine, self.slots = engine, nullcontext()
             return
-        from gevent.lock import BoundedSemaphore
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.slots = BoundedSemaphore(max(engine.pool.size() - 2, 1))
 

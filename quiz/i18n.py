@@ -10,7 +10,7 @@ participant's own pages, their stored language (`remember`).
 from pathlib import Path
 
 from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import Babel, gettext, refresh
+from flask_babel import Babel, get_locale, gettext, refresh
 
 from .config import ConfigError
 from .errors import QuizError
@@ -117,6 +117,5 @@ def remember(participant, code: str) -> None:
 
 def current_language() -> str:
     """The language this page is rendered in (`<html lang>`)."""
-    from flask_babel import get_locale
     locale = get_locale()
     return locale.language if locale else default()
