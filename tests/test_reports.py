@@ -177,8 +177,9 @@ def test_report_queries_do_not_grow_with_players_or_rounds(client, load_bank, ma
             statements.clear()
             assert client.get(f"/r/{code}").status_code == 200
             counts.append(len(statements))
-            # (+2 for the answers beside the right ones: the final rounds, then the sheets)
-            assert len(statements) <= 16, statements
+            # (+2 for the answers beside the right ones: the final rounds, then the sheets; +1 when
+            # this process's copy of the event's look, read at most every 2 s, expires mid-loop)
+            assert len(statements) <= 17, statements
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     print("report statements per page:", sorted(set(counts)))
