@@ -140,6 +140,12 @@ def forget_look() -> None:
     current_app.extensions.pop(COPY, None)
 
 
+def fresh_look() -> Look:
+    """The look as the database has it now (another process may have saved it a moment ago)."""
+    forget_look()
+    return current_look()
+
+
 def _look(config, row: EventLook | None) -> Look:
     row = row or EventLook(name="", primary="", accent="", logo_key="", sponsors="",
                            sms_sender="")

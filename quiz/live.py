@@ -19,6 +19,7 @@ from typing import NamedTuple
 import redis
 from flask import Blueprint, Flask
 
+from .branding import forget_look
 from .effects import CHANNEL
 from .extensions import db, state
 from .observability import SOCKETS
@@ -201,9 +202,14 @@ class Hub:
 
     def broadcast(self) -> None:
         """Render each watched topic once and offer the same bytes to all of its sockets (most take
-        them at once: one system call each, no switch to their greenlets)."""
+        them at once: one system call each, no switch to their greenlets). The change may be the
+        event's look, saved in another process: each broadcast reads it afresh (one read by primary
+        key a tick)."""
         with self.lock:
             watched = {topic: list(clients) for topic, clients in self.clients.items() if clients}
+        if watched:
+            with self.app.app_context():
+                forget_look()
         for topic, clients in watched.items():
             changes, now = self.changes, self.clock()
             frame = self.render(topic, own_connection=True)

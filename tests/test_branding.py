@@ -3,13 +3,14 @@ Look page, on the projector, the phones, the stored forms and the badge; Knockou
 unset."""
 import io
 import re
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from quiz import create_app
+from quiz import branding, create_app
 from quiz.colours import contrast, ink_on
 from quiz.config import ConfigError
 from quiz.extensions import db
@@ -236,3 +237,38 @@ def test_a_bad_sms_sender_id_is_refused_at_start(tmp_path):
                                             "INSTANCE_PATH": str(tmp_path)})
     with pytest.raises(ConfigError, match="SMS_SENDER_ID 'Dev Conf!' can't be an SMS sender"):
         create_app(config)
+
+
+def test_a_look_saved_in_another_process_is_not_hidden_by_this_ones_copy(app, client):
+    """Each web process keeps the look for LOOK_CACHE_SECONDS. Where that copy would show the old
+    look for good (a stylesheet cached for a year under the new look's address, a projector that
+    is never reloaded, the Look page just after saving) it is read afresh."""
+    from quiz.extensions import state
+    look_form(client, name="Acme Summit", primary="#ffcc00")
+    new = branding.fresh_look()
+
+    def stale():  # this process read the look just before another one saved it
+        app.extensions[branding.COPY] = (time.monotonic() + 60, branding.Look(
+            name="Knockout", primary="", accent="", logo_url="", sponsors=[], sms_sender=""))
+
+    stale()
+    served = client.get(f"/brand/look.css?v={new.css_version}")
+    assert "--brand: #ffcc00" in served.get_data(as_text=True)
+    assert "immutable" in served.headers["Cache-Control"]
+    stale()
+    old_page = client.get("/brand/look.css?v=0123456789abcdef")  # a page from before the change
+    assert "--brand: #ffcc00" in old_page.get_data(as_text=True)
+    assert old_page.headers["Cache-Control"] == "no-cache"
+    stale()
+    page = text(client.get("/admin/look/"))
+    assert "Acme Summit" in page and "below WCAG AA" in page
+
+    hub = state(app).hub
+    hub.started = True  # driven by hand: no Redis listener
+    projector = hub.connect("display")
+    projector.take(0)
+    stale()
+    hub.broadcast()
+    assert b"Acme Summit" in projector.take(1).html
+    hub.disconnect(projector)
+    hub.release()

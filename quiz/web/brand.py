@@ -4,7 +4,7 @@ import mimetypes
 import re
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app
+from flask import Blueprint, abort, current_app, request
 
 from .. import branding, logos
 from ..storage import StorageError
@@ -32,9 +32,16 @@ def stored(key):
 @bp.get("/look.css")
 def stylesheet():
     """The event's colours (templates/brand/_style.html links it with its version: a new look is a
-    new address, so this one may be cached for good)."""
-    response = current_app.response_class(branding.current_look().css, mimetype="text/css")
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    new address, so this one may be cached for good). Asked for a version this process's copy of
+    the look is not (saved in another process a moment ago), it reads the look afresh; a version
+    that is still not the look's (an old page's) is answered with today's colours, not cached."""
+    look = branding.current_look()
+    wanted = request.args.get("v", "")
+    if wanted != look.css_version:
+        look = branding.fresh_look()
+    response = current_app.response_class(look.css, mimetype="text/css")
+    response.headers["Cache-Control"] = ("public, max-age=31536000, immutable"
+                                         if wanted == look.css_version else "no-cache")
     return response
 
 

@@ -15,7 +15,7 @@ bp = Blueprint("look", __name__, url_prefix="/admin/look")
 
 def look_page(status: int = 200, error: QuizError | None = None, values=None):
     row = db.session.get(EventLook, 1)
-    look = branding.current_look()
+    look = branding.fresh_look()  # saved a moment ago, maybe by another process
     saved = {"name": row.name if row else "", "primary": row.primary if row else "",
              "accent": row.accent if row else "", "sms_sender": row.sms_sender if row else "",
              "sponsors": "\n".join(n for n, _ in branding.stored_sponsors(row)) if row else ""}
