@@ -299,3 +299,15 @@ def test_worker_killed_mid_batch_another_finishes_nothing_twice_nothing_unsent(
     delivered = Counter(phone for phone, _ in sns.values())
     assert set(delivered) == set(phones)  # nothing unsent
     assert sum(delivered.values()) - 60 <= in_doubt  # a repeat only for a message caught mid-send
+
+
+def test_queueing_says_how_many_it_queued_on_every_database(app, load_bank, make_participant):
+    """The count the "N messages queued" log and the console report (PostgreSQL's driver gave -1
+    for an INSERT … SELECT unless asked to keep it); a second call queues none (one per key)."""
+    load_bank()
+    for _ in range(3):
+        make_participant()
+    challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
+    challenge.status = "open"
+    assert notify.queue_round_links(challenge) == 3
+    assert notify.queue_round_links(challenge) == 0
