@@ -141,7 +141,8 @@ def queue_confirmations(joined: list[tuple[int, dict, str]]) -> None:
                          key=f"email:confirmation:{participant_id}", to=clean["email"],
                          subject=email.subject, body=email.text, html=email.html,
                          status=MessageStatus.QUEUED, attempts=0, created_at=now))
-    db.session.execute(insert(Message), rows)
+    # RETURNING: one multi-row INSERT for the batch, not one statement a row (the ids go unread)
+    db.session.execute(insert(Message).returning(Message.id), rows)
     owe(Pending(Drain.EMAIL_CONFIRMATIONS, tuple(i for i, _, _ in joined)))
 
 

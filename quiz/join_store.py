@@ -3,10 +3,14 @@
 quiz/registration.py checks what people typed; what comes here is clean values. One transaction
 for a batch: the rounds held against a concurrent close of round 1 (PostgreSQL FOR SHARE, so the
 close's FOR UPDATE waits for the batch, or the batch sees "closed"; SQLite's write lock, taken
-first), one read for every email and phone already taken, then one INSERT for the new players and
-one for their links (one per round). A player whose email or phone is taken, by an earlier player
-or an earlier row of the same batch, gets the duplicate answer; once a round has closed, everyone
-gets "registration is closed". Each row's outcome: Registered, or the QuizError to answer with.
+first), then one INSERT for the new players that skips any whose email or phone is already taken
+(ON CONFLICT DO NOTHING: no read first, and a player committed meanwhile by another process is
+skipped, not a failed batch), one for their links and one for their confirmation emails (each a
+single multi-row statement, not one per row). Only when a player was skipped does a read find out
+which of their email and phone was taken. A player whose email or phone is taken, by an earlier
+player or an earlier row of the same batch, gets the duplicate answer; once a round has closed,
+everyone gets "registration is closed". Each row's outcome: Registered, or the QuizError to answer
+with.
 """
 import secrets
 from dataclasses import dataclass
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from . import emails as email_channel
 from .clock import utcnow
@@ -56,16 +62,12 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
         # lazy: worded in each request's own language when answered (this runs in the writer)
         return [QuizError(_l("Registration is closed: the game is already under way."),
                           code="registration_closed") for _ in cleans]
-    emails, phones = set(), set()
-    for email, phone in connection.execute(statements["taken"], {
-            "emails": [c["email"] for c in cleans], "phones": [c["phone"] for c in cleans]}):
-        emails.add(email)
-        phones.add(phone)
     outcomes: list[Registered | QuizError | None] = [None] * len(cleans)
     rows, now = {}, utcnow()
+    emails, phones = set(), set()
     texts = bool(current_app.config["SMS_CONFIRMATION"])
     for i, clean in enumerate(cleans):
-        if clean["email"] in emails or clean["phone"] in phones:
+        if clean["email"] in emails or clean["phone"] in phones:  # an earlier row of this batch
             outcomes[i] = duplicate_error(email_taken=clean["email"] in emails)
             continue
         emails.add(clean["email"])
@@ -77,6 +79,11 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
     if not rows:
         return outcomes
     ids = dict(connection.execute(statements["participants"], list(rows.values())).all())
+    if len(ids) < len(rows):
+        _answer_skipped(connection, statements, rows, ids, outcomes)
+        rows = {i: row for i, row in rows.items() if row["report_code"] in ids}
+        if not rows:
+            return outcomes
     links = [{"participant_id": ids[row["report_code"]], "challenge_id": challenge_id,
               "code": new_code(), "seed": secrets.randbits(31)}
              for row in rows.values() for challenge_id, _, _ in rounds]
@@ -104,6 +111,26 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
     return outcomes
 
 
+def _answer_skipped(connection, statements: dict, rows: dict, ids: dict, outcomes: list) -> None:
+    """The duplicate answer for each row the INSERT skipped: its email or phone belongs to a player
+    already stored. A row skipped for neither (a clash of random codes, once in 2^50) fails the
+    batch, which the group commit writes once more with fresh codes."""
+    skipped = [row for row in rows.values() if row["report_code"] not in ids]
+    emails, phones = set(), set()
+    for email, phone in connection.execute(statements["taken"], {
+            "emails": [row["email"] for row in skipped],
+            "phones": [row["phone"] for row in skipped]}):
+        emails.add(email)
+        phones.add(phone)
+    for i, row in rows.items():
+        if row["report_code"] in ids:
+            continue
+        if row["email"] not in emails and row["phone"] not in phones:
+            raise IntegrityError("INSERT participant", {}, Exception(
+                "a new player's random code clashed with a stored one"))
+        outcomes[i] = duplicate_error(email_taken=row["email"] in emails)
+
+
 def duplicate_error(email_taken: bool) -> QuizError:
     """The answer to a second registration: never a second player."""
     field = "email" if email_taken else "phone"
@@ -122,6 +149,7 @@ def _statements() -> dict:
     them)."""
     dialect = db.engine.dialect.name
     if dialect not in _STATEMENTS:
+        dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
         statements = {
             # the rounds (a handful: one read for all), held against a close of round 1
             "rounds": select(Challenge.id, Challenge.number, Challenge.status)
@@ -129,9 +157,12 @@ def _statements() -> dict:
             "taken": select(Participant.email, Participant.phone).where(or_(
                 Participant.email.in_(bindparam("emails", expanding=True)),
                 Participant.phone.in_(bindparam("phones", expanding=True)))),
-            "participants": insert(Participant).returning(Participant.report_code,
-                                                          Participant.id),
-            "links": insert(FormLink)}
+            # a player whose email or phone is taken is skipped (answered from "taken" after)
+            "participants": dialect_insert(Participant).on_conflict_do_nothing()
+                            .returning(Participant.report_code, Participant.id),
+            # RETURNING makes it one multi-row INSERT (SQLAlchemy's "insertmanyvalues"), not one
+            # statement a row: the ids come back unread
+            "links": insert(FormLink).returning(FormLink.id)}
         if dialect == "sqlite":
             # no row locks: a no-op write takes its write lock first (see rounds.lock_for_sqlite)
             statements["lock"] = update(Challenge).values(status=Challenge.status)
