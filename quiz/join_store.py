@@ -63,27 +63,9 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
         return [QuizError(_l("Registration is closed: the game is already under way."),
                           code="registration_closed") for _ in cleans]
     outcomes: list[Registered | QuizError | None] = [None] * len(cleans)
-    rows, now = {}, utcnow()
-    emails, phones = set(), set()
-    texts = bool(current_app.config["SMS_CONFIRMATION"])
-    for i, clean in enumerate(cleans):
-        if clean["email"] in emails or clean["phone"] in phones:  # an earlier row of this batch
-            outcomes[i] = duplicate_error(email_taken=clean["email"] in emails)
-            continue
-        emails.add(clean["email"])
-        phones.add(clean["phone"])
-        # A confirmation SMS owed in the same row; texted by a drain job, in batches like forms.
-        rows[i] = {**clean, "report_code": secrets.token_urlsafe(16),
-                   "checkin_code": new_checkin_code(), "created_at": now,
-                   "confirmation_owed": texts and bool(clean["consent"])}
+    rows, ids = _insert_players(connection, statements, cleans, outcomes)
     if not rows:
         return outcomes
-    ids = dict(connection.execute(statements["participants"], list(rows.values())).all())
-    if len(ids) < len(rows):
-        _answer_skipped(connection, statements, rows, ids, outcomes)
-        rows = {i: row for i, row in rows.items() if row["report_code"] in ids}
-        if not rows:
-            return outcomes
     links = [{"participant_id": ids[row["report_code"]], "challenge_id": challenge_id,
               "code": new_code(), "seed": secrets.randbits(31)}
              for row in rows.values() for challenge_id, _, _ in rounds]
@@ -111,24 +93,53 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
     return outcomes
 
 
-def _answer_skipped(connection, statements: dict, rows: dict, ids: dict, outcomes: list) -> None:
-    """The duplicate answer for each row the INSERT skipped: its email or phone belongs to a player
-    already stored. A row skipped for neither (a clash of random codes, once in 2^50) fails the
-    batch, which the group commit writes once more with fresh codes."""
-    skipped = [row for row in rows.values() if row["report_code"] not in ids]
-    emails, phones = set(), set()
-    for email, phone in connection.execute(statements["taken"], {
-            "emails": [row["email"] for row in skipped],
-            "phones": [row["phone"] for row in skipped]}):
-        emails.add(email)
-        phones.add(phone)
-    for i, row in rows.items():
-        if row["report_code"] in ids:
-            continue
-        if row["email"] not in emails and row["phone"] not in phones:
-            raise IntegrityError("INSERT participant", {}, Exception(
-                "a new player's random code clashed with a stored one"))
-        outcomes[i] = duplicate_error(email_taken=row["email"] in emails)
+def _insert_players(connection, statements: dict, cleans: list[dict], outcomes: list):
+    """The batch's players stored ({row index: row}, {report code: id}); `outcomes` holds the
+    duplicate answers. The INSERT skips a player whose email or phone is already stored; only then
+    one read says which, and anyone turned away for a skipped row's email or phone gets another
+    pass (as if the skipped row had never been in the batch)."""
+    stored, ids, waiting, now = {}, {}, list(range(len(cleans))), utcnow()
+    taken_emails, taken_phones = set(), set()  # by players stored before (known after a skip)
+    texts = bool(current_app.config["SMS_CONFIRMATION"])
+    while waiting:
+        emails = taken_emails | {row["email"] for row in stored.values()}
+        phones = taken_phones | {row["phone"] for row in stored.values()}
+        rows, later = {}, []
+        for i in waiting:
+            clean = cleans[i]
+            if clean["email"] in emails or clean["phone"] in phones:  # taken, or by an earlier row
+                later.append(i)
+                continue
+            emails.add(clean["email"])
+            phones.add(clean["phone"])
+            # A confirmation SMS owed in the same row; texted by a drain job, in batches like forms.
+            rows[i] = {**clean, "report_code": secrets.token_urlsafe(16),
+                       "checkin_code": new_checkin_code(), "created_at": now,
+                       "confirmation_owed": texts and bool(clean["consent"])}
+        got = dict(connection.execute(statements["participants"], list(rows.values())).all()) \
+            if rows else {}
+        ids.update(got)
+        stored.update({i: row for i, row in rows.items() if row["report_code"] in got})
+        skipped = [(i, row) for i, row in rows.items() if row["report_code"] not in got]
+        if not skipped:
+            for i in later:
+                outcomes[i] = duplicate_error(email_taken=cleans[i]["email"] in emails)
+            break
+        asked = [row for _, row in skipped] + [cleans[i] for i in later]
+        for email, phone in connection.execute(statements["taken"], {
+                "emails": [row["email"] for row in asked],
+                "phones": [row["phone"] for row in asked]}):
+            taken_emails.add(email)
+            taken_phones.add(phone)
+        for i, row in skipped:
+            if row["email"] not in taken_emails and row["phone"] not in taken_phones:
+                # A clash of random codes (once in 2^50): the batch fails, and the group commit
+                # writes it once more with fresh codes.
+                raise IntegrityError("INSERT participant", {}, Exception(
+                    "a new player's random code clashed with a stored one"))
+            outcomes[i] = duplicate_error(email_taken=row["email"] in taken_emails)
+        waiting = later
+    return stored, ids
 
 
 def duplicate_error(email_taken: bool) -> QuizError:

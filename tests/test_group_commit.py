@@ -354,6 +354,22 @@ def test_players_already_stored_are_skipped_and_told_which_field_is_taken(client
     assert db.session.scalar(select(func.count()).select_from(FormLink)) == 4
 
 
+def test_a_player_turned_away_only_for_a_skipped_rows_phone_is_stored(client, join_writer):
+    """The first row of a batch is skipped (its email is stored already); the second shares only
+    its phone with that first row, and nobody stored has that phone: the second is registered, as
+    if the first had never been in the batch."""
+    assert register_at_once(client, [joiner(1)])[0].status_code == 201
+    responses = register_at_once(client, [
+        joiner(2, email="joiner1@example.com", phone="+16282000555"),
+        joiner(3, phone="+16282000555"), joiner(4, phone="+16282000555")])
+    assert [r.status_code for r in responses] == [409, 201, 409]
+    assert list(responses[0].get_json()["fields"]) == ["email"]
+    assert list(responses[2].get_json()["fields"]) == ["phone"]
+    assert join_writer.batches == 2 and join_writer.failed == 0
+    db.session.rollback()
+    assert db.session.scalar(select(Participant.email).where(
+        Participant.phone == "+16282000555")) == "joiner3@example.com"
+
 def test_a_clash_of_random_codes_writes_the_batch_again_not_already_registered(
         client, join_writer, monkeypatch):
     """The INSERT skips a row for any taken unique key: one whose email and phone are free clashed
