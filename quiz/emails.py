@@ -121,6 +121,9 @@ def _add(row: dict) -> int | None:
         return None
 
 
+_INSERT_MESSAGES = insert(Message).returning(Message.id)  # RETURNING: one multi-row INSERT
+
+
 def queue_confirmations(joined: list[tuple[int, dict, str]]) -> None:
     """New players' confirmation emails, in the registration's transaction, from (participant id,
     clean values, report code): one INSERT (no read, no job of its own: the players join a pending
@@ -141,7 +144,7 @@ def queue_confirmations(joined: list[tuple[int, dict, str]]) -> None:
                          key=f"email:confirmation:{participant_id}", to=clean["email"],
                          subject=email.subject, body=email.text, html=email.html,
                          status=MessageStatus.QUEUED, attempts=0, created_at=now))
-    db.session.execute(insert(Message), rows)
+    db.session.connection().execute(_INSERT_MESSAGES, rows)
     owe(Pending(Drain.EMAIL_CONFIRMATIONS, tuple(i for i, _, _ in joined)))
 
 

@@ -3,10 +3,14 @@
 quiz/registration.py checks what people typed; what comes here is clean values. One transaction
 for a batch: the rounds held against a concurrent close of round 1 (PostgreSQL FOR SHARE, so the
 close's FOR UPDATE waits for the batch, or the batch sees "closed"; SQLite's write lock, taken
-first), one read for every email and phone already taken, then one INSERT for the new players and
-one for their links (one per round). A player whose email or phone is taken, by an earlier player
-or an earlier row of the same batch, gets the duplicate answer; once a round has closed, everyone
-gets "registration is closed". Each row's outcome: Registered, or the QuizError to answer with.
+first), then one INSERT for the new players that skips any whose email or phone is already taken
+(ON CONFLICT DO NOTHING: no read first, and a player committed meanwhile by another process is
+skipped, not a failed batch), one for their links and one for their confirmation emails (each a
+single multi-row statement, not one per row). Only when a player was skipped does a read find out
+which of their email and phone was taken. A player whose email or phone is taken, by an earlier
+player or an earlier row of the same batch, gets the duplicate answer; once a round has closed,
+everyone gets "registration is closed". Each row's outcome: Registered, or the QuizError to answer
+with.
 """
 import secrets
 from dataclasses import dataclass
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from . import emails as email_channel
 from .clock import utcnow
@@ -56,27 +62,10 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
         # lazy: worded in each request's own language when answered (this runs in the writer)
         return [QuizError(_l("Registration is closed: the game is already under way."),
                           code="registration_closed") for _ in cleans]
-    emails, phones = set(), set()
-    for email, phone in connection.execute(statements["taken"], {
-            "emails": [c["email"] for c in cleans], "phones": [c["phone"] for c in cleans]}):
-        emails.add(email)
-        phones.add(phone)
     outcomes: list[Registered | QuizError | None] = [None] * len(cleans)
-    rows, now = {}, utcnow()
-    texts = bool(current_app.config["SMS_CONFIRMATION"])
-    for i, clean in enumerate(cleans):
-        if clean["email"] in emails or clean["phone"] in phones:
-            outcomes[i] = duplicate_error(email_taken=clean["email"] in emails)
-            continue
-        emails.add(clean["email"])
-        phones.add(clean["phone"])
-        # A confirmation SMS owed in the same row; texted by a drain job, in batches like forms.
-        rows[i] = {**clean, "report_code": secrets.token_urlsafe(16),
-                   "checkin_code": new_checkin_code(), "created_at": now,
-                   "confirmation_owed": texts and bool(clean["consent"])}
+    rows, ids = _insert_players(connection, statements, cleans, outcomes)
     if not rows:
         return outcomes
-    ids = dict(connection.execute(statements["participants"], list(rows.values())).all())
     links = [{"participant_id": ids[row["report_code"]], "challenge_id": challenge_id,
               "code": new_code(), "seed": secrets.randbits(31)}
              for row in rows.values() for challenge_id, _, _ in rounds]
@@ -104,6 +93,55 @@ def insert_registrations(cleans: list[dict]) -> list[Registered | QuizError]:
     return outcomes
 
 
+def _insert_players(connection, statements: dict, cleans: list[dict], outcomes: list):
+    """The batch's players stored ({row index: row}, {report code: id}); `outcomes` holds the
+    duplicate answers. The INSERT skips a player whose email or phone is already stored; only then
+    one read says which, and anyone turned away for a skipped row's email or phone gets another
+    pass (as if the skipped row had never been in the batch)."""
+    stored, ids, waiting, now = {}, {}, list(range(len(cleans))), utcnow()
+    taken_emails, taken_phones = set(), set()  # by players stored before (known after a skip)
+    texts = bool(current_app.config["SMS_CONFIRMATION"])
+    while waiting:
+        emails = taken_emails | {row["email"] for row in stored.values()}
+        phones = taken_phones | {row["phone"] for row in stored.values()}
+        rows, later = {}, []
+        for i in waiting:
+            clean = cleans[i]
+            if clean["email"] in emails or clean["phone"] in phones:  # taken, or by an earlier row
+                later.append(i)
+                continue
+            emails.add(clean["email"])
+            phones.add(clean["phone"])
+            # A confirmation SMS owed in the same row; texted by a drain job, in batches like forms.
+            rows[i] = {**clean, "report_code": secrets.token_urlsafe(16),
+                       "checkin_code": new_checkin_code(), "created_at": now,
+                       "confirmation_owed": texts and bool(clean["consent"])}
+        got = dict(connection.execute(statements["participants"], list(rows.values())).all()) \
+            if rows else {}
+        ids.update(got)
+        stored.update({i: row for i, row in rows.items() if row["report_code"] in got})
+        skipped = [(i, row) for i, row in rows.items() if row["report_code"] not in got]
+        if not skipped:
+            for i in later:
+                outcomes[i] = duplicate_error(email_taken=cleans[i]["email"] in emails)
+            break
+        asked = [row for _, row in skipped] + [cleans[i] for i in later]
+        for email, phone in connection.execute(statements["taken"], {
+                "emails": [row["email"] for row in asked],
+                "phones": [row["phone"] for row in asked]}):
+            taken_emails.add(email)
+            taken_phones.add(phone)
+        for i, row in skipped:
+            if row["email"] not in taken_emails and row["phone"] not in taken_phones:
+                # A clash of random codes (once in 2^50): the batch fails, and the group commit
+                # writes it once more with fresh codes.
+                raise IntegrityError("INSERT participant", {}, Exception(
+                    "a new player's random code clashed with a stored one"))
+            outcomes[i] = duplicate_error(email_taken=row["email"] in taken_emails)
+        waiting = later
+    return stored, ids
+
+
 def duplicate_error(email_taken: bool) -> QuizError:
     """The answer to a second registration: never a second player."""
     field = "email" if email_taken else "phone"
@@ -122,6 +160,7 @@ def _statements() -> dict:
     them)."""
     dialect = db.engine.dialect.name
     if dialect not in _STATEMENTS:
+        dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
         statements = {
             # the rounds (a handful: one read for all), held against a close of round 1
             "rounds": select(Challenge.id, Challenge.number, Challenge.status)
@@ -129,9 +168,12 @@ def _statements() -> dict:
             "taken": select(Participant.email, Participant.phone).where(or_(
                 Participant.email.in_(bindparam("emails", expanding=True)),
                 Participant.phone.in_(bindparam("phones", expanding=True)))),
-            "participants": insert(Participant).returning(Participant.report_code,
-                                                          Participant.id),
-            "links": insert(FormLink)}
+            # a player whose email or phone is taken is skipped (answered from "taken" after)
+            "participants": dialect_insert(Participant).on_conflict_do_nothing()
+                            .returning(Participant.report_code, Participant.id),
+            # RETURNING makes it one multi-row INSERT (SQLAlchemy's "insertmanyvalues"), not one
+            # statement a row: the ids come back unread
+            "links": insert(FormLink).returning(FormLink.id)}
         if dialect == "sqlite":
             # no row locks: a no-op write takes its write lock first (see rounds.lock_for_sqlite)
             statements["lock"] = update(Challenge).values(status=Challenge.status)

@@ -312,6 +312,119 @@ def test_an_email_another_process_registered_meanwhile_gets_already_registered(
     join_writer.write = insert
 
 
+
+def statements_of(operation) -> tuple[list[str], object]:
+    """The SQL statements `operation()` ran (their first words), and its result."""
+    from sqlalchemy import event
+    statements = []
+    listener = lambda *args: statements.append(" ".join(args[2].split()[:4]))  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        return statements, operation()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def test_a_batch_whose_players_are_all_new_never_reads_the_players(client, join_writer):
+    """Nobody's email or phone taken: the INSERT itself skips duplicates (ON CONFLICT DO NOTHING),
+    so no read of the players comes first; their links and emails are one statement each."""
+    statements, responses = statements_of(
+        lambda: register_at_once(client, [joiner(i) for i in range(10)]))
+    assert [r.status_code for r in responses] == [201] * 10 and join_writer.batches == 1
+    assert not [s for s in statements if s.startswith("SELECT") and "participant" in s], statements
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == 3, statements  # players, links, confirmation emails
+
+
+def test_players_already_stored_are_skipped_and_told_which_field_is_taken(client, join_writer):
+    """One batch: an email and a phone already stored (the INSERT skips them; one read says which),
+    a new player stored beside them."""
+    assert register_at_once(client, [joiner(1)])[0].status_code == 201
+    statements, responses = statements_of(lambda: register_at_once(client, [
+        joiner(2, email="joiner1@example.com"), joiner(3, phone="+16282000001"), joiner(4)]))
+    assert [r.status_code for r in responses] == [409, 409, 201]
+    assert [r.get_json()["error"] for r in responses[:2]] == ["already_registered"] * 2
+    assert list(responses[0].get_json()["fields"]) == ["email"]
+    assert list(responses[1].get_json()["fields"]) == ["phone"]
+    assert join_writer.failed == 0 and join_writer.batches == 2
+    assert len([s for s in statements if s.startswith("SELECT") and "participant" in s]) == 1
+    db.session.rollback()
+    assert sorted(db.session.scalars(select(Participant.email)).all()) == [
+        "joiner1@example.com", "joiner4@example.com"]
+    assert db.session.scalar(select(func.count()).select_from(FormLink)) == 4
+
+
+def test_a_player_turned_away_only_for_a_skipped_rows_phone_is_stored(client, join_writer):
+    """The first row of a batch is skipped (its email is stored already); the second shares only
+    its phone with that first row, and nobody stored has that phone: the second is registered, as
+    if the first had never been in the batch."""
+    assert register_at_once(client, [joiner(1)])[0].status_code == 201
+    responses = register_at_once(client, [
+        joiner(2, email="joiner1@example.com", phone="+16282000555"),
+        joiner(3, phone="+16282000555"), joiner(4, phone="+16282000555")])
+    assert [r.status_code for r in responses] == [409, 201, 409]
+    assert list(responses[0].get_json()["fields"]) == ["email"]
+    assert list(responses[2].get_json()["fields"]) == ["phone"]
+    assert join_writer.batches == 2 and join_writer.failed == 0
+    db.session.rollback()
+    assert db.session.scalar(select(Participant.email).where(
+        Participant.phone == "+16282000555")) == "joiner3@example.com"
+
+def test_a_clash_of_random_codes_writes_the_batch_again_not_already_registered(
+        client, join_writer, monkeypatch):
+    """The INSERT skips a row for any taken unique key: one whose email and phone are free clashed
+    on a random code (its check-in code here). Never "already registered": the batch is written
+    once more, with fresh codes."""
+    from quiz import join_store
+    from quiz.models.players import new_checkin_code
+    assert register_at_once(client, [joiner(1)])[0].status_code == 201
+    db.session.rollback()
+    taken = db.session.scalar(select(Participant.checkin_code))
+    codes = iter([taken])
+    monkeypatch.setattr(join_store, "new_checkin_code", lambda: next(codes, None)
+                        or new_checkin_code())
+    responses = register_at_once(client, [joiner(2), joiner(3)])
+    assert [r.status_code for r in responses] == [201, 201]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Participant)) == 3
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="SQLite's write lock keeps other writers out")
+def test_an_email_committed_by_another_process_during_the_batch_is_skipped_not_a_retry(
+        app, client, join_writer):
+    """Another web node commits the same email after this batch began, before its INSERT: the
+    INSERT waits for it and skips that row (no unique-key error, no second write of the batch)."""
+    from sqlalchemy import create_engine, event, text
+    other, calls, insert = create_engine(POSTGRES_URL), [], join_writer.write
+
+    def counted(cleans):
+        calls.append(len(cleans))
+        return insert(cleans)
+
+    def other_node_first(_conn, _cursor, statement, *_args):
+        if statement.startswith("INSERT INTO participant") and not getattr(other, "done", False):
+            other.done = True
+            with other.begin() as connection:
+                connection.execute(text(
+                    "INSERT INTO participant (name, email, phone, company, consent,"
+                    " sponsor_consent, language, report_code, checkin_code, created_at,"
+                    " confirmation_owed) VALUES ('Other', 'joiner1@example.com', '+16282000777',"
+                    " '', true, false, 'en', 'other-node-code', 'OTHER00001', now(), false)"))
+
+    join_writer.write = counted
+    event.listen(db.engine, "before_cursor_execute", other_node_first)
+    try:
+        responses = register_at_once(client, [joiner(1), joiner(2)])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", other_node_first)
+        join_writer.write = insert
+        other.dispose()
+    assert [r.status_code for r in responses] == [409, 201]
+    assert calls == [2] and join_writer.failed == 0
+    db.session.rollback()
+    assert sorted(db.session.scalars(select(Participant.email)).all()) == [
+        "joiner1@example.com", "joiner2@example.com"]
+
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
 @pytest.mark.config(SQLITE_BUSY_TIMEOUT_MS=2000)
 def test_the_writer_waits_for_sqlites_lock_without_holding_the_process(client, forms, writer):
