@@ -82,7 +82,7 @@ def _insert(kind: str, scope: str, select_from, body, challenge_id, reminder_id)
         Participant.phone, body,
         literal(MessageStatus.QUEUED, Message.status.type), literal(0), literal(utcnow())
     ).where(~select(Message.id).where(Message.key == key).exists())
-    # preserve_rowcount: SQLAlchemy keeps an INSERT's row count only when asked (PostgreSQL's was -1)
+    # preserve_rowcount: SQLAlchemy keeps an INSERT's row count only when asked (else -1 on PG)
     result = db.session.execute(insert(Message).from_select(
         ["participant_id", "challenge_id", "reminder_id", "kind", "key", "to", "body", "status",
          "attempts", "created_at"], rows).execution_options(preserve_rowcount=True))

@@ -5,8 +5,8 @@ Keys look the same on both: `forms/challenge<N>/<participant>.html`, under the U
 S3 has no atomic move, so neither does this interface: a move is `put_once` (write-once) of
 the new key followed by `delete` of the old one, and every step is safe to repeat.
 """
+import itertools
 import os
-import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,17 +28,34 @@ class FileStorage:
     presigns = False
 
     def __init__(self, root: str):
-        self.root = Path(root)
+        self._real_root = os.path.realpath(root)
+        self.root = Path(self._real_root)
+        self._folders: set[str] = set()  # made already (a round's thousands of forms share few)
+        self._temps = itertools.count()
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        """The key's file; a key that leaves the folder is refused. Keys are this app's own
+        (forms/1/42.html): checked by their text, without resolving the path on disk at each call
+        (one system call a folder of it)."""
+        path = os.path.normpath(os.path.join(self._real_root, key))
+        if not path.startswith(self._real_root + os.sep):
             raise ValueError(f"key {key!r} leaves the storage folder")
-        return path
+        return Path(path)
 
     def _temp(self, path: Path, body: bytes) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        folder = str(path.parent)
+        if folder not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+        while True:  # a name of this process's own: no other writer opens it
+            temp = f"{folder}/.tmp-{os.getpid()}-{next(self._temps)}"
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:  # left by a process of the same id that died: skip it
+                continue
+            except FileNotFoundError:  # the folder was removed under us: make it again
+                path.parent.mkdir(parents=True, exist_ok=True)
         with os.fdopen(fd, "wb") as handle:
             handle.write(body)
         return temp

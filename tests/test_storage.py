@@ -1,5 +1,8 @@
 """The storage interface: the same behaviour from a folder and from S3 (moto's server over real
 HTTP)."""
+import os
+import shutil
+
 import pytest
 import requests
 
@@ -51,11 +54,37 @@ def test_presigned_url_opens_the_object_over_http(storage):
         assert "X-Amz-Expires=60" in url
 
 
-def test_a_key_cannot_leave_the_folder(tmp_path):
+@pytest.mark.parametrize("key", ["../outside.html", "forms/../../outside.html",
+                                 "../storage-next-door/outside.html", "/tmp/outside.html", ""])
+def test_a_key_cannot_leave_the_folder(tmp_path, key):
     store = FileStorage(str(tmp_path / "storage"))
     with pytest.raises(ValueError, match="leaves the storage folder"):
-        store.put("../outside.html", b"x")
+        store.put(key, b"x")
+    with pytest.raises(ValueError, match="leaves the storage folder"):
+        store.put_once(key, b"x")
     assert not (tmp_path / "outside.html").exists()
+    assert not (tmp_path / "storage-next-door").exists()
+
+
+def test_a_temporary_file_a_dead_process_left_does_not_stop_a_write(tmp_path):
+    """Writes go through a temporary name of the process's own (.tmp-<pid>-<n>): one left behind
+    by a process of the same id that died is passed over, and never listed as a key."""
+    store = FileStorage(str(tmp_path / "storage"))
+    (tmp_path / "storage" / "forms").mkdir(parents=True)
+    for n in range(3):
+        (tmp_path / "storage" / "forms" / f".tmp-{os.getpid()}-{n}").write_bytes(b"half")
+    store.put("forms/1.html", b"whole")
+    assert store.put_once("forms/2.html", b"once") and not store.put_once("forms/2.html", b"again")
+    assert store.get("forms/1.html") == b"whole" and store.get("forms/2.html") == b"once"
+    assert store.keys("forms") == ["forms/1.html", "forms/2.html"]
+
+
+def test_a_folder_removed_under_the_store_is_made_again(tmp_path):
+    store = FileStorage(str(tmp_path / "storage"))
+    store.put("forms/1/a.html", b"a")
+    shutil.rmtree(tmp_path / "storage" / "forms")
+    store.put("forms/1/b.html", b"b")
+    assert store.get("forms/1/b.html") == b"b"
 
 
 @pytest.mark.parametrize("url", ["ftp://host/x", "s3://", "forms"])
