@@ -143,6 +143,9 @@ class SubmitFastPath:
             response.headers.add(name, value)
         for name, value in security_headers(environ.get("PATH_INFO", "")):
             response.headers.setdefault(name, value)
+        # The app's answer looked at the session (Flask-Login's remember cookie, after every
+        # request), so Flask marked it Vary: Cookie; a stored form's submit never changes a cookie.
+        response.vary.add("Cookie")
         return response
 
     @contextmanager
