@@ -2,6 +2,7 @@
 headers, rate limit and metrics as the route; every refusal and everything else handed to the
 route, which answers it exactly as before."""
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import gevent
 import pytest
@@ -344,3 +345,17 @@ def test_a_rush_of_stored_form_submits_goes_through_the_group_commit_once_each(
     assert dict(db.session.execute(select(Submission.participant_id, func.count())
                                    .group_by(Submission.participant_id)).all()) == {
         i: 1 for i in ids}
+
+
+def test_a_body_shorter_than_its_length_goes_to_the_route(client, players):
+    """The phone went away mid-body: not taken here; the route answers as it does to that."""
+    code = players[0]
+    _, data = fields_for(client, code)
+    paths = Paths()
+    body = urlencode(stored_form_body(code, data), doseq=True).encode()
+    response = client.post(f"/f/{code}/submit", data=body,
+                           content_type="application/x-www-form-urlencoded",
+                           environ_overrides={"CONTENT_LENGTH": str(len(body) + 50)})
+    assert response.status_code == 400
+    assert (paths.answered(), paths.handed_on()) == (0, 1)
+    assert rows() == 0

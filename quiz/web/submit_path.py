@@ -85,7 +85,11 @@ class SubmitFastPath:
         limit = self.app.config["MAX_CONTENT_LENGTH"]
         if length < 0 or (limit is not None and length > limit):
             return None  # the app answers 413
-        body = environ["wsgi.input"].read(length)
+        try:
+            body = environ["wsgi.input"].read(length)
+        except Exception:  # the client went away mid-body: the app answers as it does to that
+            log.debug("submit %s: body unreadable, handed on", code, exc_info=True)
+            return None
         environ["wsgi.input"] = io.BytesIO(body)  # the app reads the same body, CONTENT_LENGTH kept
         if len(body) != length or garbled(body):
             return None  # the app answers 400, as to any short or garbled body
