@@ -4,11 +4,12 @@ database.
 wrk makes the HTTP load (C, one thread: the server gets the other core and more); bench/sockets.py
 holds the websockets (gevent). Everything targets 127.0.0.1, bounded in count and time.
 
-Submissions go through the phone's own form, POST /f/<code>/submit with a CSRF token (the JSON API
-has no submit call). A phone gets its token with the page; here tokens and their session cookies are
-minted beforehand with the server's SECRET_KEY, exactly as Flask-WTF would have (a pool of them,
-shared round-robin: the server checks a cookie signature and a token either way), so the load is the
-submissions alone.
+Submissions go through the phone's own form, POST /f/<code>/submit (the JSON API has no submit
+call): its stored form (quiz/stored_forms.py), as nearly every phone sends it, with the form's
+`form_token` and no cookie. `BENCH_SUBMIT_FROM=live` posts the live page's form instead, with a
+CSRF token and its session cookie: minted beforehand with the server's SECRET_KEY, exactly as
+Flask-WTF would have (a pool of them, shared round-robin: the server checks a cookie signature and a
+token either way). Either way the load is the submissions alone.
 """
 import json
 import os
@@ -32,6 +33,7 @@ from quiz.embedded import server_args, wait_for
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Question, Submission
 from quiz.stack import Stack
+from quiz.stored_forms import form_token
 
 from .clients import SocketProcesses, percentile
 from .stack import insert_players, rss_kib
@@ -241,7 +243,14 @@ class Run(OnStack):
         # S3 as each phone's page names it: its value is this link's own (quiz/deal.py), the same
         # function the page renders with, so no page needs fetching before the measurement
         secret = self.app.config["SECRET_KEY"]
-        cookies = self.sessions()
+        cookies = self.sessions() if os.environ.get("BENCH_SUBMIT_FROM") == "live" else None
+
+        def token(i: int, code: str) -> str:
+            return f"csrf_token={cookies[i % SESSIONS][0]}" if cookies else \
+                f"form_token={form_token(code)}"
+
+        def cookie(i: int) -> str:
+            return f"session={cookies[i % SESSIONS][1]}" if cookies else ""
         files, at = {}, 0
         for name, count in counts.items():
             batch = codes[at:at + count]
@@ -252,9 +261,9 @@ class Run(OnStack):
                 random.Random(2).shuffle(batch)
             path = self.directory / f"{name}.txt"
             path.write_text("".join(
-                f"POST\t/f/{code}/submit\tcsrf_token={cookies[i % SESSIONS][0]}"
-                f"&q{question}={choice_value(secret, code, question, 1)}\t"
-                f"session={cookies[i % SESSIONS][1]}\n" for i, code in enumerate(batch)))
+                f"POST\t/f/{code}/submit\t{token(i, code)}"
+                f"&q{question}={choice_value(secret, code, question, 1)}\t{cookie(i)}\n"
+                for i, code in enumerate(batch)))
             files[name] = str(path)
         return files
 

@@ -26,6 +26,9 @@ REQUEST_SECONDS = Histogram("knockout_request_seconds", "Request latency", ["end
                             registry=REGISTRY,
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 SUBMISSIONS = Counter("knockout_submissions_total", "Submissions stored", registry=REGISTRY)
+# The stored form's submit answered before Flask (quiz/web/submit_path.py), or handed on to it.
+SUBMIT_PATH = Counter("knockout_submit_fast_path_total", "Submits answered before Flask or handed "
+                      "on to it", ["outcome"], registry=REGISTRY)
 # Under gunicorn (PROMETHEUS_MULTIPROC_DIR, set in gunicorn.conf.py) every process's counts are
 # added up at scrape time; the sockets gauge sums the live processes.
 SOCKETS = Gauge("knockout_websockets", "Open websockets", registry=REGISTRY,
@@ -74,8 +77,13 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
 
 
+def request_id(given: str | None) -> str:
+    """A request's id: the one it came with (X-Request-ID, a proxy's), else a new one."""
+    return (given or "")[:64] or uuid.uuid4().hex
+
+
 def _start_request():
-    g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+    g.request_id = request_id(request.headers.get("X-Request-ID"))
     g.started = time.perf_counter()
 
 

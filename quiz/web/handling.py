@@ -22,7 +22,8 @@ def write(operation, *args):
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             result = operation(*args)
-            db.session.commit()
+            if db.session.registry.has():  # else nothing went through it (a group commit's submit)
+                db.session.commit()
             return result
         except OperationalError:
             db.session.rollback()

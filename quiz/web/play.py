@@ -22,6 +22,7 @@ from ..links import find_link, find_participant, find_round_page, link_url, repo
 from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
 from ..qr import qr_svg
+from ..rate_limits import SUBMIT_LIMIT, counted_before
 from ..reports import linked_rounds, participant_report, report_version
 from ..storage import StorageError, get_storage
 from .handling import wants_fragment, write
@@ -97,7 +98,8 @@ def start(code):
 
 @bp.post("/f/<code>/submit")
 @csrf.exempt  # checked below: the live page's session token, or the stored form's own token
-@limiter.limit("30 per minute", key_func=link_key)
+# The stored form's submit is answered before Flask (submit_path.py), refusals handed on here.
+@limiter.limit(SUBMIT_LIMIT, key_func=link_key, exempt_when=counted_before)
 def submit(code):
     """Hand in the answers; a retried or doubled POST gets 'already submitted'."""
     if request.mimetype == "multipart/form-data":
