@@ -6,6 +6,7 @@ import pytest
 import redis
 from playwright.sync_api import expect
 
+from .a11y import audit
 from .browser_fixtures import PHONE, POLL, assert_not_reloaded, mark_page, tick_right_answers
 from .live_fixtures import LiveStack
 from .players import Api, load_demo_bank
@@ -89,7 +90,8 @@ def spread_stack(request, tmp_path, redis_url):
 
 
 def fetches(asked: Requests) -> list[str]:
-    return [p for p in asked.paths() if p != "/api/status"]
+    """The phone's fetches of its own page."""
+    return [p for p in asked.paths() if p.startswith("/f/")]
 
 
 @pytest.mark.rate("0.125")  # two players: both spreads are 16 s
@@ -113,6 +115,7 @@ def test_a_room_fetches_its_pages_spread_out_and_says_so_at_once(spread_stack, n
     news = late.get_by_role("status").filter(has_text="Round 1 is open — loading your questions…")
     expect(news).to_be_visible(timeout=POLL)
     assert fetches(asked) == []
+    audit(late, "round: open, said from the status before the page's fetch")
     expect(late.get_by_role("heading", name="Not started yet")).to_be_visible()
     late.get_by_role("button", name="Show my questions now").click()
     expect(late.get_by_role("heading", name="Ready?")).to_be_visible()
@@ -138,6 +141,7 @@ def test_a_room_fetches_its_pages_spread_out_and_says_so_at_once(spread_stack, n
         has_text="Round 1 has ended — your result is on its way.")).to_be_visible(timeout=POLL)
     expect(late.get_by_role("button", name="Show my questions now")).to_be_hidden()
     assert fetches(asked) == []
+    audit(late, "round: ended, said from the status before the page's fetch")
     expect(late.locator("#round-state")).to_contain_text("ranked 1", timeout=16_000 + POLL)
     assert fetches(asked) == [paths[0]]
     assert_not_reloaded(late)
