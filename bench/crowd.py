@@ -203,7 +203,8 @@ class Http:
 
 
 class Phone:
-    __slots__ = ("codes", "cookie", "etag", "version", "page", "round", "state", "next_poll", "due")
+    __slots__ = ("codes", "cookie", "etag", "version", "page", "round", "state", "next_poll", "due",
+                 "latest")
 
     def __init__(self, codes: list[str]):
         self.codes, self.cookie, self.etag, self.version = codes, None, None, None
@@ -211,6 +212,7 @@ class Phone:
         # status: taken as current). `state` None: a page that doesn't wait (no polling).
         self.page, self.round, self.state = codes[0], 1, "not_open"
         self.next_poll, self.due = 0.0, None  # when it asks the status next; fetches its page
+        self.latest = None  # the newest status it got (a 304 means: still this one)
 
     def shows(self, code: str, number: int, response: Response | None) -> None:
         """Its page is now this one: waiting on the status (and at which version), or not."""
@@ -282,23 +284,31 @@ class Crowd:
     def poll_status(self, phone: Phone, category: str) -> None:
         """GET /api/status; when the rounds changed, its page's fetch within the spread (as
         static/js/waiting.js: spread_seconds if its round opened, else result_spread_seconds; one
-        fetch for several changes, brought forward by a more urgent one)."""
+        fetch for several changes, brought forward by a more urgent one; a failed fetch scheduled
+        again at the next answer)."""
         response = self.http.request(category, "GET", "/api/status",
                                      {"If-None-Match": phone.etag} if phone.etag else {})
-        if response is None or response.status != 200:
+        if response is None or response.status not in (200, 304):
             return
-        phone.etag = response.headers.get(b"etag", b"").decode() or None
-        status = json.loads(response.body)
-        self.poll_seconds = float(status.get("poll_seconds") or self.poll_seconds)
+        new = response.status == 200
+        if new:
+            phone.etag = response.headers.get(b"etag", b"").decode() or None
+            phone.latest = json.loads(response.body)
+            self.poll_seconds = float(phone.latest.get("poll_seconds") or self.poll_seconds)
+        status = phone.latest
+        if status is None:
+            return
         rounds = status.get("rounds_version") or status.get("version")
         if phone.version is None:
             phone.version = rounds  # the bench's phones start on a current page
-        elif rounds != phone.version:
+        elif rounds != phone.version and (new or phone.due is None):
             opened = phone.state == "not_open" and status.get("open_round") == phone.round
             spread = status.get("spread_seconds" if opened else "result_spread_seconds") or 0
             due = time.monotonic() + random.uniform(0, spread)
             if phone.due is None or due < phone.due:
                 phone.due = due
+        elif rounds == phone.version:
+            phone.due = None  # undone before its fetch (a round reopened as it was)
 
     def lifecycle(self, phone: Phone, number: int, times: tuple, rng: random.Random) -> None:
         opens, starts, submits = times

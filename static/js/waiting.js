@@ -11,8 +11,8 @@
 (function () {
   "use strict";
   var timer = null;
-  var known = null; // the newest status version the server told us (for If-None-Match)
-  var pending = null; // the page fetch waiting for its moment: {timer, at}
+  var latest = null; // the newest status the server gave us (its version for If-None-Match)
+  var pending = null; // the page fetch waiting for its moment: {timer, at, version}
   var fetching = false; // the page fetch on its way: a change seen meanwhile is in it
 
   function waitingSection() {
@@ -31,19 +31,25 @@
     if (!section) return; // not waiting any more
     var seconds = Number(section.dataset.pollSeconds) || 10;
     fetch(section.dataset.statusUrl, {
-      headers: {"If-None-Match": '"' + (known || section.dataset.statusVersion) + '"'},
+      headers: {"If-None-Match": '"' + (latest ? latest.version : section.dataset.statusVersion)
+                                + '"'},
       cache: "no-store", credentials: "omit"
     }).then(function (response) {
       if (response.status === 304) return null;
       if (!response.ok) throw new Error("status " + response.status);
       return response.json();
     }).then(function (status) {
-      if (status) {
-        known = status.version;
-        seconds = status.poll_seconds || seconds;
-        var rounds = status.rounds_version || status.version;
+      if (status) latest = status;
+      if (latest) {
+        seconds = latest.poll_seconds || seconds;
+        var rounds = latest.rounds_version || latest.version;
+        // Asked on every answer (a 304 too): a fetch that failed is scheduled again.
         if (rounds !== (section.dataset.roundsVersion || section.dataset.statusVersion)) {
-          changed(section, status);
+          changed(section, latest);
+        } else if (pending) { // undone before its fetch (a round reopened as it was): no fetch
+          clearTimeout(pending.timer);
+          pending = null;
+          say(section, "", false);
         }
       }
       schedule(seconds);
@@ -61,11 +67,15 @@
     var news = section.querySelector(".round-news");
     say(section, !news ? "" : opened ? news.dataset.opened : ended ? news.dataset.ended : "",
         opened);
-    if (fetching) return;
+    if (fetching || (pending && pending.version === status.version)) return;
     var delay = Math.random() * (Number(spread) || 0) * 1000;
-    if (pending && Date.now() + delay >= pending.at) return; // already coming, no later than this
+    if (pending && Date.now() + delay >= pending.at) { // already coming, no later than this
+      pending.version = status.version;
+      return;
+    }
     if (pending) clearTimeout(pending.timer);
-    pending = {timer: setTimeout(refresh, delay), at: Date.now() + delay};
+    pending = {timer: setTimeout(refresh, delay), at: Date.now() + delay,
+               version: status.version};
   }
 
   // What the status means for this page, in its live region ("": nothing to say, e.g. its round
