@@ -491,7 +491,9 @@ def main() -> None:
             answer(kind, {})
         elif kind == "go":
             crowd.open(command["t0"])
-            gevent.spawn(lambda: (crowd.all_in.wait(), answer(kind, {"all_in": time.monotonic()})))
+            # (its own "go", whenever it comes: `kind` is the next command's by then)
+            gevent.spawn(lambda done=crowd.all_in: (done.wait(),
+                                                    answer("go", {"all_in": time.monotonic()})))
         elif kind == "close":
             answer(kind, crowd.close())
         elif kind == "frames":

@@ -4,6 +4,7 @@ import re
 
 import pytest
 import redis
+import requests
 from playwright.sync_api import expect
 
 from .a11y import audit
@@ -169,3 +170,31 @@ def test_a_phone_whose_rounds_changed_twice_during_its_delay_fetches_once(spread
     expect(page.get_by_role("heading", name="Round closed")).to_be_visible(timeout=20_000 + POLL)
     assert fetches(asked) == [path]
     assert page.locator("[data-status-version]").count() == 0
+
+
+@pytest.mark.rate("0.1")  # two players: the spread is 20 s
+def test_a_change_undone_before_the_fetch_takes_its_news_and_fetch_back(spread_stack, new_page):
+    api = Api(spread_stack.url)
+    link = api.register("Di", 74)["form_urls"]["1"]
+    api.register("Ed", 75)  # yet to play: the round can be reopened (not everyone's time is up)
+    path = re.sub(r"^https?://[^/]+", "", link)
+    page = new_page(**PHONE)
+    page.add_init_script(LATE)
+    api.start(1)
+    page.goto(link)
+    page.get_by_role("button", name="Start").click()
+    tick_right_answers(page, 1)
+    page.get_by_role("button", name="Submit answers").click()
+    expect(page.get_by_role("heading", name="Answers in")).to_be_visible()
+    asked = Requests(page)
+    api.end(1)
+    expect(page.get_by_role("status")).to_contain_text("Round 1 has ended", timeout=POLL)
+    # Reopened as it was before its close: the page is current again, nothing to say or fetch.
+    reopened = requests.post(f"{api.url}/api/admin/reopen-challenge/1", headers=api.headers)
+    assert reopened.status_code == 200, reopened.text
+    expect(page.get_by_role("status")).to_have_text("", timeout=POLL)
+    # Closed again: one fetch, for this close (the first one's was called off).
+    api.end(1)
+    expect(page.get_by_role("status")).to_contain_text("Round 1 has ended", timeout=POLL)
+    expect(page.locator("#round-state")).to_contain_text("ranked 1", timeout=20_000 + POLL)
+    assert fetches(asked) == [path]
