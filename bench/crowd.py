@@ -7,12 +7,14 @@ Commands come on stdin, one JSON object a line; each gets one `ANSWER {...}` lin
 answers once every phone of this process has its answers in). Times are `time.monotonic()`: one
 clock for every process on this machine.
 
-A phone is a player with a link per round. Per round it waits on its page polling as the build's
-phones do (`GET /api/status` with `If-None-Match`, fetching its own `/f/<code>` fragment when the
-version changes; or, without that route, its `/f/<code>` fragment every 3–6 s), opens its link at
-its time, presses Start, posts the answers read off its own form, and polls again until the round
-closes. The HTTP client is a few lines over gevent sockets: a library client would cost the shared
-two cores more than the server's side of the requests.
+A phone is a player with a link per round. It waits on the page it shows polling as the build's
+phones do (static/js/waiting.js: `GET /api/status` with `If-None-Match`; when the rounds changed,
+its own page's fragment at a random moment within the status's spread, once however many changes
+came meanwhile; a page that no longer waits, e.g. a result, stops polling. Without that route: its
+`/f/<code>` fragment every 3–6 s), opens its link at its time (the SMS), presses Start, posts the
+answers read off its own form, and waits again on its "submitted" page until the round closes and
+its result comes. The HTTP client is a few lines over gevent sockets: a library client would cost
+the shared two cores more than the server's side of the requests.
 """
 from gevent import monkey
 
@@ -40,6 +42,8 @@ from gevent.queue import LifoQueue  # noqa: E402
 ANSWER_TOKEN = re.compile(rb'name="(form_token|csrf_token)" value="([^"]+)"')
 CHOICE = re.compile(rb'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"')
 RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
+# What a page that waits on the shared status carries (templates/play/_state.html).
+WAITS = re.compile(rb'data-rounds-version="([^"]*)" data-round="(\d+)" data-state="([a-z_]+)"')
 # Connections per process at most. deploy/nginx.conf sets no max_conns: nginx opens an upstream
 # connection for every request in flight, so a slow server sees the whole queue, not a client-side
 # one (a bound of 150 a process held the herd back in the load generator, where it was not timed).
@@ -199,10 +203,23 @@ class Http:
 
 
 class Phone:
-    __slots__ = ("codes", "cookie", "etag", "version")
+    __slots__ = ("codes", "cookie", "etag", "version", "page", "round", "state", "next_poll", "due",
+                 "latest")
 
     def __init__(self, codes: list[str]):
         self.codes, self.cookie, self.etag, self.version = codes, None, None, None
+        # The page it shows: round 1's, waiting for it to open (its version unknown until the first
+        # status: taken as current). `state` None: a page that doesn't wait (no polling).
+        self.page, self.round, self.state = codes[0], 1, "not_open"
+        self.next_poll, self.due = 0.0, None  # when it asks the status next; fetches its page
+        self.latest = None  # the newest status it got (a 304 means: still this one)
+
+    def shows(self, code: str, number: int, response: Response | None) -> None:
+        """Its page is now this one: waiting on the status (and at which version), or not."""
+        self.page, self.round, self.due = code, number, None
+        found = WAITS.search(response.body) if response is not None else None
+        self.state = found.group(3).decode() if found else None
+        self.version = found.group(1).decode() if found else None
 
     def headers(self, **extra) -> dict:
         if self.cookie:
@@ -224,12 +241,12 @@ class Crowd:
         self.http, self.mode, self.poll_seconds = http, mode, poll_seconds
         self.phones = [Phone(codes) for codes in phones]
         self.go, self.closed, self.all_in = Event(), Event(), Event()
-        self.t0, self.pending, self.greenlets = 0.0, 0, []
+        self.t0, self.pending, self.greenlets, self.number = 0.0, 0, [], 1
         self.accepted, self.answered_at = [], []
 
     def wait(self, number: int, plan: dict, seed: int) -> None:
         """Every phone on its page for round `number`, polling until the round opens."""
-        self.go, self.closed, self.all_in = Event(), Event(), Event()
+        self.go, self.closed, self.all_in, self.number = Event(), Event(), Event(), number
         self.accepted, self.answered_at, self.burst_from = [], [], plan["answer_s"] - 1
         self.pending = len(self.phones)
         rng = random.Random(seed)
@@ -242,31 +259,67 @@ class Crowd:
         self.go.set()
 
     def poll_once(self, phone: Phone, code: str, category: str) -> float:
-        """What a waiting phone asks, once; returns the seconds until it asks again."""
-        if self.mode == "status":
-            response = self.http.request(category, "GET", "/api/status",
-                                         {"If-None-Match": phone.etag} if phone.etag else {})
-            if response is not None and response.status == 200:
-                phone.etag = response.headers.get(b"etag", b"").decode() or None
-                status = json.loads(response.body)
-                self.poll_seconds = float(status.get("poll_seconds") or self.poll_seconds)
-                if phone.version is not None and status.get("version") != phone.version:
-                    phone.keep_cookie(self.http.request(
-                        category + "_fetch", "GET", f"/f/{code}",
-                        phone.headers(**{"HX-Request": "true"})))
-                phone.version = status.get("version")
-            return self.poll_seconds * (1 + random.random() / 2)  # as static/js/waiting.js
-        phone.keep_cookie(self.http.request(category, "GET", f"/f/{code}",
-                                            phone.headers(**{"HX-Request": "true"})))
-        return random.uniform(*FRAGMENT_POLL)
+        """What a waiting phone does when its time comes (its page's fetch, the status's poll);
+        returns the seconds until it does something again (inf: its page no longer waits)."""
+        if self.mode != "status":
+            phone.keep_cookie(self.http.request(category, "GET", f"/f/{code}",
+                                                phone.headers(**{"HX-Request": "true"})))
+            return random.uniform(*FRAGMENT_POLL)
+        now = time.monotonic()
+        if phone.due is not None and now >= phone.due:
+            page = self.http.request(category + "_fetch", "GET", f"/f/{phone.page}",
+                                     phone.headers(**{"HX-Request": "true"}))
+            phone.keep_cookie(page)
+            if page is not None and page.status == 200:
+                phone.shows(phone.page, phone.round, page)
+            else:
+                phone.due = None  # the next poll finds the old version and schedules it again
+        if phone.state is None:
+            return float("inf")
+        if now >= phone.next_poll:
+            self.poll_status(phone, category)
+            phone.next_poll = now + self.poll_seconds * (1 + random.random() / 2)
+        return max(0.0, min(phone.next_poll, phone.due or phone.next_poll) - time.monotonic())
+
+    def poll_status(self, phone: Phone, category: str) -> None:
+        """GET /api/status; when the rounds changed, its page's fetch within the spread (as
+        static/js/waiting.js: spread_seconds if its round opened, else result_spread_seconds; one
+        fetch for several changes, brought forward by a more urgent one; a failed fetch scheduled
+        again at the next answer)."""
+        response = self.http.request(category, "GET", "/api/status",
+                                     {"If-None-Match": phone.etag} if phone.etag else {})
+        if response is None or response.status not in (200, 304):
+            return
+        new = response.status == 200
+        if new:
+            phone.etag = response.headers.get(b"etag", b"").decode() or None
+            phone.latest = json.loads(response.body)
+            self.poll_seconds = float(phone.latest.get("poll_seconds") or self.poll_seconds)
+        status = phone.latest
+        if status is None:
+            return
+        rounds = status.get("rounds_version") or status.get("version")
+        if phone.version is None:
+            phone.version = rounds  # the bench's phones start on a current page
+        elif rounds != phone.version and (new or phone.due is None):
+            opened = phone.state == "not_open" and status.get("open_round") == phone.round
+            spread = status.get("spread_seconds" if opened else "result_spread_seconds") or 0
+            due = time.monotonic() + random.uniform(0, spread)
+            if phone.due is None or due < phone.due:
+                phone.due = due
+        elif rounds == phone.version:
+            phone.due = None  # undone before its fetch (a round reopened as it was)
 
     def lifecycle(self, phone: Phone, number: int, times: tuple, rng: random.Random) -> None:
         opens, starts, submits = times
         code = phone.codes[number - 1]
         try:
-            # phones don't poll in step: each starts at a random point of its cycle
-            gevent.sleep(rng.uniform(0, FRAGMENT_POLL[1] if self.mode == "fragment"
-                                     else self.poll_seconds * 1.5))
+            # phones don't poll in step: each starts at a random point of its cycle (and later
+            # rounds go on with the cycle each phone is at)
+            if phone.next_poll == 0.0 or self.mode == "fragment":
+                phone.next_poll = time.monotonic() + rng.uniform(
+                    0, FRAGMENT_POLL[1] if self.mode == "fragment" else self.poll_seconds * 1.5)
+                gevent.sleep(max(0.0, phone.next_poll - time.monotonic()))
             while not (self.go.is_set() and time.monotonic() >= self.t0 + opens):
                 if self.closed.is_set():
                     return
@@ -274,7 +327,7 @@ class Crowd:
                 interval = self.poll_once(phone, code, category)
                 end = time.monotonic() + interval
                 if not self.go.is_set():
-                    self.go.wait(timeout=interval)
+                    self.go.wait(timeout=None if interval == float("inf") else interval)
                 if self.go.is_set():  # its SMS came: it opens the link at its time
                     gevent.sleep(max(0.0, min(end, self.t0 + opens) - time.monotonic()))
             self.play(phone, code, starts, submits, rng)
@@ -285,13 +338,15 @@ class Crowd:
             if self.pending == 0:
                 self.all_in.set()
         while not self.closed.is_set():
-            self.closed.wait(timeout=self.poll_once(phone, code, "round_poll"))
+            interval = self.poll_once(phone, code, "round_poll")
+            self.closed.wait(timeout=None if interval == float("inf") else interval)
 
     def play(self, phone: Phone, code: str, starts: float, submits: float,
              rng: random.Random) -> None:
         """Open the link, press Start, answer from the page's own form."""
         page = self.http.request("open", "GET", f"/f/{code}", phone.headers())
         phone.keep_cookie(page)
+        phone.shows(code, self.number, page)  # its SMS link: no fetch of the old page due
         token = ANSWER_TOKEN.search(page.body) if page is not None else None
         if token is None:  # (no answer at all is counted as an error already)
             if page is not None:
@@ -320,8 +375,9 @@ class Crowd:
         self.answered_at.append(time.monotonic())
         if done is not None and done.status == 303:
             self.accepted.append(code)
-            phone.keep_cookie(self.http.request("submitted", "GET", f"/f/{code}",
-                                                phone.headers()))
+            submitted = self.http.request("submitted", "GET", f"/f/{code}", phone.headers())
+            phone.keep_cookie(submitted)
+            phone.shows(code, self.number, submitted)  # waits for the close, at this version
 
     def close(self) -> dict:
         """The round closed: phones stop polling (one still waiting for an answer is given 10 s,
@@ -435,7 +491,9 @@ def main() -> None:
             answer(kind, {})
         elif kind == "go":
             crowd.open(command["t0"])
-            gevent.spawn(lambda: (crowd.all_in.wait(), answer(kind, {"all_in": time.monotonic()})))
+            # (its own "go", whenever it comes: `kind` is the next command's by then)
+            gevent.spawn(lambda done=crowd.all_in: (done.wait(),
+                                                    answer("go", {"all_in": time.monotonic()})))
         elif kind == "close":
             answer(kind, crowd.close())
         elif kind == "frames":

@@ -3,10 +3,12 @@ worker.py, a real Redis, one database; the phones, projectors and consoles are b
 processes on loopback.
 
 10,000 players (a sample joins through POST /api/register, the rest are inserted as registrations
-would have made them); 3 rounds, each: every phone waits on its page polling at the build's real
-cadence, the console starts the round (10,000 link SMS through the outbox), phones open their link
-over 30 s, press Start a few seconds later and answer over 60 s — a fifth of them in the last
-second — and wait again until the console ends the round; meanwhile 1,000 projector and 1,000
+would have made them); 3 rounds, each: every phone waits on the page it shows as the build's phones
+do (round 1's before it opens; later, its "submitted" page, which fetches its result after the
+close within the status's spread and then waits no more), the console starts the round (10,000
+link SMS through the outbox), phones open their link over 30 s, press Start a few seconds later
+and answer over 60 s — a fifth of them in the last second — and wait again until the console ends
+the round; meanwhile 1,000 projector and 1,000
 console websockets take every frame. CPU per process comes from /proc.
 
     python -m bench --only event10k [--quick]

@@ -3,8 +3,8 @@ part, a column per database; latencies over every round, drain and start/end the
 from .clients import percentile
 from .table import Row
 
-POLLING = {"status": "GET /api/status (If-None-Match), its /f/<code> fragment when the version "
-                     "changes",
+POLLING = {"status": "GET /api/status (If-None-Match); its /f/<code> fragment once the rounds "
+                     "changed, within the status's spread",
            "fragment": "its /f/<code> fragment every 3–6 s (no /api/status on this build)"}
 
 
@@ -84,6 +84,8 @@ def rows(sizes) -> list[Row]:
         Row(f"waiting: {n} phones for {sizes.wait_s:.0f} s before each round: requests/s",
             lambda f: f"{waiting_rate(f):,.0f}/s"),
         Row("… p50 / p99 (requests)", lambda f: p50_p99(f, "wait", "wait_fetch")),
+        Row("… page fetches after a change, all rounds: while waiting / after the start",
+            lambda f: f"{count(f, 'wait_fetch'):,} / {count(f, 'round_poll_fetch'):,}"),
         Row("… web CPU (both processes), share of the 2 cores",
             lambda f: f"{web(f, 'cpu_waiting') / 2:.0%}", "≤ 25%",
             lambda f: web(f, "cpu_waiting") / 2 <= 0.25),

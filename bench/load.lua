@@ -4,7 +4,7 @@
 -- MODE: "file" (one request a line: METHOD \t PATH \t BODY \t COOKIE, each sent once, then the connection idles),
 --       "register" (POST /api/register with a unique phone and email each time), "get" (GET FILE, e.g. /ping).
 -- RATE: requests per second over all threads, 0 = as fast as the server answers.
--- HEADER, VALUE (optional, after THREADS): one request header for "get", e.g. If-None-Match "v1".
+-- HEADER, VALUE (optional, after THREADS): one request header for "get" and "file", e.g. If-None-Match "v1".
 local ffi = require("ffi")
 ffi.cdef [[
   typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -38,6 +38,7 @@ function init(args)
         local method, path, body, cookie = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
         local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
         if cookie ~= "" then headers["Cookie"] = cookie end
+        if extra then for name, value in pairs(extra) do headers[name] = value end end
         prepared[#prepared + 1] = wrk.format(method, path, headers, body ~= "" and body or nil)
       end
       i = i + 1

@@ -52,7 +52,7 @@ def fixed_rate(run: Run, path: str, rate: float, seconds: int, *header: str) -> 
     return result
 
 
-def herd(run: Run, codes: list[str], rate: float = 0) -> dict:
+def herd(run: Run, codes: list[str], rate: float = 0, *header: str) -> dict:
     """Every phone opens its link (the full page, round 1 open), each once: at `rate` pages a second
     (the herd as it comes: every phone within HERD_S of the start), or as fast as served (0).
 
@@ -65,7 +65,8 @@ def herd(run: Run, codes: list[str], rate: float = 0) -> dict:
     source.write_text("".join(f"GET\t/f/{code}\t\t\n" for code in codes))
     pids = run.stack.web_workers
     before = cpu_seconds(pids)
-    result = wrk(run.stack.url, "file", str(source), HERD_S + 30, 64, rate, until_done=True)
+    result = wrk(run.stack.url, "file", str(source), HERD_S + 30, 64, rate, *header,
+                 until_done=True)
     result["cpu_s_per_page_ms"] = (cpu_seconds(pids) - before) / max(result["answered"], 1) * 1000
     result["missing"] = len(codes) - result["statuses"].get("200", 0)
     result["span_s"] = result["last"] - result["first"]
@@ -96,6 +97,13 @@ def measure_run(run: Run, seconds: int, phones_s: int) -> dict:
     opened = requests.get(url + "/api/status", timeout=10)
     figures["herd"] = progress(f"waiting: the herd over {HERD_S} s", herd, run, codes,
                                PHONES / HERD_S)
+    # The waiting phones' own fetches after the change (the htmx fragment): each learns of it
+    # within 1.5 poll cycles and fetches within spread_seconds of that, so at their peak they come
+    # at PHONES / max(spread, 1.5 × poll) a second (before the spread: PHONES / (1.5 × poll)).
+    spread = opened.json()["spread_seconds"]
+    figures["spread"] = progress("waiting: the room's fetches, spread", herd, run, codes,
+                                 PHONES / max(spread, 1.5 * poll), "HX-Request", "true")
+    figures["spread"]["spread_seconds"] = spread
     figures["herd_fast"] = progress("waiting: the herd as fast as served", herd, run, codes)
     figures["herd"]["version_changed"] = opened.headers["ETag"] != etag
     return figures
@@ -149,6 +157,14 @@ def rows() -> list[Row]:
             f" p99 {w(f)['herd_fast']['p99_ms']:.0f} ms,"
             f" {w(f)['herd_fast']['cpu_s_per_page_ms']:.2f} ms CPU a page"
             f"{herd_errors(w(f)['herd_fast'])}"),
+        Row(f"waiting phones' own fetches after Start (fragment), at their peak rate"
+            " (spread_seconds, poll 1.5 cycles), p50 / p99",
+            lambda f: f"{w(f)['spread']['rate']:,.0f}/s (spread {w(f)['spread']['spread_seconds']}"
+            f" s): {w(f)['spread']['p50_ms']:.0f} / {w(f)['spread']['p99_ms']:.0f} ms,"
+            f" {w(f)['spread']['cpu_s_per_page_ms']:.2f} ms CPU a page"
+            f"{herd_errors(w(f)['spread'])}",
+            f"p99 ≤ {HERD_P99_MS} ms",
+            lambda f: w(f)["spread"]["p99_ms"] <= HERD_P99_MS and w(f)["spread"]["missing"] == 0),
     ]
 
 

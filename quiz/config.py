@@ -233,6 +233,9 @@ class Config:
     # Waiting phones poll one shared status (GET /api/status, quiz/waiting.py): each web process
     # keeps its copy this long (nginx may cache it as long), then reads it again from Redis.
     STATUS_CACHE_SECONDS = float(os.environ.get("STATUS_CACHE_SECONDS", "1"))
+    # After a round opens or closes, the waiting phones fetch their pages spread out so that the
+    # room's fetches come at about this many a second (checked at start by quiz/waiting.py).
+    STATUS_PAGES_PER_SECOND = os.environ.get("STATUS_PAGES_PER_SECOND", "250")
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.
     LIVE_TICK_SECONDS = float(os.environ.get("LIVE_TICK_SECONDS", "0.5"))
     # Websockets one web process holds at once (projectors, consoles): past it /ws answers 503 and

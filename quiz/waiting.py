@@ -2,9 +2,12 @@
 
 A phone whose round hasn't opened, or which has answered while the round is open, asks
 `GET /api/status` every `poll_seconds` (plus jitter) with the version it holds, and fetches its own
-page only when the version changed. The status says which round is open, which closed last, and how
-often to ask; its version is a hash of the rounds' state (each round's status, opening and close)
-and of that cadence, so every process and node that computes it gets the same one.
+page only when the rounds changed (`rounds_version`, a hash of each round's status, opening and
+close), and then not at once: at a random moment within `spread_seconds` (its round opened: the
+phone says so at once from the status) or `result_spread_seconds` (anything else: a close), so the
+room's fetches don't come in step. The status says which round is open, which closed last, how often
+to ask and how far to spread; its version (the ETag) is a hash of all that, so every process and
+node that computes it gets the same one.
 
 Where it lives: in Redis (STATUS_KEY), computed from the database by whoever finds it missing, kept
 STATUS_TTL_SECONDS at most (a safety net for a change whose invalidation was lost), and dropped
@@ -34,6 +37,7 @@ from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from .answers import NOT_OPEN, SUBMITTED
+from .config import ConfigError
 from .extensions import db, get_redis
 from .models import Challenge, Participant, RoundStatus
 
@@ -47,6 +51,13 @@ STATUS_TTL_SECONDS = 30
 # asking every POLL_MIN to POLL_MAX seconds (so it learns of its round within POLL_MAX + jitter).
 POLLS_PER_SECOND = 400
 POLL_MIN, POLL_MAX = 3, 10
+# The spread: after a change, each phone fetches its page a random moment within spread_seconds of
+# learning of it (result_spread_seconds for anything but its round opening), so the whole room's
+# fetches come at about STATUS_PAGES_PER_SECOND (250 by default: a page costs ~12 `/ping`s of CPU,
+# and two gevent processes serve that comfortably next to the polls and the SMS links' own herd). A
+# round's questions wait at most OPEN_SPREAD_MAX (the phone says at once that the round is open,
+# and a tap fetches them at once); a result, which nobody races a clock for, RESULT_SPREAD_MAX.
+OPEN_SPREAD_MAX, RESULT_SPREAD_MAX = 30, 60
 # What a waiting phone's page depends on among a round's columns.
 WATCHED = ("status", "opened_at", "closed_at")
 SESSION_FLAG = "knockout_status_changed"
@@ -69,6 +80,9 @@ class Status:
     version: str
     poll_seconds: int
     body: bytes
+    # What the pages depend on (the rounds' state alone): a change of the cadence or the spread
+    # changes `version` (the body changed) but no page, so no phone fetches its page for it.
+    rounds_version: str = ""
 
     @property
     def etag(self) -> str:
@@ -77,7 +91,8 @@ class Status:
     @classmethod
     def from_body(cls, body: bytes) -> "Status":
         fields = json.loads(body)
-        return cls(fields["version"], fields["poll_seconds"], body)
+        return cls(fields["version"], fields["poll_seconds"], body,
+                   fields.get("rounds_version") or fields["version"])
 
 
 def waits(state: str, round_closed: bool) -> bool:
@@ -91,19 +106,33 @@ def poll_seconds(players: int) -> int:
     return min(max(math.ceil(players / POLLS_PER_SECOND), POLL_MIN), POLL_MAX)
 
 
-def build_status(rounds: list[tuple], players: int) -> Status:
+def spread_seconds(players: int, pages_per_second: float, most: int) -> int:
+    """Over how many seconds a room of `players` spreads its page fetches after a change: at about
+    `pages_per_second`, `most` at most."""
+    return min(math.ceil(players / pages_per_second), most)
+
+
+def build_status(rounds: list[tuple], players: int, pages_per_second: float = 250) -> Status:
     """The status from each round's (number, status, opened_at, closed_at) and the number of players
-    (a pure function: every process computes the same version from the same rows)."""
+    (a pure function: every process computes the same version from the same rows). Players, not
+    players still in: the knocked-out may play on in the shadow league and wait as the others do."""
     poll = poll_seconds(players)
+    spreads = [spread_seconds(players, pages_per_second, most)
+               for most in (OPEN_SPREAD_MAX, RESULT_SPREAD_MAX)]
     open_round = min((n for n, s, _, _ in rounds if s == RoundStatus.OPEN), default=None)
     last_closed = max((n for n, s, _, _ in rounds if s == RoundStatus.CLOSED), default=None)
-    fingerprint = json.dumps([[n, str(s), _iso(o), _iso(c)] for n, s, o, c in sorted(rounds)]
-                             + [poll]).encode()
-    version = hashlib.blake2b(fingerprint, digest_size=8).hexdigest()
+    state = [[n, str(s), _iso(o), _iso(c)] for n, s, o, c in sorted(rounds)]
+    rounds_version = _digest(state)
+    version = _digest(state + [poll] + spreads)
     body = json.dumps({"version": version, "open_round": open_round,
-                       "last_closed_round": last_closed, "poll_seconds": poll},
-                      separators=(",", ":")).encode()
-    return Status(version, poll, body)
+                       "last_closed_round": last_closed, "poll_seconds": poll,
+                       "rounds_version": rounds_version, "spread_seconds": spreads[0],
+                       "result_spread_seconds": spreads[1]}, separators=(",", ":")).encode()
+    return Status(version, poll, body, rounds_version)
+
+
+def _digest(fingerprint: list) -> str:
+    return hashlib.blake2b(json.dumps(fingerprint).encode(), digest_size=8).hexdigest()
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -115,7 +144,8 @@ def compute_status() -> Status:
     rounds = db.session.execute(select(Challenge.number, Challenge.status, Challenge.opened_at,
                                        Challenge.closed_at)).all()
     players = db.session.scalar(select(func.count()).select_from(Participant))
-    return build_status([tuple(row) for row in rounds], players)
+    return build_status([tuple(row) for row in rounds], players,
+                        current_app.config["STATUS_PAGES_PER_SECOND"])
 
 
 def read_status() -> Status:
@@ -226,5 +256,18 @@ def _rolled_back(session: Session, previous_transaction) -> None:
         session.info.pop(SESSION_FLAG, None)
 
 
+def pages_per_second(value) -> float:
+    """STATUS_PAGES_PER_SECOND as a number above 0, or a ConfigError saying what to set."""
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = None
+    if rate is None or not 0 < rate < math.inf:
+        raise ConfigError(f"STATUS_PAGES_PER_SECOND={value!r}: set the pages a second the web "
+                          "processes serve comfortably, a number above 0 (e.g. 250).")
+    return rate
+
+
 def init_app(app: Flask) -> None:
+    app.config["STATUS_PAGES_PER_SECOND"] = pages_per_second(app.config["STATUS_PAGES_PER_SECOND"])
     app.extensions[EXTENSION] = StatusCache(app)

@@ -10,10 +10,12 @@ from sqlalchemy import event, insert, select
 
 from quiz import create_app, waiting
 from quiz.clock import utcnow
-from quiz.config import TestConfig
+from quiz.config import ConfigError, TestConfig
 from quiz.extensions import db
 from quiz.helpdesk import ask_for_help
 from quiz.models import Challenge, Participant
+
+from .helpers import make_config
 
 
 
@@ -27,9 +29,12 @@ def test_status_says_which_round_is_open_with_an_etag_and_no_cookie(client, load
     first = status(client)
     body = first.get_json()
     assert first.status_code == 200 and first.mimetype == "application/json"
-    assert set(body) == {"version", "open_round", "last_closed_round", "poll_seconds"}
+    assert set(body) == {"version", "open_round", "last_closed_round", "poll_seconds",
+                         "rounds_version", "spread_seconds", "result_spread_seconds"}
     assert body["open_round"] is None and body["last_closed_round"] is None
     assert body["poll_seconds"] == 3  # a small room asks often
+    # … and fetches its pages at once after a change: nobody to spread them from
+    assert body["spread_seconds"] == body["result_spread_seconds"] == 0
     assert first.headers["ETag"] == f'"{body["version"]}"'
     assert first.headers["Cache-Control"] == "public, max-age=1"
     assert "Set-Cookie" not in first.headers
@@ -196,16 +201,52 @@ def test_a_big_room_is_told_to_poll_less_often(app, client, load_bank):
     db.session.commit()
     # Registrations don't drop the status: the room's size shows when it is next computed (a round
     # changes, or STATUS_TTL_SECONDS pass).
+    before = status(client).get_json()
     redis.Redis.from_url(app.config["REDIS_URL"]).delete(waiting.STATUS_KEY)
     answer = status(client).get_json()
     assert answer["poll_seconds"] == 5
+    # … and spreads its page fetches after a change over longer: 2,000 pages at ~250 a second
+    assert answer["spread_seconds"] == answer["result_spread_seconds"] == 8
+    # The status changed (its ETag), but no page did: no phone fetches its page for this.
+    assert answer["version"] != before["version"]
+    assert answer["rounds_version"] == before["rounds_version"]
+
+
+@pytest.mark.parametrize("players, spread, result_spread", [
+    (0, 0, 0), (1, 1, 1), (250, 1, 1), (251, 2, 2), (2000, 8, 8), (7_500, 30, 30),
+    (10_000, 30, 40), (15_000, 30, 60), (100_000, 30, 60)])
+def test_the_spread_grows_with_the_room_within_its_bounds(players, spread, result_spread):
+    """The room's page fetches after a change come at about 250 a second: a round's questions
+    within 30 s at most, a result (nobody races a clock for it) within 60 s."""
+    body = json.loads(waiting.build_status([(1, "open", None, None)], players, 250).body)
+    assert (body["spread_seconds"], body["result_spread_seconds"]) == (spread, result_spread)
+
+
+@pytest.mark.config(STATUS_PAGES_PER_SECOND="1000", STATUS_CACHE_SECONDS=0)
+def test_a_box_that_serves_more_pages_spreads_them_less(client, player):
+    assert status(client).get_json()["spread_seconds"] == 1
+    assert waiting.build_status([], 4000, 1000).body == waiting.build_status([], 4000, 1000.0).body
+    assert json.loads(waiting.build_status([], 4000, 1000).body)["spread_seconds"] == 4
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "fast", "", "inf"])
+def test_a_page_rate_that_is_no_rate_is_refused_at_start(tmp_path, redis_url, value):
+    with pytest.raises(ConfigError, match="STATUS_PAGES_PER_SECOND=.*a number above 0"):
+        create_app(make_config(tmp_path, redis_url, STATUS_PAGES_PER_SECOND=value))
 
 
 def test_waiting_pages_carry_the_version_they_were_rendered_at(client, player, open_round):
     _, links = player
     version = status(client).get_json()["version"]
+    rounds = status(client).get_json()["rounds_version"]
     page = client.get(f"/f/{links[1]}").get_data(as_text=True)
     assert f'data-status-version="{version}"' in page and 'data-poll-seconds="3"' in page
+    assert (f'data-rounds-version="{rounds}" data-round="1" data-state="not_open"' in page)
+    # what the phone says at once when the status tells it the round opened, for screen readers too
+    assert re.search(r'<div class="round-news" role="status" aria-live="polite"\s+'
+                     r'data-opened="Round 1 is open — loading your questions…"', page)
+    assert re.search(r'<button type="button" class="[^"]*round-now" hidden>Show my questions now',
+                     page)
     assert "js/waiting.js" in page
     # without JavaScript: the page reloads itself at the room's cadence
     assert re.search(r'<noscript><meta http-equiv="refresh" content="3"></noscript>', page)

@@ -3,9 +3,14 @@ by itself when its round opens and when it closes, and in between asks only the 
 import re
 
 import pytest
+import redis
+import requests
 from playwright.sync_api import expect
 
+from .a11y import audit
 from .browser_fixtures import PHONE, POLL, assert_not_reloaded, mark_page, tick_right_answers
+from .live_fixtures import LiveStack
+from .players import Api, load_demo_bank
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -63,3 +68,133 @@ def test_a_waiting_phone_moves_on_by_itself_and_polls_only_the_status(stack, api
     assert [p for p in asked.paths() if p != "/api/status"] == [path]
     # The result page waits no more: no status poll after it.
     expect(page.locator("[data-status-version]")).to_have_count(0)
+
+
+# Each phone in these tests draws the same random number: its poll's jitter and its fetch's delay
+# are the longest they can be (the news always shows before its page's fetch).
+LATE = "Math.random = () => 0.99;"
+
+
+@pytest.fixture
+def spread_stack(request, tmp_path, redis_url):
+    """The live stack with the demo bank, serving so few pages a second (the test's mark) that a
+    room of one or two spreads its fetches over many seconds."""
+    redis.Redis.from_url(redis_url).flushall()
+    stack = LiveStack(tmp_path, redis_url,
+                      STATUS_PAGES_PER_SECOND=request.node.get_closest_marker("rate").args[0])
+    try:
+        stack.start()
+        load_demo_bank(stack)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def fetches(asked: Requests) -> list[str]:
+    """The phone's fetches of its own page."""
+    return [p for p in asked.paths() if p.startswith("/f/")]
+
+
+@pytest.mark.rate("0.125")  # two players: both spreads are 16 s
+def test_a_room_fetches_its_pages_spread_out_and_says_so_at_once(spread_stack, new_page):
+    api = Api(spread_stack.url)
+    links = [api.register(name, n)["form_urls"]["1"] for name, n in (("Ada", 71), ("Bo", 72))]
+    paths = [re.sub(r"^https?://[^/]+", "", link) for link in links]
+    late, other = new_page(**PHONE), new_page(**PHONE)
+    late.add_init_script(LATE)
+    asked, other_asked = Requests(late), Requests(other)
+    for page, link in ((late, links[0]), (other, links[1])):
+        page.goto(link)
+        expect(page.get_by_role("heading", name="Not started yet")).to_be_visible()
+        mark_page(page)
+    asked.clear()
+    other_asked.clear()
+    api.start(1)
+
+    # The status alone says the round is open (a live region), before the page's own fetch, and
+    # offers to fetch it at once.
+    news = late.get_by_role("status").filter(has_text="Round 1 is open — loading your questions…")
+    expect(news).to_be_visible(timeout=POLL)
+    assert fetches(asked) == []
+    audit(late, "round: open, said from the status before the page's fetch")
+    expect(late.get_by_role("heading", name="Not started yet")).to_be_visible()
+    late.get_by_role("button", name="Show my questions now").click()
+    expect(late.get_by_role("heading", name="Ready?")).to_be_visible()
+    expect(late.get_by_role("button", name="Start")).to_be_focused()
+    assert fetches(asked) == [paths[0]]
+    assert_not_reloaded(late)
+
+    # The other phone, left alone, fetches its page by itself within the spread: once.
+    expect(other.get_by_role("heading", name="Ready?")).to_be_visible(timeout=16_000 + POLL)
+    assert fetches(other_asked) == [paths[1]]
+    assert_not_reloaded(other)
+
+    # Answered, then the round ends: the result is on its way at once, and comes within its spread
+    # (no button: nobody races a clock for it).
+    late.get_by_role("button", name="Start").click()
+    tick_right_answers(late, 1)
+    late.get_by_role("button", name="Submit answers").click()
+    expect(late.get_by_role("heading", name="Answers in")).to_be_visible()
+    mark_page(late)
+    asked.clear()
+    api.end(1)
+    expect(late.get_by_role("status").filter(
+        has_text="Round 1 has ended — your result is on its way.")).to_be_visible(timeout=POLL)
+    expect(late.get_by_role("button", name="Show my questions now")).to_be_hidden()
+    assert fetches(asked) == []
+    audit(late, "round: ended, said from the status before the page's fetch")
+    expect(late.locator("#round-state")).to_contain_text("ranked 1", timeout=16_000 + POLL)
+    assert fetches(asked) == [paths[0]]
+    assert_not_reloaded(late)
+
+
+@pytest.mark.rate("0.05")  # one player: the spread is 20 s
+def test_a_phone_whose_rounds_changed_twice_during_its_delay_fetches_once(spread_stack, new_page):
+    api = Api(spread_stack.url)
+    link = api.register("Cy", 73)["form_urls"]["1"]
+    path = re.sub(r"^https?://[^/]+", "", link)
+    page = new_page(**PHONE)
+    page.add_init_script(LATE)
+    asked = Requests(page)
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Not started yet")).to_be_visible()
+    asked.clear()
+    api.start(1)
+    expect(page.get_by_role("status")).to_contain_text("Round 1 is open", timeout=POLL)
+    api.end(1)
+    # The phone learns of the close (its next poll, long before its fetch is due): the news it gave
+    # no longer holds, so it goes.
+    expect(page.get_by_role("button", name="Show my questions now")).to_be_hidden(timeout=POLL)
+    expect(page.get_by_role("status")).to_have_text("")
+    assert fetches(asked) == []
+    expect(page.get_by_role("heading", name="Round closed")).to_be_visible(timeout=20_000 + POLL)
+    assert fetches(asked) == [path]
+    assert page.locator("[data-status-version]").count() == 0
+
+
+@pytest.mark.rate("0.1")  # two players: the spread is 20 s
+def test_a_change_undone_before_the_fetch_takes_its_news_and_fetch_back(spread_stack, new_page):
+    api = Api(spread_stack.url)
+    link = api.register("Di", 74)["form_urls"]["1"]
+    api.register("Ed", 75)  # yet to play: the round can be reopened (not everyone's time is up)
+    path = re.sub(r"^https?://[^/]+", "", link)
+    page = new_page(**PHONE)
+    page.add_init_script(LATE)
+    api.start(1)
+    page.goto(link)
+    page.get_by_role("button", name="Start").click()
+    tick_right_answers(page, 1)
+    page.get_by_role("button", name="Submit answers").click()
+    expect(page.get_by_role("heading", name="Answers in")).to_be_visible()
+    asked = Requests(page)
+    api.end(1)
+    expect(page.get_by_role("status")).to_contain_text("Round 1 has ended", timeout=POLL)
+    # Reopened as it was before its close: the page is current again, nothing to say or fetch.
+    reopened = requests.post(f"{api.url}/api/admin/reopen-challenge/1", headers=api.headers)
+    assert reopened.status_code == 200, reopened.text
+    expect(page.get_by_role("status")).to_have_text("", timeout=POLL)
+    # Closed again: one fetch, for this close (the first one's was called off).
+    api.end(1)
+    expect(page.get_by_role("status")).to_contain_text("Round 1 has ended", timeout=POLL)
+    expect(page.locator("#round-state")).to_contain_text("ranked 1", timeout=20_000 + POLL)
+    assert fetches(asked) == [path]
