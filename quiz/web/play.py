@@ -17,28 +17,27 @@ from ..clock import utcnow
 from ..errors import QuizError
 from ..effects import Drain, Pending, dispatch
 from ..extensions import csrf, db, limiter, state
-from ..stored_forms import TIMER_MARK, form_key, form_token_ok
-from ..links import find_link, find_participant, find_round_page, link_url, report_url
+from ..stored_forms import form_key, form_token_ok
+from ..links import (find_link, find_participant, find_round_page, link_url, report_url,
+                     round_facts)
 from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
 from ..qr import qr_svg
 from ..reports import linked_rounds, participant_report, report_version
 from ..storage import StorageError, get_storage
 from .handling import wants_fragment, write
+from .page_path import STORAGE_PAUSE_SECONDS, round_page_of, stored_body
 from .security import link_key
 
 bp = Blueprint("play", __name__)
 log = logging.getLogger(__name__)
-# After a storage failure, players get the live-rendered form for this long before storage is tried
-# again.
-STORAGE_PAUSE_SECONDS = 15
 
 
 @bp.get("/f/<code>")
 def round_page(code):
     """A player's round: one clear page per state; the questions are their stored form when it is
     there."""
-    page = find_round_page(code)
+    page = round_page_of(code)
     link = page.link
     i18n.use_language(link.participant.language)  # the row already loaded: no query
     state = answers.page_state(link, utcnow(), page.submitted)
@@ -54,28 +53,28 @@ def round_page(code):
 
 def stored_form(link: FormLink):
     """The stored form, served from storage or through a pre-signed URL minted at this click; None
-    if unavailable.
+    if unavailable (quiz/web/page_path.py serves it before Flask when it can).
 
     Nothing a participant holds expires: the /f/ link is checked against the database on every
     click, and any signature is made now, with the credentials valid now.
     """
     key = form_key("forms", link.challenge.number, link.participant_id)
     store, config = get_storage(), current_app.config
-    if time.monotonic() < state().storage_down_until:
-        return None  # storage failed a moment ago: don't make every player wait for it again
-    try:
-        if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
+    if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
+        if time.monotonic() < state().storage_down_until:
+            return None  # storage failed a moment ago: don't make every player wait for it again
+        try:
             if store.exists(key):
                 return redirect(store.presigned_url(key, config["FORMS_URL_EXPIRY_SECONDS"]), 303)
-        elif (body := store.get(key)) is not None:
-            timer = render_template("play/_timer.html", challenge=link.challenge, link=link,
-                                    now=utcnow()).encode()
-            response = current_app.make_response(body.replace(TIMER_MARK, timer))
-            response.headers["Vary"] = "HX-Request"
-            return response
-    except StorageError as error:
-        log.warning("stored form %s unavailable, rendering it live: %s", key, error)
-        state().storage_down_until = time.monotonic() + STORAGE_PAUSE_SECONDS
+        except StorageError as error:
+            log.warning("stored form %s unavailable, rendering it live: %s", key, error)
+            state().storage_down_until = time.monotonic() + STORAGE_PAUSE_SECONDS
+            return None
+    elif (body := stored_body(link, i18n.current_language())) is not None:
+        response = current_app.make_response(body)
+        response.headers["Vary"] = "HX-Request"
+        return response
+    if time.monotonic() < state().storage_down_until:
         return None
     # Not stored yet (or lost): the live page serves now, and the form is made in the background.
     dispatch(Pending(Drain.NEW_FORMS, (link.participant_id,)))
@@ -162,6 +161,7 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
     response = current_app.make_response(render_template(
         "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge,
         participant=link.participant, state=state,
+        facts=round_facts(link.challenge) if state in (answers.READY, answers.SUBMITTED) else None,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         shadow=shadow.in_shadow_league(link.participant, link.challenge),
         shadow_next=(state in (answers.SUBMITTED, answers.CLOSED)
