@@ -173,3 +173,38 @@ def test_round_facts_are_kept_only_once_the_round_has_opened(app, load_bank, api
     db.session.expire_all()
     assert round_facts(challenge).asked == 3
     assert (challenge.id, challenge.opened_at) in app.extensions["knockout.round_facts"]
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_the_start_page_from_its_copy_is_the_page_a_render_gives(
+        app, client, storage, load_bank, make_participant, api_headers, language):
+    """Players' Start pages, whole and fragment: the first rendered and kept, the next ones from the
+    copy with their own values: the same bytes as a render, names escaped; a name that is also a
+    word of the page is never kept as a mark."""
+    import re
+    from quiz.web.page_cache import EXTENSION
+    load_bank()
+    names = ["Ada", "<Bob & 'Co'>", "Start", "Grace Hopper", "Ready?"]
+    ids = [make_participant(name).id for name in names]
+    db.session.execute(update(Participant).values(language=language))
+    db.session.commit()
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    codes = [db.session.scalar(select(FormLink.code).join(Challenge).where(
+        FormLink.participant_id == pid, Challenge.number == 1)) for pid in ids]
+
+    def page(code, **headers):
+        body = client.get(f"/f/{code}", headers=headers).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', body).group(1)
+        return body.replace(token, "TOKEN")
+    for headers in ({}, {"HX-Request": "true"}):
+        app.extensions.pop(EXTENSION, None)
+        for code, name in zip(codes, names):
+            from_copy = page(code, **headers)
+            app.extensions.pop(EXTENSION, None)
+            rendered = page(code, **headers)
+            assert from_copy == rendered
+            if not headers:
+                assert __import__("html").escape(name, quote=False).replace(
+                    "'", "&#39;") in rendered
+            page(codes[0], **headers)  # the copy made again from the first player's page
+        assert app.extensions[EXTENSION]

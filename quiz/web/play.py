@@ -26,6 +26,7 @@ from ..qr import qr_svg
 from ..reports import linked_rounds, participant_report, report_version
 from ..storage import StorageError, get_storage
 from .handling import wants_fragment, write
+from .page_cache import ready_page, waiting_context
 from .page_path import STORAGE_PAUSE_SECONDS, round_page_of, stored_body
 from .security import link_key
 
@@ -158,9 +159,9 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
         won = final and champion.id == link.participant_id
     desk = {} if fragment else help_context(link.participant, "f", link.code, help_error,
                                             help_requests)
-    response = current_app.make_response(render_template(
-        "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge,
-        participant=link.participant, state=state,
+    template = "play/_state.html" if fragment else "play/round.html"
+    context = dict(
+        link=link, challenge=link.challenge, participant=link.participant, state=state,
         facts=round_facts(link.challenge) if state in (answers.READY, answers.SUBMITTED) else None,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         shadow=shadow.in_shadow_league(link.participant, link.challenge),
@@ -168,18 +169,13 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
                      and shadow.invited_after(link.participant, link.challenge)),
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), **waiting_context(link, state),
-        language_action=url_for("language.switch_round", code=link.code),
-        **desk))
+        language_action=url_for("language.switch_round", code=link.code), **desk)
+    plain = (state != answers.READY or error or help_error or chosen is not None
+             or desk.get("help_requests"))
+    response = current_app.make_response(render_template(template, **context) if plain
+                                         else ready_page(template, link, context))
     response.headers["Vary"] = "HX-Request, Accept-Language"
     return response
-
-
-def waiting_context(link: FormLink, state: str) -> dict:
-    """What a waiting page polls with: the shared status it was rendered at (quiz/waiting.py), and
-    for "check in first" (this player's own wait) its delay, jittered."""
-    status = waiting.current_status()
-    return {"status": status, "waits": waiting.waits(state, link.challenge.is_closed),
-            "poll_delay": round(status.poll_seconds * random.uniform(1, 1.5), 1)}
 
 
 @bp.get("/r/<code>")
