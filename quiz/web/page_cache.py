@@ -53,7 +53,7 @@ def ready_page(template: str, link: FormLink, context: dict) -> str:
     values = [(TOKEN, generate_csrf()), (CODE, link.code), (REPORT, participant.report_code)]
     if template == PAGE:
         values.append((NAME, str(escape(participant.name))))
-    if any("\x00" in value for _, value in values):
+    if any(not value or "\x00" in value for _, value in values):  # an empty name, say
         return render_template(template, **context)
     key = (template, i18n.current_language(), repr(current_look()), challenge.id, challenge.status,
            challenge.number, challenge.title, challenge.time_limit_seconds,
