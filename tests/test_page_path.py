@@ -77,7 +77,10 @@ def test_the_same_with_a_session_cookie_and_rate_limits_on(app, client, grace):
 
 
 def test_a_timed_round_s_timer_in_the_participant_s_language_or_the_phone_s(
-        app, client, api_headers, storage, load_bank, make_participant, run_jobs):
+        app, client, api_headers, storage, load_bank, make_participant, run_jobs, monkeypatch):
+    from quiz.web import page_path
+    moment = utcnow()
+    monkeypatch.setattr(page_path, "utcnow", lambda: moment)  # both paths' timer: the same second
     load_bank()
     german, unset = make_participant("Grete"), make_participant("Ana")
     german.language, unset.language = "de", None
@@ -208,3 +211,50 @@ def test_the_start_page_from_its_copy_is_the_page_a_render_gives(
                     "'", "&#39;") in rendered
             page(codes[0], **headers)  # the copy made again from the first player's page
         assert app.extensions[EXTENSION]
+
+
+def test_after_end_round_the_pages_cost_one_query_fewer(app, client, load_bank, make_participant,
+                                                        api_headers):
+    """After "End round" every waiting phone fetches its page: the round being the last comes with
+    the link's query, and the winner is looked for only after the last round."""
+    from .helpers import choice_values, token_field
+    load_bank()
+    ids = [make_participant(name).id for name in ("Grace", "Alan", "Ada")]
+    code = {(pid, number): db.session.scalar(select(FormLink.code).join(Challenge).where(
+        FormLink.participant_id == pid, Challenge.number == number))
+        for pid in ids for number in (1, 2)}
+
+    def answers_right(number):
+        link = code[ids[0], number]
+        press_start(client, link)
+        page = client.get(f"/f/{link}").get_data(as_text=True)
+        name, token = token_field(page)
+        data = {name: token}
+        for field, options in choice_values(page).items():
+            data[field] = [value for label, value in options.items()
+                           if label in ("S3", "RDS", "DynamoDB", "4")]
+        assert client.post(f"/f/{link}/submit", data=data).status_code == 303
+
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    answers_right(1)
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        client.get("/register")  # the look, read once every 2 s a process
+        client.get("/api/status")  # the shared status, computed once after the change
+        statements.clear()
+        mine = client.get(f"/f/{code[ids[0], 1]}", headers={"HX-Request": "true"})
+        assert "through" in mine.get_data(as_text=True) and len(statements) == 2  # + her answers
+        statements.clear()
+        out = client.get(f"/f/{code[ids[1], 1]}", headers={"HX-Request": "true"})
+        assert 'id="shadow-invite"' in out.get_data(as_text=True) and len(statements) == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    client.post("/api/admin/start-challenge/2", headers=api_headers)
+    answers_right(2)
+    client.post("/api/admin/end-challenge/2", headers=api_headers)
+    assert "You won!" in client.get(f"/f/{code[ids[0], 2]}").get_data(as_text=True)
+    last_out = client.get(f"/f/{code[ids[1], 2]}").get_data(as_text=True)
+    assert "Round closed" in last_out and 'id="shadow-invite"' not in last_out

@@ -49,7 +49,7 @@ def round_page(code):
         if stored is not None:
             return stored
     return render_round(link, state, fragment=wants_fragment(),
-                        help_requests=None if page.asked_for_help else [])
+                        help_requests=None if page.asked_for_help else [], last=page.last)
 
 
 def stored_form(link: FormLink):
@@ -146,17 +146,19 @@ def read_body(link: FormLink) -> QuizError | None:
 
 
 def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None,
-                 fragment=False, help_error: QuizError | None = None, help_requests=None):
+                 fragment=False, help_error: QuizError | None = None, help_requests=None,
+                 last: bool | None = None):
     """The round page for `state`, with an optional message on top (`help_requests`: the
-    player's, when known already)."""
+    player's, and `last`: whether the round is the last, when known already)."""
     submission, final, won = None, False, False
     if state == answers.SUBMITTED and link.challenge.is_closed:  # no result while it is open
         submission = db.session.scalar(select(Submission).where(
             Submission.participant_id == link.participant_id,
             Submission.challenge_id == link.challenge_id))
-        champion = rounds.winner()
-        final = champion is not None and link.challenge.is_last
-        won = final and champion.id == link.participant_id
+        if link.challenge.is_last if last is None else last:  # the winner only after the last
+            champion = rounds.winner()
+            final = champion is not None
+            won = final and champion.id == link.participant_id
     desk = {} if fragment else help_context(link.participant, "f", link.code, help_error,
                                             help_requests)
     template = "play/_state.html" if fragment else "play/round.html"
@@ -166,7 +168,7 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         shadow=shadow.in_shadow_league(link.participant, link.challenge),
         shadow_next=(state in (answers.SUBMITTED, answers.CLOSED)
-                     and shadow.invited_after(link.participant, link.challenge)),
+                     and shadow.invited_after(link.participant, link.challenge, last)),
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), **waiting_context(link, state),
         language_action=url_for("language.switch_round", code=link.code), **desk)
