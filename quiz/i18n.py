@@ -90,12 +90,14 @@ def select_language() -> str:
     return request_language()
 
 
-def request_language() -> str:
-    """What this phone asks for: the switch's cookie, else its Accept-Language, else the default."""
-    cookie = request.cookies.get(COOKIE)
+def request_language(asked=None) -> str:
+    """What this phone asks for: the switch's cookie, else its Accept-Language, else the default
+    (`asked`: a request other than Flask's current one)."""
+    asked = request if asked is None else asked
+    cookie = asked.cookies.get(COOKIE)
     if cookie in enabled():
         return cookie
-    return request.accept_languages.best_match(enabled()) or default()
+    return asked.accept_languages.best_match(enabled()) or default()
 
 
 def offered(code) -> str:

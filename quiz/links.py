@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, exists, insert, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from .deal import choice_order, choice_value, drawn
 from .errors import QuizError
@@ -62,11 +62,14 @@ class RoundPage:
     link: FormLink
     submitted: bool
     asked_for_help: bool
+    last: bool  # no round comes after this one (a closed round's page says "the final")
 
 
 def find_round_page(code: str) -> RoundPage:
-    """`find_link` and the rest of what /f/<code> needs, in one query (the round's questions come
-    along): the page every phone opens within seconds of "Start round"."""
+    """`find_link` and the rest of what /f/<code> needs (whether they answered, asked the help desk,
+    and the round is the last), in one query: the page every phone opens
+    within seconds of "Start round". The round's questions are loaded only by a page that shows
+    them (the live questions); the rest need their count at most (`round_facts`)."""
     if not CODE_PATTERN.fullmatch(code or ""):
         find_link(code)  # the same 404
     row = db.session.execute(_ROUND_PAGE, {"code": code}).unique().first()
@@ -76,14 +79,36 @@ def find_round_page(code: str) -> RoundPage:
 
 
 # Built once: thousands of phones ask it within seconds; building it cost more than running it.
+_THIS, _LATER = aliased(Challenge), aliased(Challenge)
 _ROUND_PAGE = (
     select(FormLink,
            exists().where(Submission.participant_id == FormLink.participant_id,
                           Submission.challenge_id == FormLink.challenge_id),
-           exists().where(HelpRequest.participant_id == FormLink.participant_id))
+           exists().where(HelpRequest.participant_id == FormLink.participant_id),
+           ~exists().where(_THIS.id == FormLink.challenge_id, _LATER.number > _THIS.number))
     .where(FormLink.code == bindparam("code"))
-    .options(joinedload(FormLink.challenge).joinedload(Challenge.questions),
-             joinedload(FormLink.participant)))
+    .options(joinedload(FormLink.challenge), joinedload(FormLink.participant)))
+
+
+@dataclass(frozen=True, slots=True)
+class RoundFacts:
+    """What a round page says of a round's questions without showing them."""
+
+    asked: int  # how many each player answers
+    uploads: bool  # a photo question among them
+
+
+def round_facts(challenge: Challenge) -> RoundFacts:
+    """`RoundFacts` of `challenge`, kept per process once it has opened: only a draft round's
+    questions change (quiz/bank_edit.py), and a round never goes back to draft."""
+    key = (challenge.id, challenge.opened_at)
+    cache = current_app.extensions.setdefault("knockout.round_facts", {})
+    facts = cache.get(key)
+    if facts is None:
+        facts = RoundFacts(challenge.asked, any(q.type.upload for q in challenge.questions))
+        if not challenge.is_draft:
+            cache[key] = facts
+    return facts
 
 
 def ensure_links(participant_ids: list[int] | None = None) -> int:

@@ -79,7 +79,9 @@ def totals_of(participant_id: int) -> ShadowTotal | None:
     return ShadowTotal(participant_id, int(row[0]), float(row[1]), row[2]) if row[2] else None
 
 
-def invited_after(participant: Participant, challenge: Challenge) -> bool:
-    """Knocked out in this round, and a later round is still to come in the shadow league."""
+def invited_after(participant: Participant, challenge: Challenge, last: bool | None = None) -> bool:
+    """Knocked out in this round, and a later round is still to come in the shadow league (`last`:
+    whether this round is the last, when known already)."""
     return (current_app.config["SHADOW_LEAGUE"] and participant.eliminated_in == challenge.number
-            and participant.elimination_reason != "disqualified" and not challenge.is_last)
+            and participant.elimination_reason != "disqualified"
+            and not (challenge.is_last if last is None else last))

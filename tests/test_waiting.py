@@ -258,12 +258,16 @@ def test_waiting_pages_carry_the_version_they_were_rendered_at(client, player, o
 
 def test_the_herd_after_start_costs_one_query_a_page(app, client, player, open_round):
     """Every phone opens its link within seconds of "Start round": the link, its player, its round
-    (with the questions), whether they answered and asked for help come in one query."""
+    whether they answered and asked for help come in one query (the round's question count is
+    read once per process after it opened: quiz/links.round_facts)."""
     participant, links = player
     open_round()
     status(client)  # the shared status, computed once after the change
     client.get("/register")  # the event's look: read by each process once every 2 s, not a page
     statements = count_statements(app)
+    client.get(f"/f/{links[1]}")  # the first page of the round in this process
+    assert len(statements) == 2 and "FROM question" in statements[1]
+    statements.clear()
     page = client.get(f"/f/{links[1]}")
     assert "Ready?" in page.get_data(as_text=True) and len(statements) == 1
     statements.clear()

@@ -17,8 +17,9 @@ from ..clock import utcnow
 from ..errors import QuizError
 from ..effects import Drain, Pending, dispatch
 from ..extensions import csrf, db, limiter, state
-from ..stored_forms import TIMER_MARK, form_key, form_token_ok
-from ..links import find_link, find_participant, find_round_page, link_url, report_url
+from ..stored_forms import form_key, form_token_ok
+from ..links import (find_link, find_participant, find_round_page, link_url, report_url,
+                     round_facts)
 from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
 from ..qr import qr_svg
@@ -26,20 +27,19 @@ from ..rate_limits import SUBMIT_LIMIT, counted_before
 from ..reports import linked_rounds, participant_report, report_version
 from ..storage import StorageError, get_storage
 from .handling import wants_fragment, write
+from .page_cache import ready_page, waiting_context
+from .page_path import STORAGE_PAUSE_SECONDS, round_page_of, stored_body
 from .security import link_key
 
 bp = Blueprint("play", __name__)
 log = logging.getLogger(__name__)
-# After a storage failure, players get the live-rendered form for this long before storage is tried
-# again.
-STORAGE_PAUSE_SECONDS = 15
 
 
 @bp.get("/f/<code>")
 def round_page(code):
     """A player's round: one clear page per state; the questions are their stored form when it is
     there."""
-    page = find_round_page(code)
+    page = round_page_of(code)
     link = page.link
     i18n.use_language(link.participant.language)  # the row already loaded: no query
     state = answers.page_state(link, utcnow(), page.submitted)
@@ -50,33 +50,33 @@ def round_page(code):
         if stored is not None:
             return stored
     return render_round(link, state, fragment=wants_fragment(),
-                        help_requests=None if page.asked_for_help else [])
+                        help_requests=None if page.asked_for_help else [], last=page.last)
 
 
 def stored_form(link: FormLink):
     """The stored form, served from storage or through a pre-signed URL minted at this click; None
-    if unavailable.
+    if unavailable (quiz/web/page_path.py serves it before Flask when it can).
 
     Nothing a participant holds expires: the /f/ link is checked against the database on every
     click, and any signature is made now, with the credentials valid now.
     """
     key = form_key("forms", link.challenge.number, link.participant_id)
     store, config = get_storage(), current_app.config
-    if time.monotonic() < state().storage_down_until:
-        return None  # storage failed a moment ago: don't make every player wait for it again
-    try:
-        if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
+    if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
+        if time.monotonic() < state().storage_down_until:
+            return None  # storage failed a moment ago: don't make every player wait for it again
+        try:
             if store.exists(key):
                 return redirect(store.presigned_url(key, config["FORMS_URL_EXPIRY_SECONDS"]), 303)
-        elif (body := store.get(key)) is not None:
-            timer = render_template("play/_timer.html", challenge=link.challenge, link=link,
-                                    now=utcnow()).encode()
-            response = current_app.make_response(body.replace(TIMER_MARK, timer))
-            response.headers["Vary"] = "HX-Request"
-            return response
-    except StorageError as error:
-        log.warning("stored form %s unavailable, rendering it live: %s", key, error)
-        state().storage_down_until = time.monotonic() + STORAGE_PAUSE_SECONDS
+        except StorageError as error:
+            log.warning("stored form %s unavailable, rendering it live: %s", key, error)
+            state().storage_down_until = time.monotonic() + STORAGE_PAUSE_SECONDS
+            return None
+    elif (body := stored_body(link, i18n.current_language())) is not None:
+        response = current_app.make_response(body)
+        response.headers["Vary"] = "HX-Request"
+        return response
+    if time.monotonic() < state().storage_down_until:
         return None
     # Not stored yet (or lost): the live page serves now, and the form is made in the background.
     dispatch(Pending(Drain.NEW_FORMS, (link.participant_id,)))
@@ -148,40 +148,38 @@ def read_body(link: FormLink) -> QuizError | None:
 
 
 def render_round(link: FormLink, state: str, error: QuizError | None = None, chosen=None,
-                 fragment=False, help_error: QuizError | None = None, help_requests=None):
+                 fragment=False, help_error: QuizError | None = None, help_requests=None,
+                 last: bool | None = None):
     """The round page for `state`, with an optional message on top (`help_requests`: the
-    player's, when known already)."""
+    player's, and `last`: whether the round is the last, when known already)."""
     submission, final, won = None, False, False
     if state == answers.SUBMITTED and link.challenge.is_closed:  # no result while it is open
         submission = db.session.scalar(select(Submission).where(
             Submission.participant_id == link.participant_id,
             Submission.challenge_id == link.challenge_id))
-        champion = rounds.winner()
-        final = champion is not None and link.challenge.is_last
-        won = final and champion.id == link.participant_id
+        if link.challenge.is_last if last is None else last:  # the winner only after the last
+            champion = rounds.winner()
+            final = champion is not None
+            won = final and champion.id == link.participant_id
     desk = {} if fragment else help_context(link.participant, "f", link.code, help_error,
                                             help_requests)
-    response = current_app.make_response(render_template(
-        "play/_state.html" if fragment else "play/round.html", link=link, challenge=link.challenge,
-        participant=link.participant, state=state,
+    template = "play/_state.html" if fragment else "play/round.html"
+    context = dict(
+        link=link, challenge=link.challenge, participant=link.participant, state=state,
+        facts=round_facts(link.challenge) if state in (answers.READY, answers.SUBMITTED) else None,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
         shadow=shadow.in_shadow_league(link.participant, link.challenge),
         shadow_next=(state in (answers.SUBMITTED, answers.CLOSED)
-                     and shadow.invited_after(link.participant, link.challenge)),
+                     and shadow.invited_after(link.participant, link.challenge, last)),
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), **waiting_context(link, state),
-        language_action=url_for("language.switch_round", code=link.code),
-        **desk))
+        language_action=url_for("language.switch_round", code=link.code), **desk)
+    plain = (state != answers.READY or error or help_error or chosen is not None
+             or desk.get("help_requests"))
+    response = current_app.make_response(render_template(template, **context) if plain
+                                         else ready_page(template, link, context))
     response.headers["Vary"] = "HX-Request, Accept-Language"
     return response
-
-
-def waiting_context(link: FormLink, state: str) -> dict:
-    """What a waiting page polls with: the shared status it was rendered at (quiz/waiting.py), and
-    for "check in first" (this player's own wait) its delay, jittered."""
-    status = waiting.current_status()
-    return {"status": status, "waits": waiting.waits(state, link.challenge.is_closed),
-            "poll_delay": round(status.poll_seconds * random.uniform(1, 1.5), 1)}
 
 
 @bp.get("/r/<code>")

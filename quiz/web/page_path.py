@@ -1,0 +1,123 @@
+"""GET /f/<code> when it is the player's stored form: answered before Flask (`PageFastPath`).
+
+Right after "Start round" every phone presses Start and is sent to its link, whose page is then
+its stored form (quiz/stored_forms.py): bytes from storage with this moment's timer put in. That
+page needs no session, no CSRF token, no template but the timer's, so a web process answers it
+before Flask does: the link's query, the page's state, the storage read, the headers Flask's hooks
+would add (tests/test_page_path.py compares both paths byte for byte). Anything else — another
+state, a fragment, a shadow-league player, storage paused or failing, a form not stored yet, HEAD —
+goes on to Flask, in the same application context: the link read here is handed to the view
+(`round_page_of`), so the page a herd meets most (Start) still costs one query.
+"""
+import logging
+import time
+import uuid
+
+from flask import Flask, current_app, g, render_template
+from flask_babel import force_locale
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers import Request
+
+from .. import answers, i18n, shadow
+from ..clock import utcnow
+from ..errors import QuizError
+from ..extensions import state
+from ..links import CODE_PATTERN, RoundPage, find_round_page
+from ..models import FormLink
+from ..observability import REQUEST_SECONDS
+from ..storage import StorageError, get_storage
+from ..stored_forms import TIMER_MARK, form_key
+from .security import CSP
+
+log = logging.getLogger(__name__)
+# After a storage failure, players get the live-rendered form for this long before storage is tried
+# again.
+STORAGE_PAUSE_SECONDS = 15
+PREFIX = "/f/"
+STASH = "knockout_round_page"
+# What Flask's hooks add to a stored form's response (quiz/web/security.py, quiz/observability.py),
+# in their order; Flask's session adds Cookie to Vary (a hook reads the session).
+HEADERS = [("Vary", "HX-Request, Cookie"), ("Content-Security-Policy", CSP),
+           ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+           ("Referrer-Policy", "no-referrer"), ("Cache-Control", "no-store")]
+
+
+def stored_body(link: FormLink, language: str) -> bytes | None:
+    """The stored form with this moment's timer (in `language`), read from storage; None when it is
+    not there (then made in the background by the caller) or storage is paused or failing."""
+    if time.monotonic() < state().storage_down_until:
+        return None  # storage failed a moment ago: don't make every player wait for it again
+    key = form_key("forms", link.challenge.number, link.participant_id)
+    try:
+        body = get_storage().get(key)
+    except StorageError as error:
+        log.warning("stored form %s unavailable, rendering it live: %s", key, error)
+        state().storage_down_until = time.monotonic() + STORAGE_PAUSE_SECONDS
+        return None
+    if body is None:
+        return None
+    with force_locale(language):
+        timer = render_template("play/_timer.html", challenge=link.challenge, link=link,
+                                now=utcnow())
+    return body.replace(TIMER_MARK, timer.encode())
+
+
+def serves_stored(page: RoundPage) -> bool:
+    """This page is the player's stored form, if storage has it: the questions, not in the shadow
+    league (the stored form can't say so)."""
+    link = page.link
+    return (answers.page_state(link, utcnow(), page.submitted) == answers.QUESTIONS
+            and not shadow.in_shadow_league(link.participant, link.challenge))
+
+
+def round_page_of(code: str) -> RoundPage:
+    """The round page the fast path read for this request, else read now."""
+    stashed = g.pop(STASH, None)
+    return stashed if stashed is not None and stashed.link.code == code else find_round_page(code)
+
+
+class PageFastPath:
+    """WSGI: GET /f/<code> answered with the stored form when that is the page; anything else goes
+    on to the app."""
+
+    def __init__(self, app: Flask, wrapped):
+        self.app, self.wrapped = app, wrapped
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if (environ.get("REQUEST_METHOD") != "GET" or not path.startswith(PREFIX)
+                or "HTTP_HX_REQUEST" in environ or not CODE_PATTERN.fullmatch(path[len(PREFIX):])):
+            return self.wrapped(environ, start_response)
+        started = time.perf_counter()
+        with self.app.app_context():
+            try:
+                body = self.stored(path[len(PREFIX):], environ)
+            except (SQLAlchemyError, QuizError):
+                body = None  # Flask's page says what failed (an unknown link: its 404)
+            if body is None:
+                return self.wrapped(environ, start_response)
+        request_id = environ.get("HTTP_X_REQUEST_ID", "")[:64] or uuid.uuid4().hex
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                  ("Content-Length", str(len(body))), *HEADERS,
+                                  ("X-Request-ID", request_id)])
+        REQUEST_SECONDS.labels("play.round_page", "GET").observe(time.perf_counter() - started)
+        return [body]
+
+    def stored(self, code: str, environ) -> bytes | None:
+        """The stored page for `code`, or None (the link read is stashed for Flask's view)."""
+        page = find_round_page(code)
+        if (not serves_stored(page) or current_app.config["FORMS_DELIVERY"] == "redirect"
+                and get_storage().presigns):
+            g.setdefault(STASH, page)
+            return None
+        language = page.link.participant.language
+        if language not in i18n.enabled():
+            language = i18n.request_language(Request(environ))
+        body = stored_body(page.link, language)
+        if body is None:
+            g.setdefault(STASH, page)
+        return body
+
+
+def install(app: Flask) -> None:
+    app.wsgi_app = PageFastPath(app, app.wsgi_app)

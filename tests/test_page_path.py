@@ -1,0 +1,260 @@
+"""GET /f/<code> answered before Flask when it is the stored form (quiz/web/page_path.py): byte for
+byte what Flask gives, headers included, and Flask's page for every other state."""
+import pytest
+from sqlalchemy import event, select, update
+from werkzeug.test import Client
+
+from quiz import stored_forms
+from quiz.clock import utcnow
+from quiz.extensions import db, state
+from quiz.models import Challenge, FormLink, Participant
+from quiz.web.page_path import PageFastPath
+
+from .helpers import csrf_from, press_start
+
+
+def fast_path(app) -> PageFastPath:
+    wsgi = app.wsgi_app
+    while not isinstance(wsgi, PageFastPath):
+        wsgi = wsgi.wrapped
+    return wsgi
+
+
+def both(app, code: str, served_fast: bool, **headers):
+    """The page through the fast path and through Flask alone: (status, headers, body) of each,
+    and whether the fast path answered it itself."""
+    fast = fast_path(app)
+    flask_calls = []
+    flask_app = fast.wrapped
+
+    def counted(environ, start_response):
+        flask_calls.append(environ["PATH_INFO"])
+        return flask_app(environ, start_response)
+    headers = {"X-Request-ID": "same-id", **headers}
+    fast.wrapped = counted
+    try:
+        through_fast = Client(fast).get(f"/f/{code}", headers=headers)
+    finally:
+        fast.wrapped = flask_app
+    through_flask = Client(flask_app).get(f"/f/{code}", headers=headers)
+    assert (not flask_calls) == served_fast
+    return [(r.status, list(r.headers.items()), r.get_data()) for r in (through_fast,
+                                                                            through_flask)]
+
+
+@pytest.fixture
+def grace(app, client, storage, load_bank, make_participant, run_jobs, api_headers):
+    """Grace with her stored forms, round 1 open: her round-1 code."""
+    load_bank()
+    participant_id = make_participant("Grace").id
+    run_jobs()
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    return db.session.scalar(select(FormLink.code).where(
+        FormLink.participant_id == participant_id, FormLink.challenge_id == select(
+            Challenge.id).where(Challenge.number == 1).scalar_subquery()))
+
+
+def test_the_stored_form_is_served_before_flask_byte_for_byte(app, client, grace):
+    press_start(client, grace)
+    fast, flask = both(app, grace, served_fast=True)
+    assert fast[1] == flask[1]
+    assert fast == flask
+    assert b'name="form_token"' in fast[2] and fast[0] == "200 OK"
+    names = [name for name, _ in fast[1]]
+    assert names == ["Content-Type", "Content-Length", "Vary", "Content-Security-Policy",
+                     "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy",
+                     "Cache-Control", "X-Request-ID"]
+    assert "Set-Cookie" not in names
+
+
+@pytest.mark.config(RATELIMIT_ENABLED=True)
+def test_the_same_with_a_session_cookie_and_rate_limits_on(app, client, grace):
+    press_start(client, grace)  # the client now holds a session (the Start page's CSRF token)
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    fast, flask = both(app, grace, served_fast=True, Cookie=f"session={cookie.value}")
+    assert fast == flask
+
+
+def test_a_timed_round_s_timer_in_the_participant_s_language_or_the_phone_s(
+        app, client, api_headers, storage, load_bank, make_participant, run_jobs, monkeypatch):
+    from quiz.web import page_path
+    moment = utcnow()
+    monkeypatch.setattr(page_path, "utcnow", lambda: moment)  # both paths' timer: the same second
+    load_bank()
+    german, unset = make_participant("Grete"), make_participant("Ana")
+    german.language, unset.language = "de", None
+    db.session.commit()
+    german, unset = german.id, unset.id
+    run_jobs()
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    client.post("/api/admin/start-challenge/2", headers=api_headers)
+    db.session.execute(update(Participant).values(eliminated_in=None))
+    db.session.commit()
+    for person, asked in ((german, "en"), (unset, "es")):
+        code = db.session.scalar(select(FormLink.code).join(Challenge).where(
+            FormLink.participant_id == person, Challenge.number == 2))
+        db.session.execute(update(FormLink).where(FormLink.code == code).values(
+            started_at=utcnow(), window_ends_at=utcnow().replace(microsecond=0) + (
+                __import__("datetime").timedelta(seconds=60))))
+        db.session.commit()
+        fast, flask = both(app, code, served_fast=True, **{"Accept-Language": asked})
+        assert fast == flask
+        assert ("Deine Zeit" if person is german else "Tu tiempo").encode() in fast[2]
+
+
+def test_the_start_page_stays_in_flask_with_one_query(app, grace):
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        fast, flask = both(app, grace, served_fast=False)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert fast[0] == flask[0] == "200 OK" and b"Start" in fast[2]
+    assert csrf_from(fast[2].decode())  # the live page's form
+    # the fast path's read of the link is Flask's too: one query each way (no look read: cached)
+    assert len([s for s in statements if "form_link" in s]) == 2
+
+
+@pytest.mark.parametrize("case", ["fragment", "shadow", "paused", "missing", "closed",
+                                  "unknown", "head"])
+def test_everything_else_goes_to_flask(app, client, api_headers, grace, storage, case):
+    press_start(client, grace)
+    headers, code = {}, grace
+    if case == "fragment":
+        headers = {"HX-Request": "true"}
+    elif case == "shadow":
+        app.config["SHADOW_LEAGUE"] = True
+        db.session.execute(update(Participant).values(eliminated_in=0))
+        db.session.commit()
+    elif case == "paused":
+        state(app).storage_down_until = __import__("time").monotonic() + 60
+    elif case == "missing":
+        storage.delete(stored_forms.form_key("forms", 1, db.session.scalar(
+            select(FormLink.participant_id).where(FormLink.code == grace))))
+    elif case == "closed":
+        client.post("/api/admin/end-challenge/1", headers=api_headers)
+    elif case == "unknown":
+        code = "x" * 22
+    if case == "head":
+        fast = fast_path(app)
+        response = Client(fast).head(f"/f/{code}")
+        assert response.status_code == 200
+        return
+    fast, flask = both(app, code, served_fast=False, **headers)
+    assert fast[0] == flask[0]
+    if case == "unknown":
+        assert fast[0].startswith("404")
+    elif case in ("shadow", "paused", "missing"):
+        assert b'name="csrf_token"' in fast[2] and b"form_token" not in fast[2]  # the live page
+
+
+def test_a_regenerated_form_is_served_afresh(app, client, grace, run_jobs):
+    press_start(client, grace)
+    participant_id = db.session.scalar(select(FormLink.participant_id)
+                                       .where(FormLink.code == grace))
+    assert b"Grace" in client.get(f"/f/{grace}").get_data()
+    db.session.execute(update(Participant).values(name="Grace Hopper"))
+    db.session.commit()
+    stored_forms.regenerate([participant_id])
+    assert b"Grace Hopper" in client.get(f"/f/{grace}").get_data()
+
+
+def test_round_facts_are_kept_only_once_the_round_has_opened(app, load_bank, api_headers, client):
+    from quiz.links import round_facts
+    from .helpers import SMALL_BANK
+    load_bank()
+    challenge = db.session.scalar(select(Challenge).where(Challenge.number == 1))
+    assert round_facts(challenge).asked == 2
+    load_bank(SMALL_BANK.replace("  - number: 2\n", "      - text: A third?\n"
+                                 "        choices: [A, B]\n        answer: A\n  - number: 2\n", 1))
+    db.session.expire_all()
+    assert round_facts(challenge).asked == 3  # a draft's questions may change: read afresh
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    db.session.expire_all()
+    assert round_facts(challenge).asked == 3
+    assert (challenge.id, challenge.opened_at) in app.extensions["knockout.round_facts"]
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_the_start_page_from_its_copy_is_the_page_a_render_gives(
+        app, client, storage, load_bank, make_participant, api_headers, language):
+    """Players' Start pages, whole and fragment: the first rendered and kept, the next ones from the
+    copy with their own values: the same bytes as a render, names escaped; a name that is also a
+    word of the page is never kept as a mark."""
+    import re
+    from quiz.web.page_cache import EXTENSION
+    load_bank()
+    names = ["Ada", "<Bob & 'Co'>", "Start", "Grace Hopper", "Ready?"]
+    ids = [make_participant(name).id for name in names]
+    db.session.execute(update(Participant).values(language=language))
+    db.session.commit()
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    codes = [db.session.scalar(select(FormLink.code).join(Challenge).where(
+        FormLink.participant_id == pid, Challenge.number == 1)) for pid in ids]
+
+    def page(code, **headers):
+        body = client.get(f"/f/{code}", headers=headers).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', body).group(1)
+        return body.replace(token, "TOKEN")
+    for headers in ({}, {"HX-Request": "true"}):
+        app.extensions.pop(EXTENSION, None)
+        for code, name in zip(codes, names):
+            from_copy = page(code, **headers)
+            app.extensions.pop(EXTENSION, None)
+            rendered = page(code, **headers)
+            assert from_copy == rendered
+            if not headers:
+                assert __import__("html").escape(name, quote=False).replace(
+                    "'", "&#39;") in rendered
+            page(codes[0], **headers)  # the copy made again from the first player's page
+        assert app.extensions[EXTENSION]
+
+
+def test_after_end_round_the_pages_cost_one_query_fewer(app, client, load_bank, make_participant,
+                                                        api_headers):
+    """After "End round" every waiting phone fetches its page: the round being the last comes with
+    the link's query, and the winner is looked for only after the last round."""
+    from .helpers import choice_values, token_field
+    load_bank()
+    ids = [make_participant(name).id for name in ("Grace", "Alan", "Ada")]
+    code = {(pid, number): db.session.scalar(select(FormLink.code).join(Challenge).where(
+        FormLink.participant_id == pid, Challenge.number == number))
+        for pid in ids for number in (1, 2)}
+
+    def answers_right(number):
+        link = code[ids[0], number]
+        press_start(client, link)
+        page = client.get(f"/f/{link}").get_data(as_text=True)
+        name, token = token_field(page)
+        data = {name: token}
+        for field, options in choice_values(page).items():
+            data[field] = [value for label, value in options.items()
+                           if label in ("S3", "RDS", "DynamoDB", "4")]
+        assert client.post(f"/f/{link}/submit", data=data).status_code == 303
+
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    answers_right(1)
+    client.post("/api/admin/end-challenge/1", headers=api_headers)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        client.get("/register")  # the look, read once every 2 s a process
+        client.get("/api/status")  # the shared status, computed once after the change
+        statements.clear()
+        mine = client.get(f"/f/{code[ids[0], 1]}", headers={"HX-Request": "true"})
+        assert "through" in mine.get_data(as_text=True) and len(statements) == 2  # + her answers
+        statements.clear()
+        out = client.get(f"/f/{code[ids[1], 1]}", headers={"HX-Request": "true"})
+        assert 'id="shadow-invite"' in out.get_data(as_text=True) and len(statements) == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    client.post("/api/admin/start-challenge/2", headers=api_headers)
+    answers_right(2)
+    client.post("/api/admin/end-challenge/2", headers=api_headers)
+    assert "You won!" in client.get(f"/f/{code[ids[0], 2]}").get_data(as_text=True)
+    last_out = client.get(f"/f/{code[ids[1], 2]}").get_data(as_text=True)
+    assert "Round closed" in last_out and 'id="shadow-invite"' not in last_out
