@@ -10,7 +10,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import answers, helpdesk, i18n, reveal, rounds, shadow, waiting
+from .. import answers, helpdesk, i18n, reveal, rounds, shadow
 from ..branding import current_look
 from ..checkin import display_code
 from ..clock import utcnow
