@@ -1,5 +1,6 @@
 """The real stack for the live tests: quiz.stack's processes on the test's database and Redis, with
 the tests' secrets, and `flask` commands run against it in this process."""
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from quiz.extensions import db
 from quiz.stack import Stack
 
 from .helpers import database_url
+from .players import load_demo_bank
 
 # What the live stack runs with in the tests: the token and password the tests log in with (the
 # JSON API's `live-token`), no rate limits (every phone is 127.0.0.1), a short submit grace.
@@ -60,12 +62,23 @@ class LiveStack(Stack):
         super().stop(graceful)
 
 
+@contextmanager
+def running_stack(tmp_path, redis_url, demo_bank: bool = False, **config):
+    """The real stack on an empty Redis, with `config` on top of the tests' settings (and the demo
+    bank loaded, if asked), stopped at the end."""
+    redis.Redis.from_url(redis_url).flushall()
+    stack = LiveStack(tmp_path, redis_url, **config)
+    try:
+        stack.start()
+        if demo_bank:
+            load_demo_bank(stack)
+        yield stack
+    finally:
+        stack.stop()
+
+
 @pytest.fixture
 def live_stack(tmp_path, redis_url):
     """Start the real stack; yields it with its URL and API token."""
-    redis.Redis.from_url(redis_url).flushall()
-    stack = LiveStack(tmp_path, redis_url)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with running_stack(tmp_path, redis_url) as stack:
+        yield stack

@@ -5,14 +5,13 @@ import json
 from collections import Counter
 
 import pytest
-import redis
 import sqlalchemy
 from playwright.sync_api import expect
 
 from .browser_fixtures import (POLL, PROJECTOR, assert_not_reloaded, console_login, mark_page,
                                stage_fits)
-from .live_fixtures import LiveStack
-from .players import Api, answer_over_http, load_demo_bank
+from .live_fixtures import running_stack
+from .players import Api, answer_over_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -20,14 +19,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 @pytest.fixture
 def quick_stack(tmp_path, redis_url):
     """The live stack with the demo bank, whose rounds are final 2 s after their close."""
-    redis.Redis.from_url(redis_url).flushall()
-    stack = LiveStack(tmp_path, redis_url, RESULTS_DELAY_SECONDS="2")
-    try:
-        stack.start()
-        load_demo_bank(stack)
+    with running_stack(tmp_path, redis_url, demo_bank=True, RESULTS_DELAY_SECONDS="2") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def room_answers(stack, number: int) -> dict[str, dict]:

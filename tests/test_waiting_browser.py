@@ -3,14 +3,13 @@ by itself when its round opens and when it closes, and in between asks only the 
 import re
 
 import pytest
-import redis
 import requests
 from playwright.sync_api import expect
 
 from .a11y import audit
 from .browser_fixtures import PHONE, POLL, assert_not_reloaded, mark_page, tick_right_answers
-from .live_fixtures import LiveStack
-from .players import Api, load_demo_bank
+from .live_fixtures import running_stack
+from .players import Api
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -79,15 +78,10 @@ LATE = "Math.random = () => 0.99;"
 def spread_stack(request, tmp_path, redis_url):
     """The live stack with the demo bank, serving so few pages a second (the test's mark) that a
     room of one or two spreads its fetches over many seconds."""
-    redis.Redis.from_url(redis_url).flushall()
-    stack = LiveStack(tmp_path, redis_url,
-                      STATUS_PAGES_PER_SECOND=request.node.get_closest_marker("rate").args[0])
-    try:
-        stack.start()
-        load_demo_bank(stack)
+    with running_stack(tmp_path, redis_url, demo_bank=True,
+                       STATUS_PAGES_PER_SECOND=request.node.get_closest_marker("rate").args[0]) \
+            as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def fetches(asked: Requests) -> list[str]:
