@@ -88,14 +88,23 @@ class PageFastPath:
         if (environ.get("REQUEST_METHOD") != "GET" or not path.startswith(PREFIX)
                 or "HTTP_HX_REQUEST" in environ or not CODE_PATTERN.fullmatch(path[len(PREFIX):])):
             return self.wrapped(environ, start_response)
-        started = time.perf_counter()
+        started, failed = time.perf_counter(), False
         with self.app.app_context():
             try:
                 body = self.stored(path[len(PREFIX):], environ)
-            except (SQLAlchemyError, QuizError):
+            except QuizError:
                 body = None  # Flask's page says what failed (an unknown link: its 404)
-            if body is None:
+            except SQLAlchemyError as error:
+                body, failed = None, True
+                log.warning("round page %s: the fast path's read failed, the app reads again: %s",
+                            path, error)
+            if body is None and not failed:
                 return self.wrapped(environ, start_response)
+        if failed:
+            # Its session is gone with its context (a cut connection is discarded, and the pool
+            # renewed): the app reads again in a context of its own, and says what failed if
+            # that fails too.
+            return self.wrapped(environ, start_response)
         request_id = environ.get("HTTP_X_REQUEST_ID", "")[:64] or uuid.uuid4().hex
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
                                   ("Content-Length", str(len(body))), *HEADERS,
