@@ -89,7 +89,7 @@ def fetches(asked: Requests) -> list[str]:
     return [p for p in asked.paths() if p.startswith("/f/")]
 
 
-@pytest.mark.rate("0.125")  # two players: both spreads are 16 s
+@pytest.mark.rate("0.25")  # two players: both spreads are 8 s
 def test_a_room_fetches_its_pages_spread_out_and_says_so_at_once(spread_stack, new_page):
     api = Api(spread_stack.url)
     links = [api.register(name, n)["form_urls"]["1"] for name, n in (("Ada", 71), ("Bo", 72))]
@@ -142,7 +142,7 @@ def test_a_room_fetches_its_pages_spread_out_and_says_so_at_once(spread_stack, n
     assert_not_reloaded(late)
 
 
-@pytest.mark.rate("0.05")  # one player: the spread is 20 s
+@pytest.mark.rate("0.1")  # one player: the spread is 10 s (the close is heard within a poll, 4.5 s)
 def test_a_phone_whose_rounds_changed_twice_during_its_delay_fetches_once(spread_stack, new_page):
     api = Api(spread_stack.url)
     link = api.register("Cy", 73)["form_urls"]["1"]
@@ -166,7 +166,7 @@ def test_a_phone_whose_rounds_changed_twice_during_its_delay_fetches_once(spread
     assert page.locator("[data-status-version]").count() == 0
 
 
-@pytest.mark.rate("0.1")  # two players: the spread is 20 s
+@pytest.mark.rate("0.25")  # two players: the spread is 8 s
 def test_a_change_undone_before_the_fetch_takes_its_news_and_fetch_back(spread_stack, new_page):
     api = Api(spread_stack.url)
     link = api.register("Di", 74)["form_urls"]["1"]
