@@ -224,3 +224,17 @@ def kill_a_worker_mid_batch(start_worker, count, total: int, going: int) -> tupl
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
     return in_doubt, requeued
+
+
+def round_one_code(client, api_headers, load_bank, make_participant, run_jobs) -> str:
+    """Grace registered, her stored forms made (on whatever storage the test set up first), round 1
+    opened through the API: her round-1 link's code."""
+    from quiz.extensions import db
+    from quiz.models import Challenge, FormLink
+    load_bank()
+    participant_id = make_participant("Grace").id
+    run_jobs()
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    return db.session.scalar(sqlalchemy.select(FormLink.code).where(
+        FormLink.participant_id == participant_id, FormLink.challenge_id == sqlalchemy.select(
+            Challenge.id).where(Challenge.number == 1).scalar_subquery()))

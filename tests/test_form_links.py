@@ -24,10 +24,11 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from quiz.extensions import db, state
-from quiz.models import FormLink, Submission
+from quiz.models import Submission
 from quiz.storage import S3Storage
 
-from .helpers import AWS_TEST_ENV, choice_values, new_bucket, press_start, token_field
+from .helpers import (AWS_TEST_ENV, choice_values, new_bucket, press_start, round_one_code,
+                      token_field)
 
 pytestmark = pytest.mark.nodb  # storage and signing: the same on any database
 
@@ -107,12 +108,7 @@ def s3_forms(app, strict_s3, monkeypatch):
 @pytest.fixture
 def started(app, client, s3_forms, load_bank, make_participant, run_jobs, api_headers):
     """One player, their forms on S3, round 1 open and Start pressed; returns their /f/ code."""
-    load_bank()
-    player_id = make_participant("Grace").id
-    run_jobs()
-    client.post("/api/admin/start-challenge/1", headers=api_headers)
-    code = db.session.scalar(select(FormLink.code).where(FormLink.participant_id == player_id,
-                                                         FormLink.challenge_id == 1))
+    code = round_one_code(client, api_headers, load_bank, make_participant, run_jobs)
     press_start(client, code)
     return code
 

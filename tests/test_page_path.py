@@ -10,7 +10,7 @@ from quiz.extensions import db, state
 from quiz.models import Challenge, FormLink, Participant
 from quiz.web.page_path import PageFastPath
 
-from .helpers import csrf_from, press_start
+from .helpers import csrf_from, press_start, round_one_code
 
 
 def fast_path(app) -> PageFastPath:
@@ -45,13 +45,7 @@ def both(app, code: str, served_fast: bool, **headers):
 @pytest.fixture
 def grace(app, client, storage, load_bank, make_participant, run_jobs, api_headers):
     """Grace with her stored forms, round 1 open: her round-1 code."""
-    load_bank()
-    participant_id = make_participant("Grace").id
-    run_jobs()
-    client.post("/api/admin/start-challenge/1", headers=api_headers)
-    return db.session.scalar(select(FormLink.code).where(
-        FormLink.participant_id == participant_id, FormLink.challenge_id == select(
-            Challenge.id).where(Challenge.number == 1).scalar_subquery()))
+    return round_one_code(client, api_headers, load_bank, make_participant, run_jobs)
 
 
 def test_the_stored_form_is_served_before_flask_byte_for_byte(app, client, grace):
