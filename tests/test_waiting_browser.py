@@ -1,6 +1,7 @@
 """A waiting phone in a real browser (Debian's Chromium via Playwright, the real stack): it moves on
 by itself when its round opens and when it closes, and in between asks only the shared status."""
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -71,6 +72,7 @@ def test_a_waiting_phone_moves_on_by_itself_and_polls_only_the_status(stack, api
 
 # Each phone in these tests draws the same random number: its poll's jitter and its fetch's delay
 # are the longest they can be (the news always shows before its page's fetch).
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 LATE = "Math.random = () => 0.99;"
 
 
@@ -111,6 +113,7 @@ def test_a_room_fetches_its_pages_spread_out_and_says_so_at_once(spread_stack, n
     expect(news).to_be_visible(timeout=POLL)
     assert fetches(asked) == []
     audit(late, "round: open, said from the status before the page's fetch")
+    late.screenshot(path=str(DOCS / "phone-round-open-news.png"))
     expect(late.get_by_role("heading", name="Not started yet")).to_be_visible()
     late.get_by_role("button", name="Show my questions now").click()
     expect(late.get_by_role("heading", name="Ready?")).to_be_visible()
