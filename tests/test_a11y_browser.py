@@ -254,6 +254,8 @@ def test_every_participant_and_projector_page_has_no_wcag_violation(event, new_p
     phone.goto(f"{stack.url}{unsubscribe_path(1)}")  # Dana joined first
     audits.check(phone, "unsubscribe: asks")
     phone.get_by_role("button", name="Unsubscribe").click()
+    # the form's answer is a new page: audit it once it is there, not the one going away
+    expect(phone.get_by_role("heading", name="You're unsubscribed")).to_be_visible()
     audits.check(phone, "unsubscribe: done")
     audits.assert_clean()
 
