@@ -11,7 +11,6 @@ goes on to Flask, in the same application context: the link read here is handed 
 """
 import logging
 import time
-import uuid
 
 from flask import Flask, current_app, g, render_template
 from flask_babel import force_locale
@@ -24,7 +23,7 @@ from ..errors import QuizError
 from ..extensions import state
 from ..links import CODE_PATTERN, RoundPage, find_round_page
 from ..models import FormLink
-from ..observability import REQUEST_SECONDS
+from ..observability import REQUEST_SECONDS, request_id
 from ..storage import StorageError, get_storage
 from ..stored_forms import TIMER_MARK, form_key
 from .security import CSP
@@ -105,10 +104,9 @@ class PageFastPath:
             # renewed): the app reads again in a context of its own, and says what failed if
             # that fails too.
             return self.wrapped(environ, start_response)
-        request_id = environ.get("HTTP_X_REQUEST_ID", "")[:64] or uuid.uuid4().hex
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
                                   ("Content-Length", str(len(body))), *HEADERS,
-                                  ("X-Request-ID", request_id)])
+                                  ("X-Request-ID", request_id(environ.get("HTTP_X_REQUEST_ID")))])
         REQUEST_SECONDS.labels("play.round_page", "GET").observe(time.perf_counter() - started)
         return [body]
 
