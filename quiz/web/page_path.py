@@ -26,7 +26,7 @@ from ..models import FormLink
 from ..observability import REQUEST_SECONDS, request_id
 from ..storage import StorageError, get_storage
 from ..stored_forms import TIMER_MARK, form_key
-from .security import CSP
+from .security import security_headers
 
 log = logging.getLogger(__name__)
 # After a storage failure, players get the live-rendered form for this long before storage is tried
@@ -36,9 +36,7 @@ PREFIX = "/f/"
 STASH = "knockout_round_page"
 # What Flask's hooks add to a stored form's response (quiz/web/security.py, quiz/observability.py),
 # in their order; Flask's session adds Cookie to Vary (a hook reads the session).
-HEADERS = [("Vary", "HX-Request, Cookie"), ("Content-Security-Policy", CSP),
-           ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
-           ("Referrer-Policy", "no-referrer"), ("Cache-Control", "no-store")]
+HEADERS = [("Vary", "HX-Request, Cookie"), *security_headers("/f/")]
 
 
 def stored_body(link: FormLink, language: str) -> bytes | None:
