@@ -114,7 +114,9 @@ def test_a_room_fetches_its_pages_spread_out_and_says_so_at_once(spread_stack, n
     assert fetches(asked) == []
     audit(late, "round: open, said from the status before the page's fetch")
     late.screenshot(path=str(DOCS / "phone-round-open-news.png"))
-    expect(late.get_by_role("heading", name="Not started yet")).to_be_visible()
+    # What the page said before no longer holds: hidden while the news stands.
+    expect(late.get_by_role("heading", name="Not started yet")).to_be_hidden()
+    expect(late.get_by_text("Round 1 hasn't started.")).to_be_hidden()
     late.get_by_role("button", name="Show my questions now").click()
     expect(late.get_by_role("heading", name="Ready?")).to_be_visible()
     expect(late.get_by_role("button", name="Start")).to_be_focused()
@@ -138,6 +140,8 @@ def test_a_room_fetches_its_pages_spread_out_and_says_so_at_once(spread_stack, n
     expect(late.get_by_role("status").filter(
         has_text="Round 1 has ended — your result is on its way.")).to_be_visible(timeout=POLL)
     expect(late.get_by_role("button", name="Show my questions now")).to_be_hidden()
+    expect(late.get_by_role("heading", name="Answers in")).to_be_visible()  # still true
+    expect(late.get_by_text("Your results come when the round ends")).to_be_hidden()
     assert fetches(asked) == []
     audit(late, "round: ended, said from the status before the page's fetch")
     expect(late.locator("#round-state")).to_contain_text("ranked 1", timeout=16_000 + POLL)
@@ -163,6 +167,7 @@ def test_a_phone_whose_rounds_changed_twice_during_its_delay_fetches_once(spread
     # no longer holds, so it goes.
     expect(page.get_by_role("button", name="Show my questions now")).to_be_hidden(timeout=POLL)
     expect(page.get_by_role("status")).to_have_text("")
+    expect(page.get_by_role("heading", name="Not started yet")).to_be_visible()  # true again
     assert fetches(asked) == []
     expect(page.get_by_role("heading", name="Round closed")).to_be_visible(timeout=20_000 + POLL)
     assert fetches(asked) == [path]
@@ -190,6 +195,7 @@ def test_a_change_undone_before_the_fetch_takes_its_news_and_fetch_back(spread_s
     reopened = requests.post(f"{api.url}/api/admin/reopen-challenge/1", headers=api.headers)
     assert reopened.status_code == 200, reopened.text
     expect(page.get_by_role("status")).to_have_text("", timeout=POLL)
+    expect(page.get_by_text("Your results come when the round ends")).to_be_visible()  # true again
     # Closed again: one fetch, for this close (the first one's was called off).
     api.end(1)
     expect(page.get_by_role("status")).to_contain_text("Round 1 has ended", timeout=POLL)

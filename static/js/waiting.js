@@ -94,6 +94,11 @@
     }
     var now = section.querySelector(".round-now");
     if (now) now.hidden = !offerNow;
+    // What the page said before the news no longer holds ("hasn't started", "results come when
+    // the round ends"): hidden while the news stands; an opened round's old heading too.
+    section.querySelectorAll(":scope > h2, :scope > p").forEach(function (old) {
+      old.hidden = Boolean(text) && (old.tagName === "P" || offerNow);
+    });
   }
 
   // Once: the new fragment carries the new versions (if it still waits). Should the fetch fail,
