@@ -2,13 +2,14 @@
 "Start round" (its link from the SMS, or its waiting page's fragment), the same for every player of
 a round but for a few values.
 
-It holds a session CSRF token (the Start form, the help form, the language switch), so it stays in
-Flask; what it saves is the render. The first page of a kind is rendered as always, then kept with
-the player's own values marked: their link's code, report code, CSRF token and (the whole page)
-their name. The next player's page is that copy with their values put in: the same bytes as a
-render (tests/test_page_path.py compares them). A copy is kept per template, language, look,
-round (its state, title, clock, question count) and shadow-league note; a page with anything more
-(a flash message, a staff login, a help request, an error) is rendered as always.
+It holds a session CSRF token (the help form, the language switch), so it stays in Flask; what it
+saves is the render. The first page of a kind is rendered as always, then kept with the player's
+own values marked: their link's code, its token (the Start form's, quiz/web/start_path.py), report
+code, CSRF token and (the whole page) their name. The next player's page is that copy with their
+values put in: the same bytes as a render (tests/test_page_path.py compares them). A copy is kept
+per template, language, look, round (its state, title, clock, question count) and shadow-league
+note; a page with anything more (a flash message, a staff login, a help request, an error) is
+rendered as always.
 """
 import random
 
