@@ -41,7 +41,10 @@ def press_start(code: str, now: datetime) -> bool:
     """Start `code`'s clock at `now`: True when this press started it, False when it ran already.
     A refusal (QuizError, the route's own) in any state but Ready and the questions; a 404 for an
     unknown link. The caller commits."""
-    row = db.session.execute(LINK, {"code": code}).first()
+    # Core on the session's connection: the session's transaction (its commit sends what is owed),
+    # without the ORM's execution around each statement (a third of the press's time)
+    connection = db.session.connection()
+    row = connection.execute(LINK, {"code": code}).first()
     if row is None:
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
     link = LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in,
@@ -55,7 +58,7 @@ def press_start(code: str, now: datetime) -> bool:
     if row.started_at is not None:
         return False  # a repeat press: the clock runs from the first
     ends = clocks.window_end_of(row.time_limit_seconds, row.extra_seconds, row.closes_at, now)
-    started = db.session.execute(START, {"link_code": code, "now": now, "ends": ends}).rowcount
+    started = connection.execute(START, {"link_code": code, "now": now, "ends": ends}).rowcount
     if started:
         owe(CHANGED)  # the projector counts who is playing
     return bool(started)
