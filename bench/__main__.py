@@ -203,7 +203,7 @@ def main() -> None:
                              "start or 10,000-player event figures alone")
     parser.add_argument("--steps", type=lambda text: set(text.split(",")),
                         help="HTTP steps to run, comma-separated (the no-op ceiling always runs): "
-                             "register, idle, submit, burst, read_burst, sustained")
+                             "register, idle, submit, burst, start, read_burst, sustained")
     parser.add_argument("--database", choices=["SQLite", "PostgreSQL"],
                         help="one database only (default: both, PostgreSQL when there is one)")
     args = parser.parse_args()

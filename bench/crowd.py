@@ -353,8 +353,9 @@ class Crowd:
                 self.http.statuses["open"]["unreadable page"] += 1
             return
         gevent.sleep(max(0.0, self.t0 + starts - time.monotonic()))
-        started = self.http.request("start", "POST", f"/f/{code}/start", phone.headers(),
-                                    urlencode({"csrf_token": token.group(2).decode()}).encode())
+        # the Start form's own field: the link's form_token (or a session's CSRF token before it)
+        started = self.http.request("start", "POST", f"/f/{code}/start", phone.headers(), urlencode(
+            {token.group(1).decode(): token.group(2).decode()}).encode())
         phone.keep_cookie(started)
         form = self.http.request("questions", "GET", f"/f/{code}", phone.headers())
         phone.keep_cookie(form)

@@ -10,6 +10,11 @@ call): its stored form (quiz/stored_forms.py), as nearly every phone sends it, w
 CSRF token and its session cookie: minted beforehand with the server's SECRET_KEY, exactly as
 Flask-WTF would have (a pool of them, shared round-robin: the server checks a cookie signature and a
 token either way). Either way the load is the submissions alone.
+
+The `start` step presses Start (POST /f/<code>/start) for players who have not yet: all at once
+over 256 connections (10% repeats), as after "Start round". It posts what the Start page's form
+carries (the link's `form_token`); `BENCH_START_FROM=session` posts a session's CSRF token and
+cookie instead, as the Start page did before it carried the form token.
 """
 import json
 import os
@@ -186,6 +191,9 @@ class Run(OnStack):
                                               sizes.submit_s, 64)
         if run("burst"):
             self.figures["burst"] = progress("burst", self.burst, batches["burst"])
+        if run("start"):
+            self.figures["start"] = progress("Start presses", self.with_cpu, self.start_presses,
+                                             batches["start"])
         if run("read_burst"):
             self.figures["plain_burst"] = progress("burst (no read load)", self.with_cpu,
                                                    self.burst, batches["plain_burst"], 256, 0, 60)
@@ -229,6 +237,9 @@ class Run(OnStack):
                   "sustained": int(sizes.sustained_rate * (sizes.sustained_s + 5) * 1.1)}
         total = sum(counts.values())
         insert_players(total, "Load {i}", "load{i}@example.com", "+1999{i:08d}")
+        # players who haven't pressed Start yet (the `start` step); made here, before the
+        # statistics and the round's opening, as the others
+        insert_players(sizes.read_burst, "Press {i}", "press{i}@example.com", "+1998{i:08d}")
         db.session.execute(update(FormLink).values(started_at=utcnow()).where(
             FormLink.participant_id.in_(
                 select(Participant.id).where(Participant.email.like("load%")))))
@@ -265,7 +276,39 @@ class Run(OnStack):
                 f"&q{question}={choice_value(secret, code, question, 1)}\t{cookie(i)}\n"
                 for i, code in enumerate(batch)))
             files[name] = str(path)
+        files["start"] = self.start_file(cookies if cookies is not None else (
+            self.sessions() if os.environ.get("BENCH_START_FROM") == "session" else None))
         return files
+
+    def start_file(self, cookies: list[tuple[str, str]] | None) -> str:
+        """wrk's lines for the `start` step: each unstarted player's Start press (10% repeated),
+        with the Start page's form token (or, given `cookies`, a session's CSRF token)."""
+        codes = db.session.scalars(select(FormLink.code).join(Participant).where(
+            Participant.email.like("press%")).order_by(FormLink.id)).all()
+        batch = codes + random.Random(3).sample(codes, len(codes) // 10)
+        random.Random(4).shuffle(batch)
+        path = self.directory / "start.txt"
+        path.write_text("".join(
+            f"POST\t/f/{code}/start\tcsrf_token={cookies[i % SESSIONS][0]}\t"
+            f"session={cookies[i % SESSIONS][1]}\n" if cookies else
+            f"POST\t/f/{code}/start\tform_token={form_token(code)}\t\n"
+            for i, code in enumerate(batch)))
+        return str(path)
+
+    def start_presses(self, source: str) -> dict:
+        """Every prepared Start press at once over 256 connections; each player's clock checked in
+        the database (started once, whatever the repeats)."""
+        codes = [line.split("\t")[1].split("/")[2]
+                 for line in Path(source).read_text().splitlines()]
+        result = wrk(self.stack.url, "file", source, 55, 256, until_done=True)
+        db.session.rollback()
+        started = db.session.scalar(select(func.count()).select_from(FormLink).where(
+            FormLink.code.in_(set(codes)), FormLink.started_at.is_not(None)))
+        result.update(drain_s=result["last"] - result["first"], sent=len(codes),
+                      unique=len(set(codes)), started=started)
+        result["rate"] = len(codes) / result["drain_s"] if result["drain_s"] > 0 else 0.0
+        result["errors"] = len(codes) - result["statuses"].get("303", 0)
+        return result
 
     def sessions(self) -> list[tuple[str, str]]:
         """(CSRF token, session cookie) pairs, as a phone holds them after loading its round

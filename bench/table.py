@@ -47,6 +47,15 @@ def rows(sizes, quick: bool) -> list[Row]:
             "≤ 2.5 pings (what 0.40× needs)",
             lambda f: plain(f)["cpu_ms_per_request"]
             <= 2.5 * f["ping"]["cpu_ms_per_request"]),
+        Row(f"Start: {sizes.read_burst:,} presses (+10%) at once, 256 connections: drain, rate",
+            lambda f: f"{f['start']['drain_s']:.2f} s, {f['start']['rate']:,.0f}/s"
+            f" = {f['start']['rate'] / f['ping']['rate']:.2f}×"),
+        Row("… web CPU a Start press vs a /ping; errors, clocks started",
+            lambda f: f"{f['start']['cpu_ms_per_request']:.2f} ms ="
+            f" {f['start']['cpu_ms_per_request'] / f['ping']['cpu_ms_per_request']:.1f} pings;"
+            f" {f['start']['errors']}, {f['start']['started']:,} of {f['start']['unique']:,}",
+            "0 errors, all started",
+            lambda f: f["start"]["errors"] == 0 and f["start"]["started"] == f["start"]["unique"]),
         Row(f"… the same while {READERS} connections GET /ping: drain",
             lambda f: f"{read(f)['drain_s']:.2f} s"
             f" = {read(f)['drain_s'] / plain(f)['drain_s']:.2f}×",

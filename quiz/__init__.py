@@ -16,7 +16,7 @@ from .config_checks import (check_alert_settings, check_brand_settings, check_em
 from .embedded import ensure_redis
 from .extensions import (AppState, MigrationCommands, csrf, db, htmx, limiter, login_manager,
                          sock)
-from .web import page_path, security, status, submit_path
+from .web import page_path, security, start_path, status, submit_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,6 +75,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     web.register_blueprints(app)
     page_path.install(app)  # GET /f/<code>'s stored form answered before Flask: the herd's page
     status.install(app)  # GET /api/status answered before Flask: thousands of phones poll it
+    start_path.install(app)  # the Start press (the link's token) answered before Flask: the herd
     submit_path.install(app)  # the stored form's submit answered before Flask: a round's rush
     cli.register(app)
     return app

@@ -54,10 +54,16 @@ def round_max_seconds(challenge: Challenge, invited: int) -> float:
 def window_end(challenge: Challenge, started_at: datetime) -> datetime | None:
     """When a player starting at `started_at` runs out of time: the limit (and any extension
     since the round opened), cut at the round's latest close; None in an untimed round."""
-    if not challenge.time_limit_seconds or challenge.closes_at is None:
+    return window_end_of(challenge.time_limit_seconds, challenge.extra_seconds,
+                         challenge.closes_at, started_at)
+
+
+def window_end_of(limit: int | None, extra: int, closes_at: datetime | None,
+                  started_at: datetime) -> datetime | None:
+    """`window_end` from a round's plain values (its limit, extension and latest close)."""
+    if not limit or closes_at is None:
         return None
-    full = started_at + timedelta(seconds=challenge.time_limit_seconds + challenge.extra_seconds)
-    return min(full, challenge.closes_at)
+    return min(started_at + timedelta(seconds=limit + extra), closes_at)
 
 
 def time_is_up(window_ends_at: datetime | None, now: datetime, grace: float) -> bool:

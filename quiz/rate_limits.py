@@ -27,6 +27,9 @@ SCHEME = "knockout+"
 # A player's submits per link: POST /f/<code>/submit's decorator and its fast path count against
 # this one limit.
 SUBMIT_LIMIT = "30 per minute"
+# A player's Start presses per link: POST /f/<code>/start's decorator and its fast path
+# (quiz/web/start_path.py) count against this one limit.
+START_LIMIT = "30 per minute"
 # Set in the WSGI environ by a fast path that counted the request before handing it to Flask: the
 # route's decorator then leaves it alone (counted once). Not a header: no client can set it.
 COUNTED = "knockout.rate_limit_counted"

@@ -2,13 +2,14 @@
 "Start round" (its link from the SMS, or its waiting page's fragment), the same for every player of
 a round but for a few values.
 
-It holds a session CSRF token (the Start form, the help form, the language switch), so it stays in
-Flask; what it saves is the render. The first page of a kind is rendered as always, then kept with
-the player's own values marked: their link's code, report code, CSRF token and (the whole page)
-their name. The next player's page is that copy with their values put in: the same bytes as a
-render (tests/test_page_path.py compares them). A copy is kept per template, language, look,
-round (its state, title, clock, question count) and shadow-league note; a page with anything more
-(a flash message, a staff login, a help request, an error) is rendered as always.
+It holds a session CSRF token (the help form, the language switch), so it stays in Flask; what it
+saves is the render. The first page of a kind is rendered as always, then kept with the player's
+own values marked: their link's code, its token (the Start form's, quiz/web/start_path.py), report
+code, CSRF token and (the whole page) their name. The next player's page is that copy with their
+values put in: the same bytes as a render (tests/test_page_path.py compares them). A copy is kept
+per template, language, look, round (its state, title, clock, question count) and shadow-league
+note; a page with anything more (a flash message, a staff login, a help request, an error) is
+rendered as always.
 """
 import random
 
@@ -19,11 +20,13 @@ from markupsafe import escape
 from .. import i18n, waiting
 from ..branding import current_look
 from ..models import FormLink
+from ..stored_forms import form_token
 
 EXTENSION = "knockout.ready_pages"
 LIMIT = 64  # copies a process keeps (a few a round and language); past that it starts afresh
 PAGE = "play/round.html"
 CODE, REPORT, TOKEN, NAME = "\x00code\x00", "\x00report\x00", "\x00token\x00", "\x00name\x00"
+START = "\x00start\x00"  # the Start form's link token (quiz/web/start_path.py)
 
 
 def waiting_context(link: FormLink, state: str) -> dict:
@@ -50,7 +53,8 @@ def ready_page(template: str, link: FormLink, context: dict) -> str:
             or current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies):
         return render_template(template, **context)  # a message, or staff: a page of its own
     participant, challenge = link.participant, link.challenge
-    values = [(TOKEN, generate_csrf()), (CODE, link.code), (REPORT, participant.report_code)]
+    values = [(TOKEN, generate_csrf()), (START, form_token(link.code)), (CODE, link.code),
+              (REPORT, participant.report_code)]
     if template == PAGE:
         values.append((NAME, str(escape(participant.name))))
     if any(not value or "\x00" in value for _, value in values):  # an empty name, say

@@ -23,13 +23,14 @@ from ..links import (find_link, find_participant, find_round_page, link_url, rep
 from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
 from ..qr import qr_svg
-from ..rate_limits import SUBMIT_LIMIT, counted_before
+from ..rate_limits import START_LIMIT, SUBMIT_LIMIT, counted_before
 from ..reports import linked_rounds, participant_report, report_version
 from ..storage import StorageError, get_storage
 from .handling import wants_fragment, write
 from .page_cache import ready_page, waiting_context
 from .page_path import STORAGE_PAUSE_SECONDS, round_page_of, stored_body
 from .security import link_key
+from .start_path import link_token_or_csrf
 
 bp = Blueprint("play", __name__)
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def stored_form(link: FormLink):
 
 
 @bp.post("/f/<code>/start")
-@limiter.limit("30 per minute", key_func=link_key)
+@link_token_or_csrf  # a press with the link's token is answered before Flask (start_path.py)
+@limiter.limit(START_LIMIT, key_func=link_key, exempt_when=counted_before)
 def start(code):
     """Press Start: the response clock starts now (never on the GET)."""
     link = find_link(code)
