@@ -15,7 +15,7 @@ import websocket
 
 from quiz.config import ROOT
 from quiz.embedded import server_args, wait_for
-from quiz.rehearsal_pages import answer_token, csrf, question_choices
+from quiz.rehearsal_pages import answer_token, form_fields, question_choices
 from quiz.stack import Stack
 
 from .clients import percentile
@@ -69,7 +69,8 @@ def probe(a: Stack, b: Stack, directory: Path, probes: int) -> dict:
     for code in codes:  # opened and Start pressed on node B, answers read off the form
         phone = requests.Session()
         page = phone.get(f"{b.url}/f/{code}", timeout=10).text
-        phone.post(f"{b.url}/f/{code}/start", data={"csrf_token": csrf(page)}, timeout=10)
+        phone.post(f"{b.url}/f/{code}/start", data=form_fields(page, "/start"),
+                   timeout=10)
         page = phone.get(f"{b.url}/f/{code}", timeout=10).text
         data = answer_token(page)
         data.update({name: next(iter(choices.values()))

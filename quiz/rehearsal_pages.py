@@ -17,6 +17,9 @@ CHOICE = re.compile(r'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"
 QUESTION = re.compile(r'<legend><span class="qnum">\d+</span>\s*([^<]*?)\s*(?:<small>|</legend>)')
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ANSWER_TOKEN = re.compile(r'name="(form_token|csrf_token)" value="([^"]+)"')
+FORM = re.compile(r'<form\b([^>]*)>(.*?)</form>', re.S)
+ACTION = re.compile(r'\baction="([^"]*)"')
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 
 
 def csrf(page: str) -> str:
@@ -34,6 +37,16 @@ def answer_token(page: str) -> dict[str, str]:
     if not match:
         raise RehearsalError("the page has no form token")
     return {match.group(1): match.group(2)}
+
+
+def form_fields(page: str, action_end: str) -> dict[str, str]:
+    """The hidden fields of the page's form that posts to an address ending in `action_end` (the
+    Start form's link token, say), as a browser sends them back."""
+    for attributes, body in FORM.findall(page):
+        action = ACTION.search(attributes)
+        if action and html.unescape(action.group(1)).endswith(action_end):
+            return {name: html.unescape(value) for name, value in HIDDEN.findall(body)}
+    raise RehearsalError(f"the page has no form that posts to …{action_end}")
 
 
 def question_choices(page: str) -> dict[str, dict[str, str]]:

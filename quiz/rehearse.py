@@ -18,7 +18,7 @@ import click
 import requests
 from flask import current_app
 
-from .rehearsal_pages import (RehearsalError, answer_token, csrf, question_choices,
+from .rehearsal_pages import (RehearsalError, answer_token, form_fields, question_choices,
                               synthetic_phone)
 from .rehearsal_report import Tally, format_table, verdict
 
@@ -165,7 +165,7 @@ class Rehearsal:
             return
         try:
             started = self.timed("start", phone.post, f"{link}/start",
-                                 data={"csrf_token": csrf(page.text)})
+                                 data=form_fields(page.text, "/start"))
             if not self.expect("start", started, 303):
                 return
             page = self.timed("questions", phone.get, link)

@@ -7,7 +7,7 @@ import requests
 import websocket
 import yaml
 
-from quiz.rehearsal_pages import answer_token, csrf, question_choices, question_texts
+from quiz.rehearsal_pages import answer_token, form_fields, question_choices, question_texts
 
 from .helpers import ROOT
 
@@ -88,7 +88,7 @@ def answer_over_http(link: str, number: int, right: bool = True, think: float = 
     http = requests.Session()
     page = http.get(link).text
     assert "Ready?" in page, page[:2000]
-    assert http.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
+    assert http.post(f"{link}/start", data=form_fields(page, "/start")).status_code == 200
     page = http.get(link).text
     questions, texts = question_choices(page), question_texts(page)
     assert len(questions) == len(KEY[number]), page[:2000]
@@ -106,7 +106,7 @@ def ready_phone(link: str, number: int) -> tuple[requests.Session, dict]:
     """A phone that opened its link and pressed Start, with its (right) answers ready to post."""
     phone = requests.Session()
     page = phone.get(link).text
-    assert phone.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
+    assert phone.post(f"{link}/start", data=form_fields(page, "/start")).status_code == 200
     page = phone.get(link).text
     data, texts = answer_token(page), question_texts(page)
     for name, choices in question_choices(page).items():

@@ -1,7 +1,6 @@
 """The Start press answered before Flask (quiz/web/start_path.py): the Start page's form carries the
 link's own token; a press with it gets the route's 303, headers, clock, rate limit, metrics and
 effects; every refusal and everything else goes to the route, which answers as before."""
-import re
 import sqlite3
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from quiz.effects import CHANNEL
 from quiz.extensions import db, get_redis
 from quiz.models import Challenge, FormLink, Participant
 from quiz.observability import REGISTRY
+from quiz.rehearsal_pages import RehearsalError, form_fields
 from quiz.web.start_path import StartFastPath
 
 from .helpers import POSTGRES_URL, csrf_from, submit, text
@@ -82,10 +82,8 @@ def code_of(participant_id: int, number: int = 1) -> str:
 
 
 def start_form(page: str) -> dict:
-    """The fields the Start page's form posts, as a phone sends them."""
-    form = re.search(r'<form method="post" action="/f/[^"]+/start">(.*?)</form>', page, re.S)
-    assert form, "no Start form on the page"
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(1)))
+    """The fields the Start page's form posts, as a phone (and the rehearsal) sends them."""
+    return form_fields(page, "/start")
 
 
 @pytest.fixture
@@ -149,6 +147,11 @@ def test_the_start_page_carries_the_link_token_from_its_copy_too(app, client, pl
     db.session.commit()
     fragment = client.get(f"/f/{players[1]}", headers={"HX-Request": "true"})
     assert start_form(fragment.get_data(as_text=True)) == token_of(players[1])
+    # once started, the page has no Start form: a synthetic phone is told so
+    assert client.post(f"/f/{players[1]}/start", data=start_form(fragment.get_data(as_text=True))
+                       ).status_code == 303
+    with pytest.raises(RehearsalError, match="no form that posts to …/start"):
+        start_form(client.get(f"/f/{players[1]}").get_data(as_text=True))
 
 
 def test_a_press_answered_here_tells_the_live_pages(client, players):
