@@ -14,6 +14,8 @@ from .helpers import POSTGRES_URL
 from .live_fixtures import running_stack
 from .players import Api, ready_phone, round_links
 
+pytestmark = pytest.mark.live
+
 
 def metric(stack, name: str) -> float:
     for line in requests.get(f"{stack.url}/metrics", timeout=10).text.splitlines():
