@@ -12,11 +12,11 @@ from . import (cli, dispatcher, i18n, join_store, live, observability, rate_limi
                submit_store, waiting, web)
 from .config import Config, check_database_url, links_in_registration, persistent_secret
 from .config_checks import (check_alert_settings, check_brand_settings, check_email_config,
-                            check_sms_settings)
+                            check_priority_settings, check_sms_settings)
 from .embedded import ensure_redis
 from .extensions import (AppState, MigrationCommands, csrf, db, htmx, limiter, login_manager,
                          sock)
-from .web import page_path, security, start_path, status, submit_path
+from .web import page_path, priority, security, start_path, status, submit_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +35,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     check_alert_settings(app.config)
     check_email_config(app.config)
     check_brand_settings(app.config)
+    check_priority_settings(app.config)
     i18n.init_app(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     for key, filename in (("SECRET_KEY", "secret_key"), ("ADMIN_API_TOKEN", "admin_api_token")):
@@ -77,6 +78,7 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     status.install(app)  # GET /api/status answered before Flask: thousands of phones poll it
     start_path.install(app)  # the Start press (the link's token) answered before Flask: the herd
     submit_path.install(app)  # the stored form's submit answered before Flask: a round's rush
+    priority.install(app)  # outermost: while a rush of submits is in flight, reads wait for it
     cli.register(app)
     return app
 

@@ -236,6 +236,11 @@ class Config:
     # After a round opens or closes, the waiting phones fetch their pages spread out so that the
     # room's fetches come at about this many a second (checked at start by quiz/waiting.py).
     STATUS_PAGES_PER_SECOND = os.environ.get("STATUS_PAGES_PER_SECOND", "250")
+    # Submits first (quiz/web/priority.py): while this many submits or more are in flight in a web
+    # process (a round's rush), its reads (GET, HEAD) wait for them, at most READ_YIELD_MAX_SECONDS
+    # (0: never). Checked at start by config_checks.check_priority_settings.
+    SUBMIT_PRIORITY_THRESHOLD = os.environ.get("SUBMIT_PRIORITY_THRESHOLD", "8")
+    READ_YIELD_MAX_SECONDS = os.environ.get("READ_YIELD_MAX_SECONDS", "0.5")
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.
     LIVE_TICK_SECONDS = float(os.environ.get("LIVE_TICK_SECONDS", "0.5"))
     # Websockets one web process holds at once (projectors, consoles): past it /ws answers 503 and

@@ -125,3 +125,28 @@ def check_brand_settings(config) -> None:
                 config[name] = parse_colour(config[name], name)
             except ColourError as error:
                 raise ConfigError(str(error)) from None
+
+
+READ_YIELD_MOST_SECONDS = 10  # a phone's or a load balancer's timeout comes soon after
+
+
+def check_priority_settings(config) -> None:
+    """SUBMIT_PRIORITY_THRESHOLD a whole number of submits, 2 or more (1 would hold every read
+    behind a lone submit); READ_YIELD_MAX_SECONDS seconds from 0 (off) to 10. Parsed in place."""
+    value = config["SUBMIT_PRIORITY_THRESHOLD"]
+    try:
+        threshold = int(str(value).strip())
+    except ValueError:
+        threshold = None
+    if threshold is None or threshold < 2:
+        raise ConfigError(f"SUBMIT_PRIORITY_THRESHOLD={value!r} is not a number of submits of 2 "
+                          "or more: set how many submits in flight in a web process make a rush "
+                          "that reads wait for, e.g. 8 (READ_YIELD_MAX_SECONDS=0 turns it off).")
+    config["SUBMIT_PRIORITY_THRESHOLD"] = threshold
+    seconds = config["READ_YIELD_MAX_SECONDS"] = _number(
+        config, "READ_YIELD_MAX_SECONDS", float, "the longest a read waits for a rush of "
+        "submits, e.g. 0.5 (0: reads never wait)")
+    if not seconds <= READ_YIELD_MOST_SECONDS:  # NaN included
+        raise ConfigError(f"READ_YIELD_MAX_SECONDS={seconds:g} "
+                          f"is more than {READ_YIELD_MOST_SECONDS} s: a phone or a load balancer "
+                          "would give up first; set e.g. 0.5 (0: reads never wait).")

@@ -33,6 +33,15 @@ SUBMIT_PATH = Counter("knockout_submit_fast_path_total", "Submits answered befor
 # added up at scrape time; the sockets gauge sums the live processes.
 SOCKETS = Gauge("knockout_websockets", "Open websockets", registry=REGISTRY,
                 multiprocess_mode="livesum")
+# Submits first (quiz/web/priority.py): the submits in flight, the reads waiting for a rush of them
+# to pass now, and how many reads waited and how long.
+SUBMITS_IN_FLIGHT = Gauge("knockout_submits_in_flight", "Submits in flight", registry=REGISTRY,
+                          multiprocess_mode="livesum")
+READS_HELD = Gauge("knockout_reads_held", "Reads waiting for a rush of submits to pass",
+                   registry=REGISTRY, multiprocess_mode="livesum")
+READS_HELD_SECONDS = Histogram("knockout_read_held_seconds", "How long reads waited for a rush "
+                               "of submits", registry=REGISTRY,
+                               buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 WORKER_STALE_SECONDS = 120
 
 
