@@ -59,14 +59,14 @@ def held() -> float:
 def test_a_read_during_a_rush_of_submits_is_answered_after_them():
     room = Room(threshold=3)
     submits, before = room.rush(3), held()
-    reads = [room.send("GET", "/ping"), room.send("HEAD", "/f/CODE9"),
+    reads = [room.send("GET", "/ping"), room.send("HEAD", "/display"),
              room.send("GET", "/api/status")]
     gevent.sleep(0.01)
     assert room.served == [f"/f/CODE{n}/submit" for n in range(3)]  # the reads wait
     room.release.set()
     gevent.joinall(submits + reads, raise_error=True)
     assert room.answered[:3] == [f"/f/CODE{n}/submit" for n in range(3)]
-    assert sorted(room.answered[3:]) == ["/api/status", "/f/CODE9", "/ping"]
+    assert sorted(room.answered[3:]) == ["/api/status", "/display", "/ping"]
     assert held() == before + 3
 
 
@@ -102,7 +102,9 @@ def test_a_read_is_never_held_longer_than_the_cap():
     ("POST", "/api/register", {}),
     ("POST", "/f/CODE9/submit", {}),  # one more submit of the rush
     ("GET", "/ws", {"HTTP_CONNECTION": "Upgrade", "HTTP_UPGRADE": "websocket"}),
-    ("GET", "/metrics", {}), ("GET", "/healthz", {})])
+    ("GET", "/metrics", {}), ("GET", "/healthz", {}),
+    ("GET", "/f/CODE9", {}),  # the questions after a Start press: the player's clock runs
+    ("GET", "/static/css/app.css", {}), ("GET", "/brand/look.css", {})])
 def test_a_start_press_a_post_a_socket_and_the_monitoring_are_never_held(method, path, headers):
     room = Room(threshold=2)
     submits = room.rush(2)
@@ -139,8 +141,10 @@ def test_outside_gevent_it_is_a_pass_through(app, client):
 
 
 def test_what_may_wait():
-    assert may_wait({"REQUEST_METHOD": "GET", "PATH_INFO": "/f/CODE"})
+    assert may_wait({"REQUEST_METHOD": "GET", "PATH_INFO": "/api/status"})
+    assert may_wait({"REQUEST_METHOD": "GET", "PATH_INFO": "/display"})
     assert may_wait({"REQUEST_METHOD": "HEAD", "PATH_INFO": "/ping"})
+    assert not may_wait({"REQUEST_METHOD": "GET", "PATH_INFO": "/f/CODE"})  # a player's own page
     assert not may_wait({"REQUEST_METHOD": "POST", "PATH_INFO": "/f/CODE/start"})
     assert not may_wait({"REQUEST_METHOD": "GET", "PATH_INFO": "/ws", "HTTP_UPGRADE": "websocket"})
 

@@ -10,9 +10,12 @@ them all, and a burst of submits drains several times slower than alone.
 `SubmitsFirst`, the outermost WSGI wrapper, counts the submits (POST /f/<code>/submit) in flight in
 its process. While they are SUBMIT_PRIORITY_THRESHOLD or more (a rush, never a lone submit), a
 request that can wait (GET or HEAD; not a websocket upgrade, not /metrics or /healthz, which
-operators watch the rush with) waits cooperatively until the rush is over, at most
-READ_YIELD_MAX_SECONDS (0: never), then is served as before. Every POST goes on at once: the Start
-press starts a player's clock, a registration or a console action is a person waiting.
+operators watch the rush with, and not a player's round page or what it loads: the questions page
+after a Start press is read against that player's own clock) waits cooperatively until the rush is
+over, at most READ_YIELD_MAX_SECONDS (0: never), then is served as before. So what waits is the
+room's polling (/api/status), the projector's and the console's pages, reports, a load balancer's
+/ping. Every POST goes on at once: the Start press starts a player's clock, a registration or a
+console action is a person waiting.
 
 The rush is over once the submits in flight have stayed below the threshold for QUIET_SECONDS:
 between one group commit's answers and the next wave of submits the count dips (the woken requests
@@ -32,14 +35,18 @@ from ..observability import READS_HELD, READS_HELD_SECONDS, SUBMITS_IN_FLIGHT
 SUBMIT = re.compile(r"/f/[^/]*/submit")
 WAITING_METHODS = ("GET", "HEAD")
 WATCHED = ("/metrics", "/healthz")  # never held: operators look at the rush through them
+# Never held either: a player's round page (their clock may be running: the questions after their
+# Start, the page after their submit) and the files it loads.
+PLAYERS_OWN = ("/f/", "/static/", "/brand/")
 # How long the submits in flight stay below the threshold before the held reads go on.
 QUIET_SECONDS = 0.25
 
 
 def may_wait(environ) -> bool:
     """Whether this request can wait for a rush of submits to pass (a read, not a socket)."""
+    path = environ.get("PATH_INFO", "")
     return (environ.get("REQUEST_METHOD") in WAITING_METHODS
-            and environ.get("PATH_INFO") not in WATCHED
+            and path not in WATCHED and not path.startswith(PLAYERS_OWN)
             and not environ.get("HTTP_UPGRADE"))
 
 
