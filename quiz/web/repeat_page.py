@@ -1,0 +1,68 @@
+"""The "already in" page of a repeated stored-form submit, answered before Flask's view.
+
+A tenth of a burst of submits are a phone sending its answers a second time. The route would run
+the submit again, read the player's page and render it with "Your answers are already in"; here
+(quiz/web/submit_path.py found the answers already in) the same request goes through Flask's hooks
+(its request context, the session and its CSRF token, the headers, the metrics) around a page from
+a per-process copy (quiz/web/page_cache.py): rendered once per round, language, look and shared
+status, the player's code, report code, CSRF token and name put in. The same bytes as the route's
+answer (tests/test_submit_path.py compares them). Anything more on that page — a flash message, a
+staff login, a help request, a closed round's result, another state — goes to the route.
+"""
+import logging
+
+from flask import Flask, request
+
+from .. import answers, i18n, waiting
+from ..clock import utcnow
+from ..errors import QuizError
+from ..links import find_round_page, round_facts
+from ..shadow import in_shadow_league, invited_after
+from .page_cache import copied_page, plain_session
+from .play import render_round
+
+log = logging.getLogger(__name__)
+KIND = "already_in"  # its copies' key, next to the Start page's
+
+
+def repeat_response(app: Flask, environ, code: str, error: QuizError):
+    """The route's answer to a repeated submit (`error`: its "already in"), or None to hand the
+    request on; in this app's context, the request's own pushed around it."""
+    context = app.request_context(environ)
+    context.push()
+    try:
+        if app.preprocess_request() is not None:
+            return None  # a hook answers: the route's turn
+        body = _page(code, error)
+        if body is None:
+            return None
+        response = app.make_response(body)
+        response.headers["Vary"] = "HX-Request, Accept-Language"  # as play.render_round sets it
+        return app.process_response(response)
+    finally:
+        context.pop()
+
+
+def _page(code: str, error: QuizError) -> str | None:
+    """The player's "already in" page, from the copy when there is one; None when the page holds
+    more than what is put in (the route renders it)."""
+    if not plain_session():
+        return None
+    page = find_round_page(code)
+    link = page.link
+    challenge, participant = link.challenge, link.participant
+    i18n.use_language(participant.language)
+    if (page.asked_for_help or challenge.is_closed
+            or answers.page_state(link, utcnow(), page.submitted) != answers.SUBMITTED):
+        return None
+    status = waiting.current_status()
+    key = (KIND, challenge.id, challenge.status, challenge.number, challenge.title,
+           round_facts(challenge), in_shadow_league(participant, challenge),
+           invited_after(participant, challenge, page.last), status.version,
+           status.rounds_version, status.poll_seconds, request.script_root)
+
+    def render() -> tuple[str, bool]:
+        body = render_round(link, answers.SUBMITTED, error, help_requests=[],
+                            last=page.last).get_data(as_text=True)
+        return body, waiting.current_status() is status  # kept under the status it shows
+    return copied_page(key, link, True, render)
