@@ -62,14 +62,16 @@ def ready_page(template: str, link: FormLink, context: dict) -> str:
     key = (template, challenge.id, challenge.status, challenge.number, challenge.title,
            challenge.time_limit_seconds, challenge.extra_seconds, closing_in(context),
            context["facts"], context["shadow"], context["waits"])
-    return copied_page(key, link, template == PAGE,
+    participant = link.participant
+    return copied_page(key, (link.code, participant.report_code,
+                             participant.name if template == PAGE else None),
                        lambda: (render_template(template, **context), True))
 
 
-def copied_page(key: tuple, link: FormLink, named: bool, render) -> str:
-    """The page `key` names (with the language and look) for `link`'s player: the copy with their
-    values put in, else `render()`'s (page, whether it may be kept), kept marked. `named`: the
-    player's name is on the page (once)."""
+def copied_page(key: tuple, player: tuple[str, str, str | None], render) -> str:
+    """The page `key` names (with the language and look) for a player (their link's code, report
+    code, and name when the page shows it, once): the copy with their values put in, else
+    `render()`'s (page, whether it may be kept), kept marked."""
     key = (i18n.current_language(), repr(current_look()), *key)
     copies = current_app.extensions.setdefault(EXTENSION, {})
     copy = copies.get(key)
@@ -77,10 +79,10 @@ def copied_page(key: tuple, link: FormLink, named: bool, render) -> str:
     # What a render asks first (Flask-Login marks a session it doesn't know as not fresh), then
     # the session's token: the same session, and cookie, as a render leaves.
     current_user.is_authenticated  # noqa: B018
-    participant = link.participant
-    values = [(TOKEN, generate_csrf()), (CODE, link.code), (REPORT, participant.report_code)]
-    if named:
-        values.append((NAME, str(escape(participant.name))))
+    code, report, name = player
+    values = [(TOKEN, generate_csrf()), (CODE, code), (REPORT, report)]
+    if name is not None:
+        values.append((NAME, str(escape(name))))
     plain = all(value and "\x00" not in value for _, value in values)  # not an empty name, say
     if copy is None:
         if keep and plain and (marked := _marked(page, values)):
