@@ -12,7 +12,7 @@ staff login, a help request, a closed round's result, another state — goes to 
 import logging
 
 from flask import Flask, current_app, request
-from sqlalchemy import Select, bindparam, exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import aliased
 
 from .. import answers, i18n, waiting
@@ -23,6 +23,7 @@ from ..extensions import db
 from ..links import find_round_page, round_facts
 from ..models import Challenge, FormLink, HelpRequest, Participant, RoundStatus, Submission
 from ..shadow import invited
+from ..submit_read import PreparedRead
 from .page_cache import copied_page, plain_session
 from .play import render_round
 
@@ -54,7 +55,7 @@ def _page(code: str, error: QuizError) -> str | None:
     more than what is put in (the route renders it)."""
     if not plain_session():
         return None
-    row = db.session.connection().execute(_statement(), {"code": code}).first()
+    row = _statement().first(db.session.connection(), {"code": code})
     if row is None:
         return None
     i18n.use_language(row.language)
@@ -84,16 +85,16 @@ def _page(code: str, error: QuizError) -> str | None:
     return copied_page(key, (code, row.report_code, row.name), render)
 
 
-_STATEMENTS: dict[str, Select] = {}
+_STATEMENTS: dict[str, PreparedRead] = {}
 
 
-def _statement() -> Select:
+def _statement() -> PreparedRead:
     """What the page depends on, in one plain row (the round page's query loads whole objects),
-    built once per dialect."""
+    built once per dialect (PostgreSQL: prepared, quiz/submit_read.py)."""
     dialect = db.engine.dialect.name
     if dialect not in _STATEMENTS:
         this, later = aliased(Challenge, name="this_round"), aliased(Challenge, name="later")
-        _STATEMENTS[dialect] = (
+        _STATEMENTS[dialect] = PreparedRead(
             select(FormLink.started_at, FormLink.window_ends_at, FormLink.challenge_id,
                    Participant.name, Participant.language, Participant.report_code,
                    Participant.eliminated_in, Participant.elimination_reason,
@@ -109,5 +110,5 @@ def _statement() -> Select:
                    .label("last"))
             .join(Participant, Participant.id == FormLink.participant_id)
             .join(Challenge, Challenge.id == FormLink.challenge_id)
-            .where(FormLink.code == bindparam("code")))
+            .where(FormLink.code == bindparam("code")), db.engine.dialect)
     return _STATEMENTS[dialect]
