@@ -28,6 +28,7 @@ from .links import CODE_PATTERN, dealt_questions
 from .models import Challenge, FormLink, Participant, Question, RoundStatus, Submission
 from .photos import photo_key, store_photos
 from .shadow import in_shadow_league, invited
+from .submit_read import PreparedRead
 from .submit_store import CLOSED as ROUND_CLOSED, DUPLICATE, Answered, insert_rows, store
 
 # The page states of /f/<code>, in the order a player meets them.
@@ -219,9 +220,9 @@ class _Reader:
         self.slots = BoundedSemaphore(max(engine.pool.size() - 2, 1))
 
 
-def _link(connection, statement, code: str) -> tuple:
+def _link(connection, statement: PreparedRead, code: str) -> tuple:
     """The submit's row for `code` and the LinkState it gives; a 404 for an unknown link."""
-    row = connection.execute(statement, {"code": code}).first()
+    row = statement.first(connection, {"code": code})
     if row is None:
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
     return row, LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in,
@@ -285,7 +286,7 @@ def _statements() -> dict:
                 .join(Challenge, Challenge.id == FormLink.challenge_id)
                 .where(FormLink.code == code))
         _STATEMENTS[dialect] = {
-            "link": link,
+            "link": PreparedRead(link, db.engine.dialect),  # (PostgreSQL: through the driver)
             "questions": select(Question.id, Question.kind, Question.choices, Question.answer,
                                 Question.points)
                          .where(Question.challenge_id == challenge).order_by(Question.position)}

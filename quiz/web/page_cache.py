@@ -9,11 +9,13 @@ code, CSRF token and (the whole page) their name. The next player's page is that
 values put in: the same bytes as a render (tests/test_page_path.py compares them). A copy is kept
 per template, language, look, round (its state, title, clock, question count) and shadow-league
 note; a page with anything more (a flash message, a staff login, a help request, an error) is
-rendered as always.
+rendered as always. `copied_page` keeps the "already in" page of a repeated submit the same way
+(quiz/web/repeat_page.py).
 """
 import random
 
 from flask import current_app, render_template, request, session
+from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 
@@ -47,31 +49,53 @@ def closing_in(context: dict) -> int | None:
         else None
 
 
+def plain_session() -> bool:
+    """Nothing of this session's own on a page but its CSRF token: no message, no staff login."""
+    return not ("_flashes" in session or "_user_id" in session
+                or current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+                in request.cookies)
+
+
 def ready_page(template: str, link: FormLink, context: dict) -> str:
     """The Start page (`template`: whole or fragment) for `link`, from the copy if there is one."""
-    if ("_flashes" in session or "_user_id" in session
-            or current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies):
+    if not plain_session():
         return render_template(template, **context)  # a message, or staff: a page of its own
-    participant, challenge = link.participant, link.challenge
-    values = [(TOKEN, generate_csrf()), (START, form_token(link.code)), (CODE, link.code),
-              (REPORT, participant.report_code)]
-    if template == PAGE:
-        values.append((NAME, str(escape(participant.name))))
-    if any(not value or "\x00" in value for _, value in values):  # an empty name, say
-        return render_template(template, **context)
-    key = (template, i18n.current_language(), repr(current_look()), challenge.id, challenge.status,
-           challenge.number, challenge.title, challenge.time_limit_seconds,
-           challenge.extra_seconds, closing_in(context), context["facts"], context["shadow"],
-           context["waits"])
+    challenge = link.challenge
+    key = (template, challenge.id, challenge.status, challenge.number, challenge.title,
+           challenge.time_limit_seconds, challenge.extra_seconds, closing_in(context),
+           context["facts"], context["shadow"], context["waits"])
+    participant = link.participant
+    return copied_page(key, (link.code, participant.report_code,
+                             participant.name if template == PAGE else None),
+                       lambda: (render_template(template, **context), True))
+
+
+def copied_page(key: tuple, player: tuple[str, str, str | None], render) -> str:
+    """The page `key` names (with the language and look) for a player (their link's code, report
+    code, and name when the page shows it, once): the copy with their values put in, else
+    `render()`'s (page, whether it may be kept), kept marked."""
+    key = (i18n.current_language(), repr(current_look()), *key)
     copies = current_app.extensions.setdefault(EXTENSION, {})
-    page = copies.get(key)
-    if page is None:
-        page = render_template(template, **context)
-        if marked := _marked(page, values):
+    copy = copies.get(key)
+    page, keep = render() if copy is None else (copy, False)
+    # What a render asks first (Flask-Login marks a session it doesn't know as not fresh), then
+    # the session's token: the same session, and cookie, as a render leaves.
+    current_user.is_authenticated  # noqa: B018
+    code, report, name = player
+    # the link's token before its code (the page holds each once per form); absent from a page
+    # without a Start form, where putting it in changes nothing
+    values = [(TOKEN, generate_csrf()), (START, form_token(code)), (CODE, code), (REPORT, report)]
+    if name is not None:
+        values.append((NAME, str(escape(name))))
+    plain = all(value and "\x00" not in value for _, value in values)  # not an empty name, say
+    if copy is None:
+        if keep and plain and (marked := _marked(page, values)):
             if len(copies) >= LIMIT:
                 copies.clear()
             copies[key] = marked
         return page
+    if not plain:
+        return render()[0]
     for mark, value in values:  # the name last: nothing put in before it holds a mark
         page = page.replace(mark, value)
     return page

@@ -9,18 +9,21 @@ much as the submit itself. `SubmitFastPath` answers that request in an app conte
   check, the scoring, the group commit) through the same write path (web/handling.write);
 - on success the same 303 to the player's page, with the headers the app adds (security, rate
   limit, X-Request-ID) and the same metrics (knockout_submissions_total, the request latency);
+- a repeat (a phone sending its answers again: a tenth of a burst) gets the route's "already in"
+  page from a per-process copy, through Flask's hooks (quiz/web/repeat_page.py);
 - anything else goes to the app as it came (the body read here is handed on re-wrapped): another
   body type (photos), the live page's CSRF submit, a bad token, a body too long or chunked, a
-  request over the limit (the app counts and refuses it), and every refusal (already in, closed,
-  time up, a bad answer...) or unexpected error before the row is stored: the app runs the submit
-  again and words its page in the player's language, as for any other submit. Once the row is
-  stored nothing is handed on: a failure after that still answers the 303 ("3xx means stored").
+  request over the limit (the app counts and refuses it), every other refusal (closed, time up, a
+  bad answer...), a repeat whose page holds more than the copy (a flash message, a help request),
+  or an unexpected error before the row is stored: the app runs the submit again and words its
+  page in the player's language, as for any other submit. Once the row is stored nothing is
+  handed on: a failure after that still answers the 303 ("3xx means stored").
 """
 import io
 import logging
 import re
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from urllib.parse import parse_qsl
 
 from flask import Flask, current_app, g, has_app_context
@@ -30,12 +33,13 @@ from werkzeug.utils import redirect
 from .. import answers
 from ..clock import utcnow
 from ..errors import QuizError
-from ..extensions import limiter
+from ..extensions import db, limiter
 from ..links import CODE_PATTERN
 from ..observability import REQUEST_SECONDS, SUBMISSIONS, SUBMIT_PATH, request_id
 from ..rate_limits import COUNTED, SUBMIT_LIMIT, count_hit
 from ..stored_forms import form_token_ok
 from .handling import write
+from .repeat_page import repeat_response
 from .security import garbled, security_headers
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ PATH = re.compile(r"/f/([^/]*)/submit")
 ENDPOINT = "play.submit"  # the route's: its rate-limit counter and its latency metric's label
 FORM = "application/x-www-form-urlencoded"
 ANSWERED, HANDED_ON = "answered", "handed_on"
+REPEAT = "already_submitted"  # the refusal answered here too (a phone sending its answers again)
 
 
 class SubmitFastPath:
@@ -109,8 +114,10 @@ class SubmitFastPath:
             return None
         try:
             write(answers.submit_answers, code, form, utcnow())
-        except QuizError:
-            return None  # a refusal: the app words it, in the player's language
+        except QuizError as error:
+            # a repeat: its page from a copy (quiz/web/repeat_page.py); any other refusal: the app
+            # words it, in the player's language
+            return self._repeat(environ, code, error) if error.code == REPEAT else None
         except Exception:
             log.warning("submit %s: handed on to the app after an error", code, exc_info=True)
             return None
@@ -124,6 +131,24 @@ class SubmitFastPath:
         except Exception:
             log.exception("submit %s stored; answering without all of its headers", code)
             return self._redirect(environ, code, [])
+
+    def _repeat(self, environ, code: str, error: QuizError):
+        """The route's "already in" page for a repeated submit, or None to hand it on (its body
+        put back for the app)."""
+        body = environ["wsgi.input"]
+        try:
+            response = repeat_response(self.app, environ, code, error)
+        except Exception:
+            log.warning("submit %s: repeat handed on to the app after an error", code,
+                        exc_info=True)
+            with suppress(Exception):  # (the app's own context starts afresh in a web process)
+                db.session.rollback()
+            response = None
+        if response is None:
+            body.seek(0)
+            environ["wsgi.input"] = body
+            environ.pop("werkzeug.request", None)
+        return response
 
     def _counted(self, environ, code: str) -> list[tuple[str, str]] | None:
         """The route's rate limit, counted here: its headers, or None when the app should see the

@@ -1,0 +1,83 @@
+"""The submit's read (quiz/submit_read.py): on PostgreSQL through the driver's prepared statement,
+the same row as SQLAlchemy's execute, and so the same page state as the ORM's, in every state."""
+import pytest
+from sqlalchemy import select
+
+from quiz import answers
+from quiz.clock import utcnow
+from quiz.extensions import db
+from quiz.models import FormLink
+
+from .test_submit_path import (  # noqa: F401 (players: a fixture)
+    close_round, code_of, doubled, eliminated, not_started, players, time_up)
+
+
+def nothing(client, api_headers, code):
+    return None
+
+
+def state_both_ways(app, code: str) -> str:
+    """The read's row both ways (the same values), and its state, which must be the ORM's."""
+    db.session.rollback()
+    read = answers._statements()["link"]
+    connection = db.session.connection()
+    assert read.driver == (connection.dialect.driver == "psycopg")
+    prepared = read.first(connection, {"code": code})
+    plain = connection.execute(read.statement, {"code": code}).first()
+    assert tuple(prepared) == tuple(plain)
+    assert prepared._asdict() == plain._asdict()
+    assert [type(value) for value in prepared] == [type(value) for value in plain]
+    _, link = answers._link(connection, read, code)
+    now = utcnow()
+    state = answers.state_of(link, now, app.config["SUBMIT_GRACE_SECONDS"])
+    orm = db.session.scalar(select(FormLink).where(FormLink.code == code))
+    assert answers.page_state(orm, now) == state
+    return state
+
+
+@pytest.mark.config(SHADOW_LEAGUE=False)
+@pytest.mark.parametrize("arrange, state", [
+    (nothing, answers.QUESTIONS),
+    (not_started, answers.READY),
+    (doubled, answers.SUBMITTED),
+    (close_round, answers.CLOSED),
+    (time_up, answers.TIME_UP),
+    (eliminated, answers.ELIMINATED),
+])
+def test_the_prepared_read_gives_the_orms_state(app, client, players, api_headers, arrange,
+                                                state):
+    code = arrange(client, api_headers, players[0]) or players[0]
+    assert state_both_ways(app, code) == state
+
+
+@pytest.mark.config(SHADOW_LEAGUE=True)
+def test_in_the_shadow_league(app, client, players, api_headers):
+    code = eliminated(client, api_headers, players[0])
+    assert state_both_ways(app, code) == answers.READY  # round 2, in the shadow league
+    read = answers._statements()["link"]
+    row, link = answers._link(db.session.connection(), read, code)
+    assert link.shadow and row.eliminated_in == 1
+
+
+@pytest.mark.config(CHECKIN_REQUIRED=True)
+def test_before_checking_in(app, client, load_bank, make_participant, open_round):
+    load_bank()
+    participant = make_participant("Grace")
+    open_round()
+    assert state_both_ways(app, code_of(participant.id)) == answers.CHECK_IN
+
+
+def test_an_unknown_code_reads_no_row(app, players):
+    read = answers._statements()["link"]
+    assert read.first(db.session.connection(), {"code": "Z" * 22}) is None
+
+
+def test_a_failed_prepared_read_is_read_again_through_sqlalchemy(app, players, monkeypatch):
+    """A driver error (a dropped connection) goes to SQLAlchemy's execute, which handles it as it
+    always did: here the read succeeds the second way."""
+    read = answers._statements()["link"]
+    monkeypatch.setattr(read, "sql", "SELECT no_such_column FROM form_link")
+    db.session.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = read.first(connection, {"code": players[0]})
+    assert row is not None and row.number == 1
