@@ -42,6 +42,7 @@ from quiz.stored_forms import form_token
 
 from .clients import SocketProcesses, percentile
 from .stack import insert_players, rss_kib
+from .usage import Cpu
 
 LUA = str(ROOT / "bench" / "load.lua")
 BANK = """
@@ -128,6 +129,7 @@ class OnStack:
                                               stdout=subprocess.DEVNULL)
         self.redis_url = f"unix://{directory / 'redis.sock'}"
         wait_for(self.redis_url)
+        self.database_url = database_url
         self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS, **env)
         config = type("BenchConfig", (Config,), {
             "INSTANCE_PATH": str(directory / "instance"), "REDIS_URL": self.redis_url,
@@ -219,12 +221,24 @@ class Run(OnStack):
 
     def with_cpu(self, step, *args) -> dict:
         """`step`'s figures, with the CPU the web processes spent on it (user + system, /proc) per
-        request answered: what a request costs, whatever else the machine runs meanwhile."""
-        before = web_cpu_s(self.stack.web_workers)
+        request answered: what a request costs, whatever else the machine runs meanwhile; and the
+        whole machine's per request, by part (`parts_ms`: the worker, Redis, PostgreSQL, and the
+        rest: the load generator, this process, anyone else's)."""
+        parts = Cpu(self.stack, self.redis_process, self.database_url, [])
+        before, parts_before = web_cpu_s(self.stack.web_workers), parts.snap()
         result = step(*args)
         spent = web_cpu_s(self.stack.web_workers) - before
+        cores = Cpu.cores(parts_before, parts.snap())
         answered = result.get("sent") or result.get("answered") or 0
         result["cpu_ms_per_request"] = spent * 1000 / answered if answered else 0.0
+        ms = {name: value * cores["wall_s"] * 1000 / answered if answered else 0.0
+              for name, value in cores.items() if name != "wall_s"}
+        web = sum(value for name, value in ms.items() if name.startswith("web process"))
+        known = web + sum(ms.get(name, 0.0) for name in ("RQ worker", "Redis", "PostgreSQL"))
+        result["parts_ms"] = {"machine": ms["machine"], "web": web,
+                              "worker": ms["RQ worker"], "Redis": ms["Redis"],
+                              "PostgreSQL": ms.get("PostgreSQL"),
+                              "rest": max(ms["machine"] - known, 0.0)}
         return result
 
     def prepare_players(self) -> dict:

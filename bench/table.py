@@ -16,6 +16,13 @@ class Row:
     met: Callable[[dict], bool] | None = None
 
 
+def parts(ms: dict) -> str:
+    """A request's CPU by part of the machine, in ms: web, worker, Redis, PostgreSQL (when there
+    is one), the rest (the load generator, anyone else's)."""
+    return " / ".join(f"{name} {ms[name]:.2f}" for name in
+                      ("web", "worker", "Redis", "PostgreSQL", "rest") if ms.get(name) is not None)
+
+
 def rows(sizes, quick: bool) -> list[Row]:
     big = "5,000" if quick else "50,000"
     submit_ratio = lambda f: f["submit"]["rate"] / f["ping"]["rate"]  # noqa: E731
@@ -47,6 +54,12 @@ def rows(sizes, quick: bool) -> list[Row]:
             "≤ 2.5 pings (what 0.40× needs)",
             lambda f: plain(f)["cpu_ms_per_request"]
             <= 2.5 * f["ping"]["cpu_ms_per_request"]),
+        Row("… the whole machine's CPU a request (/proc): a submit of that burst vs a /ping; the "
+            "submit's by part",
+            lambda f: f"{plain(f)['parts_ms']['machine']:.2f} ms vs"
+            f" {f['ping']['parts_ms']['machine']:.2f} ms ="
+            f" {plain(f)['parts_ms']['machine'] / f['ping']['parts_ms']['machine']:.1f} pings"
+            f" ({parts(plain(f)['parts_ms'])})"),
         Row(f"Start: {sizes.read_burst:,} presses (+10%) at once, 256 connections: drain, rate",
             lambda f: f"{f['start']['drain_s']:.2f} s, {f['start']['rate']:,.0f}/s"
             f" = {f['start']['rate'] / f['ping']['rate']:.2f}×"),
