@@ -143,17 +143,17 @@ class GroupCommit:
             raise error  # the writer itself was stopped
 
 
-def take_sqlite_lock(connection, statement, params: dict | None = None) -> None:
-    """SQLite's write lock for the current transaction, by `statement` (a no-op write).
+def take_sqlite_lock(connection, statement, params: dict | None = None):
+    """SQLite's write lock for the current transaction, by `statement` (a write: a no-op one, or
+    the write itself); its result.
 
-    In a writer under gevent it is never waited for in SQLite's busy handler, which would hold the
-    whole process (every request of it) while another process writes: tried without waiting, then
-    again after a cooperative sleep, up to the connection's busy timeout (then "database is
-    locked", as anywhere else).
+    Under gevent (a writer, or a request of a web process: the Start press) it is never waited for
+    in SQLite's busy handler, which would hold the whole process (every request of it) while
+    another process writes: tried without waiting, then again after a cooperative sleep, up to the
+    connection's busy timeout (then "database is locked", as anywhere else).
     """
-    if not IN_WRITER.get():
-        connection.execute(statement, params or {})
-        return
+    if not (IN_WRITER.get() or under_gevent()):
+        return connection.execute(statement, params or {})
     import gevent
     raw = connection.connection.driver_connection
     timeout_ms = raw.execute("PRAGMA busy_timeout").fetchone()[0]
@@ -162,8 +162,7 @@ def take_sqlite_lock(connection, statement, params: dict | None = None) -> None:
     try:
         while True:
             try:
-                connection.execute(statement, params or {})
-                return
+                return connection.execute(statement, params or {})
             except OperationalError as error:
                 if "locked" not in str(error.orig) or time.monotonic() > deadline:
                     raise

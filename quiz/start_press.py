@@ -17,6 +17,7 @@ from .checkin import needs_checkin
 from .effects import CHANGED, owe
 from .errors import QuizError
 from .extensions import db
+from .group_commit import take_sqlite_lock
 from .models import Challenge, FormLink, Participant, Submission
 from .shadow import invited
 
@@ -58,7 +59,11 @@ def press_start(code: str, now: datetime) -> bool:
     if row.started_at is not None:
         return False  # a repeat press: the clock runs from the first
     ends = clocks.window_end_of(row.time_limit_seconds, row.extra_seconds, row.closes_at, now)
-    started = connection.execute(START, {"link_code": code, "now": now, "ends": ends}).rowcount
+    params = {"link_code": code, "now": now, "ends": ends}
+    if connection.dialect.name == "sqlite":  # its lock waited for without holding the process
+        started = take_sqlite_lock(connection, START, params).rowcount
+    else:
+        started = connection.execute(START, params).rowcount
     if started:
         owe(CHANGED)  # the projector counts who is playing
     return bool(started)

@@ -366,6 +366,33 @@ def test_a_locked_database_gives_the_routes_503_and_the_press_again_counts(clien
     assert clock(code)[0] is not None
 
 
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
+@pytest.mark.config(SQLITE_BUSY_TIMEOUT_MS=2000)
+def test_a_press_waits_for_sqlites_lock_without_holding_the_process(client, players, monkeypatch):
+    """Another process (the worker storing forms, say) holds SQLite's write lock: in a web process
+    the press tries again between cooperative sleeps, so the process's other requests (here, the
+    greenlet that lets the lock go) keep running. In SQLite's busy handler the whole process would
+    wait out the busy timeout: every request of it held, then a 503."""
+    from quiz import group_commit
+    monkeypatch.setattr(group_commit, "under_gevent", lambda: True)  # as in a gevent web process
+    code = players[0]
+    blocker = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    pressed, released = [], []
+
+    def release_soon():
+        gevent.sleep(0.2)  # the press is waiting for the lock by now
+        released.append(list(pressed))  # ran while the press was still waiting
+        blocker.execute("ROLLBACK")
+
+    helper = gevent.spawn(release_soon)
+    pressed.append(client.post(f"/f/{code}/start", data=token_of(code)).status_code)
+    helper.join()
+    blocker.close()
+    assert released == [[]] and pressed == [303]
+    assert clock(code)[0] is not None
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
 @pytest.mark.config(DATABASE_PING_IDLE_SECONDS=3600)  # as in a rush: no check before use
 def test_a_dropped_connection_is_retried_and_the_clock_starts_once(client, players):
