@@ -2,7 +2,7 @@
 from flask import current_app
 from sqlalchemy import and_, func, select
 
-from . import clocks, delivery, emails, photos, reveal, rounds, shadow
+from . import clocks, delivery, photos, reveal, rounds, shadow
 from .checkin import unchecked_finalists
 from .clock import utcnow
 from .extensions import db
@@ -39,7 +39,7 @@ def rounds_and_audit() -> dict:
                                              .group_by(Submission.challenge_id)).all()),
         "unchecked": unchecked_finalists(),
         "progress": {c.id: sms_progress(c) for c in challenges},
-        "email_progress": {c.id: emails.email_progress(c) for c in challenges},
+        "email_progress": {c.id: delivery.email_progress(c) for c in challenges},
         "audit": db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())
                                     .limit(20)).all(),
         "counts": {"in_game": in_game},

@@ -246,6 +246,16 @@ def sms_progress(challenge: Challenge) -> dict:
             "progress_percent": percent, "rate_per_second": rate, "eta_seconds": eta}
 
 
+def email_progress(challenge: Challenge) -> dict:
+    """A round's emails (link fallbacks; the last round's results): total, sent, failed."""
+    counts = dict(db.session.execute(
+        select(Message.status, func.count()).where(Message.challenge_id == challenge.id,
+                                                   Message.channel == "email")
+        .group_by(Message.status)).all())
+    return {"total": sum(counts.values()), "sent": counts.get(MessageStatus.SENT, 0),
+            "failed": counts.get(MessageStatus.FAILED, 0)}
+
+
 def send_time_warning(messages: int) -> str | None:
     """Before starting: how long the configured rate makes the send, when that is slow."""
     rate = float(current_app.config["SMS_RATE_PER_SECOND"])

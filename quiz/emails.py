@@ -17,7 +17,7 @@ from datetime import datetime
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import String, and_, cast, func, insert, literal, select, update
+from sqlalchemy import String, cast, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import email_templates
@@ -277,8 +277,11 @@ def qr_png(url: str) -> bytes:
 def outgoing(message: Message) -> Email:
     """What leaves for one email row; SendError (permanent) for a player who unsubscribed since it
     was queued."""
-    participant = (db.session.get(Participant, message.participant_id)
-                   if message.participant_id is not None else None)
+    # not flushed here: a batch's rows marked sent are written at its commit, so SQLite's write
+    # lock isn't held while the rest of the batch renders (web processes' writes wait for it)
+    with db.session.no_autoflush:
+        participant = (db.session.get(Participant, message.participant_id)
+                       if message.participant_id is not None else None)
     if participant is not None and not reachable(participant):
         raise SendError("not sent: the player unsubscribed from emails", permanent=True)
     # The badge's check-in code, as on their page: what the desk scans (a key for staff, never a
@@ -288,13 +291,3 @@ def outgoing(message: Message) -> Email:
     return Email(to=message.to, subject=message.subject or "", text=message.body,
                  html=message.html, qr_png=qr,
                  unsubscribe=unsubscribe_url(participant.id) if participant else None)
-
-
-def email_progress(challenge: Challenge) -> dict:
-    """A round's emails (link fallbacks; the last round's results): total, sent, failed."""
-    counts = dict(db.session.execute(
-        select(Message.status, func.count()).where(and_(Message.challenge_id == challenge.id,
-                                                        Message.channel == "email"))
-        .group_by(Message.status)).all())
-    return {"total": sum(counts.values()), "sent": counts.get(MessageStatus.SENT, 0),
-            "failed": counts.get(MessageStatus.FAILED, 0)}

@@ -15,7 +15,8 @@ from quiz.config import ConfigError
 from quiz.extensions import QUEUE_NAMES, db, get_queue
 from quiz.models import FormLink, Message, Participant
 
-from .helpers import ROOT, csrf_from, kill_a_worker_mid_batch, login, make_config, post_form, text
+from .helpers import (POSTGRES_URL, ROOT, csrf_from, kill_a_worker_mid_batch, login, make_config,
+                      post_form, text)
 from .mail_fixtures import (SENDER, smtp, smtp_certificate, smtp_server,  # noqa: F401 (fixtures)
                             smtp_ssl_server)
 from .test_notify import FakeHTTP, phone_of, sns  # noqa: F401 (the sns fixture)
@@ -108,6 +109,28 @@ def test_outbox_backend_keeps_emails_and_the_api_lists_them_by_channel(
     bad = client.get("/api/admin/outbox?channel=fax", headers=api_headers)
     assert bad.status_code == 400 and bad.get_json()["error"] == "bad_channel"
     assert "channel must be sms or email" in bad.get_json()["message"]
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
+def test_an_outbox_batch_holds_no_write_lock_while_it_renders(client, load_bank, monkeypatch):
+    """The outbox records a batch of emails at its commit: while each email renders (its QR code),
+    nothing is written yet, so SQLite's write lock is free for the web processes (a batch that
+    flushed each row as it went held it through every render after the first)."""
+    load_bank()
+    for n in (1, 2, 3):
+        register(client, n)
+    ids = db.session.scalars(select(Message.id).where(Message.channel == "email")).all()
+    writing, qr_png = [], emails.qr_png
+
+    def rendering(code):
+        writing.append(db.session.connection().connection.driver_connection.in_transaction)
+        return qr_png(code)
+    monkeypatch.setattr(emails, "qr_png", rendering)
+    assert delivery.send_messages(ids)[:2] == (3, 0)
+    assert writing == [False, False, False]
+    db.session.expire_all()
+    assert [m.status for m in db.session.scalars(select(Message).where(Message.id.in_(ids)))] == [
+        "sent"] * 3
 
 
 def test_smtp_over_ssl_from_the_first_byte(client, load_bank, run_jobs, app, smtp_ssl_server):

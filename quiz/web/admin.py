@@ -12,7 +12,7 @@ from ..extensions import db, limiter, login_manager
 from ..leaderboard import leaderboard
 from ..models import AdminUser, Message, MessageStatus, Participant, Role
 from ..delivery import sms_progress
-from ..emails import email_progress
+from ..delivery import email_progress
 from ..observability import health
 from ..questions import apply_bank, parse_bank
 from .handling import write
