@@ -241,6 +241,9 @@ class Config:
     # (0: never). Checked at start by config_checks.check_priority_settings.
     SUBMIT_PRIORITY_THRESHOLD = os.environ.get("SUBMIT_PRIORITY_THRESHOLD", "8")
     READ_YIELD_MAX_SECONDS = os.environ.get("READ_YIELD_MAX_SECONDS", "0.5")
+    # Answered players' forms move to answered/ (the worker renders each again) this long after
+    # the first submit that owes it: in a few large batches once a rush is answered, not during it.
+    ANSWERED_FORMS_DELAY_SECONDS = os.environ.get("ANSWERED_FORMS_DELAY_SECONDS", "3")
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.
     LIVE_TICK_SECONDS = float(os.environ.get("LIVE_TICK_SECONDS", "0.5"))
     # Websockets one web process holds at once (projectors, consoles): past it /ws answers 503 and
@@ -265,3 +268,5 @@ class TestConfig(Config):
     RESULTS_DELAY_SECONDS = 0.0
     # The leaderboard at a close, as the suite's projector tests expect; tests of the reveal set it.
     REVEAL_ANSWERS = False
+    # Answered forms moved by the next run_jobs, as the suite expects; tests of the delay set it.
+    ANSWERED_FORMS_DELAY_SECONDS = 0.0

@@ -128,6 +128,7 @@ def check_brand_settings(config) -> None:
 
 
 READ_YIELD_MOST_SECONDS = 10  # a phone's or a load balancer's timeout comes soon after
+ANSWERED_FORMS_MOST_SECONDS = 60  # a round everyone answered closes once their forms are moved
 
 
 def check_priority_settings(config) -> None:
@@ -150,3 +151,10 @@ def check_priority_settings(config) -> None:
         raise ConfigError(f"READ_YIELD_MAX_SECONDS={seconds:g} "
                           f"is more than {READ_YIELD_MOST_SECONDS} s: a phone or a load balancer "
                           "would give up first; set e.g. 0.5 (0: reads never wait).")
+    delay = config["ANSWERED_FORMS_DELAY_SECONDS"] = _number(
+        config, "ANSWERED_FORMS_DELAY_SECONDS", float, "how long after a submit the answered "
+        "forms are moved, e.g. 3 (0: at once)")
+    if not delay <= ANSWERED_FORMS_MOST_SECONDS:  # NaN included
+        raise ConfigError(f"ANSWERED_FORMS_DELAY_SECONDS={delay:g} is more than "
+                          f"{ANSWERED_FORMS_MOST_SECONDS} s: a round that everyone has answered "
+                          "closes only once their forms are moved; set e.g. 3 (0: at once).")

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 
 import redis
 from flask import Flask, current_app
@@ -22,6 +22,7 @@ from rq.job import Job as RQJob
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from .clock import utcnow
 from .effects import (CHANNEL, SESSION_KEY, CancelJob, Changed, DeleteStored, Drain, Effect, Job,
                       Pending, Queue, Task, pending_key)
 from .extensions import db, get_queue, get_redis, state
@@ -167,7 +168,8 @@ def send(gathered: Gathered) -> None:
     replies = pipe.execute()[1 if gathered.changed else 0:]
     for (drain, round_id), claimed in zip(gathered.pending, replies[1::2]):
         if claimed:
-            enqueue(Job(Task.DRAIN_PENDING, (drain.value, round_id), description=f"pending: {drain}"
+            enqueue(Job(Task.DRAIN_PENDING, (drain.value, round_id), at=drain_at(drain),
+                        description=f"pending: {drain}"
                         + ("" if round_id is None else f" (round id {round_id})")),
                     queue=drain.queue)
     for effect in gathered.others:
@@ -177,6 +179,16 @@ def send(gathered: Gathered) -> None:
             cancel(effect.job_id)
         elif isinstance(effect, DeleteStored):
             get_storage().delete_many(list(effect.keys))
+
+
+def drain_at(drain: Drain) -> datetime | None:
+    """When a pending set's drain job runs: at once (None), but the answered forms
+    ANSWERED_FORMS_DELAY_SECONDS later. Each answered player's form is rendered again into
+    answered/ (three quarters of what the submit cost the web process): done during a round's rush
+    of submits it took that share of the two cores from the web processes; a moment later it is
+    done in a few large batches, once the rush has been answered."""
+    delay = current_app.config["ANSWERED_FORMS_DELAY_SECONDS"]
+    return utcnow() + timedelta(seconds=delay) if drain is Drain.ANSWERED_FORMS and delay else None
 
 
 def enqueue(job: Job, queue: Queue | None = None) -> None:

@@ -4,6 +4,7 @@ import os
 import re
 import socket
 import time
+from datetime import datetime, timezone
 
 import pytest
 import redis
@@ -74,6 +75,23 @@ def test_each_kind_of_pending_set_drains_in_its_own_queue(app):
     assert get_queue("forms").count == 1
     # late joiners' links never wait behind stored forms, nor behind other messages
     assert get_queue("links").count == 1 and get_queue("notify").count == 0
+
+
+@pytest.mark.config(ANSWERED_FORMS_DELAY_SECONDS=3)
+def test_answered_forms_are_moved_a_moment_after_a_rush_not_during_it(app):
+    """The answered forms' drain job runs ANSWERED_FORMS_DELAY_SECONDS after the first submit that
+    owes it (the worker's renders wait until a rush is answered); submits meanwhile join its set;
+    every other set drains at once."""
+    owe(Pending(Drain.ANSWERED_FORMS, (4,), 7), Pending(Drain.NEW_FORMS, (5,)))
+    db.session.commit()
+    owe(Pending(Drain.ANSWERED_FORMS, (6,), 7))  # a submit a moment later: the same job
+    db.session.commit()
+    forms = get_queue("forms")
+    assert forms.count == 1  # the new players' forms, at once
+    [job_id] = forms.scheduled_job_registry.get_job_ids()
+    due = forms.scheduled_job_registry.get_scheduled_time(job_id)
+    assert 2 <= (due - datetime.now(timezone.utc)).total_seconds() <= 3
+    assert pending(Drain.ANSWERED_FORMS, 7) == {4, 6}
 
 
 def test_a_batch_sends_many_commits_effects_at_once_with_one_job_per_set_and_one_publish(app):

@@ -155,7 +155,11 @@ def test_what_may_wait():
     ({"SUBMIT_PRIORITY_THRESHOLD": "many"}, "SUBMIT_PRIORITY_THRESHOLD='many' is not a number"),
     ({"READ_YIELD_MAX_SECONDS": "-1"}, "READ_YIELD_MAX_SECONDS='-1' can't be negative"),
     ({"READ_YIELD_MAX_SECONDS": "soon"}, "READ_YIELD_MAX_SECONDS='soon' is not a number"),
-    ({"READ_YIELD_MAX_SECONDS": "30"}, "READ_YIELD_MAX_SECONDS=30 is more than 10 s")])
+    ({"READ_YIELD_MAX_SECONDS": "30"}, "READ_YIELD_MAX_SECONDS=30 is more than 10 s"),
+    ({"ANSWERED_FORMS_DELAY_SECONDS": "-3"}, "ANSWERED_FORMS_DELAY_SECONDS='-3' can't be negative"),
+    ({"ANSWERED_FORMS_DELAY_SECONDS": "later"},
+     "ANSWERED_FORMS_DELAY_SECONDS='later' is not a number"),
+    ({"ANSWERED_FORMS_DELAY_SECONDS": "90"}, "ANSWERED_FORMS_DELAY_SECONDS=90 is more than 60 s")])
 def test_bad_settings_are_refused_at_start(tmp_path, settings, message):
     config = type("Config", (TestConfig,), {"INSTANCE_PATH": str(tmp_path), **settings})
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
