@@ -35,7 +35,7 @@ from quiz.clock import utcnow
 from quiz.config import ROOT, Config
 from quiz.deal import choice_value
 from quiz.embedded import server_args, wait_for
-from quiz.extensions import db
+from quiz.extensions import QUEUE_NAMES, db, get_queue
 from quiz.models import Challenge, FormLink, Participant, Question, Submission
 from quiz.stack import Stack
 from quiz.stored_forms import form_token
@@ -192,13 +192,17 @@ class Run(OnStack):
             self.figures["submit"] = progress("submit rate", wrk, url, "file", batches["submit"],
                                               sizes.submit_s, 64)
         if run("burst"):
+            self.settle()
             self.figures["burst"] = progress("burst", self.burst, batches["burst"])
         if run("start"):
+            self.settle()
             self.figures["start"] = progress("Start presses", self.with_cpu, self.start_presses,
                                              batches["start"])
         if run("read_burst"):
+            self.settle()
             self.figures["plain_burst"] = progress("burst (no read load)", self.with_cpu,
                                                    self.burst, batches["plain_burst"], 256, 0, 60)
+            self.settle()
             self.figures["read_burst"] = progress("burst under read load", self.read_burst,
                                                   batches["read_burst"])
         if run("sustained"):
@@ -207,6 +211,18 @@ class Run(OnStack):
         # how busy the machine was, everyone's processes included
         self.figures["loadavg"] = os.getloadavg()[0]
         return self.figures
+
+    def settle(self, most_seconds: float = 60) -> None:
+        """Wait until the worker has done what the last step left it (its queues, its jobs due
+        later, the ones running): each burst is measured on a stack at rest, as after a round's
+        rush, not with the last step's background work (the answered forms, moved a few seconds
+        after their submits; the registrations' forms and emails) taking the cores meanwhile."""
+        queues = [get_queue(name) for name in QUEUE_NAMES]
+        deadline = time.monotonic() + most_seconds
+        while time.monotonic() < deadline and any(
+                q.count or q.scheduled_job_registry.count or q.started_job_registry.count
+                for q in queues):
+            time.sleep(0.2)
 
     def measure_sockets(self) -> dict:
         """The websocket figures alone (idle broadcast, frames while submissions flow):
