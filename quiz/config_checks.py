@@ -133,7 +133,8 @@ ANSWERED_FORMS_MOST_SECONDS = 60  # a round everyone answered closes once their 
 
 def check_priority_settings(config) -> None:
     """SUBMIT_PRIORITY_THRESHOLD a whole number of submits, 2 or more (1 would hold every read
-    behind a lone submit); READ_YIELD_MAX_SECONDS seconds from 0 (off) to 10. Parsed in place."""
+    behind a lone submit); READ_YIELD_MAX_SECONDS seconds from 0 (off) to 10;
+    ANSWERED_FORMS_DELAY_SECONDS from 0 (at once) to 60. Parsed in place."""
     value = config["SUBMIT_PRIORITY_THRESHOLD"]
     try:
         threshold = int(str(value).strip())
@@ -144,17 +145,16 @@ def check_priority_settings(config) -> None:
                           "or more: set how many submits in flight in a web process make a rush "
                           "that reads wait for, e.g. 8 (READ_YIELD_MAX_SECONDS=0 turns it off).")
     config["SUBMIT_PRIORITY_THRESHOLD"] = threshold
-    seconds = config["READ_YIELD_MAX_SECONDS"] = _number(
-        config, "READ_YIELD_MAX_SECONDS", float, "the longest a read waits for a rush of "
-        "submits, e.g. 0.5 (0: reads never wait)")
-    if not seconds <= READ_YIELD_MOST_SECONDS:  # NaN included
-        raise ConfigError(f"READ_YIELD_MAX_SECONDS={seconds:g} "
-                          f"is more than {READ_YIELD_MOST_SECONDS} s: a phone or a load balancer "
-                          "would give up first; set e.g. 0.5 (0: reads never wait).")
-    delay = config["ANSWERED_FORMS_DELAY_SECONDS"] = _number(
-        config, "ANSWERED_FORMS_DELAY_SECONDS", float, "how long after a submit the answered "
-        "forms are moved, e.g. 3 (0: at once)")
-    if not delay <= ANSWERED_FORMS_MOST_SECONDS:  # NaN included
-        raise ConfigError(f"ANSWERED_FORMS_DELAY_SECONDS={delay:g} is more than "
-                          f"{ANSWERED_FORMS_MOST_SECONDS} s: a round that everyone has answered "
-                          "closes only once their forms are moved; set e.g. 3 (0: at once).")
+    _seconds_up_to(config, "READ_YIELD_MAX_SECONDS", READ_YIELD_MOST_SECONDS,
+                   "a phone or a load balancer would give up first",
+                   "the longest a read waits for a rush of submits, e.g. 0.5 (0: reads never wait)")
+    _seconds_up_to(config, "ANSWERED_FORMS_DELAY_SECONDS", ANSWERED_FORMS_MOST_SECONDS,
+                   "a round that everyone has answered closes only once their forms are moved",
+                   "how long after a submit the answered forms are moved, e.g. 3 (0: at once)")
+
+
+def _seconds_up_to(config, name: str, most: float, why: str, example: str) -> None:
+    """`name` parsed in place: seconds from 0 to `most`; refused with `why` and `example`."""
+    seconds = config[name] = _number(config, name, float, example)
+    if not seconds <= most:  # NaN included
+        raise ConfigError(f"{name}={seconds:g} is more than {most} s: {why}; set {example}.")
