@@ -56,6 +56,16 @@ class LinkState:
     shadow: bool = False
     window_ends_at: datetime | None = None  # this player's own time is up (quiz/clocks.py)
 
+    @classmethod
+    def of_row(cls, row) -> "LinkState":
+        """From one plain row of link, player and round (the submit's, the Start press's, the
+        repeat's read)."""
+        return cls(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in,
+                   row.started_at, bool(row.submitted),
+                   needs_checkin(row.number, row.checked_in_at),
+                   invited(row.eliminated_in, row.elimination_reason, row.number),
+                   row.window_ends_at)
+
 
 def state_of(link: LinkState, now: datetime, grace: float) -> str:
     """Which page a link shows (a pure function: the one rule for pages and submissions alike)."""
@@ -225,11 +235,7 @@ def _link(connection, statement: PreparedRead, code: str) -> tuple:
     row = statement.first(connection, {"code": code})
     if row is None:
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
-    return row, LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in,
-                          row.started_at, bool(row.submitted),
-                          needs_checkin(row.number, row.checked_in_at),
-                          invited(row.eliminated_in, row.elimination_reason, row.number),
-                          row.window_ends_at)
+    return row, LinkState.of_row(row)
 
 
 def own_limit(row, link: LinkState) -> float | None:

@@ -13,13 +13,11 @@ from sqlalchemy import bindparam, exists, select, update
 
 from . import clocks
 from .answers import QUESTIONS, READY, UNKNOWN_LINK, LinkState, refusal, state_of
-from .checkin import needs_checkin
 from .effects import CHANGED, owe
 from .errors import QuizError
 from .extensions import db
 from .group_commit import take_sqlite_lock
 from .models import Challenge, FormLink, Participant, Submission
-from .shadow import invited
 
 _SUBMITTED = exists().where(Submission.participant_id == FormLink.participant_id,
                             Submission.challenge_id == FormLink.challenge_id)
@@ -48,12 +46,7 @@ def press_start(code: str, now: datetime) -> bool:
     row = connection.execute(LINK, {"code": code}).first()
     if row is None:
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
-    link = LinkState(row.number, row.status, row.closes_at, row.closed_at, row.eliminated_in,
-                     row.started_at, bool(row.submitted),
-                     needs_checkin(row.number, row.checked_in_at),
-                     invited(row.eliminated_in, row.elimination_reason, row.number),
-                     row.window_ends_at)
-    state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
+    state = state_of(LinkState.of_row(row), now, current_app.config["SUBMIT_GRACE_SECONDS"])
     if state not in (READY, QUESTIONS):
         raise refusal(state, row.number, row.eliminated_in)
     if row.started_at is not None:

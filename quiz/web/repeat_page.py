@@ -16,13 +16,11 @@ from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import aliased
 
 from .. import answers, i18n, waiting
-from ..checkin import needs_checkin
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import db
 from ..links import find_round_page, round_facts
 from ..models import Challenge, FormLink, HelpRequest, Participant, RoundStatus, Submission
-from ..shadow import invited
 from ..submit_read import PreparedRead
 from .page_cache import copied_page, plain_session
 from .play import render_round
@@ -59,11 +57,8 @@ def _page(code: str, error: QuizError) -> str | None:
     if row is None:
         return None
     i18n.use_language(row.language)
-    shadow = invited(row.eliminated_in, row.elimination_reason, row.number)
-    link = answers.LinkState(row.number, row.status, row.closes_at, row.closed_at,
-                             row.eliminated_in, row.started_at, row.submitted,
-                             needs_checkin(row.number, row.checked_in_at), shadow,
-                             row.window_ends_at)
+    link = answers.LinkState.of_row(row)
+    shadow = link.shadow
     if (row.asked_for_help or row.status == RoundStatus.CLOSED
             or answers.state_of(link, utcnow(), current_app.config["SUBMIT_GRACE_SECONDS"])
             != answers.SUBMITTED):
