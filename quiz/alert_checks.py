@@ -60,11 +60,26 @@ def database_reachable() -> Finding:
         db.session.remove()
 
 
+# Beats are stamped and judged on Redis's clock, in one script each: a beat's time is when it was
+# stored, and a judgement's when it read (a process held up between its clock and its write or
+# read would otherwise stamp a stale beat or a stale "dead" with another time, and the alert
+# would flap between two web processes; nodes' clocks may differ too).
+BEAT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 86400)
+"""
+NEWEST = """
+local clock = redis.call('TIME')
+local newest = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {clock[1] .. '.' .. string.format('%06d', tonumber(clock[2])), newest[2] or false}
+"""
+
+
 def beat(client, worker: str) -> None:
     """A worker's watcher says it is alive (RQ's own heartbeat comes every ~7 minutes when idle)."""
-    now = time.time()
-    client.pipeline().zadd(BEATS_KEY, {worker: now}) \
-        .zremrangebyscore(BEATS_KEY, "-inf", now - 86400).execute()
+    client.eval(BEAT, 1, BEATS_KEY, worker)
 
 
 def beating(client, within: float) -> set[str]:
@@ -76,11 +91,9 @@ def worker_alive(client, watching_since: float) -> Finding:
     """`worker`: no worker's watcher has beaten for ALERT_NO_WORKER_SECONDS (counted from when this
     process started looking, if none ever beat)."""
     limit = float(current_app.config["ALERT_NO_WORKER_SECONDS"])
-    newest = client.zrevrange(BEATS_KEY, 0, 0, withscores=True)
-    now = time.time()
-    last = newest[0][1] if newest else watching_since
-    # `at=now`: the moment judged, not when the Finding is made (a process held up in between
-    # would have its older "alive" win over another's newer "dead", and the alert said again)
+    clock, newest = client.eval(NEWEST, 1, BEATS_KEY)
+    now = float(clock)  # the moment judged: when Redis read the beats
+    last = float(newest) if newest else watching_since
     if now - max(last, watching_since) < limit:
         return Finding("worker", at=now)
     return Finding("worker", {"worker": f"no live worker for {limit:g} s: SMS, results, reminders "

@@ -130,14 +130,12 @@ def deliver(ledger: Ledger, url: str) -> int:
     return len(done)
 
 
-def look(role: str, watching_since: float, worker: str | None):
+def look(role: str, watching_since: float):
     """Run this role's checks (those that can run now); the Redis connection if it answered."""
     client = checks.redis_client()
     reached = checks.redis_reachable(client)
     database = checks.database_reachable()
     findings, redis_up = [reached, database], not reached.active
-    if worker and redis_up:
-        checks.beat(client, worker)
     wanted = []
     if role in ("web", "all") and redis_up:
         wanted.append(lambda: checks.worker_alive(client, watching_since))
@@ -154,10 +152,10 @@ def look(role: str, watching_since: float, worker: str | None):
     return findings, client if redis_up else None
 
 
-def check(role: str = "all", watching_since: float = 0.0, worker: str | None = None) -> list[str]:
+def check(role: str = "all", watching_since: float = 0.0) -> list[str]:
     """One pass: look, record what changed, post what is owed. Returns the new messages."""
     try:
-        findings, client = look(role, watching_since, worker)
+        findings, client = look(role, watching_since)
     finally:
         db.session.remove()
     ledger = Ledger(Path(current_app.instance_path))
@@ -170,22 +168,41 @@ def check(role: str = "all", watching_since: float = 0.0, worker: str | None = N
     return said
 
 
-def watch(app: Flask, role: str, worker: str | None = None) -> threading.Thread:
-    """Check every ALERT_CHECK_SECONDS in a thread of this process (a web process, a worker)."""
-    every = float(app.config["ALERT_CHECK_SECONDS"])
-    if worker:  # its heartbeat, at least three a ALERT_NO_WORKER_SECONDS
-        every = min(every, float(app.config["ALERT_NO_WORKER_SECONDS"]) / 3)
+def watch(app: Flask, role: str, worker: str | None = None,
+          stop: threading.Event | None = None) -> threading.Thread:
+    """Check every ALERT_CHECK_SECONDS in a thread of this process (a web process, a worker); a
+    worker also beats in a thread of its own, three times a ALERT_NO_WORKER_SECONDS, however long
+    its checks take (a slow database check must not make a live worker look dead). Until `stop` is
+    set, if given."""
+    stop = stop or threading.Event()
+    if worker:
+        with app.app_context():
+            client = checks.redis_client()
+        forever(app, "heartbeat", float(app.config["ALERT_NO_WORKER_SECONDS"]) / 3,
+                lambda: heartbeat(client, worker), stop)
+    since = time.time()
+    return forever(app, f"alerts-{role}", float(app.config["ALERT_CHECK_SECONDS"]),
+                   lambda: check(role, since), stop)
 
+
+def heartbeat(client, worker: str) -> None:
+    try:
+        checks.beat(client, worker)
+    except redis_lib.RedisError:
+        pass  # Redis away: the checks say so, once, not this beat every few seconds
+
+
+def forever(app: Flask, name: str, every: float, step, stop: threading.Event) -> threading.Thread:
+    """`step` every `every` seconds until `stop`, in the app's context, in a daemon thread; a step
+    that fails is logged and tried again next time (never the process's end)."""
     def loop():
-        since = time.time()
-        while True:
-            time.sleep(every)
+        while not stop.wait(every):
             with app.app_context():
                 try:
-                    check(role, since, worker)
-                except Exception:  # never the process's end: next time, then
-                    log.exception("alerts: check failed")
-    thread = threading.Thread(target=loop, name=f"alerts-{role}", daemon=True)
+                    step()
+                except Exception:
+                    log.exception("alerts: %s failed", name)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     return thread
 
