@@ -453,7 +453,7 @@ def test_the_writer_waits_for_sqlites_lock_without_holding_the_process(client, f
 def test_a_rush_of_submit_reads_waits_for_pooled_connections(app, writer):
     """More submits reading at once than the pool keeps: the rest wait for a pooled connection
     instead of opening one past the pool (a new backend each, closed again on its return)."""
-    from quiz.answers import _reading
+    from quiz.submit_read import reading as _reading
     pool, inside, most = db.engine.pool, [0], [0]
 
     def read():
