@@ -230,7 +230,8 @@ def main() -> None:
             figures.update(domain_figures(database_url_for, args.quick))
         if args.only in (None, "starts"):
             figures.update(load.progress("process starts", starts.measure, database_url_for))
-        if args.only in (None, "http", "waiting"):
+        # (--steps names HTTP steps: the waiting phones' figures are not among them)
+        if args.only == "waiting" or (args.only in (None, "http") and not args.steps):
             figures.update(waiting.measure(database_url_for, args.quick))
         if args.only in (None, "http", "sockets"):
             figures.update(load.measure(database_url_for, sizes,

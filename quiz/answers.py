@@ -8,14 +8,12 @@ quiz/submit_store.py: under gevent, one INSERT … ON CONFLICT DO NOTHING and on
 submission that arrived in the same few milliseconds (group commit).
 """
 import weakref
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from gevent.lock import BoundedSemaphore
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import ARRAY, any_, bindparam, exists, select, update
 from sqlalchemy.engine import Engine
 
 from . import clocks, scoring
@@ -28,7 +26,7 @@ from .links import CODE_PATTERN, dealt_questions
 from .models import Challenge, FormLink, Participant, Question, RoundStatus, Submission
 from .photos import photo_key, store_photos
 from .shadow import in_shadow_league, invited
-from .submit_read import PreparedRead
+from .submit_read import ALONE, PreparedRead, reader, reading
 from .submit_store import CLOSED as ROUND_CLOSED, DUPLICATE, Answered, insert_rows, store
 
 # The page states of /f/<code>, in the order a player meets them.
@@ -169,12 +167,11 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     """
     if not CODE_PATTERN.fullmatch(code or ""):
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
-    with _reading() as connection:
-        row, link = _link(connection, _statements()["link"], code)
-        state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
-        if state != QUESTIONS:
-            raise refusal(state, link.number, link.eliminated_in)
-        questions = _dealt(connection, row, code)
+    row, link = _linked(code)
+    state = state_of(link, now, current_app.config["SUBMIT_GRACE_SECONDS"])
+    if state != QUESTIONS:
+        raise refusal(state, link.number, link.eliminated_in)
+    questions = _dealt(row, code)
     answers = parse_answers(questions, form, files)
     photos = {q.id: answer for q, answer in zip(questions, answers) if q.type.upload}
     stored = [[photo_key(row.number, row.participant_id, q.id)] if q.id in photos else answer
@@ -199,35 +196,18 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
     return outcome
 
 
-@contextmanager
-def _reading():
-    """The submit's reads: with a group commit (under gevent), on a connection of their own, given
-    back before the row is stored; otherwise in the caller's transaction. On PostgreSQL that
-    connection is in autocommit (one round trip a read: no BEGIN, no ROLLBACK). On SQLite it is
-    not: pysqlite begins no transaction for a SELECT anyway, and switching a connection to
-    autocommit and back costs more than the read itself (two PRAGMAs a checkout)."""
-    if not app_state().submit_writer.is_batched():
-        yield db.session.connection()
-        return
-    reader = _READER.get(db.engine)
-    if reader is None:
-        reader = _READER[db.engine] = _Reader(db.engine)
-    with reader.slots, reader.engine.connect() as connection:
-        yield connection
-
-
-class _Reader:
-    """A process's way to the submit's read: its engine, and on PostgreSQL as many slots as the
-    pool keeps connections (less two for the writers), so a rush waits for a pooled connection
-    instead of opening one more past the pool and closing it again on return (a new backend each:
-    hundreds a burst). SQLite's reads never yield: no slots needed."""
-
-    def __init__(self, engine: Engine):
-        if engine.dialect.name == "sqlite":
-            self.engine, self.slots = engine, nullcontext()
-            return
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.slots = BoundedSemaphore(max(engine.pool.size() - 2, 1))
+def _linked(code: str) -> tuple:
+    """The submit's row for `code` (PostgreSQL under gevent: read with others' in one query,
+    quiz/submit_read.py) and the LinkState it gives; a 404 for an unknown link."""
+    statements = _statements()
+    if "links" in statements and app_state().submit_writer.is_batched():
+        row = reader().group(statements["links"], "code").first(code)
+        if row is not ALONE:
+            if row is None:
+                raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
+            return row, LinkState.of_row(row)
+    with reading() as connection:
+        return _link(connection, statements["link"], code)
 
 
 def _link(connection, statement: PreparedRead, code: str) -> tuple:
@@ -249,12 +229,15 @@ def own_limit(row, link: LinkState) -> float | None:
 # An open round's questions never change (the bank refuses to), so each web process reads them once
 # per round and database: keyed by the engine (held weakly) and the round's id and opening time.
 _QUESTIONS: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
-_READER: "weakref.WeakKeyDictionary[Engine, _Reader]" = weakref.WeakKeyDictionary()
 
 
-def _dealt(connection, row, code: str) -> list[Asked]:
+def _dealt(row, code: str) -> list[Asked]:
     """This player's questions (a pool's draw, in their order), each with its choice values."""
-    return deal_sheet(_questions(connection, row.challenge_id, row.opened_at), code, row.seed,
+    questions = _QUESTIONS.get(db.engine, {}).get((row.challenge_id, row.opened_at))
+    if questions is None:
+        with reading() as connection:
+            questions = _questions(connection, row.challenge_id, row.opened_at)
+    return deal_sheet(questions, code, row.seed,
                       row.draw, current_app.config["SECRET_KEY"])
 
 
@@ -289,11 +272,16 @@ def _statements() -> dict:
                        Challenge.closed_at, Challenge.scoring, Challenge.time_limit_seconds,
                        submitted.label("submitted"))
                 .join(Participant, Participant.id == FormLink.participant_id)
-                .join(Challenge, Challenge.id == FormLink.challenge_id)
-                .where(FormLink.code == code))
-        _STATEMENTS[dialect] = {
-            "link": PreparedRead(link, db.engine.dialect),  # (PostgreSQL: through the driver)
+                .join(Challenge, Challenge.id == FormLink.challenge_id))
+        _STATEMENTS[dialect] = statements = {
+            # (PostgreSQL: through the driver)
+            "link": PreparedRead(link.where(FormLink.code == code), db.engine.dialect),
             "questions": select(Question.id, Question.kind, Question.choices, Question.answer,
                                 Question.points)
                          .where(Question.challenge_id == challenge).order_by(Question.position)}
+        if dialect == "postgresql":  # many submits' reads in one query (a group read)
+            codes = bindparam("values", type_=ARRAY(FormLink.code.type))
+            statements["links"] = PreparedRead(
+                link.add_columns(FormLink.code).where(FormLink.code == any_(codes)),
+                db.engine.dialect)
     return _STATEMENTS[dialect]

@@ -1,18 +1,39 @@
-"""The submit's read on PostgreSQL through the driver: one prepared statement per connection.
+"""The submit's read: on PostgreSQL through the driver (a prepared statement per connection), and in
+a web process many submits' reads in one query.
 
 Thousands of submits a burst each run the same one-row select (quiz/answers.py). Through
 SQLAlchemy's execute, most of its CPU on PostgreSQL is around the query: the statement's cache
 key, the execution context, the result's description and processors. Here the statement is
 compiled once per process and run on the pooled connection's own psycopg connection with
-`prepare=True` (parsed and planned once per connection, its description known), and its row
-built with the same type processors as SQLAlchemy's: the same values, in a named tuple. Any
+`prepare=True` (parsed and planned once per connection, its description known), and its rows
+built with the same type processors as SQLAlchemy's: the same values, in named tuples. Any
 driver error hands the read to SQLAlchemy's execute, which meets it as it always has (a dropped
 connection invalidated and the pool renewed, the error wrapped for the caller's retry).
-"""
-from collections import namedtuple
 
+Under gevent on PostgreSQL (`GroupRead`) a submit does not run its own query: a process's reader
+(a greenlet) takes every code asked for meanwhile (at most READ_MAX) and reads them in one query
+(`code = ANY(...)`), one round trip and one wake-up of the server's backend for a whole group of
+submits instead of one each (the server's CPU on the shared cores, the pool checkouts, the
+driver's calls). Each request gets its row, as unlocked and as fresh as its own read: a read that
+started after the request asked. When the group's query fails, each request reads alone as
+before (its own connection, SQLAlchemy's handling of the error).
+"""
+import os
+import weakref
+from collections import namedtuple
+from contextlib import contextmanager, nullcontext
+
+from gevent.lock import BoundedSemaphore
 from sqlalchemy import Select
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+from .extensions import db, state as app_state
+
+READ_MAX = 500  # codes a group's query reads at most; more wait for the next one
+# How long the reader lets a group gather after the first code arrives (the requests already in
+# flight reach their read meanwhile); a read that arrives while a query runs waits for its end.
+READ_GATHER_SECONDS = 0.001
+ALONE = object()  # a group's query failed: the request reads alone
 
 
 class PreparedRead:
@@ -29,15 +50,126 @@ class PreparedRead:
 
     def first(self, connection: Connection, params: dict):
         """The first row (a named tuple), or None."""
+        rows = self.all(connection, params)
+        return rows[0] if rows else None
+
+    def all(self, connection: Connection, params: dict) -> list:
+        """Every row (named tuples)."""
         if not self.driver:
-            return connection.execute(self.statement, params).first()
+            return list(connection.execute(self.statement, params))
         dbapi = connection.dialect.loaded_dbapi
         try:
-            values = connection.connection.driver_connection.execute(
-                self.sql, params, prepare=True).fetchone()
+            rows = connection.connection.driver_connection.execute(
+                self.sql, params, prepare=True).fetchall()
         except dbapi.Error:
-            return connection.execute(self.statement, params).first()
-        if values is None:
-            return None
-        return self.row._make(value if process is None else process(value)
-                              for process, value in zip(self.processors, values))
+            return list(connection.execute(self.statement, params))
+        make, processors = self.row._make, self.processors
+        return [make(value if process is None else process(value)
+                     for process, value in zip(processors, values)) for values in rows]
+
+
+@contextmanager
+def reading():
+    """The submit's reads: with a group commit (under gevent), on a connection of their own, given
+    back before the row is stored; otherwise in the caller's transaction. On PostgreSQL that
+    connection is in autocommit (one round trip a read: no BEGIN, no ROLLBACK). On SQLite it is
+    not: pysqlite begins no transaction for a SELECT anyway, and switching a connection to
+    autocommit and back costs more than the read itself (two PRAGMAs a checkout)."""
+    if not app_state().submit_writer.is_batched():
+        yield db.session.connection()
+        return
+    with reader().connection() as connection:
+        yield connection
+
+
+def reader() -> "Reader":
+    """This process's Reader for the app's engine."""
+    found = _READER.get(db.engine)
+    if found is None:
+        found = _READER[db.engine] = Reader(db.engine)
+    return found
+
+
+class Reader:
+    """A process's way to the submit's read: its engine, and on PostgreSQL as many slots as the
+    pool keeps connections (less two for the writers), so a rush waits for a pooled connection
+    instead of opening one more past the pool and closing it again on return (a new backend each:
+    hundreds a burst). SQLite's reads never yield: no slots needed."""
+
+    def __init__(self, engine: Engine):
+        self.groups: dict = {}  # PreparedRead of many codes -> its GroupRead
+        if engine.dialect.name == "sqlite":
+            self.engine, self.slots = engine, nullcontext()
+            return
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.slots = BoundedSemaphore(max(engine.pool.size() - 2, 1))
+
+    @contextmanager
+    def connection(self):
+        with self.slots, self.engine.connect() as connection:
+            yield connection
+
+    def group(self, many: PreparedRead, key: str) -> "GroupRead":
+        """The process's GroupRead of `many` (its rows told apart by the column `key`)."""
+        if many not in self.groups:
+            self.groups[many] = GroupRead(self, many, key)
+        return self.groups[many]
+
+
+class GroupRead:
+    """Many requests' one-row reads in one query: `first(value)` is the row whose `key` column is
+    `value` (None if none), or ALONE when the group's query failed."""
+
+    def __init__(self, reader: Reader, many: PreparedRead, key: str):
+        self.reader, self.many, self.key = reader, many, key
+        self.queue: list = []
+        self.pid: int | None = None
+        self.queries = 0
+
+    def first(self, value):
+        from gevent.event import AsyncResult
+        self._ensure_reader()
+        waiter = AsyncResult()
+        self.queue.append((value, waiter))
+        self.due.set()
+        return waiter.get()
+
+    def _ensure_reader(self) -> None:
+        if self.pid == os.getpid():  # started on first use in each process
+            return
+        import gevent
+        from gevent.event import Event
+        self.pid, self.queue, self.due = os.getpid(), [], Event()
+        gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        import gevent
+        try:
+            while True:
+                self.due.wait()
+                gevent.sleep(READ_GATHER_SECONDS)
+                group, self.queue = self.queue[:READ_MAX], self.queue[READ_MAX:]
+                if not self.queue:
+                    self.due.clear()
+                if group:
+                    self._read(group)
+        finally:  # killed (a worker stopping): the next read starts another reader
+            self.pid = None
+
+    def _read(self, group: list) -> None:
+        try:
+            with self.reader.connection() as connection:
+                rows = self.many.all(connection, {"values": list({v for v, _ in group})})
+        except BaseException as error:
+            for _, waiter in group:
+                waiter.set(ALONE)
+            if not isinstance(error, Exception):
+                raise
+            return
+        self.queries += 1
+        by_key = {getattr(row, self.key): row for row in rows}
+        for value, waiter in group:
+            waiter.set(by_key.get(value))
+
+
+_READER: "weakref.WeakKeyDictionary[Engine, Reader]" = weakref.WeakKeyDictionary()

@@ -14,7 +14,7 @@ from dataclasses import replace
 import gevent
 import pytest
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from quiz.clock import utcnow
 from quiz.effects import Drain, pending_key
@@ -115,6 +115,41 @@ def test_insert_rows_keeps_the_first_of_twins_and_refuses_a_row_already_stored(a
     assert insert_rows([replace(row, score=0)]) == [DUPLICATE]
     db.session.commit()
     assert db.session.scalar(select(Submission.score)) == 1
+
+
+def test_a_batchs_rows_are_stored_as_given_by_one_statement_whatever_its_size(
+        app, load_bank, make_participant, open_round):
+    """Every column as the row had it; on PostgreSQL the same statement text for a batch of one
+    and of three (one array a column: psycopg converts it once, the server prepares it once)."""
+    load_bank()
+    ids = [make_participant(f"Player {i}").id for i in range(4)]
+    open_round()
+    round_id = db.session.scalar(select(Challenge.id).where(Challenge.number == 1))
+    when = utcnow().replace(microsecond=123456)
+    rows = [Answered(i, round_id, when, {"7": ["a", "b"], "8": "ünï"}, i, 2, 1.25, i % 2 == 1)
+            for i in ids]
+    texts = []
+
+    def seen(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("INSERT INTO SUBMISSION"):
+            texts.append(statement)
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        outcomes = insert_rows(rows[:1]) + insert_rows(rows[1:])
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert all(isinstance(outcome, int) for outcome in outcomes)
+    if db.engine.dialect.name == "postgresql":
+        assert len(texts) == 2 and texts[0] == texts[1]
+    db.session.expire_all()
+    for row, outcome in zip(rows, outcomes):
+        submission = db.session.get(Submission, outcome)
+        assert (submission.participant_id, submission.challenge_id, submission.submitted_at,
+                submission.answers, submission.score, submission.correct,
+                submission.response_time, submission.shadow) == (
+            row.participant_id, row.challenge_id, row.submitted_at, row.answers, row.score,
+            row.correct, row.response_time, row.shadow)
 
 
 def broken_constraint(rows):
@@ -453,7 +488,7 @@ def test_the_writer_waits_for_sqlites_lock_without_holding_the_process(client, f
 def test_a_rush_of_submit_reads_waits_for_pooled_connections(app, writer):
     """More submits reading at once than the pool keeps: the rest wait for a pooled connection
     instead of opening one past the pool (a new backend each, closed again on its return)."""
-    from quiz.answers import _reading
+    from quiz.submit_read import reading as _reading
     pool, inside, most = db.engine.pool, [0], [0]
 
     def read():

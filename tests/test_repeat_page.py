@@ -2,6 +2,7 @@
 "already in" page byte for byte, headers included, in the player's language and the event's look;
 a page with anything more than the copy puts in goes to the route."""
 import flask_wtf.csrf
+import gevent
 import itsdangerous
 import pytest
 from flask import g
@@ -9,11 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from werkzeug.test import Client
 
-from quiz.extensions import db
+from quiz.extensions import db, state
 from quiz.models import Participant, Submission
+from quiz.submit_read import reader
 from quiz.web import page_cache, repeat_page, submit_path
 
-from .helpers import csrf_from, start, text
+from .helpers import POSTGRES_URL, csrf_from, start, text
 from .test_submit_path import Paths, code_of, fields_for, stored_form_body
 
 ALREADY_IN = {"en": "Your answers are already in", "de": "Deine Antworten sind schon da",
@@ -182,3 +184,21 @@ def test_a_failed_read_hands_the_repeat_to_the_route(app, client, players, monke
     assert response.status_code == 200 and ALREADY_IN["en"] in text(response)
     assert (paths.answered(), paths.handed_on()) == (0, 1)
     assert submissions() == 4
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_repeats_at_once_read_their_pages_rows_in_one_query(app, players):
+    """In a web process on PostgreSQL the repeats' rows are read together (quiz/submit_read.py):
+    each still gets its own page, in its own language."""
+    state(app).submit_writer.batched = True  # as in a gevent web process
+    group = reader().group(repeat_page._statements()[repeat_page.GROUPED], "code")
+    before, paths = group.queries, Paths()
+    posts = [(language, code, body) for language, (code, body) in players.items() if language]
+    greenlets = [gevent.spawn(Client(app.wsgi_app).post, f"/f/{code}/submit", data=body)
+                 for _, code, body in posts]
+    gevent.joinall(greenlets, raise_error=True)
+    for (language, code, _), greenlet in zip(posts, greenlets):
+        assert greenlet.value.status_code == 200
+        assert ALREADY_IN[language] in greenlet.value.get_data(as_text=True)
+    assert paths.answered() == len(posts) and paths.handed_on() == 0
+    assert group.queries == before + 1

@@ -1,12 +1,17 @@
 """The submit's read (quiz/submit_read.py): on PostgreSQL through the driver's prepared statement,
 the same row as SQLAlchemy's execute, and so the same page state as the ORM's, in every state."""
+import gevent
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from quiz import answers
 from quiz.clock import utcnow
-from quiz.extensions import db
-from quiz.models import FormLink
+from quiz.extensions import db, state
+from quiz.models import FormLink, Submission
+from quiz.submit_read import reader
+
+from .helpers import POSTGRES_URL, answer_form
 
 from .test_submit_path import (  # noqa: F401 (players: a fixture)
     close_round, code_of, doubled, eliminated, not_started, players, time_up)
@@ -81,3 +86,66 @@ def test_a_failed_prepared_read_is_read_again_through_sqlalchemy(app, players, m
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = read.first(connection, {"code": players[0]})
     assert row is not None and row.number == 1
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_the_group_query_gives_each_code_the_row_of_its_own_read(app, client, players,
+                                                                   api_headers):
+    doubled(client, api_headers, players[1])
+    db.session.commit()
+    statements = answers._statements()
+    codes = [players[0], players[1], "Z" * 22]
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        rows = {row.code: row for row in statements["links"].all(connection, {"values": codes})}
+        for code in codes:
+            one = statements["link"].first(connection, {"code": code})
+            assert (tuple(rows[code])[:-1] if code in rows else None) == \
+                (tuple(one) if one else None)
+    assert rows[players[1]].submitted and not rows[players[0]].submitted
+
+
+@pytest.fixture
+def batched(app):
+    state(app).submit_writer.batched = True  # as in a gevent web process
+
+
+def submit_at_once(client, codes: list[str]) -> list:
+    greenlets = [gevent.spawn(client.post, f"/f/{code}/submit", data=answer_data(client, code))
+                 for code in codes]
+    gevent.joinall(greenlets, raise_error=True)
+    return [g.value for g in greenlets]
+
+
+def answer_data(client, code: str) -> dict:
+    token, fields = answer_form(client, code)
+    return {"csrf_token": token, **{name: list(options.values())[:1]
+                                    for name, options in fields.items()}}
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_submits_at_once_read_their_links_in_one_query(app, client, players, batched):
+    group = reader().group(answers._statements()["links"], "code")
+    before = group.queries
+    responses = submit_at_once(client, players + players[:1])  # a repeat among them
+    assert group.queries == before + 1
+    assert sorted(r.status_code for r in responses) == [200, 303, 303]
+    assert db.session.scalar(select(func.count()).select_from(Submission)) == 2
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_a_failed_group_query_lets_each_submit_read_alone(app, client, players, batched,
+                                                         monkeypatch):
+    group = reader().group(answers._statements()["links"], "code")
+
+    def broken(connection, params):
+        raise OperationalError("SELECT", params, Exception("server closed the connection"))
+    monkeypatch.setattr(group.many, "all", broken)
+    responses = submit_at_once(client, players)
+    assert [r.status_code for r in responses] == [303, 303]
+    assert db.session.scalar(select(func.count()).select_from(Submission)) == 2
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_an_unknown_code_in_a_group_is_not_found(app, client, players, batched):
+    responses = submit_at_once(client, [players[0], "Z" * 22])
+    assert [r.status_code for r in responses] == [303, 404]

@@ -12,16 +12,16 @@ staff login, a help request, a closed round's result, another state — goes to 
 import logging
 
 from flask import Flask, current_app, request
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import ARRAY, any_, bindparam, exists, select
 from sqlalchemy.orm import aliased
 
 from .. import answers, i18n, waiting
 from ..clock import utcnow
 from ..errors import QuizError
-from ..extensions import db
+from ..extensions import db, state
 from ..links import find_round_page, round_facts
 from ..models import Challenge, FormLink, HelpRequest, Participant, RoundStatus, Submission
-from ..submit_read import PreparedRead
+from ..submit_read import ALONE, PreparedRead, reader
 from .page_cache import copied_page, plain_session
 from .play import render_round
 
@@ -53,7 +53,7 @@ def _page(code: str, error: QuizError) -> str | None:
     more than what is put in (the route renders it)."""
     if not plain_session():
         return None
-    row = _statement().first(db.session.connection(), {"code": code})
+    row = _row(code)
     if row is None:
         return None
     i18n.use_language(row.language)
@@ -80,16 +80,28 @@ def _page(code: str, error: QuizError) -> str | None:
     return copied_page(key, (code, row.report_code, row.name), render)
 
 
-_STATEMENTS: dict[str, PreparedRead] = {}
+def _row(code: str):
+    """The page's row for `code` (None: no such link): in a web process on PostgreSQL read with
+    other requests' in one query (quiz/submit_read.py's group read), else in the request's own
+    transaction."""
+    if GROUPED in _statements() and state().submit_writer.is_batched():
+        row = reader().group(_statements()[GROUPED], "code").first(code)
+        if row is not ALONE:
+            return row
+    return _statements()[ONE].first(db.session.connection(), {"code": code})
 
 
-def _statement() -> PreparedRead:
+_STATEMENTS: dict[str, dict[str, PreparedRead]] = {}
+ONE, GROUPED = "one", "grouped"
+
+
+def _statements() -> dict[str, PreparedRead]:
     """What the page depends on, in one plain row (the round page's query loads whole objects),
-    built once per dialect (PostgreSQL: prepared, quiz/submit_read.py)."""
+    built once per dialect (PostgreSQL: prepared, quiz/submit_read.py; and a group read's)."""
     dialect = db.engine.dialect.name
     if dialect not in _STATEMENTS:
         this, later = aliased(Challenge, name="this_round"), aliased(Challenge, name="later")
-        _STATEMENTS[dialect] = PreparedRead(
+        page = (
             select(FormLink.started_at, FormLink.window_ends_at, FormLink.challenge_id,
                    Participant.name, Participant.language, Participant.report_code,
                    Participant.eliminated_in, Participant.elimination_reason,
@@ -104,6 +116,12 @@ def _statement() -> PreparedRead:
                    ~exists().where(this.id == FormLink.challenge_id, later.number > this.number)
                    .label("last"))
             .join(Participant, Participant.id == FormLink.participant_id)
-            .join(Challenge, Challenge.id == FormLink.challenge_id)
-            .where(FormLink.code == bindparam("code")), db.engine.dialect)
+            .join(Challenge, Challenge.id == FormLink.challenge_id))
+        statements = _STATEMENTS[dialect] = {
+            ONE: PreparedRead(page.where(FormLink.code == bindparam("code")), db.engine.dialect)}
+        if dialect == "postgresql":
+            codes = bindparam("values", type_=ARRAY(FormLink.code.type))
+            statements[GROUPED] = PreparedRead(
+                page.add_columns(FormLink.code).where(FormLink.code == any_(codes)),
+                db.engine.dialect)
     return _STATEMENTS[dialect]
