@@ -23,13 +23,14 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local SLICE = 0.05  -- seconds: the timeline's resolution
 local IDLE = 3600 * 1000  -- ms: a connection with nothing left to send waits out the run
 
 function init(args)
   mode, source, nthreads = args[1], args[2], tonumber(args[4])
   if args[5] then extra = {[args[5]] = args[6]} end
   rate = tonumber(args[3]) / nthreads
-  prepared, sent, answered, statuses = {}, 0, 0, {}
+  prepared, sent, answered, statuses, timeline = {}, 0, 0, {}, {}
   first, last = 0, 0
   if mode == "file" then
     local i = 0
@@ -78,6 +79,10 @@ end
 function response(status, headers, body)
   answered = answered + 1
   last = now()
+  if first > 0 then  -- answers per SLICE seconds from the first request: where a drain's time goes
+    local slice = math.floor((last - first) / SLICE) + 1
+    timeline[slice] = (timeline[slice] or 0) + 1
+  end
   statuses[tostring(status)] = (statuses[tostring(status)] or 0) + 1
   if status ~= 405 then real = (real or 0) + 1 end
   -- file mode: every prepared line answered; FILE.done tells bench/load.py it can stop wrk (SIGINT)
@@ -85,7 +90,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local total, counts, t0, t1 = 0, {}, math.huge, 0
+  local total, counts, t0, t1, slices = 0, {}, math.huge, 0, {}
   for _, thread in ipairs(threads) do
     total = total + thread:get("answered")
     local f, l = thread:get("first"), thread:get("last")
@@ -93,13 +98,17 @@ function done(summary, latency, requests)
     t1 = math.max(t1, l)
     for status, n in pairs(thread:get("statuses")) do counts[status] = (counts[status] or 0) + n end
   end
+  local timeline = threads[1]:get("timeline")  -- one thread's (the bench runs wrk with -t1)
+  local n = 0
+  for slice in pairs(timeline) do n = math.max(n, slice) end
+  for slice = 1, n do slices[slice] = tostring(timeline[slice] or 0) end
   local parts = {}
   for status, n in pairs(counts) do parts[#parts + 1] = string.format('"%s": %d', status, n) end
   local e = summary.errors
   io.write(string.format(
     'BENCH {"answered": %d, "first": %.6f, "last": %.6f, "statuses": {%s}, "socket_errors": %d, ' ..
-    '"connect": %d, "read": %d, "write": %d, "timeout": %d, "p50_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f}\n',
+    '"connect": %d, "read": %d, "write": %d, "timeout": %d, "p50_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f, "timeline": [%s]}\n',
     total, t0 == math.huge and 0 or t0, t1, table.concat(parts, ", "),
     e.connect + e.read + e.write + e.timeout, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000, table.concat(slices, ", ")))
 end

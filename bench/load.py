@@ -42,6 +42,7 @@ from quiz.stored_forms import form_token
 
 from .clients import SocketProcesses, percentile
 from .stack import insert_players, rss_kib
+from .trace import Trace
 from .usage import Cpu
 
 LUA = str(ROOT / "bench" / "load.lua")
@@ -170,6 +171,11 @@ class Run(OnStack):
         # BENCH_PROFILE_DIR: each web process's cProfile stats land there when it stops
         profile = {"KNOCKOUT_PROFILE_DIR": os.environ["BENCH_PROFILE_DIR"]} \
             if os.environ.get("BENCH_PROFILE_DIR") else {}
+        # BENCH_TRACE_DIR: the read-load pair's timelines (bench/trace.py) read the web processes'
+        # gauges from a metrics directory the bench knows
+        if os.environ.get("BENCH_TRACE_DIR"):
+            (directory / "metrics").mkdir()
+            profile["PROMETHEUS_MULTIPROC_DIR"] = str(directory / "metrics")
         super().__init__(directory, database_url, **profile)
 
     def measure(self, steps: set[str] | None = None) -> dict:
@@ -200,10 +206,12 @@ class Run(OnStack):
                                              batches["start"])
         if run("read_burst"):
             self.settle()
-            self.figures["plain_burst"] = progress("burst (no read load)", self.with_cpu,
-                                                   self.burst, batches["plain_burst"], 256, 0, 60)
+            self.figures["plain_burst"] = progress("burst (no read load)", self.traced,
+                                                   "plain_burst", self.with_cpu, self.burst,
+                                                   batches["plain_burst"], 256, 0, 60)
             self.settle()
-            self.figures["read_burst"] = progress("burst under read load", self.read_burst,
+            self.figures["read_burst"] = progress("burst under read load", self.traced,
+                                                  "read_burst", self.read_burst,
                                                   batches["read_burst"])
         if run("sustained"):
             self.figures["sustained"], self.figures["stream"] = progress(
@@ -211,6 +219,15 @@ class Run(OnStack):
         # how busy the machine was, everyone's processes included
         self.figures["loadavg"] = os.getloadavg()[0]
         return self.figures
+
+    def traced(self, name: str, step, *args) -> dict:
+        """`step`'s figures; with BENCH_TRACE_DIR, its timeline written there too."""
+        if not os.environ.get("BENCH_TRACE_DIR"):
+            return step(*args)
+        with Trace(self.directory / "metrics", self.stack.web_workers) as trace:
+            result = step(*args)
+        trace.write(Path(os.environ["BENCH_TRACE_DIR"]), name, result)
+        return result
 
     def settle(self, most_seconds: float = 60) -> None:
         """Wait until the worker has done what the last step left it (its queues, its jobs due
