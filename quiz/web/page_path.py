@@ -7,7 +7,9 @@ before Flask does: the link's query, the page's state, the storage read, the hea
 would add (tests/test_page_path.py compares both paths byte for byte). Anything else — another
 state, a fragment, a shadow-league player, storage paused or failing, a form not stored yet, HEAD —
 goes on to Flask, in the same application context: the link read here is handed to the view
-(`round_page_of`), so the page a herd meets most (Start) still costs one query.
+(`round_page_of`), so the page a herd meets most (Start) still costs one query. `stored_page` is
+also what an htmx Start press answers with once the clock runs (quiz/web/start_path.py), and
+`stored_form` Flask's way to the same page (served, or through a pre-signed URL).
 """
 import logging
 import time

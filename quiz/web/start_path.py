@@ -10,7 +10,10 @@ app context only:
   token, then quiz/start_press.press_start (the page's state rule, the clock started once) through
   the route's write path (web/handling.write: a dropped connection or a busy database retried);
 - on success the route's 303 to the player's page, with the headers the app adds (security, rate
-  limit, X-Request-ID, Vary) and the route's latency metric;
+  limit, X-Request-ID, Vary) and the route's latency metric; a press from the Start form through
+  htmx (HX-Request) gets the page itself instead, the stored form as GET /f/<code> gives it
+  (quiz/web/page_path.py) with HX-Replace-Url: one request a phone, not the 303 and a GET (no
+  stored form: handed on, and the route, pressing again to no effect, answers with the live page);
 - anything else goes to the app as it came (the body read here is handed on re-wrapped): another
   body type, a press with the session's CSRF token (a page from before this), a bad or missing
   token, a body too long, garbled or short, a press over the limit (the app counts and refuses it),
