@@ -150,3 +150,18 @@ def test_the_start_form_posts_with_htmx_from_the_page_and_its_fragment(client, p
     press(client, code)
     submit_page = client.get(f"/f/{code}").get_data(as_text=True)
     assert not posts_with_htmx(submit_page, "/submit")  # the stored form's submit is plain
+
+
+@pytest.mark.config(FORMS_DELIVERY="redirect")
+def test_with_forms_delivered_by_pre_signed_urls_the_htmx_press_goes_to_the_link(client, players):
+    """FORMS_DELIVERY=redirect: the page is a pre-signed URL's (storage's own host, which an htmx
+    request can't fetch): the press's answer sends the browser to the link, as the 303 did."""
+    code = players[0]
+    response = press(client, code)
+    assert response.status_code == 200
+    if get_storage().presigns:
+        assert response.headers["HX-Redirect"] == f"/f/{code}" and not response.get_data()
+        assert client.get(f"/f/{code}").status_code == 303  # on to the pre-signed URL
+    else:  # a folder has no pre-signed URLs: the page is served as ever
+        assert b'data-stored-form="forms"' in response.get_data()
+    assert clock(code)[0] is not None
