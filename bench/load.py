@@ -273,11 +273,11 @@ class Run(OnStack):
         # players who haven't pressed Start yet (the `start` step); made here, before the
         # statistics and the round's opening, as the others
         insert_players(sizes.read_burst, "Press {i}", "press{i}@example.com", "+1998{i:08d}")
-        store_forms("press%")  # what their Start press through htmx answers with
         db.session.execute(update(FormLink).values(started_at=utcnow()).where(
             FormLink.participant_id.in_(
                 select(Participant.id).where(Participant.email.like("load%")))))
         db.session.commit()
+        store_forms("press%")  # what their Start press through htmx answers with
         # Statistics, as autovacuum keeps them at an event where people joined over an hour, not in
         # one second.
         db.session.execute(text("ANALYZE"))

@@ -57,5 +57,5 @@ def store_forms(email: str) -> int:
     written = 0
     for start in range(0, len(ids), 500):
         written += write_forms(form_rows(ids[start:start + 500]))
-        db.session.rollback()  # the rows read: let go of them
+        db.session.expunge_all()  # the rows read: let go of them
     return written
