@@ -41,6 +41,9 @@ from gevent.queue import LifoQueue  # noqa: E402
 
 ANSWER_TOKEN = re.compile(rb'name="(form_token|csrf_token)" value="([^"]+)"')
 CHOICE = re.compile(rb'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"')
+# The Start form posted through htmx (its hx-post, templates/play/_state.html): a browser sends
+# HX-Request and takes the questions page as the press's answer, with no 303 and GET after it.
+START_HTMX = re.compile(rb'<form\b[^>]*\bhx-post="[^"]*/start"')
 RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
 # What a page that waits on the shared status carries (templates/play/_state.html).
 WAITS = re.compile(rb'data-rounds-version="([^"]*)" data-round="(\d+)" data-state="([a-z_]+)"')
@@ -353,12 +356,20 @@ class Crowd:
                 self.http.statuses["open"]["unreadable page"] += 1
             return
         gevent.sleep(max(0.0, self.t0 + starts - time.monotonic()))
-        # the Start form's own field: the link's form_token (or a session's CSRF token before it)
-        started = self.http.request("start", "POST", f"/f/{code}/start", phone.headers(), urlencode(
+        # the Start form's own field: the link's form_token (or a session's CSRF token before it);
+        # sent as the page's form sends it: through htmx when it has hx-post (the answer is the
+        # questions page), else a plain post (a 303, then the page)
+        htmx = START_HTMX.search(page.body) is not None
+        headers = phone.headers(**({"HX-Request": "true", "HX-Current-URL": f"/f/{code}"}
+                                   if htmx else {}))
+        started = self.http.request("start", "POST", f"/f/{code}/start", headers, urlencode(
             {token.group(1).decode(): token.group(2).decode()}).encode())
         phone.keep_cookie(started)
-        form = self.http.request("questions", "GET", f"/f/{code}", phone.headers())
-        phone.keep_cookie(form)
+        if htmx and started is not None and started.status == 200:
+            form = started
+        else:
+            form = self.http.request("questions", "GET", f"/f/{code}", phone.headers())
+            phone.keep_cookie(form)
         token = ANSWER_TOKEN.search(form.body) if form is not None else None
         choices = defaultdict(list)
         for name, value in CHOICE.findall(form.body if form is not None else b""):

@@ -34,7 +34,7 @@ from quiz.models import Challenge, FormLink, Submission
 from quiz.rehearsal_pages import csrf
 
 from .load import SETTINGS, OnStack, progress, wrk
-from .stack import insert_players
+from .stack import insert_players, store_forms
 from .usage import Cpu
 
 
@@ -147,7 +147,7 @@ def merge(parts: list[dict]) -> dict:
 # What each kind of request should answer; anything else is an error.
 EXPECTED = {"register": {"201"}, "wait": {"200", "304"}, "round_poll": {"200", "304"},
             "wait_fetch": {"200"}, "round_poll_fetch": {"200"}, "open": {"200"},
-            "start": {"303"}, "questions": {"200"}, "submit": {"303"}, "burst": {"303"},
+            "start": {"303", "200"}, "questions": {"200"}, "submit": {"303"}, "burst": {"303"},
             "submitted": {"200"}}
 
 
@@ -208,6 +208,7 @@ class Event(OnStack):
         insert_players(sizes.players - sizes.registered, "Player {i}", "player{i}@example.com",
                        "+1999{i:08d}")
         db.session.commit()
+        progress("stored forms", store_forms, "player%")
         db.session.execute(text("ANALYZE"))
         db.session.commit()
         links = {}

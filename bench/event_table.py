@@ -8,6 +8,10 @@ POLLING = {"status": "GET /api/status (If-None-Match); its /f/<code> fragment on
            "fragment": "its /f/<code> fragment every 3–6 s (no /api/status on this build)"}
 
 
+# What a phone asks for from its SMS link to the page after its answer.
+HERD = ("open", "start", "questions", "submit", "burst", "submitted")
+
+
 def latencies(f: dict, *kinds: str) -> list[float]:
     return [t for r in f["rounds"] for kind in kinds for t in r["latencies"].get(kind, [])]
 
@@ -111,7 +115,10 @@ def rows(sizes) -> list[Row]:
         Row(f"herd: open the link (GET /f/<code>, opens over {sizes.open_s:.0f} s), p50 / p99",
             lambda f: p50_p99(f, "open")),
         Row("Start (POST /f/<code>/start), p50 / p99", lambda f: p50_p99(f, "start")),
-        Row("… the questions page after it, p50 / p99", lambda f: p50_p99(f, "questions")),
+        Row("… the questions page after it (a plain press's 303), p50 / p99",
+            lambda f: p50_p99(f, "questions")),
+        Row("… requests a phone makes from its link to the page after its answer (answered ones)",
+            lambda f: f"{count(f, *HERD) / max(count(f, 'open'), 1):.2f}"),
         Row(f"submit, spread over {sizes.answer_s:.0f} s, p50 / p99",
             lambda f: p50_p99(f, "submit")),
         Row(f"submit in the last second ({sizes.burst:.0%} of players), p50 / p99",

@@ -19,6 +19,7 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ANSWER_TOKEN = re.compile(r'name="(form_token|csrf_token)" value="([^"]+)"')
 FORM = re.compile(r'<form\b([^>]*)>(.*?)</form>', re.S)
 ACTION = re.compile(r'\baction="([^"]*)"')
+HX_POST = re.compile(r'\bhx-post="[^"]*"')
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 
 
@@ -46,6 +47,17 @@ def form_fields(page: str, action_end: str) -> dict[str, str]:
         action = ACTION.search(attributes)
         if action and html.unescape(action.group(1)).endswith(action_end):
             return {name: html.unescape(value) for name, value in HIDDEN.findall(body)}
+    raise RehearsalError(f"the page has no form that posts to …{action_end}")
+
+
+def posts_with_htmx(page: str, action_end: str) -> bool:
+    """Whether the page's form that posts to an address ending in `action_end` posts through htmx
+    (its hx-post): a browser then sends HX-Request and takes the answer in place (the Start form:
+    the questions page itself, no 303 and GET after it)."""
+    for attributes, _ in FORM.findall(page):
+        action = ACTION.search(attributes)
+        if action and html.unescape(action.group(1)).endswith(action_end):
+            return HX_POST.search(attributes) is not None
     raise RehearsalError(f"the page has no form that posts to …{action_end}")
 
 

@@ -18,8 +18,8 @@ import click
 import requests
 from flask import current_app
 
-from .rehearsal_pages import (RehearsalError, answer_token, form_fields, question_choices,
-                              synthetic_phone)
+from .rehearsal_pages import (RehearsalError, answer_token, form_fields, posts_with_htmx,
+                              question_choices, synthetic_phone)
 from .rehearsal_report import Tally, format_table, verdict
 
 REQUEST_TIMEOUT = 10.0  # seconds, every request
@@ -164,11 +164,14 @@ class Rehearsal:
         if not self.expect("open", page, 200) or not answers:
             return
         try:
+            # as the page's form posts: through htmx (the answer is the questions page), or plain
+            htmx = posts_with_htmx(page.text, "/start")
             started = self.timed("start", phone.post, f"{link}/start",
-                                 data=form_fields(page.text, "/start"))
-            if not self.expect("start", started, 303):
+                                 data=form_fields(page.text, "/start"),
+                                 headers={"HX-Request": "true"} if htmx else None)
+            if not self.expect("start", started, 200 if htmx else 303):
                 return
-            page = self.timed("questions", phone.get, link)
+            page = started if htmx else self.timed("questions", phone.get, link)
             if not self.expect("questions", page, 200):
                 return
             data = answer_token(page.text)

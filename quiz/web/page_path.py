@@ -7,18 +7,21 @@ before Flask does: the link's query, the page's state, the storage read, the hea
 would add (tests/test_page_path.py compares both paths byte for byte). Anything else — another
 state, a fragment, a shadow-league player, storage paused or failing, a form not stored yet, HEAD —
 goes on to Flask, in the same application context: the link read here is handed to the view
-(`round_page_of`), so the page a herd meets most (Start) still costs one query.
+(`round_page_of`), so the page a herd meets most (Start) still costs one query. `stored_page` is
+also what an htmx Start press answers with once the clock runs (quiz/web/start_path.py), and
+`stored_form` Flask's way to the same page (served, or through a pre-signed URL).
 """
 import logging
 import time
 
-from flask import Flask, current_app, g, render_template
+from flask import Flask, current_app, g, redirect, render_template
 from flask_babel import force_locale
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Request
 
 from .. import answers, i18n, shadow
 from ..clock import utcnow
+from ..effects import Drain, Pending, dispatch
 from ..errors import QuizError
 from ..extensions import state
 from ..links import CODE_PATTERN, RoundPage, find_round_page
@@ -110,19 +113,56 @@ class PageFastPath:
 
     def stored(self, code: str, environ) -> bytes | None:
         """The stored page for `code`, or None (the link read is stashed for Flask's view)."""
-        page = find_round_page(code)
-        if (not serves_stored(page) or current_app.config["FORMS_DELIVERY"] == "redirect"
-                and get_storage().presigns):
-            g.setdefault(STASH, page)
-            return None
-        language = page.link.participant.language
-        if language not in i18n.enabled():
-            language = i18n.request_language(Request(environ))
-        body = stored_body(page.link, language)
-        if body is None:
-            g.setdefault(STASH, page)
-        return body
+        return stored_page(code, environ)
+
+
+def stored_page(code: str, environ) -> bytes | None:
+    """`code`'s page when it is the stored form, served here (not through a pre-signed URL), or
+    None (the link read is stashed for Flask's view): what GET /f/<code> answers before Flask, and
+    an htmx Start press (quiz/web/start_path.py) once the clock runs."""
+    page = find_round_page(code)
+    if (not serves_stored(page) or current_app.config["FORMS_DELIVERY"] == "redirect"
+            and get_storage().presigns):
+        g.setdefault(STASH, page)
+        return None
+    language = page.link.participant.language
+    if language not in i18n.enabled():
+        language = i18n.request_language(Request(environ))
+    body = stored_body(page.link, language)
+    if body is None:
+        g.setdefault(STASH, page)
+    return body
 
 
 def install(app: Flask) -> None:
     app.wsgi_app = PageFastPath(app, app.wsgi_app)
+
+
+def stored_form(link: FormLink):
+    """The stored form, served from storage or through a pre-signed URL minted at this click; None
+    if unavailable (quiz/web/page_path.py serves it before Flask when it can).
+
+    Nothing a participant holds expires: the /f/ link is checked against the database on every
+    click, and any signature is made now, with the credentials valid now.
+    """
+    key = form_key("forms", link.challenge.number, link.participant_id)
+    store, config = get_storage(), current_app.config
+    if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
+        if time.monotonic() < state().storage_down_until:
+            return None  # storage failed a moment ago: don't make every player wait for it again
+        try:
+            if store.exists(key):
+                return redirect(store.presigned_url(key, config["FORMS_URL_EXPIRY_SECONDS"]), 303)
+        except StorageError as error:
+            log.warning("stored form %s unavailable, rendering it live: %s", key, error)
+            state().storage_down_until = time.monotonic() + STORAGE_PAUSE_SECONDS
+            return None
+    elif (body := stored_body(link, i18n.current_language())) is not None:
+        response = current_app.make_response(body)
+        response.headers["Vary"] = "HX-Request"
+        return response
+    if time.monotonic() < state().storage_down_until:
+        return None
+    # Not stored yet (or lost): the live page serves now, and the form is made in the background.
+    dispatch(Pending(Drain.NEW_FORMS, (link.participant_id,)))
+    return None

@@ -1,7 +1,6 @@
 """The participant's pages: join, the round link, the report."""
 import logging
 import random
-import time
 
 from flask import (Blueprint, current_app, flash, redirect, render_template, request, session,
                    url_for)
@@ -15,8 +14,7 @@ from ..branding import current_look
 from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
-from ..effects import Drain, Pending, dispatch
-from ..extensions import csrf, db, limiter, state
+from ..extensions import csrf, db, limiter
 from ..stored_forms import form_key, form_token_ok
 from ..links import (find_link, find_participant, find_round_page, link_url, report_url,
                      round_facts)
@@ -25,12 +23,11 @@ from ..observability import SUBMISSIONS
 from ..qr import qr_svg
 from ..rate_limits import START_LIMIT, SUBMIT_LIMIT, counted_before
 from ..reports import linked_rounds, participant_report, report_version
-from ..storage import StorageError, get_storage
 from .handling import wants_fragment, write
 from .page_cache import ready_page, waiting_context
-from .page_path import STORAGE_PAUSE_SECONDS, round_page_of, stored_body
+from .page_path import round_page_of, stored_form
 from .security import link_key
-from .start_path import link_token_or_csrf
+from .start_path import htmx_press, link_token_or_csrf, pressed
 
 bp = Blueprint("play", __name__)
 log = logging.getLogger(__name__)
@@ -40,48 +37,23 @@ log = logging.getLogger(__name__)
 def round_page(code):
     """A player's round: one clear page per state; the questions are their stored form when it is
     there."""
+    return page_for(code, wants_fragment())
+
+
+def page_for(code: str, fragment: bool):
+    """`code`'s round page now (`fragment`: its state's part alone, for htmx)."""
     page = round_page_of(code)
     link = page.link
     i18n.use_language(link.participant.language)  # the row already loaded: no query
     state = answers.page_state(link, utcnow(), page.submitted)
     # A shadow-league player gets the live page: the stored form can't say "shadow league".
-    if (state == answers.QUESTIONS and not wants_fragment()
+    if (state == answers.QUESTIONS and not fragment
             and not shadow.in_shadow_league(link.participant, link.challenge)):
         stored = stored_form(link)
         if stored is not None:
             return stored
-    return render_round(link, state, fragment=wants_fragment(),
+    return render_round(link, state, fragment=fragment,
                         help_requests=None if page.asked_for_help else [], last=page.last)
-
-
-def stored_form(link: FormLink):
-    """The stored form, served from storage or through a pre-signed URL minted at this click; None
-    if unavailable (quiz/web/page_path.py serves it before Flask when it can).
-
-    Nothing a participant holds expires: the /f/ link is checked against the database on every
-    click, and any signature is made now, with the credentials valid now.
-    """
-    key = form_key("forms", link.challenge.number, link.participant_id)
-    store, config = get_storage(), current_app.config
-    if config["FORMS_DELIVERY"] == "redirect" and store.presigns:
-        if time.monotonic() < state().storage_down_until:
-            return None  # storage failed a moment ago: don't make every player wait for it again
-        try:
-            if store.exists(key):
-                return redirect(store.presigned_url(key, config["FORMS_URL_EXPIRY_SECONDS"]), 303)
-        except StorageError as error:
-            log.warning("stored form %s unavailable, rendering it live: %s", key, error)
-            state().storage_down_until = time.monotonic() + STORAGE_PAUSE_SECONDS
-            return None
-    elif (body := stored_body(link, i18n.current_language())) is not None:
-        response = current_app.make_response(body)
-        response.headers["Vary"] = "HX-Request"
-        return response
-    if time.monotonic() < state().storage_down_until:
-        return None
-    # Not stored yet (or lost): the live page serves now, and the form is made in the background.
-    dispatch(Pending(Drain.NEW_FORMS, (link.participant_id,)))
-    return None
 
 
 @bp.post("/f/<code>/start")
@@ -95,6 +67,8 @@ def start(code):
         write(answers.start_clock, link, utcnow())
     except QuizError as error:
         return render_round(link, answers.page_state(link, utcnow()), error), error.status
+    if htmx_press(request.environ):
+        return pressed(code, page_for(code, fragment=False))
     return redirect(url_for("play.round_page", code=code), 303)
 
 

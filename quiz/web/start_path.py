@@ -10,7 +10,10 @@ app context only:
   token, then quiz/start_press.press_start (the page's state rule, the clock started once) through
   the route's write path (web/handling.write: a dropped connection or a busy database retried);
 - on success the route's 303 to the player's page, with the headers the app adds (security, rate
-  limit, X-Request-ID, Vary) and the route's latency metric;
+  limit, X-Request-ID, Vary) and the route's latency metric; a press from the Start form through
+  htmx (HX-Request) gets the page itself instead, the stored form as GET /f/<code> gives it
+  (quiz/web/page_path.py) with HX-Replace-Url: one request a phone, not the 303 and a GET (no
+  stored form: handed on, and the route, pressing again to no effect, answers with the live page);
 - anything else goes to the app as it came (the body read here is handed on re-wrapped): another
   body type, a press with the session's CSRF token (a page from before this), a bad or missing
   token, a body too long, garbled or short, a press over the limit (the app counts and refuses it),
@@ -23,7 +26,7 @@ import re
 import time
 from functools import wraps
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request, url_for
 from prometheus_client import Counter
 from werkzeug.datastructures import ImmutableMultiDict
 
@@ -36,6 +39,8 @@ from ..start_press import press_start
 from ..stored_forms import form_token, form_token_ok
 from .handling import write
 from .link_post import LinkPost
+from .page_path import stored_page
+from .security import security_headers
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,8 @@ class StartFastPath(LinkPost):
         except Exception:
             log.warning("start %s: handed on to the app after an error", code, exc_info=True)
             return None
+        if htmx_press(environ):
+            return self.questions(environ, code, headers, started)
         # The clock runs: this press answers 303 now, whatever fails below.
         try:
             response = self.redirect(environ, code, headers, [("X-Request-ID", g.request_id)])
@@ -73,6 +80,57 @@ class StartFastPath(LinkPost):
         except Exception:
             log.exception("start %s: clock started; answering without all of its headers", code)
             return self.redirect(environ, code, [])
+
+
+    def questions(self, environ, code: str, headers: list[tuple[str, str]], started: float):
+        """An htmx press's answer once the clock runs: the stored form, as GET /f/<code> would
+        answer it now (quiz/web/page_path.py), with the route's headers and the page's address
+        (HX-Replace-Url); None to hand the press on (the route presses again, which changes
+        nothing now, and answers with the live page)."""
+        try:
+            body = stored_page(code, environ)
+            if body is None:
+                return None
+            response = self.app.response_class(body)
+            response.headers["Vary"] = "HX-Request"
+            response.headers["HX-Replace-Url"] = page_url(environ, code)
+            for name, value in headers:
+                response.headers.add(name, value)
+            for name, value in security_headers(environ.get("PATH_INFO", "")):
+                response.headers.setdefault(name, value)
+            response.headers["X-Request-ID"] = g.request_id
+            response.vary.add("Cookie")
+        except Exception:
+            log.warning("start %s: the questions handed on to the app after an error", code,
+                        exc_info=True)
+            return None
+        self.latency.observe(time.perf_counter() - started)
+        return response
+
+
+def htmx_press(environ) -> bool:
+    """A press from the Start form through htmx (its hx-post): it takes the questions page itself
+    as the answer, one request instead of the 303 and the GET after it."""
+    return environ.get("HTTP_HX_REQUEST") == "true"
+
+
+def pressed(code: str, page):
+    """The route's answer to an htmx press once the clock runs: `page` (what GET /f/<code> answers
+    now, whole) with its address for a reload (HX-Replace-Url); a page served through a pre-signed
+    URL (FORMS_DELIVERY=redirect) is a navigation to the link instead (HX-Redirect), as after the
+    plain form's 303."""
+    url = url_for("play.round_page", code=code)
+    if page.status_code in (301, 302, 303, 307, 308):
+        page = current_app.response_class(status=200)
+        page.headers["HX-Redirect"] = url
+        return page
+    page.headers["HX-Replace-Url"] = url
+    return page
+
+
+def page_url(environ, code: str) -> str:
+    """The player's page, as url_for gives it (relative, under the app's mount)."""
+    return environ.get("SCRIPT_NAME", "").rstrip("/") + f"/f/{code}"
 
 
 def link_token_or_csrf(view):
