@@ -15,7 +15,7 @@ from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import csrf, db, limiter
-from ..stored_forms import form_key, form_token_ok
+from ..stored_forms import form_token_ok
 from ..links import (find_link, find_participant, find_round_page, link_url, report_url,
                      round_facts)
 from ..models import HELP_KINDS, FormLink, Participant, Submission
