@@ -89,12 +89,13 @@ def beating(client, within: float) -> set[str]:
 
 def worker_alive(client, watching_since: float) -> Finding:
     """`worker`: no worker's watcher has beaten for ALERT_NO_WORKER_SECONDS (counted from when this
-    process started looking, if none ever beat)."""
+    process started looking, if none ever beat). Asked only of a process that has looked that long
+    (quiz/alerts.py)."""
     limit = float(current_app.config["ALERT_NO_WORKER_SECONDS"])
     clock, newest = client.eval(NEWEST, 1, BEATS_KEY)
     now = float(clock)  # the moment judged: when Redis read the beats
     last = float(newest) if newest else watching_since
-    if now - max(last, watching_since) < limit:
+    if now - last < limit:
         return Finding("worker", at=now)
     return Finding("worker", {"worker": f"no live worker for {limit:g} s: SMS, results, reminders "
                                         "and round time limits wait (start `python worker.py`)"},

@@ -137,7 +137,12 @@ def look(role: str, watching_since: float):
     database = checks.database_reachable()
     findings, redis_up = [reached, database], not reached.active
     wanted = []
-    if role in ("web", "all") and redis_up:
+    # A process that started looking less than ALERT_NO_WORKER_SECONDS ago says nothing of the
+    # worker: a beat older than its start is as stale to it as to the others (two web processes,
+    # one booted late, would otherwise disagree, and the alert flap), yet a worker starting beside
+    # it deserves that long for its first beat.
+    if role in ("web", "all") and redis_up and (
+            time.time() - watching_since >= float(current_app.config["ALERT_NO_WORKER_SECONDS"])):
         wanted.append(lambda: checks.worker_alive(client, watching_since))
     if role in ("worker", "all") and not database.active:
         wanted += [checks.failure_rates, checks.unsent_links]

@@ -200,6 +200,27 @@ def test_beats_are_stamped_and_judged_on_redis_clock(app, monkeypatch):
         assert alert_checks.worker_alive(client, real() - 60).active  # and none: dead
 
 
+def test_a_web_process_booted_after_the_last_beat_does_not_resolve_the_alert(app, receiver):
+    """The worker's last beat was 5 s ago (limit 4 s): a web process watching for a minute says
+    so; a web process that started looking a second ago (gunicorn booted it late) has no say yet,
+    so it does not call the worker alive from its own start (the alert flapped: alert, resolved,
+    alert); once it has looked 4 s it agrees."""
+    app.config.update(ALERT_NO_WORKER_SECONDS=4)
+    client = redis.Redis.from_url(app.config["REDIS_URL"])
+    client.delete(BEATS_KEY)
+    client.zadd(BEATS_KEY, {"gone": float(client.time()[0]) - 5})
+    try:
+        check_in(app, "web", since=time.time() - 60)
+        check_in(app, "web", since=time.time() - 1)
+        check_in(app, "web", since=time.time() - 60)
+        check_in(app, "web", since=time.time() - 4.5)
+        until(lambda: len(receiver.posts) >= 1, "no alert")
+        time.sleep(0.5)
+        assert kinds(receiver.texts()) == ["alert"]
+    finally:
+        client.delete(BEATS_KEY)
+
+
 def check_in(app, role, since=None):
     """One pass of a process's watcher (`since`: when it started looking; now unless told)."""
     with app.app_context():
