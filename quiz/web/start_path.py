@@ -81,7 +81,6 @@ class StartFastPath(LinkPost):
             log.exception("start %s: clock started; answering without all of its headers", code)
             return self.redirect(environ, code, [])
 
-
     def questions(self, environ, code: str, headers: list[tuple[str, str]], started: float):
         """An htmx press's answer once the clock runs: the stored form, as GET /f/<code> would
         answer it now (quiz/web/page_path.py), with the route's headers and the page's address
