@@ -11,7 +11,6 @@ Outside gevent (the tests' Flask client, the CLI, the worker) there is no writer
 runs at once in the caller's own transaction, and the caller commits, as with any other write.
 """
 import logging
-import os
 import time
 from contextvars import ContextVar
 from typing import Callable
@@ -20,6 +19,7 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .extensions import db, under_gevent
+from .gathering import Gathering
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,14 @@ GATHER_MAX_SECONDS = 0.02
 IN_WRITER: ContextVar[bool] = ContextVar("in_group_commit_writer", default=False)
 
 
-class GroupCommit:
+class GroupCommit(Gathering):
     """A process's writer for one kind of item: `store(item)` returns its outcome once committed."""
 
+    most = BATCH_MAX
+
     def __init__(self, app: Flask, write: Callable[[list], list], name: str):
+        super().__init__()
         self.app, self.write, self.name = app, write, name
-        self.queue: list = []
-        self.pid: int | None = None
         self.batches = self.failed = 0  # committed and failed by this process's writer
         # None: decided on first use (a gunicorn gevent worker patches before it loads the app);
         # the tests set it to run the writer on greenlets of their own
@@ -59,40 +60,18 @@ class GroupCommit:
         here."""
         if not self.is_batched():
             return self.write([item])[0]  # the caller's transaction; the caller commits
-        from gevent.event import AsyncResult
         # what the caller read so far ends here: its connection goes back to the pool while it
         # waits (the writer needs one); a request that never opened its session has none to end
         if db.session.registry.has():
             db.session.rollback()
-        self._ensure_writer()
-        waiter = AsyncResult()
-        self.queue.append((item, waiter))
-        self.due.set()
-        return waiter.get()  # raises the batch's error
+        return self.hand(item)  # raises the batch's error
 
-    def _ensure_writer(self) -> None:
-        # Started on first use in each process (a server that forks after create_app gets its own).
-        if self.pid == os.getpid():
-            return
-        import gevent
-        from gevent.event import Event
-        self.pid, self.queue, self.due = os.getpid(), [], Event()
-        gevent.spawn(self._run)
-
-    def _run(self) -> None:
-        import gevent
+    def started(self) -> None:
         IN_WRITER.set(True)  # this greenlet's own context
-        try:
-            while True:
-                self.due.wait()
-                self._gather(gevent.sleep)
-                batch, self.queue = self.queue[:BATCH_MAX], self.queue[BATCH_MAX:]
-                if not self.queue:
-                    self.due.clear()
-                if batch:
-                    self._write(batch)
-        finally:  # killed (a worker stopping): the next item starts another writer
-            self.pid = None
+
+    def gather(self) -> None:
+        import gevent
+        self._gather(gevent.sleep)
 
     def _gather(self, sleep) -> None:
         """Wait GATHER_SECONDS, and again while the queue grew meanwhile (a full batch, or
@@ -102,7 +81,7 @@ class GroupCommit:
             size = len(self.queue)
             sleep(GATHER_SECONDS)
 
-    def _write(self, batch: list) -> None:
+    def handle(self, batch: list) -> None:
         """One transaction for the batch; every waiting request gets its outcome or the error."""
         try:
             outcomes = self._write_once(batch)

@@ -18,7 +18,6 @@ driver's calls). Each request gets its row, as unlocked and as fresh as its own 
 started after the request asked. When the group's query fails, each request reads alone as
 before (its own connection, SQLAlchemy's handling of the error).
 """
-import os
 import weakref
 from collections import namedtuple
 from contextlib import contextmanager, nullcontext
@@ -28,6 +27,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 from .extensions import db, state as app_state
+from .gathering import Gathering
 
 READ_MAX = 500  # codes a group's query reads at most; more wait for the next one
 # How long the reader lets a group gather after the first code arrives (the requests already in
@@ -116,47 +116,25 @@ class Reader:
         return self.groups[many]
 
 
-class GroupRead:
+class GroupRead(Gathering):
     """Many requests' one-row reads in one query: `first(value)` is the row whose `key` column is
     `value` (None if none), or ALONE when the group's query failed."""
 
+    most = READ_MAX
+
     def __init__(self, reader: Reader, many: PreparedRead, key: str):
+        super().__init__()
         self.reader, self.many, self.key = reader, many, key
-        self.queue: list = []
-        self.pid: int | None = None
         self.queries = 0
 
     def first(self, value):
-        from gevent.event import AsyncResult
-        self._ensure_reader()
-        waiter = AsyncResult()
-        self.queue.append((value, waiter))
-        self.due.set()
-        return waiter.get()
+        return self.hand(value)
 
-    def _ensure_reader(self) -> None:
-        if self.pid == os.getpid():  # started on first use in each process
-            return
+    def gather(self) -> None:
         import gevent
-        from gevent.event import Event
-        self.pid, self.queue, self.due = os.getpid(), [], Event()
-        gevent.spawn(self._run)
+        gevent.sleep(READ_GATHER_SECONDS)
 
-    def _run(self) -> None:
-        import gevent
-        try:
-            while True:
-                self.due.wait()
-                gevent.sleep(READ_GATHER_SECONDS)
-                group, self.queue = self.queue[:READ_MAX], self.queue[READ_MAX:]
-                if not self.queue:
-                    self.due.clear()
-                if group:
-                    self._read(group)
-        finally:  # killed (a worker stopping): the next read starts another reader
-            self.pid = None
-
-    def _read(self, group: list) -> None:
+    def handle(self, group: list) -> None:
         try:
             with self.reader.connection() as connection:
                 rows = self.many.all(connection, {"values": list({v for v, _ in group})})
