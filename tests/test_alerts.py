@@ -168,7 +168,7 @@ def test_a_worker_stuck_in_a_slow_check_still_beats(app):
 
     original, alerts.checks.failure_rates = alerts.checks.failure_rates, slow_check
     try:
-        alerts.watch(app, "worker", "slow-worker", stop)
+        checks = alerts.watch(app, "worker", "slow-worker", stop)
         assert stuck.wait(30), "the check never ran"
         beats = set()
 
@@ -179,6 +179,7 @@ def test_a_worker_stuck_in_a_slow_check_still_beats(app):
     finally:
         release.set()
         stop.set()
+        checks.join(30)  # its pass over (the database's connection given back) before the app goes
         alerts.checks.failure_rates = original
         client.delete(BEATS_KEY)
 
