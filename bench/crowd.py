@@ -20,6 +20,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import html  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
@@ -39,11 +40,16 @@ from gevent.pool import Pool  # noqa: E402
 from gevent.lock import BoundedSemaphore  # noqa: E402
 from gevent.queue import LifoQueue  # noqa: E402
 
-ANSWER_TOKEN = re.compile(rb'name="(form_token|csrf_token)" value="([^"]+)"')
+# A form is read as a browser sends it: its own fields, not another form's on the same page (the
+# Start page's language switch and help form carry the session's CSRF token; the Start form the
+# link's form_token, quiz/rehearsal_pages.py form_fields does the same).
+START_FORM = re.compile(rb'<form\b([^>]*\baction="[^"]*/start"[^>]*)>(.*?)</form>', re.S)
+SUBMIT_FORM = re.compile(rb'<form\b([^>]*\baction="[^"]*/submit"[^>]*)>(.*?)</form>', re.S)
+HIDDEN = re.compile(rb'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 CHOICE = re.compile(rb'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"')
 # The Start form posted through htmx (its hx-post, templates/play/_state.html): a browser sends
 # HX-Request and takes the questions page as the press's answer, with no 303 and GET after it.
-START_HTMX = re.compile(rb'<form\b[^>]*\bhx-post="[^"]*/start"')
+HX_POST = re.compile(rb'\bhx-post="')
 RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
 # What a page that waits on the shared status carries (templates/play/_state.html).
 WAITS = re.compile(rb'data-rounds-version="([^"]*)" data-round="(\d+)" data-state="([a-z_]+)"')
@@ -350,35 +356,35 @@ class Crowd:
         page = self.http.request("open", "GET", f"/f/{code}", phone.headers())
         phone.keep_cookie(page)
         phone.shows(code, self.number, page)  # its SMS link: no fetch of the old page due
-        token = ANSWER_TOKEN.search(page.body) if page is not None else None
-        if token is None:  # (no answer at all is counted as an error already)
+        start = START_FORM.search(page.body) if page is not None else None
+        if start is None:  # (no answer at all is counted as an error already)
             if page is not None:
                 self.http.statuses["open"]["unreadable page"] += 1
             return
         gevent.sleep(max(0.0, self.t0 + starts - time.monotonic()))
-        # the Start form's own field: the link's form_token (or a session's CSRF token before it);
-        # sent as the page's form sends it: through htmx when it has hx-post (the answer is the
-        # questions page), else a plain post (a 303, then the page)
-        htmx = START_HTMX.search(page.body) is not None
+        # the Start form's own fields (the link's form_token), sent as the form sends them: through
+        # htmx when it has hx-post (the answer is the questions page), else a plain post (a 303,
+        # then the page)
+        htmx = HX_POST.search(start.group(1)) is not None
         headers = phone.headers(**({"HX-Request": "true", "HX-Current-URL": f"/f/{code}"}
                                    if htmx else {}))
-        started = self.http.request("start", "POST", f"/f/{code}/start", headers, urlencode(
-            {token.group(1).decode(): token.group(2).decode()}).encode())
+        started = self.http.request("start", "POST", f"/f/{code}/start", headers,
+                                    urlencode(fields(start.group(2))).encode())
         phone.keep_cookie(started)
         if htmx and started is not None and started.status == 200:
             form = started
         else:
             form = self.http.request("questions", "GET", f"/f/{code}", phone.headers())
             phone.keep_cookie(form)
-        token = ANSWER_TOKEN.search(form.body) if form is not None else None
+        questions = SUBMIT_FORM.search(form.body) if form is not None else None
         choices = defaultdict(list)
-        for name, value in CHOICE.findall(form.body if form is not None else b""):
+        for name, value in CHOICE.findall(questions.group(2) if questions else b""):
             choices[name.decode()].append(value.decode())
-        if token is None or not choices:
+        if questions is None or not choices:
             if form is not None:
                 self.http.statuses["questions"]["unreadable page"] += 1
             return
-        data = {token.group(1).decode(): token.group(2).decode(),
+        data = {**fields(questions.group(2)),
                 **{name: rng.choice(values) for name, values in choices.items()}}
         gevent.sleep(max(0.0, self.t0 + submits - time.monotonic()))
         category = "burst" if submits >= self.burst_from else "submit"
@@ -446,6 +452,11 @@ class Sockets:
                  "connected": len(self.clients)}
         self.frames, self.latencies = 0, []
         return taken
+
+
+def fields(form: bytes) -> dict[str, str]:
+    """A form's hidden fields, as a browser sends them back."""
+    return {name.decode(): html.unescape(value.decode()) for name, value in HIDDEN.findall(form)}
 
 
 def when(rng: random.Random, plan: dict) -> tuple[float, float, float]:

@@ -163,7 +163,10 @@ class Event(OnStack):
     def __init__(self, directory: Path, database_url: str, sizes: EventSizes):
         self.directory, self.sizes, self.database_url = directory, sizes, database_url
         self.bank = bank(sizes.rounds)
-        super().__init__(directory, database_url)
+        # BENCH_PROFILE_DIR: each web process's cProfile stats land there when it stops
+        profile = {"KNOCKOUT_PROFILE_DIR": os.environ["BENCH_PROFILE_DIR"]} \
+            if os.environ.get("BENCH_PROFILE_DIR") else {}
+        super().__init__(directory, database_url, **profile)
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {SETTINGS['ADMIN_API_TOKEN']}"
         self.phones = self.sockets = None
