@@ -90,7 +90,9 @@ def copied_page(key: tuple, player: tuple[str, str, str | None], render) -> str:
     """The page `key` names (with the language and look) for a player (their link's code, report
     code, and name when the page shows it, once): the copy with their values put in, else
     `render()`'s (page, whether it may be kept), kept marked."""
-    key = (i18n.current_language(), repr(current_look()), *key)
+    # the language as chosen for this request (what the render's locale is made from: making the
+    # locale itself costs more than the rest of a copied page)
+    key = (i18n.select_language(), repr(current_look()), *key)
     copies = current_app.extensions.setdefault(EXTENSION, {})
     copy = copies.get(key)
     if copy is None:
