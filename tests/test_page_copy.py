@@ -280,3 +280,21 @@ def test_the_start_fragment_from_the_copy_asks_nothing_of_the_session(app, load_
         assert not renders and b'data-start' in answer[2]
         assert answer == rendered_page(app, f"/f/{codes[2]}", **headers)
         assert any(name == "Set-Cookie" for name, _ in answer[1]) == (not headers)
+
+
+@pytest.mark.config(CHECKIN_REQUIRED=True)
+def test_check_in_first_is_rendered_for_each_player(app, load_bank, make_participant,
+                                                    api_headers):
+    """"Check in first" polls its own fragment after a delay jittered per render: never a copy."""
+    load_bank()
+    ids = [make_participant(name).id for name in NAMES[:3]]
+    assert app.test_client().post("/api/admin/start-challenge/1",
+                                  headers=api_headers).status_code == 200
+    codes = [db.session.scalar(select(FormLink.code).join(Challenge).where(
+        FormLink.participant_id == pid, Challenge.number == 1)) for pid in ids]
+    for headers in ({}, FRAGMENT):
+        for code in codes:
+            status, _, body, renders = fetch(app, f"/f/{code}", **headers)
+            assert status == "200 OK" and b'data-state' not in body and b"delay:" in body
+            assert renders
+    assert not app.extensions.get(EXTENSION)
