@@ -24,7 +24,7 @@ from ..qr import qr_svg
 from ..rate_limits import START_LIMIT, SUBMIT_LIMIT, counted_before
 from ..reports import linked_rounds, participant_report, report_version
 from .handling import wants_fragment, write
-from .page_cache import ready_page, waiting_context
+from .page_cache import shared, shared_page, waiting_context
 from .page_path import round_page_of, stored_form
 from .security import link_key
 from .start_path import htmx_press, link_token_or_csrf, pressed
@@ -150,10 +150,10 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), **waiting_context(link, state),
         language_action=url_for("language.switch_round", code=link.code), **desk)
-    plain = (state != answers.READY or error or help_error or chosen is not None
+    plain = (not shared(context) or error or help_error or chosen is not None
              or desk.get("help_requests"))
     response = current_app.make_response(render_template(template, **context) if plain
-                                         else ready_page(template, link, context))
+                                         else shared_page(template, link, context))
     response.headers["Vary"] = "HX-Request, Accept-Language"
     return response
 
