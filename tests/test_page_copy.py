@@ -260,18 +260,23 @@ def test_a_status_change_between_two_pages_makes_a_new_copy(app, room, api_heade
         assert f'data-rounds-version="{status["rounds_version"]}"'.encode() in after[2]
 
 
+def round_one_open(app, load_bank, make_participant, api_headers) -> list[str]:
+    """Three players, round 1 open (none has pressed Start): their round-1 codes."""
+    load_bank()
+    ids = [make_participant(name).id for name in NAMES[:3]]
+    assert app.test_client().post("/api/admin/start-challenge/1",
+                                  headers=api_headers).status_code == 200
+    return [db.session.scalar(select(FormLink.code).join(Challenge).where(
+        FormLink.participant_id == pid, Challenge.number == 1)) for pid in ids]
+
+
 def test_the_start_fragment_from_the_copy_asks_nothing_of_the_session(app, load_bank,
                                                                     make_participant,
                                                                     api_headers, fixed_tokens):
     """The Start page's fragment (a waiting phone's swap when its round opens) carries the link's
     own token, not the session's: from the copy as from a render, a phone without a session gets
     no cookie."""
-    load_bank()
-    ids = [make_participant(name).id for name in NAMES[:3]]
-    assert app.test_client().post("/api/admin/start-challenge/1",
-                                  headers=api_headers).status_code == 200
-    codes = [db.session.scalar(select(FormLink.code).join(Challenge).where(
-        FormLink.participant_id == pid, Challenge.number == 1)) for pid in ids]
+    codes = round_one_open(app, load_bank, make_participant, api_headers)
     fixed_tokens()
     for headers in (FRAGMENT, {}):
         app.extensions.pop(EXTENSION, None)
@@ -286,12 +291,7 @@ def test_the_start_fragment_from_the_copy_asks_nothing_of_the_session(app, load_
 def test_check_in_first_is_rendered_for_each_player(app, load_bank, make_participant,
                                                     api_headers):
     """"Check in first" polls its own fragment after a delay jittered per render: never a copy."""
-    load_bank()
-    ids = [make_participant(name).id for name in NAMES[:3]]
-    assert app.test_client().post("/api/admin/start-challenge/1",
-                                  headers=api_headers).status_code == 200
-    codes = [db.session.scalar(select(FormLink.code).join(Challenge).where(
-        FormLink.participant_id == pid, Challenge.number == 1)) for pid in ids]
+    codes = round_one_open(app, load_bank, make_participant, api_headers)
     for headers in ({}, FRAGMENT):
         for code in codes:
             status, _, body, renders = fetch(app, f"/f/{code}", **headers)
