@@ -8,12 +8,6 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gunicorn's gevent worker, taking several new connections a pass of its loop (web_worker.py)
 worker_class = "web_worker.Worker"
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "4000"))
-# New connections waiting to be accepted, for all the web processes (the kernel caps it at
-# net.core.somaxconn, 4096 on current Linux). After "Start round" a room opens connections faster
-# than busy processes take them in (through nginx too: past its 64 kept-alive upstream connections
-# it opens one a request); when this queue is full the kernel drops the new connection's packets
-# and the phone retries after 1, 3, 7, 15 s. gunicorn's default is 2048.
-backlog = int(os.environ.get("BACKLOG", "4096"))
 timeout = 60
 graceful_timeout = 10
 keepalive = 5

@@ -1,18 +1,10 @@
 """The web processes' gunicorn worker (web_worker.py): on a pass of its event loop, a web process
-takes up to ACCEPT_PER_PASS of the connections waiting to be accepted, not gunicorn's one; and the
-listening socket's queue (gunicorn.conf.py's backlog) holds a room's new connections."""
-import logging
-import resource
+takes up to ACCEPT_PER_PASS of the connections waiting to be accepted, not gunicorn's one."""
 import runpy
 import socket
-import time
-from pathlib import Path
 
 import gevent
-import pytest
 from gevent.server import StreamServer
-from gunicorn.config import Config
-from gunicorn.sock import create_sockets
 from gunicorn.workers import ggevent
 
 import web_worker
@@ -69,50 +61,3 @@ def test_the_worker_makes_its_servers_from_this_server_class(monkeypatch):
                         lambda worker: made.append(ggevent.StreamServer))
     web_worker.Worker.__new__(web_worker.Worker).run()
     assert made == [web_worker.Server]
-
-
-def accept_queue_length(port: int) -> int:
-    """Connections waiting to be accepted on the listening socket at `port` (the kernel's count:
-    rx_queue of a LISTEN line in /proc/net/tcp)."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-            return int(fields[4].split(":")[1], 16)
-    raise AssertionError(f"no listening socket on port {port}")
-
-
-def test_the_listening_socket_holds_a_room_of_new_connections(monkeypatch, tmp_path):
-    """gunicorn's own default queue (2048) overflowed under the 10,000-player herd: the kernel
-    dropped new connections and phones retried after 1, 3, 7 s. The socket gunicorn makes from
-    gunicorn.conf.py holds more than that."""
-    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
-    if somaxconn <= 2048:
-        pytest.skip(f"net.core.somaxconn is {somaxconn}: the kernel caps any backlog at it")
-    wanted = 2048 + 100
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < wanted + 100:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, wanted + 500), hard))
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    config = Config()
-    for name, value in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items():
-        if name in config.settings:
-            config.set(name, value)
-    config.set("bind", ["127.0.0.1:0"])
-    [listener] = create_sockets(config, logging.getLogger("test"))
-    port = listener.sock.getsockname()[1]
-    clients = []
-    try:
-        for _ in range(wanted):  # none accepted: each waits in the queue once its handshake is done
-            client = socket.socket()
-            client.setblocking(False)
-            client.connect_ex(("127.0.0.1", port))
-            clients.append(client)
-        deadline = time.monotonic() + 10
-        while accept_queue_length(port) < wanted and time.monotonic() < deadline:
-            time.sleep(0.05)
-        # gunicorn's default queue: 2049 at most, the rest dropped
-        assert accept_queue_length(port) == wanted
-    finally:
-        for client in clients:
-            client.close()
-        listener.close()
