@@ -33,7 +33,7 @@ from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Submission
 from quiz.rehearsal_pages import csrf
 
-from .load import SETTINGS, OnStack, progress, wrk
+from .load import SETTINGS, OnStack, profile_env, progress, wrk
 from .stack import insert_players, store_forms
 from .usage import Cpu
 
@@ -163,10 +163,7 @@ class Event(OnStack):
     def __init__(self, directory: Path, database_url: str, sizes: EventSizes):
         self.directory, self.sizes, self.database_url = directory, sizes, database_url
         self.bank = bank(sizes.rounds)
-        # BENCH_PROFILE_DIR: each web process's cProfile stats land there when it stops
-        profile = {"KNOCKOUT_PROFILE_DIR": os.environ["BENCH_PROFILE_DIR"]} \
-            if os.environ.get("BENCH_PROFILE_DIR") else {}
-        super().__init__(directory, database_url, **profile)
+        super().__init__(directory, database_url, **profile_env())
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {SETTINGS['ADMIN_API_TOKEN']}"
         self.phones = self.sockets = None

@@ -166,14 +166,19 @@ class OnStack:
         self.redis_process.wait()
 
 
+def profile_env() -> dict[str, str]:
+    """BENCH_PROFILE_DIR, passed on to the stack: each web process's cProfile stats land there when
+    it stops."""
+    directory = os.environ.get("BENCH_PROFILE_DIR")
+    return {"KNOCKOUT_PROFILE_DIR": directory} if directory else {}
+
+
 class Run(OnStack):
     """The HTTP figures on one database."""
 
     def __init__(self, directory: Path, database_url: str, sizes: Sizes):
         self.directory, self.sizes, self.figures = directory, sizes, {}
-        # BENCH_PROFILE_DIR: each web process's cProfile stats land there when it stops
-        profile = {"KNOCKOUT_PROFILE_DIR": os.environ["BENCH_PROFILE_DIR"]} \
-            if os.environ.get("BENCH_PROFILE_DIR") else {}
+        profile = profile_env()
         # BENCH_TRACE_DIR: the read-load pair's timelines (bench/trace.py) read the web processes'
         # gauges from a metrics directory the bench knows
         if os.environ.get("BENCH_TRACE_DIR"):
