@@ -1,14 +1,27 @@
 """The web processes' gunicorn worker (web_worker.py): on a pass of its event loop, a web process
-takes up to ACCEPT_PER_PASS of the connections waiting to be accepted, not gunicorn's one."""
+takes up to ACCEPT_PER_PASS of the connections waiting to be accepted, not gunicorn's one. On a
+real gunicorn: what a stuck or restarted process does to the connections (nothing waits for it,
+nothing is lost)."""
+import http.client
+import json
+import os
 import runpy
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import gevent
+import pytest
 from gevent.server import StreamServer
 from gunicorn.workers import ggevent
 
 import web_worker
 from quiz.config import ROOT
+from quiz.stack import free_port
 
 
 def waiting_connections(count: int):
@@ -61,3 +74,125 @@ def test_the_worker_makes_its_servers_from_this_server_class(monkeypatch):
                         lambda worker: made.append(ggevent.StreamServer))
     web_worker.Worker.__new__(web_worker.Worker).run()
     assert made == [web_worker.Server]
+
+
+class Probe:
+    """gunicorn running web_worker.Worker (`workers` processes) on tests/worker_probe.py."""
+
+    def __init__(self, tmp_path, workers: int, *options: str):
+        self.port = free_port()
+        settings = tmp_path / "probe.conf.py"  # not the project's gunicorn.conf.py (its hooks)
+        settings.write_text("")
+        self.log = open(tmp_path / "gunicorn.log", "ab")
+        self.master = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(settings), "-k", "web_worker.Worker",
+             "-w", str(workers), "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5",
+             *options, "tests.worker_probe:app"], cwd=ROOT, stdout=self.log, stderr=self.log,
+            start_new_session=True)
+        try:
+            until(lambda: self.running() and len(self.workers()) == workers and self.ask())
+        except BaseException:
+            self.stop()
+            raise
+
+    def running(self) -> bool:
+        assert self.master.poll() is None, Path(self.log.name).read_text()[-3000:]
+        return True
+
+    def workers(self) -> set[int]:
+        pid = self.master.pid
+        return {int(kid) for kid in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+    def ask(self, path: str = "/") -> dict | None:
+        """One request on a new connection: the answer (None: none came)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("GET", path, headers={"Connection": "close"})
+            response = connection.getresponse()
+            return json.loads(response.read()) if response.status == 200 else None
+        except OSError:
+            return None
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.master.terminate()
+        self.master.wait(timeout=20)
+        self.log.close()
+
+
+def until(ready, seconds: float = 30):
+    """Wait for `ready()`: a bound for the processes to boot or a restart to go through, not a
+    timing."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline, "not reached"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def probe(tmp_path, request):
+    """Two processes; a test's parameter: (workers, gunicorn options...)."""
+    workers, *options = getattr(request, "param", (2,))
+    server = Probe(tmp_path, workers, *options)
+    yield server
+    server.stop()
+    assert server.master.returncode == 0  # a graceful stop
+
+
+def test_a_stuck_web_process_leaves_new_connections_to_the_other(probe, tmp_path):
+    """One listening socket, the master's, that every process accepts from: while one process's
+    loop is stuck, every new connection is answered by the other, none waits for the stuck one."""
+    fifo = tmp_path / "stuck"
+    os.mkfifo(fifo)
+    blocked = threading.Thread(target=probe.ask, args=(f"/block?{fifo}",))
+    blocked.start()
+    until(fifo.with_suffix(".pid").exists)
+    stuck = int(fifo.with_suffix(".pid").read_text())
+    answers = [probe.ask() for _ in range(40)]
+    with open(fifo, "wb"):
+        pass  # the stuck process goes on
+    blocked.join()
+    assert None not in answers
+    assert {answer["pid"] for answer in answers} == probe.workers() - {stuck}
+
+
+def test_a_graceful_restart_loses_no_connection(probe):
+    """SIGHUP: gunicorn starts new processes and stops the old ones gracefully; every request on a
+    new connection meanwhile is answered."""
+    before, answers, stop = probe.workers(), [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            answers.append(probe.ask())
+
+    asking = threading.Thread(target=keep_asking)
+    asking.start()
+    try:
+        until(lambda: len(answers) > 20)
+        probe.master.send_signal(signal.SIGHUP)
+        until(lambda: not probe.workers() & before and len(probe.workers()) == 2)
+        until(lambda: {a["pid"] for a in answers[-20:] if a} == probe.workers())
+    finally:
+        stop.set()
+        asking.join()
+    assert None not in answers
+
+
+@pytest.mark.parametrize("probe", [(2, "--max-requests", "5")], indirect=True)
+def test_processes_restarted_by_max_requests_lose_no_connection(probe):
+    """A process that served max_requests stops after its answer and a new one starts, again and
+    again: every request is answered, on new connections and on a keep-alive one."""
+    answers = []
+    until(lambda: answers.append(probe.ask()) or None in answers
+          or len({answer["pid"] for answer in answers}) > 4)
+    assert None not in answers
+    kept = http.client.HTTPConnection("127.0.0.1", probe.port, timeout=10)
+    for _ in range(10):  # the answer that ends a process's run closes its connection: a new one
+        kept.request("GET", "/")
+        response = kept.getresponse()
+        assert response.status == 200
+        response.read()
+        if response.getheader("Connection", "").lower() == "close":
+            kept.close()
+    kept.close()
