@@ -51,6 +51,10 @@ CHOICE = re.compile(rb'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^
 # HX-Request and takes the questions page as the press's answer, with no 303 and GET after it.
 HX_POST = re.compile(rb'\bhx-post="')
 RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
+# What a page that is not the expected one says (its flash, else its state's heading, else its
+# title), so an error count names the page a phone got.
+SAYS = [re.compile(rb'class="flash[^"]*"[^>]*>\s*([^<]{1,60})'),
+        re.compile(rb'<h2>([^<]{1,60})</h2>'), re.compile(rb'<title>([^<]{1,60})</title>')]
 # What a page that waits on the shared status carries (templates/play/_state.html).
 WAITS = re.compile(rb'data-rounds-version="([^"]*)" data-round="(\d+)" data-state="([a-z_]+)"')
 # Connections per process at most. deploy/nginx.conf sets no max_conns: nginx opens an upstream
@@ -359,7 +363,7 @@ class Crowd:
         start = START_FORM.search(page.body) if page is not None else None
         if start is None:  # (no answer at all is counted as an error already)
             if page is not None:
-                self.http.statuses["open"]["unreadable page"] += 1
+                self.http.statuses["open"][f"unreadable page ({says(page.body)})"] += 1
             return
         gevent.sleep(max(0.0, self.t0 + starts - time.monotonic()))
         # the Start form's own fields (the link's form_token), sent as the form sends them: through
@@ -382,7 +386,7 @@ class Crowd:
             choices[name.decode()].append(value.decode())
         if questions is None or not choices:
             if form is not None:
-                self.http.statuses["questions"]["unreadable page"] += 1
+                self.http.statuses["questions"][f"unreadable page ({says(form.body)})"] += 1
             return
         data = {**fields(questions.group(2)),
                 **{name: rng.choice(values) for name, values in choices.items()}}
@@ -452,6 +456,14 @@ class Sockets:
                  "connected": len(self.clients)}
         self.frames, self.latencies = 0, []
         return taken
+
+
+def says(page: bytes) -> str:
+    """What a page says, in a few words: its flash, its state's heading or its title."""
+    for pattern in SAYS:
+        if (found := pattern.search(page)) is not None:
+            return html.unescape(found.group(1).decode(errors="replace")).strip()
+    return f"{len(page)} bytes, no heading"
 
 
 def fields(form: bytes) -> dict[str, str]:
