@@ -2,6 +2,7 @@
 player's page itself ("Answers in ✔"), so a phone makes one request where the plain form makes two
 (its 303, then the GET). The row, the token, the rate limit and every refusal are the plain
 submit's; the page is GET /f/<code>'s, whatever answers that GET; if the page fails, the 303."""
+import io
 import re
 
 import pytest
@@ -13,6 +14,8 @@ from quiz.models import FormLink, Participant
 from quiz.rehearsal_pages import posts_with_htmx
 from quiz.web import play, submit_path
 
+from .helpers import csrf_from
+from .test_photos import jpeg, photo_round, start_and_read  # noqa: F401
 from .test_submit_path import (Paths, close_round, doubled, fields_for, players,  # noqa: F401
                                rows, stored_form_body, time_up)
 
@@ -197,3 +200,20 @@ def test_the_questions_form_posts_with_htmx_on_the_live_page_and_the_stored_form
     assert 'hx-target="closest main" hx-select="main"' in stored
     live = client.get(f"/f/{code}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert posts_with_htmx(live, "/submit")
+
+
+def test_a_photo_rounds_htmx_submit_is_answered_in_place_by_the_route(client, photo_round,
+                                                                       storage):
+    """A photo round's form is multipart (htmx sends it as FormData): the route stores it and
+    answers with the page, as GET /f/<code> gives it right after."""
+    code = photo_round[0]
+    page, found = start_and_read(client, code)
+    assert posts_with_htmx(page, "/submit") and 'enctype="multipart/form-data"' in page
+    data = {"csrf_token": csrf_from(page), found["choice"]: found["choices"]["S3"],
+            found["photo"]: (io.BytesIO(jpeg()), "selfie.jpg", "image/jpeg")}
+    response = client.post(f"/f/{code}/submit", data=data, content_type="multipart/form-data",
+                            headers=HTMX)
+    assert response.status_code == 200 and response.headers["HX-Replace-Url"] == f"/f/{code}"
+    assert "Your photo is with the staff" in response.get_data(as_text=True)
+    assert same_page(response) == same_page(client.get(f"/f/{code}"))
+    assert rows() == 1
