@@ -91,7 +91,9 @@ class SubmitFastPath(LinkPost):
         gives it now (`page_now`), with the route's headers (HX-Replace-Url, the rate limit's);
         None when that page failed in any way (the 303 then)."""
         try:
-            page = page_now(self.wrapped, environ, code, g.request_id)
+            request_id = g.request_id
+            with self.app.app_context():  # the GET's own, as a phone's would have (g, session)
+                page = page_now(self.wrapped, environ, code, request_id)
         except Exception:
             page = None
             log.warning("submit %s stored; its page failed", code, exc_info=True)
