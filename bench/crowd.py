@@ -47,8 +47,9 @@ START_FORM = re.compile(rb'<form\b([^>]*\baction="[^"]*/start"[^>]*)>(.*?)</form
 SUBMIT_FORM = re.compile(rb'<form\b([^>]*\baction="[^"]*/submit"[^>]*)>(.*?)</form>', re.S)
 HIDDEN = re.compile(rb'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 CHOICE = re.compile(rb'<input type="(?:radio|checkbox)" name="(q\d+)" value="([^"]+)"')
-# The Start form posted through htmx (its hx-post, templates/play/_state.html): a browser sends
-# HX-Request and takes the questions page as the press's answer, with no 303 and GET after it.
+# A form posted through htmx (its hx-post: the Start form, templates/play/_state.html; the questions
+# form, templates/play/_questions.html): a browser sends HX-Request and takes the page as the
+# answer (the questions after Start, "Answers in" after the submit), with no 303 and GET after it.
 HX_POST = re.compile(rb'\bhx-post="')
 RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
 # What a page that is not the expected one says (its flash, else its state's heading, else its
@@ -392,13 +393,21 @@ class Crowd:
                 **{name: rng.choice(values) for name, values in choices.items()}}
         gevent.sleep(max(0.0, self.t0 + submits - time.monotonic()))
         category = "burst" if submits >= self.burst_from else "submit"
-        done = self.http.request(category, "POST", f"/f/{code}/submit", phone.headers(),
+        # as the form posts: through htmx when it has hx-post (a 200 is the "Answers in" page
+        # itself), else plain (the 303, then the GET)
+        htmx = HX_POST.search(questions.group(1)) is not None
+        headers = phone.headers(**({"HX-Request": "true", "HX-Current-URL": f"/f/{code}"}
+                                   if htmx else {}))
+        done = self.http.request(category, "POST", f"/f/{code}/submit", headers,
                                  urlencode(data).encode())
         self.answered_at.append(time.monotonic())
-        if done is not None and done.status == 303:
-            self.accepted.append(code)
-            submitted = self.http.request("submitted", "GET", f"/f/{code}", phone.headers())
-            phone.keep_cookie(submitted)
+        phone.keep_cookie(done)
+        if done is not None and (done.status == 303 or htmx and done.status == 200):
+            self.accepted.append(code)  # (a phone submits once: a 200 is no "already in")
+            submitted = done
+            if done.status == 303:
+                submitted = self.http.request("submitted", "GET", f"/f/{code}", phone.headers())
+                phone.keep_cookie(submitted)
             phone.shows(code, self.number, submitted)  # waits for the close, at this version
 
     def close(self) -> dict:

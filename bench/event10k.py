@@ -147,8 +147,8 @@ def merge(parts: list[dict]) -> dict:
 # What each kind of request should answer; anything else is an error.
 EXPECTED = {"register": {"201"}, "wait": {"200", "304"}, "round_poll": {"200", "304"},
             "wait_fetch": {"200"}, "round_poll_fetch": {"200"}, "open": {"200"},
-            "start": {"303", "200"}, "questions": {"200"}, "submit": {"303"}, "burst": {"303"},
-            "submitted": {"200"}}
+            "start": {"303", "200"}, "questions": {"200"}, "submit": {"303", "200"},
+            "burst": {"303", "200"}, "submitted": {"200"}}
 
 
 def errors(statuses: dict) -> dict:

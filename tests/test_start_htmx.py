@@ -1,4 +1,4 @@
-"""The Start press from htmx (the Start form's hx-post, static/js/start.js): answered with the
+"""The Start press from htmx (the Start form's hx-post, static/js/in_place.js): answered with the
 questions page itself, so a phone makes one request where the plain form makes two (its 303, then
 the GET). The clock, the token, the rate limit and every refusal are the plain press's; the page
 is GET /f/<code>'s, byte for byte, before Flask and through it."""
@@ -119,7 +119,7 @@ def test_without_a_stored_form_the_route_answers_with_the_live_questions(client,
 @pytest.mark.config(SHADOW_LEAGUE=False)
 def test_a_refused_htmx_press_is_the_routes_page_whole(client, players, api_headers, arrange,
                                                         status, message):
-    """A refusal is the page saying why, whole (static/js/start.js swaps its <main> in)."""
+    """A refusal is the page saying why, whole (static/js/in_place.js swaps its <main> in)."""
     code = arrange(client, api_headers, players[0]) or players[0]
     before = clock(code)
     paths = Paths()
@@ -149,7 +149,7 @@ def test_the_start_form_posts_with_htmx_from_the_page_and_its_fragment(client, p
         assert 'hx-target="closest main" hx-select="main"' in page
     press(client, code)
     submit_page = client.get(f"/f/{code}").get_data(as_text=True)
-    assert not posts_with_htmx(submit_page, "/submit")  # the stored form's submit is plain
+    assert posts_with_htmx(submit_page, "/submit")  # answered in place too (test_submit_htmx)
 
 
 @pytest.mark.config(FORMS_DELIVERY="redirect")

@@ -77,7 +77,8 @@ def start(code):
 # The stored form's submit is answered before Flask (submit_path.py), refusals handed on here.
 @limiter.limit(SUBMIT_LIMIT, key_func=link_key, exempt_when=counted_before)
 def submit(code):
-    """Hand in the answers; a retried or doubled POST gets 'already submitted'."""
+    """Hand in the answers; a retried or doubled POST gets 'already submitted'. Through htmx (the
+    questions form's hx-post) the answer is the player's page itself, a refusal its page as ever."""
     if request.mimetype == "multipart/form-data":
         # a photo round's form: its own body limit, before reading it
         link = find_link(code)
@@ -102,6 +103,12 @@ def submit(code):
         return (render_round(page.link, state, error, chosen=request.form,
                              help_requests=help_requests), error.status)
     SUBMISSIONS.inc()  # committed
+    if htmx_press(request.environ):  # through htmx: the page itself (as after Start), else the 303
+        try:
+            return pressed(code, page_for(code, fragment=False))
+        except Exception:  # stored: the 303 says so, whatever failed
+            log.warning("submit %s stored; its page failed", code, exc_info=True)
+            db.session.rollback()
     return redirect(url_for("play.round_page", code=code), 303)
 
 
