@@ -122,10 +122,9 @@ def text(response) -> str:
 
 
 def start(client, code):
-    """Press Start on a round's link."""
-    page = client.get(f"/f/{code}")
-    token = csrf_from(page.get_data(as_text=True))
-    return client.post(f"/f/{code}/start", data={"csrf_token": token})
+    """Press Start on a round's link (its form's token: the link's own)."""
+    name, token = token_field(client.get(f"/f/{code}").get_data(as_text=True))
+    return client.post(f"/f/{code}/start", data={name: token})
 
 
 def answer_form(client, code) -> tuple[str, dict[str, dict[str, str]]]:
@@ -146,8 +145,8 @@ def submit(client, code, picks: list[list[str]]):
 
 def press_start(client, code):
     """Press Start on a round's link, which must take the player to the questions."""
-    page = client.get(f"/f/{code}").get_data(as_text=True)
-    assert client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page)}).status_code == 303
+    name, token = token_field(client.get(f"/f/{code}").get_data(as_text=True))
+    assert client.post(f"/f/{code}/start", data={name: token}).status_code == 303
 
 
 def token_field(page: str) -> tuple[str, str]:
