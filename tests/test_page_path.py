@@ -10,7 +10,7 @@ from quiz.extensions import db, state
 from quiz.models import Challenge, FormLink, Participant
 from quiz.web.page_path import PageFastPath
 
-from .helpers import csrf_from, press_start, round_one_code
+from .helpers import press_start, round_one_code
 
 
 def fast_path(app) -> PageFastPath:

@@ -15,7 +15,7 @@ from quiz.models import Participant, Submission
 from quiz.submit_read import reader
 from quiz.web import page_cache, repeat_page, submit_path
 
-from .helpers import POSTGRES_URL, csrf_from, session_token, start, text, token_field
+from .helpers import POSTGRES_URL, session_token, start, text, token_field
 from .test_submit_path import Paths, code_of, fields_for, stored_form_body
 
 ALREADY_IN = {"en": "Your answers are already in", "de": "Deine Antworten sind schon da",

@@ -4,17 +4,20 @@ pages ("Not started yet" before a round opens; "Answers in ✔" after the submit
 is open, and what a waiting phone fetches when the shared status changes). Each is the same for
 every player of a round but for a few values.
 
-They hold a session CSRF token (the help form, the language switch), so they stay in Flask; what
-this saves is the render. The first page of a kind is rendered as always, then kept with the
-player's own values marked: their link's code, its token (the Start form's,
-quiz/web/start_path.py), report code, CSRF token and (the whole page) their name. The next player's
-page is that copy with their values put in: the same bytes as a render (tests/test_page_path.py
-compares them), and the same session (the CSRF token and Flask-Login's look are asked for only when
-the render asked for them). A copy is kept per template, language, look, page state, round (its
-state, title, clock, question count, photos), shadow-league note and, on a waiting page, the shared
-status it embeds (its versions and cadence); a page with anything more (a flash message, a staff
-login, a help request, an error) is rendered as always. `copied_page` keeps the "already in" page of
-a repeated submit the same way (quiz/web/repeat_page.py).
+The first page of a kind is rendered as always, then kept with the player's own values marked:
+their link's code, its token (the Start form's, the language switch's and the help form's on a link
+page: quiz/web/start_path.py), report code and (the whole page) their name; a page that asked for
+the session's CSRF token (a repeated submit's, quiz/web/repeat_page.py, when rendered with one)
+keeps it marked too. The next player's page is that copy with their values put in: the same bytes
+as a render (tests/test_page_copy.py, tests/test_page_fast.py compare them), and the same session
+(the CSRF token and Flask-Login's look are asked for only when the render asked for them). A copy is
+kept per template, language, look, page state, round (its state, title, clock, question count,
+photos), shadow-league note and, on a waiting page, the shared status it embeds (its versions and
+cadence): `page_key`, made from the view's context or, before Flask, from the same values read by
+`copy_before_flask` (GET /f/<code>, quiz/web/page_path.py: a page whose session holds nothing of
+its own is answered without Flask). A page with anything more (a flash message, a staff login, a
+help request, an error) is rendered as always. `copied_page` keeps the "already in" page of a
+repeated submit the same way (quiz/web/repeat_page.py).
 """
 import random
 

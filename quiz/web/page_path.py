@@ -1,13 +1,19 @@
-"""GET /f/<code> when it is the player's stored form: answered before Flask (`PageFastPath`).
+"""GET /f/<code> answered before Flask when it can be (`PageFastPath`): the stored form, or a page
+from this process's copy.
 
-Right after "Start round" every phone presses Start and is sent to its link, whose page is then
-its stored form (quiz/stored_forms.py): bytes from storage with this moment's timer put in. That
-page needs no session, no CSRF token, no template but the timer's, so a web process answers it
-before Flask does: the link's query, the page's state, the storage read, the headers Flask's hooks
-would add (tests/test_page_path.py compares both paths byte for byte). Anything else — another
-state, a fragment, a shadow-league player, storage paused or failing, a form not stored yet, HEAD —
-goes on to Flask, in the same application context: the link read here is handed to the view
-(`round_page_of`), so the page a herd meets most (Start) still costs one query. `stored_page` is
+Right after "Start round" every phone opens its link (the Start page), presses Start and is sent to
+its link, whose page is then its stored form (quiz/stored_forms.py): bytes from storage with this
+moment's timer put in; after its submit, it opens its link again ("Answers in ✔"), and a waiting
+phone fetches its page's fragment when the shared status changes. None of these needs a session: the
+stored form proves its origin with the link's token, and so do the link page's forms (Start,
+language switch, help: quiz/web/start_path.py). So a web process answers them before Flask does: the
+link's query, the page's state, the storage read or the copy (quiz/web/page_cache.py
+`copy_before_flask`: whole, or the htmx fragment), and the headers Flask's hooks would add
+(tests/test_page_path.py and tests/test_page_fast.py compare both paths byte for byte). Anything
+else — another state, a page not copied yet in this process, a session with a flash message or a
+staff login (or one Flask-Login would mark), a shadow-league player, storage paused or failing, a
+form not stored yet, HEAD — goes on to Flask, in the same application context: the link read here
+is handed to the view (`round_page_of`), so such a page still costs one query. `stored_page` is
 also what an htmx Start press answers with once the clock runs (quiz/web/start_path.py), and
 `stored_form` Flask's way to the same page (served, or through a pre-signed URL).
 """
