@@ -214,3 +214,18 @@ def test_other_pages_keep_the_session_s_token(app, client, pages):
     refused = client.post(f"/r/{report}/help", data={"form_token": token_field(
         client.get(f"/f/{code}").get_data(as_text=True))[1], "kind": "no_sms", "text": "Hi"})
     assert refused.status_code == 400 and OUT_OF_DATE in refused.get_data()
+
+
+@pytest.mark.parametrize("page", ["ready", "submitted", "not_open"])
+def test_a_fragment_of_a_session_flask_login_has_yet_to_mark_goes_to_flask(app, pages, page):
+    """A fragment's render looks at the login too (Flask-Login's context processor): a session it
+    has yet to mark gets Flask's answer, with the cookie it sets."""
+    first, second = pages[page]
+    app.extensions.pop(EXTENSION, None)
+    headers = {**FRAGMENT, "Cookie": f"session={session_cookie(app, fresh=True)}"}
+    # the copy made as a web process makes it: in contexts of its own (the test's `g` would say
+    # the login was looked at, by the requests before)
+    apart(lambda: both(app, first, served_fast=False, **headers))
+    fast, flask = both(app, second, served_fast=False, **headers)
+    assert fast == flask and STATE[page] in fast[2]
+    assert "Set-Cookie" in dict(fast[1])

@@ -141,7 +141,8 @@ def copied_page(key: tuple, player: tuple[str, str, str | None], render) -> str:
         page, asks = copy
     # What the render asked for, in its order: Flask-Login's look at the session (it marks a
     # session it doesn't know as not fresh), then the session's CSRF token (made if it has none):
-    # the same session, and cookie, as a render leaves. A fragment without a form asks for neither.
+    # the same session, and cookie, as a render leaves. (Every render looks at the login:
+    # Flask-Login's context processor; a link's page asks for no CSRF token.)
     user, token = asks
     if user:
         current_user.is_authenticated  # noqa: B018
