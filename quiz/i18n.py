@@ -100,6 +100,12 @@ def request_language(asked=None) -> str:
     return asked.accept_languages.best_match(enabled()) or default()
 
 
+def page_language(code: str | None, asked) -> str:
+    """The language a participant's page speaks, read before Flask (`asked`: the request): theirs
+    while the event offers it (`use_language`), else what the phone asks for."""
+    return code if code in enabled() else request_language(asked)
+
+
 def offered(code) -> str:
     """`code` if the event offers it, else a 400 that names the languages it does."""
     if isinstance(code, str) and code in enabled():

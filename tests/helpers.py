@@ -103,6 +103,12 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+def session_token(client) -> str:
+    """The session's CSRF token, as a page of the session carries it (a link's page carries the
+    link's token instead: this is what a link page rendered before that change held)."""
+    return csrf_from(client.get("/register").get_data(as_text=True))
+
+
 def post_form(client, page_url: str, action_url: str, data: dict, **kwargs):
     """GET the page, then POST its form with the page's CSRF token (a phone without JS)."""
     page = client.get(page_url)
@@ -122,10 +128,9 @@ def text(response) -> str:
 
 
 def start(client, code):
-    """Press Start on a round's link."""
-    page = client.get(f"/f/{code}")
-    token = csrf_from(page.get_data(as_text=True))
-    return client.post(f"/f/{code}/start", data={"csrf_token": token})
+    """Press Start on a round's link (its form's token: the link's own)."""
+    name, token = token_field(client.get(f"/f/{code}").get_data(as_text=True))
+    return client.post(f"/f/{code}/start", data={name: token})
 
 
 def answer_form(client, code) -> tuple[str, dict[str, dict[str, str]]]:
@@ -137,8 +142,10 @@ def answer_form(client, code) -> tuple[str, dict[str, dict[str, str]]]:
 
 def submit(client, code, picks: list[list[str]]):
     """Post the picks (choice texts, one list per question) through the link's question page."""
-    token, fields = answer_form(client, code)
-    data = {"csrf_token": token}
+    page = client.get(f"/f/{code}").get_data(as_text=True)
+    fields = choice_values(page)
+    name, token = token_field(page)  # a page's first form token: the link's, or the session's
+    data = {name: token}
     for (name, options), chosen in zip(fields.items(), picks):
         data[name] = [options[c] for c in chosen]
     return client.post(f"/f/{code}/submit", data=data)
@@ -146,8 +153,8 @@ def submit(client, code, picks: list[list[str]]):
 
 def press_start(client, code):
     """Press Start on a round's link, which must take the player to the questions."""
-    page = client.get(f"/f/{code}").get_data(as_text=True)
-    assert client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page)}).status_code == 303
+    name, token = token_field(client.get(f"/f/{code}").get_data(as_text=True))
+    assert client.post(f"/f/{code}/start", data={name: token}).status_code == 303
 
 
 def token_field(page: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from itsdangerous import URLSafeSerializer
 from PIL import Image
 from playwright.sync_api import expect
 
-from quiz.rehearsal_pages import answer_token, csrf, question_choices, question_texts
+from quiz.rehearsal_pages import answer_token, form_fields, question_choices, question_texts
 
 from .a11y import Audits
 from .browser_fixtures import PHONE, POLL, PROJECTOR, console_login, fill_join_form, stage_fits
@@ -95,7 +95,7 @@ def answer(link: str, right: bool) -> None:
     a photo where one is asked."""
     http = requests.Session()
     page = http.get(link).text
-    assert http.post(f"{link}/start", data={"csrf_token": csrf(page)}).status_code == 200
+    assert http.post(f"{link}/start", data=form_fields(page, "/start")).status_code == 200
     page = http.get(link).text
     data, texts = answer_token(page), question_texts(page)
     for name, options in question_choices(page).items():

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from quiz.extensions import db
 from quiz.models import CHECKIN_ALPHABET, FormLink, HelpRequest, Message, Participant
 
-from .helpers import csrf_from, login, start, submit
+from .helpers import csrf_from, login, start, submit, token_field
 
 
 def text(response) -> str:
@@ -199,8 +199,9 @@ def test_migration_gives_players_registered_before_it_a_checkin_code(app):
 # --- help desk -----------------------------------------------------------------------------------
 
 def ask(client, page_url, action_url, **data):
-    token = csrf_from(client.get(page_url).get_data(as_text=True))
-    return client.post(action_url, data={"csrf_token": token, **data})
+    """The page's help form sent (its token: the link's on a round page, else the session's)."""
+    name, token = token_field(client.get(page_url).get_data(as_text=True))
+    return client.post(action_url, data={name: token, **data})
 
 
 def help_rows():

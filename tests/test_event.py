@@ -23,6 +23,8 @@ import sqlalchemy
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from quiz.rehearsal_pages import form_fields
+
 from .helpers import AWS_TEST_ENV, new_bucket
 from .live_fixtures import LiveStack
 
@@ -125,7 +127,7 @@ def play(stack, player: Player, number: int, picks, double: bool) -> str:
     url = player.links[number]
     page = player.http.get(url).text
     assert "Ready?" in page, page[:2000]
-    player.http.post(f"{url}/start", data={"csrf_token": csrf(page)})
+    player.http.post(f"{url}/start", data=form_fields(page, "/start"))
     # the stored form: served, or from S3 through a freshly signed URL
     page = player.http.get(url).text
     assert 'data-stored-form="forms"' in page, page[:2000]
@@ -288,7 +290,7 @@ def test_whole_event_over_http(stack):
                 plan[p.n] == "double"), alive))
         if number == 1:  # the late player loads the questions, then posts after the close
             page = late.http.get(late.links[1]).text
-            late.http.post(late.links[1] + "/start", data={"csrf_token": csrf(page)})
+            late.http.post(late.links[1] + "/start", data=form_fields(page, "/start"))
             page = late.http.get(late.links[1]).text
         end = requests.post(f"{stack.url}/api/admin/end-challenge/{number}", headers=headers)
         assert end.status_code == 200, end.text

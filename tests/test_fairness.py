@@ -25,7 +25,7 @@ from quiz.models import FormLink, Participant, Submission
 from quiz.questions import apply_bank, parse_bank
 from quiz.web.display import live_stage
 
-from .helpers import csrf_from
+from .helpers import csrf_from, token_field
 
 # Rounds of three four-choice questions: (text, choices in bank order, answer).
 ROUNDS = {
@@ -111,8 +111,8 @@ def play(player: Throwaway, number: int, pick) -> None:
     """Start, then submit `pick(question text, labels on the page)` → the label chosen."""
     link = player.links[number]
     page = player.client.get(link).get_data(as_text=True)
-    assert player.client.post(f"{link}/start",
-                              data={"csrf_token": csrf_from(page)}).status_code == 303
+    name, token = token_field(page)
+    assert player.client.post(f"{link}/start", data={name: token}).status_code == 303
     page = player.client.get(link).get_data(as_text=True)
     data = {"csrf_token": csrf_from(page)}
     for text, (name, choices) in questions_on(page).items():
@@ -125,7 +125,7 @@ def send_value_zero(player: Throwaway, number: int):
     """Start, then send 0 (a choice's index in the bank, alike for everyone) for every question."""
     link = player.links[number]
     page = player.client.get(link).get_data(as_text=True)
-    player.client.post(f"{link}/start", data={"csrf_token": csrf_from(page)})
+    player.client.post(f"{link}/start", data=dict([token_field(page)]))
     page = player.client.get(link).get_data(as_text=True)
     data = {"csrf_token": csrf_from(page), **{name: "0" for name, _ in questions_on(page).values()}}
     return player.client.post(f"{link}/submit", data=data)

@@ -10,7 +10,7 @@ from quiz.extensions import db
 from quiz.models import Participant
 from quiz.stored_forms import form_token
 
-from .helpers import csrf_from
+from .helpers import csrf_from, session_token, token_field
 
 GERMAN = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
 SPANISH = {"Accept-Language": "es-MX,es;q=0.8"}
@@ -64,7 +64,7 @@ def test_the_round_page_speaks_the_players_language_in_every_message(client, pla
     page = client.get(f"/f/{links[1]}")
     assert lang_of(page) == "de" and "Noch nicht gestartet" in page.text
     # a refusal worded after the write, in her language (not the phone's)
-    refused = client.post(f"/f/{links[1]}/start", data={"csrf_token": csrf_from(page.text)},
+    refused = client.post(f"/f/{links[1]}/start", data=dict([token_field(page.text)]),
                           headers=SPANISH)
     assert refused.status_code == 409
     assert "Runde 1 hat noch nicht begonnen" in refused.text
@@ -212,8 +212,8 @@ def test_the_switch_on_a_round_page_takes_the_session_token_or_the_stored_forms(
     grace, links = player
     page = client.get(f"/f/{links[1]}")
     assert f'action="/f/{links[1]}/lang"' in page.text
-    assert client.post(f"/f/{links[1]}/lang", data={
-        "lang": "de", "csrf_token": csrf_from(page.text)}).status_code == 303
+    assert client.post(f"/f/{links[1]}/lang", data={  # a page from before: the session's token
+        "lang": "de", "csrf_token": session_token(client)}).status_code == 303
     db.session.expire_all()
     assert db.session.get(Participant, grace.id).language == "de"
     # a stored form (object storage, no session) proves itself with its form token

@@ -16,7 +16,7 @@ from quiz.extensions import db
 from quiz.models import AuditEntry, FormLink, PhotoAnswer, Submission
 from quiz.storage import StorageError
 
-from .helpers import PHOTO_BANK, ROOT, csrf_from, post_form
+from .helpers import PHOTO_BANK, ROOT, csrf_from, post_form, token_field
 
 GPS = 0x8825
 ORIENTATION = 0x0112
@@ -87,7 +87,7 @@ def fields(page: str) -> dict:
 
 def start_and_read(client, code) -> tuple[str, dict]:
     page = client.get(f"/f/{code}").get_data(as_text=True)
-    client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page)})
+    client.post(f"/f/{code}/start", data=dict([token_field(page)]))
     page = client.get(f"/f/{code}").get_data(as_text=True)
     return page, fields(page)
 
@@ -190,9 +190,9 @@ def test_only_a_round_with_a_photo_question_takes_a_large_body(client, photo_rou
     client.post("/api/admin/start-challenge/2", headers=api_headers)
     code = db.session.scalar(select(FormLink.code).where(FormLink.challenge_id == 2).limit(1))
     page = client.get(f"/f/{code}").get_data(as_text=True)
-    client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page)})
+    client.post(f"/f/{code}/start", data=dict([token_field(page)]))
     response = client.post(f"/f/{code}/submit",
-                           data={"csrf_token": csrf_from(page), "x": "y" * 100_000})
+                           data={**dict([token_field(page)]), "x": "y" * 100_000})
     assert response.status_code == 413
     assert db.session.scalar(select(func.count()).select_from(Submission)) == 0
 
@@ -411,7 +411,7 @@ def test_the_migration_makes_existing_questions_multiple_choice(app):
 def test_through_gunicorn_a_photo_goes_in_and_an_oversized_one_gets_the_413_page(
         live_stack, tmp_path):
     import requests
-    from quiz.rehearsal_pages import answer_token, csrf, question_choices
+    from quiz.rehearsal_pages import answer_token, form_fields, question_choices
     bank = tmp_path / "photos.yaml"
     bank.write_text(PHOTO_BANK)
     live_stack.flask("questions", "load", str(bank))
@@ -423,7 +423,7 @@ def test_through_gunicorn_a_photo_goes_in_and_an_oversized_one_gets_the_413_page
                   headers={"Authorization": "Bearer live-token"})
     for link, photo in zip(links, [jpeg((4000, 3000)), jpeg((50, 50)) + b"\x00" * 9_000_000]):
         phone = requests.Session()
-        phone.post(f"{link}/start", data={"csrf_token": csrf(phone.get(link).text)})
+        phone.post(f"{link}/start", data=form_fields(phone.get(link).text, "/start"))
         page = phone.get(link).text
         (name, options), = question_choices(page).items()
         field = re.search(r'<input type="file" name="(q\d+)"', page).group(1)
@@ -552,7 +552,7 @@ def test_six_photos_decoding_at_once_keep_each_web_process_within_300_mb(live_st
     import requests
     from concurrent.futures import ThreadPoolExecutor
 
-    from quiz.rehearsal_pages import answer_token, csrf
+    from quiz.rehearsal_pages import answer_token, form_fields
 
     from .players import Api
     bank = tmp_path / "photos.yaml"
@@ -564,7 +564,7 @@ def test_six_photos_decoding_at_once_keep_each_web_process_within_300_mb(live_st
     phones = []
     for link in links:
         phone = requests.Session()
-        phone.post(f"{link}/start", data={"csrf_token": csrf(phone.get(link).text)})
+        phone.post(f"{link}/start", data=form_fields(phone.get(link).text, "/start"))
         page = phone.get(link).text
         field = re.search(r'<input type="file" name="(q\d+)"', page).group(1)
         phones.append((phone, link, answer_token(page), field))

@@ -11,7 +11,7 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
-from quiz.rehearsal_pages import answer_token, csrf, question_choices
+from quiz.rehearsal_pages import answer_token, form_fields, question_choices
 
 from .browser_fixtures import PHONE, console_login
 from .helpers import ROOT
@@ -73,7 +73,7 @@ def send_over_http(link: str, photo: Path) -> None:
     photo."""
     http = requests.Session()
     page = http.get(link).text
-    http.post(f"{link}/start", data={"csrf_token": csrf(page)})
+    http.post(f"{link}/start", data=form_fields(page, "/start"))
     page = http.get(link).text
     (name, options), = question_choices(page).items()
     field = re.search(r'<input type="file" name="(q\d+)"', page).group(1)

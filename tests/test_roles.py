@@ -14,7 +14,7 @@ from quiz.helpdesk import ask_for_help
 from quiz.models import AdminUser, AuditEntry, FormLink, Participant, PhotoAnswer, Role
 from quiz.reminders import schedule_reminder
 
-from .helpers import PHOTO_BANK, csrf_from, post_form, text
+from .helpers import PHOTO_BANK, csrf_from, post_form, text, token_field
 
 
 # Every console route (from app.url_map: each path under /admin) → the least role that may use it;
@@ -157,7 +157,7 @@ def world(app, client, load_bank, make_participant, run_jobs, api_headers):
 def answer_with_a_photo(client, code: str) -> None:
     """Press Start and send the round's form: S3, and a photo."""
     page = client.get(f"/f/{code}").get_data(as_text=True)
-    client.post(f"/f/{code}/start", data={"csrf_token": csrf_from(page)})
+    client.post(f"/f/{code}/start", data=dict([token_field(page)]))
     page = client.get(f"/f/{code}").get_data(as_text=True)
     choice, value = re.search(r'name="(q\d+)" value="([^"]+)"[^>]*>\s*<span>S3<', page).groups()
     photo = re.search(r'<input type="file" name="(q\d+)"', page).group(1)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from quiz.extensions import db
 from quiz.models import FormLink
 
-from .helpers import csrf_from, login
+from .helpers import csrf_from, login, session_token
 
 
 def test_pages_carry_a_csp_without_unsafe_eval_and_no_referrer(client):
@@ -42,7 +42,7 @@ def test_start_is_limited_per_link_not_per_address(client, load_bank, make_parti
     codes = [db.session.scalar(select(FormLink.code).where(FormLink.participant_id == i,
                                                            FormLink.challenge_id == 1))
              for i in ids]
-    token = csrf_from(client.get(f"/f/{codes[0]}").get_data(as_text=True))
+    token = session_token(client)
     statuses = [client.post(f"/f/{codes[0]}/start", data={"csrf_token": token}).status_code
                 for _ in range(31)]
     assert statuses[:30] == [303] * 30 and statuses[30] == 429
@@ -73,7 +73,7 @@ def test_a_limited_request_makes_one_redis_round_trip_with_the_same_headers(
     code = db.session.scalar(select(FormLink.code).where(
         FormLink.participant_id == make_participant().id, FormLink.challenge_id == 1))
     client.post("/api/admin/start-challenge/1", headers=api_headers)
-    token = csrf_from(client.get(f"/f/{code}").get_data(as_text=True))
+    token = session_token(client)
     server = redis.Redis.from_url(app.config["REDIS_URL"])
 
     def calls() -> dict:

@@ -16,7 +16,7 @@ from quiz.models import Challenge, FormLink, Message, Participant, Submission
 from quiz.questions import apply_bank, parse_bank
 from quiz.ranking import ShadowTotal, shadow_key, shadow_standings
 
-from .helpers import csrf_from, report_rows, rows_of, start, submit, text
+from .helpers import csrf_from, report_rows, rows_of, session_token, start, submit, text
 from .players import Api, answer_over_http, connect, load_demo_bank, wait_for
 
 QUESTIONS = """
@@ -145,7 +145,7 @@ def test_shadow_players_who_would_rank_first_never_touch_the_real_round(
 
 def test_exactly_once_and_the_same_close_rules(client, knocked_out, api_headers):
     code = code_of(knocked_out["Cy"], 2)
-    token = csrf_from(client.get(f"/f/{code}").get_data(as_text=True))
+    token = session_token(client)
     early = client.post(f"/f/{code}/submit", data={"csrf_token": token})
     assert early.status_code == 409 and "Press Start first" in text(early)
     play(client, knocked_out["Cy"], 2, RIGHT)

@@ -1,13 +1,19 @@
-"""GET /f/<code> when it is the player's stored form: answered before Flask (`PageFastPath`).
+"""GET /f/<code> answered before Flask when it can be (`PageFastPath`): the stored form, or a page
+from this process's copy.
 
-Right after "Start round" every phone presses Start and is sent to its link, whose page is then
-its stored form (quiz/stored_forms.py): bytes from storage with this moment's timer put in. That
-page needs no session, no CSRF token, no template but the timer's, so a web process answers it
-before Flask does: the link's query, the page's state, the storage read, the headers Flask's hooks
-would add (tests/test_page_path.py compares both paths byte for byte). Anything else — another
-state, a fragment, a shadow-league player, storage paused or failing, a form not stored yet, HEAD —
-goes on to Flask, in the same application context: the link read here is handed to the view
-(`round_page_of`), so the page a herd meets most (Start) still costs one query. `stored_page` is
+Right after "Start round" every phone opens its link (the Start page), presses Start and is sent to
+its link, whose page is then its stored form (quiz/stored_forms.py): bytes from storage with this
+moment's timer put in; after its submit, it opens its link again ("Answers in ✔"), and a waiting
+phone fetches its page's fragment when the shared status changes. None of these needs a session: the
+stored form proves its origin with the link's token, and so do the link page's forms (Start,
+language switch, help: quiz/web/start_path.py). So a web process answers them before Flask does: the
+link's query, the page's state, the storage read or the copy (quiz/web/page_cache.py
+`copy_before_flask`: whole, or the htmx fragment), and the headers Flask's hooks would add
+(tests/test_page_path.py and tests/test_page_fast.py compare both paths byte for byte). Anything
+else — another state, a page not copied yet in this process, a session with a flash message or a
+staff login (or one Flask-Login would mark), a shadow-league player, storage paused or failing, a
+form not stored yet, HEAD — goes on to Flask, in the same application context: the link read here
+is handed to the view (`round_page_of`), so such a page still costs one query. `stored_page` is
 also what an htmx Start press answers with once the clock runs (quiz/web/start_path.py), and
 `stored_form` Flask's way to the same page (served, or through a pre-signed URL).
 """
@@ -29,6 +35,7 @@ from ..models import FormLink
 from ..observability import REQUEST_SECONDS, request_id
 from ..storage import StorageError, get_storage
 from ..stored_forms import TIMER_MARK, form_key
+from .page_cache import copy_before_flask
 from .security import security_headers
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,9 @@ STASH = "knockout_round_page"
 # What Flask's hooks add to a stored form's response (quiz/web/security.py, quiz/observability.py),
 # in their order; Flask's session adds Cookie to Vary (a hook reads the session).
 HEADERS = [("Vary", "HX-Request, Cookie"), *security_headers("/f/")]
+# ... and to a shared page's (the view adds Accept-Language: a page without a stored language
+# speaks the phone's)
+COPY_HEADERS = [("Vary", "HX-Request, Accept-Language, Cookie"), *security_headers("/f/")]
 
 
 def stored_body(link: FormLink, language: str) -> bytes | None:
@@ -77,8 +87,8 @@ def round_page_of(code: str) -> RoundPage:
 
 
 class PageFastPath:
-    """WSGI: GET /f/<code> answered with the stored form when that is the page; anything else goes
-    on to the app."""
+    """WSGI: GET /f/<code> answered with the stored form, or a shared page from this process's copy
+    (whole or the htmx fragment), when that is the page; anything else goes on to the app."""
 
     def __init__(self, app: Flask, wrapped):
         self.app, self.wrapped = app, wrapped
@@ -86,48 +96,79 @@ class PageFastPath:
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if (environ.get("REQUEST_METHOD") != "GET" or not path.startswith(PREFIX)
-                or "HTTP_HX_REQUEST" in environ or not CODE_PATTERN.fullmatch(path[len(PREFIX):])):
+                or not CODE_PATTERN.fullmatch(path[len(PREFIX):])):
+            return self.wrapped(environ, start_response)
+        fragment = htmx_fragment(environ)
+        if fragment is None:
             return self.wrapped(environ, start_response)
         started, failed = time.perf_counter(), False
         with self.app.app_context():
             try:
-                body = self.stored(path[len(PREFIX):], environ)
+                answer = self.answer(path[len(PREFIX):], environ, fragment)
             except QuizError:
-                body = None  # Flask's page says what failed (an unknown link: its 404)
+                answer = None  # Flask's page says what failed (an unknown link: its 404)
             except SQLAlchemyError as error:
-                body, failed = None, True
+                answer, failed = None, True
                 log.warning("round page %s: the fast path's read failed, the app reads again: %s",
                             path, error)
-            if body is None and not failed:
+            if answer is None and not failed:
                 return self.wrapped(environ, start_response)
         if failed:
             # Its session is gone with its context (a cut connection is discarded, and the pool
             # renewed): the app reads again in a context of its own, and says what failed if
             # that fails too.
             return self.wrapped(environ, start_response)
+        body, headers = answer
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                  ("Content-Length", str(len(body))), *HEADERS,
+                                  ("Content-Length", str(len(body))), *headers,
                                   ("X-Request-ID", request_id(environ.get("HTTP_X_REQUEST_ID")))])
         REQUEST_SECONDS.labels("play.round_page", "GET").observe(time.perf_counter() - started)
         return [body]
 
-    def stored(self, code: str, environ) -> bytes | None:
-        """The stored page for `code`, or None (the link read is stashed for Flask's view)."""
-        return stored_page(code, environ)
+    def answer(self, code: str, environ, fragment: bool) -> tuple[bytes, list] | None:
+        """`code`'s page and the headers Flask's hooks would add, or None (the link read is
+        stashed for Flask's view)."""
+        page = find_round_page(code)
+        if not fragment:
+            body = stored_page_of(page, environ)
+            if body is not None:
+                return body, HEADERS
+        asked = Request(environ)
+        copy = copy_before_flask(page, asked, fragment)
+        if copy is None:
+            g.setdefault(STASH, page)
+            return None
+        return copy.encode(), COPY_HEADERS
+
+
+def htmx_fragment(environ) -> bool | None:
+    """Whether the request asks for the page's fragment (quiz/web/handling.wants_fragment: an htmx
+    request, not boosted, not a history restore); None for anything else htmx sends (Flask
+    answers it)."""
+    htmx = environ.get("HTTP_HX_REQUEST")
+    if htmx is None:
+        return False
+    if (htmx != "true" or "HTTP_HX_BOOSTED" in environ
+            or "HTTP_HX_HISTORY_RESTORE_REQUEST" in environ):
+        return None
+    return True
 
 
 def stored_page(code: str, environ) -> bytes | None:
     """`code`'s page when it is the stored form, served here (not through a pre-signed URL), or
-    None (the link read is stashed for Flask's view): what GET /f/<code> answers before Flask, and
-    an htmx Start press (quiz/web/start_path.py) once the clock runs."""
-    page = find_round_page(code)
+    None (the link read is stashed for Flask's view): what an htmx Start press answers with once
+    the clock runs (quiz/web/start_path.py)."""
+    return stored_page_of(find_round_page(code), environ)
+
+
+def stored_page_of(page: RoundPage, environ) -> bytes | None:
+    """`page` when it is the stored form, served here (not through a pre-signed URL), or None
+    (the link read is stashed for Flask's view)."""
     if (not serves_stored(page) or current_app.config["FORMS_DELIVERY"] == "redirect"
             and get_storage().presigns):
         g.setdefault(STASH, page)
         return None
-    language = page.link.participant.language
-    if language not in i18n.enabled():
-        language = i18n.request_language(Request(environ))
+    language = i18n.page_language(page.link.participant.language, Request(environ))
     body = stored_body(page.link, language)
     if body is None:
         g.setdefault(STASH, page)

@@ -15,7 +15,7 @@ from ..checkin import display_code
 from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import csrf, db, limiter
-from ..stored_forms import form_token_ok
+from ..stored_forms import form_token, form_token_ok
 from ..links import (find_link, find_participant, find_round_page, link_url, report_url,
                      round_facts)
 from ..models import HELP_KINDS, FormLink, Participant, Submission
@@ -156,7 +156,10 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
                      and shadow.invited_after(link.participant, link.challenge, last)),
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), **waiting_context(link, state),
-        language_action=url_for("language.switch_round", code=link.code), **desk)
+        language_action=url_for("language.switch_round", code=link.code),
+        # the language switch and help form prove their origin with the link's token, as the
+        # Start form does (quiz/web/start_path.py): the page holds no session token
+        link_token=form_token(link.code), **desk)
     plain = (not shared(context) or error or help_error or chosen is not None
              or desk.get("help_requests"))
     response = current_app.make_response(render_template(template, **context) if plain
@@ -238,6 +241,7 @@ def help_context(participant: Participant, scope: str, code: str,
 
 
 @bp.post("/f/<code>/help")
+@link_token_or_csrf  # the round page's form carries the link's token; an older page the session's
 @limiter.limit("6 per minute", key_func=link_key)
 def ask_help_round(code):
     """Ask the help desk from a round page."""

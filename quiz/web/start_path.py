@@ -133,9 +133,9 @@ def page_url(environ, code: str) -> str:
 
 
 def link_token_or_csrf(view):
-    """The route's check, for the presses that reach it: the link's token (the Start page's form),
-    else the session's CSRF token (a page rendered before the form carried the link's token); the
-    CSRF error's 400 otherwise."""
+    """The route's check, for the posts that reach it (Start, and the help form of a link page): the
+    link's token (the link page's forms), else the session's CSRF token (a page rendered before the
+    form carried the link's token); the CSRF error's 400 otherwise."""
     @wraps(view)
     def checked(code, **kwargs):
         if not form_token_ok(code, request.form.get("form_token", "")):
