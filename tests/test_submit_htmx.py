@@ -46,11 +46,14 @@ def test_an_htmx_submit_gets_the_players_page_in_one_request(app, client, player
     fast_code, flask_code = players
     paths = Paths()
     _, data = fields_for(client, fast_code)
+    # the same phone's session for both (as it was before either page: the first page Flask
+    # renders for it marks it, Flask-Login's `_fresh`, and says so with a Set-Cookie)
+    session = client.get_cookie("session").value
     fast = send(client, fast_code, stored_form_body(fast_code, data))
     assert (paths.answered(), paths.handed_on()) == (1, 0)
     _, data = fields_for(client, flask_code)
     alone = route_alone(app)
-    alone.set_cookie("session", client.get_cookie("session").value)  # the same phone's session
+    alone.set_cookie("session", session)
     through_flask = alone.post(f"/f/{flask_code}/submit", data=stored_form_body(flask_code, data),
                                headers=HTMX)
     assert (paths.answered(), paths.handed_on()) == (1, 0)
