@@ -29,9 +29,17 @@ class Server(StreamServer):
         super().start()
 
 
+def send_all(sock, data) -> None:
+    """`sock.sendall(data)` without gevent's getsockopt(SO_SNDBUF) a call (a syscall of its own,
+    to size the chunks it sends a big buffer in): send, and send the rest while some is left."""
+    view = memoryview(data)
+    while view:
+        view = view[sock.send(view):]
+
+
 class Response(wsgi.Response):
     """gunicorn's HTTP/1 response, whose headers wait for the first body bytes and go out with them
-    in one sendall: the same bytes in the same order, one send fewer.
+    in one send: the same bytes in the same order, one send fewer. Its sends are `send_all`'s.
 
     The headers are made when gunicorn's would be sent (their Date and Connection are those of that
     moment) and wait in `_head`. They go out with the first non-empty body bytes, or at `close` (an
@@ -68,17 +76,15 @@ class Response(wsgi.Response):
         """The waiting headers, sent on their own."""
         if self._head is not None:
             head, self._head = self._head, None
-            self.sock.sendall(head)
+            send_all(self.sock, head)
 
     def _emit_body(self, data):
-        if self._head is None:
-            super()._emit_body(data)
-        elif data:  # gunicorn's framing (util.write), the headers in front
-            head, self._head = self._head, None
-            if self.chunked:
-                data = b"".join([b"%X\r\n" % len(data), data, b"\r\n"])
-            self.sock.sendall(head + data)
-        # an empty item (a first item b"", or the content-length reached): nothing on the wire yet
+        if self._head is not None and not data:
+            return  # an empty item (a first one b"", the content-length reached): the headers wait
+        if self.chunked:  # gunicorn's framing (util.write_chunk)
+            data = b"".join([b"%X\r\n" % len(data), data, b"\r\n"])
+        head, self._head = self._head or b"", None
+        send_all(self.sock, head + data if head else data)
 
     def sendfile(self, respiter):
         """gunicorn's: the headers, then the file by the socket's sendfile. The headers go out on
@@ -94,8 +100,7 @@ class Response(wsgi.Response):
             self.send_headers()
         end = b"0\r\n\r\n" if self.chunked else b""  # util.write_chunk(sock, b"")
         head, self._head = self._head or b"", None
-        if head or end:
-            self.sock.sendall(head + end)
+        send_all(self.sock, head + end)
 
 
 class Worker(ggevent.GeventWorker):

@@ -6,7 +6,7 @@ GET /block?<fifo> holds the whole process (its event loop, not only the request'
 the test opens that fifo for writing: a web process stuck.
 /case/<name>: one of CASES, each a way an app answers (one body or several items, streamed,
 empty, a file, raising midway, ...) for comparing raw responses between the two workers.
-GET /sends: how many times the process's sockets sent (sendall) on this connection since the answer
+GET /sends: how many times the process's sockets sent (send) on this connection since the answer
 to the last /sends on it: a test hook, counting what the answers in between cost.
 """
 import collections
@@ -16,21 +16,22 @@ import os
 from pathlib import Path
 
 served = itertools.count(1)
-sends = collections.Counter()  # sendall calls, by connection (the socket's file number)
+sends = collections.Counter()  # send calls, by connection (the socket's file number)
 FILE = Path(__file__)  # a file to send (gunicorn's sendfile)
 
 
 def count_sends(socket_class):
-    """Count each sendall of this class of sockets (gevent's, in the web process)."""
+    """Count each send of this class of sockets (gevent's, in the web process: its sendall sends
+    through its send)."""
     if getattr(socket_class, "counted", False):
         return
-    sendall = socket_class.sendall
+    send = socket_class.send
 
-    def counted_sendall(sock, data, *args):
+    def counted_send(sock, data, *args, **kwargs):
         sends[sock.fileno()] += 1
-        return sendall(sock, data, *args)
+        return send(sock, data, *args, **kwargs)
 
-    socket_class.sendall = counted_sendall
+    socket_class.send = counted_send
     socket_class.counted = True
 
 
