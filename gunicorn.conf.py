@@ -5,7 +5,8 @@ from pathlib import Path
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# gunicorn's gevent worker, taking several new connections a pass of its loop (web_worker.py)
+# gunicorn's gevent worker, taking several new connections a pass of its loop and sending each
+# response's headers with its first body bytes (web_worker.py)
 worker_class = "web_worker.Worker"
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "4000"))
 timeout = 60

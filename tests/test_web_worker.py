@@ -4,6 +4,7 @@ real gunicorn: what a stuck or restarted process does to the connections (nothin
 nothing is lost)."""
 import http.client
 import json
+import re
 import os
 import runpy
 import signal
@@ -17,11 +18,14 @@ from pathlib import Path
 import gevent
 import pytest
 from gevent.server import StreamServer
+from gunicorn.http import wsgi
 from gunicorn.workers import ggevent
 
 import web_worker
 from quiz.config import ROOT
 from quiz.stack import free_port
+
+from . import worker_probe
 
 
 def waiting_connections(count: int):
@@ -65,27 +69,29 @@ def test_gunicorn_runs_the_web_processes_on_this_worker(monkeypatch, tmp_path):
     assert issubclass(web_worker.Worker, ggevent.GeventWorker)
 
 
-def test_the_worker_makes_its_servers_from_this_server_class(monkeypatch):
-    """gunicorn's worker makes its servers from its module's StreamServer in `run`: the worker
-    puts this server class there first."""
+def test_the_worker_makes_its_servers_and_responses_from_these_classes(monkeypatch):
+    """gunicorn's worker makes its servers from its module's StreamServer in `run`, and each
+    HTTP/1 response from gunicorn.http.wsgi's Response: the worker puts these classes there
+    first."""
     monkeypatch.setattr(ggevent, "StreamServer", StreamServer)
+    monkeypatch.setattr(wsgi, "Response", wsgi.Response)
     made = []
     monkeypatch.setattr(ggevent.GeventWorker, "run",
-                        lambda worker: made.append(ggevent.StreamServer))
+                        lambda worker: made.append((ggevent.StreamServer, wsgi.Response)))
     web_worker.Worker.__new__(web_worker.Worker).run()
-    assert made == [web_worker.Server]
+    assert made == [(web_worker.Server, web_worker.Response)]
 
 
 class Probe:
     """gunicorn running web_worker.Worker (`workers` processes) on tests/worker_probe.py."""
 
-    def __init__(self, tmp_path, workers: int, *options: str):
+    def __init__(self, tmp_path, workers: int, *options: str, worker: str = "web_worker.Worker"):
         self.port = free_port()
         settings = tmp_path / "probe.conf.py"  # not the project's gunicorn.conf.py (its hooks)
         settings.write_text("")
-        self.log = open(tmp_path / "gunicorn.log", "ab")
+        self.log = open(tmp_path / f"gunicorn-{self.port}.log", "ab")
         self.master = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(settings), "-k", "web_worker.Worker",
+            [sys.executable, "-m", "gunicorn", "-c", str(settings), "-k", worker,
              "-w", str(workers), "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5",
              *options, "tests.worker_probe:app"], cwd=ROOT, stdout=self.log, stderr=self.log,
             start_new_session=True)
@@ -196,3 +202,86 @@ def test_processes_restarted_by_max_requests_lose_no_connection(probe):
         if response.getheader("Connection", "").lower() == "close":
             kept.close()
     kept.close()
+
+
+# Raw requests for the comparison with gunicorn's own worker: each ends with one asking to close, so
+# the answer is everything up to the end of the connection.
+CLOSE = "Host: probe\r\nConnection: close\r\n\r\n"
+KEEP = "Host: probe\r\n\r\n"
+RAW_REQUESTS = {
+    **{f"{name}, keep-alive then close": f"GET /case/{name} HTTP/1.1\r\n{KEEP}"
+       f"GET /case/{name} HTTP/1.1\r\n{CLOSE}" for name in worker_probe.CASES},
+    **{f"{name}, HTTP/1.0": f"GET /case/{name} HTTP/1.0\r\n\r\n" for name in worker_probe.CASES},
+    "HEAD, keep-alive then close": f"HEAD /case/length HTTP/1.1\r\n{KEEP}"
+                                   f"HEAD /case/chunked HTTP/1.1\r\n{CLOSE}",
+    "a file with its length (sendfile)": f"GET /file/length HTTP/1.1\r\n{KEEP}"
+                                         f"GET /file/length HTTP/1.1\r\n{CLOSE}",
+    "a file, chunked (sendfile)": f"GET /file HTTP/1.1\r\n{KEEP}GET /file HTTP/1.1\r\n{CLOSE}",
+    "a file, HEAD": f"HEAD /file/length HTTP/1.1\r\n{CLOSE}",
+    "pipelined": "".join(f"GET /case/{name} HTTP/1.1\r\n{KEEP}" for name in worker_probe.CASES
+                         if not name.startswith("fails")) + f"GET /case/length HTTP/1.1\r\n{CLOSE}",
+}
+
+
+def raw_answer(port: int, request: str) -> bytes:
+    """Everything the server sends for `request` until it closes the connection, Date left out
+    (the one header that depends on when)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(request.encode())
+        received = b"".join(iter(lambda: client.recv(65536), b""))
+    return re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: -", received)
+
+
+@pytest.fixture(scope="module")
+def both_workers(tmp_path_factory):
+    """gunicorn's own gevent worker and web_worker.Worker on the probe app, one process each."""
+    ours = Probe(tmp_path_factory.mktemp("ours"), 1)
+    try:
+        theirs = Probe(tmp_path_factory.mktemp("theirs"), 1, worker="gevent")
+    except BaseException:
+        ours.stop()
+        raise
+    yield ours, theirs
+    ours.stop()
+    theirs.stop()
+
+
+@pytest.mark.parametrize("request_name", RAW_REQUESTS)
+def test_the_same_bytes_on_the_wire_as_gunicorns_own_worker(both_workers, request_name):
+    """Every way an app answers (a body with its length or streamed in chunks, empty, a first item
+    empty, HEAD, 204/304, a file by sendfile, an app raising before or after its first bytes,
+    Connection: close, keep-alive, HTTP/1.0, pipelined requests): byte for byte gunicorn's."""
+    ours, theirs = both_workers
+    request = RAW_REQUESTS[request_name]
+    answer = raw_answer(ours.port, request)
+    assert answer == raw_answer(theirs.port, request)
+    assert answer.startswith(b"HTTP/1.")
+
+
+def sends_for(port: int, path: str) -> int:
+    """How many sends the web process made to answer `path` (the probe's count, on one keep-alive
+    connection)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for asked in ("/sends", path, "/sends"):  # the first /sends: the count from 0 after it
+            connection.request("GET", asked)
+            answer = connection.getresponse().read()
+        return int(answer)
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("path, gunicorns, ours", [
+    ("/case/length", 2, 1), ("/case/length-items", 4, 3), ("/case/length-first-empty", 2, 1),
+    ("/case/length-empty", 1, 1), ("/case/chunked", 5, 4), ("/case/chunked-first-empty", 3, 2),
+    ("/case/chunked-empty", 2, 1), ("/case/streamed-first-empty", 3, 2), ("/case/write", 4, 3),
+    ("/case/no-content", 1, 1), ("/case/not-modified", 1, 1), ("/file/length", 2, 2),
+])
+def test_a_response_sends_its_headers_with_its_first_body_bytes(both_workers, path, gunicorns,
+                                                                 ours):
+    """The headers wait for the body's first bytes: an answer in one piece is one send, not
+    gunicorn's two (the headers, then the body); a streamed one saves that one send too. (A file:
+    its headers, then the file by gevent's sendfile, as gunicorn sends it.)"""
+    mine, theirs = both_workers
+    assert sends_for(theirs.port, path) == gunicorns
+    assert sends_for(mine.port, path) == ours
