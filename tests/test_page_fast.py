@@ -15,6 +15,7 @@ from quiz.models import Challenge, FormLink, Participant
 from quiz.web.page_cache import EXTENSION
 
 from .helpers import csrf_from, login, press_start, submit, token_field
+from .test_page_copy import flash_for
 from .test_page_path import both
 
 FRAGMENT = {"HX-Request": "true"}
@@ -112,14 +113,6 @@ def test_the_pages_before_flask_are_flask_s_byte_for_byte(app, pages, page):
                         assert b"X-CSRFToken" not in body and b'name="csrf_token"' not in body
 
 
-def flashed(app, cookie: str) -> str:
-    phone = app.test_client()
-    phone.set_cookie("session", cookie)
-    with phone.session_transaction() as session:
-        session["_flashes"] = [("ok", "A message for this page only")]
-    return phone.get_cookie("session").value
-
-
 def staff(app) -> str:
     console = app.test_client()
     assert login(console).status_code in (302, 303)
@@ -134,7 +127,7 @@ def test_a_session_of_its_own_goes_to_flask(app, pages, page, case):
     first, second = pages[page]
     app.extensions.pop(EXTENSION, None)
     both(app, first, served_fast=False)  # the copy
-    cookie = {"flash": lambda: flashed(app, session_cookie(app)), "staff": lambda: staff(app),
+    cookie = {"flash": lambda: flash_for(app, session_cookie(app)), "staff": lambda: staff(app),
               "remember": lambda: session_cookie(app), "garbled": lambda: "garbled.cookie.x",
               "fresh": lambda: session_cookie(app, fresh=True)}[case]()
     cookies = f"session={cookie}" + ("; remember_token=1|abc" if case == "remember" else "")
