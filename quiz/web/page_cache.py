@@ -158,6 +158,17 @@ def copied_page(key: tuple, player: tuple[str, str, str | None], render) -> str:
     return fill(page, values)
 
 
+def round_values(link: FormLink, state: str, last: bool | None) -> dict:
+    """What a round page says of its round besides its state: the round's facts and the shadow
+    league's notes (the view's context, and the same values before Flask)."""
+    participant, challenge = link.participant, link.challenge
+    return {"facts": round_facts(challenge) if state in (answers.READY, answers.SUBMITTED)
+            else None,
+            "shadow": shadow.in_shadow_league(participant, challenge),
+            "shadow_next": (state in (answers.SUBMITTED, answers.CLOSED)
+                            and shadow.invited_after(participant, challenge, last))}
+
+
 def copy_before_flask(page: RoundPage, asked: Request, fragment: bool) -> str | None:
     """`page` (whole, or its htmx `fragment`) from this process's copy, before Flask
     (quiz/web/page_path.py): the key made as the view makes it (`page_key`), and only when Flask's
@@ -167,17 +178,13 @@ def copy_before_flask(page: RoundPage, asked: Request, fragment: bool) -> str | 
     link = page.link
     participant, challenge, now = link.participant, link.challenge, utcnow()
     state = answers.page_state(link, now, page.submitted)
-    closed = challenge.is_closed
-    waits = waiting.waits(state, closed)
+    waits = waiting.waits(state, challenge.is_closed)
     if (page.asked_for_help or not (state == answers.READY or waits)
             or shadow.in_shadow_league(participant, challenge)):
         return None
     context = {"state": state, "challenge": challenge, "now": now, "waits": waits,
-               "status": waiting.current_status() if waits else None, "shadow": False,
-               "facts": round_facts(challenge) if state in (answers.READY, answers.SUBMITTED)
-               else None,
-               "shadow_next": (state in (answers.SUBMITTED, answers.CLOSED)
-                               and shadow.invited_after(participant, challenge, page.last))}
+               "status": waiting.current_status() if waits else None,
+               **round_values(link, state, page.last)}
     template = FRAGMENT if fragment else PAGE
     key = full_key(page_key(template, link, context, asked.script_root),
                    i18n.page_language(participant.language, asked))

@@ -16,15 +16,14 @@ from ..clock import utcnow
 from ..errors import QuizError
 from ..extensions import csrf, db, limiter
 from ..stored_forms import form_token, form_token_ok
-from ..links import (find_link, find_participant, find_round_page, link_url, report_url,
-                     round_facts)
+from ..links import find_link, find_participant, find_round_page, link_url, report_url
 from ..models import HELP_KINDS, FormLink, Participant, Submission
 from ..observability import SUBMISSIONS
 from ..qr import qr_svg
 from ..rate_limits import START_LIMIT, SUBMIT_LIMIT, counted_before
 from ..reports import linked_rounds, participant_report, report_version
 from .handling import wants_fragment, write
-from .page_cache import shared, shared_page, waiting_context
+from .page_cache import round_values, shared, shared_page, waiting_context
 from .page_path import round_page_of, stored_form
 from .security import link_key
 from .start_path import htmx_press, link_token_or_csrf, pressed
@@ -149,11 +148,8 @@ def render_round(link: FormLink, state: str, error: QuizError | None = None, cho
     template = "play/_state.html" if fragment else "play/round.html"
     context = dict(
         link=link, challenge=link.challenge, participant=link.participant, state=state,
-        facts=round_facts(link.challenge) if state in (answers.READY, answers.SUBMITTED) else None,
         error=error, chosen=chosen, submission=submission, now=utcnow(), final=final, won=won,
-        shadow=shadow.in_shadow_league(link.participant, link.challenge),
-        shadow_next=(state in (answers.SUBMITTED, answers.CLOSED)
-                     and shadow.invited_after(link.participant, link.challenge, last)),
+        **round_values(link, state, last),
         questions=answers.questions_for(link) if state == answers.QUESTIONS else [],
         report_url=report_url(link.participant.report_code), **waiting_context(link, state),
         language_action=url_for("language.switch_round", code=link.code),
