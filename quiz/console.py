@@ -31,7 +31,7 @@ def overview() -> dict:
 def rounds_and_audit() -> dict:
     """What the rounds table and the audit log show."""
     challenges = db.session.scalars(select(Challenge).order_by(Challenge.number)).all()
-    in_game = db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))
+    in_game = in_game_count()
     return {
         "challenges": challenges,
         "submitted": dict(db.session.execute(select(Submission.challenge_id, func.count())
@@ -52,6 +52,11 @@ def rounds_and_audit() -> dict:
         "reveals": reveal.console_states(challenges, utcnow()),
         "now": utcnow(),
     }
+
+
+def in_game_count() -> int:
+    """Players still in the game: Start round texts each of them their link."""
+    return db.session.scalar(select(func.count()).where(Participant.eliminated_in.is_(None)))
 
 
 def not_started(challenge: Challenge) -> tuple[int, int]:

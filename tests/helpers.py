@@ -3,6 +3,7 @@ phone's or an organizer's pages read and posted through Flask's test client."""
 import html
 import os
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import boto3
@@ -114,6 +115,54 @@ def post_form(client, page_url: str, action_url: str, data: dict, **kwargs):
     page = client.get(page_url)
     token = csrf_from(page.get_data(as_text=True))
     return client.post(action_url, data={"csrf_token": token, **data}, **kwargs)
+
+
+class _Forms(HTMLParser):
+    """A page's forms as a browser sends them: action, and each named field's name and value (text
+    and hidden inputs, textareas; file inputs and unnamed fields are left out)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.forms: list[dict] = []
+        self._textarea: list | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": attrs.get("action", ""), "fields": [],
+                               "enctype": attrs.get("enctype", "")})
+        elif tag == "input" and self.forms and attrs.get("name") and attrs.get("type") != "file":
+            self.forms[-1]["fields"].append([attrs["name"], attrs.get("value", "")])
+        elif tag == "textarea" and self.forms and attrs.get("name"):
+            self._textarea = [attrs["name"], ""]
+            self.forms[-1]["fields"].append(self._textarea)
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "textarea":
+            self._textarea = None
+
+
+def forms_of(page: str) -> list[dict]:
+    """Every form of a page: {"action", "enctype", "fields": [[name, value], ...]}."""
+    parser = _Forms()
+    parser.feed(page)
+    return parser.forms
+
+
+def say_yes(client, response, **kwargs):
+    """On the console's confirmation page (`response`), press Yes as a browser without JavaScript
+    does: the page's form posted back as it stands."""
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Are you sure?" in page, page[:2000]
+    form = next(form for form in forms_of(page) if ["confirmed", "yes"] in form["fields"])
+    data: dict[str, list[str]] = {}
+    for name, value in form["fields"]:
+        data.setdefault(name, []).append(value)
+    return client.post(form["action"], data=data, **kwargs)
 
 
 def login(client, password="test-password"):

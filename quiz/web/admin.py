@@ -15,6 +15,8 @@ from ..delivery import sms_progress
 from ..delivery import email_progress
 from ..observability import health
 from ..questions import apply_bank, parse_bank
+from .confirm import (bank_text, confirm_first, to_disqualify, to_end_round, to_load_bank,
+                      to_start_round)
 from .handling import write
 from .security import login_key
 from .roles import requires
@@ -84,6 +86,7 @@ def dashboard():
 
 @bp.post("/rounds/<int:number>/start")
 @requires(Role.HOST)
+@confirm_first(to_start_round)
 def start_round(number):
     """Open a round from the console."""
     return act(lambda: record(current_user.username, "start round",
@@ -93,6 +96,7 @@ def start_round(number):
 
 @bp.post("/rounds/<int:number>/end")
 @requires(Role.HOST)
+@confirm_first(to_end_round)
 def end_round(number):
     """Close a round and eliminate, from the console."""
     return act(lambda: record(current_user.username, "end round",
@@ -144,6 +148,7 @@ def participants():
 
 @bp.post("/participants/<int:participant_id>/disqualify")
 @requires(Role.HOST)
+@confirm_first(to_disqualify)
 def disqualify(participant_id):
     """Take a player out, with a reason for the audit log."""
     def operation():
@@ -157,11 +162,10 @@ def disqualify(participant_id):
 
 @bp.post("/questions")
 @requires(Role.HOST)
+@confirm_first(to_load_bank)
 def load_questions():
     """Load a question bank (YAML, pasted or uploaded) from the console; all or nothing."""
-    upload = request.files.get("file")
-    text = (upload.read().decode("utf-8", "replace") if upload and upload.filename
-            else request.form.get("yaml", ""))
+    text = bank_text()
 
     def operation():
         changes = apply_bank(parse_bank(text))

@@ -13,6 +13,7 @@ from ..i18n import SUPPORTED, default, enabled
 from ..models import Reminder, Role
 from ..reminders import cancel_reminder, schedule_reminder
 from ..sample_sms import sample_body, send_sample_sms
+from .confirm import confirm_first, to_cancel_reminder
 from .handling import write
 from .wording import reset_to_default
 from .admin import act
@@ -145,6 +146,7 @@ def add_reminder():
 
 @bp.post("/reminders/<int:reminder_id>/cancel")
 @requires(Role.HOST)
+@confirm_first(to_cancel_reminder)
 def cancel_reminder_view(reminder_id):
     """Call off a scheduled reminder."""
     def operation():

@@ -9,6 +9,7 @@ from ..audit import record
 from ..bank_yaml import BankError
 from ..errors import QuizError
 from ..models import SCORING_MODES, Role
+from .confirm import confirm_first, to_delete_question
 from .handling import wants_fragment, write
 from .roles import requires
 
@@ -153,6 +154,7 @@ def save_question(number, index):
 
 @bp.post("/rounds/<int:number>/questions/<int:index>/delete")
 @requires(Role.HOST)
+@confirm_first(to_delete_question)
 def delete_question(number, index):
     """Take a question out of a draft round (a round keeps at least one)."""
     def change(rounds):

@@ -6,6 +6,7 @@ from .. import staff
 from ..errors import QuizError
 from ..extensions import db
 from ..models import AdminUser, Role
+from .confirm import confirm_first, to_remove_account
 from .handling import write
 from .roles import requires
 
@@ -74,6 +75,7 @@ def reset_password(user_id):
 
 @bp.post("/<int:user_id>/remove")
 @requires(Role.HOST)
+@confirm_first(to_remove_account)
 def remove(user_id):
     """Remove an account (never one's own, never the last host)."""
     user = db.get_or_404(AdminUser, user_id)

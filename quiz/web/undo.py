@@ -12,6 +12,7 @@ from ..errors import QuizError
 from ..extensions import db
 from ..models import Participant, Role
 from .admin import act
+from .confirm import confirm_first, to_reinstate, to_reopen_round
 from .handling import write
 from .roles import requires
 
@@ -34,6 +35,7 @@ def extend_round(number):
 
 @bp.post("/rounds/<int:number>/reopen")
 @requires(Role.HOST)
+@confirm_first(to_reopen_round)
 def reopen_round(number):
     """Reopen a round ended by mistake: its eliminations are reversed, no results go out."""
     seconds = request.form.get("seconds") or None
@@ -48,6 +50,7 @@ def reopen_round(number):
 
 @bp.post("/participants/<int:participant_id>/reinstate")
 @requires(Role.HOST)
+@confirm_first(to_reinstate)
 def reinstate(participant_id):
     """Bring a player knocked out or disqualified by mistake back into the game."""
     def operation():
