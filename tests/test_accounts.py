@@ -122,7 +122,8 @@ def test_the_last_host_can_be_neither_demoted_nor_removed(client, staff):
                           data={"csrf_token": token, "role": "viewer"})
     assert refused.status_code == 409
     assert "ines is the last host" in text(refused) and role_of("ines") == Role.HOST
-    own = client.post(f"/admin/staff/{staff['ines']}/remove", data={"csrf_token": token})
+    own = client.post(f"/admin/staff/{staff['ines']}/remove",
+                      data={"csrf_token": token, "confirmed": "yes"})
     assert own.status_code == 409 and "can't remove the account you are logged in with" in text(own)
     ines = db.session.get(AdminUser, staff["ines"])
     with pytest.raises(QuizError, match="last host"):
@@ -162,7 +163,8 @@ def test_a_removed_account_is_logged_out_at_once(client, app, staff):
     token = as_(client, "ines")
     vic = app.test_client()
     as_(vic, "vic")
-    removed = client.post(f"/admin/staff/{staff['vic']}/remove", data={"csrf_token": token},
+    removed = client.post(f"/admin/staff/{staff['vic']}/remove",
+                          data={"csrf_token": token, "confirmed": "yes"},
                           follow_redirects=True)
     assert "Account 'vic' removed" in text(removed) and role_of("vic") is None
     assert audit() == [("ines", "remove account", "vic (viewer)")]

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from quiz.extensions import db
 from quiz.models import AuditEntry, Challenge
 
-from .helpers import SMALL_BANK, csrf_from, login, post_form
+from .helpers import SMALL_BANK, csrf_from, login, post_form, say_yes
 
 
 def test_console_needs_login(client):
@@ -29,14 +29,15 @@ def test_organizer_runs_a_round_from_the_console(client, load_bank, make_partici
     assert login(client).status_code == 303
     dashboard = client.get("/admin/").get_data(as_text=True)
     assert "Start round 1" in dashboard
-    started = client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(dashboard)},
-                          follow_redirects=True)
+    # without JavaScript: each button's confirmation page, then its Yes
+    asked = client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(dashboard)})
+    started = say_yes(client, asked, follow_redirects=True)
     assert "Round 1 is open" in started.get_data(as_text=True)
-    again = client.post("/admin/rounds/1/start", data={"csrf_token": csrf_from(dashboard)},
-                        follow_redirects=True)
+    again = client.post("/admin/rounds/1/start", follow_redirects=True,
+                        data={"csrf_token": csrf_from(dashboard), "confirmed": "yes"})
     assert "already open" in again.get_data(as_text=True)
-    ended = client.post("/admin/rounds/1/end", data={"csrf_token": csrf_from(dashboard)},
-                        follow_redirects=True)
+    asked = client.post("/admin/rounds/1/end", data={"csrf_token": csrf_from(dashboard)})
+    ended = say_yes(client, asked, follow_redirects=True)
     assert "eliminations are done" in ended.get_data(as_text=True)
     assert db.session.scalar(select(Challenge.status).where(Challenge.number == 1)) == "closed"
     actions = [a.action for a in db.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
@@ -68,7 +69,8 @@ def test_sms_panel_polls_while_sending_and_stops_when_done(client, load_bank, ma
         make_participant()
     login(client)
     client.post("/admin/rounds/1/start",
-                data={"csrf_token": csrf_from(client.get("/admin/").get_data(as_text=True))})
+                data={"csrf_token": csrf_from(client.get("/admin/").get_data(as_text=True)),
+                      "confirmed": "yes"})
     preparing = client.get("/admin/rounds/1/sms").get_data(as_text=True)
     assert "preparing" in preparing and 'hx-trigger="every 1s"' in preparing
     run_jobs()
@@ -125,7 +127,8 @@ def test_schedule_and_cancel_a_reminder_from_the_console(client):
     assert "Reminder scheduled" in response.get_data(as_text=True)
     reminder = db.session.scalar(select(Reminder))
     assert reminder.status == "scheduled"
-    post_form(client, "/admin/messages", f"/admin/reminders/{reminder.id}/cancel", {})
+    post_form(client, "/admin/messages", f"/admin/reminders/{reminder.id}/cancel",
+              {"confirmed": "yes"})
     db.session.expire_all()
     assert db.session.get(Reminder, reminder.id).status == "cancelled"
 
@@ -153,14 +156,17 @@ def test_search_participants_and_disqualify_with_a_reason(client, load_bank, mak
     assert "Carol Cheat" in page and "Dave Honest" not in page
     token = csrf_from(page)
     refused = client.post(f"/admin/participants/{cheat}/disqualify",
-                          data={"csrf_token": token, "reason": "  "}, follow_redirects=True)
+                          data={"csrf_token": token, "reason": "  ", "confirmed": "yes"},
+                          follow_redirects=True)
     assert "Say why" in html.unescape(refused.get_data(as_text=True))
     too_long = client.post(f"/admin/participants/{cheat}/disqualify",
-                           data={"csrf_token": token, "reason": "x" * 201}, follow_redirects=True)
+                           data={"csrf_token": token, "reason": "x" * 201,
+                                 "confirmed": "yes"}, follow_redirects=True)
     assert "up to 200 characters" in html.unescape(too_long.get_data(as_text=True))
     assert db.session.get(Participant, cheat).eliminated_in is None
     done = client.post(f"/admin/participants/{cheat}/disqualify",
-                       data={"csrf_token": token, "reason": "two phones"}, follow_redirects=True)
+                       data={"csrf_token": token, "reason": "two phones",
+                             "confirmed": "yes"}, follow_redirects=True)
     assert "Disqualified." in done.get_data(as_text=True)
     db.session.expire_all()
     player = db.session.get(Participant, cheat)
@@ -195,13 +201,14 @@ def test_load_questions_from_the_console(client):
     login(client)
     token = csrf_from(client.get("/admin/").get_data(as_text=True))
     bad = client.post("/admin/questions",
-                      data={"csrf_token": token,
+                      data={"csrf_token": token, "confirmed": "yes",
                             "yaml": SMALL_BANK.replace("answer: S3", "answer: S9")},
                       follow_redirects=True)
     assert ("line 9" in html.unescape(bad.get_data(as_text=True))
             and "Nothing was changed" in bad.get_data(as_text=True))
     assert db.session.scalar(select(db.func.count()).select_from(Challenge)) == 0
-    good = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK},
+    good = client.post("/admin/questions", data={"csrf_token": token, "yaml": SMALL_BANK,
+                                                         "confirmed": "yes"},
                        follow_redirects=True)
     assert ("added round 1" in good.get_data(as_text=True)
             and "Start round 1" in good.get_data(as_text=True))
@@ -217,8 +224,8 @@ def test_refused_bank_from_the_console_leaves_nothing_half_written(
     # Round 2 (a draft) is left out, so it is deleted and flushed before round 1 (open)
     # refuses to change.
     round_one_only = SMALL_BANK.split("  - number: 2")[0].replace("Warm-up", "Renamed")
-    refused = post_form(client, "/admin/", "/admin/questions", {"yaml": round_one_only},
-                        follow_redirects=True)
+    refused = post_form(client, "/admin/", "/admin/questions",
+                        {"yaml": round_one_only, "confirmed": "yes"}, follow_redirects=True)
     page = html.unescape(refused.get_data(as_text=True))
     assert ("The question bank was not loaded: round 1 is open" in page
             and "Nothing was changed." in page)

@@ -169,7 +169,8 @@ def test_shred_takes_names_out_of_the_audit_log(runner, client, load_bank, make_
     login(client)
     token = csrf_from(client.get("/admin/participants").get_data(as_text=True))
     client.post(f"/admin/participants/{ids[0]}/disqualify",
-                data={"csrf_token": token, "reason": f"two phones ({ada.phone})"})
+                data={"csrf_token": token, "reason": f"two phones ({ada.phone})",
+                      "confirmed": "yes"})
     client.post(f"/admin/participants/{ids[1]}/resend/1", data={"csrf_token": token})
     # an entry written before entries said which player they name
     db.session.add(AuditEntry(actor="desk1", action="resend link", detail="Player Cy, round 1"))

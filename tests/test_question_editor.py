@@ -127,15 +127,18 @@ def test_the_console_export_is_the_clis(client, runner, load_bank):
 
 @pytest.fixture
 def editor(client, load_bank):
-    """SMALL_BANK loaded, the host logged in; post(path, data) sends a form as htmx does."""
+    """SMALL_BANK loaded, the host logged in; post(path, data) sends a form as htmx does, or
+    (htmx=False) as a browser without JavaScript does once the confirmation page's Yes (a delete
+    asks first) was pressed."""
     load_bank()
     login(client)
     token = csrf_from(client.get("/admin/questions/").get_data(as_text=True))
 
     def post(path, data, htmx=True):
         headers = {"HX-Request": "true"} if htmx else {}
-        return client.post(f"/admin/questions{path}", data={"csrf_token": token, **data},
-                           headers=headers)
+        confirmed = {} if htmx else {"confirmed": "yes"}
+        return client.post(f"/admin/questions{path}",
+                           data={"csrf_token": token, **confirmed, **data}, headers=headers)
     return post
 
 

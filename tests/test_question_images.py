@@ -187,7 +187,7 @@ def test_bad_picture_keys_name_their_line(runner, tmp_path, question, line, prob
 
 def test_a_pasted_bank_with_pictures_says_to_load_the_file(app, client, tmp_path):
     login(client)
-    page = text(post_form(client, "/admin/", "/admin/questions", {"yaml": BANK},
+    page = text(post_form(client, "/admin/", "/admin/questions", {"yaml": BANK, "confirmed": "yes"},
                           follow_redirects=True))
     assert "line 6: round 1 question 1 image" in page and "questions load FILE" in page
     assert counts() == (0, 0)

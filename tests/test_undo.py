@@ -301,11 +301,13 @@ def test_console_extends_reopens_and_reinstates(client, api_headers, played):
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     page = client.get("/admin/").get_data(as_text=True)
     assert "Reopen round 1" in page
-    reopened = client.post("/admin/rounds/1/reopen", data={"csrf_token": csrf_from(page)},
+    reopened = client.post("/admin/rounds/1/reopen",
+                           data={"csrf_token": csrf_from(page), "confirmed": "yes"},
                            follow_redirects=True)
     assert "Round 1 is open again: the 3 player(s)" in text(reopened)
     assert get_round(1).is_open
-    again = client.post("/admin/rounds/1/reopen", data={"csrf_token": csrf_from(page)},
+    again = client.post("/admin/rounds/1/reopen",
+                        data={"csrf_token": csrf_from(page), "confirmed": "yes"},
                         follow_redirects=True)
     assert "Round not reopened: Round 1 is open" in text(again)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
@@ -322,7 +324,8 @@ def test_console_extends_reopens_and_reinstates(client, api_headers, played):
     assert "1 to 3600" in text(refused)
     participants = client.get("/admin/participants").get_data(as_text=True)
     back = client.post(f"/admin/participants/{played[5]}/reinstate",
-                       data={"csrf_token": csrf_from(participants)}, follow_redirects=True)
+                       data={"csrf_token": csrf_from(participants), "confirmed": "yes"},
+                       follow_redirects=True)
     assert "P5 is back in the game." in text(back)
     actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
     assert actions.count("reopen round") == 1 and "extend round" in actions
