@@ -92,7 +92,8 @@ def test_admin_logs_in_and_runs_a_round(stack, api, new_page):
 
     row = page.locator("tr", has=page.get_by_role("cell", name="Cloud basics", exact=True))
     expect(row.locator(".badge").first).to_have_text("draft")
-    # the console's scripts run (deferred) before the organizer's click: the confirm is theirs
+    # the console's scripts run (deferred) before the organizer's click: the confirm is theirs (a
+    # click before them gets the server's page instead: tests/test_console_confirm_browser.py)
     page.wait_for_load_state("load")
     page.get_by_role("button", name="Start round 1").click()
     expect(row.locator(".badge").first).to_have_text("open")
