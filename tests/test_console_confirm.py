@@ -53,7 +53,7 @@ class Action:
     back: str = "/admin/"
 
 
-def _players(client, make_participant, names=("Lin", "Max")):
+def _players(make_participant, names=("Lin", "Max")):
     for name in names:
         make_participant(name)
 
@@ -74,7 +74,7 @@ def questions_in(number: int) -> int:
 def actions(client, load_bank, make_participant) -> dict[str, Action]:
     def bank_and_players():
         load_bank()
-        _players(client, make_participant)
+        _players(make_participant)
         return {}
 
     def round_open():
@@ -238,7 +238,7 @@ def test_end_rounds_page_counts_as_things_are_when_it_is_asked(
     """The dialog's numbers are the dashboard's, from when it was drawn; the page's are read at the
     post: a player pressed Start and the links went out in between."""
     load_bank()
-    _players(client, make_participant, ("Lin", "Max", "Ada"))
+    _players(make_participant, ("Lin", "Max", "Ada"))
     _open(client)
     login(client)
     dashboard = client.get("/admin/").get_data(as_text=True)

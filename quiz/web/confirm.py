@@ -32,12 +32,14 @@ class Question:
 # --- each action's question with its numbers as they are at the moment of the post ---------------
 
 def to_start_round(number: int) -> Question:
+    """Start round: how many players its links go to now."""
     rounds.get_challenge(number)  # no such round: its 404, not a question about it
     return Question(asks.start_round(number, console.in_game_count()), f"Yes, start round {number}",
                     url_for("admin.dashboard"))
 
 
 def to_end_round(number: int) -> Question:
+    """End round: who hasn't pressed Start or had their link yet, photos not reviewed: now."""
     challenge = rounds.get_challenge(number)
     unstarted, unsent = console.not_started(challenge)
     return Question(asks.end_round(number, unstarted, unsent,
@@ -46,6 +48,7 @@ def to_end_round(number: int) -> Question:
 
 
 def to_reopen_round(number: int) -> Question:
+    """Reopen round (a round that isn't there: its 404)."""
     rounds.get_challenge(number)
     return Question(asks.reopen_round(number), f"Yes, reopen round {number}",
                     url_for("admin.dashboard"))
@@ -56,18 +59,21 @@ def _participants_page() -> str:
 
 
 def to_disqualify(participant_id: int) -> Question:
+    """Disqualify a player; Cancel goes back to the search they came from."""
     participant = db.get_or_404(Participant, participant_id)
     return Question(asks.disqualify(participant.name), f"Yes, disqualify {participant.name}",
                     _participants_page())
 
 
 def to_reinstate(participant_id: int) -> Question:
+    """Bring a player back; Cancel goes back to the search they came from."""
     participant = db.get_or_404(Participant, participant_id)
     return Question(asks.reinstate(participant.name), f"Yes, bring {participant.name} back",
                     _participants_page())
 
 
 def to_remove_account(user_id: int) -> Question:
+    """Remove a staff account."""
     user = db.get_or_404(AdminUser, user_id)
     return Question(asks.remove_account(user.username), f"Yes, remove {user.username}",
                     url_for("staff.index"))
@@ -81,6 +87,7 @@ def bank_text() -> str:
 
 
 def to_load_bank() -> Question:
+    """Load a question bank: an uploaded file comes along as its text, a pasted one as it is."""
     upload = request.files.get("file")
     note = (f"The text of {upload.filename} comes along when you say yes."
             if upload and upload.filename else "")
@@ -89,11 +96,13 @@ def to_load_bank() -> Question:
 
 
 def to_cancel_reminder(reminder_id: int) -> Question:
+    """Cancel a scheduled reminder."""
     db.get_or_404(Reminder, reminder_id)
     return Question(asks.cancel_reminder(), "Yes, cancel it", url_for("messages.settings"))
 
 
 def to_delete_question(number: int, index: int) -> Question:
+    """Delete a draft round's question; Cancel goes back to its round in the editor."""
     return Question(asks.delete_question(number, index), f"Yes, delete question {index}",
                     url_for("questions.editor", _anchor=f"round-{number}"))
 
@@ -134,5 +143,6 @@ def confirmation_page(question, arguments: dict):
 
 
 @bp.app_context_processor
-def questions() -> dict:
+def confirm_questions() -> dict:
+    """`ask` in every template: `hx-confirm="{{ ask.end_round(...) }}"`."""
     return {"ask": asks}
