@@ -114,6 +114,8 @@ def play(browser, stack, api: Api, out: Path) -> None:
     admin.goto(f"{stack.url}/admin")
     admin.get_by_label("Password").fill("live-password")
     admin.get_by_role("button", name="Log in").click()
+    # once the console's scripts ran: a click before htmx gets the confirmation page instead
+    admin.wait_for_load_state("load")
     admin.get_by_role("button", name="Start round 1").click()
     expect(admin.locator(".flash-ok")).to_be_visible()
 
