@@ -33,7 +33,7 @@ from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Submission
 from quiz.rehearsal_pages import csrf
 
-from .load import SETTINGS, OnStack, profile_env, progress, wrk
+from .load import SETTINGS, OnStack, stack_env, progress, wrk
 from .stack import insert_players, store_forms
 from .usage import Cpu
 
@@ -163,7 +163,7 @@ class Event(OnStack):
     def __init__(self, directory: Path, database_url: str, sizes: EventSizes):
         self.directory, self.sizes, self.database_url = directory, sizes, database_url
         self.bank = bank(sizes.rounds)
-        super().__init__(directory, database_url, **profile_env())
+        super().__init__(directory, database_url, **stack_env())
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {SETTINGS['ADMIN_API_TOKEN']}"
         self.phones = self.sockets = None

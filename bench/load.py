@@ -136,7 +136,7 @@ class OnStack:
         self.redis_url = f"unix://{directory / 'redis.sock'}"
         wait_for(self.redis_url)
         self.database_url = database_url
-        self.stack = Stack(directory, self.redis_url, database_url, **SETTINGS, **env)
+        self.stack = Stack(directory, self.redis_url, database_url, **{**SETTINGS, **env})
         config = type("BenchConfig", (Config,), {
             "INSTANCE_PATH": str(directory / "instance"), "REDIS_URL": self.redis_url,
             "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": SETTINGS["SECRET_KEY"],
@@ -182,11 +182,16 @@ def read_pairs(pairs: list[tuple[dict, dict]]) -> dict:
             "read_ratios": ratios, "read_pair_faults": errors}
 
 
-def profile_env() -> dict[str, str]:
-    """BENCH_PROFILE_DIR, passed on to the stack: each web process's cProfile stats land there when
-    it stops."""
+def stack_env() -> dict[str, str]:
+    """What the bench passes on to the stack from its own environment: BENCH_PROFILE_DIR (each web
+    process's cProfile stats land there when it stops) and BENCH_STACK_ENV, settings to try a
+    run with ("READ_YIELD_MAX_SECONDS=0 WEB_CONCURRENCY=1": space-separated NAME=value)."""
     directory = os.environ.get("BENCH_PROFILE_DIR")
-    return {"KNOCKOUT_PROFILE_DIR": directory} if directory else {}
+    env = {"KNOCKOUT_PROFILE_DIR": directory} if directory else {}
+    for setting in os.environ.get("BENCH_STACK_ENV", "").split():
+        name, _, value = setting.partition("=")
+        env[name] = value
+    return env
 
 
 class Run(OnStack):
@@ -194,7 +199,7 @@ class Run(OnStack):
 
     def __init__(self, directory: Path, database_url: str, sizes: Sizes):
         self.directory, self.sizes, self.figures = directory, sizes, {}
-        profile = profile_env()
+        profile = stack_env()
         # BENCH_TRACE_DIR: the read-load pair's timelines (bench/trace.py) read the web processes'
         # gauges from a metrics directory the bench knows
         if os.environ.get("BENCH_TRACE_DIR"):
