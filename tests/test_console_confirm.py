@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from quiz.clock import utcnow
+from quiz import email_templates, sms_templates
 from quiz.extensions import db
 from quiz.models import (AdminUser, AuditEntry, Challenge, FormLink, Participant, Question,
                          Reminder, Role)
@@ -122,6 +123,23 @@ def actions(client, load_bank, make_participant) -> dict[str, Action]:
         db.session.expire_all()
         return db.session.get(AdminUser, world["id"]) is None
 
+    def sms_edited():
+        sms_templates.save_template("round_link", "Go, {name}: {link}", "en")
+        db.session.commit()
+        return {}
+
+    def email_edited():
+        email_templates.save("confirmation", "Hi", "Hello {{ name }}. Stop: {{ unsubscribe }}",
+                             "<p>Hello {{ name }}</p><a href=\"{{ unsubscribe }}\">stop</a>", "en")
+        db.session.commit()
+        return {}
+
+    def back_to_default(module, kind):
+        def check(_):
+            db.session.expire_all()
+            return kind not in module.edited("en")
+        return check
+
     return {action.name: action for action in [
         Action("start round", bank_and_players, "/admin/rounds/1/start",
                lambda _: "Start round 1 and text 2 players their links?", "/admin/",
@@ -155,11 +173,22 @@ def actions(client, load_bank, make_participant) -> dict[str, Action]:
         Action("delete question", bank_and_players, "/admin/questions/rounds/1/questions/1/delete",
                lambda _: "Delete question 1 of round 1?", "/admin/questions/",
                lambda _: questions_in(1) == 1, back="/admin/questions/#round-1"),
+        Action("reset SMS wording", sms_edited, "/admin/messages/round_link/reset",
+               lambda _: "Reset the round link SMS in English to the default wording? What you "
+                         "wrote for it is lost.", "/admin/messages",
+               back_to_default(sms_templates, "round_link"), form={"language": "en"},
+               back="/admin/messages?language=en#sms-round_link"),
+        Action("reset email wording", email_edited, "/admin/emails/confirmation/reset",
+               lambda _: "Reset the confirmation email in English to the default wording? What "
+                         "you wrote for it is lost.", "/admin/emails",
+               back_to_default(email_templates, "confirmation"), form={"language": "en"},
+               back="/admin/emails?language=en#email-confirmation"),
     ]}
 
 
 NAMES = ["start round", "end round", "reopen round", "disqualify", "reinstate", "remove account",
-         "load questions", "cancel reminder", "delete question"]
+         "load questions", "cancel reminder", "delete question", "reset SMS wording",
+         "reset email wording"]
 
 
 @pytest.fixture

@@ -375,7 +375,8 @@ def test_organizer_edits_email_wording_and_new_emails_use_it(client, load_bank, 
     assert mail["Subject"] == "Welcome to Knockout"
     assert text_of(mail).startswith(f"Hello Ada & Co! Results: {joined['report_url']} Stop: ")
     assert "<h1>Hello Ada &amp; Co</h1>" in html_of(mail)
-    reset = post_form(client, "/admin/emails", "/admin/emails/confirmation/reset", {})
+    reset = post_form(client, "/admin/emails", "/admin/emails/confirmation/reset",
+                      {"confirmed": "yes"})  # the page's Yes (tests/test_console_confirm.py)
     assert reset.status_code == 303
     assert "you&#39;re in" in client.get("/admin/emails").get_data(as_text=True)
 

@@ -115,7 +115,7 @@ def test_a_language_edited_in_the_console_is_used_for_that_language_only(
                                                           link_of(english))
     # back to the default: German players get Knockout's German wording again
     reset = post_form(client, "/admin/messages?language=de", "/admin/messages/round_link/reset",
-                      {"language": "de"})
+                      {"language": "de", "confirmed": "yes"})
     assert reset.status_code == 303
     assert sms_templates.template_for("round_link", "de") == \
         sms_templates.default_template("round_link", "de")

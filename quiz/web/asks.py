@@ -45,3 +45,8 @@ def cancel_reminder() -> str:
 
 def delete_question(number: int, index: int) -> str:
     return f"Delete question {index} of round {number}?"
+
+
+def reset_wording(what: str, kind: str, language_name: str) -> str:
+    return (f"Reset the {kind.replace('_', ' ')} {what} in {language_name} to the default wording? "
+            "What you wrote for it is lost.")

@@ -1,14 +1,16 @@
 """The console's "Are you sure?" that no click skips: htmx's dialog asks (hx-confirm), and a
 click that came before htmx ran gets a page asking the same (quiz/web/asks.py) instead of the
-action (`@confirm_first`)."""
+action (`@confirm_first`). "Reset to default" (an SMS's or an email's wording: what the organizer
+wrote goes) sits in a plain form, so it always asks with the page."""
 from dataclasses import dataclass
 from functools import wraps
 
 from flask import Blueprint, render_template, request, url_for
 
-from .. import console, photos, rounds
+from .. import console, email_templates, photos, rounds, sms_templates
 from ..errors import QuizError
 from ..extensions import db
+from ..i18n import SUPPORTED
 from ..models import AdminUser, Participant, Reminder
 from . import asks
 
@@ -105,6 +107,26 @@ def to_delete_question(number: int, index: int) -> Question:
     """Delete a draft round's question; Cancel goes back to its round in the editor."""
     return Question(asks.delete_question(number, index), f"Yes, delete question {index}",
                     url_for("questions.editor", _anchor=f"round-{number}"))
+
+
+def _to_reset(what: str, kinds, check_language, kind: str, endpoint: str, anchor: str) -> Question:
+    """Put one language's wording of one kind of message back to its default: the organizer's
+    edits go. Cancel goes back to that message on its page."""
+    if kind not in kinds:
+        raise QuizError(f"There is no {what} kind '{kind}'.", code="unknown_kind", status=404)
+    language = check_language(request.form.get("language") or None)
+    return Question(asks.reset_wording(what, kind, SUPPORTED[language]), "Yes, reset it",
+                    url_for(endpoint, language=language, _anchor=f"{anchor}-{kind}"))
+
+
+def to_reset_sms(kind: str) -> Question:
+    return _to_reset("SMS", sms_templates.TEMPLATES, sms_templates.check_language, kind,
+                     "messages.settings", "sms")
+
+
+def to_reset_email(kind: str) -> Question:
+    return _to_reset("email", email_templates.DEFAULTS, email_templates.check_language, kind,
+                     "email_admin.settings", "email")
 
 
 # --- the guard --------------------------------------------------------------------------------

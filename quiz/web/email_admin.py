@@ -8,6 +8,7 @@ from ..audit import record
 from ..errors import QuizError
 from ..i18n import SUPPORTED, enabled
 from ..models import Role
+from .confirm import confirm_first, to_reset_email
 from .handling import write
 from .wording import reset_to_default
 from .roles import requires
@@ -77,6 +78,7 @@ def save(kind):
 
 @bp.post("/emails/<kind>/reset")
 @requires(Role.HOST)
+@confirm_first(to_reset_email)
 def reset(kind):
     """One language's version back to the default wording."""
     language, refused = _kind_and_language(kind)

@@ -13,7 +13,7 @@ from ..i18n import SUPPORTED, default, enabled
 from ..models import Reminder, Role
 from ..reminders import cancel_reminder, schedule_reminder
 from ..sample_sms import sample_body, send_sample_sms
-from .confirm import confirm_first, to_cancel_reminder
+from .confirm import confirm_first, to_cancel_reminder, to_reset_sms
 from .handling import write
 from .wording import reset_to_default
 from .admin import act
@@ -97,6 +97,7 @@ def save_template(kind):
 
 @bp.post("/messages/<kind>/reset")
 @requires(Role.HOST)
+@confirm_first(to_reset_sms)
 def reset_template(kind):
     """One language's version of one kind of SMS back to its default wording."""
     language, refused = _kind_and_language(kind)
