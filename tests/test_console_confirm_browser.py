@@ -35,6 +35,16 @@ def round_status(stack, api, number: int) -> str:
     return board.json()["status"]
 
 
+def asked_before_htmx(page, url: str, button: str):
+    """Open `url` with htmx held back and click `button`: the confirmation page asks. Returns the
+    hold, for let_htmx_go."""
+    held = hold_htmx(page)
+    page.goto(url, wait_until="commit")
+    page.get_by_role("button", name=button).click()
+    expect(page.get_by_role("heading", name="Are you sure?")).to_be_visible()
+    return held
+
+
 def test_a_click_before_htmx_gets_the_confirmation_page(stack, api, new_page):
     api.register("Walter Skinner", 11)
     api.register("Dana Scully", 12)
@@ -44,10 +54,7 @@ def test_a_click_before_htmx_gets_the_confirmation_page(stack, api, new_page):
     console_login(page, stack.url, "/admin/")
 
     # Start round 1, clicked while htmx is still on its way: asked on a page; Cancel goes back.
-    held = hold_htmx(page)
-    page.goto(f"{stack.url}/admin/", wait_until="commit")
-    page.get_by_role("button", name="Start round 1").click()
-    expect(page.get_by_role("heading", name="Are you sure?")).to_be_visible()
+    held = asked_before_htmx(page, f"{stack.url}/admin/", "Start round 1")
     expect(page.locator("#question")).to_have_text(
         "Start round 1 and text 2 players their links?")
     page.get_by_role("link", name="Cancel").click()
@@ -57,10 +64,7 @@ def test_a_click_before_htmx_gets_the_confirmation_page(stack, api, new_page):
 
     # End round 1, the same: the page counts the players who haven't pressed Start now.
     api.start(1)
-    held = hold_htmx(page)
-    page.goto(f"{stack.url}/admin/", wait_until="commit")
-    page.get_by_role("button", name="End round 1").click()
-    expect(page.get_by_role("heading", name="Are you sure?")).to_be_visible()
+    held = asked_before_htmx(page, f"{stack.url}/admin/", "End round 1")
     expect(page.locator("#question")).to_contain_text(
         "End round 1 now? 2 invited players haven't pressed Start yet")
     let_htmx_go(page, held)
