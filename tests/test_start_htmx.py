@@ -13,6 +13,7 @@ from quiz.models import FormLink
 from quiz.rehearsal_pages import form_fields, posts_with_htmx
 from quiz.storage import get_storage
 
+from .helpers import POSTGRES_URL, round_trips
 from .test_start_path import (BANK, Paths, clock, close_round, code_of, eliminated, fast_path,
                               not_open, time_up, token_of)
 
@@ -34,7 +35,9 @@ def players(client, storage, load_bank, make_participant, run_jobs, open_round):
     ids = [make_participant(name).id for name in ("Grace", "Alan")]
     run_jobs()
     open_round()
-    return [code_of(i) for i in ids]
+    codes = [code_of(i) for i in ids]
+    db.session.commit()  # nothing begun: a press's session is as fresh as a web process's
+    return codes
 
 
 def press(client, code: str, **headers):
@@ -165,3 +168,15 @@ def test_with_forms_delivered_by_pre_signed_urls_the_htmx_press_goes_to_the_link
     else:  # a folder has no pre-signed URLs: the page is served as ever
         assert b'data-stored-form="forms"' in response.get_data()
     assert clock(code)[0] is not None
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
+def test_an_htmx_press_reads_the_link_once(client, players):
+    """The questions page it answers with is made from the press's own read: on PostgreSQL the
+    read and the UPDATE, two round trips (no transaction around them, no second read)."""
+    paths = Paths()
+    with round_trips(db.engine) as trips:
+        response = press(client, players[0])
+    assert paths.counts() == (1, 0)
+    assert response.status_code == 200 and b"Which service stores objects?" in response.get_data()
+    assert [trip.split()[0] for trip in trips] == ["SELECT", "UPDATE"], trips
