@@ -283,3 +283,20 @@ def test_a_page_before_flask_is_one_round_trip(app, client, grace, monkeypatch):
     pages.append((page.status_code, trips))
     for status, trips in pages:  # (the query itself, or prepared: psycopg's, after 5 runs)
         assert status == 200 and len(trips) == 1, trips
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
+def test_a_page_handed_on_to_flask_reads_on_in_a_transaction(app, client, grace):
+    """The fast path's reads are sent alone (one round trip each: the link, and the round's
+    questions for its facts, once a process); Flask's view, given the link, reads what more it
+    needs in a transaction as ever (the first Start page of a process, which it renders and
+    keeps), and not the link again."""
+    db.session.commit()
+    with round_trips(db.engine) as trips:
+        page = client.get(f"/f/{grace}")  # no copy yet: Flask renders it
+    assert page.status_code == 200 and "Start" in page.get_data(as_text=True)
+    begin = next((i for i, trip in enumerate(trips) if trip.startswith("BEGIN")), None)
+    assert begin is not None and trips[-1] == "ROLLBACK", trips  # Flask's, in a transaction
+    assert trips[0].startswith("SELECT form_link"), trips  # before Flask, alone
+    assert all(trip.startswith("SELECT") for trip in trips[:begin]), trips
+    assert not [trip for trip in trips[1:] if "form_link" in trip], trips
