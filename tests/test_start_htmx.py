@@ -113,6 +113,33 @@ def test_without_a_stored_form_the_route_answers_with_the_live_questions(client,
     assert press(client, code).status_code == 200 and clock(code) == started
 
 
+def test_a_press_that_lost_the_race_is_handed_on_and_gets_the_questions(client, players,
+                                                                        monkeypatch):
+    """Another press started the clock between this one's read and its UPDATE (which then
+    changes nothing): its page isn't made from the read (the clock's end unknown there), but
+    handed on; the route presses again (nothing changes) and answers with the questions."""
+    from quiz import start_press
+    code = players[0]
+    window_end_of, raced = start_press.clocks.window_end_of, []
+
+    def other_press_first(*args):
+        ends = window_end_of(*args)
+        if not raced:  # this press's: a press in another process, committed meanwhile
+            raced.append(args[-1])
+            with db.engine.begin() as other:
+                other.execute(db.update(FormLink).where(FormLink.code == code).values(
+                    started_at=args[-1], window_ends_at=ends))
+        return ends
+    monkeypatch.setattr(start_press.clocks, "window_end_of", other_press_first)
+    paths = Paths()
+    response = press(client, code)
+    assert paths.counts() == (0, 1)
+    assert response.status_code == 200 and response.headers["HX-Replace-Url"] == f"/f/{code}"
+    assert b"Which service stores objects?" in response.get_data()
+    started_at, ends = clock(code)
+    assert started_at == raced[0] and (ends - started_at).total_seconds() == 60
+
+
 @pytest.mark.parametrize("arrange, status, message", [
     (close_round, 409, "Round 1 is closed"),
     (time_up, 409, "Your time for round 1 is up"),
