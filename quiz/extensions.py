@@ -108,8 +108,8 @@ def statements_alone() -> bool:
     in autocommit, so a query is one round trip (psycopg sends no BEGIN before it, and nothing
     ends it after: no COMMIT or ROLLBACK). For a request before Flask that reads, and writes at
     most one statement (a write of one statement is as atomic alone). Only when the session has
-    begun nothing yet (a request's own, fresh: a test's shared session keeps its transaction);
-    whether it did. `statements_together()` before handing the session to code that may write
+    begun nothing yet (a request's own, fresh: a test's shared session keeps its transaction):
+    True when it did. `statements_together()` before handing the session to code that may write
     more."""
     session = db.session()
     if db.engine.dialect.name != "postgresql" or session.in_transaction():

@@ -62,8 +62,9 @@ def press_start(code: str, now: datetime) -> Press:
     already). A refusal (QuizError, the route's own) in any state but Ready and the questions; a
     404 for an unknown link. The caller commits."""
     statements_alone()
-    # Core on the session's connection: the session's transaction (its commit sends what is owed),
-    # without the ORM's execution around each statement (a third of the press's time)
+    # Core on the session's connection: the session's transaction (its commit sends what is owed;
+    # on PostgreSQL no BEGIN or COMMIT goes out), without the ORM's execution around each
+    # statement (a third of the press's time)
     connection = db.session.connection()
     row = connection.execute(LINK, {"code": code}).first()
     if row is None:

@@ -44,15 +44,6 @@ from .page_cache import copy_before_flask
 from .security import security_headers
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """What the stored form's timer shows of a link: the end of the player's own time."""
-
-    window_ends_at: datetime | None
-
-
 # After a storage failure, players get the live-rendered form for this long before storage is tried
 # again.
 STORAGE_PAUSE_SECONDS = 15
@@ -64,6 +55,13 @@ HEADERS = [("Vary", "HX-Request, Cookie"), *security_headers("/f/")]
 # ... and to a shared page's (the view adds Accept-Language: a page without a stored language
 # speaks the phone's)
 COPY_HEADERS = [("Vary", "HX-Request, Accept-Language, Cookie"), *security_headers("/f/")]
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """What the stored form's timer shows of a link: the end of the player's own time."""
+
+    window_ends_at: datetime | None
 
 
 def stored_body(link: FormLink, language: str) -> bytes | None:
