@@ -98,3 +98,37 @@ def under_gevent() -> bool:
     """A gevent-patched process (gunicorn's gevent workers): blocking calls yield to other
     greenlets, and a blocking call that doesn't (CPU work) holds every request of the process."""
     return monkey.is_module_patched("socket")
+
+
+STATEMENTS_ALONE = "knockout.statements_alone"
+
+
+def statements_alone() -> bool:
+    """On PostgreSQL, make the session's next statements each its own transaction: its connection
+    in autocommit, so a query is one round trip (psycopg sends no BEGIN before it, and nothing
+    ends it after: no COMMIT or ROLLBACK). For a request before Flask that reads, and writes at
+    most one statement (a write of one statement is as atomic alone). Only when the session has
+    begun nothing yet (a request's own, fresh: a test's shared session keeps its transaction):
+    True when it did. `statements_together()` before handing the session to code that may write
+    more."""
+    session = db.session()
+    if db.engine.dialect.name != "postgresql" or session.in_transaction():
+        return False
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.info[STATEMENTS_ALONE] = session.get_transaction()
+    return True
+
+
+def statements_together() -> None:
+    """End what `statements_alone` began, keeping what was read (nothing reloads it): the session's
+    next statement begins a transaction as ever. Nothing is sent (an autocommit connection has no
+    transaction to end); what the session owes is sent, as after any commit."""
+    session = db.session()
+    began = session.info.pop(STATEMENTS_ALONE, None)
+    if began is None or began is not session.get_transaction():
+        return  # not begun here, or ended since
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire

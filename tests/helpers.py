@@ -3,6 +3,8 @@ phone's or an organizer's pages read and posted through Flask's test client."""
 import html
 import os
 import re
+import tempfile
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -71,6 +73,52 @@ def database_url(tmp_path: Path) -> str:
         connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
     return POSTGRES_URL
+
+
+@contextmanager
+def round_trips(engine):
+    """PostgreSQL: what the connections `engine` lends out meanwhile send, one entry a round trip
+    to the server (a simple query's text: psycopg's BEGIN, COMMIT, ROLLBACK; else the statement
+    an extended query's Sync ends), read from libpq's trace of the protocol."""
+    from psycopg import pq
+    trips: list[str] = []
+    lent = []
+
+    def traced(dbapi_connection, _record, _proxy):
+        dbapi_connection.pgconn.trace(trace.fileno())
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS
+                                                | pq.Trace.REGRESS_MODE)
+        lent.append(dbapi_connection)
+
+    def untraced(dbapi_connection, _record):
+        dbapi_connection.pgconn.untrace()  # (flushes what libpq holds of it)
+
+    with tempfile.TemporaryFile("w+") as trace:
+        sqlalchemy.event.listen(engine, "checkout", traced)
+        sqlalchemy.event.listen(engine, "checkin", untraced)
+        try:
+            yield trips
+        finally:
+            sqlalchemy.event.remove(engine, "checkout", traced)
+            sqlalchemy.event.remove(engine, "checkin", untraced)
+            for dbapi_connection in lent:  # still lent: a test's own session
+                if not dbapi_connection.closed:
+                    dbapi_connection.pgconn.untrace()
+            trace.seek(0)
+            statement = None
+            for line in trace.read().splitlines():
+                sent, _, kind, *rest = line.split("\t") + ["", "", ""]
+                if sent != "F":
+                    continue
+                if kind == "Query":
+                    trips.append(rest[0].strip(' "'))
+                elif kind == "Parse" and statement is None:
+                    statement = rest[0].split('"', 4)[3][:60]  # (its name, then its text)
+                elif kind == "Bind" and statement is None:
+                    statement = "prepared " + rest[0].split('"', 4)[3]
+                elif kind == "Sync":
+                    trips.append(statement or "Sync")
+                    statement = None
 
 
 def make_config(tmp_path: Path, redis_url: str, **overrides) -> type:

@@ -10,7 +10,7 @@ from quiz.extensions import db, state
 from quiz.models import Challenge, FormLink, Participant
 from quiz.web.page_path import PageFastPath
 
-from .helpers import press_start, round_one_code
+from .helpers import POSTGRES_URL, press_start, round_one_code, round_trips
 
 
 def fast_path(app) -> PageFastPath:
@@ -256,3 +256,47 @@ def test_after_end_round_the_pages_cost_one_query_fewer(app, client, load_bank, 
     assert "You won!" in client.get(f"/f/{code[ids[0], 2]}").get_data(as_text=True)
     last_out = client.get(f"/f/{code[ids[1], 2]}").get_data(as_text=True)
     assert "Round closed" in last_out and 'id="shadow-invite"' not in last_out
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
+def test_a_page_before_flask_is_one_round_trip(app, client, grace, monkeypatch):
+    """On PostgreSQL the fast path's one read is sent without a transaction: no BEGIN before it,
+    no ROLLBACK after. The Start page and its fragment from the copy, then the stored form."""
+    from quiz import branding
+    monkeypatch.setattr(branding, "LOOK_CACHE_SECONDS", 3600)
+    branding.forget_look()  # read once, below, and kept
+    fragment = {"HX-Request": "true"}
+    for headers in ({}, fragment):  # the first of each kind is Flask's, and kept
+        assert client.get(f"/f/{grace}", headers=headers).status_code == 200
+    pages = []
+    for headers in ({}, fragment):
+        db.session.commit()  # nothing begun: as fresh as a web process's request
+        fast, _ = both(app, grace, served_fast=True, **headers)
+        with round_trips(db.engine) as trips:
+            page = Client(fast_path(app), use_cookies=False).get(f"/f/{grace}", headers=headers)
+        pages.append((page.status_code, trips))
+    press_start(client, grace)
+    db.session.commit()
+    with round_trips(db.engine) as trips:
+        page = Client(fast_path(app), use_cookies=False).get(f"/f/{grace}")
+    assert b'data-stored-form="forms"' in page.get_data()
+    pages.append((page.status_code, trips))
+    for status, trips in pages:  # (the query itself, or prepared: psycopg's, after 5 runs)
+        assert status == 200 and len(trips) == 1, trips
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
+def test_a_page_handed_on_to_flask_reads_on_in_a_transaction(app, client, grace):
+    """The fast path's reads are sent alone (one round trip each: the link, and the round's
+    questions for its facts, once a process); Flask's view, given the link, reads what more it
+    needs in a transaction as ever (the first Start page of a process, which it renders and
+    keeps), and not the link again."""
+    db.session.commit()
+    with round_trips(db.engine) as trips:
+        page = client.get(f"/f/{grace}")  # no copy yet: Flask renders it
+    assert page.status_code == 200 and "Start" in page.get_data(as_text=True)
+    begin = next((i for i, trip in enumerate(trips) if trip.startswith("BEGIN")), None)
+    assert begin is not None and trips[-1] == "ROLLBACK", trips  # Flask's, in a transaction
+    assert trips[0].startswith("SELECT form_link"), trips  # before Flask, alone
+    assert all(trip.startswith("SELECT") for trip in trips[:begin]), trips
+    assert not [trip for trip in trips[1:] if "form_link" in trip], trips

@@ -13,6 +13,7 @@ from quiz.models import FormLink
 from quiz.rehearsal_pages import form_fields, posts_with_htmx
 from quiz.storage import get_storage
 
+from .helpers import POSTGRES_URL, round_trips
 from .test_start_path import (BANK, Paths, clock, close_round, code_of, eliminated, fast_path,
                               not_open, time_up, token_of)
 
@@ -34,7 +35,9 @@ def players(client, storage, load_bank, make_participant, run_jobs, open_round):
     ids = [make_participant(name).id for name in ("Grace", "Alan")]
     run_jobs()
     open_round()
-    return [code_of(i) for i in ids]
+    codes = [code_of(i) for i in ids]
+    db.session.commit()  # nothing begun: a press's session is as fresh as a web process's
+    return codes
 
 
 def press(client, code: str, **headers):
@@ -110,6 +113,33 @@ def test_without_a_stored_form_the_route_answers_with_the_live_questions(client,
     assert press(client, code).status_code == 200 and clock(code) == started
 
 
+def test_a_press_that_lost_the_race_is_handed_on_and_gets_the_questions(client, players,
+                                                                        monkeypatch):
+    """Another press started the clock between this one's read and its UPDATE (which then
+    changes nothing): its page isn't made from the read (the clock's end unknown there), but
+    handed on; the route presses again (nothing changes) and answers with the questions."""
+    from quiz import start_press
+    code = players[0]
+    window_end_of, raced = start_press.clocks.window_end_of, []
+
+    def other_press_first(*args):
+        ends = window_end_of(*args)
+        if not raced:  # this press's: a press in another process, committed meanwhile
+            raced.append(args[-1])
+            with db.engine.begin() as other:
+                other.execute(db.update(FormLink).where(FormLink.code == code).values(
+                    started_at=args[-1], window_ends_at=ends))
+        return ends
+    monkeypatch.setattr(start_press.clocks, "window_end_of", other_press_first)
+    paths = Paths()
+    response = press(client, code)
+    assert paths.counts() == (0, 1)
+    assert response.status_code == 200 and response.headers["HX-Replace-Url"] == f"/f/{code}"
+    assert b"Which service stores objects?" in response.get_data()
+    started_at, ends = clock(code)
+    assert started_at == raced[0] and (ends - started_at).total_seconds() == 60
+
+
 @pytest.mark.parametrize("arrange, status, message", [
     (close_round, 409, "Round 1 is closed"),
     (time_up, 409, "Your time for round 1 is up"),
@@ -165,3 +195,15 @@ def test_with_forms_delivered_by_pre_signed_urls_the_htmx_press_goes_to_the_link
     else:  # a folder has no pre-signed URLs: the page is served as ever
         assert b'data-stored-form="forms"' in response.get_data()
     assert clock(code)[0] is not None
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
+def test_an_htmx_press_reads_the_link_once(client, players):
+    """The questions page it answers with is made from the press's own read: on PostgreSQL the
+    read and the UPDATE, two round trips (no transaction around them, no second read)."""
+    paths = Paths()
+    with round_trips(db.engine) as trips:
+        response = press(client, players[0])
+    assert paths.counts() == (1, 0)
+    assert response.status_code == 200 and b"Which service stores objects?" in response.get_data()
+    assert [trip.split()[0] for trip in trips] == ["SELECT", "UPDATE"], trips

@@ -18,7 +18,7 @@ from quiz.observability import REGISTRY
 from quiz.rehearsal_pages import RehearsalError, form_fields
 from quiz.web.start_path import StartFastPath
 
-from .helpers import POSTGRES_URL, session_token, submit, text
+from .helpers import POSTGRES_URL, round_trips, session_token, submit, text
 
 # Round 1 timed (the press sets the player's own window), round 2 to be refused in.
 BANK = """
@@ -92,7 +92,9 @@ def players(client, load_bank, make_participant, open_round):
     load_bank(BANK)
     ids = [make_participant(name).id for name in ("Grace", "Alan")]
     open_round()
-    return [code_of(i) for i in ids]
+    codes = [code_of(i) for i in ids]
+    db.session.commit()  # nothing begun: a press's session is as fresh as a web process's
+    return codes
 
 
 @pytest.mark.config(RATELIMIT_ENABLED=True)
@@ -415,3 +417,20 @@ def test_a_dropped_connection_is_retried_and_the_clock_starts_once(client, playe
     assert started[0] is not None
     assert client.post(f"/f/{code}/start", data=token_of(code)).status_code == 303
     assert clock(code) == started
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
+def test_a_press_is_two_round_trips_and_a_repeat_one(client, players):
+    """On PostgreSQL the press's read and its UPDATE are each their own transaction: no BEGIN
+    before them, no COMMIT after (quiz/start_press.py)."""
+    code = players[0]
+    paths = Paths()
+    with round_trips(db.engine) as first:
+        assert client.post(f"/f/{code}/start", data=token_of(code)).status_code == 303
+    with round_trips(db.engine) as repeat:
+        assert client.post(f"/f/{code}/start", data=token_of(code)).status_code == 303
+    assert paths.counts() == (2, 0)
+    assert [trip.split()[0] for trip in first] == ["SELECT", "UPDATE"], first
+    assert [trip.split()[0] for trip in repeat] == ["SELECT"], repeat
+    started_at, ends = clock(code)
+    assert ends - started_at == timedelta(seconds=60)

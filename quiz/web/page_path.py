@@ -13,12 +13,16 @@ link's query, the page's state, the storage read or the copy (quiz/web/page_cach
 else — another state, a page not copied yet in this process, a session with a flash message or a
 staff login (or one Flask-Login would mark), a shadow-league player, storage paused or failing, a
 form not stored yet, HEAD — goes on to Flask, in the same application context: the link read here
-is handed to the view (`round_page_of`), so such a page still costs one query. `stored_page` is
-also what an htmx Start press answers with once the clock runs (quiz/web/start_path.py), and
-`stored_form` Flask's way to the same page (served, or through a pre-signed URL).
+is handed to the view (`round_page_of`), so such a page still costs one query. On PostgreSQL that
+query is one round trip: sent without a transaction (no BEGIN before it, no ROLLBACK after), one
+begun as ever if the page goes on to Flask. `pressed_page` is what an htmx Start press answers with
+once the clock runs (quiz/web/start_path.py), from the press's own read, and `stored_form` Flask's
+way to the same page (served, or through a pre-signed URL).
 """
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime
 
 from flask import Flask, current_app, g, redirect, render_template
 from flask_babel import force_locale
@@ -29,10 +33,11 @@ from .. import answers, i18n, shadow
 from ..clock import utcnow
 from ..effects import Drain, Pending, dispatch
 from ..errors import QuizError
-from ..extensions import state
+from ..extensions import state, statements_alone, statements_together
 from ..links import CODE_PATTERN, RoundPage, find_round_page
 from ..models import FormLink
 from ..observability import REQUEST_SECONDS, request_id
+from ..start_press import Press
 from ..storage import StorageError, get_storage
 from ..stored_forms import TIMER_MARK, form_key
 from .page_cache import copy_before_flask
@@ -52,12 +57,27 @@ HEADERS = [("Vary", "HX-Request, Cookie"), *security_headers("/f/")]
 COPY_HEADERS = [("Vary", "HX-Request, Accept-Language, Cookie"), *security_headers("/f/")]
 
 
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """What the stored form's timer shows of a link: the end of the player's own time."""
+
+    window_ends_at: datetime | None
+
+
 def stored_body(link: FormLink, language: str) -> bytes | None:
     """The stored form with this moment's timer (in `language`), read from storage; None when it is
     not there (then made in the background by the caller) or storage is paused or failing."""
+    return stored_form_body(link.challenge.number, link.participant_id, link.window_ends_at,
+                            language)
+
+
+def stored_form_body(number: int, participant_id: int, window_ends_at: datetime | None,
+                     language: str) -> bytes | None:
+    """`stored_body` of round `number`'s form for `participant_id`, whose own time ends at
+    `window_ends_at`: what the link's row gives (an htmx Start press has no link object)."""
     if time.monotonic() < state().storage_down_until:
         return None  # storage failed a moment ago: don't make every player wait for it again
-    key = form_key("forms", link.challenge.number, link.participant_id)
+    key = form_key("forms", number, participant_id)
     try:
         body = get_storage().get(key)
     except StorageError as error:
@@ -67,8 +87,7 @@ def stored_body(link: FormLink, language: str) -> bytes | None:
     if body is None:
         return None
     with force_locale(language):
-        timer = render_template("play/_timer.html", challenge=link.challenge, link=link,
-                                now=utcnow())
+        timer = render_template("play/_timer.html", link=Clock(window_ends_at), now=utcnow())
     return body.replace(TIMER_MARK, timer.encode())
 
 
@@ -112,6 +131,7 @@ class PageFastPath:
                 log.warning("round page %s: the fast path's read failed, the app reads again: %s",
                             path, error)
             if answer is None and not failed:
+                statements_together()  # Flask's view goes on in a transaction, with the read
                 return self.wrapped(environ, start_response)
         if failed:
             # Its session is gone with its context (a cut connection is discarded, and the pool
@@ -127,7 +147,9 @@ class PageFastPath:
 
     def answer(self, code: str, environ, fragment: bool) -> tuple[bytes, list] | None:
         """`code`'s page and the headers Flask's hooks would add, or None (the link read is
-        stashed for Flask's view)."""
+        stashed for Flask's view). The read is one round trip on PostgreSQL: no transaction
+        around it (`statements_alone`)."""
+        statements_alone()
         page = find_round_page(code)
         if not fragment:
             body = stored_page_of(page, environ)
@@ -154,11 +176,20 @@ def htmx_fragment(environ) -> bool | None:
     return True
 
 
-def stored_page(code: str, environ) -> bytes | None:
-    """`code`'s page when it is the stored form, served here (not through a pre-signed URL), or
-    None (the link read is stashed for Flask's view): what an htmx Start press answers with once
-    the clock runs (quiz/web/start_path.py)."""
-    return stored_page_of(find_round_page(code), environ)
+def pressed_page(press: Press, environ) -> bytes | None:
+    """The stored form an htmx Start press answers with once the clock runs
+    (quiz/web/start_path.py), made from what the press read (the link is not read again); None
+    when that is not the page now (a shadow-league round, the clock started by another press at
+    the same moment: its end not read here), or it is served through a pre-signed URL, or storage
+    doesn't have it."""
+    link = press.link
+    if (link is None or link.shadow
+            or answers.state_of(link, utcnow(), current_app.config["SUBMIT_GRACE_SECONDS"])
+            != answers.QUESTIONS
+            or current_app.config["FORMS_DELIVERY"] == "redirect" and get_storage().presigns):
+        return None
+    language = i18n.page_language(press.language, Request(environ))
+    return stored_form_body(link.number, press.participant_id, link.window_ends_at, language)
 
 
 def stored_page_of(page: RoundPage, environ) -> bytes | None:

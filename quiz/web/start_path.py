@@ -12,8 +12,9 @@ app context only:
 - on success the route's 303 to the player's page, with the headers the app adds (security, rate
   limit, X-Request-ID, Vary) and the route's latency metric; a press from the Start form through
   htmx (HX-Request) gets the page itself instead, the stored form as GET /f/<code> gives it
-  (quiz/web/page_path.py) with HX-Replace-Url: one request a phone, not the 303 and a GET (no
-  stored form: handed on, and the route, pressing again to no effect, answers with the live page);
+  (quiz/web/page_path.py), made from the press's own read of the link, with HX-Replace-Url: one
+  request a phone, not the 303 and a GET (no stored form: handed on, and the route, pressing again
+  to no effect, answers with the live page);
 - anything else goes to the app as it came (the body read here is handed on re-wrapped): another
   body type, a press with the session's CSRF token (a page from before this), a bad or missing
   token, a body too long, garbled or short, a press over the limit (the app counts and refuses it),
@@ -35,11 +36,11 @@ from ..errors import QuizError
 from ..extensions import csrf
 from ..observability import REGISTRY
 from ..rate_limits import START_LIMIT
-from ..start_press import press_start
+from ..start_press import Press, press_start
 from ..stored_forms import form_token, form_token_ok
 from .handling import write
 from .link_post import LinkPost
-from .page_path import stored_page
+from .page_path import pressed_page
 from .security import security_headers
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,14 @@ class StartFastPath(LinkPost):
         if headers is None:
             return None
         try:
-            write(press_start, code, utcnow())
+            press = write(press_start, code, utcnow())
         except QuizError:
             return None  # a refusal: the app words it, in the player's language
         except Exception:
             log.warning("start %s: handed on to the app after an error", code, exc_info=True)
             return None
         if htmx_press(environ):
-            return self.questions(environ, code, headers, started)
+            return self.questions(environ, code, press, headers, started)
         # The clock runs: this press answers 303 now, whatever fails below.
         try:
             response = self.redirect(environ, code, headers, [("X-Request-ID", g.request_id)])
@@ -81,13 +82,14 @@ class StartFastPath(LinkPost):
             log.exception("start %s: clock started; answering without all of its headers", code)
             return self.redirect(environ, code, [])
 
-    def questions(self, environ, code: str, headers: list[tuple[str, str]], started: float):
+    def questions(self, environ, code: str, press: Press, headers: list[tuple[str, str]],
+                  started: float):
         """An htmx press's answer once the clock runs: the stored form, as GET /f/<code> would
-        answer it now (quiz/web/page_path.py), with the route's headers and the page's address
-        (HX-Replace-Url); None to hand the press on (the route presses again, which changes
-        nothing now, and answers with the live page)."""
+        answer it now (quiz/web/page_path.py), made from what the press read, with the route's
+        headers and the page's address (HX-Replace-Url); None to hand the press on (the route
+        presses again, which changes nothing now, and answers with the live page)."""
         try:
-            body = stored_page(code, environ)
+            body = pressed_page(press, environ)
             if body is None:
                 return None
             response = self.app.response_class(body)
