@@ -2,6 +2,7 @@
 (`python worker.py`)."""
 import logging
 import os
+import re
 import threading
 import time
 
@@ -24,6 +25,20 @@ SCHEDULER_LOCK_SECONDS = 15
 MAINTENANCE_SECONDS = 10
 DEQUEUE_WAIT_SECONDS = 10
 WORKER_TTL_SECONDS = DEQUEUE_WAIT_SECONDS + 15  # RQ waits for a job this long, less 15 s
+
+
+class QuietMaintenance(logging.Filter):
+    """RQ logs its registries' cleaning at INFO at each maintenance: here every MAINTENANCE_SECONDS,
+    six lines each time on the terminal `make run` shows the organizer, burying what matters (a
+    job's failure, a restart). Those lines are left out; the cleaning itself is unchanged."""
+
+    CLEANING = re.compile(r"cleaning (group )?registries")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.CLEANING.search(record.getMessage())
+
+
+QUIET_MAINTENANCE = QuietMaintenance()
 
 
 class AppScheduler(RQScheduler):
@@ -96,6 +111,7 @@ def run_worker(burst: bool = False, name: str | None = None) -> bool:
     A long-running worker also reconciles every RECONCILE_SECONDS (one worker at a time), so work
     lost in a Redis outage or with a dead worker is found again without anyone asking.
     """
+    logging.getLogger("rq.worker").addFilter(QUIET_MAINTENANCE)  # once, however often called
     worker = AppWorker([get_queue(n) for n in QUEUE_NAMES], connection=get_redis(), name=name,
                        maintenance_interval=MAINTENANCE_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     if not burst:
