@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from werkzeug.test import Client
 
+from quiz import waiting
 from quiz.extensions import db, state
 from quiz.models import Participant, Submission
 from quiz.submit_read import reader
@@ -173,6 +174,17 @@ def test_a_copy_never_crosses_players(app, players, renders):
     assert "Grace" in one_page and "Grace" not in other_page and "Alan" in other_page
     assert len(renders) == 1 and "\x00" not in one_page + other_page
     assert page_cache.EXTENSION in app.extensions
+
+
+def test_a_copy_outlives_the_status_read_again(app, players, renders):
+    """The process reads the shared status again every STATUS_CACHE_SECONDS (here at every
+    look): a render that straddles a refresh of the same status still keeps its copy."""
+    app.config["STATUS_CACHE_SECONDS"] = 0
+    app.extensions[waiting.EXTENSION].forget()
+    for language in ("en", None):
+        code, body = players[language]
+        assert Client(app.wsgi_app).post(f"/f/{code}/submit", data=body).status_code == 200
+    assert len(renders) == 1
 
 
 def test_a_failed_read_hands_the_repeat_to_the_route(app, client, players, monkeypatch):

@@ -76,7 +76,9 @@ def _page(code: str, error: QuizError) -> str | None:
         page = find_round_page(code)
         body = render_round(page.link, answers.SUBMITTED, error, help_requests=[],
                             last=page.last).get_data(as_text=True)
-        return body, waiting.current_status() is status  # kept under the status it shows
+        # kept under the status it shows: the same status, though the process may have read it
+        # again meanwhile (its copy lasts STATUS_CACHE_SECONDS)
+        return body, waiting.current_status() == status
     return copied_page(key, (code, row.report_code, row.name), render)
 
 
