@@ -1,5 +1,6 @@
 """Gunicorn settings: gevent workers (websockets included). Override with environment variables."""
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def worker_exit(server, worker):
 # /metrics adds up every web process (prometheus_client's multiprocess mode: each process writes its
 # counts to files here). Set before any worker imports prometheus_client; a directory of its own per
 # server.
+# A directory made here is removed when the server exits; one the operator set is left alone.
+own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
                                     tempfile.mkdtemp(prefix="knockout-metrics-"))
 
@@ -51,6 +54,12 @@ def on_starting(server):
     """Counts left by an earlier run must not add to this one."""
     for stale in Path(metrics_dir).glob("*.db"):
         stale.unlink()
+
+
+def on_exit(server):
+    """The server stopping: the metrics directory it made goes with it (a start makes a new one)."""
+    if own_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):

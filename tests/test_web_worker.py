@@ -69,6 +69,22 @@ def test_gunicorn_runs_the_web_processes_on_this_worker(monkeypatch, tmp_path):
     assert issubclass(web_worker.Worker, ggevent.GeventWorker)
 
 
+def test_a_metrics_directory_the_server_made_goes_when_it_exits(monkeypatch, tmp_path):
+    """Each start made a directory for the processes' metrics: the server removes its own on exit
+    (a machine restarting its server for days kept every one), never one the operator set."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    made = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")  # (the file sets it for the workers)
+    directory = Path(made["metrics_dir"])
+    assert directory.is_dir() and directory.name.startswith("knockout-metrics-")
+    made["on_exit"](None)
+    assert not directory.exists()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    given = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    given["on_exit"](None)
+    assert tmp_path.is_dir() and given["metrics_dir"] == str(tmp_path)
+
+
 def test_the_worker_makes_its_servers_and_responses_from_these_classes(monkeypatch):
     """gunicorn's worker makes its servers from its module's StreamServer in `run`, and each
     HTTP/1 response from gunicorn.http.wsgi's Response: the worker puts these classes there
