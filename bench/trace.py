@@ -1,7 +1,9 @@
 """`BENCH_TRACE_DIR=/dir`: a timeline of each burst of the read-load pair, for finding where its
 time goes. Every SLICE seconds, per web process: the submits in flight and the reads held (the
 gauges of quiz/web/priority.py, read from the stack's prometheus files, no request made), and the
-CPU ticks of the web processes and of the load generators (this process's wrk children). Written
+CPU ticks of the web processes and of the load generators (this process's wrk children), how long
+each web process has waited for a core (`wait`, seconds on the run queue, from the kernel's
+schedstat), and the whole machine's busy ticks (`machine`: every process, others' too). Written
 as JSON next to wrk's own timeline of answers (`timeline`: answers per 0.05 s from the first
 request), on the same clock (CLOCK_MONOTONIC)."""
 import json
@@ -47,6 +49,24 @@ def wrk_children() -> list[int]:
     return found
 
 
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's threads have waited, runnable, for a core (0 if the kernel keeps no
+    schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
+def machine_busy() -> int:
+    """The machine's busy ticks (all CPUs, idle and iowait left out), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
 class Trace:
     """Samples in a thread while `with` lasts; `write(name, result)` saves them with wrk's."""
 
@@ -67,7 +87,9 @@ class Trace:
     def _run(self) -> None:
         while not self.stop.wait(SLICE):
             sample = {"t": time.monotonic(),
-                      "web": [dict(gauges(self.metrics, pid), cpu=ticks(pid)) for pid in self.web],
+                      "web": [dict(gauges(self.metrics, pid), cpu=ticks(pid),
+                                   wait=run_queue_wait(pid)) for pid in self.web],
+                      "machine": machine_busy(),
                       "wrk": {pid: ticks(pid) for pid in wrk_children()}}
             self.samples.append(sample)
 
@@ -75,3 +97,32 @@ class Trace:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / f"{name}.json").write_text(json.dumps(
             {"result": result, "samples": self.samples}))
+
+
+def summary(directory: Path) -> list[str]:
+    """A line a traced burst: its drain and, while it drained, the web processes' CPU and wait for
+    a core, the load generators' CPU, and how busy the machine was."""
+    hz = os.sysconf("SC_CLK_TCK")
+    lines = ["burst               drain s  web CPU s  web waited s  wrk CPU s  machine busy"]
+    for path in sorted(directory.glob("*.json")):
+        trace = json.loads(path.read_text())
+        result, samples = trace["result"], trace["samples"]
+        inside = [s for s in samples if result["first"] <= s["t"] <= result["last"]]
+        if len(inside) < 2:
+            continue
+        first, last = inside[0], inside[-1]
+        web = sum(b["cpu"] - a["cpu"] for a, b in zip(first["web"], last["web"])) / hz
+        waited = sum(b.get("wait", 0) - a.get("wait", 0)
+                     for a, b in zip(first["web"], last["web"]))
+        wrk = sum(last["wrk"].get(pid, 0) - first["wrk"].get(pid, 0) for pid in last["wrk"]) / hz
+        drain = last["t"] - first["t"]
+        busy = ((last.get("machine", 0) - first.get("machine", 0)) / hz / drain
+                if "machine" in last else float("nan"))
+        lines.append(f"{path.stem:18} {drain:8.2f} {web:10.2f} {waited:13.2f} {wrk:10.2f}"
+                     f" {busy:9.2f} of {os.cpu_count()}")
+    return lines
+
+
+if __name__ == "__main__":
+    import sys
+    print("\n".join(summary(Path(sys.argv[1]))))
