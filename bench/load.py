@@ -255,7 +255,8 @@ class Run(OnStack):
         """`step`'s figures; with BENCH_TRACE_DIR, its timeline written there too."""
         if not os.environ.get("BENCH_TRACE_DIR"):
             return step(*args)
-        with Trace(self.directory / "metrics", self.stack.web_workers) as trace:
+        with Trace(self.directory / "metrics", self.stack.web_workers,
+                   self.stack.processes[1].pid) as trace:
             result = step(*args)
         trace.write(Path(os.environ["BENCH_TRACE_DIR"]), name, result)
         return result

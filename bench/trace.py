@@ -3,7 +3,8 @@ time goes. Every SLICE seconds, per web process: the submits in flight and the r
 gauges of quiz/web/priority.py, read from the stack's prometheus files, no request made), and the
 CPU ticks of the web processes and of the load generators (this process's wrk children), how long
 each web process has waited for a core (`wait`, seconds on the run queue, from the kernel's
-schedstat), and the whole machine's busy ticks (`machine`: every process, others' too). Written
+schedstat), the RQ worker's CPU ticks, and the whole machine's busy ticks (`machine`: every
+process, others' too). Written
 as JSON next to wrk's own timeline of answers (`timeline`: answers per 0.05 s from the first
 request), on the same clock (CLOCK_MONOTONIC)."""
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from prometheus_client.mmap_dict import MmapedDict
 
-from .usage import ticks
+from .usage import machine_busy, ticks
 
 SLICE = 0.01
 GAUGES = {"knockout_submits_in_flight": "in_flight", "knockout_reads_held": "held"}
@@ -61,17 +62,11 @@ def run_queue_wait(pid: int) -> float:
     return total / 1e9
 
 
-def machine_busy() -> int:
-    """The machine's busy ticks (all CPUs, idle and iowait left out), from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields) - fields[3] - fields[4]
-
-
 class Trace:
     """Samples in a thread while `with` lasts; `write(name, result)` saves them with wrk's."""
 
-    def __init__(self, metrics: Path, web_pids: list[int]):
-        self.metrics, self.web = metrics, web_pids
+    def __init__(self, metrics: Path, web_pids: list[int], worker_pid: int | None = None):
+        self.metrics, self.web, self.worker = metrics, web_pids, worker_pid
         self.samples: list[dict] = []
         self.stop = threading.Event()
 
@@ -90,6 +85,7 @@ class Trace:
                       "web": [dict(gauges(self.metrics, pid), cpu=ticks(pid),
                                    wait=run_queue_wait(pid)) for pid in self.web],
                       "machine": machine_busy(),
+                      "worker": ticks(self.worker, True) if self.worker else 0,
                       "wrk": {pid: ticks(pid) for pid in wrk_children()}}
             self.samples.append(sample)
 
@@ -103,7 +99,8 @@ def summary(directory: Path) -> list[str]:
     """A line a traced burst: its drain and, while it drained, the web processes' CPU and wait for
     a core, the load generators' CPU, and how busy the machine was."""
     hz = os.sysconf("SC_CLK_TCK")
-    lines = ["burst               drain s  web CPU s  web waited s  wrk CPU s  machine busy"]
+    lines = ["burst               drain s  web CPU s  web waited s  worker CPU s  wrk CPU s"
+             "  machine busy"]
     for path in sorted(directory.glob("*.json")):
         trace = json.loads(path.read_text())
         result, samples = trace["result"], trace["samples"]
@@ -114,11 +111,13 @@ def summary(directory: Path) -> list[str]:
         web = sum(b["cpu"] - a["cpu"] for a, b in zip(first["web"], last["web"])) / hz
         waited = sum(b.get("wait", 0) - a.get("wait", 0)
                      for a, b in zip(first["web"], last["web"]))
+        worker = (last.get("worker", 0) - first.get("worker", 0)) / hz
         wrk = sum(last["wrk"].get(pid, 0) - first["wrk"].get(pid, 0) for pid in last["wrk"]) / hz
         drain = last["t"] - first["t"]
         busy = ((last.get("machine", 0) - first.get("machine", 0)) / hz / drain
                 if "machine" in last else float("nan"))
-        lines.append(f"{path.stem:18} {drain:8.2f} {web:10.2f} {waited:13.2f} {wrk:10.2f}"
+        lines.append(f"{path.stem:18} {drain:8.2f} {web:10.2f} {waited:13.2f} {worker:13.2f}"
+                     f" {wrk:10.2f}"
                      f" {busy:9.2f} of {os.cpu_count()}")
     return lines
 
