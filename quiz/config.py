@@ -244,6 +244,11 @@ class Config:
     # Answered players' forms move to answered/ (the worker renders each again) this long after
     # the first submit that owes it: in a few large batches once a rush is answered, not during it.
     ANSWERED_FORMS_DELAY_SECONDS = os.environ.get("ANSWERED_FORMS_DELAY_SECONDS", "3")
+    # The worker's niceness (0 to 19): where it shares cores with the web processes (one box), a
+    # rush's requests (registrations, the herd after Start, submits) get the cores first and the
+    # background work (stored forms, messages) takes what is left; on a box of its own it changes
+    # nothing. 0: an equal share.
+    WORKER_NICE = os.environ.get("WORKER_NICE", "5")
     # Live updates: at most one frame per topic per this many seconds, however busy it gets.
     LIVE_TICK_SECONDS = float(os.environ.get("LIVE_TICK_SECONDS", "0.5"))
     # Websockets one web process holds at once (projectors, consoles): past it /ws answers 503 and

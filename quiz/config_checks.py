@@ -134,7 +134,8 @@ ANSWERED_FORMS_MOST_SECONDS = 60  # a round everyone answered closes once their 
 def check_priority_settings(config) -> None:
     """SUBMIT_PRIORITY_THRESHOLD a whole number of submits, 2 or more (1 would hold every read
     behind a lone submit); READ_YIELD_MAX_SECONDS seconds from 0 (off) to 10;
-    ANSWERED_FORMS_DELAY_SECONDS from 0 (at once) to 60. Parsed in place."""
+    ANSWERED_FORMS_DELAY_SECONDS from 0 (at once) to 60; WORKER_NICE a whole number from 0 to 19.
+    Parsed in place."""
     value = config["SUBMIT_PRIORITY_THRESHOLD"]
     try:
         threshold = int(str(value).strip())
@@ -151,6 +152,16 @@ def check_priority_settings(config) -> None:
     _seconds_up_to(config, "ANSWERED_FORMS_DELAY_SECONDS", ANSWERED_FORMS_MOST_SECONDS,
                    "a round that everyone has answered closes only once their forms are moved",
                    "how long after a submit the answered forms are moved, e.g. 3 (0: at once)")
+    value = config["WORKER_NICE"]
+    try:
+        nice = int(str(value).strip())
+    except ValueError:
+        nice = None
+    if nice is None or not 0 <= nice <= 19:
+        raise ConfigError(f"WORKER_NICE={value!r} is not a niceness from 0 to 19: set how far the "
+                          "worker yields shared cores to the web processes, e.g. 5 (0: an equal "
+                          "share).")
+    config["WORKER_NICE"] = nice
 
 
 def _seconds_up_to(config, name: str, most: float, why: str, example: str) -> None:

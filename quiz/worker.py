@@ -112,6 +112,8 @@ def run_worker(burst: bool = False, name: str | None = None) -> bool:
     lost in a Redis outage or with a dead worker is found again without anyone asking.
     """
     logging.getLogger("rq.worker").addFilter(QUIET_MAINTENANCE)  # once, however often called
+    if not burst:  # (a burst runs in the caller's process: the tests', a command's)
+        yield_cores(current_app.config["WORKER_NICE"])
     worker = AppWorker([get_queue(n) for n in QUEUE_NAMES], connection=get_redis(), name=name,
                        maintenance_interval=MAINTENANCE_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     if not burst:
@@ -120,6 +122,22 @@ def run_worker(burst: bool = False, name: str | None = None) -> bool:
                          daemon=True).start()
         alerts.watch(app, "worker", worker.name)  # ops alerts, and the heartbeat the web reads
     return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
+def yield_cores(nice: int) -> None:
+    """Run this process at niceness `nice` (WORKER_NICE), or the one it was started with if that is
+    higher: each of its threads (Linux keeps a niceness per thread; those started later, RQ's
+    scheduler process among them, inherit it)."""
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]  # no /proc: this thread
+    for tid in threads:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError as error:  # a thread that ended meanwhile; a system that refuses
+            log.warning("worker: niceness %d not set on thread %d: %s", nice, tid, error)
 
 
 def reconcile_forever(app: Flask) -> None:

@@ -159,7 +159,10 @@ def test_what_may_wait():
     ({"ANSWERED_FORMS_DELAY_SECONDS": "-3"}, "ANSWERED_FORMS_DELAY_SECONDS='-3' can't be negative"),
     ({"ANSWERED_FORMS_DELAY_SECONDS": "later"},
      "ANSWERED_FORMS_DELAY_SECONDS='later' is not a number"),
-    ({"ANSWERED_FORMS_DELAY_SECONDS": "90"}, "ANSWERED_FORMS_DELAY_SECONDS=90 is more than 60 s")])
+    ({"ANSWERED_FORMS_DELAY_SECONDS": "90"}, "ANSWERED_FORMS_DELAY_SECONDS=90 is more than 60 s"),
+    ({"WORKER_NICE": "-5"}, "WORKER_NICE='-5' is not a niceness from 0 to 19"),
+    ({"WORKER_NICE": "20"}, "WORKER_NICE='20' is not a niceness from 0 to 19"),
+    ({"WORKER_NICE": "low"}, "WORKER_NICE='low' is not a niceness from 0 to 19")])
 def test_bad_settings_are_refused_at_start(tmp_path, settings, message):
     config = type("Config", (TestConfig,), {"INSTANCE_PATH": str(tmp_path), **settings})
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):

@@ -92,3 +92,35 @@ def test_a_killed_scheduler_holder_is_taken_over_and_a_scheduled_job_runs_within
                 except ProcessLookupError:
                     pass
                 process.wait()
+
+
+def niceness(pid: int) -> set[int]:
+    """The niceness of each of the process's threads (field 19 of their stat)."""
+    return {int(stat.read_text().rsplit(")", 1)[1].split()[16])
+            for stat in Path(f"/proc/{pid}/task").glob("*/stat")}
+
+
+@pytest.mark.parametrize("setting, expected", [(None, 5), ("0", 0), ("12", 12)])
+def test_the_worker_yields_shared_cores_to_the_web_processes(app, redis_url, tmp_path, setting,
+                                                             expected):
+    """`python worker.py` runs at WORKER_NICE (5 unless set): every thread of it and its
+    scheduler, so that on a box it shares with the web processes a rush's requests come first."""
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "REDIS_URL": redis_url, "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
+           "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x", "LOG_LEVEL": "WARNING"}
+    if setting is not None:
+        env["WORKER_NICE"] = setting
+    worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                              start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not children(worker.pid):  # its scheduler: forked once the worker works
+            assert worker.poll() is None and time.monotonic() < deadline, "the worker never ran"
+            time.sleep(0.1)
+        [scheduler] = children(worker.pid)
+        assert niceness(worker.pid) == {expected}
+        assert niceness(scheduler) == {expected}
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
