@@ -25,8 +25,13 @@ def security_headers(path: str) -> list[tuple[str, str]]:
 
 
 def add_security_headers(response):
+    """Each security header the response doesn't set itself, added after its own (as `setdefault`
+    would: whose every miss costs Werkzeug an exception)."""
+    headers = response.headers
+    given = {name.lower() for name, _ in headers}
     for name, value in security_headers(request.path):
-        response.headers.setdefault(name, value)
+        if name.lower() not in given:
+            headers.add(name, value)
     return response
 
 
