@@ -121,6 +121,11 @@ def rows(sizes, quick: bool) -> list[Row]:
             lambda f: f"{f['register']['cpu_ms_per_request']:.2f} ms ="
             f" {f['register']['cpu_ms_per_request'] / f['ping']['cpu_ms_per_request']:.1f}"
             " pings"),
+        Row("… the whole machine's CPU a registration vs a /ping; the registration's by part",
+            lambda f: f"{f['register']['parts_ms']['machine']:.2f} ms vs"
+            f" {f['ping']['parts_ms']['machine']:.2f} ms ="
+            f" {f['register']['parts_ms']['machine'] / f['ping']['parts_ms']['machine']:.1f}"
+            f" pings ({parts(f['register']['parts_ms'])})"),
         Row("start-challenge, 5,000 players", lambda f: f"{f['start5k']:.0f} ms", "≤ 200 ms",
             lambda f: f["start5k"] <= 200),
         Row(f"start-challenge, {big} players", lambda f: f"{f['start50k']:.0f} ms", "≤ 200 ms",

@@ -10,6 +10,7 @@ quiz/delivery.py, each at most once; the unsubscribe link every email carries.
 
 A player who unsubscribed (/u/<token>) gets none of them, even one queued before they did.
 """
+import functools
 import io
 import secrets
 from dataclasses import dataclass
@@ -38,7 +39,14 @@ BATCH = 100  # emails a send job takes
 # --- unsubscribing ------------------------------------------------------------------------------
 
 def _signer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="knockout-unsubscribe")
+    return _signer_for(current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=4)
+def _signer_for(secret: str) -> URLSafeSerializer:
+    """Built once per key: a registration batch signs every new player's unsubscribe link, and
+    building the serializer cost more than signing."""
+    return URLSafeSerializer(secret, salt="knockout-unsubscribe")
 
 
 def unsubscribe_url(participant_id: int) -> str:

@@ -5,6 +5,7 @@ from email import message_from_string, policy
 from types import SimpleNamespace
 
 import pytest
+from jinja2 import UndefinedError
 from sqlalchemy import select
 
 from quiz import email_templates, sms_templates, stored_forms, tasks
@@ -383,6 +384,32 @@ def test_every_default_email_passes_the_checks(app, kind, language):
     email_templates.check(kind, words.subject, words.text, words.html)
     if language != "en":
         assert words != email_templates.default_wording(kind, "en")
+
+
+# An organizer's edits the plain join (text and placeholders only) fills in, and some it leaves to
+# Jinja (filters, tags, a placeholder the values lack): each must read as Jinja's render reads.
+EDITED = ["Hi {{ name }},\n\n{{event}}: {{ report }}\r\n\n", "{{- name -}} \n {# note #}{{ qr }}",
+          '<a href="{{ unsubscribe }}">{{ name }}</a>{% raw %}{{ name }}{% endraw %}\n',
+          "{{ name|upper }}", "{% if name %}{{ name }}{% endif %}", "{{ name ~ event }}",
+          "{{ range }} and {{ name }}", "{{ number }}"]
+
+
+@pytest.mark.parametrize("html", [False, True])
+def test_an_email_is_filled_in_as_jinja_renders_it(app, html):
+    values = {"event": "Fish & <Chips>", "name": "Zoë \"O'Brien\" <b>", "number": 3,
+              "report": "https://quiz.test/r/a?b=1&c=2", "unsubscribe": "https://quiz.test/u/x",
+              "qr": "cid:qr", "title": "Round <1>", "link": "https://quiz.test/f/c?d=1&e=2"}
+    env = email_templates.HTML_ENV if html else email_templates.TEXT_ENV
+    defaults = [email_templates.default_wording(kind, language)
+                for kind in email_templates.DEFAULTS for language in LANGUAGES]
+    sources = EDITED + [part for words in defaults for part in (words.subject, words.text,
+                                                                words.html)]
+    for source in sources:
+        assert email_templates._compiled(html, source)(values) == \
+            env.from_string(source).render(values), source
+    # values without a placeholder the wording holds: Jinja's own error, either way
+    with pytest.raises(UndefinedError):
+        email_templates._compiled(html, "Hi {{ name }}")({"event": "x"})
 
 
 def test_sms_parts_count_gsm_and_unicode_texts():

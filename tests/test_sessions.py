@@ -113,3 +113,19 @@ def test_a_missing_user_still_costs_a_password_check(client, monkeypatch):
                         {"username": "nobody", "password": "whatever"})
     assert missing.status_code == 401 and checked == [accounts.dummy_hash()]
     assert checked[0].split("$")[0] == accounts.generate_password_hash("x").split("$")[0]
+
+
+def test_the_session_signer_is_built_once_per_secret_key(app, client):
+    """The session cookie's signer is kept between requests (quiz/web/security.SessionCookies), so
+    it must follow the key: a cookie signed with the old key is no session once the key changes,
+    and is one again with the old key among SECRET_KEY_FALLBACKS."""
+    login(client)
+    jar = cookies(client)
+    interface = app.session_interface
+    assert interface.get_signing_serializer(app) is interface.get_signing_serializer(app)
+    assert console_with(app, {"session": jar["session"]}) == 200
+    old = app.config["SECRET_KEY"]
+    app.config["SECRET_KEY"] = "another-secret"
+    assert console_with(app, {"session": jar["session"]}) == 302  # to the login page
+    app.config["SECRET_KEY_FALLBACKS"] = [old]
+    assert console_with(app, {"session": jar["session"]}) == 200

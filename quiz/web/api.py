@@ -75,8 +75,10 @@ def register():
     with_links = is_staff() or current_app.config["LINKS_IN_REGISTRATION"]  # before the write
     data = json_body()
     clean = validate_registration(data)
-    # "language" (optional): one of LANGUAGES; else the Accept-Language header's, else the default
-    clean["language"] = (i18n.current_language() if data.get("language") is None
+    # "language" (optional): one of LANGUAGES; else the Accept-Language header's (the language
+    # switch's cookie first, as on the pages), else the default: the language this request speaks
+    # (i18n.current_language), read without Babel's locale
+    clean["language"] = (i18n.request_language() if data.get("language") is None
                          else i18n.offered(data["language"]))
     joined = write(register_participant, clean)
     body = {"user_id": joined.id, "report_url": report_url(joined.report_code)}

@@ -4,6 +4,7 @@ import hashlib
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask, abort, request, session
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -24,8 +25,13 @@ def security_headers(path: str) -> list[tuple[str, str]]:
 
 
 def add_security_headers(response):
+    """Each security header the response doesn't set itself, added after its own (as `setdefault`
+    would: whose every miss costs Werkzeug an exception)."""
+    headers = response.headers
+    given = {name.lower() for name, _ in headers}
     for name, value in security_headers(request.path):
-        response.headers.setdefault(name, value)
+        if name.lower() not in given:
+            headers.add(name, value)
     return response
 
 
@@ -123,7 +129,24 @@ class BoundedInt(IntegerConverter):
         super().__init__(url_map, fixed_digits, min, 2**31 - 1 if max is None else max, signed)
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, its signer built once per secret key: Flask builds a new one
+    for every request (for a request without a cookie too: an API call, a /ping), which cost more
+    than the rest of opening a session. The same keys, salt and signature: the same cookies."""
+
+    def __init__(self):
+        self.signers: dict[tuple, object] = {}  # (key, fallbacks) → serializer; one in practice
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        signer = self.signers.get(keys)
+        if signer is None:
+            signer = self.signers[keys] = super().get_signing_serializer(app)
+        return signer
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = SessionCookies()  # the app's own (Flask's default is shared by all)
     hops = app.config["TRUSTED_PROXIES"]
     if hops:
         # behind nginx / a load balancer: the player's address, not the proxy's, for rate limits
