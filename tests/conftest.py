@@ -47,7 +47,7 @@ def app(request, tmp_path, redis_url):
     redis.Redis.from_url(redis_url).flushall()
     marker = request.node.get_closest_marker("config")
     batched = request.node.get_closest_marker("batch_effects") is not None
-    app = create_app(make_config(tmp_path, redis_url, tables=True,
+    app = create_app(make_config(tmp_path, redis_url, template="tables",
                                  **(marker.kwargs if marker else {})), batch_effects=batched)
     init_migrations(app)  # what `flask db` binds (tests call flask_migrate's upgrade and stamp)
     with app.app_context():

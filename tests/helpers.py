@@ -65,18 +65,18 @@ challenges:
 POSTGRES_URL = os.environ.get("KNOCKOUT_TEST_POSTGRES_URL", "")
 
 
-def database_url(tmp_path: Path, tables: bool = False) -> str:
+def database_url(tmp_path: Path, template: str = "") -> str:
     """A fresh database for one test: a SQLite file, or the PostgreSQL database wiped clean; empty,
-    or with the models' tables (`tables`: a copy of a database they were created in once a
-    session, for a fraction of what creating them again for each test costs)."""
+    or a copy of a `template` made once a session ("tables": the models' tables created;
+    "migrated": every migration applied), for a fraction of what making it again costs."""
     if not POSTGRES_URL:
         path = tmp_path / "test.db"
-        if tables:
-            shutil.copyfile(_tables_template(), path)
+        if template:
+            shutil.copyfile(_template(template), path)
         return f"sqlite:///{path}"
-    if tables:
+    if template:
         _postgres_admin(f'DROP DATABASE IF EXISTS "{_POSTGRES_NAME}" WITH (FORCE)',
-                        f'CREATE DATABASE "{_POSTGRES_NAME}" TEMPLATE "{_tables_template()}"')
+                        f'CREATE DATABASE "{_POSTGRES_NAME}" TEMPLATE "{_template(template)}"')
         return POSTGRES_URL
     engine = sqlalchemy.create_engine(POSTGRES_URL)
     with engine.begin() as connection:
@@ -89,28 +89,47 @@ _POSTGRES_NAME = sqlalchemy.make_url(POSTGRES_URL).database if POSTGRES_URL else
 _templates: dict[str, str] = {}
 
 
-def _tables_template() -> str:
-    """The database the models' tables were created in, made on first use in this process: a
-    SQLite file's path, or a PostgreSQL database's name (copied with CREATE DATABASE … TEMPLATE,
-    which needs it left without connections)."""
-    if "tables" not in _templates:
-        from quiz import models  # noqa: F401 (their tables)
-        from quiz.extensions import db
+def _template(kind: str) -> str:
+    """The database of this kind, made on first use in this process: a SQLite file's path, or a
+    PostgreSQL database's name (copied with CREATE DATABASE … TEMPLATE, which needs it left without
+    connections)."""
+    if kind not in _templates:
+        directory = Path(tempfile.mkdtemp(prefix="knockout-template-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
         if POSTGRES_URL:
-            name = f"{_POSTGRES_NAME}_tables"
+            name = f"{_POSTGRES_NAME}_{kind}"
             _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
                             f'CREATE DATABASE "{name}"')
-            url = sqlalchemy.make_url(POSTGRES_URL).set(database=name)
+            url = sqlalchemy.make_url(POSTGRES_URL).set(database=name).render_as_string(False)
         else:
-            directory = Path(tempfile.mkdtemp(prefix="knockout-template-"))
-            atexit.register(shutil.rmtree, directory, ignore_errors=True)
-            name = str(directory / "tables.db")
+            name = str(directory / f"{kind}.db")
             url = f"sqlite:///{name}"
-        engine = sqlalchemy.create_engine(url)
-        db.metadata.create_all(engine)
-        engine.dispose()
-        _templates["tables"] = name
-    return _templates["tables"]
+        {"tables": _create_tables, "migrated": _migrate}[kind](url, directory)
+        _templates[kind] = name
+    return _templates[kind]
+
+
+def _create_tables(url: str, _directory: Path) -> None:
+    from quiz import models  # noqa: F401 (their tables)
+    from quiz.extensions import db
+    engine = sqlalchemy.create_engine(url)
+    db.metadata.create_all(engine)
+    engine.dispose()
+
+
+def _migrate(url: str, directory: Path) -> None:
+    """`flask db upgrade`, as a deploy runs it (and the live stack before it starts)."""
+    from quiz import create_app
+    from quiz.extensions import db, state
+    config = type("Config", (TestConfig,), dict(
+        SQLALCHEMY_DATABASE_URI=url, INSTANCE_PATH=str(directory / "instance"),
+        REDIS_URL="redis://127.0.0.1:1/0", STORAGE_URL=f"file://{directory / 'storage'}"))
+    app = create_app(config)
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    with app.app_context():
+        state(app).dispatcher.stop()
+        db.engine.dispose()
+    assert result.exit_code == 0, f"flask db upgrade: {result.output}{result.exception or ''}"
 
 
 def _postgres_admin(*statements: str) -> None:
@@ -170,11 +189,11 @@ def round_trips(engine):
                     statement = None
 
 
-def make_config(tmp_path: Path, redis_url: str, tables: bool = False, **overrides) -> type:
-    """TestConfig on a fresh database (with the models' tables, if asked), this Redis and a storage
-    folder; `overrides` on top."""
+def make_config(tmp_path: Path, redis_url: str, template: str = "", **overrides) -> type:
+    """TestConfig on a fresh database (a copy of a `template`, if asked: database_url), this Redis
+    and a storage folder; `overrides` on top."""
     settings = dict(INSTANCE_PATH=str(tmp_path / "instance"), REDIS_URL=redis_url,
-                    SQLALCHEMY_DATABASE_URI=database_url(tmp_path, tables),
+                    SQLALCHEMY_DATABASE_URI=database_url(tmp_path, template),
                     STORAGE_URL=f"file://{tmp_path / 'storage'}")
     settings.update(overrides)
     return type("Config", (TestConfig,), settings)
