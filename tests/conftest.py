@@ -1,4 +1,5 @@
-"""Fixtures: a real Redis server, a fresh database per test, the app, and factories.
+"""Fixtures: a real Redis server, a fresh database per test (a copy of one with the tables), the
+app, and factories.
 
 The live stack's fixtures are in live_fixtures.py, Chromium's in browser_fixtures.py; what the
 tests share that is not a fixture is in helpers.py (and players.py, for the live tests).
@@ -46,11 +47,10 @@ def app(request, tmp_path, redis_url):
     redis.Redis.from_url(redis_url).flushall()
     marker = request.node.get_closest_marker("config")
     batched = request.node.get_closest_marker("batch_effects") is not None
-    app = create_app(make_config(tmp_path, redis_url, **(marker.kwargs if marker else {})),
-                     batch_effects=batched)
+    app = create_app(make_config(tmp_path, redis_url, template="tables",
+                                 **(marker.kwargs if marker else {})), batch_effects=batched)
     init_migrations(app)  # what `flask db` binds (tests call flask_migrate's upgrade and stamp)
     with app.app_context():
-        db.create_all()
         yield app
         state(app).dispatcher.stop()
         db.session.remove()

@@ -27,9 +27,11 @@ class LiveStack(Stack):
 
     def __init__(self, tmp_path: Path, redis_url: str, workers: int = 2,
                  database: str | None = None, **env):
-        """`database`: another node's DATABASE_URL, to share it (by default a fresh one)."""
-        super().__init__(tmp_path, redis_url, database or database_url(tmp_path), workers,
-                         **{**SETTINGS, **env})
+        """`database`: another node's DATABASE_URL, to share it (by default a fresh one, a copy of
+        one migrated once a session: start() still runs `flask db upgrade` on it, as a deploy
+        does)."""
+        super().__init__(tmp_path, redis_url, database or database_url(tmp_path, "migrated"),
+                         workers, **{**SETTINGS, **env})
         self.directory = tmp_path
 
     def flask(self, *args: str) -> str:
