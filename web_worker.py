@@ -9,6 +9,14 @@ web process:
   all, and a round end's hundreds of new connections get in one a pass — the submits wait in the
   listen queue while the readers are served. A few a pass still leaves most of a wave to the other
   processes, whose loops wake on the same listening socket.
+- `Server` again: while ACCEPT_HOLD submits or more are in flight in its process (a round's rush,
+  quiz/web/priority.py counts them), it leaves new connections to the other processes, looking
+  again every HOLD_CHECK_SECONDS. Under read load a wave of submits' connections otherwise went
+  to one process: the process in a rush holds its reads (quiz/web/priority.py), so its loop turns
+  fast and takes connection after connection, while the other kept serving its readers with none
+  of the wave (traced: 256 of 256 connections in one process, the burst drained 1.5–2× slower
+  than alone). A process at the hold is saturated already; connections none takes wait in the
+  listen queue, as they would have in the process.
 - `Response`: a response's headers go out with its first body bytes in one send, not in a send of
   their own (gunicorn's), so a page costs one syscall and one TCP segment instead of two. Not a
   byte on the wire changes.
@@ -19,14 +27,38 @@ from gunicorn.http import wsgi
 from gunicorn.workers import ggevent
 
 ACCEPT_PER_PASS = 16
+ACCEPT_HOLD = 128  # submits in flight in a process past which new connections go to the others
+HOLD_CHECK_SECONDS = 0.005
 
 
 class Server(StreamServer):
-    """gevent's server, accepting ACCEPT_PER_PASS connections a pass whatever gunicorn set."""
+    """gevent's server, accepting ACCEPT_PER_PASS connections a pass whatever gunicorn set, none
+    while its process has ACCEPT_HOLD submits in flight."""
+
+    _recheck = None  # the timer that looks again while accepting is held
 
     def start(self):
         self.max_accept = ACCEPT_PER_PASS
+        # the forked web process's count (imported here: not in gunicorn's master)
+        from quiz.web.priority import submits_in_flight
+        self.submits_in_flight = submits_in_flight
         super().start()
+
+    def _do_read(self):
+        """gevent's (the listening socket is readable), unless this process is in a rush that
+        big: then stop watching the socket and look again in HOLD_CHECK_SECONDS."""
+        if self.submits_in_flight() >= ACCEPT_HOLD:
+            self.stop_accepting()
+            if self._recheck is None:
+                self._recheck = self.loop.timer(HOLD_CHECK_SECONDS)
+                self._recheck.start(self._look_again)
+            return
+        super()._do_read()
+
+    def _look_again(self):
+        self._recheck.close()
+        self._recheck = None
+        self._start_accepting_if_started()  # (a stopped server stays stopped)
 
 
 def send_all(sock, data) -> None:

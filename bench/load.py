@@ -268,6 +268,10 @@ class Run(OnStack):
         after their submits; the registrations' forms and emails) taking the cores meanwhile."""
         queues = [get_queue(name) for name in QUEUE_NAMES]
         deadline = time.monotonic() + most_seconds
+        # first, what the web processes still owe the queues: their effects reach Redis a moment
+        # after the last answer (a job not there yet was found by no one, then ran 3 s later,
+        # inside the next burst: the read-load pair's read burst, which starts a second later)
+        time.sleep(0.5)
         while time.monotonic() < deadline and any(
                 q.count or q.scheduled_job_registry.count or q.started_job_registry.count
                 for q in queues):

@@ -24,6 +24,7 @@ from gunicorn.workers import ggevent
 import web_worker
 from quiz.config import ROOT
 from quiz.stack import free_port
+from quiz.web import priority
 
 from . import worker_probe
 
@@ -60,6 +61,37 @@ def accepted_on_one_pass(server_class) -> int:
 def test_a_pass_of_the_loop_accepts_a_batch_of_waiting_connections():
     assert accepted_on_one_pass(StreamServer) == 1  # gunicorn's own: one a pass
     assert accepted_on_one_pass(web_worker.Server) == web_worker.ACCEPT_PER_PASS
+
+
+def test_a_process_in_a_big_rush_leaves_new_connections_to_the_others(monkeypatch):
+    """With ACCEPT_HOLD submits in flight in its process, the server takes no connection: they
+    wait in the listen queue for the other processes (under read load one process took a whole
+    wave); once the count drops, it takes them again within a few checks."""
+    rush = type("Rush", (), {"in_flight": web_worker.ACCEPT_HOLD})()
+    monkeypatch.setattr(priority, "CURRENT", rush)
+    listener, clients = waiting_connections(4)
+    listener.setblocking(False)  # as gunicorn's are: an accept with none waiting doesn't block
+    handled = []
+    server = web_worker.Server(listener, handle=lambda sock, address: handled.append(sock))
+    server.start()
+    try:
+        gevent.sleep(20 * web_worker.HOLD_CHECK_SECONDS)  # the loop sees the socket readable
+        assert handled == [] and server._watcher is None  # not watching: no spin while held
+        rush.in_flight = web_worker.ACCEPT_HOLD - 1
+        deadline = time.monotonic() + 2
+        while len(handled) < 4:
+            assert time.monotonic() < deadline, f"{len(handled)} of 4 taken after the rush"
+            gevent.sleep(web_worker.HOLD_CHECK_SECONDS)
+        listener_stays = server._watcher is not None
+        assert listener_stays  # accepting again: the next connection is taken at once
+    finally:
+        server.stop()
+        for sock in handled:
+            sock.close()
+        for client in clients:
+            client.close()
+    gevent.sleep(2 * web_worker.HOLD_CHECK_SECONDS)  # a check due after the stop does nothing
+    assert server._watcher is None
 
 
 def test_gunicorn_runs_the_web_processes_on_this_worker(monkeypatch, tmp_path):

@@ -42,6 +42,17 @@ PLAYERS_OWN = ("/f/", "/static/", "/brand/")
 QUIET_SECONDS = 0.25
 
 
+# This process's SubmitsFirst (the gunicorn web process's app): web_worker.Server asks it how many
+# submits are in flight here before it takes in more connections.
+CURRENT: "SubmitsFirst | None" = None
+
+
+def submits_in_flight() -> int:
+    """The submits in flight in this process (0 where nothing counts them: outside gevent, or with
+    READ_YIELD_MAX_SECONDS=0)."""
+    return CURRENT.in_flight if CURRENT is not None else 0
+
+
 def may_wait(environ) -> bool:
     """Whether this request can wait for a rush of submits to pass (a read, not a socket)."""
     path = environ.get("PATH_INFO", "")
@@ -67,6 +78,8 @@ class SubmitsFirst:
         self.gated: bool | None = None
         self.in_flight, self.busy_at, self.ending = 0, 0.0, False
         self.quiet = None  # a gevent Event, set while there is no rush
+        global CURRENT
+        CURRENT = self
 
     def __call__(self, environ, start_response):
         if not self._gated():
