@@ -9,7 +9,6 @@ Prints JSON: case → ms a request (time.process_time over the requests, one thr
 real Redis); `count` adds how many requests each case handed on to Flask (the page fast path's
 `wrapped`), `profile` prints a cProfile to stderr."""
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,7 +22,7 @@ from werkzeug.test import Client
 sys.path.insert(0, ".")  # the tree measured
 from quiz import create_app  # noqa: E402
 from quiz.config import TestConfig  # noqa: E402
-from quiz.embedded import server_args, wait_for  # noqa: E402
+from quiz.embedded import scratch_redis  # noqa: E402
 from quiz.extensions import db, state  # noqa: E402
 from quiz.models import Challenge, FormLink  # noqa: E402
 from quiz.questions import apply_bank, parse_bank  # noqa: E402
@@ -32,11 +31,7 @@ from tests.helpers import SMALL_BANK, make_config, press_start, submit  # noqa: 
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 400
 tmp = Path(tempfile.mkdtemp())
-(tmp / "redis").mkdir()
-sock = tmp / "redis" / "redis.sock"
-server = subprocess.Popen(server_args(tmp / "redis", sock), stdout=subprocess.DEVNULL)
-url = f"unix://{sock}"
-wait_for(url)
+server, url = scratch_redis(tmp)
 try:
     redis.Redis.from_url(url).flushall()
     app = create_app(make_config(tmp, url))

@@ -27,7 +27,6 @@ monkey.patch_all()
 
 import json  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -41,7 +40,7 @@ from werkzeug.test import Client  # noqa: E402
 
 sys.path.insert(0, ".")  # the tree measured
 from quiz import create_app  # noqa: E402
-from quiz.embedded import server_args, wait_for  # noqa: E402
+from quiz.embedded import scratch_redis  # noqa: E402
 from quiz.extensions import db, state  # noqa: E402
 from quiz.questions import apply_bank, parse_bank  # noqa: E402
 from tests.helpers import POSTGRES_URL, make_config  # noqa: E402
@@ -153,11 +152,7 @@ def sample(app, n: int, interval: float = 0.0005) -> None:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp())
-    (tmp / "redis").mkdir()
-    sock = tmp / "redis" / "redis.sock"
-    server = subprocess.Popen(server_args(tmp / "redis", sock), stdout=subprocess.DEVNULL)
-    url = f"unix://{sock}"
-    wait_for(url)
+    server, url = scratch_redis(tmp)
     try:
         redis.Redis.from_url(url).flushall()
         app = create_app(make_config(tmp, url, TESTING=False, LOG_LEVEL="WARNING",

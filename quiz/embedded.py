@@ -40,6 +40,17 @@ def server_args(directory: Path, socket: Path | None = None, port: int = 0) -> l
     return args
 
 
+def scratch_redis(directory: Path) -> tuple[subprocess.Popen, str]:
+    """A Redis server of its own in `directory`/redis (a measurement's, a script's), answering on
+    a Unix socket there: the process (the caller stops it) and its URL, once it answers."""
+    (directory / "redis").mkdir(parents=True, exist_ok=True)
+    sock = directory / "redis" / "redis.sock"
+    process = subprocess.Popen(server_args(directory / "redis", sock), stdout=subprocess.DEVNULL)
+    url = f"unix://{sock}"
+    wait_for(url)
+    return process, url
+
+
 def wait_for(url: str, timeout: float = 10.0) -> None:
     """Block until the Redis at `url` answers PING."""
     deadline = time.monotonic() + timeout

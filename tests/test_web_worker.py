@@ -38,6 +38,13 @@ def waiting_connections(count: int):
     return listener, clients
 
 
+def stop(server, sockets) -> None:
+    """Stop the server and close the connections (both ends)."""
+    server.stop()
+    for sock in sockets:
+        sock.close()
+
+
 def accepted_on_one_pass(server_class) -> int:
     """How many waiting connections one readiness of the listening socket takes in, the server
     set up as gunicorn sets it up with more than one worker."""
@@ -51,11 +58,7 @@ def accepted_on_one_pass(server_class) -> int:
         gevent.sleep(0)  # the handlers spawned run
         return len(handled)
     finally:
-        server.stop()
-        for sock in handled:
-            sock.close()
-        for client in clients:
-            client.close()
+        stop(server, handled + clients)
 
 
 def test_a_pass_of_the_loop_accepts_a_batch_of_waiting_connections():
@@ -85,11 +88,7 @@ def test_a_process_in_a_big_rush_leaves_new_connections_to_the_others(monkeypatc
         listener_stays = server._watcher is not None
         assert listener_stays  # accepting again: the next connection is taken at once
     finally:
-        server.stop()
-        for sock in handled:
-            sock.close()
-        for client in clients:
-            client.close()
+        stop(server, handled + clients)
     gevent.sleep(2 * web_worker.HOLD_CHECK_SECONDS)  # a check due after the stop does nothing
     assert server._watcher is None
 
