@@ -103,9 +103,10 @@ def test_gunicorn_runs_the_web_processes_on_this_worker(monkeypatch, tmp_path):
 def test_a_metrics_directory_the_server_made_goes_when_it_exits(monkeypatch, tmp_path):
     """Each start made a directory for the processes' metrics: the server removes its own on exit
     (a machine restarting its server for days kept every one), never one the operator set."""
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # (so that the test's end restores it)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     made = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")  # (the file sets it for the workers)
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]  # the file set it for the workers it would start
     directory = Path(made["metrics_dir"])
     assert directory.is_dir() and directory.name.startswith("knockout-metrics-")
     made["on_exit"](None)
