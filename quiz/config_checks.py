@@ -136,32 +136,32 @@ def check_priority_settings(config) -> None:
     behind a lone submit); READ_YIELD_MAX_SECONDS seconds from 0 (off) to 10;
     ANSWERED_FORMS_DELAY_SECONDS from 0 (at once) to 60; WORKER_NICE a whole number from 0 to 19.
     Parsed in place."""
-    value = config["SUBMIT_PRIORITY_THRESHOLD"]
-    try:
-        threshold = int(str(value).strip())
-    except ValueError:
-        threshold = None
-    if threshold is None or threshold < 2:
-        raise ConfigError(f"SUBMIT_PRIORITY_THRESHOLD={value!r} is not a number of submits of 2 "
-                          "or more: set how many submits in flight in a web process make a rush "
-                          "that reads wait for, e.g. 8 (READ_YIELD_MAX_SECONDS=0 turns it off).")
-    config["SUBMIT_PRIORITY_THRESHOLD"] = threshold
+    _whole_number(config, "SUBMIT_PRIORITY_THRESHOLD", 2, None,
+                  "a number of submits of 2 or more: set how many submits in flight in a web "
+                  "process make a rush that reads wait for, e.g. 8 (READ_YIELD_MAX_SECONDS=0 turns "
+                  "it off).")
     _seconds_up_to(config, "READ_YIELD_MAX_SECONDS", READ_YIELD_MOST_SECONDS,
                    "a phone or a load balancer would give up first",
                    "the longest a read waits for a rush of submits, e.g. 0.5 (0: reads never wait)")
     _seconds_up_to(config, "ANSWERED_FORMS_DELAY_SECONDS", ANSWERED_FORMS_MOST_SECONDS,
                    "a round that everyone has answered closes only once their forms are moved",
                    "how long after a submit the answered forms are moved, e.g. 3 (0: at once)")
-    value = config["WORKER_NICE"]
+    _whole_number(config, "WORKER_NICE", 0, 19,
+                  "a niceness from 0 to 19: set how far the worker yields shared cores to the web "
+                  "processes, e.g. 5 (0: an equal share).")
+
+
+def _whole_number(config, name: str, least: int, most: int | None, wanted: str) -> None:
+    """`name` parsed in place: a whole number from `least` to `most` (None: no bound); refused
+    saying it is not `wanted`."""
+    value = config[name]
     try:
-        nice = int(str(value).strip())
+        number = int(str(value).strip())
     except ValueError:
-        nice = None
-    if nice is None or not 0 <= nice <= 19:
-        raise ConfigError(f"WORKER_NICE={value!r} is not a niceness from 0 to 19: set how far the "
-                          "worker yields shared cores to the web processes, e.g. 5 (0: an equal "
-                          "share).")
-    config["WORKER_NICE"] = nice
+        number = None
+    if number is None or number < least or (most is not None and number > most):
+        raise ConfigError(f"{name}={value!r} is not {wanted}")
+    config[name] = number
 
 
 def _seconds_up_to(config, name: str, most: float, why: str, example: str) -> None:
