@@ -130,6 +130,10 @@ def test_a_keyboard_only_player_plays_a_round(stack, api, new_page):
 
     # The questions (the stored form): each answered from the keyboard, then submitted.
     expect(page.locator('main[data-stored-form="forms"]')).to_have_count(1)
+    # The focus goes to the player's time once the swap has settled (static/js/in_place.js): wait
+    # for it, or a Tab pressed before the settle has its focus moved away mid-question.
+    expect(page.locator("main .timer")).to_be_focused()
+    not_lost(page)
     answered = set()
     while len(answered) < len(KEY[1]):
         now = tab_to(page, lambda f: f["tag"] == "INPUT" and f["legend"] != "")
