@@ -61,8 +61,40 @@ challenges:
         answer: "4"
 """
 
-# The suite runs on SQLite by default, and on PostgreSQL when this names a server's database.
-POSTGRES_URL = os.environ.get("KNOCKOUT_TEST_POSTGRES_URL", "")
+
+def _postgres_url() -> str:
+    """The suite runs on SQLite by default, and on PostgreSQL when KNOCKOUT_TEST_POSTGRES_URL names
+    a server's database. Under pytest-xdist (bin/test runs each pass on two workers) every worker
+    has a database of its own on that server (knockout_test_gw0, …), made here, and the processes
+    a test starts are pointed at it too."""
+    url = os.environ.get("KNOCKOUT_TEST_POSTGRES_URL", "")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker:
+        return url
+    given = sqlalchemy.make_url(url)
+    if given.database == os.environ.get("KNOCKOUT_TEST_POSTGRES_NAME"):  # made by this worker
+        return url
+    name = f"{given.database}_{worker}"
+    _postgres_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                    f'CREATE DATABASE "{name}"')
+    url = given.set(database=name).render_as_string(hide_password=False)
+    os.environ.update(KNOCKOUT_TEST_POSTGRES_URL=url, DATABASE_URL=url,
+                      KNOCKOUT_TEST_POSTGRES_NAME=name)
+    return url
+
+
+def _postgres_admin(url: str, *statements: str) -> None:
+    """Run statements that cannot run in a transaction (CREATE and DROP DATABASE) from the
+    server's `postgres` database."""
+    engine = sqlalchemy.create_engine(sqlalchemy.make_url(url).set(database="postgres"),
+                                      isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in statements:
+            connection.execute(sqlalchemy.text(statement))
+    engine.dispose()
+
+
+POSTGRES_URL = _postgres_url()
 
 
 def database_url(tmp_path: Path, template: str = "") -> str:
@@ -75,7 +107,7 @@ def database_url(tmp_path: Path, template: str = "") -> str:
             shutil.copyfile(_template(template), path)
         return f"sqlite:///{path}"
     if template:
-        _postgres_admin(f'DROP DATABASE IF EXISTS "{_POSTGRES_NAME}" WITH (FORCE)',
+        _postgres_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{_POSTGRES_NAME}" WITH (FORCE)',
                         f'CREATE DATABASE "{_POSTGRES_NAME}" TEMPLATE "{_template(template)}"')
         return POSTGRES_URL
     engine = sqlalchemy.create_engine(POSTGRES_URL)
@@ -98,7 +130,7 @@ def _template(kind: str) -> str:
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
         if POSTGRES_URL:
             name = f"{_POSTGRES_NAME}_{kind}"
-            _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            _postgres_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
                             f'CREATE DATABASE "{name}"')
             url = sqlalchemy.make_url(POSTGRES_URL).set(database=name).render_as_string(False)
         else:
@@ -130,17 +162,6 @@ def _migrate(url: str, directory: Path) -> None:
         state(app).dispatcher.stop()
         db.engine.dispose()
     assert result.exit_code == 0, f"flask db upgrade: {result.output}{result.exception or ''}"
-
-
-def _postgres_admin(*statements: str) -> None:
-    """Run statements that cannot run in a transaction (CREATE and DROP DATABASE) from the server's
-    `postgres` database."""
-    engine = sqlalchemy.create_engine(sqlalchemy.make_url(POSTGRES_URL).set(database="postgres"),
-                                      isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for statement in statements:
-            connection.execute(sqlalchemy.text(statement))
-    engine.dispose()
 
 
 @contextmanager
