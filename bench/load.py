@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 from sqlalchemy import func, select, text, update
@@ -256,7 +257,7 @@ class Run(OnStack):
         if not os.environ.get("BENCH_TRACE_DIR"):
             return step(*args)
         with Trace(self.directory / "metrics", self.stack.web_workers,
-                   self.stack.processes[1].pid) as trace:
+                   self.stack.processes[1].pid, urlsplit(self.stack.url).port) as trace:
             result = step(*args)
         trace.write(Path(os.environ["BENCH_TRACE_DIR"]), name, result)
         return result

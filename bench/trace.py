@@ -3,8 +3,10 @@ time goes. Every SLICE seconds, per web process: the submits in flight and the r
 gauges of quiz/web/priority.py, read from the stack's prometheus files, no request made), and the
 CPU ticks of the web processes and of the load generators (this process's wrk children), how long
 each web process has waited for a core (`wait`, seconds on the run queue, from the kernel's
-schedstat), the RQ worker's CPU ticks, and the whole machine's busy ticks (`machine`: every
-process, others' too). Written
+schedstat), the sockets each web process holds open (`conns`: its connections, readers' and
+the burst's, plus its listening socket), the listening socket's accept queue (`backlog`:
+connections no process has taken yet), the RQ worker's CPU ticks, and the whole machine's busy
+ticks (`machine`: every process, others' too). Written
 as JSON next to wrk's own timeline of answers (`timeline`: answers per 0.05 s from the first
 request), on the same clock (CLOCK_MONOTONIC)."""
 import json
@@ -50,6 +52,34 @@ def wrk_children() -> list[int]:
     return found
 
 
+def open_sockets(pid: int) -> int:
+    """How many sockets the process holds open."""
+    count = 0
+    try:
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            try:
+                count += os.readlink(fd.path).startswith("socket:")
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return count
+
+
+def accept_queue(port: int) -> int:
+    """Connections waiting in the accept queue of the socket listening on `port` (loopback)."""
+    want = f":{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split()
+        if fields[1].endswith(want) and fields[3] == "0A":  # LISTEN
+            return int(fields[4].split(":")[1], 16)
+    return 0
+
+
 def run_queue_wait(pid: int) -> float:
     """Seconds the process's threads have waited, runnable, for a core (0 if the kernel keeps no
     schedstat)."""
@@ -65,8 +95,9 @@ def run_queue_wait(pid: int) -> float:
 class Trace:
     """Samples in a thread while `with` lasts; `write(name, result)` saves them with wrk's."""
 
-    def __init__(self, metrics: Path, web_pids: list[int], worker_pid: int | None = None):
-        self.metrics, self.web, self.worker = metrics, web_pids, worker_pid
+    def __init__(self, metrics: Path, web_pids: list[int], worker_pid: int | None = None,
+                 port: int | None = None):
+        self.metrics, self.web, self.worker, self.port = metrics, web_pids, worker_pid, port
         self.samples: list[dict] = []
         self.stop = threading.Event()
 
@@ -83,7 +114,9 @@ class Trace:
         while not self.stop.wait(SLICE):
             sample = {"t": time.monotonic(),
                       "web": [dict(gauges(self.metrics, pid), cpu=ticks(pid),
-                                   wait=run_queue_wait(pid)) for pid in self.web],
+                                   wait=run_queue_wait(pid), conns=open_sockets(pid))
+                              for pid in self.web],
+                      "backlog": accept_queue(self.port) if self.port else 0,
                       "machine": machine_busy(),
                       "worker": ticks(self.worker, True) if self.worker else 0,
                       "wrk": {pid: ticks(pid) for pid in wrk_children()}}
@@ -122,6 +155,30 @@ def summary(directory: Path) -> list[str]:
     return lines
 
 
+def connections(directory: Path, at: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8)) -> list[str]:
+    """A line a traced burst: where its connections were at moments from its first request
+    (each web process's sockets above what it held just before, and the accept queue), and the
+    accept queue's longest."""
+    lines = ["burst               " + "  ".join(f"{t:>14.2f}s" for t in at) + "  queue at most"]
+    for path in sorted(directory.glob("*.json")):
+        trace = json.loads(path.read_text())
+        result, samples = trace["result"], trace["samples"]
+        before = [s for s in samples if s["t"] < result["first"]]
+        if not before or "backlog" not in before[-1]:
+            continue
+        base = [w["conns"] for w in before[-1]["web"]]
+        cells = []
+        for t in at:
+            near = min(samples, key=lambda s: abs(s["t"] - result["first"] - t))
+            split = "/".join(str(w["conns"] - b) for w, b in zip(near["web"], base))
+            cells.append(f"{split} q{near['backlog']}".rjust(15))
+        most = max(s["backlog"] for s in samples if s["t"] >= result["first"])
+        lines.append(f"{path.stem:18} " + "  ".join(cells) + f"  {most:13}")
+    return lines
+
+
 if __name__ == "__main__":
     import sys
     print("\n".join(summary(Path(sys.argv[1]))))
+    print()
+    print("\n".join(connections(Path(sys.argv[1]))))
