@@ -17,11 +17,17 @@ web process:
   of the wave (traced: 256 of 256 connections in one process, the burst drained 1.5–2× slower
   than alone). A process at the hold is saturated already; connections none takes wait in the
   listen queue, as they would have in the process.
+  A connection counts toward the hold from its accept, before its request is read (`arriving`):
+  in a wave the accepts run ahead of the requests (taken in 16 a pass, read on later passes), and
+  counting only the submits already in flight let one process take 256 connections before its
+  count reached the hold.
 - `Response`: a response's headers go out with its first body bytes in one send, not in a send of
   their own (gunicorn's), so a page costs one syscall and one TCP segment instead of two. Not a
   byte on the wire changes.
 """
 import sys
+import time
+from collections import deque
 
 from gevent.server import StreamServer
 from gunicorn import util
@@ -31,11 +37,40 @@ from gunicorn.workers import ggevent
 ACCEPT_PER_PASS = 16
 ACCEPT_HOLD = 128  # submits in flight in a process past which new connections go to the others
 HOLD_CHECK_SECONDS = 0.005
+# A connection taken in this recently whose first request has not been read yet counts toward the
+# hold as a submit on its way; one idle longer (a slow client, a socket that never sends) no more.
+ARRIVING_SECONDS = 0.5
+
+# This process's connections taken in whose first request is not read yet: socket → when taken in
+# (Server.do_handle adds, Worker takes them out at their first request or their close), and the
+# same in the order they came, for `arriving` to drop the old ones.
+_arriving: dict = {}
+_arrival_order: deque = deque()
+
+
+def arriving() -> int:
+    """Connections this process took in within ARRIVING_SECONDS whose first request is not read
+    yet."""
+    now = time.monotonic()
+    while _arrival_order and (now - _arrival_order[0][0] > ARRIVING_SECONDS
+                              or _arrival_order[0][1] not in _arriving):
+        _, sock = _arrival_order.popleft()
+        _arriving.pop(sock, None)
+    return len(_arriving)
+
+
+def request_read(sock) -> None:
+    """The connection's first request is read (in flight now, when it is a submit)."""
+    _arriving.pop(sock, None)
+
+
+def connection_closed(sock) -> None:
+    _arriving.pop(sock, None)
 
 
 class Server(StreamServer):
     """gevent's server, accepting ACCEPT_PER_PASS connections a pass whatever gunicorn set, none
-    while its process has ACCEPT_HOLD submits in flight."""
+    while its process has ACCEPT_HOLD submits in flight or on their way."""
 
     _recheck = None  # the timer that looks again while accepting is held
 
@@ -50,13 +85,19 @@ class Server(StreamServer):
     def _do_read(self):
         """gevent's (the listening socket is readable), unless this process is in a rush that
         big: then stop watching the socket and look again in HOLD_CHECK_SECONDS."""
-        if self.submits_in_flight() >= ACCEPT_HOLD:
+        if self.submits_in_flight() + arriving() >= ACCEPT_HOLD:
             self.stop_accepting()
             if self._recheck is None:
                 self._recheck = self.loop.timer(HOLD_CHECK_SECONDS)
                 self._recheck.start(self._look_again)
             return
         super()._do_read()
+
+    def do_handle(self, client, address):
+        now = time.monotonic()
+        _arriving[client] = now
+        _arrival_order.append((now, client))
+        super().do_handle(client, address)
 
     def _look_again(self):
         self._recheck.close()
@@ -141,6 +182,16 @@ class Response(wsgi.Response):
 class Worker(ggevent.GeventWorker):
     """gunicorn's gevent worker with `Server` as its server (gunicorn makes it in `run`) and
     `Response` as its HTTP/1 responses (gunicorn's `wsgi.create` makes them)."""
+
+    def handle(self, listener, client, addr):
+        try:
+            super().handle(listener, client, addr)
+        finally:
+            connection_closed(client)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        request_read(sock)
+        super().handle_request(listener_name, req, sock, addr)
 
     def run(self):
         # this process's modules: the forked worker's
