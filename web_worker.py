@@ -6,21 +6,21 @@ web process:
   so that one process does not take every connection of a wave. A pass of the loop runs every
   request that is ready, though: while a room's readers keep a process busy (waiting phones
   polling, a projector, a load balancer's /ping on keep-alive connections), each pass costs them
-  all, and a round end's hundreds of new connections get in one a pass — the submits wait in the
-  listen queue while the readers are served. A few a pass still leaves most of a wave to the other
-  processes, whose loops wake on the same listening socket.
-- `Server` again: while ACCEPT_HOLD submits or more are in flight in its process (a round's rush,
-  quiz/web/priority.py counts them), it leaves new connections to the other processes, looking
-  again every HOLD_CHECK_SECONDS. Under read load a wave of submits' connections otherwise went
-  to one process: the process in a rush holds its reads (quiz/web/priority.py), so its loop turns
-  fast and takes connection after connection, while the other kept serving its readers with none
-  of the wave (traced: 256 of 256 connections in one process, the burst drained 1.5–2× slower
-  than alone). A process at the hold is saturated already; connections none takes wait in the
-  listen queue, as they would have in the process.
-  A connection counts toward the hold from its accept, before its request is read (`arriving`):
-  in a wave the accepts run ahead of the requests (taken in 16 a pass, read on later passes), and
-  counting only the submits already in flight let one process take 256 connections before its
-  count reached the hold.
+  all, and a round end's hundreds of new connections got in one a pass — the submits waited in the
+  listen queue while the readers were served (traced at 16 a pass: under 32 readers a wave of 256
+  connections took 0.4–0.8 s to be taken in, the accept queue 240 long at its start).
+- `Server` again, what keeps one process from taking the whole wave: while ACCEPT_HOLD submits or
+  more are in flight in its process (a round's rush, quiz/web/priority.py counts them) or on their
+  way (`arriving`: connections taken in whose first request is not read yet, ARRIVING_SECONDS at
+  most), it takes no more and leaves new connections to the other processes, looking again every
+  HOLD_CHECK_SECONDS. It looks before every accept, so a pass takes at most up to the hold. Under
+  read load a wave went to one process otherwise: the process in a rush holds its reads
+  (quiz/web/priority.py), so its loop turns fast and takes connection after connection, while the
+  other keeps serving its readers (traced: 256 of 256 connections in one process, the burst
+  drained 1.5–2× slower than alone); and the accepts run ahead of the reads, so the submits in
+  flight alone reached the hold only after it had taken far more. A process at the hold is
+  saturated already; connections none takes wait in the listen queue, as they would have in the
+  process.
 - `Response`: a response's headers go out with its first body bytes in one send, not in a send of
   their own (gunicorn's), so a page costs one syscall and one TCP segment instead of two. Not a
   byte on the wire changes.
@@ -34,8 +34,8 @@ from gunicorn import util
 from gunicorn.http import wsgi
 from gunicorn.workers import ggevent
 
-ACCEPT_PER_PASS = 16
-ACCEPT_HOLD = 128  # submits in flight in a process past which new connections go to the others
+ACCEPT_HOLD = 128  # submits in flight or on their way past which new connections go to the others
+ACCEPT_PER_PASS = ACCEPT_HOLD  # the hold, checked before each accept, is what bounds a pass
 HOLD_CHECK_SECONDS = 0.005
 # A connection taken in this recently whose first request has not been read yet counts toward the
 # hold as a submit on its way; one idle longer (a slow client, a socket that never sends) no more.
@@ -82,16 +82,17 @@ class Server(StreamServer):
         self.submits_in_flight = priority.submits_in_flight if priority else lambda: 0
         super().start()
 
-    def _do_read(self):
-        """gevent's (the listening socket is readable), unless this process is in a rush that
-        big: then stop watching the socket and look again in HOLD_CHECK_SECONDS."""
+    def do_read(self):
+        """gevent's accept of one waiting connection (its pass's loop calls it up to max_accept
+        times), unless this process is in a rush that big: then stop watching the socket and
+        look again in HOLD_CHECK_SECONDS (None ends the pass)."""
         if self.submits_in_flight() + arriving() >= ACCEPT_HOLD:
             self.stop_accepting()
             if self._recheck is None:
                 self._recheck = self.loop.timer(HOLD_CHECK_SECONDS)
                 self._recheck.start(self._look_again)
-            return
-        super()._do_read()
+            return None
+        return super().do_read()
 
     def do_handle(self, client, address):
         now = time.monotonic()
