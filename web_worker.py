@@ -6,36 +6,71 @@ web process:
   so that one process does not take every connection of a wave. A pass of the loop runs every
   request that is ready, though: while a room's readers keep a process busy (waiting phones
   polling, a projector, a load balancer's /ping on keep-alive connections), each pass costs them
-  all, and a round end's hundreds of new connections get in one a pass — the submits wait in the
-  listen queue while the readers are served. A few a pass still leaves most of a wave to the other
-  processes, whose loops wake on the same listening socket.
-- `Server` again: while ACCEPT_HOLD submits or more are in flight in its process (a round's rush,
-  quiz/web/priority.py counts them), it leaves new connections to the other processes, looking
-  again every HOLD_CHECK_SECONDS. Under read load a wave of submits' connections otherwise went
-  to one process: the process in a rush holds its reads (quiz/web/priority.py), so its loop turns
-  fast and takes connection after connection, while the other kept serving its readers with none
-  of the wave (traced: 256 of 256 connections in one process, the burst drained 1.5–2× slower
-  than alone). A process at the hold is saturated already; connections none takes wait in the
-  listen queue, as they would have in the process.
+  all, and a round end's hundreds of new connections got in one a pass — the submits waited in the
+  listen queue while the readers were served (traced at 16 a pass: under 32 readers a wave of 256
+  connections took 0.4–0.8 s to be taken in, the accept queue 240 long at its start).
+- `Server` again, what keeps one process from taking the whole wave: while ACCEPT_HOLD submits or
+  more are in flight in its process (a round's rush, quiz/web/priority.py counts them) or on their
+  way (`arriving`: connections taken in whose first request is not read yet, ARRIVING_SECONDS at
+  most), it takes no more and leaves new connections to the other processes, looking again every
+  HOLD_CHECK_SECONDS. It looks before every accept, so a pass takes at most up to the hold. Under
+  read load a wave went to one process otherwise: the process in a rush holds its reads
+  (quiz/web/priority.py), so its loop turns fast and takes connection after connection, while the
+  other keeps serving its readers (traced: 256 of 256 connections in one process, the burst
+  drained 1.5–2× slower than alone); and the accepts run ahead of the reads, so the submits in
+  flight alone reached the hold only after it had taken far more. A process at the hold is
+  saturated already; connections none takes wait in the listen queue, as they would have in the
+  process.
 - `Response`: a response's headers go out with its first body bytes in one send, not in a send of
   their own (gunicorn's), so a page costs one syscall and one TCP segment instead of two. Not a
   byte on the wire changes.
 """
 import sys
+import time
+from collections import deque
 
 from gevent.server import StreamServer
 from gunicorn import util
 from gunicorn.http import wsgi
 from gunicorn.workers import ggevent
 
-ACCEPT_PER_PASS = 16
-ACCEPT_HOLD = 128  # submits in flight in a process past which new connections go to the others
+ACCEPT_HOLD = 128  # submits in flight or on their way past which new connections go to the others
+ACCEPT_PER_PASS = ACCEPT_HOLD  # the hold, checked before each accept, is what bounds a pass
 HOLD_CHECK_SECONDS = 0.005
+# A connection taken in this recently whose first request has not been read yet counts toward the
+# hold as a submit on its way; one idle longer (a slow client, a socket that never sends) no more.
+ARRIVING_SECONDS = 0.5
+
+# This process's connections taken in whose first request is not read yet: socket → when taken in
+# (Server.do_handle adds, Worker takes them out at their first request or their close), and the
+# same in the order they came, for `arriving` to drop the old ones.
+_arriving: dict = {}
+_arrival_order: deque = deque()
+
+
+def arriving() -> int:
+    """Connections this process took in within ARRIVING_SECONDS whose first request is not read
+    yet."""
+    now = time.monotonic()
+    while _arrival_order and (now - _arrival_order[0][0] > ARRIVING_SECONDS
+                              or _arrival_order[0][1] not in _arriving):
+        _, sock = _arrival_order.popleft()
+        _arriving.pop(sock, None)
+    return len(_arriving)
+
+
+def request_read(sock) -> None:
+    """The connection's first request is read (in flight now, when it is a submit)."""
+    _arriving.pop(sock, None)
+
+
+def connection_closed(sock) -> None:
+    _arriving.pop(sock, None)
 
 
 class Server(StreamServer):
     """gevent's server, accepting ACCEPT_PER_PASS connections a pass whatever gunicorn set, none
-    while its process has ACCEPT_HOLD submits in flight."""
+    while its process has ACCEPT_HOLD submits in flight or on their way."""
 
     _recheck = None  # the timer that looks again while accepting is held
 
@@ -47,16 +82,23 @@ class Server(StreamServer):
         self.submits_in_flight = priority.submits_in_flight if priority else lambda: 0
         super().start()
 
-    def _do_read(self):
-        """gevent's (the listening socket is readable), unless this process is in a rush that
-        big: then stop watching the socket and look again in HOLD_CHECK_SECONDS."""
-        if self.submits_in_flight() >= ACCEPT_HOLD:
+    def do_read(self):
+        """gevent's accept of one waiting connection (its pass's loop calls it up to max_accept
+        times), unless this process is in a rush that big: then stop watching the socket and
+        look again in HOLD_CHECK_SECONDS (None ends the pass)."""
+        if self.submits_in_flight() + arriving() >= ACCEPT_HOLD:
             self.stop_accepting()
             if self._recheck is None:
                 self._recheck = self.loop.timer(HOLD_CHECK_SECONDS)
                 self._recheck.start(self._look_again)
-            return
-        super()._do_read()
+            return None
+        return super().do_read()
+
+    def do_handle(self, client, address):
+        now = time.monotonic()
+        _arriving[client] = now
+        _arrival_order.append((now, client))
+        super().do_handle(client, address)
 
     def _look_again(self):
         self._recheck.close()
@@ -141,6 +183,16 @@ class Response(wsgi.Response):
 class Worker(ggevent.GeventWorker):
     """gunicorn's gevent worker with `Server` as its server (gunicorn makes it in `run`) and
     `Response` as its HTTP/1 responses (gunicorn's `wsgi.create` makes them)."""
+
+    def handle(self, listener, client, addr):
+        try:
+            super().handle(listener, client, addr)
+        finally:
+            connection_closed(client)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        request_read(sock)
+        super().handle_request(listener_name, req, sock, addr)
 
     def run(self):
         # this process's modules: the forked worker's

@@ -2,6 +2,7 @@
 takes up to ACCEPT_PER_PASS of the connections waiting to be accepted, not gunicorn's one. On a
 real gunicorn: what a stuck or restarted process does to the connections (nothing waits for it,
 nothing is lost)."""
+import collections
 import http.client
 import json
 import re
@@ -29,11 +30,19 @@ from quiz.web import priority
 from . import worker_probe
 
 
+@pytest.fixture(autouse=True)
+def no_arrivals(monkeypatch):
+    """Each test's servers count their own arriving connections (a test's handlers are no
+    gunicorn worker: nothing takes theirs out)."""
+    monkeypatch.setattr(web_worker, "_arriving", {})
+    monkeypatch.setattr(web_worker, "_arrival_order", collections.deque())
+
+
 def waiting_connections(count: int):
     """A listening socket with `count` connections waiting in its queue (not accepted yet)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener.listen(max(64, count))
     clients = [socket.create_connection(listener.getsockname()) for _ in range(count)]
     return listener, clients
 
@@ -93,7 +102,7 @@ def test_a_process_in_a_big_rush_leaves_new_connections_to_the_others(monkeypatc
         # it looks once a check, not on every pass of the loop (a readable socket it keeps
         # watching without accepting would be thousands of looks: a spin)
         assert handled == [] and server.looks <= checks + 2, (server.looks, checks)
-        rush.in_flight = web_worker.ACCEPT_HOLD - 1
+        rush.in_flight = web_worker.ACCEPT_HOLD - 8  # below the hold, with room for the 4
         deadline = time.monotonic() + 2
         while len(handled) < 4:
             assert time.monotonic() < deadline, f"{len(handled)} of 4 taken after the rush"
@@ -104,6 +113,41 @@ def test_a_process_in_a_big_rush_leaves_new_connections_to_the_others(monkeypatc
         stop(server, handled + clients)
     gevent.sleep(2 * web_worker.HOLD_CHECK_SECONDS)  # a check due after the stop does nothing
     assert server._watcher is None
+
+
+def test_connections_taken_in_count_toward_the_hold_until_their_first_request(monkeypatch):
+    """A wave's connections are taken in before their requests are read: each counts toward the
+    hold from its accept, so a process stops at the hold however far the reads lag behind, and a
+    connection that never sends stops counting after ARRIVING_SECONDS."""
+    monkeypatch.setattr(priority, "CURRENT", None)  # no submit in flight
+    monkeypatch.setattr(web_worker, "ACCEPT_HOLD", 3)
+    monkeypatch.setattr(web_worker, "ARRIVING_SECONDS", 1.0)
+    listener, clients = waiting_connections(5)
+    listener.setblocking(False)
+    handled = []
+    server = web_worker.Server(listener, handle=lambda sock, address: handled.append(sock))
+    server.start()
+    try:
+        gevent.sleep(20 * web_worker.HOLD_CHECK_SECONDS)
+        assert len(handled) == 3 and web_worker.arriving() == 3  # held: none has sent its request
+        web_worker.request_read(handled[0])  # gunicorn read its first request
+        deadline = time.monotonic() + 2
+        while len(handled) < 4:
+            assert time.monotonic() < deadline, "no connection taken once one had its request"
+            gevent.sleep(web_worker.HOLD_CHECK_SECONDS)
+        gevent.sleep(20 * web_worker.HOLD_CHECK_SECONDS)
+        assert len(handled) == 4  # back at the hold
+        gevent.sleep(1.0)  # the silent ones stop counting: the last connection is taken
+        deadline = time.monotonic() + 2
+        while len(handled) < 5:
+            assert time.monotonic() < deadline, "silent connections kept the process holding"
+            gevent.sleep(web_worker.HOLD_CHECK_SECONDS)
+        assert web_worker.arriving() == 1
+    finally:
+        stop(server, handled + clients)
+        for sock in handled:
+            web_worker.connection_closed(sock)
+    assert web_worker.arriving() == 0
 
 
 def test_gunicorn_runs_the_web_processes_on_this_worker(monkeypatch, tmp_path):
