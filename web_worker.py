@@ -27,7 +27,6 @@ web process:
 """
 import sys
 import time
-from collections import deque
 
 from gevent.server import StreamServer
 from gunicorn import util
@@ -42,29 +41,26 @@ HOLD_CHECK_SECONDS = 0.005
 ARRIVING_SECONDS = 0.5
 
 # This process's connections taken in whose first request is not read yet: socket → when taken in
-# (Server.do_handle adds, Worker takes them out at their first request or their close), and the
-# same in the order they came, for `arriving` to drop the old ones.
+# (Server.do_handle adds; Worker takes one out at its first request or its close). A dict keeps
+# them in the order they came, so the oldest is first.
 _arriving: dict = {}
-_arrival_order: deque = deque()
 
 
 def arriving() -> int:
     """Connections this process took in within ARRIVING_SECONDS whose first request is not read
     yet."""
-    now = time.monotonic()
-    while _arrival_order and (now - _arrival_order[0][0] > ARRIVING_SECONDS
-                              or _arrival_order[0][1] not in _arriving):
-        _, sock = _arrival_order.popleft()
-        _arriving.pop(sock, None)
+    oldest = time.monotonic() - ARRIVING_SECONDS
+    while _arriving:
+        sock, since = next(iter(_arriving.items()))
+        if since >= oldest:
+            break
+        del _arriving[sock]
     return len(_arriving)
 
 
-def request_read(sock) -> None:
-    """The connection's first request is read (in flight now, when it is a submit)."""
-    _arriving.pop(sock, None)
-
-
-def connection_closed(sock) -> None:
+def arrived(sock) -> None:
+    """The connection no longer counts as arriving: its first request is read (in flight now, if
+    a submit), or it closed."""
     _arriving.pop(sock, None)
 
 
@@ -95,9 +91,7 @@ class Server(StreamServer):
         return super().do_read()
 
     def do_handle(self, client, address):
-        now = time.monotonic()
-        _arriving[client] = now
-        _arrival_order.append((now, client))
+        _arriving[client] = time.monotonic()
         super().do_handle(client, address)
 
     def _look_again(self):
@@ -188,10 +182,10 @@ class Worker(ggevent.GeventWorker):
         try:
             super().handle(listener, client, addr)
         finally:
-            connection_closed(client)
+            arrived(client)
 
     def handle_request(self, listener_name, req, sock, addr):
-        request_read(sock)
+        arrived(sock)
         super().handle_request(listener_name, req, sock, addr)
 
     def run(self):

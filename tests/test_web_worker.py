@@ -2,7 +2,6 @@
 takes up to ACCEPT_PER_PASS of the connections waiting to be accepted, not gunicorn's one. On a
 real gunicorn: what a stuck or restarted process does to the connections (nothing waits for it,
 nothing is lost)."""
-import collections
 import http.client
 import json
 import re
@@ -35,7 +34,6 @@ def no_arrivals(monkeypatch):
     """Each test's servers count their own arriving connections (a test's handlers are no
     gunicorn worker: nothing takes theirs out)."""
     monkeypatch.setattr(web_worker, "_arriving", {})
-    monkeypatch.setattr(web_worker, "_arrival_order", collections.deque())
 
 
 def waiting_connections(count: int):
@@ -130,7 +128,7 @@ def test_connections_taken_in_count_toward_the_hold_until_their_first_request(mo
     try:
         gevent.sleep(20 * web_worker.HOLD_CHECK_SECONDS)
         assert len(handled) == 3 and web_worker.arriving() == 3  # held: none has sent its request
-        web_worker.request_read(handled[0])  # gunicorn read its first request
+        web_worker.arrived(handled[0])  # gunicorn read its first request
         deadline = time.monotonic() + 2
         while len(handled) < 4:
             assert time.monotonic() < deadline, "no connection taken once one had its request"
@@ -146,7 +144,7 @@ def test_connections_taken_in_count_toward_the_hold_until_their_first_request(mo
     finally:
         stop(server, handled + clients)
         for sock in handled:
-            web_worker.connection_closed(sock)
+            web_worker.arrived(sock)
     assert web_worker.arriving() == 0
 
 
