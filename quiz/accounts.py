@@ -2,6 +2,7 @@
 import hmac
 from functools import cache
 
+from flask import current_app
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -10,17 +11,17 @@ from .models import AdminUser
 
 
 @cache
-def dummy_hash() -> str:
-    """A hash made the way real ones are, checked when no such user exists: a failed login takes
-    as long whether or not the username is known."""
-    return generate_password_hash("no such organizer")
+def dummy_hash(method: str) -> str:
+    """A hash made the way real ones are (PASSWORD_HASH_METHOD), checked when no such user exists:
+    a failed login takes as long whether or not the username is known."""
+    return generate_password_hash("no such organizer", method=method)
 
 
 def authenticate(username: str, password: str) -> AdminUser | None:
     """The organizer with this username and password, or None; always runs one password check."""
     user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
     if user is None:
-        check_password_hash(dummy_hash(), password)
+        check_password_hash(dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     return user if user.check_password(password) else None
 

@@ -5,8 +5,12 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 from flask import g
+from sqlalchemy import select
 
 from quiz import accounts
+from quiz.config import Config
+from quiz.extensions import db
+from quiz.models import AdminUser
 
 from .helpers import login, post_form
 
@@ -101,7 +105,8 @@ def test_successful_logins_do_not_use_up_the_limit(client):
     assert all(login(client).status_code == 303 for _ in range(12))
 
 
-def test_a_missing_user_still_costs_a_password_check(client, monkeypatch):
+def test_a_missing_user_still_costs_a_password_check(app, client, monkeypatch):
+    """The same check as a real user's: a hash made with the method real ones are."""
     checked = []
     real = accounts.check_password_hash
 
@@ -111,8 +116,18 @@ def test_a_missing_user_still_costs_a_password_check(client, monkeypatch):
     monkeypatch.setattr(accounts, "check_password_hash", spy)
     missing = post_form(client, "/admin/login", "/admin/login",
                         {"username": "nobody", "password": "whatever"})
-    assert missing.status_code == 401 and checked == [accounts.dummy_hash()]
-    assert checked[0].split("$")[0] == accounts.generate_password_hash("x").split("$")[0]
+    method = app.config["PASSWORD_HASH_METHOD"]
+    assert missing.status_code == 401 and checked == [accounts.dummy_hash(method)]
+    assert login(client).status_code == 303  # the organizer's account, made at the first login
+    real = db.session.scalar(select(AdminUser.password_hash))
+    assert checked[0].split("$")[0] == real.split("$")[0] == method
+
+
+@pytest.mark.config(PASSWORD_HASH_METHOD=Config.PASSWORD_HASH_METHOD)
+def test_passwords_are_stored_as_scrypt_hashes_outside_the_suite(client):
+    """The suite hashes cheaply (TestConfig); a deployment's setting is scrypt, and logs in."""
+    assert login(client).status_code == 303
+    assert db.session.scalar(select(AdminUser.password_hash)).startswith("scrypt:")
 
 
 def test_the_session_signer_is_built_once_per_secret_key(app, client):

@@ -2,6 +2,7 @@
 import secrets
 from datetime import datetime
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, Text
@@ -46,7 +47,8 @@ class AdminUser(UserMixin, db.Model):
         return Role(self.role).allows(needed)
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(
+            password, method=current_app.config["PASSWORD_HASH_METHOD"])
         self.rotate_session_token()
 
     def check_password(self, password: str) -> bool:
