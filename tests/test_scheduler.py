@@ -48,12 +48,19 @@ def test_a_killed_scheduler_holder_is_taken_over_and_a_scheduled_job_runs_within
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
            "REDIS_URL": redis_url, "KNOCKOUT_INSTANCE": str(tmp_path / "instance"),
            "SECRET_KEY": "x", "ADMIN_API_TOKEN": "x", "LOG_LEVEL": "WARNING",
-           "RECONCILE_SECONDS": "3600", "FORMS_RECONCILE_SECONDS": "3600"}  # the scheduler alone
+           "RECONCILE_SECONDS": "3600", "FORMS_RECONCILE_SECONDS": "3600",  # the scheduler alone
+           # at the suite's priority: a worker niced below four test processes on two cores
+           # could take most of the minute only to start (test_the_worker_yields… tests the nice)
+           "WORKER_NICE": "0"}
+    logs = tmp_path / "workers.log"
 
     def worker():
-        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
-                                start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with logs.open("ab") as log:
+            return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                                    start_new_session=True, stdout=log, stderr=log)
+
+    def seen() -> str:
+        return f"; the workers' log:\n{logs.read_text()[-3000:]}"
 
     first, second = worker(), None
     try:
@@ -73,11 +80,12 @@ def test_a_killed_scheduler_holder_is_taken_over_and_a_scheduled_job_runs_within
         reminder = schedule_reminder("Round 2 starts soon", utcnow() + timedelta(seconds=5))
         db.session.commit()
         while get_redis().get(LOCK) in (None, holder):
-            assert time.monotonic() < killed_at + 60, "nobody took the scheduler over"
+            assert time.monotonic() < killed_at + 60, "nobody took the scheduler over" + seen()
             time.sleep(0.2)
         job = RQJob.fetch(job_id(reminder), connection=get_redis())
         while job.get_status(refresh=True) != "finished":
-            assert time.monotonic() < killed_at + 60, f"the reminder's job is {job.get_status()}"
+            assert time.monotonic() < killed_at + 60, (
+                f"the reminder's job is {job.get_status()}" + seen())
             time.sleep(0.2)
         db.session.expire_all()
         assert reminder.status == "sent"
