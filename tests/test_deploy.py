@@ -17,7 +17,7 @@ from .helpers import ROOT, csrf_from
 from .live_fixtures import LiveStack
 from .nginx import DEPLOY, Nginx
 
-pytestmark = pytest.mark.nodb  # nginx and compose: the same on any database
+pytestmark = [pytest.mark.nodb, pytest.mark.sqlite_pass]  # nginx and compose: any database
 
 # Compose v1 (Debian's docker-compose) validates and interpolates the file without a Docker engine.
 DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"

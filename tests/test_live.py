@@ -12,7 +12,7 @@ from .helpers import csrf_from as csrf
 from .live_fixtures import LiveStack
 from .players import Api, answer_over_http, connect, load_demo_bank, wait_for
 
-pytestmark = [pytest.mark.live, pytest.mark.nodb]
+pytestmark = [pytest.mark.live, pytest.mark.nodb, pytest.mark.sqlite_pass]
 API = {"Authorization": "Bearer live-token"}
 
 

@@ -20,7 +20,7 @@ from .helpers import ROOT
 from .live_fixtures import LiveStack
 
 # the rehearsal's client: the whole event on PostgreSQL is test_event's
-pytestmark = pytest.mark.nodb
+pytestmark = [pytest.mark.nodb, pytest.mark.sqlite_pass]
 from .players import DEMO_BANK, load_demo_bank
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from quiz.config import ROOT
 
-pytestmark = pytest.mark.nodb
+pytestmark = [pytest.mark.nodb, pytest.mark.sqlite_pass]
 
 # Imported where used: S3 and SNS (boto3), migrations (Flask-Migrate, Alembic), photos (Pillow),
 # QR codes (segno), Twilio, `flask rehearse` (requests), the first join (phonenumbers,
