@@ -5,6 +5,7 @@ import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 
 from flask import Flask, current_app
 from rq import SimpleWorker
@@ -51,8 +52,11 @@ class AppScheduler(RQScheduler):
         super().work()
 
     def acquire_locks(self, auto_start=False):
-        locks = super().acquire_locks(auto_start)
-        self._shorten_locks()
+        with self._short_locks():
+            locks = super().acquire_locks()
+        if self._acquired_locks and auto_start and not (self._process
+                                                        and self._process.is_alive()):
+            self.start()  # (RQ's auto_start, outside: the forked scheduler keeps its interval)
         return locks
 
     def heartbeat(self):
@@ -60,15 +64,20 @@ class AppScheduler(RQScheduler):
             log.warning("scheduler: its worker died; stopping (another takes over)")
             self._stop_requested = True  # the loop stops next: locks released
             return
-        super().heartbeat()
-        self._shorten_locks()
+        with self._short_locks():
+            super().heartbeat()
 
-    def _shorten_locks(self) -> None:
-        if self._acquired_locks:  # ours (just verified by RQ): they lapse sooner than RQ's 61 s
-            pipe = self.connection.pipeline()
-            for name in self._acquired_locks:
-                pipe.expire(self.get_locking_key(name), SCHEDULER_LOCK_SECONDS)
-            pipe.execute()
+    @contextmanager
+    def _short_locks(self):
+        """RQ sets and refreshes its locks (and its scheduler's record) to lapse `interval` + 60 s
+        later; meanwhile, that is SCHEDULER_LOCK_SECONDS. Shortening them after RQ's call instead
+        left a lock of 61 s whenever the holder died between the two (a killed machine), and the
+        scheduler was taken over a minute late."""
+        interval, self.interval = self.interval, SCHEDULER_LOCK_SECONDS - 60
+        try:
+            yield
+        finally:
+            self.interval = interval
 
 
 class AppWorker(SimpleWorker):

@@ -1,21 +1,25 @@
 """RQ's scheduler taken over within a minute: kill -9 the worker that holds its lock, and another
 (or the same, restarted) runs the scheduled jobs — real worker processes, a real Redis."""
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from rq.job import Job as RQJob
 from sqlalchemy import select
 
 from quiz.clock import utcnow
-from quiz.extensions import db, get_redis
+from quiz.extensions import QUEUE_NAMES, db, get_queue, get_redis
 from quiz.models import Message
 from quiz.reminders import job_id, schedule_reminder
+from quiz.worker import SCHEDULER_LOCK_SECONDS, AppScheduler
 
 from .helpers import ROOT
 
@@ -132,3 +136,40 @@ def test_the_worker_yields_shared_cores_to_the_web_processes(app, redis_url, tmp
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
+
+
+def lifetimes_set(redis_url: str, action) -> list[int]:
+    """Every lifetime (seconds) Redis is told to give a key while `action` runs, read off
+    MONITOR: SET … EX n, EXPIRE key n, and the lock script's TTL argument."""
+    commands, done = [], "knockout-monitor-done"
+    with redis.Redis.from_url(redis_url).monitor() as monitor:
+        reader = threading.Thread(target=lambda: commands.extend(
+            itertools.takewhile(lambda command: done not in command,
+                                (entry["command"] for entry in monitor.listen()))))
+        reader.start()
+        action()
+        redis.Redis.from_url(redis_url).echo(done)
+        reader.join(10)
+    lifetimes = []
+    for command in commands:
+        words = [word.strip('"') for word in command.split()]
+        name = words[0].upper()
+        if name == "SET" and "EX" in (word.upper() for word in words):
+            lifetimes.append(int(words[[w.upper() for w in words].index("EX") + 1]))
+        elif name == "EXPIRE" or name == "EVALSHA" and "scheduler-lock" in command:
+            lifetimes.append(int(words[-1]))
+    return lifetimes
+
+
+def test_the_scheduler_never_sets_its_lock_for_longer_than_it_should_live(app, redis_url):
+    """RQ gives its locks 61 s; a scheduler killed at any moment must leave them at most
+    SCHEDULER_LOCK_SECONDS, so they are set to that from the start, never made longer and then
+    shortened (the takeover above came a minute late when the kill fell in between)."""
+    scheduler = AppScheduler([get_queue(name) for name in QUEUE_NAMES], connection=get_redis())
+    lifetimes = lifetimes_set(redis_url, lambda: (scheduler.acquire_locks(),
+                                                  scheduler.heartbeat()))
+    assert scheduler.acquired_locks == set(QUEUE_NAMES)
+    assert len(lifetimes) >= 2 * len(QUEUE_NAMES)  # each lock set, then refreshed
+    assert max(lifetimes) <= SCHEDULER_LOCK_SECONDS
+    assert scheduler.interval == 1  # its own, for the loop's sleep
+    assert 0 < get_redis().ttl(LOCK) <= SCHEDULER_LOCK_SECONDS
