@@ -37,10 +37,13 @@ def no_arrivals(monkeypatch):
 
 
 def waiting_connections(count: int):
-    """A listening socket with `count` connections waiting in its queue (not accepted yet)."""
+    """A listening socket with `count` connections waiting in its queue (not accepted yet),
+    non-blocking as gunicorn's are: an accept with none left waiting ends a pass (a blocking one
+    would stop the test process's loop, and the test, for good)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(max(64, count))
+    listener.setblocking(False)
     clients = [socket.create_connection(listener.getsockname()) for _ in range(count)]
     return listener, clients
 
@@ -60,6 +63,7 @@ def accepted_on_one_pass(server_class) -> int:
     server = server_class(listener, handle=lambda sock, address: handled.append(sock))
     server.max_accept = 1  # what gunicorn's gevent worker sets with several workers
     server.start()
+    server.stop_accepting()  # only the pass below reads the socket, not the loop's own watch
     try:
         server._do_read()  # what the loop runs once when the listening socket is readable
         gevent.sleep(0)  # the handlers spawned run
@@ -89,7 +93,6 @@ def test_a_process_in_a_big_rush_leaves_new_connections_to_the_others(monkeypatc
     rush = type("Rush", (), {"in_flight": web_worker.ACCEPT_HOLD})()
     monkeypatch.setattr(priority, "CURRENT", rush)
     listener, clients = waiting_connections(4)
-    listener.setblocking(False)  # as gunicorn's are: an accept with none waiting doesn't block
     handled = []
     server = CountedServer(listener, handle=lambda sock, address: handled.append(sock))
     server.start()
@@ -121,7 +124,6 @@ def test_connections_taken_in_count_toward_the_hold_until_their_first_request(mo
     monkeypatch.setattr(web_worker, "ACCEPT_HOLD", 3)
     monkeypatch.setattr(web_worker, "ARRIVING_SECONDS", 1.0)
     listener, clients = waiting_connections(5)
-    listener.setblocking(False)
     handled = []
     server = web_worker.Server(listener, handle=lambda sock, address: handled.append(sock))
     server.start()
