@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import func, select
 
+from quiz.config import Config
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Submission
 
@@ -93,7 +94,39 @@ def test_the_connection_pool_is_sized_from_the_environment(tmp_path, redis_url):
     del env["DATABASE_POOL_SIZE"], env["DATABASE_MAX_OVERFLOW"], env["DATABASE_PING_IDLE_SECONDS"]
     shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                            check=True)
-    assert shown.stdout.split() == ["20", "10", "1.0"]
+    assert shown.stdout.split() == ["30", "0", "1.0"]
+
+
+@postgres_only
+def test_a_rush_keeps_its_connections_for_the_next_rush():
+    """With the shipped pool settings, every connection a rush opens is kept for the next one: no
+    new PostgreSQL backend (its statements planned afresh until prepared) in every rush."""
+    options = Config.SQLALCHEMY_ENGINE_OPTIONS
+    size = options["pool_size"] + options["max_overflow"]
+    engine = sqlalchemy.create_engine(POSTGRES_URL, **options)
+
+    def rush() -> set[int]:
+        """`size` requests at once, each holding a connection: the backends they were served by."""
+        everyone_in, backends = threading.Barrier(size), []
+
+        def request():
+            with engine.connect() as connection:
+                backends.append(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+                everyone_in.wait(timeout=30)
+
+        threads = [threading.Thread(target=request) for _ in range(size)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return set(backends)
+
+    try:
+        first = rush()
+        assert len(first) == size
+        assert rush() == first
+    finally:
+        engine.dispose()
 
 
 def terminate(admin, where: str) -> int:
