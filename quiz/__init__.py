@@ -63,6 +63,9 @@ def create_app(config: type | None = None, batch_effects: bool = False) -> Flask
     db.init_app(app)
     with app.app_context():
         _ping_when_idle(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
+        if db.engine.dialect.driver == "psycopg":
+            from . import pg_connection  # psycopg's connections, which only PostgreSQL needs
+            pg_connection.install(db.engine)
     # Flask-Migrate (Alembic) is bound when `flask db` runs (extensions.init_migrations), not here.
     app.cli.add_command(MigrationCommands("db", help="Perform database migrations."))
     csrf.init_app(app)

@@ -291,8 +291,13 @@ def test_a_page_before_flask_is_one_round_trip(app, client, grace, monkeypatch):
         page = Client(fast_path(app), use_cookies=False).get(f"/f/{grace}")
     assert b'data-stored-form="forms"' in page.get_data()
     pages.append((page.status_code, trips))
-    for status, trips in pages:  # (the query itself, or prepared: psycopg's, after 5 runs)
-        assert status == 200 and len(trips) == 1, trips
+    # one trip a page: the query itself, or its prepared statement's run — but once: psycopg
+    # prepares a statement at its 5th run on a connection, its Parse a trip before that run
+    # (kept since: a transaction that only read doesn't drop them, quiz/pg_connection.py)
+    preparing = [len(trips) == 2 and trips[1].startswith("prepared ") for _, trips in pages]
+    for (status, trips), once in zip(pages, preparing):
+        assert status == 200 and len(trips) == 1 + once, trips
+    assert sum(preparing) <= 1, pages
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
@@ -306,7 +311,9 @@ def test_a_page_handed_on_to_flask_reads_on_in_a_transaction(app, client, grace)
         page = client.get(f"/f/{grace}")  # no copy yet: Flask renders it
     assert page.status_code == 200 and "Start" in page.get_data(as_text=True)
     begin = next((i for i, trip in enumerate(trips) if trip.startswith("BEGIN")), None)
-    assert begin is not None and trips[-1] == "ROLLBACK", trips  # Flask's, in a transaction
+    # Flask's, in a transaction; it only read, so it ends with COMMIT, which keeps the
+    # connection's prepared statements (quiz/pg_connection.py)
+    assert begin is not None and trips[-1] == "COMMIT", trips
     assert trips[0].startswith("SELECT form_link"), trips  # before Flask, alone
     assert all(trip.startswith("SELECT") for trip in trips[:begin]), trips
     assert not [trip for trip in trips[1:] if "form_link" in trip], trips

@@ -1,0 +1,123 @@
+"""PostgreSQL connections (quiz/pg_connection.py): a transaction that only read ends keeping the
+connection's prepared statements (psycopg's rollback drops them all); one that wrote, failed or did
+anything but read is rolled back as ever."""
+from datetime import datetime
+
+import pytest
+import sqlalchemy
+from sqlalchemy import func, insert, select, text
+
+from quiz import pg_connection
+from quiz.extensions import db
+from quiz.models import AuditEntry
+
+from .helpers import POSTGRES_URL
+
+pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
+
+COUNT = select(func.count()).select_from(AuditEntry)
+ROW = {"at": datetime(2026, 12, 7), "actor": "test", "action": "wrote", "detail": ""}
+
+
+@pytest.fixture
+def engine(app):
+    """The app's database through one pooled connection, as the app makes them."""
+    engine = sqlalchemy.create_engine(db.engine.url, pool_size=1, max_overflow=0)
+    pg_connection.install(engine)
+    yield engine
+    engine.dispose()
+
+
+def prepared(connection) -> list[str]:
+    return connection.exec_driver_sql(
+        "SELECT statement FROM pg_prepared_statements").scalars().all()
+
+
+def read_until_prepared(connection) -> None:
+    for _ in range(6):  # psycopg prepares a statement at its 5th run on a connection
+        connection.execute(COUNT).scalar()
+    assert any("audit_entry" in statement for statement in prepared(connection))
+
+
+def test_the_app_makes_its_connections_this_way(app):
+    with db.engine.connect() as connection:
+        assert isinstance(connection.connection.driver_connection, pg_connection.Connection)
+
+
+@pytest.mark.parametrize("end", ["rollback", "back to the pool"])
+def test_a_transaction_that_only_read_keeps_the_prepared_statements(engine, end):
+    connection = engine.connect()
+    read_until_prepared(connection)
+    connection.exec_driver_sql("SELECT 1 FROM audit_entry FOR UPDATE")  # a lock is a read too
+    if end == "rollback":
+        connection.rollback()
+    else:  # what the end of a request does: the pool resets the connection it gets back
+        connection.close()
+        connection = engine.connect()
+    try:
+        assert any("audit_entry" in statement for statement in prepared(connection))
+    finally:
+        connection.close()
+
+
+def write(connection, how: str) -> None:
+    if how == "insert":
+        connection.execute(insert(AuditEntry).values(**ROW))
+    elif how == "a read, then an insert":
+        connection.execute(COUNT).scalar()
+        connection.execute(insert(AuditEntry).values(**ROW))
+    elif how == "executemany":
+        connection.execute(insert(AuditEntry), [ROW, ROW])
+    elif how == "through psycopg":  # in the transaction SQLAlchemy began with its read
+        connection.execute(COUNT).scalar()
+        connection.connection.driver_connection.execute(
+            "INSERT INTO audit_entry (at, actor, action, detail) VALUES (now(), 'a', 'b', '')")
+    elif how == "in a savepoint":
+        connection.execute(COUNT).scalar()
+        with connection.begin_nested():
+            connection.execute(insert(AuditEntry).values(**ROW))
+    elif how == "a CTE":
+        connection.execute(text("WITH made AS (INSERT INTO audit_entry (at, actor, action, detail) "
+                                "VALUES (now(), 'a', 'b', '') RETURNING id) SELECT id FROM made"))
+    elif how == "SELECT INTO":
+        connection.execute(text("SELECT 1 AS one INTO TEMP TABLE made"))
+
+
+@pytest.mark.parametrize("how", ["insert", "a read, then an insert", "executemany",
+                                 "through psycopg", "in a savepoint", "a CTE", "SELECT INTO"])
+@pytest.mark.parametrize("end", ["rollback", "back to the pool"])
+def test_a_transaction_that_wrote_is_rolled_back(engine, how, end):
+    connection = engine.connect()
+    write(connection, how)
+    if end == "rollback":
+        connection.rollback()
+    else:
+        connection.close()
+        connection = engine.connect()
+    try:
+        assert connection.execute(COUNT).scalar() == 0
+        made = connection.exec_driver_sql("SELECT to_regclass('pg_temp.made')").scalar()
+        assert made is None
+    finally:
+        connection.close()
+
+
+def test_a_failed_transaction_is_rolled_back_and_the_next_one_works(engine):
+    with engine.connect() as connection:
+        connection.execute(insert(AuditEntry).values(**ROW))
+        with pytest.raises(sqlalchemy.exc.DataError):
+            connection.exec_driver_sql("SELECT 1 / 0")
+        connection.rollback()
+        assert connection.execute(COUNT).scalar() == 0
+        connection.execute(insert(AuditEntry).values(**ROW))
+        connection.commit()
+        assert connection.execute(COUNT).scalar() == 1
+
+
+def test_what_counts_as_only_reading():
+    assert pg_connection.reads_only("  SELECT a FROM b")
+    assert pg_connection.reads_only(b"select a from b for update")
+    for query in ("INSERT INTO b VALUES (1)", "WITH x AS (SELECT 1) SELECT * FROM x",
+                  "SELECT 1 INTO TEMP t", "SELECT pg_notify('c', 'x')", "SAVEPOINT s", "SET x = 1",
+                  "UPDATE b SET a = 1", None):
+        assert not pg_connection.reads_only(query), query
