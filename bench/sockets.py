@@ -30,7 +30,9 @@ from gevent.pool import Pool  # noqa: E402
 
 from bench.stack import raise_open_files  # noqa: E402
 
-COUNT = re.compile(rb"<strong>(\d+)</strong> of")
+# the projector's "N of M answered", N as the page's language writes it ("1,234": digits and the
+# grouping marks, which are dropped)
+COUNT = re.compile(rb"<strong>(\d(?:[\d,.]|\xc2\xa0|\xe2\x80\xaf)*)</strong> of")
 # the server's time.time() when it sent the frame out
 RENDERED_AT = re.compile(rb'data-rendered-at="([0-9.]+)"')
 CONNECTING_AT_ONCE = 200
@@ -118,7 +120,7 @@ def stream(clients: list[Client], engine, seconds: float) -> dict:
             stamp = RENDERED_AT.search(data)
             if stamp:
                 published.append(received + wall - float(stamp.group(1)))
-            count = int(match.group(1))
+            count = int(re.sub(rb"\D", b"", match.group(1)))
             last_without = bisect.bisect_left(counts, count) - 1
             if shown is not None and count > shown and last_without >= 0:
                 latencies.append(received - polls[last_without][0])
