@@ -12,9 +12,8 @@ So a transaction that ran only SELECTs, through this connection's cursors, ends 
 ROLLBACK was asked for: the same outcome for a transaction that wrote nothing (its locks released,
 its snapshot gone), and the prepared statements stay. Anything else — a statement that isn't a
 SELECT (INSERT, UPDATE, DELETE, a CTE, SAVEPOINT, SET, COPY, executemany), a transaction begun
-elsewhere than these cursors, a failed one — is rolled back as ever. A SELECT with a side effect
-that a rollback would undo (`SELECT … INTO`, `pg_notify`) counts as a write: the app issues none,
-and `INTO` is looked for.
+elsewhere than these cursors, a failed one — is rolled back as ever. The SELECTs whose effect a
+rollback would undo (`SELECT … INTO`, `pg_notify`) are looked for and count as writes.
 """
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -31,8 +30,8 @@ def reads_only(query) -> bool:
         query = query.decode("utf-8", "replace")
     if not isinstance(query, str):
         return False  # a composed psycopg.sql query: not looked into
-    return (query.lstrip()[:6].upper() == "SELECT" and "INTO" not in query.upper()
-            and "PG_NOTIFY" not in query.upper())
+    upper = query.lstrip()[:6].upper() == "SELECT" and query.upper()
+    return bool(upper) and "INTO" not in upper and "PG_NOTIFY" not in upper
 
 
 class Cursor(psycopg.Cursor):
