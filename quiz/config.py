@@ -68,6 +68,20 @@ def check_database_url(url: str) -> None:
             "unset). MySQL is not supported.")
 
 
+def pool_options(database_url: str) -> dict:
+    """The engine's pool: each web process keeps up to DATABASE_POOL_SIZE connections open (opened
+    as a rush needs them, kept after it) and opens up to DATABASE_MAX_OVERFLOW more, each closed
+    again as soon as it is handed back while the pool is full. Sized for a gevent process serving a
+    room of phones at once. On PostgreSQL all 30 are kept: a connection closed after a rush is a new
+    backend in the next, whose every statement is planned afresh until it is prepared and its plan
+    cached (~11 plans of each; on a 2-core box planning the herd's reads cost PostgreSQL more than
+    running them). On SQLite 20 + 10 as before: with 30 kept, the 10,000-player event's Start round
+    measured slower there (295 and 355 ms against 65 and 71; not explained)."""
+    kept, extra = ("30", "0") if database_url.startswith("postgresql") else ("20", "10")
+    return {"pool_size": int(os.environ.get("DATABASE_POOL_SIZE", kept)),
+            "max_overflow": int(os.environ.get("DATABASE_MAX_OVERFLOW", extra))}
+
+
 class Config:
     """Production and embedded settings; every name here is documented in the README."""
 
@@ -79,18 +93,7 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
     SQLALCHEMY_DATABASE_URI = (os.environ.get("DATABASE_URL")
                                or f"sqlite:///{INSTANCE / 'knockout.db'}")
-    # Each web process keeps up to DATABASE_POOL_SIZE connections open (opened as a rush needs
-    # them, kept after it) and opens up to DATABASE_MAX_OVERFLOW more, each closed again as soon as
-    # it is handed back while the pool is full. Sized for a gevent process serving a room of phones
-    # at once. On PostgreSQL all 30 are kept: a connection closed after a rush is a new backend in
-    # the next, whose every statement is planned afresh until it is prepared and its plan cached
-    # (~11 plans of each; on a 2-core box planning the herd's reads cost PostgreSQL more than
-    # running them). On SQLite 20 + 10 as before: with 30 kept, the 10,000-player event's Start
-    # round measured slower there (295 and 355 ms against 65 and 71; not explained).
-    _pool = ("30", "0") if SQLALCHEMY_DATABASE_URI.startswith("postgresql") else ("20", "10")
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_size": int(os.environ.get("DATABASE_POOL_SIZE", _pool[0])),
-                                 "max_overflow": int(os.environ.get("DATABASE_MAX_OVERFLOW",
-                                                                    _pool[1]))}
+    SQLALCHEMY_ENGINE_OPTIONS = pool_options(SQLALCHEMY_DATABASE_URI)
     # A pooled connection idle this long is checked before use (a database restart in a quiet spell
     # goes unnoticed); one reused within a rush is not, saving a round trip per request (a restart
     # mid-rush costs each web process one "press again": the first error renews its whole pool).

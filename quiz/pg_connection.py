@@ -30,8 +30,10 @@ def reads_only(query) -> bool:
         query = query.decode("utf-8", "replace")
     if not isinstance(query, str):
         return False  # a composed psycopg.sql query: not looked into
-    upper = query.lstrip()[:6].upper() == "SELECT" and query.upper()
-    return bool(upper) and "INTO" not in upper and "PG_NOTIFY" not in upper
+    if query.lstrip()[:6].upper() != "SELECT":
+        return False
+    upper = query.upper()
+    return "INTO" not in upper and "PG_NOTIFY" not in upper
 
 
 class Cursor(psycopg.Cursor):

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import func, select
 
-from quiz.config import Config
+from quiz.config import pool_options
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Participant, Submission
 
@@ -105,7 +105,7 @@ def test_the_connection_pool_is_sized_from_the_environment(tmp_path, redis_url):
 def test_a_rush_keeps_its_connections_for_the_next_rush():
     """With the shipped pool settings, every connection a rush opens is kept for the next one: no
     new PostgreSQL backend (its statements planned afresh until prepared) in every rush."""
-    options = Config.SQLALCHEMY_ENGINE_OPTIONS
+    options = pool_options(POSTGRES_URL)
     size = options["pool_size"] + options["max_overflow"]
     engine = sqlalchemy.create_engine(POSTGRES_URL, **options)
 
