@@ -14,13 +14,45 @@ its snapshot gone), and the prepared statements stay. Anything else — a statem
 SELECT (INSERT, UPDATE, DELETE, a CTE, SAVEPOINT, SET, COPY, executemany), a transaction begun
 elsewhere than these cursors, a failed one — is rolled back as ever. The SELECTs whose effect a
 rollback would undo (`SELECT … INTO`, `pg_notify`) are looked for and count as writes.
+
+And under gevent (a web process) the connection waits for its socket through gevent's own wait:
+psycopg, seeing `select` patched, waits through `select.poll` — gevent's emulation of it, which
+makes a poll object, a watcher, a timer and a result a wait, every round trip of every request
+(~5 % of a web process's CPU in the 10,000-player herd). Here one IO watcher a wait
+(`gevent.socket.wait_read`, its kind for a write), the same cooperation: the greenlet yields until
+the socket is ready, and a socket the server closed wakes it (libpq then raises the error). A wait
+with a timeout (psycopg's own, cancelling) is psycopg's.
 """
 import psycopg
+from gevent import monkey
+from gevent.socket import wait_read, wait_readwrite, wait_write
 from psycopg.pq import TransactionStatus
+from psycopg.waiting import Ready, Wait
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 IDLE, IN_TRANSACTION = TransactionStatus.IDLE, TransactionStatus.INTRANS
+# What psycopg waits for → gevent's wait for it, and what the socket is then ready for (a socket
+# woken for "either" is said ready for both: libpq, non-blocking, finds which)
+GREEN_WAITS = {Wait.R: (wait_read, Ready.R), Wait.W: (wait_write, Ready.W),
+               Wait.RW: (wait_readwrite, Ready.RW)}
+
+
+def green() -> bool:
+    """Waits go through gevent: `select` is patched (psycopg's own test for gevent)."""
+    return monkey.is_module_patched("select")
+
+
+def wait_green(gen, fileno: int):
+    """Run psycopg's generator `gen` on socket `fileno`, each wait gevent's (one IO watcher)."""
+    try:
+        waiting = next(gen)
+        while True:
+            wait, ready = GREEN_WAITS[waiting]
+            wait(fileno)
+            waiting = gen.send(ready)
+    except StopIteration as done:
+        return done.value
 
 
 def reads_only(query) -> bool:
@@ -67,6 +99,12 @@ class Connection(psycopg.Connection):
     """psycopg's connection whose rollback of a transaction that only read is a COMMIT."""
 
     reads_only = False  # nothing known of the transaction: a rollback rolls back
+
+    def wait(self, gen, interval=0.1, timeout=None):
+        """psycopg's wait for its socket; under gevent, gevent's (`wait_green`)."""
+        if timeout is not None or not green():
+            return super().wait(gen, interval=interval, timeout=timeout)
+        return wait_green(gen, self.pgconn.socket)
 
     def commit(self) -> None:
         try:

@@ -1,8 +1,13 @@
 """PostgreSQL connections (quiz/pg_connection.py): a transaction that only read ends keeping the
 connection's prepared statements (psycopg's rollback drops them all); one that wrote, failed or did
 anything but read is rolled back as ever."""
+import subprocess
+import sys
+import textwrap
 from datetime import datetime
+from pathlib import Path
 
+import gevent
 import pytest
 import sqlalchemy
 from sqlalchemy import func, insert, select, text
@@ -121,3 +126,106 @@ def test_what_counts_as_only_reading():
                   "SELECT 1 INTO TEMP t", "SELECT pg_notify('c', 'x')", "SAVEPOINT s", "SET x = 1",
                   "UPDATE b SET a = 1", None):
         assert not pg_connection.reads_only(query), query
+
+
+# Under gevent (a web process) each wait for the socket is gevent's (one IO watcher): another
+# greenlet runs while a query waits for its answer. The test process isn't patched, so the green
+# path is switched on for these tests; psycopg's own wait here (not patched) blocks the process.
+@pytest.fixture
+def green(engine, monkeypatch):
+    monkeypatch.setattr(pg_connection, "green", lambda: True)
+    return engine
+
+
+def test_another_greenlet_runs_while_a_query_waits(green):
+    ran = []
+
+    def query():
+        with green.connect() as connection:
+            connection.execute(text("SELECT pg_sleep(0.5)"))
+        ran.append("query")
+
+    waiting = gevent.spawn(query)
+    gevent.sleep(0.1)  # the query sent, its answer waited for
+    ran.append("other")
+    waiting.join(timeout=10)
+    assert ran == ["other", "query"]
+
+
+def test_without_gevent_the_wait_is_psycopgs(engine):
+    """(The check above fails this way: psycopg's wait, not patched, holds the whole process.)"""
+    ran = []
+
+    def query():
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_sleep(0.5)"))
+        ran.append("query")
+
+    waiting = gevent.spawn(query)
+    gevent.sleep(0.1)
+    ran.append("other")
+    waiting.join(timeout=10)
+    assert ran == ["query", "other"]
+
+
+def test_green_waits_read_write_and_end_as_psycopgs(green):
+    """Every kind of round trip: a large statement sent in parts, rows back, a commit, a rollback,
+    prepared statements."""
+    big = "x" * 2_000_000  # more than a socket's buffer: libpq waits to write the rest
+    with green.connect() as connection:
+        assert connection.execute(text("SELECT length(:big)"), {"big": big}).scalar() == len(big)
+        connection.execute(insert(AuditEntry), [ROW, ROW])
+        connection.commit()
+        connection.execute(insert(AuditEntry), ROW)
+        connection.rollback()
+        for _ in range(6):
+            assert connection.execute(COUNT).scalar() == 2
+        assert connection.execute(text("SELECT generate_series(1, 50000)")).scalars().all() \
+            == list(range(1, 50001))
+
+
+def test_a_connection_the_server_ends_mid_query_raises(green):
+    """A backend ended while its query is waited for: the error, not a greenlet asleep for ever."""
+    connection = green.connect()
+    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    waiting = gevent.spawn(connection.exec_driver_sql, "SELECT pg_sleep(30)")
+    gevent.sleep(0.2)  # its query sent, the answer waited for
+    other = sqlalchemy.create_engine(db.engine.url, poolclass=sqlalchemy.pool.NullPool)
+    with other.connect() as killer:
+        assert killer.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar()
+    waiting.join(timeout=10)
+    assert waiting.ready()
+    assert isinstance(waiting.exception, sqlalchemy.exc.OperationalError)
+    connection.close()
+
+
+def test_a_gevent_patched_process_waits_through_gevent(app):
+    """As in a web process (gunicorn's gevent worker patches before the app loads): nothing
+    switched on by hand, a query's waits are gevent's own (counted), and let another greenlet
+    run."""
+    script = textwrap.dedent(f"""
+        from gevent import monkey
+        monkey.patch_all()
+        import gevent
+        from quiz import pg_connection
+        ran, waits = [], []
+        green_wait = pg_connection.wait_green
+        pg_connection.wait_green = lambda *args: waits.append(1) or green_wait(*args)
+        def query():
+            with pg_connection.Connection.connect({psycopg_url()!r}) as connection:
+                connection.execute("SELECT pg_sleep(0.5)")
+            ran.append("query")
+        waiting = gevent.spawn(query)
+        gevent.sleep(0.1)
+        ran.append("other")
+        waiting.join(timeout=10)
+        print(bool(waits), ran)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).parent.parent)
+    assert done.stdout.strip() == "True ['other', 'query']", done.stderr
+
+
+def psycopg_url() -> str:
+    """The app's database as psycopg names it."""
+    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
