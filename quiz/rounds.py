@@ -58,19 +58,21 @@ def lock_for_sqlite(condition) -> None:
 def start_round(number: int, now: datetime) -> Challenge:
     """Open round `number` (rounds go in order); the caller commits, then links are sent."""
     challenge = get_challenge(number, lock=True)
-    unfinished = db.session.scalar(select(Challenge.number).where(
-        Challenge.number != number, Challenge.is_open))
-    if unfinished is None and challenge.is_draft:
-        unfinished = db.session.scalar(select(Challenge.number).where(
-            Challenge.number < number, Challenge.is_draft).order_by(Challenge.number))
+    # another round open, else (opening a draft) an earlier draft: one query, the open one first
+    first = Challenge.is_open & (Challenge.number != number)
+    if challenge.is_draft:
+        first |= Challenge.is_draft & (Challenge.number < number)
+    unfinished = db.session.scalar(select(Challenge.number).where(first)
+                                   .order_by(Challenge.is_open.desc(), Challenge.number).limit(1))
     if unfinished is not None:
         raise QuizError(f"Round {unfinished} comes first: "
                         f"end it (or start it) before round {number}.",
                         code="out_of_order")
     if not challenge.questions:
         raise QuizError(f"Round {number} has no questions. Load them first.", code="no_questions")
-    if challenge.time_limit_seconds:
-        challenge.open(now, clocks.round_max_seconds(challenge, clocks.invited_count(challenge)))
+    invited = clocks.invited_count(challenge) if challenge.time_limit_seconds else None
+    if invited is not None:
+        challenge.open(now, clocks.round_max_seconds(challenge, invited))
     else:
         challenge.open(now)
     ensure_links()
@@ -82,7 +84,8 @@ def start_round(number: int, now: datetime) -> Challenge:
         Job(Task.RECONCILE_FORMS, ([challenge.id],),
             description=f"round {number}: check its stored forms"))
     if challenge.closes_at:
-        clocks.owe_check(challenge, clocks.next_check(challenge, now))
+        clocks.owe_check(challenge, clocks.next_check(
+            challenge, now, clocks.opening_plan(challenge, invited, now)))
     return challenge
 
 

@@ -16,7 +16,7 @@ from quiz.scoring import speed_points
 from quiz.extensions import db
 from quiz.models import Challenge, FormLink, Message, Participant, Submission
 
-from .helpers import choice_values, login, start, text, token_field
+from .helpers import choice_values, login, round_trips, start, text, token_field
 from .players import DEMO_BANK, Api, answer_over_http, ready_phone
 
 TIMED_BANK = """
@@ -387,6 +387,48 @@ def test_start_and_extend_answer_with_the_planned_close_and_the_latest(
                            json={"seconds": 30}).get_json()
     assert abs((datetime.fromisoformat(extended["latest_close_at"].rstrip("Z")) - opened)
                .total_seconds() - 150) < 1
+
+
+@pytest.mark.parametrize("setting", ["plain", "links sent 3 a second", "check-in", "one out",
+                                     "no one"])
+def test_a_round_s_opening_plan_is_the_plan_its_query_makes(app, make_participant, setting):
+    """Start round plans the round's close from the invited count (clocks.opening_plan): what the
+    query over the round's links plans at that moment."""
+    from quiz import clocks, rounds
+    from quiz.questions import apply_bank, parse_bank
+    app.config.update(SMS_RATE_PER_SECOND=3 if setting == "links sent 3 a second" else 0,
+                      CHECKIN_REQUIRED=setting == "check-in")
+    apply_bank(parse_bank(TIMED_BANK))
+    players = [make_participant() for _ in range(0 if setting == "no one" else 4)]
+    if setting == "check-in":
+        players[0].checked_in_at = utcnow()
+    if setting == "one out":
+        players[0].eliminated_in = 1
+    db.session.commit()
+    now = utcnow()
+    challenge = rounds.start_round(1, now)
+    db.session.flush()
+    invited = clocks.invited_count(challenge)
+    assert invited == {"check-in": 1, "one out": 3, "no one": 0}.get(setting, 4)
+    assert clocks.opening_plan(challenge, invited, now) == clocks.plan(challenge, now)
+
+
+def test_start_challenge_reads_no_link_of_the_round_nor_anything_after_its_commit(
+        client, make_participant, api_headers):
+    """Its answer's planned close is the opening plan's, made in the transaction: PostgreSQL's
+    trips end with the COMMIT, and none runs the query over the round's links (~0.1 s at 10,000
+    players, twice before)."""
+    from quiz.questions import apply_bank, parse_bank
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("counts PostgreSQL's round trips")
+    apply_bank(parse_bank(TIMED_BANK))
+    make_participant()
+    db.session.commit()
+    with round_trips(db.engine) as trips:
+        answer = client.post("/api/admin/start-challenge/1", headers=api_headers)
+    assert answer.status_code == 200 and answer.get_json()["closes_at"]
+    assert trips[-1] == "COMMIT", trips
+    assert not [trip for trip in trips if "FROM form_link" in trip and "count" in trip], trips
 
 
 @pytest.mark.config(RESULTS_DELAY_SECONDS=60)

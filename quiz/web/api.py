@@ -94,9 +94,17 @@ def register():
 @admin_required
 def start_challenge(number):
     """Open round `number`; its links go out in the background."""
-    challenge = write(lambda: record("api", "start round", rounds.start_round(number, utcnow())))
-    return jsonify(challenge=number, status=challenge.status, opened_at=_iso(challenge.opened_at),
-                   **_closes(challenge))
+    def operation():
+        now = utcnow()
+        challenge = record("api", "start round", rounds.start_round(number, now))
+        # as it opens (no one started yet): its plan without reading every link, and the answer
+        # made before the commit (nothing read again after it)
+        planned = (clocks.opening_plan(challenge, clocks.invited_count(challenge), now).close_at
+                   if challenge.closes_at else None)
+        return {"challenge": number, "status": challenge.status,
+                "opened_at": _iso(challenge.opened_at), "closes_at": _iso(planned),
+                "latest_close_at": _iso(challenge.closes_at)}
+    return jsonify(write(operation))
 
 
 @bp.post("/admin/end-challenge/<int:number>")
