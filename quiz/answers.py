@@ -198,16 +198,25 @@ def submit_answers(code: str, form, now: datetime, files=None) -> int:
 
 def _linked(code: str) -> tuple:
     """The submit's row for `code` (PostgreSQL under gevent: read with others' in one query,
-    quiz/submit_read.py) and the LinkState it gives; a 404 for an unknown link."""
+    `grouped_link`) and the LinkState it gives; a 404 for an unknown link."""
+    row = grouped_link(code)
+    if row is ALONE:
+        with reading() as connection:
+            return _link(connection, _statements()["link"], code)
+    if row is None:
+        raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
+    return row, LinkState.of_row(row)
+
+
+def grouped_link(code: str):
+    """`code`'s row of link, player and round, read with the other submits' and Start presses' of
+    the same moment in one query (PostgreSQL under gevent: quiz/submit_read.py), holding no
+    connection meanwhile; None for an unknown code. ALONE where reads are not grouped (SQLite,
+    outside gevent) or the group's query failed: the caller reads alone."""
     statements = _statements()
-    if "links" in statements and app_state().submit_writer.is_batched():
-        row = reader().group(statements["links"], "code").first(code)
-        if row is not ALONE:
-            if row is None:
-                raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
-            return row, LinkState.of_row(row)
-    with reading() as connection:
-        return _link(connection, statements["link"], code)
+    if "links" not in statements or not app_state().submit_writer.is_batched():
+        return ALONE
+    return reader().group(statements["links"], "code").first(code)
 
 
 def _link(connection, statement: PreparedRead, code: str) -> tuple:
@@ -264,13 +273,15 @@ def _statements() -> dict:
         code, challenge = bindparam("code"), bindparam("challenge")
         submitted = exists().where(Submission.participant_id == FormLink.participant_id,
                                    Submission.challenge_id == FormLink.challenge_id)
+        # (with what the Start press reads, quiz/start_press.py: presses and submits at the same
+        # moment share a group's query)
         link = (select(FormLink.participant_id, FormLink.challenge_id, FormLink.started_at,
                        FormLink.window_ends_at, FormLink.seed, Challenge.draw,
                        Participant.eliminated_in, Participant.elimination_reason,
-                       Participant.checked_in_at,
+                       Participant.checked_in_at, Participant.language,
                        Challenge.number, Challenge.status, Challenge.opened_at, Challenge.closes_at,
                        Challenge.closed_at, Challenge.scoring, Challenge.time_limit_seconds,
-                       submitted.label("submitted"))
+                       Challenge.extra_seconds, submitted.label("submitted"))
                 .join(Participant, Participant.id == FormLink.participant_id)
                 .join(Challenge, Challenge.id == FormLink.challenge_id))
         _STATEMENTS[dialect] = statements = {

@@ -9,8 +9,10 @@ caller commits; the projector hears of a started clock after the commit (CHANGED
 On PostgreSQL each of the two statements is its own transaction (`statements_alone`), as they were
 one's at READ COMMITTED: the read locks nothing, and the UPDATE decides alone whether the clock
 was still to start. So a press is two round trips (a repeat press one), not a BEGIN, the read, the
-UPDATE and a COMMIT. What the press read is what the htmx press's page is made from
-(quiz/web/start_path.py): no second read of the link.
+UPDATE and a COMMIT. In a web process (under gevent) the read is the submit's group read
+(`answers.grouped_link`): the presses and submits of the same few milliseconds read their links in
+one query, and a press holds no pooled connection until its UPDATE. What the press read is what
+the htmx press's page is made from (quiz/web/start_path.py): no second read of the link.
 """
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -19,11 +21,13 @@ from flask import current_app
 from sqlalchemy import bindparam, exists, select, update
 
 from . import clocks
-from .answers import QUESTIONS, READY, UNKNOWN_LINK, LinkState, refusal, state_of
+from .answers import (QUESTIONS, READY, UNKNOWN_LINK, LinkState, grouped_link, refusal,
+                      state_of)
 from .effects import CHANGED, owe
 from .errors import QuizError
 from .extensions import db, statements_alone
 from .group_commit import take_sqlite_lock
+from .submit_read import ALONE
 from .models import Challenge, FormLink, Participant, Submission
 
 _SUBMITTED = exists().where(Submission.participant_id == FormLink.participant_id,
@@ -61,12 +65,14 @@ def press_start(code: str, now: datetime) -> Press:
     """Start `code`'s clock at `now` (the Press says whether this press started it, or it ran
     already). A refusal (QuizError, the route's own) in any state but Ready and the questions; a
     404 for an unknown link. The caller commits."""
-    statements_alone()
-    # Core on the session's connection: the session's transaction (its commit sends what is owed;
-    # on PostgreSQL no BEGIN or COMMIT goes out), without the ORM's execution around each
-    # statement (a third of the press's time)
-    connection = db.session.connection()
-    row = connection.execute(LINK, {"code": code}).first()
+    # Under gevent on PostgreSQL read with the other presses' and submits' of the moment, no
+    # connection held meanwhile; else alone, in Core on the session's connection: the session's
+    # transaction (its commit sends what is owed; on PostgreSQL no BEGIN or COMMIT goes out),
+    # without the ORM's execution around each statement (a third of the press's time)
+    row = grouped_link(code)
+    if row is ALONE:
+        statements_alone()
+        row = db.session.connection().execute(LINK, {"code": code}).first()
     if row is None:
         raise QuizError(UNKNOWN_LINK, code="unknown_link", status=404)
     link = LinkState.of_row(row)
@@ -77,6 +83,8 @@ def press_start(code: str, now: datetime) -> Press:
         return Press(False, row.participant_id, row.language, link)
     ends = clocks.window_end_of(row.time_limit_seconds, row.extra_seconds, row.closes_at, now)
     params = {"link_code": code, "now": now, "ends": ends}
+    statements_alone()  # (when the read was the group's)
+    connection = db.session.connection()
     if connection.dialect.name == "sqlite":  # its lock waited for without holding the process
         started = take_sqlite_lock(connection, START, params).rowcount
     else:

@@ -6,19 +6,22 @@ from datetime import timedelta
 
 import gevent
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from werkzeug.test import Client
 
-from quiz import stored_forms
+from quiz import answers, stored_forms
 from quiz.clock import utcnow
 from quiz.effects import CHANNEL
-from quiz.extensions import db, get_redis
-from quiz.models import Challenge, FormLink, Participant
+from quiz.extensions import db, get_redis, state
+from quiz.models import Challenge, FormLink, Participant, Submission
 from quiz.observability import REGISTRY
 from quiz.rehearsal_pages import RehearsalError, form_fields
+from quiz.submit_read import reader
 from quiz.web.start_path import StartFastPath
 
 from .helpers import POSTGRES_URL, round_trips, session_token, submit, text
+from .test_submit_read import answer_data
 
 # Round 1 timed (the press sets the player's own window), round 2 to be refused in.
 BANK = """
@@ -434,3 +437,64 @@ def test_a_press_is_two_round_trips_and_a_repeat_one(client, players):
     assert [trip.split()[0] for trip in repeat] == ["SELECT"], repeat
     started_at, ends = clock(code)
     assert ends - started_at == timedelta(seconds=60)
+
+
+# In a web process (under gevent, PostgreSQL) a press reads its link with the other presses' and
+# submits' of the same moment: the submit's group read (quiz/answers.py `grouped_link`).
+@pytest.fixture
+def batched(app):
+    state(app).submit_writer.batched = True  # as in a gevent web process
+
+
+def at_once(*requests):
+    greenlets = [gevent.spawn(request) for request in requests]
+    gevent.joinall(greenlets, raise_error=True)
+    return [g.value for g in greenlets]
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_presses_and_a_submit_at_once_read_their_links_in_one_query(client, players, batched):
+    group = reader().group(answers._statements()["links"], "code")
+    grace, alan = players
+    client.post(f"/f/{alan}/start", data=token_of(alan))
+    press, answer = token_of(grace), answer_data(client, alan)
+    db.session.commit()
+    before, paths = group.queries, Paths()
+    with round_trips(db.engine) as trips:
+        responses = at_once(lambda: client.post(f"/f/{grace}/start", data=press),
+                            lambda: client.post(f"/f/{grace}/start", data=press),  # doubled
+                            lambda: client.post(f"/f/{alan}/submit", data=answer))
+    assert group.queries == before + 1
+    assert [r.status_code for r in responses] == [303, 303, 303]
+    assert paths.counts() == (2, 0)
+    # the group's read (no press nor the submit reads its link alone), then one UPDATE a press
+    # (the doubled one changes nothing), and the submit's group commit
+    assert not [trip for trip in trips if trip.startswith("SELECT form_link")], trips
+    assert sum(trip.startswith("UPDATE form_link") for trip in trips) == 2, trips
+    started_at, ends = clock(grace)
+    assert ends - started_at == timedelta(seconds=60)
+    assert db.session.scalar(select(func.count()).select_from(Submission)) == 1
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_presses_whose_group_query_failed_read_alone(client, players, batched, monkeypatch):
+    group = reader().group(answers._statements()["links"], "code")
+
+    def broken(connection, params):
+        raise OperationalError("SELECT", params, Exception("server closed the connection"))
+    monkeypatch.setattr(group.many, "all", broken)
+    paths, presses = Paths(), {code: token_of(code) for code in players}
+    responses = at_once(*[lambda code=code: client.post(f"/f/{code}/start", data=presses[code])
+                          for code in players])
+    assert [r.status_code for r in responses] == [303, 303]
+    assert paths.counts() == (2, 0)
+    assert all(clock(code)[0] is not None for code in players)
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_an_unknown_code_among_grouped_presses_is_not_found(client, players, batched):
+    unknown = "Z" * 22
+    known, guessed = token_of(players[0]), token_of(unknown)
+    responses = at_once(lambda: client.post(f"/f/{players[0]}/start", data=known),
+                        lambda: client.post(f"/f/{unknown}/start", data=guessed))
+    assert [r.status_code for r in responses] == [303, 404]
