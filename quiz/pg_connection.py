@@ -19,9 +19,9 @@ And under gevent (a web process) the connection waits for its socket through gev
 psycopg, seeing `select` patched, waits through `select.poll` — gevent's emulation of it, which
 makes a poll object, a watcher, a timer and a result a wait, every round trip of every request
 (~5 % of a web process's CPU in the 10,000-player herd). Here one IO watcher a wait
-(`gevent.socket.wait_read`, its kind for a write), the same cooperation: the greenlet yields until
-the socket is ready, and a socket the server closed wakes it (libpq then raises the error). A wait
-with a timeout (psycopg's own, cancelling) is psycopg's.
+(`gevent.socket`'s `wait_read`, `wait_write` or `wait_readwrite`, as psycopg asks), the same
+cooperation: the greenlet yields until the socket is ready, and a socket the server closed wakes
+it (libpq then raises the error). A wait with a timeout (psycopg's own, cancelling) is psycopg's.
 """
 import psycopg
 from gevent import monkey
