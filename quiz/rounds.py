@@ -55,7 +55,15 @@ def lock_for_sqlite(condition) -> None:
                            .execution_options(synchronize_session=False))
 
 
-def start_round(number: int, now: datetime) -> Challenge:
+@dataclass(frozen=True)
+class Opened:
+    """A round just opened, and a timed round's plan at that moment (None when untimed)."""
+
+    challenge: Challenge
+    plan: clocks.Plan | None
+
+
+def start_round(number: int, now: datetime) -> Opened:
     """Open round `number` (rounds go in order); the caller commits, then links are sent."""
     challenge = get_challenge(number, lock=True)
     # another round open, else (opening a draft) an earlier draft: one query, the open one first
@@ -83,10 +91,10 @@ def start_round(number: int, now: datetime) -> Challenge:
         # now.
         Job(Task.RECONCILE_FORMS, ([challenge.id],),
             description=f"round {number}: check its stored forms"))
-    if challenge.closes_at:
-        clocks.owe_check(challenge, clocks.next_check(
-            challenge, now, clocks.opening_plan(challenge, invited, now)))
-    return challenge
+    plan = clocks.opening_plan(challenge, invited, now) if challenge.closes_at else None
+    if plan is not None:
+        clocks.owe_check(challenge, clocks.next_check(challenge, now, plan))
+    return Opened(challenge, plan)
 
 
 def close_round(number: int, now: datetime) -> CloseSummary:

@@ -406,11 +406,11 @@ def test_a_round_s_opening_plan_is_the_plan_its_query_makes(app, make_participan
         players[0].eliminated_in = 1
     db.session.commit()
     now = utcnow()
-    challenge = rounds.start_round(1, now)
+    opened = rounds.start_round(1, now)
     db.session.flush()
-    invited = clocks.invited_count(challenge)
-    assert invited == {"check-in": 1, "one out": 3, "no one": 0}.get(setting, 4)
-    assert clocks.opening_plan(challenge, invited, now) == clocks.plan(challenge, now)
+    assert clocks.invited_count(opened.challenge) == {"check-in": 1, "one out": 3,
+                                                      "no one": 0}.get(setting, 4)
+    assert opened.plan == clocks.plan(opened.challenge, now)
 
 
 def test_start_challenge_reads_no_link_of_the_round_nor_anything_after_its_commit(

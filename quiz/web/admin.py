@@ -90,7 +90,7 @@ def dashboard():
 def start_round(number):
     """Open a round from the console."""
     return act(lambda: record(current_user.username, "start round",
-                              rounds.start_round(number, utcnow())),
+                              rounds.start_round(number, utcnow()).challenge),
                 f"Round {number} is open. Links are going out.")
 
 

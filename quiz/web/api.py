@@ -95,14 +95,12 @@ def register():
 def start_challenge(number):
     """Open round `number`; its links go out in the background."""
     def operation():
-        now = utcnow()
-        challenge = record("api", "start round", rounds.start_round(number, now))
-        # as it opens (no one started yet): its plan without reading every link, and the answer
-        # made before the commit (nothing read again after it)
-        planned = (clocks.opening_plan(challenge, clocks.invited_count(challenge), now).close_at
-                   if challenge.closes_at else None)
+        opened = rounds.start_round(number, utcnow())
+        challenge = record("api", "start round", opened.challenge)
+        # its plan as it opened, and the answer made before the commit (nothing read after it)
         return {"challenge": number, "status": challenge.status,
-                "opened_at": _iso(challenge.opened_at), "closes_at": _iso(planned),
+                "opened_at": _iso(challenge.opened_at),
+                "closes_at": _iso(opened.plan.close_at if opened.plan else None),
                 "latest_close_at": _iso(challenge.closes_at)}
     return jsonify(write(operation))
 
