@@ -54,7 +54,7 @@ def text_frame(payload: bytes) -> bytes:
 
 class Frame(NamedTuple):
     """A rendered fragment and its websocket frame, encoded once for every socket; `seq` orders a
-    hub's frames."""
+    hub's frames by when their render began (a later one shows a state at least as new)."""
 
     seq: int
     html: bytes
@@ -71,8 +71,14 @@ class Client:
         self.frame: Frame | None = None
         self.ready = threading.Event()
         self.frames_offered = 0
+        self.seq = 0  # the newest frame offered so far
 
     def offer(self, frame: Frame) -> None:
+        """Hand the socket `frame`, unless it already has a newer one (a render that began earlier
+        and ended later: it shows an older state)."""
+        if frame.seq <= self.seq:
+            return
+        self.seq = frame.seq
         self.frames_offered += 1
         if self.write_now is not None and self.write_now(frame):
             return
@@ -125,13 +131,18 @@ class Hub:
             self.clients.setdefault(topic, set())
 
     def connect(self, topic: str, write_now=None) -> Client:
-        """A new socket gets the current state at once."""
+        """A new socket gets the current state at once. It joins the topic first: a broadcast that
+        runs while its first frame renders reaches it too (and the older frame is then dropped)."""
         self._start()
         client = Client(topic, write_now)
-        client.offer(self.current(topic))
         with self.lock:
             self.clients[topic].add(client)
         SOCKETS.inc()
+        try:
+            client.offer(self.current(topic))
+        except BaseException:
+            self.disconnect(client)
+            raise
         return client
 
     def current(self, topic: str) -> Frame:
@@ -142,8 +153,14 @@ class Hub:
         if cached and cached[0] == changes and now - cached[1] < self.tick:
             return cached[2]
         frame = self.render(topic)
-        self.latest[topic] = (changes, now, frame)
+        self.remember(topic, changes, now, frame)
         return frame
+
+    def remember(self, topic: str, changes: int, now: float, frame: Frame) -> None:
+        """Keep `frame` as the topic's newest, unless a render that began later already is."""
+        cached = self.latest.get(topic)
+        if cached is None or cached[2].seq < frame.seq:
+            self.latest[topic] = (changes, now, frame)
 
     def disconnect(self, client: Client) -> None:
         with self.lock:
@@ -174,6 +191,7 @@ class Hub:
 
     def _render(self, topic: str, own_connection: bool) -> Frame:
         # A request context, so templates can build URLs (the PUBLIC_BASE_URL ones).
+        seq = next(self.sequence)  # taken before the render reads anything
         with self.app.test_request_context("/ws", base_url=self.app.config["PUBLIC_BASE_URL"]):
             try:
                 if own_connection:
@@ -182,7 +200,7 @@ class Hub:
             finally:
                 # ends the render's transaction; the connection stays the ticker's
                 db.session.remove()
-        return Frame(next(self.sequence), html, text_frame(html))
+        return Frame(seq, html, text_frame(html))
 
     def own_connection(self):
         """The ticker's connection, a new one when it has none or the one it had broke."""
@@ -213,7 +231,7 @@ class Hub:
         for topic, clients in watched.items():
             changes, now = self.changes, self.clock()
             frame = self.render(topic, own_connection=True)
-            self.latest[topic] = (changes, now, frame)
+            self.remember(topic, changes, now, frame)
             self.renders += 1
             for client in clients:
                 client.offer(frame)

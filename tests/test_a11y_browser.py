@@ -118,7 +118,12 @@ def to_leaderboard(console, url: str, number: int) -> None:
     shows = controls.locator("strong")
     while (before := shows.inner_text()) != "the leaderboard":
         controls.get_by_role("button", name="Next ▶").click()
-        expect(shows).not_to_have_text(before)
+        # (a loaded machine: the POST and the console's reload may take seconds; if it never
+        # moves, the console's flashes say why)
+        try:
+            expect(shows).not_to_have_text(before, timeout=20_000)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nflashes: {console.locator('.flash').all_inner_texts()}")
 
 
 def unsubscribe_path(player_id: int) -> str:

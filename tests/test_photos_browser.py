@@ -107,7 +107,11 @@ def test_phone_sends_a_photo_and_staff_accept_it_in_the_console(stack, new_page,
     console_login(console, stack.url, "/admin/")
     expect(console.locator("#rounds")).to_contain_text("3 photos not reviewed yet")
     console.get_by_role("link", name="Photos").click()
-    console.get_by_role("link", name="Review").click()
+    # (the console's own "review" link matches a loose name: wait for the Photos page first, or its
+    # boosted swap may land after the review page's and leave the index showing)
+    expect(console.get_by_role("heading", name="Rounds with photo questions")).to_be_visible()
+    console.get_by_role("link", name="Review", exact=True).click()
+    expect(console.get_by_role("heading", level=1)).to_contain_text("round 1")
     cards = console.locator(".photo-card")
     expect(cards).to_have_count(3)
     for card in cards.all():  # each photo really loads, from Knockout's staff-only route
