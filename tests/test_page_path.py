@@ -1,6 +1,7 @@
 """GET /f/<code> answered before Flask when it is the stored form (quiz/web/page_path.py): byte for
 byte what Flask gives, headers included, and Flask's page for every other state."""
 import re
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, select, update
@@ -10,6 +11,7 @@ from quiz import stored_forms
 from quiz.clock import utcnow
 from quiz.extensions import db, state
 from quiz.models import Challenge, FormLink, Participant
+from quiz.web import page_path
 from quiz.web.page_path import PageFastPath
 
 from .helpers import POSTGRES_URL, press_start, round_one_code, round_trips
@@ -109,19 +111,50 @@ def test_a_timed_round_s_timer_in_the_participant_s_language_or_the_phone_s(
         assert ("Deine Zeit" if person is german else "Tu tiempo").encode() in fast[2]
 
 
-def test_the_start_page_stays_in_flask_with_one_query(app, grace):
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
+def is_row(statement: str) -> bool:
+    """The fast path's row read (on SQLite through SQLAlchemy's execute, so its events see it)."""
+    return statement.startswith("SELECT form_link.code, form_link.participant_id")
+
+
+def is_objects(statement: str) -> bool:
+    """The ORM's read of a link's objects (`links.find_round_page`)."""
+    return "form_link.id" in statement and not is_row(statement)
+
+
+@contextmanager
+def link_reads(monkeypatch):
+    """The link's reads meanwhile: the fast path's plain row (`links.page_row`, run through the
+    driver on PostgreSQL) as "row", and the ORM's statements on form_link as "objects"."""
+    reads = []
+    row = page_path.page_row
+
+    def counted(code):
+        reads.append("row")
+        return row(code)
+    monkeypatch.setattr(page_path, "page_row", counted)
+    listener = lambda *args: is_objects(args[2]) and reads.append("objects")  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listener)
     try:
-        fast, flask = both(app, grace, served_fast=False)
+        yield reads
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
+        monkeypatch.setattr(page_path, "page_row", row)
+
+
+def test_the_start_page_stays_in_flask_with_the_links_read_twice(app, grace, monkeypatch):
+    """A page the fast path hands on (the first Start page of a process: rendered and kept) reads
+    the link twice: the fast path's plain row, then the view's objects. The pages it answers
+    itself (most of the herd's) read it once, as a row, not through the ORM's load."""
+    with link_reads(monkeypatch) as reads:
+        fast, flask = both(app, grace, served_fast=False)
     assert fast[0] == flask[0] == "200 OK" and b"Start" in fast[2]
     # its forms carry the link's token, not the session's (quiz/web/start_path.py)
     assert b'name="form_token"' in fast[2] and b'name="csrf_token"' not in fast[2]
-    # the fast path's read of the link is Flask's too: one query each way (no look read: cached)
-    assert len([s for s in statements if "form_link" in s]) == 2
+    # through the fast path, then Flask alone (no look read: cached)
+    assert reads == ["row", "objects", "objects"]
+    with link_reads(monkeypatch) as reads:
+        both(app, grace, served_fast=True)  # now from the copy
+    assert reads == ["row", "objects"]
 
 
 @pytest.mark.parametrize("case", ["fragment", "shadow", "paused", "missing", "closed",
@@ -222,7 +255,7 @@ def test_the_start_page_from_its_copy_is_the_page_a_render_gives(
 
 
 def test_after_end_round_the_pages_cost_one_query_fewer(app, client, load_bank, make_participant,
-                                                        api_headers):
+                                                        api_headers, monkeypatch):
     """After "End round" every waiting phone fetches its page: the round being the last comes with
     the link's query, and the winner is looked for only after the last round."""
     from .helpers import choice_values, token_field
@@ -247,19 +280,28 @@ def test_after_end_round_the_pages_cost_one_query_fewer(app, client, load_bank, 
     answers_right(1)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
     statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        client.get("/register")  # the look, read once every 2 s a process
-        client.get("/api/status")  # the shared status, computed once after the change
-        statements.clear()
-        mine = client.get(f"/f/{code[ids[0], 1]}", headers={"HX-Request": "true"})
-        assert "through" in mine.get_data(as_text=True) and len(statements) == 2  # + her answers
-        statements.clear()
-        out = client.get(f"/f/{code[ids[1], 1]}", headers={"HX-Request": "true"})
-        assert 'id="shadow-invite"' in out.get_data(as_text=True) and len(statements) == 1
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
+    listener = lambda *args: is_row(args[2]) or statements.append(args[2])  # noqa: E731
+    client.get("/register")  # the look, read once every 2 s a process
+    client.get("/api/status")  # the shared status, computed once after the change
+    # a closed round's page is the player's own: the fast path's row, then Flask's view reads the
+    # link's objects (whether the round is the last comes with each), + her answers
+    with link_reads(monkeypatch) as reads:
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            mine = client.get(f"/f/{code[ids[0], 1]}", headers={"HX-Request": "true"})
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+    assert "through" in mine.get_data(as_text=True) and reads == ["row", "objects"]
+    assert len(statements) == 2, statements  # the objects, her answers
+    statements.clear()
+    with link_reads(monkeypatch) as reads:
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            out = client.get(f"/f/{code[ids[1], 1]}", headers={"HX-Request": "true"})
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+    assert 'id="shadow-invite"' in out.get_data(as_text=True) and reads == ["row", "objects"]
+    assert len(statements) == 1, statements
     client.post("/api/admin/start-challenge/2", headers=api_headers)
     answers_right(2)
     client.post("/api/admin/end-challenge/2", headers=api_headers)
@@ -302,10 +344,10 @@ def test_a_page_before_flask_is_one_round_trip(app, client, grace, monkeypatch):
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (bin/with-postgres)")
 def test_a_page_handed_on_to_flask_reads_on_in_a_transaction(app, client, grace):
-    """The fast path's reads are sent alone (one round trip each: the link, and the round's
-    questions for its facts, once a process); Flask's view, given the link, reads what more it
-    needs in a transaction as ever (the first Start page of a process, which it renders and
-    keeps), and not the link again."""
+    """The fast path's reads are sent alone (one round trip each: the link's row, and the round's
+    questions for its facts, once a process); Flask's view reads the link's objects and what more
+    it needs in a transaction as ever (the first Start page of a process, which it renders and
+    keeps)."""
     db.session.commit()
     with round_trips(db.engine) as trips:
         page = client.get(f"/f/{grace}")  # no copy yet: Flask renders it
@@ -315,5 +357,49 @@ def test_a_page_handed_on_to_flask_reads_on_in_a_transaction(app, client, grace)
     # connection's prepared statements (quiz/pg_connection.py)
     assert begin is not None and trips[-1] == "COMMIT", trips
     assert trips[0].startswith("SELECT form_link"), trips  # before Flask, alone
-    assert all(trip.startswith("SELECT") for trip in trips[:begin]), trips
-    assert not [trip for trip in trips[1:] if "form_link" in trip], trips
+    # (the row's statement prepared at its first run: psycopg's Parse a trip of its own)
+    assert all(trip.startswith(("SELECT", "prepared ")) for trip in trips[:begin]), trips
+    assert len([trip for trip in trips[:begin] if "form_link" in trip]) == 1, trips  # the row
+    assert [trip for trip in trips[begin:] if trip.startswith("SELECT form_link.id")], trips
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_pages_opened_at_once_read_their_rows_in_one_query(app, client, load_bank,
+                                                          make_participant, api_headers):
+    """In a web process on PostgreSQL the pages opened in the same moment read their links' rows
+    in one query (quiz/submit_read.py's group read): each still gets its own Start page, and an
+    unknown code among them Flask's 404."""
+    import gevent
+
+    from quiz import links
+    from quiz.submit_read import reader
+    load_bank()
+    ids = [make_participant(name).id for name in ("Grace", "Alan", "Ada", "Edsger")]
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    codes = db.session.scalars(select(FormLink.code).join(Challenge).where(
+        Challenge.number == 1, FormLink.participant_id.in_(ids))).all()
+    assert client.get(f"/f/{codes[0]}").status_code == 200  # the first is Flask's, and kept
+    db.session.commit()
+    state(app).submit_writer.batched = True  # as in a gevent web process
+    group = reader().group(links._page_statements()[links.GROUPED], "code")
+    before, fast = group.queries, fast_path(app)
+    handed = []
+    flask_app = fast.wrapped
+
+    def counted(environ, start_response):
+        handed.append(environ["PATH_INFO"])
+        return flask_app(environ, start_response)
+    fast.wrapped = counted
+    try:
+        asked = [*codes, "x" * 22]
+        greenlets = [gevent.spawn(Client(app.wsgi_app, use_cookies=False).get, f"/f/{code}")
+                     for code in asked]
+        gevent.joinall(greenlets, raise_error=True)
+    finally:
+        fast.wrapped = flask_app
+    for code, greenlet in zip(codes, greenlets):
+        page = greenlet.value.get_data(as_text=True)
+        assert greenlet.value.status_code == 200 and "Start" in page and f"/f/{code}/" in page
+    assert greenlets[-1].value.status_code == 404
+    assert handed == [f"/f/{'x' * 22}"]  # only the unknown code went on to Flask
+    assert group.queries == before + 1

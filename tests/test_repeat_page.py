@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from werkzeug.test import Client
 
-from quiz import waiting
+from quiz import links, waiting
 from quiz.extensions import db, state
 from quiz.models import Participant, Submission
 from quiz.submit_read import reader
@@ -204,7 +204,7 @@ def test_repeats_at_once_read_their_pages_rows_in_one_query(app, players):
     """In a web process on PostgreSQL the repeats' rows are read together (quiz/submit_read.py):
     each still gets its own page, in its own language."""
     state(app).submit_writer.batched = True  # as in a gevent web process
-    group = reader().group(repeat_page._statements()[repeat_page.GROUPED], "code")
+    group = reader().group(links._page_statements()[links.GROUPED], "code")
     before, paths = group.queries, Paths()
     posts = [(language, code, body) for language, (code, body) in players.items() if language]
     greenlets = [gevent.spawn(Client(app.wsgi_app).post, f"/f/{code}/submit", data=body)

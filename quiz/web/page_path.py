@@ -7,24 +7,26 @@ moment's timer put in; after its submit, it opens its link again ("Answers in �
 phone fetches its page's fragment when the shared status changes. None of these needs a session: the
 stored form proves its origin with the link's token, and so do the link page's forms (Start,
 language switch, help: quiz/web/start_path.py). So a web process answers them before Flask does: the
-link's query, the page's state, the storage read or the copy (quiz/web/page_cache.py
-`copy_before_flask`: whole, or the htmx fragment), and the headers Flask's hooks would add
-(tests/test_page_path.py and tests/test_page_fast.py compare both paths byte for byte). Anything
-else — another state, a page not copied yet in this process, a session with a flash message or a
-staff login (or one Flask-Login would mark), a shadow-league player, storage paused or failing, a
-form not stored yet, HEAD — goes on to Flask, in the same application context: the link read here
-is handed to the view (`round_page_of`), so such a page still costs one query. On PostgreSQL that
-query is one round trip: sent without a transaction (no BEGIN before it, no ROLLBACK after), one
-begun as ever if the page goes on to Flask. `pressed_page` is what an htmx Start press answers with
-once the clock runs (quiz/web/start_path.py), from the press's own read, and `stored_form` Flask's
-way to the same page (served, or through a pre-signed URL).
+link's row (`links.page_row`: plain values, not the ORM's objects, whose load cost more than the
+query; on PostgreSQL read with other pages' of the same moment in one query), the page's state,
+the storage read or the copy (quiz/web/page_cache.py `copy_before_flask`: whole, or the htmx
+fragment), and the headers Flask's hooks would add (tests/test_page_path.py and
+tests/test_page_fast.py compare both paths byte for byte). Anything else — another state, a page
+not copied yet in this process, a session with a flash message or a staff login (or one
+Flask-Login would mark), a shadow-league player, storage paused or failing, a form not stored yet,
+HEAD — goes on to Flask, in the same application context, whose view reads the link's objects
+(`find_round_page`): such a page costs two reads, the many answered here one. On PostgreSQL the
+row's read is one round trip: sent without a transaction (no BEGIN before it, no ROLLBACK after),
+one begun as ever if the page goes on to Flask. `pressed_page` is what an htmx Start press answers
+with once the clock runs (quiz/web/start_path.py), from the press's own read, and `stored_form`
+Flask's way to the same page (served, or through a pre-signed URL).
 """
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask, current_app, g, redirect, render_template
+from flask import Flask, current_app, redirect, render_template
 from flask_babel import force_locale
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Request
@@ -34,7 +36,7 @@ from ..clock import utcnow
 from ..effects import Drain, Pending, dispatch
 from ..errors import QuizError
 from ..extensions import state, statements_alone, statements_together
-from ..links import CODE_PATTERN, RoundPage, find_round_page
+from ..links import CODE_PATTERN, LinkRow, RoundPage, page_row, row_page
 from ..models import FormLink
 from ..observability import REQUEST_SECONDS, request_id
 from ..start_press import Press
@@ -48,7 +50,6 @@ log = logging.getLogger(__name__)
 # again.
 STORAGE_PAUSE_SECONDS = 15
 PREFIX = "/f/"
-STASH = "knockout_round_page"
 # What Flask's hooks add to a stored form's response (quiz/web/security.py, quiz/observability.py),
 # in their order; Flask's session adds Cookie to Vary (a hook reads the session).
 HEADERS = [("Vary", "HX-Request, Cookie"), *security_headers("/f/")]
@@ -64,7 +65,7 @@ class Clock:
     window_ends_at: datetime | None
 
 
-def stored_body(link: FormLink, language: str) -> bytes | None:
+def stored_body(link: FormLink | LinkRow, language: str) -> bytes | None:
     """The stored form with this moment's timer (in `language`), read from storage; None when it is
     not there (then made in the background by the caller) or storage is paused or failing."""
     return stored_form_body(link.challenge.number, link.participant_id, link.window_ends_at,
@@ -97,12 +98,6 @@ def serves_stored(page: RoundPage) -> bool:
     link = page.link
     return (answers.page_state(link, utcnow(), page.submitted) == answers.QUESTIONS
             and not shadow.in_shadow_league(link.participant, link.challenge))
-
-
-def round_page_of(code: str) -> RoundPage:
-    """The round page the fast path read for this request, else read now."""
-    stashed = g.pop(STASH, None)
-    return stashed if stashed is not None and stashed.link.code == code else find_round_page(code)
 
 
 class PageFastPath:
@@ -146,11 +141,14 @@ class PageFastPath:
         return [body]
 
     def answer(self, code: str, environ, fragment: bool) -> tuple[bytes, list] | None:
-        """`code`'s page and the headers Flask's hooks would add, or None (the link read is
-        stashed for Flask's view). The read is one round trip on PostgreSQL: no transaction
+        """`code`'s page and the headers Flask's hooks would add, or None (Flask's page: another
+        page, or an unknown link's 404). The read is one round trip on PostgreSQL: no transaction
         around it (`statements_alone`)."""
         statements_alone()
-        page = find_round_page(code)
+        row = page_row(code)
+        if row is None:
+            return None
+        page = row_page(row)
         if not fragment:
             body = stored_page_of(page, environ)
             if body is not None:
@@ -158,7 +156,6 @@ class PageFastPath:
         asked = Request(environ)
         copy = copy_before_flask(page, asked, fragment)
         if copy is None:
-            g.setdefault(STASH, page)
             return None
         return copy.encode(), COPY_HEADERS
 
@@ -193,17 +190,12 @@ def pressed_page(press: Press, environ) -> bytes | None:
 
 
 def stored_page_of(page: RoundPage, environ) -> bytes | None:
-    """`page` when it is the stored form, served here (not through a pre-signed URL), or None
-    (the link read is stashed for Flask's view)."""
+    """`page` when it is the stored form, served here (not through a pre-signed URL), or None."""
     if (not serves_stored(page) or current_app.config["FORMS_DELIVERY"] == "redirect"
             and get_storage().presigns):
-        g.setdefault(STASH, page)
         return None
     language = i18n.page_language(page.link.participant.language, Request(environ))
-    body = stored_body(page.link, language)
-    if body is None:
-        g.setdefault(STASH, page)
-    return body
+    return stored_body(page.link, language)
 
 
 def install(app: Flask) -> None:

@@ -24,7 +24,7 @@ from ..rate_limits import START_LIMIT, SUBMIT_LIMIT, counted_before
 from ..reports import linked_rounds, participant_report, report_version
 from .handling import wants_fragment, write
 from .page_cache import round_values, shared, shared_page, waiting_context
-from .page_path import round_page_of, stored_form
+from .page_path import stored_form
 from .security import link_key
 from .start_path import htmx_press, link_token_or_csrf, pressed
 
@@ -41,7 +41,7 @@ def round_page(code):
 
 def page_for(code: str, fragment: bool):
     """`code`'s round page now (`fragment`: its state's part alone, for htmx)."""
-    page = round_page_of(code)
+    page = find_round_page(code)
     link = page.link
     i18n.use_language(link.participant.language)  # the row already loaded: no query
     state = answers.page_state(link, utcnow(), page.submitted)
