@@ -74,7 +74,7 @@ def test_the_round_page_speaks_the_players_language_in_every_message(client, pla
 
 
 def test_the_round_page_adds_no_query_for_the_language(app, client, player, open_round):
-    """The herd's page: the language comes from the participant row it loads anyway."""
+    """The herd's page: the language comes from the link's row it reads anyway."""
     grace, links = player
     open_round()
     client.get(f"/f/{links[1]}")  # what a process reads once (the look, the questions)
@@ -84,6 +84,7 @@ def test_the_round_page_adds_no_query_for_the_language(app, client, player, open
     without = len(statements)
     grace.language = "es"
     db.session.commit()
+    client.get(f"/f/{links[1]}", headers=GERMAN)  # the first page in Spanish: rendered and kept
     statements.clear()
     page = client.get(f"/f/{links[1]}", headers=GERMAN)
     assert lang_of(page) == "es"
