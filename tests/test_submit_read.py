@@ -110,8 +110,10 @@ def batched(app):
 
 
 def submit_at_once(client, codes: list[str]) -> list:
-    greenlets = [gevent.spawn(client.post, f"/f/{code}/submit", data=answer_data(client, code))
-                 for code in codes]
+    # each form first (its page's read, grouped too on PostgreSQL), then the submits together
+    bodies = [answer_data(client, code) for code in codes]
+    greenlets = [gevent.spawn(client.post, f"/f/{code}/submit", data=body)
+                 for code, body in zip(codes, bodies)]
     gevent.joinall(greenlets, raise_error=True)
     return [g.value for g in greenlets]
 
