@@ -142,11 +142,18 @@ def page_row(code: str):
     prepared statement). The ORM's load of `find_round_page` costs more than the query: pages
     answered before Flask read this instead."""
     statements = _page_statements()
-    if GROUPED in statements and state().submit_writer.is_batched():
+    if page_reads_grouped():
         row = reader().group(statements[GROUPED], "code").first(code)
         if row is not ALONE:
             return row
     return statements[ONE].first(db.session.connection(), {"code": code})
+
+
+def page_reads_grouped() -> bool:
+    """Whether `page_row` reads in a group (then the request's session takes no connection: it
+    must not hold one from the pool meanwhile, or a herd holding them all leaves the group's
+    query none)."""
+    return GROUPED in _page_statements() and state().submit_writer.is_batched()
 
 
 def row_page(row) -> RoundPage:

@@ -403,3 +403,31 @@ def test_pages_opened_at_once_read_their_rows_in_one_query(app, client, load_ban
     assert greenlets[-1].value.status_code == 404
     assert handed == [f"/f/{'x' * 22}"]  # only the unknown code went on to Flask
     assert group.queries == before + 1
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
+def test_a_herd_of_pages_holds_no_pooled_connection_while_its_rows_are_read(
+        app, client, load_bank, make_participant, api_headers):
+    """The pages waiting for their group's read hold no connection from the pool: with all but one
+    of the pool's connections taken, a herd larger than that one is still served (holding one
+    each, they would leave the group's query none, until the pool's timeout)."""
+    import gevent
+
+    load_bank()
+    ids = [make_participant(f"Player {n}").id for n in range(8)]
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    codes = db.session.scalars(select(FormLink.code).join(Challenge).where(
+        Challenge.number == 1, FormLink.participant_id.in_(ids))).all()
+    assert client.get(f"/f/{codes[0]}").status_code == 200  # the first is Flask's, and kept
+    db.session.commit()
+    state(app).submit_writer.batched = True  # as in a gevent web process
+    held = [db.engine.connect() for _ in range(db.engine.pool.size() - 1)]
+    try:
+        greenlets = [gevent.spawn(Client(app.wsgi_app, use_cookies=False).get, f"/f/{code}")
+                     for code in codes]
+        done = gevent.joinall(greenlets, timeout=20, raise_error=True)
+    finally:
+        for connection in held:
+            connection.close()
+    assert len(done) == len(codes)
+    assert [g.value.status_code for g in greenlets] == [200] * len(codes)

@@ -36,7 +36,7 @@ from ..clock import utcnow
 from ..effects import Drain, Pending, dispatch
 from ..errors import QuizError
 from ..extensions import state, statements_alone, statements_together
-from ..links import CODE_PATTERN, LinkRow, RoundPage, page_row, row_page
+from ..links import CODE_PATTERN, LinkRow, RoundPage, page_reads_grouped, page_row, row_page
 from ..models import FormLink
 from ..observability import REQUEST_SECONDS, request_id
 from ..start_press import Press
@@ -142,9 +142,11 @@ class PageFastPath:
 
     def answer(self, code: str, environ, fragment: bool) -> tuple[bytes, list] | None:
         """`code`'s page and the headers Flask's hooks would add, or None (Flask's page: another
-        page, or an unknown link's 404). The read is one round trip on PostgreSQL: no transaction
-        around it (`statements_alone`)."""
-        statements_alone()
+        page, or an unknown link's 404). The read is one round trip on PostgreSQL: in a group
+        (the session holds no connection meanwhile), or alone with no transaction around it
+        (`statements_alone`)."""
+        if not page_reads_grouped():
+            statements_alone()  # (the row read on the session's connection)
         row = page_row(code)
         if row is None:
             return None
