@@ -124,18 +124,24 @@ def is_objects(statement: str) -> bool:
 @contextmanager
 def link_reads(monkeypatch):
     """The link's reads meanwhile: the fast path's plain row (`links.page_row`, run through the
-    driver on PostgreSQL) as "row", and the ORM's statements on form_link as "objects"."""
-    reads = []
+    driver on PostgreSQL) as "row", and the ORM's statements on form_link as "objects"; and every
+    statement but the row's."""
+    reads, statements = [], []
     row = page_path.page_row
 
     def counted(code):
         reads.append("row")
         return row(code)
+
+    def listener(*args):
+        if is_objects(args[2]):
+            reads.append("objects")
+        if not is_row(args[2]):
+            statements.append(args[2])
     monkeypatch.setattr(page_path, "page_row", counted)
-    listener = lambda *args: is_objects(args[2]) and reads.append("objects")  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listener)
     try:
-        yield reads
+        yield reads, statements
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
         monkeypatch.setattr(page_path, "page_row", row)
@@ -145,14 +151,14 @@ def test_the_start_page_stays_in_flask_with_the_links_read_twice(app, grace, mon
     """A page the fast path hands on (the first Start page of a process: rendered and kept) reads
     the link twice: the fast path's plain row, then the view's objects. The pages it answers
     itself (most of the herd's) read it once, as a row, not through the ORM's load."""
-    with link_reads(monkeypatch) as reads:
+    with link_reads(monkeypatch) as (reads, _):
         fast, flask = both(app, grace, served_fast=False)
     assert fast[0] == flask[0] == "200 OK" and b"Start" in fast[2]
     # its forms carry the link's token, not the session's (quiz/web/start_path.py)
     assert b'name="form_token"' in fast[2] and b'name="csrf_token"' not in fast[2]
     # through the fast path, then Flask alone (no look read: cached)
     assert reads == ["row", "objects", "objects"]
-    with link_reads(monkeypatch) as reads:
+    with link_reads(monkeypatch) as (reads, _):
         both(app, grace, served_fast=True)  # now from the copy
     assert reads == ["row", "objects"]
 
@@ -279,27 +285,16 @@ def test_after_end_round_the_pages_cost_one_query_fewer(app, client, load_bank, 
     client.post("/api/admin/start-challenge/1", headers=api_headers)
     answers_right(1)
     client.post("/api/admin/end-challenge/1", headers=api_headers)
-    statements = []
-    listener = lambda *args: is_row(args[2]) or statements.append(args[2])  # noqa: E731
     client.get("/register")  # the look, read once every 2 s a process
     client.get("/api/status")  # the shared status, computed once after the change
     # a closed round's page is the player's own: the fast path's row, then Flask's view reads the
     # link's objects (whether the round is the last comes with each), + her answers
-    with link_reads(monkeypatch) as reads:
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
-            mine = client.get(f"/f/{code[ids[0], 1]}", headers={"HX-Request": "true"})
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
+    with link_reads(monkeypatch) as (reads, statements):
+        mine = client.get(f"/f/{code[ids[0], 1]}", headers={"HX-Request": "true"})
     assert "through" in mine.get_data(as_text=True) and reads == ["row", "objects"]
     assert len(statements) == 2, statements  # the objects, her answers
-    statements.clear()
-    with link_reads(monkeypatch) as reads:
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
-            out = client.get(f"/f/{code[ids[1], 1]}", headers={"HX-Request": "true"})
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
+    with link_reads(monkeypatch) as (reads, statements):
+        out = client.get(f"/f/{code[ids[1], 1]}", headers={"HX-Request": "true"})
     assert 'id="shadow-invite"' in out.get_data(as_text=True) and reads == ["row", "objects"]
     assert len(statements) == 1, statements
     client.post("/api/admin/start-challenge/2", headers=api_headers)
@@ -363,6 +358,20 @@ def test_a_page_handed_on_to_flask_reads_on_in_a_transaction(app, client, grace)
     assert [trip for trip in trips[begin:] if trip.startswith("SELECT form_link.id")], trips
 
 
+def round_one_opened(app, client, load_bank, make_participant, api_headers, players: int) -> list:
+    """Round 1 open for `players` players, its Start page copied in this process, and reads
+    grouped as in a gevent web process: the players' round-1 codes."""
+    load_bank()
+    ids = [make_participant(f"Player {n}").id for n in range(players)]
+    client.post("/api/admin/start-challenge/1", headers=api_headers)
+    codes = db.session.scalars(select(FormLink.code).join(Challenge).where(
+        Challenge.number == 1, FormLink.participant_id.in_(ids))).all()
+    assert client.get(f"/f/{codes[0]}").status_code == 200  # the first is Flask's, and kept
+    db.session.commit()
+    state(app).submit_writer.batched = True
+    return codes
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
 def test_pages_opened_at_once_read_their_rows_in_one_query(app, client, load_bank,
                                                           make_participant, api_headers):
@@ -373,14 +382,7 @@ def test_pages_opened_at_once_read_their_rows_in_one_query(app, client, load_ban
 
     from quiz import links
     from quiz.submit_read import reader
-    load_bank()
-    ids = [make_participant(name).id for name in ("Grace", "Alan", "Ada", "Edsger")]
-    client.post("/api/admin/start-challenge/1", headers=api_headers)
-    codes = db.session.scalars(select(FormLink.code).join(Challenge).where(
-        Challenge.number == 1, FormLink.participant_id.in_(ids))).all()
-    assert client.get(f"/f/{codes[0]}").status_code == 200  # the first is Flask's, and kept
-    db.session.commit()
-    state(app).submit_writer.batched = True  # as in a gevent web process
+    codes = round_one_opened(app, client, load_bank, make_participant, api_headers, players=4)
     group = reader().group(links._page_statements()[links.GROUPED], "code")
     before, fast = group.queries, fast_path(app)
     handed = []
@@ -413,14 +415,7 @@ def test_a_herd_of_pages_holds_no_pooled_connection_while_its_rows_are_read(
     each, they would leave the group's query none, until the pool's timeout)."""
     import gevent
 
-    load_bank()
-    ids = [make_participant(f"Player {n}").id for n in range(8)]
-    client.post("/api/admin/start-challenge/1", headers=api_headers)
-    codes = db.session.scalars(select(FormLink.code).join(Challenge).where(
-        Challenge.number == 1, FormLink.participant_id.in_(ids))).all()
-    assert client.get(f"/f/{codes[0]}").status_code == 200  # the first is Flask's, and kept
-    db.session.commit()
-    state(app).submit_writer.batched = True  # as in a gevent web process
+    codes = round_one_opened(app, client, load_bank, make_participant, api_headers, players=8)
     held = [db.engine.connect() for _ in range(db.engine.pool.size() - 1)]
     try:
         greenlets = [gevent.spawn(Client(app.wsgi_app, use_cookies=False).get, f"/f/{code}")
