@@ -159,13 +159,16 @@ def page_reads_grouped() -> bool:
 def row_page(row) -> RoundPage:
     """A `page_row` as a RoundPage (its link a LinkRow)."""
     return RoundPage(LinkRow(row.code, row.participant_id, row.challenge_id, row.started_at,
-                             row.window_ends_at,
-                             RoundRow(row.challenge_id, row.number, row.status, row.title,
-                                      row.time_limit_seconds, row.extra_seconds, row.opened_at,
-                                      row.closes_at, row.closed_at),
+                             row.window_ends_at, round_row(row),
                              PlayerRow(row.name, row.language, row.report_code, row.eliminated_in,
                                        row.elimination_reason, row.checked_in_at)),
                      bool(row.submitted), bool(row.asked_for_help), bool(row.last))
+
+
+def round_row(row) -> RoundRow:
+    """A `page_row`'s round."""
+    return RoundRow(row.challenge_id, row.number, row.status, row.title, row.time_limit_seconds,
+                    row.extra_seconds, row.opened_at, row.closes_at, row.closed_at)
 
 
 _PAGE_STATEMENTS: dict[str, dict[str, PreparedRead]] = {}

@@ -16,7 +16,7 @@ from flask import Flask, current_app, request
 from .. import answers, i18n, waiting
 from ..clock import utcnow
 from ..errors import QuizError
-from ..links import find_round_page, page_row, round_facts, row_page
+from ..links import find_round_page, page_row, round_facts, round_row
 from ..models import RoundStatus
 from .page_cache import copied_page, plain_session
 from .play import render_round
@@ -58,7 +58,7 @@ def _page(code: str, error: QuizError) -> str | None:
             or answers.state_of(link, utcnow(), current_app.config["SUBMIT_GRACE_SECONDS"])
             != answers.SUBMITTED):
         return None
-    facts = round_facts(row_page(row).link.challenge)  # (its questions read once a process)
+    facts = round_facts(round_row(row))  # (its questions read once a process)
     status = waiting.current_status()
     invited_next = (current_app.config["SHADOW_LEAGUE"] and row.eliminated_in == row.number
                     and row.elimination_reason != "disqualified" and not row.last)
