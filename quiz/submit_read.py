@@ -1,14 +1,17 @@
-"""The submit's read: on PostgreSQL through the driver (a prepared statement per connection), and in
-a web process many submits' reads in one query.
+"""The submit's read: through the driver (on PostgreSQL a prepared statement per connection), and
+in a web process on PostgreSQL many submits' reads in one query.
 
-Thousands of submits a burst each run the same one-row select (quiz/answers.py). Through
-SQLAlchemy's execute, most of its CPU on PostgreSQL is around the query: the statement's cache
-key, the execution context, the result's description and processors. Here the statement is
-compiled once per process and run on the pooled connection's own psycopg connection with
-`prepare=True` (parsed and planned once per connection, its description known), and its rows
-built with the same type processors as SQLAlchemy's: the same values, in named tuples. Any
-driver error hands the read to SQLAlchemy's execute, which meets it as it always has (a dropped
-connection invalidated and the pool renewed, the error wrapped for the caller's retry).
+Thousands of submits a burst each run the same one-row select (quiz/answers.py), and the herd's
+pages theirs (quiz/links.py). Through SQLAlchemy's execute, most of its CPU is around the query:
+the statement's cache key, the execution context, the result's description and processors (on
+SQLite, a web process's busiest item after gunicorn's own under a submit rush: a sixth of its
+samples). Here the statement is compiled once per process and run on the pooled connection's own
+driver connection (psycopg's with `prepare=True`: parsed and planned once per connection; sqlite3's
+as it is, which keeps its own statement cache), and its rows built with the same type processors
+as SQLAlchemy's: the same values, in named tuples. Any driver error hands the read to SQLAlchemy's
+execute, which meets it as it always has (a dropped connection invalidated and the pool renewed,
+the error wrapped for the caller's retry). The driver's connection is the one SQLAlchemy's execute
+would use, in the same transaction (pysqlite begins none for a SELECT).
 
 Under gevent on PostgreSQL (`GroupRead`) a submit does not run its own query: a process's reader
 (a greenlet) takes every code asked for meanwhile (at most READ_MAX) and reads them in one query
@@ -41,8 +44,18 @@ class PreparedRead:
 
     def __init__(self, statement: Select, dialect: Dialect):
         self.statement = statement
-        self.driver = dialect.driver == "psycopg"
-        self.sql = str(statement.compile(dialect=dialect))
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        # psycopg: named parameters, prepared; pysqlite: positional ones, in the compiled order,
+        # each bound as given (a statement whose binds need a processor goes through SQLAlchemy)
+        self.driver = dialect.driver if dialect.driver in ("psycopg", "pysqlite") else None
+        if self.driver == "pysqlite":
+            self.positions = tuple(compiled.positiontup)
+            self.defaults = {name: value for name, value in compiled.params.items()
+                             if value is not None}
+            if any(bind.type.dialect_impl(dialect).bind_processor(dialect) is not None
+                   for bind in compiled.binds.values()):
+                self.driver = None
         columns = list(statement.selected_columns)
         self.row = namedtuple("Row", [column.key for column in columns])
         self.processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -55,12 +68,16 @@ class PreparedRead:
 
     def all(self, connection: Connection, params: dict) -> list:
         """Every row (named tuples)."""
-        if not self.driver:
+        if self.driver is None:
             return list(connection.execute(self.statement, params))
         dbapi = connection.dialect.loaded_dbapi
         try:
-            rows = connection.connection.driver_connection.execute(
-                self.sql, params, prepare=True).fetchall()
+            raw = connection.connection.driver_connection
+            if self.driver == "psycopg":
+                rows = raw.execute(self.sql, params, prepare=True).fetchall()
+            else:
+                given = {**self.defaults, **params} if self.defaults else params
+                rows = raw.execute(self.sql, [given[name] for name in self.positions]).fetchall()
         except dbapi.Error:
             return list(connection.execute(self.statement, params))
         make, processors = self.row._make, self.processors

@@ -1,15 +1,18 @@
-"""The submit's read (quiz/submit_read.py): on PostgreSQL through the driver's prepared statement,
-the same row as SQLAlchemy's execute, and so the same page state as the ORM's, in every state."""
+"""The submit's read (quiz/submit_read.py): through the driver (PostgreSQL's prepared statement,
+sqlite3's own execute), the same row as SQLAlchemy's execute, and so the same page state as the
+ORM's, in every state."""
+from datetime import timedelta
+
 import gevent
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import DateTime, bindparam, func, select
 from sqlalchemy.exc import OperationalError
 
 from quiz import answers
 from quiz.clock import utcnow
 from quiz.extensions import db, state
-from quiz.models import FormLink, Submission
-from quiz.submit_read import reader
+from quiz.models import Challenge, FormLink, Submission
+from quiz.submit_read import PreparedRead, reader
 
 from .helpers import POSTGRES_URL, answer_form
 
@@ -26,7 +29,7 @@ def state_both_ways(app, code: str) -> str:
     db.session.rollback()
     read = answers._statements()["link"]
     connection = db.session.connection()
-    assert read.driver == (connection.dialect.driver == "psycopg")
+    assert read.driver == connection.dialect.driver  # through the driver on both
     prepared = read.first(connection, {"code": code})
     plain = connection.execute(read.statement, {"code": code}).first()
     assert tuple(prepared) == tuple(plain)
@@ -86,6 +89,34 @@ def test_a_failed_prepared_read_is_read_again_through_sqlalchemy(app, players, m
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = read.first(connection, {"code": players[0]})
     assert row is not None and row.number == 1
+
+
+def test_literals_are_bound_and_binds_that_need_converting_go_through_sqlalchemy(app, players):
+    """A statement's own literal values are bound by the driver path too; a bind whose type
+    converts its value on the way in (a datetime on SQLite) is read through SQLAlchemy's execute,
+    which converts it: both give SQLAlchemy's rows."""
+    db.session.commit()
+    literal = PreparedRead(
+        select(FormLink.code, FormLink.challenge_id)
+        .where(FormLink.code == bindparam("code"), FormLink.challenge_id == 1,
+               FormLink.participant_id > 0), db.engine.dialect)
+    converted = PreparedRead(
+        select(FormLink.code).join(Challenge, Challenge.id == FormLink.challenge_id)
+        .where(FormLink.code == bindparam("code"),
+               Challenge.opened_at < bindparam("before", type_=DateTime)),
+        db.engine.dialect)
+    connection = db.session.connection()
+    assert literal.driver == connection.dialect.driver
+    assert converted.driver == (None if connection.dialect.name == "sqlite" else "psycopg")
+    later = utcnow() + timedelta(days=1)
+    for read, params in ((literal, {"code": players[0]}),
+                         (converted, {"code": players[0], "before": later})):
+        rows = read.all(connection, params)
+        assert [tuple(row) for row in rows] == \
+            [tuple(row) for row in connection.execute(read.statement, params)]
+        assert len(rows) == 1 and rows[0].code == players[0]
+    assert converted.all(connection, {"code": players[0], "before": later - timedelta(days=2)}) \
+        == []
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's group read (SQLite's reads never yield)")
