@@ -1,4 +1,4 @@
-"""gunicorn's gevent worker (gunicorn.conf.py's `worker_class`), changed in two ways in the forked
+"""gunicorn's gevent worker (gunicorn.conf.py's `worker_class`), changed in these ways in the forked
 web process:
 
 - `Server`: up to ACCEPT_PER_PASS new connections on each pass of the process's event loop instead
@@ -21,6 +21,12 @@ web process:
   flight alone reached the hold only after it had taken far more. A process at the hold is
   saturated already; connections none takes wait in the listen queue, as they would have in the
   process.
+- `Server` once more, what shares a wave of new connections between the processes: a process
+  that has taken in ARRIVING_HOLD connections whose first request is not read yet takes no more
+  until some are (or ARRIVING_SECONDS passed), so the others take the rest. Without it, whichever
+  process woke first took a whole wave of keep-alive connections (64 of 64 in half of the bench's
+  runs, and as an upstream's keep-alive pool would open them), then served every request on them
+  with one core while the other idled. It also bounds a pass to ARRIVING_HOLD connections.
 - `Response`: a response's headers go out with its first body bytes in one send, not in a send of
   their own (gunicorn's), so a page costs one syscall and one TCP segment instead of two. Not a
   byte on the wire changes.
@@ -39,6 +45,9 @@ HOLD_CHECK_SECONDS = 0.005
 # A connection taken in this recently whose first request has not been read yet counts toward the
 # hold as a submit on its way; one idle longer (a slow client, a socket that never sends) no more.
 ARRIVING_SECONDS = 0.5
+# Connections taken in whose first request is not read yet past which a process takes no more for
+# now, whatever its submits: a wave of new connections is shared between the processes.
+ARRIVING_HOLD = 32
 
 # This process's connections taken in whose first request is not read yet: socket → when taken in
 # (Server.do_handle adds; Worker takes one out at its first request or its close). A dict keeps
@@ -66,7 +75,8 @@ def arrived(sock) -> None:
 
 class Server(StreamServer):
     """gevent's server, accepting ACCEPT_PER_PASS connections a pass whatever gunicorn set, none
-    while its process has ACCEPT_HOLD submits in flight or on their way."""
+    while its process has ACCEPT_HOLD submits in flight or on their way, or ARRIVING_HOLD
+    connections on their way."""
 
     _recheck = None  # the timer that looks again while accepting is held
 
@@ -80,9 +90,11 @@ class Server(StreamServer):
 
     def do_read(self):
         """gevent's accept of one waiting connection (its pass's loop calls it up to max_accept
-        times), unless this process is in a rush that big: then stop watching the socket and
-        look again in HOLD_CHECK_SECONDS (None ends the pass)."""
-        if self.submits_in_flight() + arriving() >= ACCEPT_HOLD:
+        times), unless this process is in a rush that big or has that many connections on their
+        way: then stop watching the socket and look again in HOLD_CHECK_SECONDS (None ends the
+        pass)."""
+        waiting = arriving()
+        if waiting >= ARRIVING_HOLD or self.submits_in_flight() + waiting >= ACCEPT_HOLD:
             self.stop_accepting()
             if self._recheck is None:
                 self._recheck = self.loop.timer(HOLD_CHECK_SECONDS)

@@ -2,6 +2,7 @@
 takes up to ACCEPT_PER_PASS of the connections waiting to be accepted, not gunicorn's one. On a
 real gunicorn: what a stuck or restarted process does to the connections (nothing waits for it,
 nothing is lost)."""
+import collections
 import http.client
 import json
 import re
@@ -74,7 +75,32 @@ def accepted_on_one_pass(server_class) -> int:
 
 def test_a_pass_of_the_loop_accepts_a_batch_of_waiting_connections():
     assert accepted_on_one_pass(StreamServer) == 1  # gunicorn's own: one a pass
-    assert accepted_on_one_pass(web_worker.Server) == web_worker.ACCEPT_PER_PASS
+    # as many as may be on their way (none has sent its request within the pass)
+    assert accepted_on_one_pass(web_worker.Server) == web_worker.ARRIVING_HOLD
+
+
+def test_a_wave_of_new_connections_is_left_in_part_to_the_other_processes(monkeypatch):
+    """A process that took in ARRIVING_HOLD connections whose requests it has not read yet takes
+    no more for now, however few submits it has: the rest of the wave waits for the other
+    processes. Once their requests are read, it takes connections again."""
+    monkeypatch.setattr(priority, "CURRENT", None)  # no submit in flight
+    listener, clients = waiting_connections(web_worker.ARRIVING_HOLD + 8)
+    handled = []
+    server = web_worker.Server(listener, handle=lambda sock, address: handled.append(sock))
+    server.start()
+    try:
+        gevent.sleep(20 * web_worker.HOLD_CHECK_SECONDS)
+        assert len(handled) == web_worker.ARRIVING_HOLD
+        for sock in handled:
+            web_worker.arrived(sock)  # their first requests read
+        deadline = time.monotonic() + 2
+        while len(handled) < web_worker.ARRIVING_HOLD + 8:
+            assert time.monotonic() < deadline, f"{len(handled)} taken after the reads"
+            gevent.sleep(web_worker.HOLD_CHECK_SECONDS)
+    finally:
+        stop(server, handled + clients)
+        for sock in handled:
+            web_worker.arrived(sock)
 
 
 class CountedServer(web_worker.Server):
@@ -266,6 +292,28 @@ def test_a_stuck_web_process_leaves_new_connections_to_the_other(probe, tmp_path
     blocked.join()
     assert None not in answers
     assert {answer["pid"] for answer in answers} == probe.workers() - {stuck}
+
+
+def test_keep_alive_connections_opened_at_once_are_shared_by_the_processes(probe):
+    """64 connections opened at once, as a load balancer's keep-alive pool opens them, then a
+    request on each: both processes answer a share (one process taking them all would serve
+    every later request on them with one core)."""
+    answered = set()  # both processes up and accepting (a process still booting takes none)
+    until(lambda: answered.add(probe.ask()["pid"]) or answered == probe.workers())
+    connections = [http.client.HTTPConnection("127.0.0.1", probe.port, timeout=10)
+                   for _ in range(64)]
+    try:
+        for connection in connections:
+            connection.connect()
+        pids = []
+        for connection in connections:
+            connection.request("GET", "/")
+            pids.append(json.loads(connection.getresponse().read())["pid"])
+    finally:
+        for connection in connections:
+            connection.close()
+    shares = collections.Counter(pids)
+    assert set(shares) == probe.workers() and min(shares.values()) >= 16, shares
 
 
 def test_a_graceful_restart_loses_no_connection(probe):
