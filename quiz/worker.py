@@ -47,9 +47,12 @@ class AppScheduler(RQScheduler):
     after its last refresh (every second), and that stops when its worker is gone: a worker
     killed alone must not leave an orphan holding the lock."""
 
-    def work(self):
-        self.worker_pid = os.getppid()
-        super().work()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Made in the worker, which forks the scheduler: its pid is the parent to watch. (Read
+        # by the child when its loop began, it was already 1 when the worker died in between,
+        # and that orphan never saw its worker go: the suite's takeover test caught it.)
+        self.worker_pid = os.getpid()
 
     def acquire_locks(self, auto_start=False):
         with self._short_locks():
@@ -60,7 +63,7 @@ class AppScheduler(RQScheduler):
         return locks
 
     def heartbeat(self):
-        if os.getppid() != getattr(self, "worker_pid", os.getppid()):
+        if os.getppid() != self.worker_pid:
             log.warning("scheduler: its worker died; stopping (another takes over)")
             self._stop_requested = True  # the loop stops next: locks released
             return

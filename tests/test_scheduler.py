@@ -173,3 +173,14 @@ def test_the_scheduler_never_sets_its_lock_for_longer_than_it_should_live(app, r
     assert max(lifetimes) <= SCHEDULER_LOCK_SECONDS
     assert scheduler.interval == 1  # its own, for the loop's sleep
     assert 0 < get_redis().ttl(LOCK) <= SCHEDULER_LOCK_SECONDS
+
+
+def test_a_scheduler_whose_worker_died_before_its_loop_began_stops(app, monkeypatch):
+    """The worker's pid is the one it had when it made the scheduler: a scheduler forked by a
+    worker killed before the scheduler's loop began (its parent already init) stops at its first
+    heartbeat instead of holding the lock as an orphan for good."""
+    scheduler = AppScheduler([get_queue(name) for name in QUEUE_NAMES], connection=get_redis())
+    assert scheduler.worker_pid == os.getpid()  # made in the worker
+    monkeypatch.setattr(os, "getppid", lambda: 1)  # the forked child, its worker gone
+    scheduler.heartbeat()
+    assert scheduler._stop_requested
